@@ -1,0 +1,308 @@
+/* acme_acme.h: the ACME protocol engine (RFC 8555, RFC 8738 IP identifiers,
+ * RFC 8737 tls-alpn-01): directory, nonces, accounts, orders, certificates.
+ *
+ * Every call takes the caller's acme_result_t: on failure it holds the CA's
+ * problem document (or a local "acme:..." problem) and a detail that names
+ * the request. Objects returned live in the pool passed to the call. */
+#ifndef ACME_ACME_H
+#define ACME_ACME_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "acme_crypto.h"
+
+struct acme_json_t;
+struct acme_result_t;
+struct acme_http_t;
+struct acme_http_response_t;
+
+/* ---- parsed protocol objects ------------------------------------------ */
+
+typedef enum {
+    ACME_STATE_UNKNOWN = 0,
+    ACME_STATE_PENDING,
+    ACME_STATE_READY,
+    ACME_STATE_PROCESSING,
+    ACME_STATE_VALID,
+    ACME_STATE_INVALID,
+    ACME_STATE_DEACTIVATED,
+    ACME_STATE_EXPIRED,
+    ACME_STATE_REVOKED
+} acme_state_t;
+
+/* "pending" -> ACME_STATE_PENDING ...; NULL or unknown -> ACME_STATE_UNKNOWN */
+acme_state_t acme_state_parse(const char *s);
+const char *acme_state_name(acme_state_t st);
+
+typedef struct acme_directory_t {
+    const char *url;
+    const char *new_nonce;
+    const char *new_account;
+    const char *new_order;
+    const char *new_authz;       /* optional, unused */
+    const char *revoke_cert;
+    const char *key_change;
+    const char *renewal_info;    /* RFC 9773 ARI, NULL if absent */
+    const char *terms_of_service;
+    const char *website;
+    int eab_required;
+    apr_table_t *profiles;       /* name -> description, empty if none */
+} acme_directory_t;
+
+typedef struct acme_identifier_t {
+    const char *type;  /* "dns" or "ip" */
+    const char *value;
+} acme_identifier_t;
+
+typedef struct acme_challenge_t {
+    const char *type;
+    const char *url;
+    const char *token;        /* NULL for types without a token */
+    acme_state_t status;
+    struct acme_json_t *error; /* problem document of a failed validation, or NULL */
+} acme_challenge_t;
+
+typedef struct acme_authz_t {
+    const char *url;
+    acme_identifier_t identifier;
+    acme_state_t status;
+    int wildcard;
+    apr_time_t expires;          /* 0 if absent */
+    apr_array_header_t *challenges; /* acme_challenge_t* */
+    apr_time_t retry_after;      /* from the response, 0 if none */
+} acme_authz_t;
+
+typedef struct acme_order_t {
+    const char *url;
+    acme_state_t status;
+    apr_time_t expires;
+    apr_array_header_t *identifiers; /* acme_identifier_t* */
+    apr_array_header_t *authorizations; /* const char* URLs */
+    const char *finalize;
+    const char *certificate;     /* once valid */
+    const char *profile;
+    const char *replaces;
+    struct acme_json_t *error;   /* problem document, or NULL */
+    apr_time_t retry_after;      /* from the response, 0 if none */
+} acme_order_t;
+
+typedef struct acme_account_t {
+    const char *url;             /* the kid */
+    acme_state_t status;
+    apr_array_header_t *contact; /* const char* */
+    const char *orders;
+} acme_account_t;
+
+/* ---- parsers (no network; exposed for unit tests) ---------------------- */
+
+/* Each parser validates types: a required member that is missing or of the
+ * wrong type fails with APR_EINVAL and a result naming what and where
+ * ("what" is the request, e.g. "newOrder"). */
+apr_status_t acme_directory_parse(acme_directory_t **pdir, apr_pool_t *p,
+                                  const struct acme_json_t *j, const char *url,
+                                  struct acme_result_t *r);
+apr_status_t acme_order_parse(acme_order_t **porder, apr_pool_t *p, const struct acme_json_t *j,
+                              const char *url, const char *what, struct acme_result_t *r);
+apr_status_t acme_authz_parse(acme_authz_t **pauthz, apr_pool_t *p, const struct acme_json_t *j,
+                              const char *url, const char *what, struct acme_result_t *r);
+apr_status_t acme_challenge_parse(acme_challenge_t **pch, apr_pool_t *p,
+                                  const struct acme_json_t *j, const char *what,
+                                  struct acme_result_t *r);
+apr_status_t acme_account_parse(acme_account_t **pacct, apr_pool_t *p,
+                                const struct acme_json_t *j, const char *url, const char *what,
+                                struct acme_result_t *r);
+
+/* Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date. Returns
+ * the absolute time; APR_EINVAL for anything else. Negative or absurd
+ * delays are rejected; a date in the past yields 'now'. */
+apr_status_t acme_retry_after_parse(apr_time_t *pt, const char *value, apr_time_t now);
+
+/* Link headers (RFC 8288) with the given rel, from all Link values in
+ * headers. Relative targets are resolved against base_url (absolute path
+ * references only). Malformed entries are skipped. */
+apr_status_t acme_links_get(apr_array_header_t **purls, apr_pool_t *p, apr_table_t *headers,
+                            const char *rel, const char *base_url);
+/* One Link header value (may hold several comma-separated links). */
+apr_status_t acme_link_parse(apr_array_header_t **purls, apr_pool_t *p, const char *value,
+                             const char *rel, const char *base_url);
+
+/* Picks the first type of 'allowed' (preference order) that the authz
+ * offers; a wildcard authz only accepts dns-01. APR_ENOENT (with a result
+ * listing what the CA offered) when none fits. */
+apr_status_t acme_challenge_select(const acme_challenge_t **pch, const acme_authz_t *authz,
+                                   const apr_array_header_t *allowed, struct acme_result_t *r);
+
+/* Checks a response of request 'what': a 2xx with a JSON body is parsed
+ * into *pjson; an error status becomes the problem document in r (with
+ * Retry-After); anything else (HTML page, truncated JSON, wrong content
+ * type) is an "acme:malformed-response" failure naming 'what'. */
+apr_status_t acme_response_json(struct acme_json_t **pjson, apr_pool_t *p,
+                                const struct acme_http_response_t *resp, const char *what,
+                                struct acme_result_t *r);
+/* The error part of the above for any response (status >= 400 or wrong
+ * content type); APR_SUCCESS for a 2xx. */
+apr_status_t acme_response_check(const struct acme_http_response_t *resp, apr_pool_t *p,
+                                 const char *what, struct acme_result_t *r);
+
+/* ---- the client --------------------------------------------------------- */
+
+typedef struct acme_client_t acme_client_t;
+
+/* A client for one CA directory. http is used for every exchange. */
+apr_status_t acme_client_create(acme_client_t **pclient, apr_pool_t *p, const char *dir_url,
+                                struct acme_http_t *http);
+/* Account key and (once known) account URL. kid may be NULL before
+ * newAccount / acme_account_find. Both are copied. */
+void acme_client_set_account(acme_client_t *c, const acme_pkey_t *key, const char *kid);
+const char *acme_client_account_url(const acme_client_t *c);
+const acme_pkey_t *acme_client_account_key(const acme_client_t *c);
+const char *acme_client_dir_url(const acme_client_t *c);
+/* How often a badNonce rejection is retried (default 10). */
+void acme_client_set_nonce_retries(acme_client_t *c, int retries);
+
+/* Fetches the directory once and caches it for the client's lifetime. */
+apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t *c,
+                                   struct acme_result_t *r);
+
+/* A JWS-signed POST to url. payload NULL = POST-as-GET (empty payload).
+ * use_jwk: sign with the key's jwk instead of the kid (newAccount,
+ * revocation by certificate key); key NULL = the account key. accept may be
+ * NULL. badNonce answers are retried with the fresh nonce. The response is
+ * returned whatever its status; use acme_response_json/_check on it. */
+apr_status_t acme_client_post(struct acme_http_response_t **presp, acme_client_t *c,
+                              const char *url, const char *payload, int use_jwk,
+                              const acme_pkey_t *key, const char *accept, const char *what,
+                              apr_pool_t *p, struct acme_result_t *r);
+
+/* ---- accounts ------------------------------------------------------------ */
+
+/* newAccount with the client's key. contact: const char* "mailto:..." (may
+ * be NULL). eab_kid/eab_hmac (base64url) may be NULL. On success the client
+ * uses the returned account URL as kid. An existing account for the key is
+ * returned as well (the CA answers 200). */
+apr_status_t acme_account_new(acme_account_t **pacct, acme_client_t *c,
+                              const apr_array_header_t *contact, int tos_agreed,
+                              const char *eab_kid, const char *eab_hmac, apr_pool_t *p,
+                              struct acme_result_t *r);
+/* newAccount with onlyReturnExisting: APR_ENOENT (problem
+ * accountDoesNotExist) when the CA does not know the key. */
+apr_status_t acme_account_find(acme_account_t **pacct, acme_client_t *c, apr_pool_t *p,
+                               struct acme_result_t *r);
+/* POST to the account URL: contact NULL = just read it. */
+apr_status_t acme_account_update(acme_account_t **pacct, acme_client_t *c,
+                                 const apr_array_header_t *contact, apr_pool_t *p,
+                                 struct acme_result_t *r);
+apr_status_t acme_account_deactivate(acme_client_t *c, apr_pool_t *p, struct acme_result_t *r);
+/* keyChange (RFC 8555 7.3.5); afterwards the client signs with new_key. */
+apr_status_t acme_account_key_change(acme_client_t *c, const acme_pkey_t *new_key, apr_pool_t *p,
+                                     struct acme_result_t *r);
+
+/* ---- orders --------------------------------------------------------------- */
+
+/* Identifiers for names: IP literals become "ip" (RFC 8738), others "dns". */
+apr_array_header_t *acme_identifiers_make(apr_pool_t *p, const apr_array_header_t *names);
+
+/* newOrder. profile/replaces may be NULL. A profile the directory does not
+ * list is refused locally ("acme:config"). */
+apr_status_t acme_order_new(acme_order_t **porder, acme_client_t *c,
+                            const apr_array_header_t *names, const char *profile,
+                            const char *replaces, apr_pool_t *p, struct acme_result_t *r);
+apr_status_t acme_order_get(acme_order_t **porder, acme_client_t *c, const char *url,
+                            apr_pool_t *p, struct acme_result_t *r);
+apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_client_t *c, const char *url,
+                            apr_pool_t *p, struct acme_result_t *r);
+/* Tells the CA to validate (POST {}). */
+apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
+                                    const acme_challenge_t *ch, apr_pool_t *p,
+                                    struct acme_result_t *r);
+apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
+                                   struct acme_result_t *r);
+
+/* Polls the authz until it leaves "pending" or the deadline passes
+ * (APR_TIMEUP). Sleeps between polls: Retry-After clamped to [1s, 10s].
+ * An invalid authz fails with the failed challenge's problem. */
+apr_status_t acme_authz_poll(acme_authz_t **pauthz, acme_client_t *c, const char *url,
+                             apr_time_t deadline, apr_pool_t *p, struct acme_result_t *r);
+/* Polls the order while it is "pending" (wait_pending != 0) or
+ * "processing"; returns it in any other state. An invalid order fails with
+ * its problem document. */
+apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char *url,
+                             int wait_pending, apr_time_t deadline, apr_pool_t *p,
+                             struct acme_result_t *r);
+
+/* The key authorization and the challenge data a publisher needs. */
+apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
+                                      const acme_challenge_t *ch, apr_pool_t *p,
+                                      struct acme_result_t *r);
+
+/* finalize with a CSR for the order's identifiers (names NULL) or names. */
+apr_status_t acme_order_finalize(acme_order_t **porder, acme_client_t *c,
+                                 const acme_order_t *order, const acme_pkey_t *cert_key,
+                                 const apr_array_header_t *names, apr_pool_t *p,
+                                 struct acme_result_t *r);
+/* Downloads the chain (PEM, leaf first). With preferred_issuer, follows
+ * Link rel="alternate" chains and returns the first whose topmost
+ * certificate's issuer CN equals it; the default chain if none does. */
+apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char *cert_url,
+                                const char *preferred_issuer, apr_pool_t *p,
+                                struct acme_result_t *r);
+
+/* revokeCert. reason < 0: none. cert_key NULL: signed by the account (kid),
+ * else by the certificate's own key (jwk). */
+apr_status_t acme_cert_revoke(acme_client_t *c, const acme_cert_t *cert, int reason,
+                              const acme_pkey_t *cert_key, apr_pool_t *p,
+                              struct acme_result_t *r);
+
+/* ---- driving a whole order -------------------------------------------------- */
+
+/* Challenge publication by the caller: publish must make key_authz
+ * answerable for (type, name, token) before it returns; withdraw removes
+ * it. name is the identifier value (without "*." for wildcards). */
+typedef apr_status_t acme_challenge_publish_cb(void *baton, const char *type, const char *name,
+                                               const char *token, const char *key_authz,
+                                               apr_pool_t *p);
+typedef void acme_challenge_withdraw_cb(void *baton, const char *type, const char *name,
+                                        const char *token, apr_pool_t *p);
+/* Called once the order URL is known (new order), so it can be persisted
+ * and the order resumed with acme_order_params_t.order_url. */
+typedef void acme_order_created_cb(void *baton, const char *order_url);
+
+typedef struct acme_order_params_t {
+    const apr_array_header_t *names;       /* const char*; required */
+    const apr_array_header_t *challenges;  /* allowed types, preference order */
+    acme_challenge_publish_cb *publish;
+    acme_challenge_withdraw_cb *withdraw;  /* may be NULL */
+    acme_order_created_cb *created;        /* may be NULL */
+    void *baton;
+    const acme_pkey_t *cert_key;           /* required */
+    const char *profile;                   /* may be NULL */
+    const char *replaces;                  /* ARI cert id, may be NULL */
+    const char *preferred_issuer;          /* may be NULL */
+    const char *order_url;                 /* resume this order instead of a new one */
+    apr_interval_time_t timeout;           /* for all polling; 0 = 5 minutes */
+} acme_order_params_t;
+
+/* Answers every pending authorization of order (publish, respond, poll,
+ * withdraw). */
+apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
+                                  const acme_order_params_t *params, apr_time_t deadline,
+                                  apr_pool_t *p, struct acme_result_t *r);
+/* From any order state to the PEM chain: pending -> authorize, ready ->
+ * finalize, processing -> poll, valid -> download. invalid fails. */
+apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order_t *order,
+                                 const acme_order_params_t *params, apr_time_t deadline,
+                                 apr_pool_t *p, struct acme_result_t *r);
+/* newOrder (or acme_order_get of params->order_url) + acme_order_continue.
+ * *porder_url (may be NULL) receives the order URL even on failure. */
+apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
+                            const acme_order_params_t *params, apr_pool_t *p,
+                            struct acme_result_t *r);
+
+/* tls-alpn-01 material for a publisher: a fresh P-256 key and the RFC 8737
+ * certificate for name, both as PEM. */
+apr_status_t acme_tls_alpn01_make(const char **pcert_pem, const char **pkey_pem, apr_pool_t *p,
+                                  const char *name, const char *key_authz);
+
+#endif /* ACME_ACME_H */

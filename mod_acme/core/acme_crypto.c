@@ -1,0 +1,1485 @@
+/* acme_crypto.c: private keys, certificates, CSRs and the tls-alpn-01
+ * challenge certificate on top of OpenSSL 3.0 (EVP/OSSL_PARAM only). */
+
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "acme_util.h"
+#include "acme_crypto.h"
+
+/* Key and chain files are small; a cap keeps a wrong path (a log file, a
+ * device) from being read into memory. */
+#define ACME_MAX_KEY_FILE   (256 * 1024)
+#define ACME_MAX_CHAIN_FILE (4 * 1024 * 1024)
+
+#define ACME_ID_PE_ACME_IDENTIFIER "1.3.6.1.5.5.7.1.31"
+
+struct acme_pkey_t {
+    EVP_PKEY *pkey;
+    acme_key_type_t type;
+    int is_private;
+};
+
+struct acme_cert_t {
+    X509 *x509;
+};
+
+/* ---- helpers --------------------------------------------------------------- */
+
+/* OpenSSL keeps a per-thread error queue shared with mod_ssl inside httpd:
+ * leaving our failures on it would make mod_ssl report them later. */
+static void ssl_errors_drain(const char *what)
+{
+    unsigned long e;
+    char buf[256];
+
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        acme_log(ACME_LOG_MARK, ACME_LOG_TRACE1, 0, "%s: %s", what, buf);
+    }
+}
+
+static apr_status_t pkey_cleanup(void *data)
+{
+    acme_pkey_t *key = data;
+
+    if (key->pkey) {
+        EVP_PKEY_free(key->pkey);
+        key->pkey = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t cert_cleanup(void *data)
+{
+    acme_cert_t *cert = data;
+
+    if (cert->x509) {
+        X509_free(cert->x509);
+        cert->x509 = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static acme_cert_t *cert_wrap(apr_pool_t *p, X509 *x)
+{
+    acme_cert_t *cert = apr_pcalloc(p, sizeof(*cert));
+
+    cert->x509 = x;
+    apr_pool_cleanup_register(p, cert, cert_cleanup, apr_pool_cleanup_null);
+    return cert;
+}
+
+/* A memory BIO over caller data; NULL if len does not fit OpenSSL's int. */
+static BIO *bio_from(const char *data, apr_size_t len)
+{
+    if (!data || len > (apr_size_t)INT_MAX) {
+        return NULL;
+    }
+    return BIO_new_mem_buf(data, (int)len);
+}
+
+static const char *bio_to_str(apr_pool_t *p, BIO *bio)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+
+    if (n <= 0 || !data) {
+        return NULL;
+    }
+    return apr_pstrmemdup(p, data, (apr_size_t)n);
+}
+
+/* Refuses to prompt on a terminal when a PEM key turns out to be
+ * encrypted: the module runs unattended. */
+static int no_password_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's
+ * civil-from-days inverse); valid far outside time_t's range, which the
+ * year-1 dates of RFC 9773's example certificate need. */
+static apr_int64_t days_from_civil(apr_int64_t y, unsigned m, unsigned d)
+{
+    apr_int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static apr_time_t asn1_time_to_apr(const ASN1_TIME *t)
+{
+    struct tm tm;
+    apr_int64_t secs;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        ssl_errors_drain("ASN1_TIME_to_tm");
+        return 0;
+    }
+    secs = days_from_civil((apr_int64_t)tm.tm_year + 1900, (unsigned)tm.tm_mon + 1,
+                           (unsigned)tm.tm_mday) * 86400
+           + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+    return apr_time_from_sec(secs);
+}
+
+static apr_status_t read_file(char **pdata, apr_size_t *plen, apr_pool_t *p,
+                              const char *path, apr_size_t max)
+{
+    apr_file_t *f = NULL;
+    apr_finfo_t finfo;
+    apr_status_t rv;
+    apr_size_t n = 0;
+    char *buf;
+
+    *pdata = NULL;
+    *plen = 0;
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = apr_file_info_get(&finfo, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (finfo.filetype != APR_REG || finfo.size < 0 || (apr_uint64_t)finfo.size > max) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    buf = apr_palloc(p, (apr_size_t)finfo.size + 1);
+    if (finfo.size > 0) {
+        rv = apr_file_read_full(f, buf, (apr_size_t)finfo.size, &n);
+        if (rv != APR_SUCCESS && rv != APR_EOF) {
+            goto leave;
+        }
+        rv = APR_SUCCESS;
+    }
+    buf[n] = '\0';
+    *pdata = buf;
+    *plen = n;
+leave:
+    if (f) {
+        apr_file_close(f);
+    }
+    return rv;
+}
+
+/* ---- key types --------------------------------------------------------------- */
+
+static const struct {
+    acme_key_type_t type;
+    const char *name;
+    const char *tag;
+} key_types[] = {
+    { ACME_KEY_P256, "P-256", "p256" },
+    { ACME_KEY_P384, "P-384", "p384" },
+    { ACME_KEY_RSA2048, "RSA-2048", "rsa2048" },
+    { ACME_KEY_RSA3072, "RSA-3072", "rsa3072" },
+    { ACME_KEY_RSA4096, "RSA-4096", "rsa4096" },
+};
+
+acme_key_type_t acme_key_type_parse(const char *s)
+{
+    apr_size_t i;
+
+    if (!s) {
+        return ACME_KEY_NONE;
+    }
+    for (i = 0; i < sizeof(key_types) / sizeof(key_types[0]); ++i) {
+        if (!strcasecmp(s, key_types[i].name) || !strcasecmp(s, key_types[i].tag)) {
+            return key_types[i].type;
+        }
+    }
+    if (!strcasecmp(s, "rsa")) {
+        return ACME_KEY_RSA2048;
+    }
+    if (!strcasecmp(s, "ec") || !strcasecmp(s, "ecdsa")) {
+        return ACME_KEY_P256;
+    }
+    return ACME_KEY_NONE;
+}
+
+const char *acme_key_type_name(acme_key_type_t t)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(key_types) / sizeof(key_types[0]); ++i) {
+        if (key_types[i].type == t) {
+            return key_types[i].name;
+        }
+    }
+    return "none";
+}
+
+const char *acme_key_type_file_tag(acme_key_type_t t)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(key_types) / sizeof(key_types[0]); ++i) {
+        if (key_types[i].type == t) {
+            return key_types[i].tag;
+        }
+    }
+    return "none";
+}
+
+static acme_key_type_t evp_key_type(EVP_PKEY *pkey)
+{
+    char group[64];
+    size_t glen = 0;
+
+    switch (EVP_PKEY_get_base_id(pkey)) {
+    case EVP_PKEY_EC:
+        if (!EVP_PKEY_get_group_name(pkey, group, sizeof(group), &glen)) {
+            ssl_errors_drain("EVP_PKEY_get_group_name");
+            return ACME_KEY_NONE;
+        }
+        if (!strcasecmp(group, "prime256v1") || !strcasecmp(group, "P-256")
+            || !strcasecmp(group, "secp256r1")) {
+            return ACME_KEY_P256;
+        }
+        if (!strcasecmp(group, "secp384r1") || !strcasecmp(group, "P-384")) {
+            return ACME_KEY_P384;
+        }
+        return ACME_KEY_NONE;
+    case EVP_PKEY_RSA:
+        switch (EVP_PKEY_get_bits(pkey)) {
+        case 2048: return ACME_KEY_RSA2048;
+        case 3072: return ACME_KEY_RSA3072;
+        case 4096: return ACME_KEY_RSA4096;
+        default: return ACME_KEY_NONE;
+        }
+    default:
+        return ACME_KEY_NONE;
+    }
+}
+
+apr_status_t acme_pkey_wrap(acme_pkey_t **pkey, apr_pool_t *p, void *evp_pkey, int is_private)
+{
+    EVP_PKEY *evp = evp_pkey;
+    acme_pkey_t *key;
+    acme_key_type_t type;
+
+    *pkey = NULL;
+    if (!evp) {
+        return APR_EINVAL;
+    }
+    type = evp_key_type(evp);
+    if (type == ACME_KEY_NONE) {
+        EVP_PKEY_free(evp);
+        return APR_EINVAL;
+    }
+    key = apr_pcalloc(p, sizeof(*key));
+    key->pkey = evp;
+    key->type = type;
+    key->is_private = is_private;
+    apr_pool_cleanup_register(p, key, pkey_cleanup, apr_pool_cleanup_null);
+    *pkey = key;
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_pkey_gen(acme_pkey_t **pkey, apr_pool_t *p, acme_key_type_t type)
+{
+    EVP_PKEY *evp = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pkey = NULL;
+    switch (type) {
+    case ACME_KEY_P256:
+        evp = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        break;
+    case ACME_KEY_P384:
+        evp = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+        break;
+    case ACME_KEY_RSA2048:
+        evp = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+        break;
+    case ACME_KEY_RSA3072:
+        evp = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+        break;
+    case ACME_KEY_RSA4096:
+        evp = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+        break;
+    default:
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    if (!evp) {
+        ssl_errors_drain("key generation");
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    rv = acme_pkey_wrap(pkey, p, evp, 1);
+leave:
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "generating a %s key failed",
+                 acme_key_type_name(type));
+    }
+    return rv;
+}
+
+acme_key_type_t acme_pkey_type(const acme_pkey_t *key)
+{
+    return key ? key->type : ACME_KEY_NONE;
+}
+
+int acme_pkey_is_private(const acme_pkey_t *key)
+{
+    return key && key->is_private;
+}
+
+void *acme_pkey_evp(const acme_pkey_t *key)
+{
+    return key ? key->pkey : NULL;
+}
+
+/* The PEM goes through a secure-memory BIO so that OpenSSL wipes its copy
+ * of the key when the BIO is freed. */
+static apr_status_t pkey_pem_bio(BIO **pbio, const acme_pkey_t *key)
+{
+    BIO *bio;
+
+    *pbio = NULL;
+    if (!key || !key->pkey || !key->is_private) {
+        return APR_EINVAL;
+    }
+    bio = BIO_new(BIO_s_secmem());
+    if (!bio) {
+        return APR_ENOMEM;
+    }
+    if (!PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL, NULL)) {
+        ssl_errors_drain("PEM_write_bio_PrivateKey");
+        BIO_free(bio);
+        return APR_EGENERAL;
+    }
+    *pbio = bio;
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_pkey_to_pem(const char **ppem, apr_pool_t *p, const acme_pkey_t *key)
+{
+    BIO *bio = NULL;
+    apr_status_t rv;
+
+    *ppem = NULL;
+    rv = pkey_pem_bio(&bio, key);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    *ppem = bio_to_str(p, bio);
+    if (!*ppem) {
+        rv = APR_EGENERAL;
+    }
+leave:
+    if (bio) {
+        BIO_free(bio);
+    }
+    return rv;
+}
+
+apr_status_t acme_pkey_from_pem(acme_pkey_t **pkey, apr_pool_t *p, const char *pem, apr_size_t len)
+{
+    BIO *bio = NULL;
+    EVP_PKEY *evp = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pkey = NULL;
+    if (!pem || len == 0) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    bio = bio_from(pem, len);
+    if (!bio) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    evp = PEM_read_bio_PrivateKey(bio, NULL, no_password_cb, NULL);
+    if (!evp) {
+        ssl_errors_drain("PEM_read_bio_PrivateKey");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = acme_pkey_wrap(pkey, p, evp, 1);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, rv, "private key of an unsupported type");
+    }
+leave:
+    if (bio) {
+        BIO_free(bio);
+    }
+    return rv;
+}
+
+apr_status_t acme_pkey_load(acme_pkey_t **pkey, apr_pool_t *p, const char *path)
+{
+    char *data = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv;
+
+    *pkey = NULL;
+    rv = read_file(&data, &len, p, path, ACME_MAX_KEY_FILE);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, rv, "reading key file %s", path);
+        goto leave;
+    }
+    rv = acme_pkey_from_pem(pkey, p, data, len);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "%s: not a usable PEM private key", path);
+    }
+leave:
+    if (data) {
+        OPENSSL_cleanse(data, len);
+    }
+    return rv;
+}
+
+apr_status_t acme_pkey_save(const acme_pkey_t *key, apr_pool_t *p, const char *path)
+{
+    BIO *bio = NULL;
+    apr_file_t *f = NULL;
+    apr_file_t *dir = NULL;
+    const char *tmp = NULL;
+    char *data = NULL, *slash;
+    unsigned char rnd[8];
+    long n;
+    apr_size_t written;
+    apr_status_t rv;
+
+    rv = pkey_pem_bio(&bio, key);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    n = BIO_get_mem_data(bio, &data);
+    if (n <= 0 || !data) {
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    rv = acme_random_bytes(rnd, sizeof(rnd));
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    tmp = apr_psprintf(p, "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1],
+                       rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    /* 0600 from the first instant: a chmod after writing would leave a
+     * window in which the key is readable. */
+    rv = apr_file_open(&f, tmp,
+                       APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv != APR_SUCCESS) {
+        tmp = NULL;
+        goto leave;
+    }
+    rv = apr_file_write_full(f, data, (apr_size_t)n, &written);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = apr_file_sync(f);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = apr_file_close(f);
+    f = NULL;
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = apr_file_rename(tmp, path, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    tmp = NULL;
+    /* Make the rename itself durable; failure here loses nothing already
+     * written, so it is not an error. */
+    slash = strrchr(apr_pstrdup(p, path), '/');
+    if (slash) {
+        const char *dpath = (slash == path) ? "/" : apr_pstrndup(p, path, (apr_size_t)(strrchr(path, '/') - path));
+        if (!*dpath) {
+            dpath = "/";
+        }
+        if (apr_file_open(&dir, dpath, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS) {
+            apr_file_sync(dir);
+            apr_file_close(dir);
+        }
+    }
+leave:
+    if (f) {
+        apr_file_close(f);
+    }
+    if (tmp) {
+        apr_file_remove(tmp, p);
+    }
+    if (bio) {
+        BIO_free(bio);
+    }
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "saving private key to %s", path);
+    }
+    return rv;
+}
+
+/* ---- certificates ------------------------------------------------------------- */
+
+apr_status_t acme_cert_from_pem(acme_cert_t **pcert, apr_pool_t *p, const char *pem, apr_size_t len)
+{
+    BIO *bio = NULL;
+    X509 *x;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pcert = NULL;
+    bio = bio_from(pem, len);
+    if (!bio || len == 0) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    x = PEM_read_bio_X509(bio, NULL, no_password_cb, NULL);
+    if (!x) {
+        ssl_errors_drain("PEM_read_bio_X509");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    *pcert = cert_wrap(p, x);
+leave:
+    if (bio) {
+        BIO_free(bio);
+    }
+    return rv;
+}
+
+apr_status_t acme_chain_from_pem(apr_array_header_t **pchain, apr_pool_t *p,
+                                 const char *pem, apr_size_t len)
+{
+    apr_array_header_t *chain;
+    BIO *bio = NULL;
+    X509 *x;
+    unsigned long err;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pchain = NULL;
+    chain = apr_array_make(p, 3, sizeof(acme_cert_t *));
+    if (!pem || len == 0) {
+        rv = APR_ENOENT;
+        goto leave;
+    }
+    bio = bio_from(pem, len);
+    if (!bio) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    ERR_clear_error();
+    while ((x = PEM_read_bio_X509(bio, NULL, no_password_cb, NULL)) != NULL) {
+        APR_ARRAY_PUSH(chain, acme_cert_t *) = cert_wrap(p, x);
+    }
+    /* The loop always ends on an error; only "no more PEM blocks" is the
+     * normal end, anything else is a damaged certificate. */
+    err = ERR_peek_last_error();
+    if (err && !(ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+        ssl_errors_drain("PEM_read_bio_X509 (chain)");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    ERR_clear_error();
+    if (chain->nelts == 0) {
+        rv = APR_ENOENT;
+        goto leave;
+    }
+    *pchain = chain;
+leave:
+    if (bio) {
+        BIO_free(bio);
+    }
+    return rv;
+}
+
+apr_status_t acme_chain_load(apr_array_header_t **pchain, apr_pool_t *p, const char *path)
+{
+    char *data = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv;
+
+    *pchain = NULL;
+    rv = read_file(&data, &len, p, path, ACME_MAX_CHAIN_FILE);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = acme_chain_from_pem(pchain, p, data, len);
+leave:
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, rv, "loading certificate chain %s", path);
+    }
+    return rv;
+}
+
+apr_status_t acme_cert_to_pem(const char **ppem, apr_pool_t *p, const acme_cert_t *cert)
+{
+    BIO *bio = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    *ppem = NULL;
+    if (!cert || !cert->x509) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    bio = BIO_new(BIO_s_mem());
+    if (!bio) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    if (!PEM_write_bio_X509(bio, cert->x509)) {
+        ssl_errors_drain("PEM_write_bio_X509");
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    *ppem = bio_to_str(p, bio);
+    if (!*ppem) {
+        rv = APR_EGENERAL;
+    }
+leave:
+    if (bio) {
+        BIO_free(bio);
+    }
+    return rv;
+}
+
+apr_status_t acme_cert_to_der(const unsigned char **pder, apr_size_t *plen, apr_pool_t *p,
+                              const acme_cert_t *cert)
+{
+    unsigned char *der = NULL, *q;
+    int n;
+
+    *pder = NULL;
+    *plen = 0;
+    if (!cert || !cert->x509) {
+        return APR_EINVAL;
+    }
+    n = i2d_X509(cert->x509, NULL);
+    if (n <= 0) {
+        ssl_errors_drain("i2d_X509");
+        return APR_EGENERAL;
+    }
+    der = apr_palloc(p, (apr_size_t)n);
+    q = der;
+    if (i2d_X509(cert->x509, &q) != n) {
+        ssl_errors_drain("i2d_X509");
+        return APR_EGENERAL;
+    }
+    *pder = der;
+    *plen = (apr_size_t)n;
+    return APR_SUCCESS;
+}
+
+apr_time_t acme_cert_not_before(const acme_cert_t *cert)
+{
+    return (cert && cert->x509) ? asn1_time_to_apr(X509_get0_notBefore(cert->x509)) : 0;
+}
+
+apr_time_t acme_cert_not_after(const acme_cert_t *cert)
+{
+    return (cert && cert->x509) ? asn1_time_to_apr(X509_get0_notAfter(cert->x509)) : 0;
+}
+
+/* dNSName / iPAddress entries as text; other kinds and names with
+ * embedded NULs (a classic spoofing trick) are skipped. */
+static void gen_names_collect(apr_array_header_t *out, apr_pool_t *p, const GENERAL_NAMES *gens)
+{
+    int i;
+
+    for (i = 0; gens && i < sk_GENERAL_NAME_num(gens); ++i) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+        const unsigned char *d;
+        int dlen;
+
+        if (gn->type == GEN_DNS) {
+            d = ASN1_STRING_get0_data(gn->d.dNSName);
+            dlen = ASN1_STRING_length(gn->d.dNSName);
+            if (d && dlen > 0 && memchr(d, '\0', (size_t)dlen) == NULL) {
+                APR_ARRAY_PUSH(out, const char *) = apr_pstrmemdup(p, (const char *)d, (apr_size_t)dlen);
+            }
+        }
+        else if (gn->type == GEN_IPADD) {
+            char buf[INET6_ADDRSTRLEN];
+
+            d = ASN1_STRING_get0_data(gn->d.iPAddress);
+            dlen = ASN1_STRING_length(gn->d.iPAddress);
+            if (dlen == 4 && inet_ntop(AF_INET, d, buf, sizeof(buf))) {
+                APR_ARRAY_PUSH(out, const char *) = apr_pstrdup(p, buf);
+            }
+            else if (dlen == 16 && inet_ntop(AF_INET6, d, buf, sizeof(buf))) {
+                APR_ARRAY_PUSH(out, const char *) = apr_pstrdup(p, buf);
+            }
+        }
+    }
+}
+
+apr_status_t acme_cert_sans(apr_array_header_t **pnames, apr_pool_t *p, const acme_cert_t *cert)
+{
+    GENERAL_NAMES *gens;
+    int crit = 0;
+
+    *pnames = apr_array_make(p, 5, sizeof(const char *));
+    if (!cert || !cert->x509) {
+        return APR_EINVAL;
+    }
+    gens = X509_get_ext_d2i(cert->x509, NID_subject_alt_name, &crit, NULL);
+    if (!gens) {
+        /* crit -1: no extension; -2: more than one (malformed) */
+        ssl_errors_drain("subjectAltName");
+        return crit == -1 ? APR_SUCCESS : APR_EINVAL;
+    }
+    gen_names_collect(*pnames, p, gens);
+    GENERAL_NAMES_free(gens);
+    return APR_SUCCESS;
+}
+
+static const char *name_cn(const X509_NAME *name, apr_pool_t *p)
+{
+    const X509_NAME_ENTRY *e;
+    unsigned char *utf8 = NULL;
+    const char *cn = NULL;
+    int idx, n;
+
+    if (!name) {
+        return NULL;
+    }
+    idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (idx < 0) {
+        return NULL;
+    }
+    e = X509_NAME_get_entry(name, idx);
+    n = e ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
+    if (n < 0) {
+        ssl_errors_drain("ASN1_STRING_to_UTF8");
+        return NULL;
+    }
+    cn = apr_pstrmemdup(p, (const char *)utf8, (apr_size_t)n);
+    OPENSSL_free(utf8);
+    return cn;
+}
+
+const char *acme_cert_issuer_cn(const acme_cert_t *cert, apr_pool_t *p)
+{
+    return (cert && cert->x509) ? name_cn(X509_get_issuer_name(cert->x509), p) : NULL;
+}
+
+const char *acme_cert_subject_cn(const acme_cert_t *cert, apr_pool_t *p)
+{
+    return (cert && cert->x509) ? name_cn(X509_get_subject_name(cert->x509), p) : NULL;
+}
+
+const char *acme_cert_serial_hex(const acme_cert_t *cert, apr_pool_t *p)
+{
+    BIGNUM *bn = NULL;
+    char *hex = NULL;
+    const char *out = NULL;
+
+    if (!cert || !cert->x509) {
+        return NULL;
+    }
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert->x509), NULL);
+    if (!bn) {
+        ssl_errors_drain("ASN1_INTEGER_to_BN");
+        goto leave;
+    }
+    hex = BN_bn2hex(bn);
+    if (!hex) {
+        goto leave;
+    }
+    out = apr_pstrdup(p, hex);
+leave:
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return out;
+}
+
+static const char *hex_colons(apr_pool_t *p, const unsigned char *d, apr_size_t n)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    char *s, *q;
+    apr_size_t i;
+
+    if (n == 0) {
+        return "";
+    }
+    s = q = apr_palloc(p, n * 3);
+    for (i = 0; i < n; ++i) {
+        if (i) {
+            *q++ = ':';
+        }
+        *q++ = digits[d[i] >> 4];
+        *q++ = digits[d[i] & 0x0f];
+    }
+    *q = '\0';
+    return s;
+}
+
+const char *acme_cert_fingerprint(const acme_cert_t *cert, apr_pool_t *p)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (!cert || !cert->x509 || !X509_digest(cert->x509, EVP_sha256(), md, &n)) {
+        ssl_errors_drain("X509_digest");
+        return NULL;
+    }
+    return hex_colons(p, md, n);
+}
+
+apr_status_t acme_cert_ari_id(const char **pid, apr_pool_t *p, const acme_cert_t *cert)
+{
+    AUTHORITY_KEYID *akid = NULL;
+    unsigned char *der = NULL;
+    const unsigned char *q;
+    long clen = 0;
+    int tag = 0, xclass = 0, n, ret, crit = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pid = NULL;
+    if (!cert || !cert->x509) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    akid = X509_get_ext_d2i(cert->x509, NID_authority_key_identifier, &crit, NULL);
+    if (!akid || !akid->keyid || ASN1_STRING_length(akid->keyid) <= 0) {
+        ssl_errors_drain("authorityKeyIdentifier");
+        rv = APR_ENOENT;
+        goto leave;
+    }
+    /* RFC 9773 wants the DER content octets of the serial, including a
+     * leading 0x00 that DER adds for a positive number with the top bit set;
+     * re-encoding and skipping the tag/length header gives exactly that. */
+    n = i2d_ASN1_INTEGER(X509_get0_serialNumber(cert->x509), &der);
+    if (n <= 0) {
+        ssl_errors_drain("i2d_ASN1_INTEGER");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    q = der;
+    ret = ASN1_get_object(&q, &clen, &tag, &xclass, n);
+    if ((ret & 0x80) || tag != V_ASN1_INTEGER || clen <= 0 || (q - der) + clen != n) {
+        ssl_errors_drain("ASN1_get_object");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    *pid = apr_pstrcat(p,
+                       acme_b64url_encode(p, ASN1_STRING_get0_data(akid->keyid),
+                                          (apr_size_t)ASN1_STRING_length(akid->keyid)),
+                       ".", acme_b64url_encode(p, q, (apr_size_t)clen), NULL);
+leave:
+    OPENSSL_free(der);
+    AUTHORITY_KEYID_free(akid);
+    return rv;
+}
+
+int acme_cert_matches_key(const acme_cert_t *cert, const acme_pkey_t *key)
+{
+    EVP_PKEY *pub;
+
+    if (!cert || !cert->x509 || !key || !key->pkey) {
+        return 0;
+    }
+    pub = X509_get0_pubkey(cert->x509);
+    if (pub && EVP_PKEY_eq(pub, key->pkey) == 1) {
+        return 1;
+    }
+    ssl_errors_drain("EVP_PKEY_eq");
+    return 0;
+}
+
+/* Text form of an IP literal as inet_ntop writes it, so that "::0001" and
+ * "::1" compare equal; NULL for anything that is not an IP. */
+static const char *ip_canonical(apr_pool_t *p, const char *name)
+{
+    unsigned char buf[16];
+    char out[INET6_ADDRSTRLEN];
+
+    if (inet_pton(AF_INET, name, buf) == 1) {
+        return inet_ntop(AF_INET, buf, out, sizeof(out)) ? apr_pstrdup(p, out) : NULL;
+    }
+    if (inet_pton(AF_INET6, name, buf) == 1) {
+        return inet_ntop(AF_INET6, buf, out, sizeof(out)) ? apr_pstrdup(p, out) : NULL;
+    }
+    return NULL;
+}
+
+int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names)
+{
+    apr_pool_t *ptemp = NULL;
+    apr_array_header_t *sans;
+    int i, j, ok = 0;
+
+    if (!cert || !cert->x509 || !names) {
+        return 0;
+    }
+    if (apr_pool_create(&ptemp, NULL) != APR_SUCCESS) {
+        return 0;
+    }
+    if (acme_cert_sans(&sans, ptemp, cert) != APR_SUCCESS) {
+        goto leave;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        const char *ip = ip_canonical(ptemp, name);
+        int found = 0;
+
+        for (j = 0; j < sans->nelts && !found; ++j) {
+            const char *san = APR_ARRAY_IDX(sans, j, const char *);
+
+            if (ip) {
+                found = !strcmp(ip, san);
+            }
+            else if (!acme_name_is_ip(san)) {
+                found = acme_name_covers(san, name);
+            }
+        }
+        if (!found) {
+            goto leave;
+        }
+    }
+    ok = 1;
+leave:
+    apr_pool_destroy(ptemp);
+    return ok;
+}
+
+apr_status_t acme_chain_verify(const apr_array_header_t *chain, const char *ca_file,
+                               apr_time_t at, const char **perr, apr_pool_t *p)
+{
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    STACK_OF(X509) *untrusted = NULL;
+    apr_finfo_t finfo;
+    const char *err = NULL;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!chain || chain->nelts < 1 || !ca_file) {
+        err = "empty certificate chain";
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = apr_stat(&finfo, ca_file, APR_FINFO_TYPE, p);
+    if (rv != APR_SUCCESS) {
+        err = apr_psprintf(p, "cannot read CA file %s", ca_file);
+        goto leave;
+    }
+    store = X509_STORE_new();
+    untrusted = sk_X509_new_null();
+    ctx = X509_STORE_CTX_new();
+    if (!store || !untrusted || !ctx) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    if (!X509_STORE_load_file(store, ca_file)) {
+        ssl_errors_drain("X509_STORE_load_file");
+        err = apr_psprintf(p, "no usable CA certificate in %s", ca_file);
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    for (i = 1; i < chain->nelts; ++i) {
+        const acme_cert_t *c = APR_ARRAY_IDX(chain, i, const acme_cert_t *);
+
+        if (!sk_X509_push(untrusted, c->x509)) {
+            rv = APR_ENOMEM;
+            goto leave;
+        }
+    }
+    if (!X509_STORE_CTX_init(ctx, store, APR_ARRAY_IDX(chain, 0, const acme_cert_t *)->x509,
+                             untrusted)) {
+        ssl_errors_drain("X509_STORE_CTX_init");
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    if (at != 0) {
+        X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)apr_time_sec(at));
+    }
+    if (X509_verify_cert(ctx) != 1) {
+        err = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
+        ssl_errors_drain("X509_verify_cert");
+        rv = APR_EINVAL;
+        goto leave;
+    }
+leave:
+    if (perr) {
+        *perr = err;
+    }
+    X509_STORE_CTX_free(ctx);
+    /* The stack only borrows the certificates: they belong to their pool. */
+    sk_X509_free(untrusted);
+    X509_STORE_free(store);
+    return rv;
+}
+
+/* ---- building certificates and CSRs ------------------------------------------------- */
+
+static apr_status_t gen_names_make(GENERAL_NAMES **pgens, const apr_array_header_t *names)
+{
+    GENERAL_NAMES *gens;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    *pgens = NULL;
+    if (!names || names->nelts < 1) {
+        return APR_EINVAL;
+    }
+    gens = sk_GENERAL_NAME_new_null();
+    if (!gens) {
+        return APR_ENOMEM;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        GENERAL_NAME *gn = NULL;
+
+        if (!name || !*name) {
+            rv = APR_EINVAL;
+            goto leave;
+        }
+        if (acme_name_is_ip(name)) {
+            ASN1_OCTET_STRING *ip = a2i_IPADDRESS(name);
+
+            if (!ip) {
+                ssl_errors_drain("a2i_IPADDRESS");
+                rv = APR_EINVAL;
+                goto leave;
+            }
+            gn = GENERAL_NAME_new();
+            if (!gn) {
+                ASN1_OCTET_STRING_free(ip);
+                rv = APR_ENOMEM;
+                goto leave;
+            }
+            GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
+        }
+        else {
+            ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+
+            if (!dns || !ASN1_STRING_set(dns, name, (int)strlen(name))) {
+                ASN1_IA5STRING_free(dns);
+                rv = APR_ENOMEM;
+                goto leave;
+            }
+            gn = GENERAL_NAME_new();
+            if (!gn) {
+                ASN1_IA5STRING_free(dns);
+                rv = APR_ENOMEM;
+                goto leave;
+            }
+            GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+        }
+        if (!sk_GENERAL_NAME_push(gens, gn)) {
+            GENERAL_NAME_free(gn);
+            rv = APR_ENOMEM;
+            goto leave;
+        }
+    }
+leave:
+    if (rv != APR_SUCCESS) {
+        GENERAL_NAMES_free(gens);
+        gens = NULL;
+    }
+    *pgens = gens;
+    return rv;
+}
+
+/* CN is limited to 64 bytes (RFC 5280 ub-common-name) and IPs do not
+ * belong there; everything is in the SAN anyway. */
+static const char *default_cn(const apr_array_header_t *names)
+{
+    const char *first;
+
+    if (!names || names->nelts < 1) {
+        return NULL;
+    }
+    first = APR_ARRAY_IDX(names, 0, const char *);
+    if (!first || acme_name_is_ip(first) || strlen(first) > 64) {
+        return NULL;
+    }
+    return first;
+}
+
+static apr_status_t name_set_cn(X509_NAME *name, const char *cn)
+{
+    if (cn && !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+                                          (const unsigned char *)cn, -1, -1, 0)) {
+        ssl_errors_drain("X509_NAME_add_entry_by_NID");
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_csr_make(const unsigned char **pder, apr_size_t *plen, apr_pool_t *p,
+                           const acme_pkey_t *key, const apr_array_header_t *names)
+{
+    X509_REQ *req = NULL;
+    GENERAL_NAMES *gens = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    unsigned char *der = NULL, *q;
+    int n;
+    apr_status_t rv;
+
+    *pder = NULL;
+    *plen = 0;
+    if (!key || !key->pkey || !key->is_private) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = gen_names_make(&gens, names);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    req = X509_REQ_new();
+    if (!req) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    if (!X509_REQ_set_version(req, 0)) {
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    rv = name_set_cn(X509_REQ_get_subject_name(req), default_cn(names));
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!X509V3_add1_i2d(&exts, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT)
+        || !X509_REQ_add_extensions(req, exts)
+        || !X509_REQ_set_pubkey(req, key->pkey)
+        || X509_REQ_sign(req, key->pkey, EVP_sha256()) <= 0) {
+        ssl_errors_drain("building CSR");
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    n = i2d_X509_REQ(req, NULL);
+    if (n <= 0) {
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    der = apr_palloc(p, (apr_size_t)n);
+    q = der;
+    if (i2d_X509_REQ(req, &q) != n) {
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    *pder = der;
+    *plen = (apr_size_t)n;
+leave:
+    if (rv != APR_SUCCESS) {
+        ssl_errors_drain("acme_csr_make");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "creating the CSR failed");
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    GENERAL_NAMES_free(gens);
+    X509_REQ_free(req);
+    return rv;
+}
+
+apr_status_t acme_csr_names(apr_array_header_t **pnames, const char **pcn, apr_pool_t *p,
+                            const unsigned char *der, apr_size_t len)
+{
+    X509_REQ *req = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    GENERAL_NAMES *gens = NULL;
+    EVP_PKEY *pub;
+    const unsigned char *q = der;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pnames = apr_array_make(p, 5, sizeof(const char *));
+    *pcn = NULL;
+    if (!der || len == 0 || len > (apr_size_t)LONG_MAX) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    req = d2i_X509_REQ(NULL, &q, (long)len);
+    if (!req || q != der + len) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    pub = X509_REQ_get0_pubkey(req);
+    if (!pub || X509_REQ_verify(req, pub) != 1) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    exts = X509_REQ_get_extensions(req);
+    if (exts) {
+        gens = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+        gen_names_collect(*pnames, p, gens);
+    }
+    *pcn = name_cn(X509_REQ_get_subject_name(req), p);
+leave:
+    ssl_errors_drain("acme_csr_names");
+    GENERAL_NAMES_free(gens);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(req);
+    return rv;
+}
+
+static apr_status_t add_ext_conf(X509 *x, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (!ext) {
+        ssl_errors_drain("X509V3_EXT_conf_nid");
+        return APR_EGENERAL;
+    }
+    ok = X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* Common frame of the fallback and the tls-alpn-01 certificates: a
+ * self-signed end-entity certificate with a random positive serial. */
+static apr_status_t self_signed_make(X509 **px, const acme_pkey_t *key,
+                                     const apr_array_header_t *names, const char *cn,
+                                     apr_time_t not_before, apr_interval_time_t valid_for)
+{
+    X509 *x = NULL;
+    GENERAL_NAMES *gens = NULL;
+    BIGNUM *serial = NULL;
+    unsigned char rnd[16];
+    apr_int64_t nb_sec, secs;
+    apr_status_t rv;
+
+    *px = NULL;
+    if (!key || !key->pkey || !key->is_private || valid_for <= 0) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = gen_names_make(&gens, names);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = APR_EGENERAL;
+    x = X509_new();
+    if (!x || !X509_set_version(x, 2)) {
+        goto leave;
+    }
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        goto leave;
+    }
+    rnd[0] = (unsigned char)((rnd[0] & 0x7f) | 0x01);
+    serial = BN_bin2bn(rnd, sizeof(rnd), NULL);
+    if (!serial || !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x))) {
+        goto leave;
+    }
+    nb_sec = apr_time_sec(not_before);
+    secs = apr_time_sec(valid_for);
+    if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb_sec)
+        || !ASN1_TIME_adj(X509_getm_notAfter(x), (time_t)nb_sec, (int)(secs / 86400),
+                          (long)(secs % 86400))) {
+        goto leave;
+    }
+    if (name_set_cn(X509_get_subject_name(x), cn) != APR_SUCCESS
+        || name_set_cn(X509_get_issuer_name(x), cn) != APR_SUCCESS
+        || !X509_set_pubkey(x, key->pkey)) {
+        goto leave;
+    }
+    if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT)
+        || add_ext_conf(x, NID_basic_constraints, "critical,CA:FALSE") != APR_SUCCESS
+        || add_ext_conf(x, NID_key_usage, EVP_PKEY_get_base_id(key->pkey) == EVP_PKEY_RSA
+                                          ? "critical,digitalSignature,keyEncipherment"
+                                          : "critical,digitalSignature") != APR_SUCCESS
+        || add_ext_conf(x, NID_ext_key_usage, "serverAuth") != APR_SUCCESS
+        || add_ext_conf(x, NID_subject_key_identifier, "hash") != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = APR_SUCCESS;
+    *px = x;
+    x = NULL;
+leave:
+    if (rv != APR_SUCCESS) {
+        ssl_errors_drain("self-signed certificate");
+    }
+    BN_free(serial);
+    GENERAL_NAMES_free(gens);
+    X509_free(x);
+    return rv;
+}
+
+static apr_status_t self_signed_finish(acme_cert_t **pcert, apr_pool_t *p, X509 *x,
+                                       const acme_pkey_t *key)
+{
+    if (X509_sign(x, key->pkey, EVP_sha256()) <= 0) {
+        ssl_errors_drain("X509_sign");
+        X509_free(x);
+        return APR_EGENERAL;
+    }
+    *pcert = cert_wrap(p, x);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_cert_self_signed(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
+                                   const apr_array_header_t *names, const char *cn,
+                                   apr_interval_time_t valid_for)
+{
+    X509 *x = NULL;
+    apr_status_t rv;
+
+    *pcert = NULL;
+    if (cn && strlen(cn) > 64) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = self_signed_make(&x, key, names, cn ? cn : default_cn(names),
+                          apr_time_now() - apr_time_from_sec(3600), valid_for);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = self_signed_finish(pcert, p, x, key);
+leave:
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "creating a self-signed certificate failed");
+    }
+    return rv;
+}
+
+apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
+                                  const char *name, const char *key_authz)
+{
+    apr_array_header_t *names;
+    X509 *x = NULL;
+    ASN1_OBJECT *oid = NULL;
+    ASN1_OCTET_STRING *inner = NULL, *value = NULL;
+    X509_EXTENSION *ext = NULL;
+    unsigned char digest[32];
+    unsigned char *der = NULL;
+    int n;
+    apr_status_t rv;
+
+    *pcert = NULL;
+    if (!name || !*name || !key_authz) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    names = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(names, const char *) = name;
+    /* A short validity around now: the validator only checks the
+     * extension, but a clock skewed by a day should not matter. */
+    rv = self_signed_make(&x, key, names, default_cn(names),
+                          apr_time_now() - apr_time_from_sec(2 * 86400),
+                          apr_time_from_sec(9 * 86400));
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = APR_EGENERAL;
+    acme_sha256(digest, key_authz, strlen(key_authz));
+    /* extnValue holds the DER of an OCTET STRING (RFC 8737 section 3):
+     * an OCTET STRING nested in the extension's own OCTET STRING. */
+    inner = ASN1_OCTET_STRING_new();
+    if (!inner || !ASN1_OCTET_STRING_set(inner, digest, sizeof(digest))) {
+        goto leave;
+    }
+    n = i2d_ASN1_OCTET_STRING(inner, &der);
+    if (n <= 0) {
+        goto leave;
+    }
+    value = ASN1_OCTET_STRING_new();
+    oid = OBJ_txt2obj(ACME_ID_PE_ACME_IDENTIFIER, 1);
+    if (!value || !oid || !ASN1_OCTET_STRING_set(value, der, n)) {
+        goto leave;
+    }
+    ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, value);
+    if (!ext || !X509_add_ext(x, ext, -1)) {
+        goto leave;
+    }
+    rv = self_signed_finish(pcert, p, x, key);
+    x = NULL;
+leave:
+    if (rv != APR_SUCCESS) {
+        ssl_errors_drain("tls-alpn-01 certificate");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "creating the tls-alpn-01 certificate for %s failed",
+                 name ? name : "(null)");
+    }
+    X509_EXTENSION_free(ext);
+    ASN1_OBJECT_free(oid);
+    ASN1_OCTET_STRING_free(value);
+    ASN1_OCTET_STRING_free(inner);
+    OPENSSL_free(der);
+    X509_free(x);
+    return rv;
+}
+
+apr_status_t acme_cert_get_acme_id(const unsigned char **pdigest, int *pcritical,
+                                   apr_pool_t *p, const acme_cert_t *cert)
+{
+    ASN1_OBJECT *oid = NULL;
+    ASN1_OCTET_STRING *inner = NULL;
+    const ASN1_OCTET_STRING *value;
+    X509_EXTENSION *ext;
+    const unsigned char *q, *start;
+    int idx, vlen;
+    apr_status_t rv = APR_SUCCESS;
+
+    *pdigest = NULL;
+    *pcritical = 0;
+    if (!cert || !cert->x509) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    oid = OBJ_txt2obj(ACME_ID_PE_ACME_IDENTIFIER, 1);
+    if (!oid) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    idx = X509_get_ext_by_OBJ(cert->x509, oid, -1);
+    if (idx < 0) {
+        rv = APR_ENOENT;
+        goto leave;
+    }
+    if (X509_get_ext_by_OBJ(cert->x509, oid, idx) >= 0) {
+        rv = APR_EINVAL; /* twice: ambiguous */
+        goto leave;
+    }
+    ext = X509_get_ext(cert->x509, idx);
+    value = X509_EXTENSION_get_data(ext);
+    vlen = ASN1_STRING_length(value);
+    start = q = ASN1_STRING_get0_data(value);
+    inner = d2i_ASN1_OCTET_STRING(NULL, &q, vlen);
+    if (!inner || q != start + vlen || ASN1_STRING_length(inner) != 32) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    *pdigest = apr_pmemdup(p, ASN1_STRING_get0_data(inner), 32);
+    *pcritical = X509_EXTENSION_get_critical(ext) ? 1 : 0;
+leave:
+    ssl_errors_drain("acmeIdentifier");
+    ASN1_OCTET_STRING_free(inner);
+    ASN1_OBJECT_free(oid);
+    return rv;
+}
+
+void acme_sha256(unsigned char out[32], const void *data, apr_size_t len)
+{
+    unsigned int n = 32;
+
+    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL)) {
+        /* Only on a broken library; a zero digest then fails any compare. */
+        ssl_errors_drain("EVP_Digest");
+        memset(out, 0, 32);
+    }
+}

@@ -1,0 +1,113 @@
+/* acme_crypto.h: keys, certificates, CSRs and challenge certificates.
+ * Together with acme_jws.[ch] the only place that sees OpenSSL. All objects
+ * are owned by the pool they were created in (freed by a pool cleanup). */
+#ifndef ACME_CRYPTO_H
+#define ACME_CRYPTO_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+typedef struct acme_pkey_t acme_pkey_t;
+typedef struct acme_cert_t acme_cert_t;
+
+typedef enum {
+    ACME_KEY_NONE = 0,
+    ACME_KEY_P256,
+    ACME_KEY_P384,
+    ACME_KEY_RSA2048,
+    ACME_KEY_RSA3072,
+    ACME_KEY_RSA4096
+} acme_key_type_t;
+
+/* "P-256", "P-384", "RSA-2048", "RSA-3072", "RSA-4096" (case-insensitive;
+ * also "rsa" = RSA-2048, "ec"/"ecdsa" = P-256). ACME_KEY_NONE if unknown. */
+acme_key_type_t acme_key_type_parse(const char *s);
+const char *acme_key_type_name(acme_key_type_t t);     /* "P-256" ... */
+const char *acme_key_type_file_tag(acme_key_type_t t); /* "p256", "rsa2048" ... for file names */
+
+apr_status_t acme_pkey_gen(acme_pkey_t **pkey, apr_pool_t *p, acme_key_type_t type);
+acme_key_type_t acme_pkey_type(const acme_pkey_t *key);
+/* Non-zero when key holds a private part (keys from acme_pkey_from_jwk do
+ * not: they can verify but not sign, export or be saved). */
+int acme_pkey_is_private(const acme_pkey_t *key);
+/* PEM (PKCS#8, unencrypted). Secret: never log it. APR_EINVAL for a
+ * public-only key. */
+apr_status_t acme_pkey_to_pem(const char **ppem, apr_pool_t *p, const acme_pkey_t *key);
+/* APR_EINVAL for anything but an unencrypted private key of a supported
+ * type (P-256, P-384, RSA 2048/3072/4096); never prompts for a password. */
+apr_status_t acme_pkey_from_pem(acme_pkey_t **pkey, apr_pool_t *p, const char *pem, apr_size_t len);
+/* File errors as APR status (APR_ENOENT ...), bad content APR_EINVAL. */
+apr_status_t acme_pkey_load(acme_pkey_t **pkey, apr_pool_t *p, const char *path);
+/* Writes atomically with mode 0600 (temp file in the same directory,
+ * fsync, rename). */
+apr_status_t acme_pkey_save(const acme_pkey_t *key, apr_pool_t *p, const char *path);
+/* For acme_jws.c only: the EVP_PKEY*. */
+void *acme_pkey_evp(const acme_pkey_t *key);
+/* For acme_jws.c only: takes ownership of an EVP_PKEY* (freed with p).
+ * APR_EINVAL (and the EVP_PKEY freed) when its type is not supported. */
+apr_status_t acme_pkey_wrap(acme_pkey_t **pkey, apr_pool_t *p, void *evp_pkey, int is_private);
+
+/* Certificates */
+apr_status_t acme_cert_from_pem(acme_cert_t **pcert, apr_pool_t *p, const char *pem, apr_size_t len);
+/* All certificates of a PEM chain, leaf first. An empty chain -> APR_ENOENT. */
+apr_status_t acme_chain_from_pem(apr_array_header_t **pchain, apr_pool_t *p,
+                                 const char *pem, apr_size_t len);
+apr_status_t acme_chain_load(apr_array_header_t **pchain, apr_pool_t *p, const char *path);
+apr_status_t acme_cert_to_pem(const char **ppem, apr_pool_t *p, const acme_cert_t *cert);
+apr_status_t acme_cert_to_der(const unsigned char **pder, apr_size_t *plen, apr_pool_t *p,
+                              const acme_cert_t *cert);
+apr_time_t acme_cert_not_before(const acme_cert_t *cert);
+apr_time_t acme_cert_not_after(const acme_cert_t *cert);
+/* dNSName and iPAddress SANs, as text (IPs in canonical text form). */
+apr_status_t acme_cert_sans(apr_array_header_t **pnames, apr_pool_t *p, const acme_cert_t *cert);
+const char *acme_cert_issuer_cn(const acme_cert_t *cert, apr_pool_t *p);
+const char *acme_cert_subject_cn(const acme_cert_t *cert, apr_pool_t *p);
+/* Serial as upper-case hex without leading zeros' padding issues ("0A1B..."). */
+const char *acme_cert_serial_hex(const acme_cert_t *cert, apr_pool_t *p);
+/* SHA-256 over DER, hex with colons "AB:CD:..." */
+const char *acme_cert_fingerprint(const acme_cert_t *cert, apr_pool_t *p);
+/* RFC 9773 id: base64url(AKI keyIdentifier) "." base64url(serial DER content bytes).
+ * APR_ENOENT if the certificate has no AKI keyIdentifier. */
+apr_status_t acme_cert_ari_id(const char **pid, apr_pool_t *p, const acme_cert_t *cert);
+/* Does the certificate's public key match the private key? */
+int acme_cert_matches_key(const acme_cert_t *cert, const acme_pkey_t *key);
+/* Does cert cover every name (dNSName / iPAddress, wildcard-aware)? */
+int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names);
+/* Verifies the chain (leaf first) against the trust anchors in ca_file
+ * (PEM) at time 'at' (0 = now). APR_SUCCESS when it verifies; APR_EINVAL
+ * when it does not (*perr says why, X509_verify_cert_error_string) or the
+ * chain is empty; the file's status when ca_file cannot be loaded. perr may
+ * be NULL. */
+apr_status_t acme_chain_verify(const apr_array_header_t *chain, const char *ca_file,
+                               apr_time_t at, const char **perr, apr_pool_t *p);
+
+/* CSR (DER) for names: SAN for every name (dNS or iPAddress), CN = first
+ * name only when it is a DNS name of at most 64 bytes. */
+apr_status_t acme_csr_make(const unsigned char **pder, apr_size_t *plen, apr_pool_t *p,
+                           const acme_pkey_t *key, const apr_array_header_t *names);
+/* Parses a DER CSR back (for tests): SAN names and the CN (or NULL).
+ * APR_EINVAL when the DER is malformed or its signature does not verify. */
+apr_status_t acme_csr_names(apr_array_header_t **pnames, const char **pcn, apr_pool_t *p,
+                            const unsigned char *der, apr_size_t len);
+
+/* A self-signed certificate for names, valid from now-1h for valid_for
+ * (notAfter = notBefore + valid_for; used as the fallback certificate
+ * before the first issuance). cn NULL: the first name when it is a DNS
+ * name of at most 64 bytes, else no CN. */
+apr_status_t acme_cert_self_signed(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
+                                   const apr_array_header_t *names, const char *cn,
+                                   apr_interval_time_t valid_for);
+/* RFC 8737 tls-alpn-01 certificate: SAN = name, critical id-pe-acmeIdentifier
+ * (1.3.6.1.5.5.7.1.31) holding OCTET STRING(SHA-256(key_authz)). */
+apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
+                                  const char *name, const char *key_authz);
+/* Reads the acmeIdentifier extension back: 32 bytes, *pcritical set.
+ * APR_ENOENT without the extension, APR_EINVAL when it is malformed. */
+apr_status_t acme_cert_get_acme_id(const unsigned char **pdigest, int *pcritical,
+                                   apr_pool_t *p, const acme_cert_t *cert);
+
+/* SHA-256 */
+void acme_sha256(unsigned char out[32], const void *data, apr_size_t len);
+
+#endif /* ACME_CRYPTO_H */

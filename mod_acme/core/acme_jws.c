@@ -1,0 +1,1 @@
+/* acme_jws.c: being written */

@@ -1,0 +1,1152 @@
+/* acme_store_fs.c: the filesystem store, the embedded default backend.
+ * Atomic writes (temp file, fsync, rename, fsync dir), lease locks, bounded archive. */
+
+#include <apr_file_info.h>
+#include <apr_file_io.h>
+#include <apr_strings.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "acme_json.h"
+#include "acme_store.h"
+#include "acme_util.h"
+
+#define FS_SCHEMA_FILE "store.json"
+/* Below jobs/ so the unprivileged child may create locks there; a dot name
+ * so that it never shows up as a job name. */
+#define FS_LOCKS_DIR ".locks"
+#define FS_NAME_MAX 255
+#define FS_TS_LEN 14      /* YYYYmmddHHMMSS */
+#define FS_SEQ_MAX_LEN 9  /* archive collision counter ".n" */
+#define FS_LOCK_MAX 4096
+#define FS_LOCK_MAGIC "acme-lease 1"
+#define FS_LOCK_HEAD FS_LOCK_MAGIC "\nexpires "
+#define FS_LOCK_TRIES 4
+
+typedef struct {
+    apr_pool_t *pool;
+    const char *base;
+    acme_store_clock_cb *clock;
+    void *clock_baton;
+} fs_t;
+
+static const char *const group_names[ACME_SG_COUNT] = {
+    "accounts", "domains", "staging", "challenges", "jobs", "archive"
+};
+
+const char *acme_store_group_name(acme_store_group_t g)
+{
+    if ((int)g < 0 || g >= ACME_SG_COUNT) {
+        return NULL;
+    }
+    return group_names[g];
+}
+
+int acme_store_name_is_valid(const char *s)
+{
+    apr_size_t i;
+
+    if (!s || !s[0] || s[0] == '.') {
+        return 0;
+    }
+    for (i = 0; s[i]; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (i >= FS_NAME_MAX) {
+            return 0;
+        }
+        if (c < 0x20 || c > 0x7e || c == '/') {
+            return 0;
+        }
+        if (c == '.' && s[i + 1] == '.') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_time_t fs_now(const fs_t *fs)
+{
+    return fs->clock ? fs->clock(fs->clock_baton) : apr_time_now();
+}
+
+static apr_status_t os_err(void)
+{
+    return APR_FROM_OS_ERROR(errno);
+}
+
+/* A name that cannot collide with a valid store name (leading dot) nor
+ * with a concurrent writer (random). */
+static const char *tmp_name(apr_pool_t *p, const char *kind)
+{
+    unsigned char rnd[8];
+    char hex[sizeof(rnd) * 2 + 1];
+    apr_size_t i;
+
+    if (acme_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
+        /* still unique per process and call, which is what O_EXCL needs */
+        static apr_uint32_t counter;
+        apr_uint64_t v = ((apr_uint64_t)getpid() << 32) | ++counter;
+        for (i = 0; i < sizeof(rnd); ++i) {
+            rnd[i] = (unsigned char)(v >> (8 * i));
+        }
+    }
+    for (i = 0; i < sizeof(rnd); ++i) {
+        hex[2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[rnd[i] & 0x0f];
+    }
+    hex[sizeof(hex) - 1] = '\0';
+    return apr_pstrcat(p, ".", kind, ".", hex, NULL);
+}
+
+static apr_status_t sync_dir(const char *dir)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return os_err();
+    }
+    /* some filesystems cannot fsync directories; nothing to do then */
+    if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
+        rv = os_err();
+    }
+    close(fd);
+    return rv;
+}
+
+/* Writes data to a new temporary file in dir, created with its final mode
+ * so a secret is never readable by others, not even for an instant. */
+static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *data,
+                              apr_size_t len, mode_t mode, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    const char *tmp = apr_pstrcat(p, dir, "/", tmp_name(p, "tmp"), NULL);
+    apr_size_t done = 0;
+    int fd, created = 0;
+
+    *ptmp = NULL;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    created = 1;
+    /* the umask may have taken bits away that we want (0644) */
+    if (fchmod(fd, mode) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rv = os_err();
+            goto leave;
+        }
+        done += (apr_size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rv = os_err();
+        goto leave;
+    }
+    fd = -1;
+    *ptmp = tmp;
+leave:
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rv != APR_SUCCESS && created) {
+        unlink(tmp);
+    }
+    return rv;
+}
+
+static apr_status_t write_atomic(const char *dir, const char *fname, const char *data,
+                                 apr_size_t len, mode_t mode, apr_pool_t *p)
+{
+    apr_status_t rv;
+    const char *tmp = NULL;
+    const char *target = apr_pstrcat(p, dir, "/", fname, NULL);
+
+    rv = write_tmp(&tmp, dir, data, len, mode, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (rename(tmp, target) < 0) {
+        rv = os_err();
+        unlink(tmp);
+        goto leave;
+    }
+    rv = sync_dir(dir);
+leave:
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: writing %s failed", target);
+    }
+    return rv;
+}
+
+static apr_status_t read_file(const char **pdata, apr_size_t *plen, const char *path,
+                              apr_size_t max, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    struct stat st;
+    char *buf = NULL;
+    apr_size_t size, got = 0;
+    int fd;
+
+    *pdata = NULL;
+    *plen = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    if (fstat(fd, &st) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    size = (apr_size_t)st.st_size;
+    if (max && size > max) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    buf = apr_palloc(p, size + 1);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rv = os_err();
+            goto leave;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (apr_size_t)n;
+    }
+    buf[got] = '\0';
+    *pdata = buf;
+    *plen = got;
+leave:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rv;
+}
+
+/* Removes path and everything below it, never following symlinks. */
+static apr_status_t rm_rf(const char *path, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    struct stat st;
+    struct dirent *de;
+    DIR *d;
+
+    if (lstat(path, &st) < 0) {
+        return errno == ENOENT ? APR_SUCCESS : os_err();
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return (unlink(path) < 0 && errno != ENOENT) ? os_err() : APR_SUCCESS;
+    }
+    d = opendir(path);
+    if (!d) {
+        return os_err();
+    }
+    while ((de = readdir(d)) != NULL) {
+        apr_status_t rv2;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+            continue;
+        }
+        rv2 = rm_rf(apr_pstrcat(p, path, "/", de->d_name, NULL), p);
+        if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
+            rv = rv2;
+        }
+    }
+    closedir(d);
+    if (rv == APR_SUCCESS && rmdir(path) < 0 && errno != ENOENT) {
+        rv = os_err();
+    }
+    return rv;
+}
+
+static apr_status_t make_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0) {
+        /* the umask must not loosen or tighten what we decided */
+        return chmod(path, mode) < 0 ? os_err() : APR_SUCCESS;
+    }
+    return errno == EEXIST ? APR_SUCCESS : os_err();
+}
+
+static mode_t name_dir_mode(acme_store_group_t g)
+{
+    return g == ACME_SG_ACCOUNTS ? 0700 : 0755;
+}
+
+static const char *group_dir(const fs_t *fs, acme_store_group_t g, apr_pool_t *p)
+{
+    return apr_pstrcat(p, fs->base, "/", group_names[g], NULL);
+}
+
+/* The one place names become paths: everything is validated here. */
+static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_group_t g,
+                              const char *name, const char *aspect, apr_pool_t *p)
+{
+    *ppath = NULL;
+    if (!acme_store_group_name(g)) {
+        return APR_EINVAL;
+    }
+    if (!name) {
+        if (aspect) {
+            return APR_EINVAL;
+        }
+        *ppath = group_dir(fs, g, p);
+        return APR_SUCCESS;
+    }
+    if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
+                 "store: refusing invalid item name in group %s", group_names[g]);
+        return APR_EINVAL;
+    }
+    *ppath = aspect ? apr_pstrcat(p, fs->base, "/", group_names[g], "/", name, "/", aspect, NULL)
+                    : apr_pstrcat(p, fs->base, "/", group_names[g], "/", name, NULL);
+    return APR_SUCCESS;
+}
+
+static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char **pdata, apr_size_t *plen,
+                            apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *path;
+    apr_status_t rv;
+
+    *pdata = NULL;
+    *plen = 0;
+    if (!name || !aspect) {
+        return APR_EINVAL;
+    }
+    rv = item_path(&path, fs, g, name, aspect, p);
+    if (rv == APR_SUCCESS) {
+        rv = read_file(pdata, plen, path, 0, p);
+    }
+    return rv;
+}
+
+static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len,
+                            int secret, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *dir;
+    apr_status_t rv;
+
+    if (!name || !aspect || (!data && len)) {
+        return APR_EINVAL;
+    }
+    rv = item_path(&dir, fs, g, name, NULL, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!acme_store_name_is_valid(aspect)) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    rv = make_dir(dir, name_dir_mode(g));
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = write_atomic(dir, aspect, data ? data : "", len, secret ? 0600 : 0644, p);
+leave:
+    return rv;
+}
+
+static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
+                              const char *aspect, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *path, *dir, *aside;
+    apr_status_t rv;
+
+    if (!name) {
+        return APR_EINVAL;
+    }
+    rv = item_path(&path, fs, g, name, aspect, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (aspect) {
+        if (unlink(path) < 0) {
+            rv = errno == ENOENT ? APR_SUCCESS : os_err();
+            goto leave;
+        }
+        rv = sync_dir(apr_pstrcat(p, group_dir(fs, g, p), "/", name, NULL));
+        goto leave;
+    }
+    /* Rename first so the name vanishes at once; a crash during the
+     * recursive delete leaves only a dot directory that nobody lists. */
+    dir = group_dir(fs, g, p);
+    aside = apr_pstrcat(p, dir, "/", tmp_name(p, "del"), NULL);
+    if (rename(path, aside) < 0) {
+        rv = errno == ENOENT ? APR_SUCCESS : os_err();
+        goto leave;
+    }
+    rv = sync_dir(dir);
+    if (rv == APR_SUCCESS) {
+        rv = rm_rf(aside, p);
+    }
+leave:
+    return rv;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Entries of dir that are valid store names, of the wanted type. */
+static apr_status_t list_dir(apr_array_header_t **pnames, const char *dir, int want_dirs,
+                             apr_pool_t *p)
+{
+    apr_array_header_t *names = apr_array_make(p, 10, sizeof(const char *));
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+
+    *pnames = names;
+    d = opendir(dir);
+    if (!d) {
+        return os_err();
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *full;
+        if (!acme_store_name_is_valid(de->d_name)) {
+            continue; /* dotfiles, temp files, anything we would not create */
+        }
+        full = apr_pstrcat(p, dir, "/", de->d_name, NULL);
+        if (lstat(full, &st) < 0) {
+            continue; /* removed meanwhile */
+        }
+        if (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) {
+            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
+    return APR_SUCCESS;
+}
+
+static apr_status_t fs_list(acme_store_t *s, acme_store_group_t g, const char *name,
+                            apr_array_header_t **pnames, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *dir;
+    apr_status_t rv;
+
+    *pnames = apr_array_make(p, 1, sizeof(const char *));
+    rv = item_path(&dir, fs, g, name, NULL, p);
+    if (rv == APR_SUCCESS) {
+        rv = list_dir(pnames, dir, name == NULL, p);
+    }
+    return rv;
+}
+
+static apr_status_t fs_mtime(acme_store_t *s, acme_store_group_t g, const char *name,
+                             const char *aspect, apr_time_t *pmtime, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *path;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    *pmtime = 0;
+    if (!name) {
+        return APR_EINVAL;
+    }
+    rv = item_path(&path, fs, g, name, aspect, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_stat(&fi, path, APR_FINFO_MTIME, p);
+        if (rv == APR_INCOMPLETE) {
+            rv = APR_SUCCESS;
+        }
+        if (rv == APR_SUCCESS) {
+            *pmtime = fi.mtime;
+        }
+    }
+    return rv;
+}
+
+/* ---- archive ------------------------------------------------------------ */
+
+typedef struct {
+    const char *entry;
+    const char *ts;
+    long seq;
+} archived_t;
+
+/* Is entry "<name>.<14 digits>[.<1-9 digits>]"? The strict shape keeps
+ * "example.org" from claiming "example.org.uk.2024..." entries. */
+static int archive_parse(archived_t *a, const char *entry, const char *name, apr_pool_t *p)
+{
+    apr_size_t nlen = strlen(name), i;
+    const char *rest;
+
+    if (strncmp(entry, name, nlen) || entry[nlen] != '.') {
+        return 0;
+    }
+    rest = entry + nlen + 1;
+    for (i = 0; i < FS_TS_LEN; ++i) {
+        if (rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+    }
+    a->entry = entry;
+    a->ts = apr_pstrndup(p, rest, FS_TS_LEN);
+    a->seq = 0;
+    rest += FS_TS_LEN;
+    if (!*rest) {
+        return 1;
+    }
+    if (*rest++ != '.' || !*rest) {
+        return 0;
+    }
+    for (i = 0; rest[i]; ++i) {
+        if (i >= FS_SEQ_MAX_LEN || rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+        a->seq = a->seq * 10 + (rest[i] - '0');
+    }
+    return 1;
+}
+
+static int cmp_archived_newest_first(const void *a, const void *b)
+{
+    const archived_t *x = a, *y = b;
+    int c = strcmp(y->ts, x->ts);
+
+    if (c) {
+        return c;
+    }
+    return (y->seq > x->seq) - (y->seq < x->seq);
+}
+
+static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, apr_pool_t *p)
+{
+    const char *dir = group_dir(fs, ACME_SG_ARCHIVE, p);
+    apr_array_header_t *entries, *mine;
+    apr_status_t rv;
+    int i;
+
+    rv = list_dir(&entries, dir, 1, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    mine = apr_array_make(p, entries->nelts, sizeof(archived_t));
+    for (i = 0; i < entries->nelts; ++i) {
+        archived_t a;
+        if (archive_parse(&a, APR_ARRAY_IDX(entries, i, const char *), name, p)) {
+            APR_ARRAY_PUSH(mine, archived_t) = a;
+        }
+    }
+    qsort(mine->elts, (size_t)mine->nelts, sizeof(archived_t), cmp_archived_newest_first);
+    for (i = keep < 0 ? 0 : keep; i < mine->nelts; ++i) {
+        const char *victim = APR_ARRAY_IDX(mine, i, archived_t).entry;
+        apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
+        if (rv2 != APR_SUCCESS) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
+                     "store: could not prune archive/%s", victim);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t archive_pick(const char **ppath, const fs_t *fs, const char *name,
+                                 apr_pool_t *p)
+{
+    const char *dir = group_dir(fs, ACME_SG_ARCHIVE, p), *path;
+    apr_time_exp_t tm;
+    char ts[32];
+    apr_size_t tslen = 0;
+    struct stat st;
+    long n;
+
+    *ppath = NULL;
+    apr_time_exp_gmt(&tm, fs_now(fs));
+    apr_strftime(ts, &tslen, sizeof(ts), "%Y%m%d%H%M%S", &tm);
+    if (tslen != FS_TS_LEN) {
+        return APR_EGENERAL;
+    }
+    path = apr_pstrcat(p, dir, "/", name, ".", ts, NULL);
+    for (n = 1; lstat(path, &st) == 0; ++n) {
+        if (n > 999999999L) {
+            return APR_EEXIST;
+        }
+        path = apr_psprintf(p, "%s/%s.%s.%ld", dir, name, ts, n);
+    }
+    if (errno != ENOENT) {
+        return os_err();
+    }
+    *ppath = path;
+    return APR_SUCCESS;
+}
+
+static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
+                            const char *name, int keep_archived, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *src, *dst, *archived = NULL;
+    struct stat st;
+    apr_status_t rv;
+
+    if (!name || from == to || to == ACME_SG_ARCHIVE) {
+        return APR_EINVAL;
+    }
+    rv = item_path(&src, fs, from, name, NULL, p);
+    if (rv == APR_SUCCESS) {
+        rv = item_path(&dst, fs, to, name, NULL, p);
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    /* Nothing to move: the current one must stay, not go to the archive.
+     * This is also what a repeated move after full completion sees. */
+    if (lstat(src, &st) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    if (lstat(dst, &st) == 0) {
+        rv = archive_pick(&archived, fs, name, p);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        if (rename(dst, archived) < 0) {
+            rv = os_err();
+            goto leave;
+        }
+        /* the archive entry must be durable before dst is reused */
+        if ((rv = sync_dir(group_dir(fs, ACME_SG_ARCHIVE, p))) != APR_SUCCESS
+            || (rv = sync_dir(group_dir(fs, to, p))) != APR_SUCCESS) {
+            goto leave;
+        }
+    }
+    else if (errno != ENOENT) {
+        rv = os_err();
+        goto leave;
+    }
+    /* A crash here leaves src in place and dst missing: move again completes. */
+    if (rename(src, dst) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    if ((rv = sync_dir(group_dir(fs, to, p))) != APR_SUCCESS
+        || (rv = sync_dir(group_dir(fs, from, p))) != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = archive_prune(fs, name, keep_archived, p);
+leave:
+    if (rv != APR_SUCCESS && rv != APR_ENOENT) {
+        const char *gfrom = acme_store_group_name(from), *gto = acme_store_group_name(to);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: moving %s/%s to %s failed",
+                 gfrom ? gfrom : "?", name, gto ? gto : "?");
+    }
+    return rv;
+}
+
+/* ---- lease locks ---------------------------------------------------------- */
+
+typedef struct {
+    const char *owner;
+    apr_time_t expires;
+} lease_t;
+
+static int owner_is_valid(const char *owner)
+{
+    apr_size_t i;
+
+    if (!owner || !owner[0]) {
+        return 0;
+    }
+    for (i = 0; owner[i]; ++i) {
+        if (i >= FS_NAME_MAX || (unsigned char)owner[i] < 0x20
+            || (unsigned char)owner[i] > 0x7e) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *lease_format(const char *owner, apr_time_t expires, apr_pool_t *p)
+{
+    return apr_psprintf(p, FS_LOCK_MAGIC "\nexpires %" APR_TIME_T_FMT "\nowner %s\n",
+                        expires, owner);
+}
+
+/* APR_ENOENT when missing, APR_EINVAL when not a lease file. */
+static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
+{
+    const char *data, *exp_line, *owner_line, *end;
+    apr_size_t len;
+    apr_off_t expires;
+    char *endp = NULL;
+    apr_status_t rv;
+
+    l->owner = NULL;
+    l->expires = 0;
+    rv = read_file(&data, &len, path, FS_LOCK_MAX, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (strlen(data) != len || strncmp(data, FS_LOCK_HEAD, sizeof(FS_LOCK_HEAD) - 1)) {
+        return APR_EINVAL;
+    }
+    exp_line = data + sizeof(FS_LOCK_HEAD) - 1;
+    end = strchr(exp_line, '\n');
+    if (!end) {
+        return APR_EINVAL;
+    }
+    rv = apr_strtoff(&expires, apr_pstrndup(p, exp_line, (apr_size_t)(end - exp_line)),
+                     &endp, 10);
+    if (rv != APR_SUCCESS || !endp || *endp || expires < 0) {
+        return APR_EINVAL;
+    }
+    owner_line = end + 1;
+    if (strncmp(owner_line, "owner ", 6)) {
+        return APR_EINVAL;
+    }
+    owner_line += 6;
+    end = strchr(owner_line, '\n');
+    if (!end || end[1]) {
+        return APR_EINVAL;
+    }
+    l->owner = apr_pstrndup(p, owner_line, (apr_size_t)(end - owner_line));
+    l->expires = (apr_time_t)expires;
+    return owner_is_valid(l->owner) ? APR_SUCCESS : APR_EINVAL;
+}
+
+static int lease_equal(const lease_t *a, const lease_t *b)
+{
+    return a->expires == b->expires && a->owner && b->owner && !strcmp(a->owner, b->owner);
+}
+
+/* Takes the lock file out of the way only if it is still the lease we
+ * looked at. Renaming is atomic, so of several contenders exactly one gets
+ * the file; one that grabbed a fresher lease than it saw puts it back.
+ * APR_SUCCESS: seen is gone. APR_EAGAIN: it was already gone. APR_EBUSY:
+ * somebody else's lease is (still) there. */
+static apr_status_t lease_take_away(const char *dir, const char *path, const lease_t *seen,
+                                    apr_pool_t *p)
+{
+    const char *aside = apr_pstrcat(p, dir, "/", tmp_name(p, "stale"), NULL);
+    lease_t found;
+    apr_status_t rv;
+
+    if (rename(path, aside) < 0) {
+        return errno == ENOENT ? APR_EAGAIN : os_err();
+    }
+    rv = lease_read(&found, aside, p);
+    if (rv == APR_SUCCESS && !lease_equal(&found, seen)) {
+        /* not ours to remove: restore unless someone locked meanwhile */
+        if (link(aside, path) < 0 && errno != EEXIST) {
+            rv = os_err();
+        }
+        else {
+            rv = APR_EBUSY;
+        }
+    }
+    else {
+        rv = APR_SUCCESS;
+    }
+    unlink(aside);
+    sync_dir(dir);
+    return rv;
+}
+
+static const char *locks_dir(const fs_t *fs, apr_pool_t *p)
+{
+    return apr_pstrcat(p, group_dir(fs, ACME_SG_JOBS, p), "/" FS_LOCKS_DIR, NULL);
+}
+
+static apr_status_t fs_lock(acme_store_t *s, const char *lockname, const char *owner,
+                            apr_interval_time_t lease, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *dir, *path, *content, *tmp = NULL;
+    apr_time_t now = fs_now(fs);
+    lease_t cur;
+    apr_status_t rv = APR_EBUSY;
+    int i;
+
+    if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner) || lease <= 0) {
+        return APR_EINVAL;
+    }
+    dir = locks_dir(fs, p);
+    path = apr_pstrcat(p, dir, "/", lockname, NULL);
+    if ((rv = make_dir(dir, 0755)) != APR_SUCCESS) {
+        goto leave;
+    }
+    content = lease_format(owner, now + lease, p);
+    for (i = 0; i < FS_LOCK_TRIES; ++i) {
+        /* link() is O_EXCL for a file that already has its full content:
+         * nobody ever sees an empty or half-written lease. */
+        rv = write_tmp(&tmp, dir, content, strlen(content), 0644, p);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            rv = sync_dir(dir);
+            goto leave;
+        }
+        rv = os_err();
+        unlink(tmp);
+        if (!APR_STATUS_IS_EEXIST(rv)) {
+            goto leave;
+        }
+        rv = lease_read(&cur, path, p);
+        if (APR_STATUS_IS_ENOENT(rv)) {
+            continue; /* released meanwhile */
+        }
+        if (rv == APR_SUCCESS && cur.expires > now && strcmp(cur.owner, owner)) {
+            rv = APR_EBUSY;
+            goto leave;
+        }
+        if (rv == APR_SUCCESS && cur.expires > now) {
+            /* our own live lease: extend it in place */
+            rv = write_atomic(dir, lockname, content, strlen(content), 0644, p);
+            if (rv == APR_SUCCESS) {
+                rv = lease_read(&cur, path, p);
+                if (rv == APR_SUCCESS && strcmp(cur.owner, owner)) {
+                    rv = APR_EBUSY;
+                }
+            }
+            goto leave;
+        }
+        if (rv != APR_SUCCESS) {
+            /* not a lease we wrote (we never write partial ones): treat it
+             * as expired rather than blocking renewals forever */
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
+                     "store: lock file %s is unreadable, taking it over", path);
+            cur.owner = NULL;
+            cur.expires = 0;
+        }
+        rv = lease_take_away(dir, path, &cur, p);
+        if (rv == APR_EBUSY) {
+            goto leave;
+        }
+        if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
+            goto leave;
+        }
+    }
+    rv = APR_EBUSY; /* contended beyond reason */
+leave:
+    return rv;
+}
+
+static apr_status_t fs_unlock(acme_store_t *s, const char *lockname, const char *owner,
+                              apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *dir, *path;
+    lease_t cur;
+    apr_status_t rv;
+
+    if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner)) {
+        return APR_EINVAL;
+    }
+    dir = locks_dir(fs, p);
+    path = apr_pstrcat(p, dir, "/", lockname, NULL);
+    rv = lease_read(&cur, path, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = APR_SUCCESS;
+        goto leave;
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (strcmp(cur.owner, owner)) {
+        rv = APR_EBUSY;
+        goto leave;
+    }
+    rv = lease_take_away(dir, path, &cur, p);
+    if (rv == APR_EAGAIN) {
+        rv = APR_SUCCESS;
+    }
+leave:
+    return rv;
+}
+
+static const char *fs_path(acme_store_t *s, acme_store_group_t g, const char *name,
+                           const char *aspect, apr_pool_t *p)
+{
+    const char *path;
+
+    return item_path(&path, s->baton, g, name, aspect, p) == APR_SUCCESS ? path : NULL;
+}
+
+/* ---- creation and ownership ---------------------------------------------- */
+
+static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, base, "/" FS_SCHEMA_FILE, NULL);
+    const char *data, *jerr = NULL;
+    static const char fresh[] = "{\"schema\": 1}\n";
+    acme_json_t *json;
+    apr_size_t len;
+    long long schema;
+    apr_status_t rv;
+
+    rv = read_file(&data, &len, path, 64 * 1024, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, p);
+        if (rv != APR_SUCCESS) {
+            *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
+        }
+        goto leave;
+    }
+    if (rv != APR_SUCCESS) {
+        *perr = apr_psprintf(p, "cannot read the store schema file %s", path);
+        goto leave;
+    }
+    if (acme_json_parse(&json, p, data, len, &jerr) != APR_SUCCESS) {
+        rv = APR_EINVAL;
+        *perr = apr_psprintf(p, "the store schema file %s is corrupt (%s); "
+                             "it must contain {\"schema\": %d}",
+                             path, jerr ? jerr : "not JSON", ACME_STORE_SCHEMA);
+        goto leave;
+    }
+    schema = acme_json_getl(json, "schema", NULL);
+    if (acme_json_type(json, "schema", NULL) != ACME_JSON_INT || schema < 1) {
+        rv = APR_EINVAL;
+        *perr = apr_psprintf(p, "the store schema file %s is corrupt: no valid \"schema\" "
+                             "number; it must contain {\"schema\": %d}",
+                             path, ACME_STORE_SCHEMA);
+        goto leave;
+    }
+    if (schema > ACME_STORE_SCHEMA) {
+        rv = APR_EGENERAL;
+        *perr = apr_psprintf(p, "the store in %s has schema %lld, but this mod_acme "
+                             "(%s) only knows schema %d: it was written by a newer "
+                             "version; refusing to use it", base, schema, ACME_VERSION,
+                             ACME_STORE_SCHEMA);
+        goto leave;
+    }
+leave:
+    return rv;
+}
+
+apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const char *base_dir,
+                                  const char **perr)
+{
+    acme_store_t *s = NULL;
+    fs_t *fs;
+    char *base;
+    apr_size_t blen;
+    apr_status_t rv;
+    const char *err = NULL;
+    int g;
+
+    *pstore = NULL;
+    if (!base_dir || !base_dir[0]) {
+        rv = APR_EINVAL;
+        err = "no store directory given";
+        goto leave;
+    }
+    base = apr_pstrdup(p, base_dir);
+    blen = strlen(base);
+    while (blen > 1 && base[blen - 1] == '/') {
+        base[--blen] = '\0';
+    }
+    rv = apr_dir_make_recursive(base, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE
+                                          | APR_FPROT_GREAD | APR_FPROT_GEXECUTE
+                                          | APR_FPROT_WREAD | APR_FPROT_WEXECUTE, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+        err = apr_psprintf(p, "cannot create the store directory %s", base);
+        goto leave;
+    }
+    rv = schema_check(base, &err, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    fs = apr_pcalloc(p, sizeof(*fs));
+    fs->pool = p;
+    fs->base = base;
+    for (g = 0; g < ACME_SG_COUNT; ++g) {
+        const char *dir = group_dir(fs, (acme_store_group_t)g, p);
+        rv = make_dir(dir, g == ACME_SG_ACCOUNTS ? 0700 : 0755);
+        if (rv != APR_SUCCESS) {
+            err = apr_psprintf(p, "cannot create the store directory %s", dir);
+            goto leave;
+        }
+    }
+    rv = make_dir(locks_dir(fs, p), 0755);
+    if (rv != APR_SUCCESS) {
+        err = apr_psprintf(p, "cannot create the store directory %s", locks_dir(fs, p));
+        goto leave;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->baton = fs;
+    s->load = fs_load;
+    s->save = fs_save;
+    s->remove = fs_remove;
+    s->list = fs_list;
+    s->mtime = fs_mtime;
+    s->move = fs_move;
+    s->lock = fs_lock;
+    s->unlock = fs_unlock;
+    s->path = fs_path;
+    *pstore = s;
+leave:
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: %s", err ? err : "failed");
+    }
+    if (perr) {
+        *perr = err;
+    }
+    return rv;
+}
+
+static int is_fs_store(const acme_store_t *s)
+{
+    return s && s->load == fs_load;
+}
+
+const char *acme_store_fs_base(acme_store_t *s)
+{
+    return is_fs_store(s) ? ((const fs_t *)s->baton)->base : NULL;
+}
+
+void acme_store_fs_set_clock(acme_store_t *s, acme_store_clock_cb *cb, void *baton)
+{
+    if (is_fs_store(s)) {
+        fs_t *fs = s->baton;
+        fs->clock = cb;
+        fs->clock_baton = baton;
+    }
+}
+
+static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    struct stat st;
+    struct dirent *de;
+    DIR *d;
+
+    if (lstat(path, &st) < 0) {
+        return os_err();
+    }
+    /* lchown: a symlink planted below must not hand out a foreign file */
+    if (lchown(path, uid, gid) < 0) {
+        return os_err();
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return APR_SUCCESS;
+    }
+    d = opendir(path);
+    if (!d) {
+        return os_err();
+    }
+    while ((de = readdir(d)) != NULL) {
+        apr_status_t rv2;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+            continue;
+        }
+        rv2 = chown_r(apr_pstrcat(p, path, "/", de->d_name, NULL), uid, gid, p);
+        if (rv2 != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv2) && rv == APR_SUCCESS) {
+            rv = rv2;
+        }
+    }
+    closedir(d);
+    return rv;
+}
+
+apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
+                                     apr_pool_t *p)
+{
+    static const acme_store_group_t child_groups[] = {
+        ACME_SG_ACCOUNTS, ACME_SG_STAGING, ACME_SG_CHALLENGES, ACME_SG_JOBS
+    };
+    const fs_t *fs;
+    apr_status_t rv = APR_SUCCESS;
+    apr_size_t i;
+
+    if (!is_fs_store(s)) {
+        return APR_EINVAL;
+    }
+    fs = s->baton;
+    for (i = 0; i < sizeof(child_groups) / sizeof(child_groups[0]); ++i) {
+        const char *dir = group_dir(fs, child_groups[i], p);
+        apr_status_t rv2 = chown_r(dir, (uid_t)uid, (gid_t)gid, p);
+        if (rv2 != APR_SUCCESS) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2,
+                     "store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
+            if (rv == APR_SUCCESS) {
+                rv = rv2;
+            }
+        }
+    }
+    return rv;
+}
+
+/* ---- JSON convenience ------------------------------------------------------ */
+
+apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const char *name,
+                                  const char *aspect, struct acme_json_t **pjson, apr_pool_t *p)
+{
+    const char *data, *jerr = NULL;
+    apr_size_t len;
+    apr_status_t rv;
+
+    *pjson = NULL;
+    rv = s->load(s, g, name, aspect, &data, &len, p);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = acme_json_parse(pjson, p, data, len, &jerr);
+    if (rv != APR_SUCCESS) {
+        rv = APR_EINVAL;
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: %s/%s/%s is not valid JSON: %s",
+                 acme_store_group_name(g), name, aspect, jerr ? jerr : "?");
+    }
+leave:
+    return rv;
+}
+
+apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const char *name,
+                                  const char *aspect, const struct acme_json_t *json,
+                                  apr_pool_t *p)
+{
+    const char *data;
+
+    if (!json) {
+        return APR_EINVAL;
+    }
+    data = acme_json_dump(json, p, 0);
+    if (!data) {
+        return APR_EGENERAL;
+    }
+    data = apr_pstrcat(p, data, "\n", NULL);
+    return s->save(s, g, name, aspect, data, strlen(data), 0, p);
+}

@@ -1,0 +1,557 @@
+/* mod_acme_config.c: the Managed* directives. Every setter validates its
+ * value and names the directive and the value in its error, so that
+ * `apachectl -t` tells the operator exactly what to fix. */
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_hash.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+
+#include "acme_util.h"
+#include "mod_acme_config.h"
+
+extern module AP_MODULE_DECLARE_DATA acme_module;
+
+/* The config generation being parsed: directives in virtual hosts still
+ * write to the one global object of the main server. */
+static acme_global_t *parsing_global;
+
+static acme_settings_t *settings_make(apr_pool_t *p)
+{
+    acme_settings_t *st = apr_pcalloc(p, sizeof(*st));
+
+    st->agree_tos = ACME_UNSET;
+    st->retry_delay = ACME_UNSET;
+    st->renew_is_percent = ACME_UNSET;
+    return st;
+}
+
+void *acme_config_create_srv(apr_pool_t *p, server_rec *s)
+{
+    acme_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    if (!s->is_virtual || !parsing_global) {
+        acme_global_t *g = apr_pcalloc(p, sizeof(*g));
+        g->pool = p;
+        g->domains = apr_array_make(p, 10, sizeof(acme_domain_t *));
+        g->names = apr_hash_make(p);
+        g->defaults = settings_make(p);
+        g->auto_restart = ACME_UNSET;
+        g->port_http = 80;
+        g->port_https = 443;
+        g->check_interval = ACME_UNSET;
+        g->parallel = ACME_UNSET;
+        parsing_global = g;
+    }
+    sc->global = parsing_global;
+    return sc;
+}
+
+void *acme_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
+{
+    acme_srv_conf_t *base = basev, *add = addv;
+    acme_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->global = base->global ? base->global : add->global;
+    sc->domain = add->domain;
+    return sc;
+}
+
+acme_srv_conf_t *acme_config_get(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &acme_module);
+}
+
+acme_global_t *acme_config_global(server_rec *s)
+{
+    return acme_config_get(s)->global;
+}
+
+/* ---- context checks ---------------------------------------------------- */
+
+static acme_global_t *global_of(cmd_parms *cmd)
+{
+    return acme_config_get(cmd->server)->global;
+}
+
+/* Where may a directive stand? in_section: also inside <ManagedDomain>. */
+static const char *check_context(cmd_parms *cmd, int in_section)
+{
+    acme_global_t *g = global_of(cmd);
+
+    if (cmd->server->is_virtual) {
+        return apr_psprintf(cmd->pool,
+                            "%s is not allowed inside <VirtualHost>: put it at the top "
+                            "level of the server configuration%s",
+                            cmd->cmd->name, in_section ? " or inside <ManagedDomain>" : "");
+    }
+    if (cmd->path) {
+        return apr_psprintf(cmd->pool,
+                            "%s is not allowed inside <Directory>, <Location> or <Files>",
+                            cmd->cmd->name);
+    }
+    if (g->current && !in_section) {
+        return apr_psprintf(cmd->pool,
+                            "%s is a server-wide setting and is not allowed inside "
+                            "<ManagedDomain %s>", cmd->cmd->name, g->current->name);
+    }
+    return NULL;
+}
+
+static acme_settings_t *target_settings(cmd_parms *cmd)
+{
+    acme_global_t *g = global_of(cmd);
+
+    return g->current ? g->current->settings : g->defaults;
+}
+
+/* ---- ManagedDomain ---------------------------------------------------- */
+
+static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[],
+                              acme_domain_t **pdomain)
+{
+    acme_global_t *g = global_of(cmd);
+    acme_domain_t *d, *other;
+    int i, j;
+
+    if (argc < 1) {
+        return apr_psprintf(cmd->pool, "%s needs at least one domain name", cmd->cmd->name);
+    }
+    d = apr_pcalloc(cmd->pool, sizeof(*d));
+    d->names = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    d->settings = settings_make(cmd->pool);
+    d->file = cmd->directive ? cmd->directive->filename : "?";
+    d->line = cmd->directive ? cmd->directive->line_num : 0;
+    d->servers = apr_array_make(cmd->pool, 2, sizeof(server_rec *));
+    for (i = 0; i < argc; ++i) {
+        char *name = apr_pstrdup(cmd->pool, argv[i]);
+
+        ap_str_tolower(name);
+        if (!acme_name_is_valid(name)) {
+            return apr_psprintf(cmd->pool,
+                                "%s: '%s' is not a valid domain name or IP address "
+                                "(letters, digits and '-' in dot-separated labels, "
+                                "an optional leading '*.')", cmd->cmd->name, argv[i]);
+        }
+        if (acme_name_is_wildcard(name)) {
+            return apr_psprintf(cmd->pool,
+                                "%s: '%s' is a wildcard name; wildcards can only be "
+                                "validated with dns-01, which this mod_acme build does not "
+                                "offer yet. List the host names instead.",
+                                cmd->cmd->name, argv[i]);
+        }
+        for (j = 0; j < d->names->nelts; ++j) {
+            if (!strcmp(APR_ARRAY_IDX(d->names, j, const char *), name)) {
+                return apr_psprintf(cmd->pool, "%s: '%s' is listed twice", cmd->cmd->name,
+                                    argv[i]);
+            }
+        }
+        other = apr_hash_get(g->names, name, APR_HASH_KEY_STRING);
+        if (other) {
+            return apr_psprintf(cmd->pool,
+                                "%s: '%s' is already part of the managed domain '%s' "
+                                "(line %d of %s); a name can belong to one managed domain only",
+                                cmd->cmd->name, argv[i], other->name, other->line, other->file);
+        }
+        APR_ARRAY_PUSH(d->names, const char *) = name;
+    }
+    d->name = APR_ARRAY_IDX(d->names, 0, const char *);
+    for (i = 0; i < d->names->nelts; ++i) {
+        apr_hash_set(g->names, APR_ARRAY_IDX(d->names, i, const char *), APR_HASH_KEY_STRING, d);
+    }
+    APR_ARRAY_PUSH(g->domains, acme_domain_t *) = d;
+    *pdomain = d;
+    return NULL;
+}
+
+static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_domain_t *d;
+    const char *err = check_context(cmd, 0);
+
+    if (!err && global_of(cmd)->current) {
+        err = "ManagedDomain cannot be nested inside <ManagedDomain>";
+    }
+    return err ? err : add_domain(cmd, argc, argv, &d);
+}
+
+static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_global_t *g = global_of(cmd);
+    const char *endp = ap_strrchr_c(arg, '>');
+    const char *err, *word;
+    apr_array_header_t *names;
+    acme_domain_t *d;
+    char *args;
+
+    if ((err = check_context(cmd, 0))) {
+        return err;
+    }
+    if (g->current) {
+        return "<ManagedDomain> sections cannot be nested";
+    }
+    if (!endp) {
+        return "<ManagedDomain> section is missing its closing '>'";
+    }
+    args = apr_pstrndup(cmd->temp_pool, arg, (apr_size_t)(endp - arg));
+    names = apr_array_make(cmd->temp_pool, 5, sizeof(char *));
+    while (*(word = ap_getword_conf(cmd->temp_pool, (const char **)&args))) {
+        APR_ARRAY_PUSH(names, char *) = (char *)word;
+    }
+    if ((err = add_domain(cmd, names->nelts, (char *const *)names->elts, &d))) {
+        return err;
+    }
+    g->current = d;
+    err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+    g->current = NULL;
+    return err;
+}
+
+/* ---- CA settings -------------------------------------------------------- */
+
+static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+    int i;
+
+    if (err) return err;
+    if (argc < 1) return "ManagedCA needs a directory URL or 'letsencrypt' / 'letsencrypt-staging'";
+    st->ca_urls = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; ++i) {
+        const char *url = argv[i];
+        apr_uri_t uri;
+
+        if (!strcasecmp(url, "letsencrypt")) url = ACME_DEFAULT_CA;
+        else if (!strcasecmp(url, "letsencrypt-staging")) url = ACME_STAGING_CA;
+        else if (apr_uri_parse(cmd->pool, url, &uri) != APR_SUCCESS || !uri.scheme
+                 || strcasecmp(uri.scheme, "https") || !uri.hostname) {
+            return apr_psprintf(cmd->pool,
+                                "ManagedCA: '%s' is not an https:// URL of an ACME directory "
+                                "(or one of the names letsencrypt, letsencrypt-staging)", url);
+        }
+        APR_ARRAY_PUSH(st->ca_urls, const char *) = apr_pstrdup(cmd->pool, url);
+    }
+    return NULL;
+}
+
+static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1), *path;
+    apr_finfo_t fi;
+
+    if (err) return err;
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "ManagedCACertificateFile: '%s' is not a readable file",
+                            arg);
+    }
+    st->ca_file = path;
+    return NULL;
+}
+
+static const char *cmd_contact(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1), *at;
+
+    if (err) return err;
+    if (!strncasecmp(arg, "mailto:", 7)) {
+        arg += 7;
+    }
+    at = strchr(arg, '@');
+    if (!at || at == arg || !at[1] || strchr(at + 1, '@') || strpbrk(arg, " \t<>\"")) {
+        return apr_psprintf(cmd->pool, "ManagedContact: '%s' is not an e-mail address", arg);
+    }
+    st->contact = apr_pstrcat(cmd->pool, "mailto:", arg, NULL);
+    return NULL;
+}
+
+static const char *cmd_agree_tos(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    target_settings(cmd)->agree_tos = flag;
+    return NULL;
+}
+
+static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+    int i, j;
+
+    if (err) return err;
+    if (argc < 1) return "ManagedChallenges needs at least one of http-01, tls-alpn-01";
+    st->challenges = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; ++i) {
+        const char *t = argv[i];
+        if (!strcasecmp(t, "dns-01")) {
+            return "ManagedChallenges: dns-01 needs a DNS update hook, which this mod_acme "
+                   "build does not offer yet; use http-01 or tls-alpn-01";
+        }
+        if (strcasecmp(t, "http-01") && strcasecmp(t, "tls-alpn-01")) {
+            return apr_psprintf(cmd->pool,
+                                "ManagedChallenges: unknown challenge type '%s' "
+                                "(known: http-01, tls-alpn-01)", t);
+        }
+        for (j = 0; j < st->challenges->nelts; ++j) {
+            if (!strcasecmp(APR_ARRAY_IDX(st->challenges, j, const char *), t)) {
+                return apr_psprintf(cmd->pool, "ManagedChallenges: '%s' is listed twice", t);
+            }
+        }
+        APR_ARRAY_PUSH(st->challenges, const char *) = apr_pstrdup(cmd->pool, t);
+        ap_str_tolower(APR_ARRAY_IDX(st->challenges, st->challenges->nelts - 1, char *));
+    }
+    return NULL;
+}
+
+static const char *cmd_keys(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+    int i, j;
+
+    if (err) return err;
+    if (argc < 1) return "ManagedKeys needs at least one key type";
+    st->key_types = apr_array_make(cmd->pool, argc, sizeof(acme_key_type_t));
+    for (i = 0; i < argc; ++i) {
+        acme_key_type_t t = acme_key_type_parse(argv[i]);
+        if (t == ACME_KEY_NONE) {
+            return apr_psprintf(cmd->pool,
+                                "ManagedKeys: unknown key type '%s' (known: P-256, P-384, "
+                                "RSA-2048, RSA-3072, RSA-4096)", argv[i]);
+        }
+        for (j = 0; j < st->key_types->nelts; ++j) {
+            if (APR_ARRAY_IDX(st->key_types, j, acme_key_type_t) == t) {
+                return apr_psprintf(cmd->pool, "ManagedKeys: '%s' is listed twice", argv[i]);
+            }
+        }
+        APR_ARRAY_PUSH(st->key_types, acme_key_type_t) = t;
+    }
+    return NULL;
+}
+
+static const char *parse_duration(cmd_parms *cmd, const char *arg, apr_interval_time_t min,
+                                  apr_interval_time_t *pdur)
+{
+    if (acme_duration_parse(pdur, arg, "s") != APR_SUCCESS || *pdur < min) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a duration of at least %s (examples: 30s, 5m, 2h, 7d)",
+                            cmd->cmd->name, arg, acme_duration_format(cmd->pool, min));
+    }
+    return NULL;
+}
+
+static const char *cmd_retry_delay(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    return parse_duration(cmd, arg, apr_time_from_sec(1), &target_settings(cmd)->retry_delay);
+}
+
+static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+    apr_size_t len = strlen(arg);
+
+    if (err) return err;
+    if (len > 1 && arg[len - 1] == '%') {
+        char *end;
+        double v = strtod(arg, &end);
+        if (end != arg + len - 1 || !(v > 0.0 && v < 100.0)) {
+            return apr_psprintf(cmd->pool,
+                                "ManagedRenewWindow: '%s' is not a percentage between 0%% and "
+                                "100%% (example: 33%%)", arg);
+        }
+        st->renew_is_percent = 1;
+        st->renew_percent = v;
+        return NULL;
+    }
+    st->renew_is_percent = 0;
+    return parse_duration(cmd, arg, apr_time_from_sec(60), &st->renew_duration);
+}
+
+/* ---- server-wide settings --------------------------------------------- */
+
+static const char *cmd_store_dir(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = check_context(cmd, 0);
+
+    if (err) return err;
+    global_of(cmd)->store_dir = ap_server_root_relative(cmd->pool, arg);
+    if (!global_of(cmd)->store_dir) {
+        return apr_psprintf(cmd->pool, "ManagedStoreDir: invalid path '%s'", arg);
+    }
+    return NULL;
+}
+
+static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = check_context(cmd, 0);
+
+    if (err) return err;
+    global_of(cmd)->auto_restart = flag;
+    return NULL;
+}
+
+static const char *parse_port(cmd_parms *cmd, const char *s, int *pport)
+{
+    char *end;
+    apr_int64_t v;
+
+    if (!strcmp(s, "-")) {
+        *pport = 0;
+        return NULL;
+    }
+    v = apr_strtoi64(s, &end, 10);
+    if (!apr_isdigit(*s) || *end || v < 1 || v > 65535) {
+        return apr_psprintf(cmd->pool, "ManagedPortMap: '%s' is not a port number or '-'", s);
+    }
+    *pport = (int)v;
+    return NULL;
+}
+
+static const char *cmd_port_map(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_global_t *g = global_of(cmd);
+    const char *err = check_context(cmd, 0);
+    int i;
+
+    if (err) return err;
+    if (argc < 1 || argc > 2) {
+        return "ManagedPortMap takes one or two mappings like 80:8080 443:8443 ('-' = unreachable)";
+    }
+    for (i = 0; i < argc; ++i) {
+        const char *colon = strchr(argv[i], ':');
+        char *from;
+
+        if (!colon) {
+            return apr_psprintf(cmd->pool,
+                                "ManagedPortMap: '%s' is not of the form 80:PORT or 443:PORT",
+                                argv[i]);
+        }
+        from = apr_pstrndup(cmd->temp_pool, argv[i], (apr_size_t)(colon - argv[i]));
+        if (!strcmp(from, "80")) err = parse_port(cmd, colon + 1, &g->port_http);
+        else if (!strcmp(from, "443")) err = parse_port(cmd, colon + 1, &g->port_https);
+        else err = apr_psprintf(cmd->pool,
+                                "ManagedPortMap: '%s' maps port %s, but only the CA's ports 80 "
+                                "and 443 can be mapped", argv[i], from);
+        if (err) return err;
+    }
+    g->port_map_set = 1;
+    return NULL;
+}
+
+static const char *cmd_check_interval(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = check_context(cmd, 0);
+
+    if (err) return err;
+    return parse_duration(cmd, arg, apr_time_from_sec(1), &global_of(cmd)->check_interval);
+}
+
+static const char *cmd_parallel(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = check_context(cmd, 0);
+    char *end;
+    apr_int64_t v;
+
+    if (err) return err;
+    v = apr_strtoi64(arg, &end, 10);
+    if (!apr_isdigit(*arg) || *end || v < 1 || v > 256) {
+        return apr_psprintf(cmd->pool,
+                            "ManagedParallelRenewals: '%s' is not a number from 1 to 256", arg);
+    }
+    global_of(cmd)->parallel = (int)v;
+    return NULL;
+}
+
+const command_rec acme_cmds[] = {
+    AP_INIT_TAKE_ARGV("ManagedDomain", cmd_domain, NULL, RSRC_CONF,
+                      "names (DNS names or IP addresses) for one certificate"),
+    AP_INIT_RAW_ARGS("<ManagedDomain", cmd_domain_section, NULL, RSRC_CONF,
+                     "section with the names of a managed domain and its own settings"),
+    AP_INIT_TAKE_ARGV("ManagedCA", cmd_ca, NULL, RSRC_CONF,
+                      "ACME directory URL(s) of the CA, or letsencrypt / letsencrypt-staging"),
+    AP_INIT_TAKE1("ManagedCACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
+                  "PEM file with extra trust anchors for the CA's HTTPS server"),
+    AP_INIT_TAKE1("ManagedContact", cmd_contact, NULL, RSRC_CONF,
+                  "e-mail address for the ACME account (default: ServerAdmin)"),
+    AP_INIT_FLAG("ManagedAgreeTOS", cmd_agree_tos, NULL, RSRC_CONF,
+                 "on: you accept the CA's terms of service (required to create an account)"),
+    AP_INIT_TAKE_ARGV("ManagedChallenges", cmd_challenges, NULL, RSRC_CONF,
+                      "allowed challenge types in order of preference"),
+    AP_INIT_TAKE_ARGV("ManagedPortMap", cmd_port_map, NULL, RSRC_CONF,
+                      "where the CA's ports 80 and 443 arrive locally, e.g. 80:8080 443:8443"),
+    AP_INIT_TAKE_ARGV("ManagedKeys", cmd_keys, NULL, RSRC_CONF,
+                      "certificate key types: P-256, P-384, RSA-2048, RSA-3072, RSA-4096"),
+    AP_INIT_TAKE1("ManagedStoreDir", cmd_store_dir, NULL, RSRC_CONF,
+                  "directory for accounts, keys and certificates"),
+    AP_INIT_FLAG("ManagedAutoRestart", cmd_auto_restart, NULL, RSRC_CONF,
+                 "restart gracefully by itself to activate new certificates"),
+    AP_INIT_TAKE1("ManagedRetryDelay", cmd_retry_delay, NULL, RSRC_CONF,
+                  "first delay before retrying a failed renewal (doubles each time)"),
+    AP_INIT_TAKE1("ManagedRenewWindow", cmd_renew_window, NULL, RSRC_CONF,
+                  "renew when less than this remains: a percentage of the lifetime or a duration"),
+    AP_INIT_TAKE1("ManagedCheckInterval", cmd_check_interval, NULL, RSRC_CONF,
+                  "how often certificates are checked for renewal"),
+    AP_INIT_TAKE1("ManagedParallelRenewals", cmd_parallel, NULL, RSRC_CONF,
+                  "how many domains are worked on at the same time"),
+    {NULL}
+};
+
+static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
+{
+    if (!st->ca_urls) st->ca_urls = base->ca_urls;
+    if (!st->ca_file) st->ca_file = base->ca_file;
+    if (!st->contact) st->contact = base->contact;
+    if (st->agree_tos == ACME_UNSET) st->agree_tos = base->agree_tos;
+    if (!st->challenges) st->challenges = base->challenges;
+    if (!st->key_types) st->key_types = base->key_types;
+    if (st->retry_delay == ACME_UNSET) st->retry_delay = base->retry_delay;
+    if (st->renew_is_percent == ACME_UNSET) {
+        st->renew_is_percent = base->renew_is_percent;
+        st->renew_percent = base->renew_percent;
+        st->renew_duration = base->renew_duration;
+    }
+}
+
+void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
+{
+    acme_settings_t *st = d->settings;
+
+    settings_merge(st, g->defaults);
+    if (!st->ca_urls) {
+        st->ca_urls = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(st->ca_urls, const char *) = ACME_DEFAULT_CA;
+    }
+    if (!st->contact && base->server_admin && strchr(base->server_admin, '@')
+        && !strchr(base->server_admin, ' ')) {
+        st->contact = apr_pstrcat(p, strncasecmp(base->server_admin, "mailto:", 7) ? "mailto:" : "",
+                                  base->server_admin, NULL);
+    }
+    if (st->agree_tos == ACME_UNSET) st->agree_tos = 0;
+    if (!st->challenges) {
+        st->challenges = apr_array_make(p, 2, sizeof(const char *));
+        APR_ARRAY_PUSH(st->challenges, const char *) = "http-01";
+        APR_ARRAY_PUSH(st->challenges, const char *) = "tls-alpn-01";
+    }
+    if (!st->key_types) {
+        st->key_types = apr_array_make(p, 1, sizeof(acme_key_type_t));
+        APR_ARRAY_PUSH(st->key_types, acme_key_type_t) = ACME_KEY_P256;
+    }
+    if (st->retry_delay == ACME_UNSET) st->retry_delay = ACME_DEFAULT_RETRY_DELAY;
+    if (st->renew_is_percent == ACME_UNSET) {
+        st->renew_is_percent = 1;
+        st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;
+    }
+}

@@ -1,0 +1,77 @@
+/* mod_acme_config.h: directives turned into config objects. Global settings
+ * live in the main server's config; <ManagedDomain> sections override them. */
+#ifndef MOD_ACME_CONFIG_H
+#define MOD_ACME_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <apr_hash.h>
+
+#include "acme_crypto.h"
+
+#define ACME_UNSET (-1)
+
+/* Settings that a <ManagedDomain> section may override. */
+typedef struct acme_settings_t {
+    apr_array_header_t *ca_urls;    /* const char*; NULL = unset */
+    const char *ca_file;
+    const char *contact;
+    int agree_tos;                  /* ACME_UNSET, 0, 1 */
+    apr_array_header_t *challenges; /* const char* in preference order */
+    apr_array_header_t *key_types;  /* acme_key_type_t */
+    apr_interval_time_t retry_delay;
+    int renew_is_percent;           /* ACME_UNSET, 0, 1 */
+    double renew_percent;
+    apr_interval_time_t renew_duration;
+} acme_settings_t;
+
+typedef struct acme_domain_t {
+    const char *name;             /* first name: the domain's id in the store */
+    apr_array_header_t *names;    /* const char*, all names (SANs) */
+    acme_settings_t *settings;    /* merged with the globals at post_config */
+    const char *file;             /* where it was defined, for messages */
+    int line;
+    apr_array_header_t *servers;  /* server_rec* of SSL vhosts using it */
+} acme_domain_t;
+
+typedef struct acme_global_t {
+    apr_pool_t *pool;
+    apr_array_header_t *domains;  /* acme_domain_t* */
+    apr_hash_t *names;            /* name -> acme_domain_t*, for duplicates */
+    acme_settings_t *defaults;    /* global Managed* settings */
+    const char *store_dir;
+    int auto_restart;             /* ACME_UNSET, 0, 1 */
+    int port_http;                /* local port where the CA's 80 lands; 0 = unreachable */
+    int port_https;               /* same for 443 */
+    int port_map_set;
+    apr_interval_time_t check_interval;
+    int parallel;
+    acme_domain_t *current;       /* inside <ManagedDomain> while parsing */
+} acme_global_t;
+
+typedef struct acme_srv_conf_t {
+    acme_global_t *global;        /* shared by all servers of a config generation */
+    acme_domain_t *domain;        /* the managed domain serving this vhost, or NULL */
+} acme_srv_conf_t;
+
+extern const command_rec acme_cmds[];
+
+void *acme_config_create_srv(apr_pool_t *p, server_rec *s);
+void *acme_config_merge_srv(apr_pool_t *p, void *basev, void *addv);
+
+acme_srv_conf_t *acme_config_get(server_rec *s);
+acme_global_t *acme_config_global(server_rec *s);
+
+/* Resolves unset values of a domain's settings from the globals and the
+ * built-in defaults. */
+void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
+
+/* Built-in defaults */
+#define ACME_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"
+#define ACME_STAGING_CA "https://acme-staging-v02.api.letsencrypt.org/directory"
+#define ACME_DEFAULT_RETRY_DELAY apr_time_from_sec(30)
+#define ACME_DEFAULT_CHECK_INTERVAL apr_time_from_sec(3600)
+#define ACME_DEFAULT_RENEW_PERCENT 33.0
+#define ACME_DEFAULT_PARALLEL 8
+
+#endif /* MOD_ACME_CONFIG_H */

@@ -1,0 +1,193 @@
+# pytest fixtures for mod_acme's integration tests: real pebble (CA), the
+# pebble-challtestsrv mock DNS, and Debian's apache2 with the built module.
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import util  # noqa: E402
+from harness.httpd import Httpd  # noqa: E402
+from harness.pebble import Pebble, PebbleDNS  # noqa: E402
+from harness.pki import ListenerPKI  # noqa: E402
+
+SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+# ------------------------------------------------------------------ reporting
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    # Attach the logs of every harness object the test used, so a failure in
+    # CI shows what httpd and pebble said without digging in /tmp.
+    seen = set()
+    funcargs = getattr(item, "funcargs", {}) or {}
+    for value in funcargs.values():
+        if id(value) in seen or not hasattr(value, "failure_logs"):
+            continue
+        seen.add(id(value))
+        try:
+            for title, text in value.failure_logs():
+                rep.sections.append((title, text))
+        except Exception as exc:  # noqa: BLE001 - never hide the real failure
+            rep.sections.append(("harness log collection failed", repr(exc)))
+
+
+# ------------------------------------------------------------------ basics
+@pytest.fixture(scope="session")
+def build_dir():
+    """Where the module was built (MOD_ACME_BUILD_DIR, default: source root)."""
+    return os.path.abspath(os.environ.get("MOD_ACME_BUILD_DIR", SRC_ROOT))
+
+
+@pytest.fixture(scope="session")
+def module_path(build_dir):
+    return os.path.join(build_dir, ".libs", "mod_acme.so")
+
+
+@pytest.fixture(scope="session")
+def work_root(request):
+    """A world-traversable session directory (pytest's tmp_path is 0700, and
+    httpd's children run as www-data)."""
+    base = os.environ.get("MOD_ACME_TEST_TMP") or None
+    if base:
+        os.makedirs(base, exist_ok=True)
+    root = tempfile.mkdtemp(prefix="mod_acme-it-", dir=base or "/tmp")
+    os.chmod(root, 0o755)
+    yield root
+    if request.session.testsfailed == 0 and not os.environ.get("MOD_ACME_KEEP_TMP"):
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        sys.stderr.write("\nmod_acme integration test files kept in %s\n" % root)
+
+
+_used_names = set()
+
+
+@pytest.fixture
+def test_dir(request, work_root):
+    """A world-traversable directory for this test, under work_root."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    unique, n = name, 1
+    while unique in _used_names:
+        n += 1
+        unique = "%s.%d" % (name, n)
+    _used_names.add(unique)
+    path = os.path.join(work_root, unique)
+    os.makedirs(path)
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def acme_ports():
+    """The http-01 and tls-alpn-01 ports: every pebble validates against
+    them and every test httpd listens on them."""
+    return {"http": util.free_port(), "tls": util.free_port()}
+
+
+@pytest.fixture(scope="session")
+def listener_pki(work_root):
+    d = os.path.join(work_root, "pki")
+    os.makedirs(d)
+    os.chmod(d, 0o755)
+    return ListenerPKI(d).generate()
+
+
+# ------------------------------------------------------------------ ACME side
+class _DNSFixture(PebbleDNS):
+    def failure_logs(self):
+        return [("pebble-challtestsrv log (tail)", util.tail(self.log_text(), 30))]
+
+
+class _PebbleFixture(Pebble):
+    def failure_logs(self):
+        return [("pebble %s log (tail) %s" % (self.name, self.log_file),
+                 util.tail(self.log_text(), 60))]
+
+
+@pytest.fixture(scope="session")
+def pebble_dns(work_root):
+    d = os.path.join(work_root, "challtestsrv")
+    os.makedirs(d)
+    dns = _DNSFixture(d)
+    try:
+        dns.start()
+        yield dns
+    finally:
+        dns.stop()
+
+
+@pytest.fixture(scope="session")
+def pebble(work_root, listener_pki, pebble_dns, acme_ports):
+    p = _PebbleFixture(work_root, "pebble", listener_pki, pebble_dns,
+                       acme_ports["http"], acme_ports["tls"])
+    try:
+        p.start()
+        yield p
+    finally:
+        p.stop()
+
+
+class PebbleFactory:
+    """Extra pebble instances for one test (own listener/management ports,
+    the session's validation ports)."""
+
+    def __init__(self, test_dir, pki, dns, ports):
+        self.test_dir = test_dir
+        self.pki = pki
+        self.dns = dns
+        self.ports = ports
+        self.instances = []
+
+    def __call__(self, env=None, config=None, name=None):
+        name = name or "pebble-%d" % (len(self.instances) + 1)
+        p = _PebbleFixture(self.test_dir, name, self.pki, self.dns,
+                           self.ports["http"], self.ports["tls"], env=env, config=config)
+        self.instances.append(p)
+        return p.start()
+
+    def failure_logs(self):
+        out = []
+        for p in self.instances:
+            out += p.failure_logs()
+        return out
+
+    def stop_all(self):
+        for p in self.instances:
+            p.stop()
+
+
+@pytest.fixture
+def pebble_factory(test_dir, listener_pki, pebble_dns, acme_ports):
+    factory = PebbleFactory(test_dir, listener_pki, pebble_dns, acme_ports)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+# ------------------------------------------------------------------ httpd
+@pytest.fixture
+def httpd(test_dir, acme_ports, module_path):
+    """An apache2 for this test (not started). Fails the test at teardown if
+    the error log has an [error]-or-worse line not declared by expect_errors()."""
+    server = Httpd(os.path.join(test_dir, "httpd"), acme_ports["http"],
+                   acme_ports["tls"], module_path=module_path)
+    yield server
+    try:
+        server.stop()
+    finally:
+        bad = server.unexpected_errors()
+        if bad:
+            pytest.fail("httpd error log has %d unexpected line(s) at [error] or worse "
+                        "(declare them with httpd.expect_errors(regex)):\n%s\n-- tail:\n%s"
+                        % (len(bad), "\n".join(bad[:20]), util.tail(server.error_log(), 40)),
+                        pytrace=False)
