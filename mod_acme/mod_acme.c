@@ -1,16 +1,388 @@
-/* mod_acme.c: the module's tables and hook registration. The work is done
- * in the other mod_acme_*.c files and in the core (core/acme_*.c). */
+/* mod_acme.c: the module's tables, hook registration, and the parent's
+ * config-time work: open the store, match ManagedDomain names to SSL
+ * virtual hosts, hand certificates (or a fallback) to mod_ssl. */
+#include <unistd.h>
+#include <apr_strings.h>
+#include <apr_optional.h>
+
 #include <httpd.h>
 #include <http_config.h>
+#include <http_core.h>
 #include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+#include <ap_listen.h>
+#include <unixd.h>
 
 #include "acme_util.h"
+#include "acme_json.h"
+#include "acme_crypto.h"
+#include "acme_store.h"
+#include "acme_job.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 
+acme_store_t *acme_mod_store;
+
+/* ---- logging bridge ---------------------------------------------------- */
+
+static void log_bridge(void *baton, const char *file, int line, int level, apr_status_t rv,
+                       const char *msg)
+{
+    server_rec *s = baton;
+
+    ap_log_error(file, line, APLOG_MODULE_INDEX, level, rv, s, "%s", msg);
+}
+
+/* ---- names of a server -------------------------------------------------- */
+
+static void server_names(apr_array_header_t **pnames, server_rec *s, apr_pool_t *p)
+{
+    apr_array_header_t *names = apr_array_make(p, 5, sizeof(const char *));
+    int i;
+
+    if (s->server_hostname) {
+        APR_ARRAY_PUSH(names, const char *) = s->server_hostname;
+    }
+    for (i = 0; s->names && i < s->names->nelts; ++i) {
+        APR_ARRAY_PUSH(names, const char *) = APR_ARRAY_IDX(s->names, i, const char *);
+    }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; ++i) {
+        APR_ARRAY_PUSH(names, const char *) = APR_ARRAY_IDX(s->wild_names, i, const char *);
+    }
+    *pnames = names;
+}
+
+static acme_domain_t *domain_for_name(acme_global_t *g, const char *name)
+{
+    char *lc;
+    int i, j;
+
+    if (!name) return NULL;
+    lc = apr_pstrdup(g->pool, name);
+    ap_str_tolower(lc);
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        for (j = 0; j < d->names->nelts; ++j) {
+            if (acme_name_covers(APR_ARRAY_IDX(d->names, j, const char *), lc)) return d;
+        }
+    }
+    return NULL;
+}
+
+/* Each virtual host gets the managed domain of its ServerName (or, failing
+ * that, of its first ServerAlias that is managed). */
+static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
+{
+    server_rec *s;
+
+    for (s = base; s; s = s->next) {
+        acme_srv_conf_t *sc = acme_config_get(s);
+        apr_array_header_t *names;
+        int i;
+
+        sc->domain = NULL;
+        server_names(&names, s, p);
+        for (i = 0; i < names->nelts && !sc->domain; ++i) {
+            sc->domain = domain_for_name(g, APR_ARRAY_IDX(names, i, const char *));
+        }
+    }
+}
+
+/* ---- which challenges can work here -------------------------------------- */
+
+static int listening_on(int port)
+{
+    ap_listen_rec *lr;
+
+    for (lr = ap_listeners; lr; lr = lr->next) {
+        if (lr->bind_addr && lr->bind_addr->port == port) return 1;
+    }
+    return 0;
+}
+
+static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s, apr_pool_t *p)
+{
+    int i;
+
+    d->eff_challenges = apr_array_make(p, 2, sizeof(const char *));
+    d->tls_alpn_ok = 0;
+    for (i = 0; i < d->settings->challenges->nelts; ++i) {
+        const char *t = APR_ARRAY_IDX(d->settings->challenges, i, const char *);
+        int port = !strcmp(t, "http-01") ? g->port_http : g->port_https;
+
+        if (port == 0) {
+            continue; /* the port map says the CA cannot reach it */
+        }
+        if (!listening_on(port)) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, ACMELOG(0101)
+                         "%s: %s is not possible: httpd does not listen on port %d "
+                         "(see ManagedPortMap)", d->name, t, port);
+            continue;
+        }
+        if (!strcmp(t, "tls-alpn-01")) d->tls_alpn_ok = 1;
+        APR_ARRAY_PUSH(d->eff_challenges, const char *) = t;
+    }
+}
+
+/* ---- certificates for mod_ssl -------------------------------------------- */
+
+static int domain_has_certs(acme_domain_t *d, apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store;
+    int i;
+
+    for (i = 0; i < d->settings->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        const char *cpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
+        apr_array_header_t *chain;
+
+        if (!cpath || acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1
+            || !acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_status_t ensure_fallback(acme_domain_t *d, server_rec *s, apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store;
+    const char *data, *pem;
+    apr_size_t len;
+    acme_pkey_t *key;
+    acme_cert_t *cert;
+    apr_status_t rv;
+
+    if (st->load(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", &data, &len, p) == APR_SUCCESS
+        && st->load(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", &data, &len, p)
+               == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    rv = acme_pkey_gen(&key, p, ACME_KEY_P256);
+    if (rv == APR_SUCCESS) {
+        rv = acme_cert_self_signed(&cert, p, key, d->names,
+                                   "mod_acme fallback: certificate not yet issued",
+                                   apr_time_from_sec(7 * 86400));
+    }
+    if (rv == APR_SUCCESS && (rv = acme_pkey_to_pem(&pem, p, key)) == APR_SUCCESS) {
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", pem, strlen(pem), 1, p);
+    }
+    if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", pem, strlen(pem), 0, p);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
+                     "%s: cannot create the temporary self-signed certificate in %s",
+                     d->name, acme_store_fs_base(st));
+    }
+    return rv;
+}
+
+static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
+                               apr_array_header_t *key_files)
+{
+    acme_srv_conf_t *sc = acme_config_get(s);
+    acme_domain_t *d = sc ? sc->domain : NULL;
+    acme_store_t *st = acme_mod_store;
+    int i;
+
+    if (!d || !st) {
+        return DECLINED;
+    }
+    if (cert_files->nelts > 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0103)
+                     "%s: the virtual host %s:%d has its own SSLCertificateFile; mod_acme "
+                     "leaves it alone and does not manage certificates for it",
+                     d->name, s->server_hostname, s->port);
+        return DECLINED;
+    }
+    d->driven = 1;
+    APR_ARRAY_PUSH(d->servers, server_rec *) = s;
+    if (!d->has_cert) {
+        return DECLINED; /* the fallback hook supplies the temporary one */
+    }
+    for (i = 0; i < d->settings->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        APR_ARRAY_PUSH(cert_files, const char *) =
+            st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
+        APR_ARRAY_PUSH(key_files, const char *) =
+            st->path(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), p);
+    }
+    return OK;
+}
+
+static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
+                                   apr_array_header_t *key_files)
+{
+    acme_srv_conf_t *sc = acme_config_get(s);
+    acme_domain_t *d = sc ? sc->domain : NULL;
+    acme_store_t *st = acme_mod_store;
+
+    if (!d || !st || d->has_cert) {
+        return DECLINED;
+    }
+    if (ensure_fallback(d, s, p) != APR_SUCCESS) {
+        return DECLINED;
+    }
+    APR_ARRAY_PUSH(cert_files, const char *) =
+        st->path(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", p);
+    APR_ARRAY_PUSH(key_files, const char *) =
+        st->path(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", p);
+    return OK;
+}
+
+/* ---- post_config --------------------------------------------------------- */
+
+static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    acme_global_t *g = acme_config_global(s);
+    const char *err = NULL;
+    apr_status_t rv;
+    int i;
+
+    acme_log_set(log_bridge, s, s->log.level);
+    acme_mod_store = NULL;
+    if (!g || g->domains->nelts == 0) {
+        return OK;
+    }
+    if (!g->store_dir) {
+        g->store_dir = ap_server_root_relative(pconf, "acme");
+    }
+    rv = acme_store_fs_create(&acme_mod_store, pconf, g->store_dir, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0001)
+                     "cannot use the store directory %s: %s. Check that the directory (see "
+                     "ManagedStoreDir) exists or can be created, and is on a writable disk.",
+                     g->store_dir, err ? err : "error");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (geteuid() == 0) {
+        rv = acme_store_fs_set_owner(acme_mod_store, ap_unixd_config.user_id,
+                                     ap_unixd_config.group_id, ptemp);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0002)
+                         "cannot give the store's work directories in %s to the server's "
+                         "User: the renewal jobs could not write them", g->store_dir);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        acme_config_resolve(g, d, s, pconf);
+        compute_challenges(g, d, s, pconf);
+    }
+    match_servers(g, s, ptemp);
+    acme_drive_activate(g, s, ptemp);
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        d->has_cert = domain_has_certs(d, ptemp);
+        d->driven = 0;
+        apr_array_clear(d->servers);
+    }
+    return OK;
+}
+
+static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    acme_global_t *g = acme_config_global(s);
+    int first = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+    server_rec *vs;
+    int i;
+
+    if (!g || g->domains->nelts == 0 || !acme_mod_store) {
+        return OK;
+    }
+    if (!first) {
+        for (i = 0; i < g->domains->nelts; ++i) {
+            acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+            if (!d->driven) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0003)
+                             "ManagedDomain %s (line %d of %s) is not used by any SSL virtual "
+                             "host: no <VirtualHost> with SSLEngine on has one of its names as "
+                             "ServerName or ServerAlias. No certificate is requested for it.",
+                             d->name, d->line, d->file);
+            }
+            else if (d->eff_challenges->nelts == 0) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0004)
+                             "%s: no challenge type can work: ManagedChallenges allows %s, but "
+                             "httpd does not listen where the CA connects (port %d for http-01, "
+                             "%d for tls-alpn-01; see ManagedPortMap and Listen)",
+                             d->name,
+                             apr_array_pstrcat(ptemp, d->settings->challenges, ' '),
+                             g->port_http, g->port_https);
+            }
+            else if (!d->has_cert) {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(0005)
+                             "%s: no certificate yet; serving a temporary self-signed one "
+                             "(requests get 503) until the CA has issued one", d->name);
+            }
+        }
+        /* Names of SSL vhosts that their domain does not cover. */
+        for (vs = s; vs; vs = vs->next) {
+            acme_srv_conf_t *sc = acme_config_get(vs);
+            apr_array_header_t *names;
+
+            if (!sc->domain || !sc->domain->driven) continue;
+            server_names(&names, vs, ptemp);
+            for (i = 0; i < names->nelts; ++i) {
+                const char *n = APR_ARRAY_IDX(names, i, const char *);
+                int j, covered = 0;
+                for (j = 0; j < sc->domain->names->nelts && !covered; ++j) {
+                    covered = acme_name_covers(APR_ARRAY_IDX(sc->domain->names, j, const char *), n);
+                }
+                if (!covered) {
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, ACMELOG(0006)
+                                 "the virtual host %s uses the certificate of ManagedDomain %s, "
+                                 "which does not include the name '%s': clients asking for it "
+                                 "will see a name mismatch. Add it to the ManagedDomain.",
+                                 vs->server_hostname, sc->domain->name, n);
+                }
+            }
+        }
+    }
+    acme_challenge_setup_protocols(g, pconf);
+    if (!first) {
+        acme_drive_start(g, s, pconf);
+    }
+    return OK;
+}
+
+/* ---- requests to a site that has no certificate yet ---------------------- */
+
+static int hook_fallback_503(request_rec *r)
+{
+    acme_srv_conf_t *sc = acme_config_get(r->server);
+    acme_domain_t *d = sc ? sc->domain : NULL;
+
+    if (!d || d->has_cert || !d->driven || !ap_ssl_conn_is_ssl(r->connection)) {
+        return DECLINED;
+    }
+    apr_table_setn(r->err_headers_out, "Retry-After", "30");
+    ap_custom_response(r, HTTP_SERVICE_UNAVAILABLE,
+                       "<html><head><title>503 Certificate pending</title></head><body>"
+                       "<h1>Certificate pending</h1><p>This site's TLS certificate is being "
+                       "obtained from the certificate authority. Please try again in a "
+                       "moment.</p></body></html>");
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
 static void acme_register_hooks(apr_pool_t *p)
 {
+    static const char *const before_ssl[] = {"mod_ssl.c", NULL};
+    static const char *const after_ssl[] = {"mod_ssl.c", NULL};
+
     (void)p;
+    ap_hook_post_config(post_config_early, NULL, before_ssl, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config_late, after_ssl, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_add_cert_files(hook_add_cert_files, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_add_fallback_cert_files(hook_add_fallback_files, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Runs after the challenge hook, so http-01 answers are never blocked. */
+    ap_hook_post_read_request(hook_fallback_503, NULL, before_ssl, APR_HOOK_MIDDLE);
+    acme_challenge_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

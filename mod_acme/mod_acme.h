@@ -5,6 +5,27 @@
 #include <httpd.h>
 #include <http_config.h>
 
+#include "acme_store.h"
+#include "mod_acme_config.h"
+
 extern module AP_MODULE_DECLARE_DATA acme_module;
+
+/* The store of the current config generation (parent and children). */
+extern acme_store_t *acme_mod_store;
+
+/* mod_acme_challenge.c */
+void acme_challenge_register_hooks(void);
+/* Adds acme-tls/1 to the Protocols of the SSL vhosts of domains that may
+ * be validated with tls-alpn-01. */
+void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p);
+
+/* mod_acme_drive.c: the watchdogs (parent: activation restart; child:
+ * renewal jobs). */
+apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p);
+/* Parent, at post_config: activates staged results. Returns how many. */
+int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p);
+
+/* Log message ids: "AH" numbers belong to httpd; ours are "ACME0nnn". */
+#define ACMELOG(n) "ACME" #n ": "
 
 #endif /* MOD_ACME_H */

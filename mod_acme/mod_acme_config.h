@@ -32,6 +32,11 @@ typedef struct acme_domain_t {
     const char *file;             /* where it was defined, for messages */
     int line;
     apr_array_header_t *servers;  /* server_rec* of SSL vhosts using it */
+    /* Runtime facts found by the parent at post_config. */
+    int has_cert;                 /* an issued certificate is active for every key type */
+    int driven;                   /* an SSL vhost uses it, so jobs run for it */
+    int tls_alpn_ok;              /* tls-alpn-01 is allowed and reachable */
+    apr_array_header_t *eff_challenges; /* allowed and reachable types */
 } acme_domain_t;
 
 typedef struct acme_global_t {

@@ -540,3 +540,711 @@ apr_status_t acme_retry_after_parse(apr_time_t *pt, const char *value, apr_time_
     *pt = t;
     return APR_SUCCESS;
 }
+
+/* scheme://authority of an absolute URL, or NULL */
+static const char *url_origin(apr_pool_t *p, const char *url)
+{
+    const char *s, *e;
+
+    if (!url || !(s = strstr(url, "://"))) {
+        return NULL;
+    }
+    e = strchr(s + 3, '/');
+    return e ? apr_pstrmemdup(p, url, (apr_size_t)(e - url)) : apr_pstrdup(p, url);
+}
+
+static int rel_matches(const char *rels, apr_size_t len, const char *rel)
+{
+    /* rel may hold several space-separated relation types (RFC 8288 3.3) */
+    apr_size_t i = 0, start, rlen = strlen(rel);
+
+    while (i < len) {
+        while (i < len && apr_isspace(rels[i])) {
+            ++i;
+        }
+        start = i;
+        while (i < len && !apr_isspace(rels[i])) {
+            ++i;
+        }
+        if (i - start == rlen && !strncasecmp(rels + start, rel, rlen)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_status_t acme_link_parse(apr_array_header_t **purls, apr_pool_t *p, const char *value,
+                             const char *rel, const char *base_url)
+{
+    const char *s = value, *target, *tend, *name, *nend, *v, *vend;
+    int matched;
+
+    if (!*purls) {
+        *purls = apr_array_make(p, 2, sizeof(const char *));
+    }
+    if (!value) {
+        return APR_SUCCESS;
+    }
+    while (*s) {
+        while (*s == ',' || apr_isspace(*s)) {
+            ++s;
+        }
+        if (!*s) {
+            break;
+        }
+        if (*s != '<') {
+            /* junk: skip to the next link */
+            while (*s && *s != ',') {
+                ++s;
+            }
+            continue;
+        }
+        target = s + 1;
+        tend = strchr(target, '>');
+        if (!tend) {
+            break; /* unterminated target: nothing after it can be trusted */
+        }
+        s = tend + 1;
+        matched = 0;
+        /* parameters: ; name [= token | quoted-string] */
+        for (;;) {
+            while (apr_isspace(*s)) {
+                ++s;
+            }
+            if (*s != ';') {
+                break;
+            }
+            ++s;
+            while (apr_isspace(*s)) {
+                ++s;
+            }
+            name = s;
+            while (*s && *s != '=' && *s != ';' && *s != ',' && !apr_isspace(*s)) {
+                ++s;
+            }
+            nend = s;
+            while (apr_isspace(*s)) {
+                ++s;
+            }
+            v = vend = s;
+            if (*s == '=') {
+                ++s;
+                while (apr_isspace(*s)) {
+                    ++s;
+                }
+                if (*s == '"') {
+                    v = ++s;
+                    while (*s && *s != '"') {
+                        if (*s == '\\' && s[1]) {
+                            ++s;
+                        }
+                        ++s;
+                    }
+                    vend = s;
+                    if (*s == '"') {
+                        ++s;
+                    }
+                }
+                else {
+                    v = s;
+                    while (*s && *s != ';' && *s != ',' && !apr_isspace(*s)) {
+                        ++s;
+                    }
+                    vend = s;
+                }
+            }
+            if (nend - name == 3 && !strncasecmp(name, "rel", 3)
+                && rel_matches(v, (apr_size_t)(vend - v), rel)) {
+                matched = 1;
+            }
+        }
+        /* skip anything unparsed up to the next link */
+        while (*s && *s != ',') {
+            ++s;
+        }
+        if (matched && tend > target) {
+            const char *url = apr_pstrmemdup(p, target, (apr_size_t)(tend - target));
+
+            if (!is_url(url)) {
+                const char *origin = url_origin(p, base_url);
+
+                url = (url[0] == '/' && url[1] != '/' && origin)
+                    ? apr_pstrcat(p, origin, url, NULL) : NULL;
+            }
+            if (url) {
+                APR_ARRAY_PUSH(*purls, const char *) = url;
+            }
+        }
+    }
+    return APR_SUCCESS;
+}
+
+typedef struct {
+    apr_array_header_t *urls;
+    apr_pool_t *p;
+    const char *rel;
+    const char *base;
+} links_ctx;
+
+static int collect_link(void *baton, const char *key, const char *value)
+{
+    links_ctx *ctx = baton;
+
+    (void)key;
+    acme_link_parse(&ctx->urls, ctx->p, value, ctx->rel, ctx->base);
+    return 1;
+}
+
+apr_status_t acme_links_get(apr_array_header_t **purls, apr_pool_t *p, apr_table_t *headers,
+                            const char *rel, const char *base_url)
+{
+    links_ctx ctx;
+
+    ctx.urls = apr_array_make(p, 2, sizeof(const char *));
+    ctx.p = p;
+    ctx.rel = rel;
+    ctx.base = base_url;
+    if (headers) {
+        apr_table_do(collect_link, &ctx, headers, "Link", NULL);
+    }
+    *purls = ctx.urls;
+    return APR_SUCCESS;
+}
+
+/* ---- challenge selection ------------------------------------------------------- */
+
+apr_status_t acme_challenge_select(const acme_challenge_t **pch, const acme_authz_t *authz,
+                                   const apr_array_header_t *allowed, acme_result_t *r)
+{
+    const acme_challenge_t *ch;
+    const char *type, *offered = "";
+    int i, k;
+
+    *pch = NULL;
+    /* A validation already under way (a resumed order) must not be
+     * abandoned for another type: the CA would wait for it. */
+    for (k = 0; k < authz->challenges->nelts; ++k) {
+        ch = APR_ARRAY_IDX(authz->challenges, k, const acme_challenge_t *);
+        if (ch->status != ACME_STATE_PROCESSING) {
+            continue;
+        }
+        for (i = 0; allowed && i < allowed->nelts; ++i) {
+            if (!strcmp(APR_ARRAY_IDX(allowed, i, const char *), ch->type)) {
+                *pch = ch;
+                return APR_SUCCESS;
+            }
+        }
+    }
+    for (i = 0; allowed && i < allowed->nelts; ++i) {
+        type = APR_ARRAY_IDX(allowed, i, const char *);
+        if (authz->wildcard && strcmp(type, "dns-01")) {
+            continue; /* RFC 8555 7.1.3: wildcards validate only over DNS */
+        }
+        for (k = 0; k < authz->challenges->nelts; ++k) {
+            ch = APR_ARRAY_IDX(authz->challenges, k, const acme_challenge_t *);
+            if (!strcmp(ch->type, type)) {
+                *pch = ch;
+                return APR_SUCCESS;
+            }
+        }
+    }
+    for (k = 0; k < authz->challenges->nelts; ++k) {
+        ch = APR_ARRAY_IDX(authz->challenges, k, const acme_challenge_t *);
+        offered = apr_pstrcat(r->pool, offered, k ? ", " : "", ch->type, NULL);
+    }
+    return acme_result_set(r, APR_ENOENT, "acme:config",
+                           "no usable challenge for %s%s: the CA offers [%s], allowed are [%s]%s",
+                           authz->wildcard ? "*." : "", authz->identifier.value, offered,
+                           allowed && allowed->nelts ? apr_array_pstrcat(r->pool, allowed, ',')
+                                                     : "",
+                           authz->wildcard ? " (wildcards need dns-01)" : "");
+}
+
+/* ---- responses ------------------------------------------------------------------ */
+
+/* The media type without parameters, lower-cased; "" if absent. */
+const char *acme_response_media_type(apr_pool_t *p, const acme_http_response_t *resp)
+{
+    const char *ct = apr_table_get(resp->headers, "Content-Type");
+    const char *e;
+    char *mt, *c;
+
+    if (!ct) {
+        return "";
+    }
+    while (apr_isspace(*ct)) {
+        ++ct;
+    }
+    e = strchr(ct, ';');
+    if (!e) {
+        e = ct + strlen(ct);
+    }
+    while (e > ct && apr_isspace(e[-1])) {
+        --e;
+    }
+    mt = apr_pstrmemdup(p, ct, (apr_size_t)(e - ct));
+    for (c = mt; *c; ++c) {
+        *c = (char)apr_tolower(*c);
+    }
+    return mt;
+}
+
+static void note_retry_after(const acme_http_response_t *resp, acme_result_t *r)
+{
+    const char *ra = apr_table_get(resp->headers, "Retry-After");
+    apr_time_t t;
+
+    if (ra && acme_retry_after_parse(&t, ra, apr_time_now()) == APR_SUCCESS) {
+        r->retry_after = t;
+    }
+}
+
+apr_status_t acme_response_check(const acme_http_response_t *resp, apr_pool_t *p,
+                                 const char *what, acme_result_t *r)
+{
+    const char *mt, *perr = NULL;
+    acme_json_t *j = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (resp->status >= 200 && resp->status < 300) {
+        goto leave;
+    }
+    mt = acme_response_media_type(p, resp);
+    if ((!strcmp(mt, "application/problem+json") || !strcmp(mt, "application/json"))
+        && acme_json_parse(&j, p, resp->body, resp->body_len, &perr) == APR_SUCCESS) {
+        acme_result_reset(r);
+        if (acme_result_from_problem(r, j, resp->status) == APR_SUCCESS) {
+            /* 404 / accountDoesNotExist are "not there", callers test for it */
+            rv = (resp->status == 404
+                  || !strcmp(acme_problem_short(r->problem), "accountDoesNotExist"))
+                ? APR_ENOENT : APR_EGENERAL;
+            r->status = rv;
+            r->detail = apr_psprintf(r->pool, "%s: %s", what,
+                                     r->detail ? r->detail : "the CA reports a problem");
+            note_retry_after(resp, r);
+            goto leave;
+        }
+    }
+    rv = acme_result_set(r, resp->status == 404 ? APR_ENOENT : APR_EGENERAL,
+                         "acme:malformed-response", "%s: HTTP %d from %s (%s%s)", what,
+                         resp->status, resp->effective_url, *mt ? mt : "no content type",
+                         j ? ", not a problem document"
+                           : (perr ? apr_pstrcat(p, ", ", perr, NULL) : ""));
+    r->http_status = resp->status;
+    note_retry_after(resp, r);
+leave:
+    return rv;
+}
+
+apr_status_t acme_response_json(acme_json_t **pjson, apr_pool_t *p,
+                                const acme_http_response_t *resp, const char *what,
+                                acme_result_t *r)
+{
+    const char *mt, *perr = NULL;
+    acme_json_t *j = NULL;
+    apr_status_t rv;
+
+    *pjson = NULL;
+    rv = acme_response_check(resp, p, what, r);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    mt = acme_response_media_type(p, resp);
+    if (strcmp(mt, "application/json")) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "%s: response is not JSON (%s)", what,
+                             *mt ? mt : "no content type");
+        r->http_status = resp->status;
+        goto leave;
+    }
+    if (acme_json_parse(&j, p, resp->body, resp->body_len, &perr) != APR_SUCCESS) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "%s: response is not valid JSON: %s", what, perr);
+        r->http_status = resp->status;
+        goto leave;
+    }
+    if (acme_json_type(j, NULL) != ACME_JSON_OBJECT) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "%s: response is not a JSON object", what);
+        r->http_status = resp->status;
+        goto leave;
+    }
+    *pjson = j;
+leave:
+    return rv;
+}
+
+/* ---- the client ------------------------------------------------------------------- */
+
+apr_status_t acme_client_create(acme_client_t **pclient, apr_pool_t *p, const char *dir_url,
+                                acme_http_t *http)
+{
+    acme_client_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->pool = p;
+    c->http = http;
+    c->dir_url = apr_pstrdup(p, dir_url);
+    c->nonce_retries = NONCE_RETRIES_DEFAULT;
+    *pclient = c;
+    return is_url(dir_url) ? APR_SUCCESS : APR_EINVAL;
+}
+
+void acme_client_set_account(acme_client_t *c, const acme_pkey_t *key, const char *kid)
+{
+    c->key = key;
+    if (!kid) {
+        c->kid = NULL;
+    }
+    else if (!c->kid || strcmp(c->kid, kid)) {
+        c->kid = apr_pstrdup(c->pool, kid);
+    }
+}
+
+const char *acme_client_account_url(const acme_client_t *c)
+{
+    return c->kid;
+}
+
+const acme_pkey_t *acme_client_account_key(const acme_client_t *c)
+{
+    return c->key;
+}
+
+const char *acme_client_dir_url(const acme_client_t *c)
+{
+    return c->dir_url;
+}
+
+void acme_client_set_nonce_retries(acme_client_t *c, int retries)
+{
+    c->nonce_retries = retries < 0 ? 0 : retries;
+}
+
+static void keep_nonce(acme_client_t *c, const acme_http_response_t *resp)
+{
+    const char *n = resp ? apr_table_get(resp->headers, "Replay-Nonce") : NULL;
+
+    if (n && acme_b64url_is_token(n, NONCE_MAX)) {
+        apr_cpystrn(c->nonce, n, sizeof(c->nonce));
+    }
+}
+
+apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t *c,
+                                   acme_result_t *r)
+{
+    apr_pool_t *ptemp = NULL;
+    acme_http_response_t *resp;
+    acme_json_t *j;
+    apr_table_t *hdrs;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (c->dir) {
+        goto leave;
+    }
+    apr_pool_create(&ptemp, c->pool);
+    hdrs = apr_table_make(ptemp, 1);
+    apr_table_setn(hdrs, "Accept", "application/json");
+    rv = acme_http_do(c->http, &resp, ptemp, "GET", c->dir_url, hdrs, NULL, 0, 1, r);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    keep_nonce(c, resp);
+    rv = acme_response_json(&j, ptemp, resp, "directory", r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_directory_parse(&c->dir, c->pool, j, c->dir_url, r);
+    }
+leave:
+    if (ptemp) {
+        apr_pool_destroy(ptemp);
+    }
+    *pdir = c->dir;
+    return rv;
+}
+
+static apr_status_t fresh_nonce(acme_client_t *c, apr_pool_t *p, acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_http_response_t *resp;
+    apr_status_t rv;
+
+    if (c->nonce[0]) {
+        return APR_SUCCESS;
+    }
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = acme_http_do(c->http, &resp, p, "HEAD", dir->new_nonce, NULL, NULL, 0, 0, r);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = acme_response_check(resp, p, "newNonce", r)) != APR_SUCCESS) {
+        return rv;
+    }
+    keep_nonce(c, resp);
+    if (!c->nonce[0]) {
+        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                               "newNonce: no valid Replay-Nonce header from %s", dir->new_nonce);
+    }
+    return APR_SUCCESS;
+}
+
+static int is_bad_nonce(const acme_http_response_t *resp, apr_pool_t *p)
+{
+    acme_result_t *tmp;
+
+    if (resp->status != 400) {
+        return 0;
+    }
+    tmp = acme_result_make(p);
+    acme_response_check(resp, p, "", tmp);
+    return tmp->problem && !strcmp(tmp->problem, ACME_PROBLEM_NS "badNonce");
+}
+
+apr_status_t acme_client_post(acme_http_response_t **presp, acme_client_t *c, const char *url,
+                              const char *payload, int use_jwk, const acme_pkey_t *key,
+                              const char *accept, const char *what, apr_pool_t *p,
+                              acme_result_t *r)
+{
+    acme_http_response_t *resp = NULL;
+    apr_table_t *hdrs;
+    const char *jws, *nonce;
+    int tries;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!key) {
+        key = c->key;
+    }
+    if (!key) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config", "%s: no account key", what);
+        goto leave;
+    }
+    if (!use_jwk && !c->kid) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config",
+                             "%s: no account URL (register or find the account first)", what);
+        goto leave;
+    }
+    if (!payload) {
+        payload = ""; /* POST-as-GET (RFC 8555 6.3) */
+    }
+    hdrs = apr_table_make(p, 2);
+    apr_table_setn(hdrs, "Content-Type", "application/jose+json");
+    if (accept) {
+        apr_table_setn(hdrs, "Accept", accept);
+    }
+    for (tries = 0;; ++tries) {
+        if ((rv = fresh_nonce(c, p, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        /* a nonce is single-use: forget it before anything can fail */
+        nonce = apr_pstrdup(p, c->nonce);
+        c->nonce[0] = '\0';
+        rv = acme_jws_sign(&jws, p, key, use_jwk ? NULL : c->kid, nonce, url, payload,
+                           strlen(payload));
+        if (rv != APR_SUCCESS) {
+            rv = acme_result_set(r, rv, "acme:config", "%s: signing the request failed", what);
+            goto leave;
+        }
+        rv = acme_http_do(c->http, &resp, p, "POST", url, hdrs, jws, strlen(jws), 0, r);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        keep_nonce(c, resp);
+        if (tries < c->nonce_retries && is_bad_nonce(resp, p)) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "%s: badNonce from %s, retrying (%d)",
+                     what, url, tries + 1);
+            continue;
+        }
+        break;
+    }
+leave:
+    *presp = resp;
+    return rv;
+}
+
+apr_status_t acme_client_post_json(acme_json_t **pjson, acme_http_response_t **presp,
+                                   acme_client_t *c, const char *url, const char *payload,
+                                   int use_jwk, const char *what, apr_pool_t *p,
+                                   acme_result_t *r)
+{
+    acme_http_response_t *resp = NULL;
+    apr_status_t rv;
+
+    *pjson = NULL;
+    rv = acme_client_post(&resp, c, url, payload, use_jwk, NULL, "application/json", what, p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_response_json(pjson, p, resp, what, r);
+    }
+    if (presp) {
+        *presp = resp;
+    }
+    return rv;
+}
+
+/* ---- accounts ---------------------------------------------------------------------- */
+
+static apr_status_t account_post(acme_account_t **pacct, acme_client_t *c, const char *url,
+                                 const acme_json_t *payload, int use_jwk, const char *what,
+                                 int set_kid, apr_pool_t *p, acme_result_t *r)
+{
+    acme_http_response_t *resp;
+    acme_json_t *j;
+    const char *loc = NULL;
+    apr_status_t rv;
+
+    *pacct = NULL;
+    rv = acme_client_post_json(&j, &resp, c, url, acme_json_dump(payload, p, 1), use_jwk, what,
+                               p, r);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (set_kid) {
+        loc = apr_table_get(resp->headers, "Location");
+        if (!is_url(loc)) {
+            rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                                 "%s: no account URL in the Location header", what);
+            goto leave;
+        }
+    }
+    rv = acme_account_parse(pacct, p, j, set_kid ? loc : c->kid, what, r);
+    if (rv == APR_SUCCESS && set_kid) {
+        acme_client_set_account(c, c->key, loc);
+    }
+leave:
+    return rv;
+}
+
+apr_status_t acme_account_new(acme_account_t **pacct, acme_client_t *c,
+                              const apr_array_header_t *contact, int tos_agreed,
+                              const char *eab_kid, const char *eab_hmac, apr_pool_t *p,
+                              acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_json_t *payload, *eab;
+    apr_status_t rv;
+
+    *pacct = NULL;
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!c->key) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config", "newAccount: no account key");
+        goto leave;
+    }
+    payload = acme_json_new_object(p);
+    if (contact && contact->nelts) {
+        acme_json_setsa(payload, contact, "contact", NULL);
+    }
+    if (tos_agreed) {
+        acme_json_setb(payload, 1, "termsOfServiceAgreed", NULL);
+    }
+    if (eab_kid && eab_hmac) {
+        rv = acme_jws_eab(&eab, p, c->key, eab_kid, eab_hmac, dir->new_account);
+        if (rv != APR_SUCCESS) {
+            /* never echo the HMAC: only say which key id failed */
+            rv = acme_result_set(r, rv, "acme:config",
+                                 "newAccount: cannot sign the external account binding for "
+                                 "key id '%s' (is the HMAC valid base64url?)", eab_kid);
+            goto leave;
+        }
+        acme_json_setj(payload, eab, "externalAccountBinding", NULL);
+    }
+    else if (dir->eab_required) {
+        rv = acme_result_set(r, APR_EINVAL, ACME_PROBLEM_NS "externalAccountRequired",
+                             "newAccount: the CA at %s requires External Account Binding "
+                             "(meta.externalAccountRequired), but no EAB key id and HMAC "
+                             "are configured", c->dir_url);
+        goto leave;
+    }
+    rv = account_post(pacct, c, dir->new_account, payload, 1, "newAccount", 1, p, r);
+leave:
+    return rv;
+}
+
+apr_status_t acme_account_find(acme_account_t **pacct, acme_client_t *c, apr_pool_t *p,
+                               acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_json_t *payload;
+    apr_status_t rv;
+
+    *pacct = NULL;
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    payload = acme_json_new_object(p);
+    acme_json_setb(payload, 1, "onlyReturnExisting", NULL);
+    return account_post(pacct, c, dir->new_account, payload, 1, "newAccount(onlyReturnExisting)",
+                        1, p, r);
+}
+
+apr_status_t acme_account_update(acme_account_t **pacct, acme_client_t *c,
+                                 const apr_array_header_t *contact, apr_pool_t *p,
+                                 acme_result_t *r)
+{
+    acme_json_t *payload = acme_json_new_object(p);
+
+    *pacct = NULL;
+    if (!c->kid) {
+        return acme_result_set(r, APR_EINVAL, "acme:config", "account: no account URL");
+    }
+    if (contact) {
+        acme_json_setsa(payload, contact, "contact", NULL);
+    }
+    return account_post(pacct, c, c->kid, payload, 0, "account", 0, p, r);
+}
+
+apr_status_t acme_account_deactivate(acme_client_t *c, apr_pool_t *p, acme_result_t *r)
+{
+    acme_json_t *payload = acme_json_new_object(p);
+    acme_account_t *acct;
+    apr_status_t rv;
+
+    if (!c->kid) {
+        return acme_result_set(r, APR_EINVAL, "acme:config", "account: no account URL");
+    }
+    acme_json_sets(payload, "deactivated", "status", NULL);
+    rv = account_post(&acct, c, c->kid, payload, 0, "account deactivation", 0, p, r);
+    if (rv == APR_SUCCESS && acct->status != ACME_STATE_DEACTIVATED) {
+        rv = acme_result_set(r, APR_EGENERAL, "acme:malformed-response",
+                             "account deactivation: the CA answered status '%s'",
+                             acme_state_name(acct->status));
+    }
+    return rv;
+}
+
+apr_status_t acme_account_key_change(acme_client_t *c, const acme_pkey_t *new_key, apr_pool_t *p,
+                                     acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_http_response_t *resp;
+    acme_json_t *inner;
+    apr_status_t rv;
+
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!dir->key_change) {
+        rv = acme_result_set(r, APR_ENOTIMPL, "acme:config",
+                             "keyChange: the CA's directory has no keyChange URL");
+        goto leave;
+    }
+    if (!c->kid || !c->key) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config", "keyChange: no account");
+        goto leave;
+    }
+    rv = acme_jws_keychange_inner(&inner, p, new_key, c->key, c->kid, dir->key_change);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:config", "keyChange: signing with the new key failed");
+        goto leave;
+    }
+    rv = acme_client_post(&resp, c, dir->key_change, acme_json_dump(inner, p, 1), 0, NULL,
+                          "application/json", "keyChange", p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_response_check(resp, p, "keyChange", r);
+    }
+    if (rv == APR_SUCCESS) {
+        c->key = new_key;
+    }
+leave:
+    return rv;
+}

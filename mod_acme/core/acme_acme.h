@@ -146,6 +146,9 @@ apr_status_t acme_response_json(struct acme_json_t **pjson, apr_pool_t *p,
 apr_status_t acme_response_check(const struct acme_http_response_t *resp, apr_pool_t *p,
                                  const char *what, struct acme_result_t *r);
 
+/* The response's media type without parameters, lower-cased ("" if none). */
+const char *acme_response_media_type(apr_pool_t *p, const struct acme_http_response_t *resp);
+
 /* ---- the client --------------------------------------------------------- */
 
 typedef struct acme_client_t acme_client_t;
@@ -154,7 +157,8 @@ typedef struct acme_client_t acme_client_t;
 apr_status_t acme_client_create(acme_client_t **pclient, apr_pool_t *p, const char *dir_url,
                                 struct acme_http_t *http);
 /* Account key and (once known) account URL. kid may be NULL before
- * newAccount / acme_account_find. Both are copied. */
+ * newAccount / acme_account_find. kid is copied; the key is referenced and
+ * must live as long as the client. */
 void acme_client_set_account(acme_client_t *c, const acme_pkey_t *key, const char *kid);
 const char *acme_client_account_url(const acme_client_t *c);
 const acme_pkey_t *acme_client_account_key(const acme_client_t *c);
@@ -175,6 +179,12 @@ apr_status_t acme_client_post(struct acme_http_response_t **presp, acme_client_t
                               const char *url, const char *payload, int use_jwk,
                               const acme_pkey_t *key, const char *accept, const char *what,
                               apr_pool_t *p, struct acme_result_t *r);
+
+/* acme_client_post asking for JSON, then acme_response_json. presp may be NULL. */
+apr_status_t acme_client_post_json(struct acme_json_t **pjson,
+                                   struct acme_http_response_t **presp, acme_client_t *c,
+                                   const char *url, const char *payload, int use_jwk,
+                                   const char *what, apr_pool_t *p, struct acme_result_t *r);
 
 /* ---- accounts ------------------------------------------------------------ */
 

@@ -465,7 +465,8 @@ apr_status_t acme_pkey_save(const acme_pkey_t *key, apr_pool_t *p, const char *p
     apr_file_t *f = NULL;
     apr_file_t *dir = NULL;
     const char *tmp = NULL;
-    char *data = NULL, *slash;
+    char *data = NULL;
+    const char *slash;
     unsigned char rnd[8];
     long n;
     apr_size_t written;
@@ -515,12 +516,10 @@ apr_status_t acme_pkey_save(const acme_pkey_t *key, apr_pool_t *p, const char *p
     tmp = NULL;
     /* Make the rename itself durable; failure here loses nothing already
      * written, so it is not an error. */
-    slash = strrchr(apr_pstrdup(p, path), '/');
+    slash = strrchr(path, '/');
     if (slash) {
-        const char *dpath = (slash == path) ? "/" : apr_pstrndup(p, path, (apr_size_t)(strrchr(path, '/') - path));
-        if (!*dpath) {
-            dpath = "/";
-        }
+        const char *dpath = (slash == path) ? "/" : apr_pstrmemdup(p, path, (apr_size_t)(slash - path));
+
         if (apr_file_open(&dir, dpath, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p) == APR_SUCCESS) {
             apr_file_sync(dir);
             apr_file_close(dir);

@@ -97,7 +97,7 @@ apr_time_t acme_renew_at_window(apr_time_t not_before, apr_time_t not_after,
         return not_after;
     }
     if (win->is_percent) {
-        remaining = (apr_interval_time_t)((double)lifetime * win->percent / 100.0);
+        remaining = (apr_interval_time_t)((double)lifetime * win->percent / 100.0 + 0.5);
     }
     else {
         remaining = win->duration;
@@ -210,7 +210,8 @@ apr_time_t acme_backoff_next(apr_time_t now, int error_count, apr_interval_time_
         }
         /* spread retries of many domains that failed together */
         delay = (apr_interval_time_t)((double)delay
-                                      * (0.8 + 0.4 * clamp_fraction(rand_fraction)));
+                                      * (0.8 + 0.4 * clamp_fraction(rand_fraction))
+                                      + 0.5);
         if (delay > ACME_BACKOFF_MAX) {
             delay = ACME_BACKOFF_MAX;
         }

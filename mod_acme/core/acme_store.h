@@ -11,6 +11,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <apr_user.h>
 
 struct acme_json_t;
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@
 #define FS_LOCK_MAX 4096
 #define FS_LOCK_MAGIC "acme-lease 1"
 #define FS_LOCK_HEAD FS_LOCK_MAGIC "\nexpires "
-#define FS_LOCK_TRIES 4
+#define FS_LOCK_GUARD ".guard"
 
 typedef struct {
     apr_pool_t *pool;
@@ -677,6 +678,15 @@ leave:
 
 /* ---- lease locks ---------------------------------------------------------- */
 
+/* A lease file says who holds a lock until when. All lease changes happen
+ * under an flock() on a guard file: "create if absent" (O_EXCL) plus
+ * "take over if expired, then re-read" lets two contenders both believe
+ * they won when a third one releases or takes over in between (the unit
+ * test with forked contenders shows it). The kernel drops the guard of a
+ * process that dies, so the guard can never go stale; the lease is what
+ * survives a crash, and it expires. flock, unlike fcntl locks, also works
+ * between threads that open the guard separately. */
+
 typedef struct {
     const char *owner;
     apr_time_t expires;
@@ -746,122 +756,77 @@ static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
     return owner_is_valid(l->owner) ? APR_SUCCESS : APR_EINVAL;
 }
 
-static int lease_equal(const lease_t *a, const lease_t *b)
-{
-    return a->expires == b->expires && a->owner && b->owner && !strcmp(a->owner, b->owner);
-}
-
-/* Takes the lock file out of the way only if it is still the lease we
- * looked at. Renaming is atomic, so of several contenders exactly one gets
- * the file; one that grabbed a fresher lease than it saw puts it back.
- * APR_SUCCESS: seen is gone. APR_EAGAIN: it was already gone. APR_EBUSY:
- * somebody else's lease is (still) there. */
-static apr_status_t lease_take_away(const char *dir, const char *path, const lease_t *seen,
-                                    apr_pool_t *p)
-{
-    const char *aside = apr_pstrcat(p, dir, "/", tmp_name(p, "stale"), NULL);
-    lease_t found;
-    apr_status_t rv;
-
-    if (rename(path, aside) < 0) {
-        return errno == ENOENT ? APR_EAGAIN : os_err();
-    }
-    rv = lease_read(&found, aside, p);
-    if (rv == APR_SUCCESS && !lease_equal(&found, seen)) {
-        /* not ours to remove: restore unless someone locked meanwhile */
-        if (link(aside, path) < 0 && errno != EEXIST) {
-            rv = os_err();
-        }
-        else {
-            rv = APR_EBUSY;
-        }
-    }
-    else {
-        rv = APR_SUCCESS;
-    }
-    unlink(aside);
-    sync_dir(dir);
-    return rv;
-}
-
 static const char *locks_dir(const fs_t *fs, apr_pool_t *p)
 {
     return apr_pstrcat(p, group_dir(fs, ACME_SG_JOBS, p), "/" FS_LOCKS_DIR, NULL);
+}
+
+/* Returns the guard's descriptor in *pfd, held exclusively. */
+static apr_status_t guard_acquire(int *pfd, const char *dir, apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, dir, "/" FS_LOCK_GUARD, NULL);
+    int fd;
+
+    *pfd = -1;
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return os_err();
+    }
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno != EINTR) {
+            apr_status_t rv = os_err();
+            close(fd);
+            return rv;
+        }
+    }
+    *pfd = fd;
+    return APR_SUCCESS;
+}
+
+static void guard_release(int fd)
+{
+    if (fd >= 0) {
+        close(fd); /* drops the flock */
+    }
 }
 
 static apr_status_t fs_lock(acme_store_t *s, const char *lockname, const char *owner,
                             apr_interval_time_t lease, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir, *path, *content, *tmp = NULL;
-    apr_time_t now = fs_now(fs);
+    const char *dir, *path, *content;
+    apr_time_t now;
     lease_t cur;
-    apr_status_t rv = APR_EBUSY;
-    int i;
+    apr_status_t rv;
+    int guard = -1;
 
     if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner) || lease <= 0) {
         return APR_EINVAL;
     }
     dir = locks_dir(fs, p);
     path = apr_pstrcat(p, dir, "/", lockname, NULL);
-    if ((rv = make_dir(dir, 0755)) != APR_SUCCESS) {
+    if ((rv = make_dir(dir, 0755)) != APR_SUCCESS
+        || (rv = guard_acquire(&guard, dir, p)) != APR_SUCCESS) {
         goto leave;
     }
-    content = lease_format(owner, now + lease, p);
-    for (i = 0; i < FS_LOCK_TRIES; ++i) {
-        /* link() is O_EXCL for a file that already has its full content:
-         * nobody ever sees an empty or half-written lease. */
-        rv = write_tmp(&tmp, dir, content, strlen(content), 0644, p);
-        if (rv != APR_SUCCESS) {
-            goto leave;
-        }
-        if (link(tmp, path) == 0) {
-            unlink(tmp);
-            rv = sync_dir(dir);
-            goto leave;
-        }
-        rv = os_err();
-        unlink(tmp);
-        if (!APR_STATUS_IS_EEXIST(rv)) {
-            goto leave;
-        }
-        rv = lease_read(&cur, path, p);
-        if (APR_STATUS_IS_ENOENT(rv)) {
-            continue; /* released meanwhile */
-        }
-        if (rv == APR_SUCCESS && cur.expires > now && strcmp(cur.owner, owner)) {
-            rv = APR_EBUSY;
-            goto leave;
-        }
-        if (rv == APR_SUCCESS && cur.expires > now) {
-            /* our own live lease: extend it in place */
-            rv = write_atomic(dir, lockname, content, strlen(content), 0644, p);
-            if (rv == APR_SUCCESS) {
-                rv = lease_read(&cur, path, p);
-                if (rv == APR_SUCCESS && strcmp(cur.owner, owner)) {
-                    rv = APR_EBUSY;
-                }
-            }
-            goto leave;
-        }
-        if (rv != APR_SUCCESS) {
-            /* not a lease we wrote (we never write partial ones): treat it
-             * as expired rather than blocking renewals forever */
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
-                     "store: lock file %s is unreadable, taking it over", path);
-            cur.owner = NULL;
-            cur.expires = 0;
-        }
-        rv = lease_take_away(dir, path, &cur, p);
-        if (rv == APR_EBUSY) {
-            goto leave;
-        }
-        if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
-            goto leave;
-        }
+    /* the clock is read once we may act, not while we waited */
+    now = fs_now(fs);
+    rv = lease_read(&cur, path, p);
+    if (rv == APR_SUCCESS && cur.expires > now && strcmp(cur.owner, owner)) {
+        rv = APR_EBUSY;
+        goto leave;
     }
-    rv = APR_EBUSY; /* contended beyond reason */
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+        /* we never write partial leases, so this is damage, not a holder:
+         * blocking renewals forever would be worse than taking it */
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
+                 "store: lock file %s is unreadable, taking it over", path);
+    }
+    /* free, expired, or ours (then the lease is extended) */
+    content = lease_format(owner, now + lease, p);
+    rv = write_atomic(dir, lockname, content, strlen(content), 0644, p);
 leave:
+    guard_release(guard);
     return rv;
 }
 
@@ -872,12 +837,21 @@ static apr_status_t fs_unlock(acme_store_t *s, const char *lockname, const char 
     const char *dir, *path;
     lease_t cur;
     apr_status_t rv;
+    int guard = -1;
 
     if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner)) {
         return APR_EINVAL;
     }
     dir = locks_dir(fs, p);
     path = apr_pstrcat(p, dir, "/", lockname, NULL);
+    rv = guard_acquire(&guard, dir, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = APR_SUCCESS; /* no locks directory, no lock */
+        goto leave;
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
     rv = lease_read(&cur, path, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS;
@@ -890,11 +864,13 @@ static apr_status_t fs_unlock(acme_store_t *s, const char *lockname, const char 
         rv = APR_EBUSY;
         goto leave;
     }
-    rv = lease_take_away(dir, path, &cur, p);
-    if (rv == APR_EAGAIN) {
-        rv = APR_SUCCESS;
+    if (unlink(path) < 0) {
+        rv = errno == ENOENT ? APR_SUCCESS : os_err();
+        goto leave;
     }
+    rv = sync_dir(dir);
 leave:
+    guard_release(guard);
     return rv;
 }
 
@@ -947,10 +923,11 @@ static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t
     }
     if (schema > ACME_STORE_SCHEMA) {
         rv = APR_EGENERAL;
-        *perr = apr_psprintf(p, "the store in %s has schema %lld, but this mod_acme "
-                             "(%s) only knows schema %d: it was written by a newer "
-                             "version; refusing to use it", base, schema, ACME_VERSION,
-                             ACME_STORE_SCHEMA);
+        /* APR's formatter has no %lld */
+        *perr = apr_psprintf(p, "the store in %s has schema %" APR_INT64_T_FMT ", but this "
+                             "mod_acme (%s) only knows schema %d: it was written by a newer "
+                             "version; refusing to use it", base, (apr_int64_t)schema,
+                             ACME_VERSION, ACME_STORE_SCHEMA);
         goto leave;
     }
 leave:
@@ -966,7 +943,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     apr_size_t blen;
     apr_status_t rv;
     const char *err = NULL;
-    int g;
+    int g, guard = -1;
 
     *pstore = NULL;
     if (!base_dir || !base_dir[0]) {
@@ -1004,6 +981,13 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     rv = make_dir(locks_dir(fs, p), 0755);
     if (rv != APR_SUCCESS) {
         err = apr_psprintf(p, "cannot create the store directory %s", locks_dir(fs, p));
+        goto leave;
+    }
+    /* created now, by the parent, so that set_owner hands it to the child */
+    rv = guard_acquire(&guard, locks_dir(fs, p), p);
+    guard_release(guard);
+    if (rv != APR_SUCCESS) {
+        err = apr_psprintf(p, "cannot create the lock guard in %s", locks_dir(fs, p));
         goto leave;
     }
     s = apr_pcalloc(p, sizeof(*s));

@@ -1,5 +1,22 @@
 # pytest fixtures for mod_acme's integration tests: real pebble (CA), the
 # pebble-challtestsrv mock DNS, and Debian's apache2 with the built module.
+#
+# Fixtures (session-scoped unless noted):
+#   build_dir, module_path   MOD_ACME_BUILD_DIR (default: source root), .libs/mod_acme.so
+#   work_root                /tmp/mod_acme-it-XXXX (0755), removed after an all-green run
+#   test_dir      (function) a 0755 directory for one test under work_root
+#   acme_ports               {"http": p, "tls": p}: pebble validates there, httpd listens there
+#   listener_pki             root CA + localhost cert for pebble's own HTTPS listener
+#   pebble_dns               challtestsrv: .dns_addr .mgmt_url add_a set_txt clear_txt ...
+#   dns           (function) pebble_dns, reset() after the test (clears what it set)
+#   pebble                   .dir_url .ca_file .mgmt_url .http_port .tls_port roots_pem()
+#                            intermediates_pem() cert_status() log_text() log_mark()
+#                            count_orders(since) issued_serials(since) count_accounts()
+#   pebble_factory (function) pebble_factory(env={...}, config={...}) -> another Pebble
+#   httpd         (function) harness.httpd.Httpd, not started; teardown stops it and
+#                            fails on unexpected [error]+ lines (httpd.expect_errors)
+# Environment: MOD_ACME_TEST_TMP (parent of work_root), MOD_ACME_KEEP_TMP=1,
+# MOD_ACME_TEST_TIME_LIMIT (seconds per test phase), APACHE_BIN, PEBBLE_BIN.
 import os
 import re
 import shutil
@@ -16,6 +33,39 @@ from harness.pebble import Pebble, PebbleDNS  # noqa: E402
 from harness.pki import ListenerPKI  # noqa: E402
 
 SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+# ------------------------------------------------------------------ time limits
+# Every phase (setup, call, teardown) of a test gets a SIGALRM deadline, so a
+# hang fails that test with a traceback instead of stalling the whole run
+# (Debian 12 has no pytest-timeout installed here). Override per test with
+# @pytest.mark.time_limit(seconds) or for all with MOD_ACME_TEST_TIME_LIMIT.
+DEFAULT_TIME_LIMIT = int(os.environ.get("MOD_ACME_TEST_TIME_LIMIT", "300"))
+
+
+def _time_limit(item):
+    marker = item.get_closest_marker("time_limit")
+    if marker and marker.args:
+        return int(marker.args[0])
+    return DEFAULT_TIME_LIMIT
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with util.time_limit(_time_limit(item), "setup of %s" % item.nodeid):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with util.time_limit(_time_limit(item), item.nodeid):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    with util.time_limit(_time_limit(item), "teardown of %s" % item.nodeid):
+        yield
 
 
 # ------------------------------------------------------------------ reporting
@@ -65,7 +115,15 @@ def work_root(request):
     if request.session.testsfailed == 0 and not os.environ.get("MOD_ACME_KEEP_TMP"):
         shutil.rmtree(root, ignore_errors=True)
     else:
-        sys.stderr.write("\nmod_acme integration test files kept in %s\n" % root)
+        _KEPT.append(root)
+
+
+_KEPT = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for root in _KEPT:
+        terminalreporter.write_line("mod_acme integration test files kept in %s" % root)
 
 
 _used_names = set()
@@ -123,6 +181,13 @@ def pebble_dns(work_root):
         yield dns
     finally:
         dns.stop()
+
+
+@pytest.fixture
+def dns(pebble_dns):
+    """(function) pebble_dns, with every record the test set cleared afterwards."""
+    yield pebble_dns
+    pebble_dns.reset()
 
 
 @pytest.fixture(scope="session")

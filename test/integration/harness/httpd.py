@@ -39,6 +39,13 @@ BAD_LEVELS = ("emerg", "alert", "crit", "error")
 _CRASH_RE = re.compile(r"AH00052: child pid \d+ exit signal "
                        r"(?!Terminated)|seg fault or similar nasty error")
 RESUMING = "resuming normal operations"
+# Lines after which a starting httpd will never serve.
+_START_FATAL_RE = re.compile(r"^.*(AH00016: Configuration Failed|AH00015: Unable to open logs"
+                             r"|AH00020: Configuration Failed|:emerg\]).*$", re.M)
+
+
+class StartFailed(RuntimeError):
+    pass
 
 
 class Response:
@@ -140,6 +147,42 @@ class Httpd:
             f.write(text)
         return self.conf_file
 
+    @property
+    def store_dir(self):
+        """ManagedStoreDir used by acme_config()."""
+        return os.path.join(self.root, "acme-store")
+
+    def acme_config(self, ca, agree_tos=True, port_map=True):
+        """Global Managed* lines that point the module at a pebble instance
+        (`ca` has .dir_url and .ca_file) and at this server's ports."""
+        lines = ["ManagedCA %s" % ca.dir_url,
+                 'ManagedCACertificateFile "%s"' % ca.ca_file,
+                 'ManagedStoreDir "%s"' % self.store_dir]
+        if agree_tos:
+            lines.append("ManagedAgreeTOS on")
+        if port_map:
+            # pebble's VA connects to these ports, not to 80/443
+            lines.append("ManagedPortMap 80:%d 443:%d" % (self.http_port, self.tls_port))
+        return "\n".join(lines) + "\n"
+
+    def vhost(self, server_name, tls=False, aliases=(), extra=""):
+        """Config text of a VirtualHost on the test's http (or tls) port.
+
+        A tls vhost gets "SSLEngine on" and no certificate: that is what
+        mod_acme is for; pass SSLCertificate* lines in `extra` otherwise.
+        """
+        port = self.tls_port if tls else self.http_port
+        lines = ["<VirtualHost 127.0.0.1:%d>" % port,
+                 "    ServerName %s" % server_name]
+        if aliases:
+            lines.append("    ServerAlias %s" % " ".join(aliases))
+        if tls:
+            lines.append("    SSLEngine on")
+        for line in extra.splitlines():
+            lines.append("    " + line.strip())
+        lines.append("</VirtualHost>")
+        return "\n".join(lines) + "\n"
+
     def config_line_of(self, needle):
         """1-based line number of the first config line containing needle."""
         with open(self.conf_file) as f:
@@ -183,12 +226,18 @@ class Httpd:
         if os.path.exists(self.pid_file):
             os.unlink(self.pid_file)
         before = self.resuming_count()
+        log_offset = len(self.error_log())
         rc, out = self._cmd("-k", "start")
         if rc != 0:
-            raise RuntimeError("apache2 -k start failed (exit %d):\n%s\n-- error_log:\n%s"
-                               % (rc, out, util.tail(self.error_log())))
+            raise StartFailed("apache2 -k start failed (exit %d):\n%s\n-- error_log:\n%s"
+                              % (rc, out, util.tail(self.error_log())))
 
         def started():
+            # The daemon detaches before post_config: a failure there still
+            # exits 0 above, so watch the log instead of waiting out the deadline.
+            fatal = _START_FATAL_RE.search(self.error_log()[log_offset:])
+            if fatal:
+                raise StartFailed("httpd failed to start: %s" % fatal.group(0))
             pid = self.pid()
             if pid is not None:
                 self._pids.add(pid)
@@ -200,10 +249,12 @@ class Httpd:
 
         try:
             util.wait_for(started, timeout, "httpd start (pid file, '%s', ports %d/%d)"
-                          % (RESUMING, self.http_port, self.tls_port))
+                          % (RESUMING, self.http_port, self.tls_port),
+                          fatal=(StartFailed,))
         except Exception as exc:
-            raise RuntimeError("%s\n-- apache2 output:\n%s\n-- error_log:\n%s"
-                               % (exc, out, util.tail(self.error_log()))) from None
+            cls = StartFailed if isinstance(exc, StartFailed) else RuntimeError
+            raise cls("%s\n-- apache2 output:\n%s\n-- error_log:\n%s"
+                      % (exc, out, util.tail(self.error_log()))) from None
         return self
 
     def graceful(self, timeout=START_TIMEOUT):
@@ -304,6 +355,12 @@ class Httpd:
         except Exception:
             raw.close()
             raise
+
+    def tls_handshake(self, host, port=None, alpn=None):
+        """(leaf certificate, negotiated ALPN protocol or None) for SNI host."""
+        with self._tls_socket(host, port, alpn) as s:
+            der = s.getpeercert(binary_form=True)
+            return x509.load_der_x509_certificate(der), s.selected_alpn_protocol()
 
     def get_cert_der(self, host, port=None, alpn=None):
         with self._tls_socket(host, port, alpn) as s:

@@ -6,8 +6,6 @@ import os
 import re
 import subprocess
 
-import requests
-
 from . import util
 
 PEBBLE_BIN = os.environ.get("PEBBLE_BIN", "/usr/bin/pebble")
@@ -33,6 +31,8 @@ class PebbleDNS:
         self.mgmt_url = "http://127.0.0.1:%d" % self.mgmt_port
         self.log_file = os.path.join(workdir, "challtestsrv.log")
         self.proc = None
+        self.http = util.http_session()
+        self._touched = set()  # (kind, fqdn) set by tests, for reset()
 
     def start(self):
         args = [
@@ -52,7 +52,7 @@ class PebbleDNS:
         def ready():
             self._check_running()
             # An unknown path answers 404 once the management server is up.
-            requests.get(self.mgmt_url + "/", timeout=1)
+            self.http.get(self.mgmt_url + "/", timeout=1)
             return util.port_accepts(self.dns_port)
 
         util.wait_for(ready, START_TIMEOUT, "pebble-challtestsrv at %s" % self.mgmt_url)
@@ -71,7 +71,7 @@ class PebbleDNS:
 
     def _post(self, path, payload):
         self._check_running()
-        r = requests.post(self.mgmt_url + path, data=json.dumps(payload), timeout=5)
+        r = self.http.post(self.mgmt_url + path, data=json.dumps(payload), timeout=5)
         if r.status_code != 200:
             raise RuntimeError("challtestsrv %s %r -> %d %s"
                                % (path, payload, r.status_code, r.text))
@@ -79,21 +79,31 @@ class PebbleDNS:
     def add_a(self, host, ip):
         ips = [ip] if isinstance(ip, str) else list(ip)
         self._post("/add-a", {"host": _fqdn(host), "addresses": ips})
+        self._touched.add(("a", _fqdn(host)))
 
     def clear_a(self, host):
         self._post("/clear-a", {"host": _fqdn(host)})
 
     def set_txt(self, host, value):
         self._post("/set-txt", {"host": _fqdn(host), "value": value})
+        self._touched.add(("txt", _fqdn(host)))
 
     def clear_txt(self, host):
         self._post("/clear-txt", {"host": _fqdn(host)})
 
     def set_servfail(self, host):
         self._post("/set-servfail", {"host": _fqdn(host)})
+        self._touched.add(("servfail", _fqdn(host)))
 
     def clear_servfail(self, host):
         self._post("/clear-servfail", {"host": _fqdn(host)})
+
+    def reset(self):
+        """Undo every record set through this object (the server is shared
+        by the whole session)."""
+        for kind, host in sorted(self._touched):
+            self._post("/clear-%s" % kind, {"host": host})
+        self._touched.clear()
 
 
 class Pebble:
@@ -129,6 +139,7 @@ class Pebble:
         }
         self.config.update(copy.deepcopy(config or {}))
         self.proc = None
+        self.http = util.http_session()
 
     def start(self):
         with open(self.config_file, "w") as f:
@@ -168,7 +179,8 @@ class Pebble:
     # -- HTTP helpers (always verified against the generated listener root) --
     def get(self, url, **kw):
         kw.setdefault("timeout", 5)
-        return requests.get(url, verify=self.ca_file, **kw)
+        kw.setdefault("verify", self.ca_file)
+        return self.http.get(url, **kw)
 
     def _mgmt_text(self, path):
         self._check_running()
@@ -199,16 +211,20 @@ class Pebble:
     def log_text(self):
         return util.read_text(self.log_file)
 
-    def count_orders(self):
-        """Orders created since start ("Added order ... to the db")."""
-        return len(re.findall(r"^Pebble .*Added order ", self.log_text(), re.M))
+    def log_mark(self):
+        """A position in pebble's log; pass it as `since` to count only later lines."""
+        return len(self.log_text())
+
+    def count_orders(self, since=0):
+        """Orders created ("Added order ... to the db") since start or `since`."""
+        return len(re.findall(r"^Pebble .*Added order ", self.log_text()[since:], re.M))
 
     def count_accounts(self):
         """Accounts in pebble's memory per its last "There are now N accounts" line."""
         found = re.findall(r"There are now (\d+) accounts in memory", self.log_text())
         return int(found[-1]) if found else 0
 
-    def issued_serials(self):
+    def issued_serials(self, since=0):
         """Hex serials of issued certificates, in issue order."""
         return re.findall(r"Issued certificate serial ([0-9a-fA-F]+) for order",
-                          self.log_text())
+                          self.log_text()[since:])

@@ -1,9 +1,12 @@
 # Small helpers shared by the integration fixtures: free loopback ports,
 # deadline loops, log tails and process bookkeeping by pid.
+import contextlib
 import os
 import signal
 import socket
 import time
+
+import requests
 
 # Every port handed out in this session: bind(0) can return a port that was
 # given out a moment ago but is not bound yet by the process that got it.
@@ -33,15 +36,25 @@ def free_port():
     raise RuntimeError("no free loopback port found")
 
 
+def http_session():
+    """A requests session that ignores the environment: REQUESTS_CA_BUNDLE
+    would silently override a session's verify=, and proxies must not see
+    loopback test traffic."""
+    s = requests.Session()
+    s.trust_env = False
+    return s
+
+
 class WaitTimeout(AssertionError):
     pass
 
 
-def wait_for(predicate, timeout=10.0, what="condition", interval=0.05):
+def wait_for(predicate, timeout=10.0, what="condition", interval=0.05, fatal=()):
     """Call predicate until it returns a true value; return that value.
 
     Raises WaitTimeout naming `what` when the deadline passes.  Exceptions
-    from the predicate count as "not yet" and the last one is reported.
+    from the predicate count as "not yet" and the last one is reported,
+    except those of the types in `fatal`, which end the wait at once.
     """
     deadline = time.monotonic() + timeout
     last_exc = None
@@ -50,6 +63,8 @@ def wait_for(predicate, timeout=10.0, what="condition", interval=0.05):
             value = predicate()
             if value:
                 return value
+        except tuple(fatal):
+            raise
         except Exception as exc:  # noqa: BLE001 - reported on timeout
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -133,3 +148,26 @@ def stop_popen(proc, timeout=10.0):
     except Exception:  # noqa: BLE001
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+class TimeLimitExceeded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds, what):
+    """Raise TimeLimitExceeded in the main thread if the block runs longer
+    than `seconds` (SIGALRM; interrupts sleeps and blocking socket calls)."""
+    def on_alarm(signum, frame):
+        raise TimeLimitExceeded("%s exceeded its time limit of %ds" % (what, seconds))
+
+    if seconds <= 0:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

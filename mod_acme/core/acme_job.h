@@ -1,0 +1,68 @@
+/* acme_job.h: one managed domain's work: decide what is due, then get an
+ * account, run (or resume) the orders and stage the results in the store.
+ * Every step is persisted in jobs/<domain>/job.json, so a restart resumes
+ * the order in flight instead of starting a new one. */
+#ifndef ACME_JOB_H
+#define ACME_JOB_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+#include <apr_atomic.h>
+
+#include "acme_crypto.h"
+#include "acme_renew.h"
+
+struct acme_store_t;
+struct acme_result_t;
+struct acme_json_t;
+
+typedef struct acme_job_spec_t {
+    const char *domain;                     /* store name: the first name */
+    const apr_array_header_t *names;        /* const char* */
+    const char *ca_url;
+    const char *ca_file;                    /* extra trust anchors, may be NULL */
+    const char *contact;                    /* "mailto:...", may be NULL */
+    int agree_tos;
+    const apr_array_header_t *challenges;   /* const char*, preference order */
+    const apr_array_header_t *key_types;    /* acme_key_type_t */
+    acme_renew_window_t window;
+    apr_interval_time_t retry_delay;
+    volatile apr_uint32_t *stop;            /* non-zero: stop at the next step */
+} acme_job_spec_t;
+
+/* What the store says about a domain, without network. */
+typedef struct acme_job_status_t {
+    int staged;                  /* a complete result waits for activation */
+    apr_array_header_t *due;     /* acme_key_type_t that need a (new) certificate now */
+    apr_time_t renew_at;         /* earliest renewal of the active certificates (0: none) */
+    apr_time_t not_after;        /* earliest expiry of the active certificates (0: none) */
+    apr_time_t next_attempt;     /* backoff after errors (0: none) */
+    int errors;                  /* consecutive failures */
+    struct acme_result_t *last_error; /* NULL when the last run succeeded */
+} acme_job_status_t;
+
+/* Call once per process before jobs run in threads. */
+apr_status_t acme_job_init(apr_pool_t *p);
+
+apr_status_t acme_job_status(acme_job_status_t **pst, struct acme_store_t *store,
+                             const acme_job_spec_t *spec, apr_time_t now, apr_pool_t *p);
+
+/* Runs the job for the key types in 'types'. On success the result is
+ * staged (staging/<domain>/ with meta.json written last). On failure the
+ * error count and the next attempt (backoff, Retry-After) are persisted
+ * and r says what went wrong. */
+apr_status_t acme_job_run(struct acme_store_t *store, const acme_job_spec_t *spec,
+                          const apr_array_header_t *types, apr_pool_t *p,
+                          struct acme_result_t *r);
+
+/* The account directory name for a CA URL: readable and unique. */
+const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
+
+/* File names inside domains/<d>/ and staging/<d>/ */
+const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);
+const char *acme_job_key_file(apr_pool_t *p, acme_key_type_t t);
+#define ACME_JOB_META "meta.json"
+#define ACME_JOB_STATE "job.json"
+
+#endif /* ACME_JOB_H */

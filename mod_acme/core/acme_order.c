@@ -1,0 +1,733 @@
+/* acme_order.c: ACME orders from newOrder to the certificate chain:
+ * authorizations, challenges, polling, finalize, download, revocation. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_crypto.h"
+#include "acme_jws.h"
+#include "acme_http.h"
+#include "acme_acme.h"
+
+#define POLL_MIN apr_time_from_sec(1)
+#define POLL_MAX apr_time_from_sec(10)
+#define ORDER_TIMEOUT_DEFAULT apr_time_from_sec(300)
+#define PEM_CHAIN_TYPE "application/pem-certificate-chain"
+
+apr_array_header_t *acme_identifiers_make(apr_pool_t *p, const apr_array_header_t *names)
+{
+    apr_array_header_t *ids = apr_array_make(p, names ? names->nelts : 1,
+                                             sizeof(acme_identifier_t *));
+    int i;
+
+    for (i = 0; names && i < names->nelts; ++i) {
+        acme_identifier_t *id = apr_pcalloc(p, sizeof(*id));
+
+        id->value = APR_ARRAY_IDX(names, i, const char *);
+        id->type = acme_name_is_ip(id->value) ? "ip" : "dns";
+        APR_ARRAY_PUSH(ids, acme_identifier_t *) = id;
+    }
+    return ids;
+}
+
+static int has_profile(const acme_directory_t *dir, const char *profile)
+{
+    return apr_table_get(dir->profiles, profile) != NULL;
+}
+
+static int add_name(void *baton, const char *key, const char *value)
+{
+    apr_array_header_t *a = baton;
+
+    (void)value;
+    APR_ARRAY_PUSH(a, const char *) = key;
+    return 1;
+}
+
+static const char *profile_list(apr_pool_t *p, const acme_directory_t *dir)
+{
+    apr_array_header_t *a = apr_array_make(p, 4, sizeof(const char *));
+
+    apr_table_do(add_name, a, dir->profiles, NULL);
+    return apr_array_pstrcat(p, a, ',');
+}
+
+apr_status_t acme_order_new(acme_order_t **porder, acme_client_t *c,
+                            const apr_array_header_t *names, const char *profile,
+                            const char *replaces, apr_pool_t *p, acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_http_response_t *resp;
+    acme_json_t *payload, *arr, *j;
+    apr_array_header_t *ids;
+    const char *loc;
+    apr_status_t rv;
+    int i;
+
+    *porder = NULL;
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!names || !names->nelts) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config", "newOrder: no names");
+        goto leave;
+    }
+    if (profile && !has_profile(dir, profile)) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config",
+                             "newOrder: the CA at %s does not offer the profile '%s' (%s)",
+                             acme_client_dir_url(c), profile,
+                             apr_is_empty_table(dir->profiles)
+                                 ? "it announces no profiles at all"
+                                 : apr_pstrcat(p, "it offers: ", profile_list(p, dir), NULL));
+        goto leave;
+    }
+    payload = acme_json_new_object(p);
+    arr = acme_json_new_array(p);
+    ids = acme_identifiers_make(p, names);
+    for (i = 0; i < ids->nelts; ++i) {
+        const acme_identifier_t *id = APR_ARRAY_IDX(ids, i, const acme_identifier_t *);
+        acme_json_t *o = acme_json_new_object(p);
+
+        acme_json_sets(o, id->type, "type", NULL);
+        acme_json_sets(o, id->value, "value", NULL);
+        acme_json_array_append(arr, o);
+    }
+    acme_json_setj(payload, arr, "identifiers", NULL);
+    if (profile) {
+        acme_json_sets(payload, profile, "profile", NULL);
+    }
+    if (replaces) {
+        acme_json_sets(payload, replaces, "replaces", NULL);
+    }
+    rv = acme_client_post_json(&j, &resp, c, dir->new_order, acme_json_dump(payload, p, 1), 0,
+                               "newOrder", p, r);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    loc = apr_table_get(resp->headers, "Location");
+    if (!loc || (strncmp(loc, "https://", 8) && strncmp(loc, "http://", 7))) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "newOrder: no order URL in the Location header");
+        goto leave;
+    }
+    rv = acme_order_parse(porder, p, j, loc, "newOrder", r);
+    if (rv == APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "newOrder: %s is %s", loc,
+                 acme_state_name((*porder)->status));
+    }
+leave:
+    return rv;
+}
+
+/* POST-as-GET of an object; *pra gets its Retry-After (0 if none). */
+static apr_status_t get_object(acme_json_t **pj, apr_time_t *pra, acme_client_t *c,
+                               const char *url, const char *what, apr_pool_t *p,
+                               acme_result_t *r)
+{
+    acme_http_response_t *resp;
+    const char *ra;
+    apr_status_t rv;
+
+    *pra = 0;
+    rv = acme_client_post_json(pj, &resp, c, url, NULL, 0, what, p, r);
+    if (rv == APR_SUCCESS && (ra = apr_table_get(resp->headers, "Retry-After"))) {
+        acme_retry_after_parse(pra, ra, apr_time_now());
+    }
+    return rv;
+}
+
+apr_status_t acme_order_get(acme_order_t **porder, acme_client_t *c, const char *url,
+                            apr_pool_t *p, acme_result_t *r)
+{
+    acme_json_t *j;
+    apr_time_t ra;
+    apr_status_t rv;
+
+    *porder = NULL;
+    rv = get_object(&j, &ra, c, url, "order", p, r);
+    if (rv == APR_SUCCESS && (rv = acme_order_parse(porder, p, j, url, "order", r))
+                                 == APR_SUCCESS) {
+        (*porder)->retry_after = ra;
+    }
+    return rv;
+}
+
+apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_client_t *c, const char *url,
+                            apr_pool_t *p, acme_result_t *r)
+{
+    acme_json_t *j;
+    apr_time_t ra;
+    apr_status_t rv;
+
+    *pauthz = NULL;
+    rv = get_object(&j, &ra, c, url, "authz", p, r);
+    if (rv == APR_SUCCESS && (rv = acme_authz_parse(pauthz, p, j, url, "authz", r))
+                                 == APR_SUCCESS) {
+        (*pauthz)->retry_after = ra;
+    }
+    return rv;
+}
+
+apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
+                                    const acme_challenge_t *ch, apr_pool_t *p, acme_result_t *r)
+{
+    acme_json_t *j;
+    apr_status_t rv;
+
+    *pch = NULL;
+    rv = acme_client_post_json(&j, NULL, c, ch->url, "{}", 0, "challenge", p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_challenge_parse(pch, p, j, "challenge", r);
+    }
+    return rv;
+}
+
+apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
+                                   acme_result_t *r)
+{
+    acme_json_t *j;
+    acme_authz_t *a;
+    apr_status_t rv;
+
+    rv = acme_client_post_json(&j, NULL, c, url, "{\"status\":\"deactivated\"}", 0,
+                               "authz deactivation", p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_authz_parse(&a, p, j, url, "authz deactivation", r);
+    }
+    return rv;
+}
+
+apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
+                                      const acme_challenge_t *ch, apr_pool_t *p, acme_result_t *r)
+{
+    apr_status_t rv;
+
+    *pkey_authz = NULL;
+    if (!ch->token || !acme_client_account_key(c)) {
+        return acme_result_set(r, APR_EINVAL, "acme:config",
+                               "challenge %s: no token or no account key", ch->type);
+    }
+    rv = acme_key_authz(pkey_authz, p, acme_client_account_key(c), ch->token);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:config",
+                             "challenge %s: cannot compute the key authorization", ch->type);
+    }
+    return rv;
+}
+
+/* ---- polling ------------------------------------------------------------------------- */
+
+/* Sleeps before the next poll: the CA's Retry-After, else a doubling
+ * backoff, always within [POLL_MIN, POLL_MAX]. Fails (APR_TIMEUP) when the
+ * next poll would be past the deadline. */
+static apr_status_t poll_wait(apr_time_t retry_after, int attempt, apr_time_t deadline,
+                              const char *what, const char *state, acme_result_t *r)
+{
+    apr_time_t now = apr_time_now();
+    apr_interval_time_t wait;
+
+    if (retry_after > now) {
+        wait = retry_after - now;
+    }
+    else {
+        wait = POLL_MIN << (attempt < 4 ? attempt : 4);
+    }
+    if (wait < POLL_MIN) {
+        wait = POLL_MIN;
+    }
+    if (wait > POLL_MAX) {
+        wait = POLL_MAX;
+    }
+    if (now + wait > deadline) {
+        return acme_result_set(r, APR_TIMEUP, "acme:timeout",
+                               "%s is still %s, giving up after the deadline", what, state);
+    }
+    apr_sleep(wait);
+    return APR_SUCCESS;
+}
+
+/* r filled from the failed challenge of an invalid authz. */
+static apr_status_t authz_failed(const acme_authz_t *a, acme_result_t *r)
+{
+    const acme_challenge_t *ch;
+    const char *name = apr_pstrcat(r->pool, a->wildcard ? "*." : "", a->identifier.value, NULL);
+    int i;
+
+    for (i = 0; i < a->challenges->nelts; ++i) {
+        ch = APR_ARRAY_IDX(a->challenges, i, const acme_challenge_t *);
+        if (ch->error) {
+            acme_result_reset(r);
+            if (acme_result_from_problem(r, ch->error, 0) == APR_SUCCESS) {
+                r->status = APR_EGENERAL;
+                r->detail = apr_psprintf(r->pool, "%s validation of %s failed: %s", ch->type,
+                                         name, r->detail ? r->detail : "no detail");
+                return r->status;
+            }
+        }
+    }
+    return acme_result_set(r, APR_EGENERAL, "acme:validation",
+                           "authorization of %s is %s (%s)", name, acme_state_name(a->status),
+                           a->url);
+}
+
+apr_status_t acme_authz_poll(acme_authz_t **pauthz, acme_client_t *c, const char *url,
+                             apr_time_t deadline, apr_pool_t *p, acme_result_t *r)
+{
+    apr_pool_t *ptemp;
+    acme_authz_t *a = NULL;
+    acme_json_t *j;
+    apr_time_t ra;
+    int attempt;
+    apr_status_t rv;
+
+    *pauthz = NULL;
+    apr_pool_create(&ptemp, p);
+    for (attempt = 0;; ++attempt) {
+        /* each round in a fresh pool: long polls must not grow p */
+        apr_pool_clear(ptemp);
+        if ((rv = get_object(&j, &ra, c, url, "authz", ptemp, r)) != APR_SUCCESS
+            || (rv = acme_authz_parse(&a, ptemp, j, url, "authz", r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        a->retry_after = ra;
+        if (a->status != ACME_STATE_PENDING) {
+            break;
+        }
+        rv = poll_wait(a->retry_after, attempt,
+                       deadline, apr_psprintf(r->pool, "authorization of %s", a->identifier.value),
+                       acme_state_name(a->status), r);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+    }
+    /* the final answer, parsed again into the caller's pool */
+    rv = acme_authz_parse(&a, p, acme_json_clone(j, p), url, "authz", r);
+    if (rv == APR_SUCCESS && a->status == ACME_STATE_INVALID) {
+        rv = authz_failed(a, r);
+    }
+    *pauthz = a;
+leave:
+    apr_pool_destroy(ptemp);
+    return rv;
+}
+
+static apr_status_t order_failed(const acme_order_t *o, acme_result_t *r)
+{
+    if (o->error) {
+        acme_result_reset(r);
+        if (acme_result_from_problem(r, o->error, 0) == APR_SUCCESS) {
+            r->status = APR_EGENERAL;
+            r->detail = apr_psprintf(r->pool, "order %s is invalid: %s", o->url,
+                                     r->detail ? r->detail : "no detail");
+            return r->status;
+        }
+    }
+    return acme_result_set(r, APR_EGENERAL, "acme:order-invalid", "order %s is %s", o->url,
+                           acme_state_name(o->status));
+}
+
+apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char *url,
+                             int wait_pending, apr_time_t deadline, apr_pool_t *p,
+                             acme_result_t *r)
+{
+    apr_pool_t *ptemp;
+    acme_order_t *o = NULL;
+    acme_json_t *j;
+    apr_time_t ra;
+    int attempt;
+    apr_status_t rv;
+
+    *porder = NULL;
+    apr_pool_create(&ptemp, p);
+    for (attempt = 0;; ++attempt) {
+        apr_pool_clear(ptemp);
+        if ((rv = get_object(&j, &ra, c, url, "order", ptemp, r)) != APR_SUCCESS
+            || (rv = acme_order_parse(&o, ptemp, j, url, "order", r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        o->retry_after = ra;
+        if (!(o->status == ACME_STATE_PROCESSING
+              || (wait_pending && o->status == ACME_STATE_PENDING))) {
+            break;
+        }
+        rv = poll_wait(o->retry_after, attempt, deadline,
+                       apr_psprintf(r->pool, "order %s", url), acme_state_name(o->status), r);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+    }
+    rv = acme_order_parse(&o, p, acme_json_clone(j, p), url, "order", r);
+    if (rv == APR_SUCCESS && o->status == ACME_STATE_INVALID) {
+        rv = order_failed(o, r);
+    }
+    *porder = o;
+leave:
+    apr_pool_destroy(ptemp);
+    return rv;
+}
+
+/* ---- finalize, download, revoke -------------------------------------------------------- */
+
+apr_status_t acme_order_finalize(acme_order_t **porder, acme_client_t *c,
+                                 const acme_order_t *order, const acme_pkey_t *cert_key,
+                                 const apr_array_header_t *names, apr_pool_t *p,
+                                 acme_result_t *r)
+{
+    apr_array_header_t *csr_names;
+    const unsigned char *der;
+    apr_size_t der_len;
+    acme_json_t *payload, *j;
+    apr_status_t rv;
+    int i;
+
+    *porder = NULL;
+    if (names) {
+        csr_names = (apr_array_header_t *)names;
+    }
+    else {
+        csr_names = apr_array_make(p, order->identifiers->nelts, sizeof(const char *));
+        for (i = 0; i < order->identifiers->nelts; ++i) {
+            APR_ARRAY_PUSH(csr_names, const char *) =
+                APR_ARRAY_IDX(order->identifiers, i, const acme_identifier_t *)->value;
+        }
+    }
+    rv = acme_csr_make(&der, &der_len, p, cert_key, csr_names);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:config", "finalize: cannot make a CSR for %s",
+                             apr_array_pstrcat(p, csr_names, ','));
+        goto leave;
+    }
+    payload = acme_json_new_object(p);
+    acme_json_sets(payload, acme_b64url_encode(p, der, der_len), "csr", NULL);
+    rv = acme_client_post_json(&j, NULL, c, order->finalize, acme_json_dump(payload, p, 1), 0,
+                               "finalize", p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_order_parse(porder, p, j, order->url, "finalize", r);
+    }
+    if (rv == APR_SUCCESS && (*porder)->status == ACME_STATE_INVALID) {
+        rv = order_failed(*porder, r);
+    }
+leave:
+    return rv;
+}
+
+/* One chain from url: the PEM, its parsed certificates and alternates. */
+static apr_status_t fetch_chain(const char **ppem, apr_array_header_t **pchain,
+                                apr_array_header_t **palts, acme_client_t *c, const char *url,
+                                apr_pool_t *p, acme_result_t *r)
+{
+    acme_http_response_t *resp;
+    const char *mt;
+    apr_status_t rv;
+
+    *ppem = NULL;
+    rv = acme_client_post(&resp, c, url, NULL, 0, NULL, PEM_CHAIN_TYPE, "certificate", p, r);
+    if (rv != APR_SUCCESS || (rv = acme_response_check(resp, p, "certificate", r))
+                                 != APR_SUCCESS) {
+        goto leave;
+    }
+    mt = acme_response_media_type(p, resp);
+    if (strcmp(mt, PEM_CHAIN_TYPE)) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "certificate: response from %s is %s, not " PEM_CHAIN_TYPE, url,
+                             *mt ? mt : "without content type");
+        goto leave;
+    }
+    rv = acme_chain_from_pem(pchain, p, resp->body, resp->body_len);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                             "certificate: response from %s holds no valid PEM certificate", url);
+        goto leave;
+    }
+    if (palts) {
+        acme_links_get(palts, p, resp->headers, "alternate", url);
+    }
+    *ppem = resp->body;
+leave:
+    return rv;
+}
+
+static int chain_has_issuer(const apr_array_header_t *chain, const char *issuer, apr_pool_t *p)
+{
+    const acme_cert_t *top;
+    const char *cn;
+
+    if (!chain->nelts) {
+        return 0;
+    }
+    top = APR_ARRAY_IDX(chain, chain->nelts - 1, const acme_cert_t *);
+    cn = acme_cert_issuer_cn(top, p);
+    return cn && !strcmp(cn, issuer);
+}
+
+apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char *cert_url,
+                                const char *preferred_issuer, apr_pool_t *p, acme_result_t *r)
+{
+    apr_array_header_t *chain, *alts = NULL, *achain;
+    const char *pem, *apem;
+    acme_result_t *ar;
+    apr_status_t rv;
+    int i;
+
+    *ppem = NULL;
+    rv = fetch_chain(&pem, &chain, &alts, c, cert_url, p, r);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    *ppem = pem;
+    if (!preferred_issuer || chain_has_issuer(chain, preferred_issuer, p)) {
+        goto leave;
+    }
+    for (i = 0; i < alts->nelts; ++i) {
+        const char *url = APR_ARRAY_IDX(alts, i, const char *);
+
+        /* an alternate that fails to load is no reason to lose the default */
+        ar = acme_result_make(p);
+        if (fetch_chain(&apem, &achain, NULL, c, url, p, ar) != APR_SUCCESS) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, "%s",
+                     acme_result_describe(ar, p));
+            continue;
+        }
+        if (chain_has_issuer(achain, preferred_issuer, p)) {
+            *ppem = apem;
+            goto leave;
+        }
+    }
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0,
+             "certificate %s: no chain with issuer '%s' among %d alternates, using the default",
+             cert_url, preferred_issuer, alts->nelts);
+leave:
+    return rv;
+}
+
+apr_status_t acme_cert_revoke(acme_client_t *c, const acme_cert_t *cert, int reason,
+                              const acme_pkey_t *cert_key, apr_pool_t *p, acme_result_t *r)
+{
+    const acme_directory_t *dir;
+    acme_http_response_t *resp;
+    const unsigned char *der;
+    apr_size_t der_len;
+    acme_json_t *payload;
+    apr_status_t rv;
+
+    if ((rv = acme_client_directory(&dir, c, r)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!dir->revoke_cert) {
+        rv = acme_result_set(r, APR_ENOTIMPL, "acme:config",
+                             "revokeCert: the CA's directory has no revokeCert URL");
+        goto leave;
+    }
+    if ((rv = acme_cert_to_der(&der, &der_len, p, cert)) != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:config", "revokeCert: cannot encode the certificate");
+        goto leave;
+    }
+    payload = acme_json_new_object(p);
+    acme_json_sets(payload, acme_b64url_encode(p, der, der_len), "certificate", NULL);
+    if (reason >= 0) {
+        acme_json_setl(payload, reason, "reason", NULL);
+    }
+    rv = acme_client_post(&resp, c, dir->revoke_cert, acme_json_dump(payload, p, 1),
+                          cert_key != NULL, cert_key, NULL, "revokeCert", p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_response_check(resp, p, "revokeCert", r);
+    }
+leave:
+    return rv;
+}
+
+/* ---- driving a whole order --------------------------------------------------------------- */
+
+typedef struct {
+    const char *type;
+    const char *name;
+    const char *token;
+} published_t;
+
+apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
+                                  const acme_order_params_t *params, apr_time_t deadline,
+                                  apr_pool_t *p, acme_result_t *r)
+{
+    apr_array_header_t *published = apr_array_make(p, 4, sizeof(published_t));
+    apr_array_header_t *polls = apr_array_make(p, 4, sizeof(const char *));
+    const acme_challenge_t *ch;
+    acme_challenge_t *answered;
+    acme_authz_t *a;
+    const char *key_authz;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    for (i = 0; i < order->authorizations->nelts; ++i) {
+        const char *url = APR_ARRAY_IDX(order->authorizations, i, const char *);
+        published_t *pub;
+
+        if ((rv = acme_authz_get(&a, c, url, p, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        if (a->status == ACME_STATE_VALID) {
+            continue; /* reused or already validated: nothing to prove */
+        }
+        if (a->status != ACME_STATE_PENDING) {
+            rv = authz_failed(a, r);
+            goto leave;
+        }
+        if ((rv = acme_challenge_select(&ch, a, params->challenges, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        if ((rv = acme_challenge_key_authz(&key_authz, c, ch, p, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        rv = params->publish(params->baton, ch->type, a->identifier.value, ch->token, key_authz,
+                             p);
+        if (rv != APR_SUCCESS) {
+            rv = acme_result_set(r, rv, "acme:config",
+                                 "publishing the %s challenge for %s failed", ch->type,
+                                 a->identifier.value);
+            goto leave;
+        }
+        pub = apr_array_push(published);
+        pub->type = ch->type;
+        pub->name = a->identifier.value;
+        pub->token = ch->token;
+        if (ch->status == ACME_STATE_PENDING) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", url,
+                     ch->type, a->identifier.value);
+            if ((rv = acme_challenge_respond(&answered, c, ch, p, r)) != APR_SUCCESS) {
+                goto leave;
+            }
+        }
+        APR_ARRAY_PUSH(polls, const char *) = url;
+    }
+    for (i = 0; i < polls->nelts; ++i) {
+        rv = acme_authz_poll(&a, c, APR_ARRAY_IDX(polls, i, const char *), deadline, p, r);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        if (a->status != ACME_STATE_VALID) {
+            rv = authz_failed(a, r);
+            goto leave;
+        }
+    }
+leave:
+    if (params->withdraw) {
+        for (i = 0; i < published->nelts; ++i) {
+            const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
+
+            params->withdraw(params->baton, pub->type, pub->name, pub->token, p);
+        }
+    }
+    return rv;
+}
+
+apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order_t *order,
+                                 const acme_order_params_t *params, apr_time_t deadline,
+                                 apr_pool_t *p, acme_result_t *r)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int round;
+
+    *ppem = NULL;
+    /* each state moves forward; a CA that loops back gets a bounded number
+     * of rounds, not an endless job */
+    for (round = 0; round < 8; ++round) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "order %s: %s", order->url,
+                 acme_state_name(order->status));
+        switch (order->status) {
+        case ACME_STATE_PENDING:
+            acme_result_activity(r, "authorizing %s",
+                                 apr_array_pstrcat(p, params->names, ','));
+            if ((rv = acme_order_authorize(c, order, params, deadline, p, r)) != APR_SUCCESS) {
+                goto leave;
+            }
+            rv = acme_order_poll(&order, c, order->url, 1, deadline, p, r);
+            break;
+        case ACME_STATE_READY:
+            acme_result_activity(r, "finalizing the order for %s",
+                                 apr_array_pstrcat(p, params->names, ','));
+            rv = acme_order_finalize(&order, c, order, params->cert_key, params->names, p, r);
+            break;
+        case ACME_STATE_PROCESSING:
+            acme_result_activity(r, "waiting for the certificate of %s",
+                                 apr_array_pstrcat(p, params->names, ','));
+            rv = acme_order_poll(&order, c, order->url, 0, deadline, p, r);
+            break;
+        case ACME_STATE_VALID:
+            acme_result_activity(r, "downloading the certificate of %s",
+                                 apr_array_pstrcat(p, params->names, ','));
+            rv = acme_cert_download(ppem, c, order->certificate, params->preferred_issuer, p, r);
+            goto leave;
+        default:
+            rv = order_failed(order, r);
+            goto leave;
+        }
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+    }
+    rv = acme_result_set(r, APR_EGENERAL, "acme:order-invalid",
+                         "order %s did not progress (still %s)", order->url,
+                         acme_state_name(order->status));
+leave:
+    return rv;
+}
+
+apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
+                            const acme_order_params_t *params, apr_pool_t *p, acme_result_t *r)
+{
+    apr_interval_time_t timeout = params->timeout > 0 ? params->timeout : ORDER_TIMEOUT_DEFAULT;
+    apr_time_t deadline = apr_time_now() + timeout;
+    acme_order_t *order = NULL;
+    apr_status_t rv;
+
+    *ppem = NULL;
+    if (porder_url) {
+        *porder_url = NULL;
+    }
+    if (!params->names || !params->names->nelts || !params->cert_key || !params->publish) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:config",
+                             "order: names, certificate key and a challenge publisher are "
+                             "required");
+        goto leave;
+    }
+    if (params->order_url) {
+        acme_result_activity(r, "resuming order %s", params->order_url);
+        rv = acme_order_get(&order, c, params->order_url, p, r);
+    }
+    else {
+        acme_result_activity(r, "creating an order for %s",
+                             apr_array_pstrcat(p, params->names, ','));
+        rv = acme_order_new(&order, c, params->names, params->profile, params->replaces, p, r);
+        if (rv == APR_SUCCESS && params->created) {
+            params->created(params->baton, order->url);
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (porder_url) {
+        *porder_url = order->url;
+    }
+    rv = acme_order_continue(ppem, c, order, params, deadline, p, r);
+leave:
+    return rv;
+}
+
+apr_status_t acme_tls_alpn01_make(const char **pcert_pem, const char **pkey_pem, apr_pool_t *p,
+                                  const char *name, const char *key_authz)
+{
+    acme_pkey_t *key;
+    acme_cert_t *cert;
+    apr_status_t rv;
+
+    *pcert_pem = *pkey_pem = NULL;
+    if ((rv = acme_pkey_gen(&key, p, ACME_KEY_P256)) != APR_SUCCESS
+        || (rv = acme_cert_tls_alpn01(&cert, p, key, name, key_authz)) != APR_SUCCESS
+        || (rv = acme_cert_to_pem(pcert_pem, p, cert)) != APR_SUCCESS
+        || (rv = acme_pkey_to_pem(pkey_pem, p, key)) != APR_SUCCESS) {
+        *pcert_pem = *pkey_pem = NULL;
+    }
+    return rv;
+}

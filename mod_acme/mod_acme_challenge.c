@@ -1,0 +1,276 @@
+/* mod_acme_challenge.c: answers the CA's challenges: http-01 from a
+ * post_read_request hook, tls-alpn-01 through ALPN "acme-tls/1" and the
+ * ssl_answer_challenge hook. The renewal job publishes the data in the
+ * store; the hooks read it through a per-process cache. */
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_thread_mutex.h>
+#include <apr_lib.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+
+#include "acme_util.h"
+#include "acme_store.h"
+#include "mod_acme.h"
+#include "mod_acme_config.h"
+
+APLOG_USE_MODULE(acme);
+
+#define ACME_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
+#define ACME_TLS_1 "acme-tls/1"
+#define ACME_TOKEN_MAX 256
+
+/* A copy of one challenge directory, reloaded when the directory's mtime
+ * changes (every publish is a rename into it). */
+typedef struct {
+    const char *dir;             /* "http-01" or "tls-alpn-01" */
+    apr_thread_mutex_t *mutex;
+    apr_pool_t *root;
+    apr_pool_t *pool;            /* holds entries; replaced on reload */
+    apr_hash_t *entries;         /* aspect -> content */
+    apr_time_t mtime;
+    int loaded;
+} chall_cache_t;
+
+static chall_cache_t http_cache = {"http-01", NULL, NULL, NULL, NULL, 0, 0};
+static chall_cache_t alpn_cache = {"tls-alpn-01", NULL, NULL, NULL, NULL, 0, 0};
+
+static void cache_init(chall_cache_t *cc, apr_pool_t *p)
+{
+    cc->root = p;
+    cc->pool = NULL;
+    cc->entries = NULL;
+    cc->loaded = 0;
+    if (apr_thread_mutex_create(&cc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+        cc->mutex = NULL;
+    }
+}
+
+static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
+{
+    apr_array_header_t *aspects;
+    apr_pool_t *np;
+    int i;
+
+    apr_pool_create(&np, cc->root);
+    cc->entries = apr_hash_make(np);
+    if (st->list(st, ACME_SG_CHALLENGES, cc->dir, &aspects, np) == APR_SUCCESS) {
+        for (i = 0; i < aspects->nelts; ++i) {
+            const char *a = APR_ARRAY_IDX(aspects, i, const char *), *data;
+            apr_size_t len;
+            if (st->load(st, ACME_SG_CHALLENGES, cc->dir, a, &data, &len, np) == APR_SUCCESS) {
+                apr_hash_set(cc->entries, a, APR_HASH_KEY_STRING, data);
+            }
+        }
+    }
+    if (cc->pool) {
+        apr_pool_destroy(cc->pool);
+    }
+    cc->pool = np;
+    cc->mtime = mtime;
+    cc->loaded = 1;
+}
+
+/* Looks up key; the result is copied into p (the cache may reload). */
+static const char *cache_get(chall_cache_t *cc, const char *key, apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store;
+    apr_time_t mtime = 0;
+    const char *v = NULL;
+
+    if (!st || !cc->mutex) {
+        return NULL;
+    }
+    if (st->mtime(st, ACME_SG_CHALLENGES, cc->dir, NULL, &mtime, p) != APR_SUCCESS) {
+        return NULL; /* nothing was ever published */
+    }
+    apr_thread_mutex_lock(cc->mutex);
+    if (!cc->loaded || mtime != cc->mtime) {
+        cache_reload(cc, st, mtime);
+    }
+    v = apr_hash_get(cc->entries, key, APR_HASH_KEY_STRING);
+    if (v) {
+        v = apr_pstrdup(p, v);
+    }
+    apr_thread_mutex_unlock(cc->mutex);
+    return v;
+}
+
+static acme_domain_t *managed_domain(server_rec *s, const char *host)
+{
+    acme_global_t *g = acme_config_global(s);
+    char buf[256];
+    apr_size_t i;
+
+    if (!g || !host) {
+        return NULL;
+    }
+    for (i = 0; host[i] && i < sizeof(buf) - 1; ++i) {
+        buf[i] = (char)apr_tolower(host[i]);
+    }
+    if (host[i]) {
+        return NULL; /* longer than any valid name */
+    }
+    buf[i] = '\0';
+    return apr_hash_get(g->names, buf, APR_HASH_KEY_STRING);
+}
+
+/* ---- http-01 -------------------------------------------------------------- */
+
+static int hook_http01(request_rec *r)
+{
+    const char *token, *authz;
+    apr_size_t len;
+
+    /* The common case costs one prefix compare. */
+    if (!r->parsed_uri.path
+        || strncmp(r->parsed_uri.path, ACME_CHALLENGE_PREFIX, sizeof(ACME_CHALLENGE_PREFIX) - 1)) {
+        return DECLINED;
+    }
+    if (!managed_domain(r->server, r->hostname)) {
+        return DECLINED; /* not ours: other modules or files may serve it */
+    }
+    if (r->method_number != M_GET) { /* HEAD is M_GET with header_only */
+        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD");
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    token = r->parsed_uri.path + sizeof(ACME_CHALLENGE_PREFIX) - 1;
+    if (r->parsed_uri.query || !acme_b64url_is_token(token, ACME_TOKEN_MAX)) {
+        return HTTP_NOT_FOUND;
+    }
+    authz = cache_get(&http_cache, token, r->pool);
+    if (!authz) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ACMELOG(0201)
+                      "http-01: no challenge for token %s on %s", token, r->hostname);
+        return HTTP_NOT_FOUND;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ACMELOG(0202)
+                  "http-01: answering the challenge for %s", r->hostname);
+    len = strlen(authz);
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "application/octet-stream");
+    ap_set_content_length(r, (apr_off_t)len);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!r->header_only) {
+        ap_rwrite(authz, (int)len, r);
+    }
+    ap_finalize_request_protocol(r);
+    return DONE;
+}
+
+/* ---- tls-alpn-01 ---------------------------------------------------------- */
+
+static int offers_acme_tls(const apr_array_header_t *offers)
+{
+    int i;
+
+    for (i = 0; offers && i < offers->nelts; ++i) {
+        if (!strcmp(APR_ARRAY_IDX(offers, i, const char *), ACME_TLS_1)) return 1;
+    }
+    return 0;
+}
+
+static int hook_protocol_propose(conn_rec *c, request_rec *r, server_rec *s,
+                                 const apr_array_header_t *offers, apr_array_header_t *proposals)
+{
+    const char *sni;
+    acme_domain_t *d;
+
+    if (r || !offers_acme_tls(offers)) {
+        return DECLINED;
+    }
+    sni = ap_ssl_var_lookup(c->pool, s, c, NULL, "SSL_TLS_SNI");
+    d = managed_domain(s, sni);
+    if (!d || !d->tls_alpn_ok) {
+        return DECLINED;
+    }
+    APR_ARRAY_PUSH(proposals, const char *) = ACME_TLS_1;
+    return OK;
+}
+
+static int hook_protocol_switch(conn_rec *c, request_rec *r, server_rec *s, const char *protocol)
+{
+    if (r || strcmp(protocol, ACME_TLS_1)) {
+        return DECLINED;
+    }
+    apr_table_setn(c->notes, ACME_TLS_1, "1");
+    return DONE;
+}
+
+static const char *hook_protocol_get(const conn_rec *c)
+{
+    return apr_table_get(c->notes, ACME_TLS_1) ? ACME_TLS_1 : NULL;
+}
+
+static int hook_answer_challenge(conn_rec *c, const char *server_name, const char **pcert_pem,
+                                 const char **pkey_pem)
+{
+    const char *cert, *key;
+
+    if (!server_name || !apr_table_get(c->notes, ACME_TLS_1)
+        || !managed_domain(c->base_server, server_name)) {
+        return DECLINED;
+    }
+    cert = cache_get(&alpn_cache, apr_pstrcat(c->pool, server_name, ".crt", NULL), c->pool);
+    key = cache_get(&alpn_cache, apr_pstrcat(c->pool, server_name, ".key", NULL), c->pool);
+    if (!cert || !key) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, ACMELOG(0203)
+                      "tls-alpn-01: no challenge published for %s", server_name);
+        return DECLINED;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c, ACMELOG(0204)
+                  "tls-alpn-01: answering the challenge for %s", server_name);
+    *pcert_pem = cert;
+    *pkey_pem = key;
+    return OK;
+}
+
+/* ---- setup ----------------------------------------------------------------- */
+
+void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p)
+{
+    int i, j;
+
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        if (!d->tls_alpn_ok) continue;
+        for (j = 0; j < d->servers->nelts; ++j) {
+            server_rec *s = APR_ARRAY_IDX(d->servers, j, server_rec *);
+            core_server_config *core = ap_get_core_module_config(s->module_config);
+
+            if (!core->protocols) {
+                core->protocols = apr_array_make(p, 3, sizeof(const char *));
+            }
+            if (core->protocols->nelts == 0) {
+                /* Unset means "http/1.1 only": keep that, add the challenge. */
+                APR_ARRAY_PUSH(core->protocols, const char *) = AP_PROTOCOL_HTTP1;
+            }
+            if (!ap_array_str_contains(core->protocols, ACME_TLS_1)) {
+                APR_ARRAY_PUSH(core->protocols, const char *) = ACME_TLS_1;
+            }
+        }
+    }
+}
+
+static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    cache_init(&http_cache, pchild);
+    cache_init(&alpn_cache, pchild);
+}
+
+void acme_challenge_register_hooks(void)
+{
+    ap_hook_child_init(challenge_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(hook_http01, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_protocol_propose(hook_protocol_propose, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_protocol_switch(hook_protocol_switch, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_protocol_get(hook_protocol_get, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_answer_challenge(hook_answer_challenge, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,466 @@
+/* mod_acme_drive.c: the two watchdogs. In one child (unprivileged) a
+ * singleton runs the renewal jobs in parallel threads; in the parent (root)
+ * a watchdog notices staged certificates and triggers the graceful restart
+ * at which post_config activates them. */
+#include <unistd.h>
+#include <signal.h>
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <apr_thread_proc.h>
+#include <apr_atomic.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <mpm_common.h>
+#include <mod_watchdog.h>
+#include <unixd.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_crypto.h"
+#include "acme_store.h"
+#include "acme_renew.h"
+#include "acme_job.h"
+#include "mod_acme.h"
+#include "mod_acme_config.h"
+
+APLOG_USE_MODULE(acme);
+
+#define ACME_WD_JOBS "_acme_jobs_"
+#define ACME_WD_RESTART "_acme_restart_"
+#define ACME_KEEP_ARCHIVED 5
+/* Staged results are activated together: wait until none came for this
+ * long, but not longer than the cap, before restarting. */
+#define ACME_RESTART_QUIET apr_time_from_sec(2)
+#define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
+
+/* ---- activation (parent, post_config) ------------------------------------- */
+
+static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key_type_t t,
+                                    int *ppresent, const char **perr, apr_pool_t *p)
+{
+    const char *cpath = st->path(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), p);
+    const char *kpath = st->path(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), p);
+    apr_array_header_t *chain;
+    acme_pkey_t *key;
+    apr_finfo_t fi;
+
+    *ppresent = 0;
+    if (apr_stat(&fi, cpath, APR_FINFO_TYPE, p) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    *ppresent = 1;
+    if (acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1) {
+        *perr = "the certificate file cannot be read";
+        return APR_EINVAL;
+    }
+    if (acme_pkey_load(&key, p, kpath) != APR_SUCCESS) {
+        *perr = "the key file cannot be read";
+        return APR_EINVAL;
+    }
+    if (!acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
+        *perr = "the certificate does not match its key";
+        return APR_EINVAL;
+    }
+    if (!acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names)) {
+        *perr = "the certificate does not cover all names of the domain";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
+{
+    const char *err = NULL, *data;
+    apr_size_t len;
+    apr_status_t rv;
+    int i, present, staged = 0;
+
+    for (i = 0; i < d->settings->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        rv = validate_staged(d, st, t, &present, &err, p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0301)
+                         "%s: the staged %s certificate is not activated: %s. It is removed; "
+                         "a new one will be ordered.", d->name, acme_key_type_name(t), err);
+            st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
+            return 0;
+        }
+        staged += present;
+    }
+    if (!staged) {
+        st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
+        return 0;
+    }
+    /* Key types not renewed this time keep their active files: copy them
+     * so the domain's directory is replaced as one complete set. */
+    for (i = 0; i < d->settings->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        const char *cf = acme_job_cert_file(p, t), *kf = acme_job_key_file(p, t);
+
+        if (st->load(st, ACME_SG_STAGING, d->name, cf, &data, &len, p) == APR_SUCCESS) continue;
+        if (st->load(st, ACME_SG_DOMAINS, d->name, cf, &data, &len, p) == APR_SUCCESS) {
+            st->save(st, ACME_SG_STAGING, d->name, cf, data, len, 0, p);
+            if (st->load(st, ACME_SG_DOMAINS, d->name, kf, &data, &len, p) == APR_SUCCESS) {
+                st->save(st, ACME_SG_STAGING, d->name, kf, data, len, 1, p);
+            }
+        }
+    }
+    rv = st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, d->name, ACME_KEEP_ARCHIVED, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0302)
+                     "%s: cannot activate the staged certificate in %s", d->name,
+                     acme_store_fs_base(st));
+        return 0;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(0303)
+                 "%s: new certificate activated", d->name);
+    return 1;
+}
+
+int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store;
+    const char *data;
+    apr_size_t len;
+    int i, n = 0;
+
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) == APR_SUCCESS) {
+            n += activate_domain(d, st, s, p);
+        }
+    }
+    if (n > 0 && geteuid() == 0) {
+        /* The activated files were written by the child: hand the work
+         * directories back and keep domains/ root's. */
+        acme_store_fs_set_owner(st, ap_unixd_config.user_id, ap_unixd_config.group_id, p);
+    }
+    return n;
+}
+
+/* ---- parent: restart when results are staged -------------------------------- */
+
+typedef struct {
+    acme_global_t *g;
+    server_rec *s;
+    apr_time_t first_seen;
+    apr_hash_t *announced;   /* domain -> staged mtime, announced (auto restart off) */
+    int signalled;
+} restart_ctx_t;
+
+/* Staged results we already restarted for, across generations: if a
+ * restart did not consume them, restarting again would loop. */
+static apr_hash_t *restarted_for(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    apr_hash_t *h = NULL;
+
+    apr_pool_userdata_get((void **)&h, "acme-restarted-for", pp);
+    if (!h) {
+        h = apr_hash_make(pp);
+        apr_pool_userdata_set(h, "acme-restarted-for", apr_pool_cleanup_null, pp);
+    }
+    return h;
+}
+
+static apr_status_t restart_watchdog(int state, void *baton, apr_pool_t *ptemp)
+{
+    restart_ctx_t *rc = baton;
+    acme_store_t *st = acme_mod_store;
+    apr_hash_t *done = restarted_for(rc->s);
+    apr_array_header_t *ready;
+    apr_time_t now = apr_time_now(), newest = 0;
+    int i;
+
+    if (state != AP_WATCHDOG_STATE_RUNNING || !st || rc->signalled) {
+        return APR_SUCCESS;
+    }
+    ready = apr_array_make(ptemp, 5, sizeof(const char *));
+    for (i = 0; i < rc->g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
+        apr_time_t mt;
+        const char *key, *seen;
+
+        if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp) != APR_SUCCESS) {
+            continue;
+        }
+        key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
+        if (apr_hash_get(done, key, APR_HASH_KEY_STRING)) {
+            continue; /* a restart did not activate it: reported at that restart */
+        }
+        if (!rc->g->auto_restart) {
+            seen = apr_hash_get(rc->announced, d->name, APR_HASH_KEY_STRING);
+            if (!seen || strcmp(seen, key)) {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0311)
+                             "%s: a new certificate is ready; ManagedAutoRestart is off, so a "
+                             "graceful restart (apachectl graceful) will activate it", d->name);
+                apr_hash_set(rc->announced, apr_pstrdup(rc->g->pool, d->name),
+                             APR_HASH_KEY_STRING, apr_pstrdup(rc->g->pool, key));
+            }
+            continue;
+        }
+        APR_ARRAY_PUSH(ready, const char *) = key;
+        if (mt > newest) newest = mt;
+    }
+    if (ready->nelts == 0) {
+        rc->first_seen = 0;
+        return APR_SUCCESS;
+    }
+    if (!rc->first_seen) {
+        rc->first_seen = now;
+    }
+    if (now - newest < ACME_RESTART_QUIET && now - rc->first_seen < ACME_RESTART_MAX_WAIT) {
+        return APR_SUCCESS; /* more may finish: one restart for the batch */
+    }
+    for (i = 0; i < ready->nelts; ++i) {
+        const char *key = apr_pstrdup(rc->s->process->pool, APR_ARRAY_IDX(ready, i, const char *));
+        apr_hash_set(done, key, APR_HASH_KEY_STRING, "1");
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0312)
+                 "%d new certificate(s) ready (%s): restarting gracefully to activate them",
+                 ready->nelts, apr_array_pstrcat(ptemp, ready, ' '));
+    rc->signalled = 1;
+    if (kill(getpid(), AP_SIG_GRACEFUL) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, rc->s, ACMELOG(0313)
+                     "cannot signal the graceful restart; run 'apachectl graceful' to activate "
+                     "the new certificates");
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- child: the renewal jobs ---------------------------------------------- */
+
+typedef struct drive_job_t {
+    acme_domain_t *d;
+    acme_job_spec_t spec;
+    apr_thread_t *thread;
+    apr_pool_t *pool;              /* the running job's, destroyed after join */
+    apr_array_header_t *types;
+    volatile apr_uint32_t done;
+    int running;
+    apr_status_t rv;
+    acme_result_t *result;
+    apr_time_t next_check;
+    server_rec *s;
+} drive_job_t;
+
+typedef struct {
+    acme_global_t *g;
+    server_rec *s;
+    apr_array_header_t *jobs;      /* drive_job_t* */
+    volatile apr_uint32_t stop;
+    int running;
+    int parallel;
+    apr_interval_time_t check_interval;
+    int started;
+} drive_ctx_t;
+
+static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
+{
+    drive_job_t *job = data;
+
+    job->result = acme_result_make(job->pool);
+    job->rv = acme_job_run(acme_mod_store, &job->spec, job->types, job->pool, job->result);
+    apr_atomic_set32(&job->done, 1);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_time_t jittered(apr_time_t now, apr_interval_time_t interval)
+{
+    /* +-10% so that many servers do not ask the CA at the same second */
+    apr_interval_time_t j = interval / 10;
+
+    return now + interval - j + (apr_interval_time_t)acme_random_below((apr_uint64_t)(2 * j + 1));
+}
+
+static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
+{
+    apr_status_t trv;
+
+    apr_thread_join(&trv, job->thread);
+    job->running = 0;
+    dc->running--;
+    if (job->rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0321)
+                     "%s: certificate obtained and staged for activation", job->d->name);
+    }
+    else if (job->rv != APR_EINTR) {
+        acme_errclass_t cls = acme_result_classify(job->result);
+        ap_log_error(APLOG_MARK, APLOG_ERR, job->rv, dc->s, ACMELOG(0322)
+                     "%s: %s%s", job->d->name, acme_result_describe(job->result, job->pool),
+                     cls == ACME_ERRCLASS_CONFIG
+                         ? ". This needs a configuration change; retrying in 24 hours or at "
+                           "the next restart"
+                         : "");
+    }
+    apr_pool_destroy(job->pool);
+    job->pool = NULL;
+    job->next_check = now; /* re-evaluate from the store */
+}
+
+static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
+{
+    acme_job_status_t *st;
+    apr_time_t next;
+
+    if (acme_job_status(&st, acme_mod_store, &job->spec, now, ptemp) != APR_SUCCESS) {
+        job->next_check = now + apr_time_from_sec(60);
+        return;
+    }
+    if (st->due->nelts > 0 && st->next_attempt <= now) {
+        if (dc->running >= dc->parallel) {
+            job->next_check = now + apr_time_from_sec(1);
+            return;
+        }
+        apr_pool_create(&job->pool, NULL);
+        apr_pool_tag(job->pool, "acme_job");
+        job->types = apr_array_copy(job->pool, st->due);
+        apr_atomic_set32(&job->done, 0);
+        if (apr_thread_create(&job->thread, NULL, job_thread, job, job->pool) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0323)
+                         "%s: cannot start the renewal thread", job->d->name);
+            apr_pool_destroy(job->pool);
+            job->pool = NULL;
+            job->next_check = now + apr_time_from_sec(60);
+            return;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
+                     "%s: %s", job->d->name,
+                     st->renew_at ? "renewing the certificate" : "getting a first certificate");
+        job->running = 1;
+        dc->running++;
+        return;
+    }
+    next = jittered(now, dc->check_interval);
+    if (st->due->nelts > 0 && st->next_attempt > now && st->next_attempt < next) {
+        next = st->next_attempt;
+    }
+    if (st->renew_at > now && st->renew_at < next) {
+        next = st->renew_at;
+    }
+    job->next_check = next;
+}
+
+static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
+{
+    drive_ctx_t *dc = baton;
+    apr_time_t now = apr_time_now();
+    int i;
+
+    switch (state) {
+    case AP_WATCHDOG_STATE_STARTING:
+        acme_job_init(dc->g->pool);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
+                     "renewal jobs start for %d domain(s), at most %d at a time",
+                     dc->jobs->nelts, dc->parallel);
+        break;
+    case AP_WATCHDOG_STATE_RUNNING:
+        for (i = 0; i < dc->jobs->nelts; ++i) {
+            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+            if (job->running && apr_atomic_read32(&job->done)) {
+                reap(dc, job, now);
+            }
+        }
+        for (i = 0; i < dc->jobs->nelts; ++i) {
+            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+            if (!job->running && job->next_check <= now) {
+                schedule(dc, job, now, ptemp);
+            }
+        }
+        break;
+    case AP_WATCHDOG_STATE_STOPPING:
+        apr_atomic_set32(&dc->stop, 1);
+        for (i = 0; i < dc->jobs->nelts; ++i) {
+            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+            if (job->running) {
+                reap(dc, job, now);
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
+    ap_watchdog_t *wd;
+    drive_ctx_t *dc;
+    restart_ctx_t *rc;
+    apr_status_t rv;
+    int i;
+
+    wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!wd_get || !wd_register) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ACMELOG(0331)
+                     "mod_watchdog is not loaded: certificates cannot be obtained or renewed. "
+                     "Add 'LoadModule watchdog_module modules/mod_watchdog.so' (Debian: "
+                     "a2enmod watchdog)");
+        return APR_ENOTIMPL;
+    }
+    dc = apr_pcalloc(p, sizeof(*dc));
+    dc->g = g;
+    dc->s = s;
+    dc->jobs = apr_array_make(p, g->domains->nelts, sizeof(drive_job_t *));
+    dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
+    dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        acme_settings_t *st = d->settings;
+        drive_job_t *job;
+
+        if (!d->driven || d->eff_challenges->nelts == 0) continue;
+        job = apr_pcalloc(p, sizeof(*job));
+        job->d = d;
+        job->s = s;
+        job->spec.domain = d->name;
+        job->spec.names = d->names;
+        job->spec.ca_url = APR_ARRAY_IDX(st->ca_urls, 0, const char *);
+        job->spec.ca_file = st->ca_file;
+        job->spec.contact = st->contact;
+        job->spec.agree_tos = st->agree_tos;
+        job->spec.challenges = d->eff_challenges;
+        job->spec.key_types = st->key_types;
+        job->spec.window.is_percent = st->renew_is_percent;
+        job->spec.window.percent = st->renew_percent;
+        job->spec.window.duration = st->renew_duration;
+        job->spec.retry_delay = st->retry_delay;
+        job->spec.stop = &dc->stop;
+        APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
+    }
+    if (dc->jobs->nelts > 0) {
+        rv = wd_get(&wd, ACME_WD_JOBS, 0, 1, p);
+        if (rv == APR_SUCCESS) {
+            rv = wd_register(wd, apr_time_from_sec(1), dc, jobs_watchdog);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0332)
+                         "cannot start the renewal watchdog");
+            return rv;
+        }
+    }
+    if (g->auto_restart == ACME_UNSET) {
+        g->auto_restart = 1;
+    }
+    rc = apr_pcalloc(p, sizeof(*rc));
+    rc->g = g;
+    rc->s = s;
+    rc->announced = apr_hash_make(p);
+    rv = wd_get(&wd, ACME_WD_RESTART, 1, 0, p);
+    if (rv == APR_SUCCESS) {
+        rv = wd_register(wd, apr_time_from_sec(1), rc, restart_watchdog);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0333)
+                     "cannot start the activation watchdog in the parent process");
+    }
+    return rv;
+}

@@ -1,0 +1,840 @@
+/* test_store.c: unit tests for the filesystem store (acme_store_fs.c):
+ * atomic saves, modes, names, archive moves, lease locks, schema file. */
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "acme_json.h"
+#include "acme_store.h"
+
+#define SEC(n) apr_time_from_sec(n)
+/* 2030-01-01T00:00:00Z */
+#define T0 SEC(1893456000LL)
+
+static apr_pool_t *pool;
+static char base[256];
+static acme_store_t *st;
+static apr_time_t fake_now;
+
+static apr_time_t fake_clock(void *baton)
+{
+    (void)baton;
+    return fake_now;
+}
+
+static void rm_tree(const char *path)
+{
+    struct stat sb;
+    struct dirent *de;
+    DIR *d;
+
+    if (lstat(path, &sb) < 0) {
+        return;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        chmod(path, 0700);
+        d = opendir(path);
+        if (d) {
+            while ((de = readdir(d)) != NULL) {
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                    rm_tree(apr_pstrcat(pool, path, "/", de->d_name, NULL));
+                }
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    }
+    else {
+        unlink(path);
+    }
+}
+
+static void setup(void)
+{
+    const char *err = NULL;
+
+    apr_pool_create(&pool, NULL);
+    apr_cpystrn(base, "/tmp/acme-store-test-XXXXXX", sizeof(base));
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    ck_assert_int_eq(acme_store_fs_create(&st, pool, base, &err), APR_SUCCESS);
+    ck_assert_ptr_null(err);
+    fake_now = T0;
+    acme_store_fs_set_clock(st, fake_clock, NULL);
+}
+
+static void teardown(void)
+{
+    rm_tree(base);
+    apr_pool_destroy(pool);
+}
+
+static const char *bpath(const char *rel)
+{
+    return apr_pstrcat(pool, base, "/", rel, NULL);
+}
+
+static mode_t mode_of(const char *rel)
+{
+    struct stat sb;
+    ck_assert_msg(lstat(bpath(rel), &sb) == 0, "%s missing", rel);
+    return sb.st_mode & 07777;
+}
+
+static int exists(const char *rel)
+{
+    struct stat sb;
+    return lstat(bpath(rel), &sb) == 0;
+}
+
+static void write_raw(const char *rel, const char *content)
+{
+    FILE *f = fopen(bpath(rel), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static const char *load_str(acme_store_group_t g, const char *name, const char *aspect)
+{
+    const char *data = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv = st->load(st, g, name, aspect, &data, &len, pool);
+    ck_assert_msg(rv == APR_SUCCESS, "load %s/%s: %d", name, aspect, rv);
+    ck_assert_uint_eq(strlen(data), len);
+    return data;
+}
+
+static void save_str(acme_store_group_t g, const char *name, const char *aspect,
+                     const char *data, int secret)
+{
+    ck_assert_int_eq(st->save(st, g, name, aspect, data, strlen(data), secret, pool),
+                     APR_SUCCESS);
+}
+
+/* Names in a directory starting with '.', i.e. temp files left behind. */
+static int count_dotfiles(const char *rel)
+{
+    DIR *d = opendir(bpath(rel));
+    struct dirent *de;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' && strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            ++n;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static const char *joined(apr_array_header_t *a)
+{
+    return apr_array_pstrcat(pool, a, ',');
+}
+
+/* ---- layout and basic I/O ---------------------------------------------------- */
+
+START_TEST(create_layout_and_schema)
+{
+    static const char *groups[] = {"accounts", "domains", "staging", "challenges",
+                                   "jobs", "archive", NULL};
+    acme_store_t *again;
+    const char *err = NULL;
+    int i;
+
+    for (i = 0; groups[i]; ++i) {
+        ck_assert_msg(exists(groups[i]), "%s missing", groups[i]);
+    }
+    ck_assert_int_eq(mode_of("accounts"), 0700);
+    ck_assert_int_eq(mode_of("domains"), 0755);
+    ck_assert(exists("jobs/.locks"));
+    ck_assert(exists("jobs/.locks/.guard"));
+    ck_assert_int_eq(mode_of("store.json"), 0644);
+    /* opening an existing store keeps working and keeps the schema file */
+    ck_assert_int_eq(acme_store_fs_create(&again, pool, apr_pstrcat(pool, base, "//", NULL),
+                                          &err), APR_SUCCESS);
+    ck_assert_str_eq(acme_store_fs_base(again), base);
+    ck_assert_str_eq(acme_store_group_name(ACME_SG_CHALLENGES), "challenges");
+    ck_assert_ptr_null(acme_store_group_name(ACME_SG_COUNT));
+}
+END_TEST
+
+START_TEST(schema_file_content)
+{
+    acme_json_t *j;
+    const char *jerr = NULL;
+
+    ck_assert_int_eq(acme_json_read_file(&j, pool, bpath("store.json"), &jerr), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_getl(j, "schema", NULL), 1);
+}
+END_TEST
+
+START_TEST(save_load_roundtrip)
+{
+    static const char bin[] = "a\0b\nc";
+    const char *data;
+    apr_size_t len;
+
+    save_str(ACME_SG_DOMAINS, "example.org", "cert.pem", "first", 0);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "example.org", "cert.pem"), "first");
+    save_str(ACME_SG_DOMAINS, "example.org", "cert.pem", "second, longer", 0);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "example.org", "cert.pem"), "second, longer");
+    save_str(ACME_SG_DOMAINS, "example.org", "cert.pem", "3", 0);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "example.org", "cert.pem"), "3");
+    /* binary content with NUL bytes and the empty file */
+    ck_assert_int_eq(st->save(st, ACME_SG_STAGING, "x", "bin", bin, sizeof(bin) - 1, 0, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st->load(st, ACME_SG_STAGING, "x", "bin", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_uint_eq(len, sizeof(bin) - 1);
+    ck_assert(!memcmp(data, bin, len));
+    ck_assert_int_eq(st->save(st, ACME_SG_STAGING, "x", "empty", "", 0, 0, pool), APR_SUCCESS);
+    ck_assert_str_eq(load_str(ACME_SG_STAGING, "x", "empty"), "");
+    /* no temp files stay behind */
+    ck_assert_int_eq(count_dotfiles("domains/example.org"), 0);
+    ck_assert_int_eq(count_dotfiles("staging/x"), 0);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "nope", &data, &len, pool),
+                     APR_ENOENT);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "nope.org", "cert.pem", &data, &len, pool),
+                     APR_ENOENT);
+}
+END_TEST
+
+START_TEST(save_modes)
+{
+    umask(0077);
+    save_str(ACME_SG_DOMAINS, "a.org", "pub.pem", "public", 0);
+    umask(0);
+    save_str(ACME_SG_DOMAINS, "a.org", "key.pem", "secret", 1);
+    save_str(ACME_SG_DOMAINS, "a.org", "pub2.pem", "public", 0);
+    umask(022);
+    ck_assert_int_eq(mode_of("domains/a.org/pub.pem"), 0644);
+    ck_assert_int_eq(mode_of("domains/a.org/pub2.pem"), 0644);
+    ck_assert_int_eq(mode_of("domains/a.org/key.pem"), 0600);
+    ck_assert_int_eq(mode_of("domains/a.org"), 0755);
+    /* a secret stays secret when overwritten, a public file gets public */
+    save_str(ACME_SG_DOMAINS, "a.org", "key.pem", "secret2", 1);
+    ck_assert_int_eq(mode_of("domains/a.org/key.pem"), 0600);
+    save_str(ACME_SG_DOMAINS, "a.org", "key.pem", "now public", 0);
+    ck_assert_int_eq(mode_of("domains/a.org/key.pem"), 0644);
+    /* account directories are private */
+    save_str(ACME_SG_ACCOUNTS, "ca-1", "account.json", "{}", 0);
+    ck_assert_int_eq(mode_of("accounts/ca-1"), 0700);
+}
+END_TEST
+
+START_TEST(invalid_names_rejected)
+{
+    static const char *bad[] = {"..", ".", "a/b", "/abs", "", ".hidden", "a..b", "x/../y",
+                                "tab\there", "nl\n", "caf\xc3\xa9", "del\x7f", NULL};
+    char longname[300];
+    const char *data;
+    apr_size_t len;
+    apr_array_header_t *names;
+    apr_time_t mt;
+    int i;
+
+    for (i = 0; bad[i]; ++i) {
+        const char *b = bad[i];
+        ck_assert_msg(!acme_store_name_is_valid(b), "valid: \"%s\"", b);
+        ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, b, "f", "x", 1, 0, pool), APR_EINVAL);
+        ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "ok.org", b, "x", 1, 0, pool),
+                         APR_EINVAL);
+        ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, b, "f", &data, &len, pool), APR_EINVAL);
+        ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "ok.org", b, &data, &len, pool),
+                         APR_EINVAL);
+        ck_assert_int_eq(st->remove(st, ACME_SG_DOMAINS, b, NULL, pool), APR_EINVAL);
+        ck_assert_int_eq(st->remove(st, ACME_SG_DOMAINS, "ok.org", b, pool), APR_EINVAL);
+        ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, b, &names, pool), APR_EINVAL);
+        ck_assert_int_eq(st->mtime(st, ACME_SG_DOMAINS, b, NULL, &mt, pool), APR_EINVAL);
+        ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, b, 3, pool),
+                         APR_EINVAL);
+        ck_assert_int_eq(st->lock(st, b, "me", SEC(60), pool), APR_EINVAL);
+        ck_assert_ptr_null(st->path(st, ACME_SG_DOMAINS, b, NULL, pool));
+    }
+    /* the traversal did not write anything anywhere */
+    ck_assert(!exists("f"));
+    ck_assert(!exists("domains/ok.org"));
+    ck_assert_int_eq(count_dotfiles("domains"), 0);
+    /* length limit: 255 is fine, 256 is not */
+    memset(longname, 'a', sizeof(longname));
+    longname[255] = '\0';
+    ck_assert(acme_store_name_is_valid(longname));
+    save_str(ACME_SG_DOMAINS, longname, longname, "x", 0);
+    longname[255] = 'a';
+    longname[256] = '\0';
+    ck_assert(!acme_store_name_is_valid(longname));
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, longname, "f", "x", 1, 0, pool), APR_EINVAL);
+    /* ordinary names pass */
+    ck_assert(acme_store_name_is_valid("example.org"));
+    ck_assert(acme_store_name_is_valid("*.example.org"));
+    ck_assert(acme_store_name_is_valid("cert.p256.pem"));
+    ck_assert(acme_store_name_is_valid("a.b-c_D~9"));
+    /* bad group */
+    ck_assert_int_eq(st->save(st, ACME_SG_COUNT, "a", "b", "x", 1, 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->save(st, (acme_store_group_t)-1, "a", "b", "x", 1, 0, pool),
+                     APR_EINVAL);
+    ck_assert_ptr_null(st->path(st, ACME_SG_COUNT, "a", NULL, pool));
+}
+END_TEST
+
+START_TEST(path_of_items)
+{
+    ck_assert_str_eq(st->path(st, ACME_SG_DOMAINS, "example.org", "cert.pem", pool),
+                     bpath("domains/example.org/cert.pem"));
+    ck_assert_str_eq(st->path(st, ACME_SG_STAGING, "example.org", NULL, pool),
+                     bpath("staging/example.org"));
+    ck_assert_str_eq(st->path(st, ACME_SG_JOBS, NULL, NULL, pool), bpath("jobs"));
+    ck_assert_ptr_null(st->path(st, ACME_SG_JOBS, NULL, "x", pool));
+}
+END_TEST
+
+START_TEST(list_sorted_skips_temp_and_dotfiles)
+{
+    apr_array_header_t *names;
+
+    save_str(ACME_SG_DOMAINS, "c.org", "z.pem", "1", 0);
+    save_str(ACME_SG_DOMAINS, "a.org", "x", "1", 0);
+    save_str(ACME_SG_DOMAINS, "b.org", "x", "1", 0);
+    save_str(ACME_SG_DOMAINS, "c.org", "a.pem", "1", 0);
+    save_str(ACME_SG_DOMAINS, "c.org", "m.pem", "1", 0);
+    /* things the store must not report */
+    ck_assert_int_eq(mkdir(bpath("domains/.hidden"), 0755), 0);
+    ck_assert_int_eq(mkdir(bpath("domains/.tmp.0123"), 0755), 0);
+    write_raw("domains/stray-file", "not a name dir");
+    write_raw("domains/c.org/.tmp.abcdef", "half written");
+    write_raw("domains/c.org/.hidden", "x");
+    ck_assert_int_eq(mkdir(bpath("domains/c.org/subdir"), 0755), 0);
+    ck_assert_int_eq(symlink("a.pem", bpath("domains/c.org/link.pem")), 0);
+
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.org,b.org,c.org");
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, "c.org", &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.pem,m.pem,z.pem");
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, "nope.org", &names, pool), APR_ENOENT);
+    ck_assert_int_eq(names->nelts, 0);
+    ck_assert_int_eq(st->list(st, ACME_SG_STAGING, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(names->nelts, 0);
+    /* the lock directory is not a job */
+    ck_assert_int_eq(st->lock(st, "renew", "me", SEC(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(st->list(st, ACME_SG_JOBS, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(names->nelts, 0);
+}
+END_TEST
+
+START_TEST(remove_aspect_and_name)
+{
+    apr_array_header_t *names;
+
+    save_str(ACME_SG_STAGING, "a.org", "cert.pem", "1", 0);
+    save_str(ACME_SG_STAGING, "a.org", "key.pem", "2", 1);
+    ck_assert_int_eq(mkdir(bpath("staging/a.org/deep"), 0755), 0);
+    write_raw("staging/a.org/deep/file", "x");
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "a.org", "cert.pem", pool), APR_SUCCESS);
+    ck_assert(!exists("staging/a.org/cert.pem"));
+    ck_assert(exists("staging/a.org/key.pem"));
+    /* missing is success */
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "a.org", "cert.pem", pool), APR_SUCCESS);
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "b.org", "cert.pem", pool), APR_SUCCESS);
+    /* the whole name, recursively */
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "a.org", NULL, pool), APR_SUCCESS);
+    ck_assert(!exists("staging/a.org"));
+    ck_assert_int_eq(count_dotfiles("staging"), 0);
+    ck_assert_int_eq(st->list(st, ACME_SG_STAGING, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(names->nelts, 0);
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "a.org", NULL, pool), APR_SUCCESS);
+    /* a symlink inside is removed, not followed */
+    save_str(ACME_SG_DOMAINS, "keep.org", "precious", "x", 0);
+    save_str(ACME_SG_STAGING, "c.org", "x", "x", 0);
+    ck_assert_int_eq(symlink(bpath("domains/keep.org"), bpath("staging/c.org/evil")), 0);
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "c.org", NULL, pool), APR_SUCCESS);
+    ck_assert(!exists("staging/c.org"));
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "keep.org", "precious"), "x");
+}
+END_TEST
+
+START_TEST(mtime_of_item)
+{
+    apr_time_t mt = 0;
+    struct stat sb;
+
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "{}", 0);
+    ck_assert_int_eq(st->mtime(st, ACME_SG_JOBS, "a.org", "job.json", &mt, pool), APR_SUCCESS);
+    ck_assert_int_eq(stat(bpath("jobs/a.org/job.json"), &sb), 0);
+    ck_assert_int_eq(apr_time_sec(mt), sb.st_mtime);
+    ck_assert_int_eq(st->mtime(st, ACME_SG_JOBS, "a.org", NULL, &mt, pool), APR_SUCCESS);
+    ck_assert(mt > 0);
+    ck_assert(APR_STATUS_IS_ENOENT(st->mtime(st, ACME_SG_JOBS, "a.org", "x", &mt, pool)));
+    ck_assert_int_eq(mt, 0);
+}
+END_TEST
+
+START_TEST(json_roundtrip_and_corrupt)
+{
+    acme_json_t *j = acme_json_new_object(pool), *back = NULL;
+
+    ck_assert_int_eq(acme_json_sets(j, "valid", "status", NULL), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_setl(j, 3, "errors", NULL), APR_SUCCESS);
+    ck_assert_int_eq(acme_store_save_json(st, ACME_SG_JOBS, "a.org", "job.json", j, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_store_load_json(st, ACME_SG_JOBS, "a.org", "job.json", &back, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(back, "status", NULL), "valid");
+    ck_assert_int_eq(acme_json_getl(back, "errors", NULL), 3);
+    ck_assert_int_eq(mode_of("jobs/a.org/job.json"), 0644);
+    save_str(ACME_SG_JOBS, "a.org", "bad.json", "{\"status\": ", 0);
+    ck_assert_int_eq(acme_store_load_json(st, ACME_SG_JOBS, "a.org", "bad.json", &back, pool),
+                     APR_EINVAL);
+    ck_assert_ptr_null(back);
+    ck_assert_int_eq(acme_store_load_json(st, ACME_SG_JOBS, "a.org", "none.json", &back, pool),
+                     APR_ENOENT);
+}
+END_TEST
+
+/* ---- failures leave the old content ------------------------------------------- */
+
+START_TEST(save_fails_when_target_is_directory)
+{
+    /* Root ignores a read-only directory, so the failure is produced by a
+     * rename that cannot succeed: the target name is a directory. */
+    save_str(ACME_SG_DOMAINS, "a.org", "cert.pem", "old", 0);
+    ck_assert_int_eq(mkdir(bpath("domains/a.org/busy"), 0755), 0);
+    write_raw("domains/a.org/busy/inside", "x");
+    ck_assert_int_ne(st->save(st, ACME_SG_DOMAINS, "a.org", "busy", "new", 3, 0, pool),
+                     APR_SUCCESS);
+    ck_assert(exists("domains/a.org/busy/inside"));
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "old");
+    ck_assert_int_eq(count_dotfiles("domains/a.org"), 0);
+}
+END_TEST
+
+START_TEST(save_fails_mid_write_keeps_old_content)
+{
+    /* Disk full, simulated with a file size limit (works for root too):
+     * the write stops half way with EFBIG instead of ENOSPC. */
+    struct rlimit rl;
+    char big[8192];
+
+    save_str(ACME_SG_DOMAINS, "a.org", "cert.pem", "old content", 0);
+    memset(big, 'N', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = 1024;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a.org", "cert.pem", big, strlen(big), 0,
+                              pool), APR_FROM_OS_ERROR(EFBIG));
+    rl.rlim_cur = rl.rlim_max;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "old content");
+    ck_assert_int_eq(count_dotfiles("domains/a.org"), 0);
+}
+END_TEST
+
+START_TEST(save_fails_in_readonly_dir)
+{
+    /* registered only when not root: root writes into 0555 directories */
+    save_str(ACME_SG_DOMAINS, "a.org", "cert.pem", "old", 0);
+    ck_assert_int_eq(chmod(bpath("domains/a.org"), 0555), 0);
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a.org", "cert.pem", "new", 3, 0, pool),
+                     APR_EACCES);
+    ck_assert_int_eq(chmod(bpath("domains/a.org"), 0755), 0);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "old");
+    ck_assert_int_eq(count_dotfiles("domains/a.org"), 0);
+}
+END_TEST
+
+/* ---- move and archive ---------------------------------------------------------- */
+
+static void stage(const char *name, const char *content)
+{
+    save_str(ACME_SG_STAGING, name, "cert.pem", content, 0);
+}
+
+START_TEST(move_first_activation_no_archive)
+{
+    apr_array_header_t *names;
+
+    stage("a.org", "v1");
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "v1");
+    ck_assert(!exists("staging/a.org"));
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(names->nelts, 0);
+    /* nothing staged: the active one stays, nothing archived */
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     APR_ENOENT);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "v1");
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(names->nelts, 0);
+    /* nonsense moves */
+    ck_assert_int_eq(st->move(st, ACME_SG_DOMAINS, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(st->move(st, ACME_SG_DOMAINS, ACME_SG_ARCHIVE, "a.org", 3, pool),
+                     APR_EINVAL);
+}
+END_TEST
+
+START_TEST(move_archives_and_prunes)
+{
+    apr_array_header_t *names;
+
+    /* another domain whose name extends ours: pruning must not touch it */
+    ck_assert_int_eq(mkdir(bpath("archive/a.org.uk.20200101000000"), 0755), 0);
+    ck_assert_int_eq(mkdir(bpath("archive/b.org.20200101000000"), 0755), 0);
+
+    stage("a.org", "v1");
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 2, pool),
+                     APR_SUCCESS);
+    stage("a.org", "v2");
+    fake_now = T0 + SEC(61); /* 2030-01-01 00:01:01 */
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 2, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "v2");
+    ck_assert_str_eq(load_str(ACME_SG_ARCHIVE, "a.org.20300101000101", "cert.pem"), "v1");
+    /* same second again: a counter keeps both */
+    stage("a.org", "v3");
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 2, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(load_str(ACME_SG_ARCHIVE, "a.org.20300101000101.1", "cert.pem"), "v2");
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.org.20300101000101,a.org.20300101000101.1,"
+                                    "a.org.uk.20200101000000,b.org.20200101000000");
+    /* a third archived version: the oldest goes, the newest 2 stay */
+    stage("a.org", "v4");
+    fake_now = T0 + SEC(3600);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 2, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.org.20300101000101.1,a.org.20300101010000,"
+                                    "a.org.uk.20200101000000,b.org.20200101000000");
+    ck_assert_str_eq(load_str(ACME_SG_ARCHIVE, "a.org.20300101010000", "cert.pem"), "v3");
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "v4");
+    /* keep 0: no archive at all for this name */
+    stage("a.org", "v5");
+    fake_now = T0 + SEC(7200);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 0, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.org.uk.20200101000000,b.org.20200101000000");
+    ck_assert_int_eq(count_dotfiles("archive"), 0);
+}
+END_TEST
+
+START_TEST(move_interrupted_completes_on_retry)
+{
+    apr_array_header_t *names;
+
+    stage("a.org", "v1");
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     APR_SUCCESS);
+    stage("a.org", "v2");
+    /* the state a crash between the two renames leaves behind */
+    ck_assert_int_eq(rename(bpath("domains/a.org"), bpath("archive/a.org.20291231235959")), 0);
+    ck_assert(!exists("domains/a.org"));
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "a.org", "cert.pem"), "v2");
+    ck_assert(!exists("staging/a.org"));
+    ck_assert_int_eq(st->list(st, ACME_SG_ARCHIVE, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_str_eq(joined(names), "a.org.20291231235959");
+    ck_assert_str_eq(load_str(ACME_SG_ARCHIVE, "a.org.20291231235959", "cert.pem"), "v1");
+}
+END_TEST
+
+/* ---- lease locks ----------------------------------------------------------------- */
+
+START_TEST(lock_busy_expiry_owner)
+{
+    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    ck_assert(exists("jobs/.locks/renew"));
+    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
+    /* the same owner extends its lease */
+    fake_now = T0 + SEC(50);
+    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    fake_now = T0 + SEC(100); /* the first lease would be over, the extended not */
+    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
+    /* other lock names are independent */
+    ck_assert_int_eq(st->lock(st, "other", "child-2", SEC(60), pool), APR_SUCCESS);
+    /* expired: taken over */
+    fake_now = T0 + SEC(111);
+    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_EBUSY);
+    /* only the owner may unlock */
+    ck_assert_int_eq(st->unlock(st, "renew", "child-1", pool), APR_EBUSY);
+    ck_assert(exists("jobs/.locks/renew"));
+    ck_assert_int_eq(st->unlock(st, "renew", "child-2", pool), APR_SUCCESS);
+    ck_assert(!exists("jobs/.locks/renew"));
+    ck_assert_int_eq(st->unlock(st, "renew", "child-2", pool), APR_SUCCESS);
+    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
+}
+END_TEST
+
+START_TEST(lock_file_names_owner_and_expiry)
+{
+    FILE *f;
+    char buf[256];
+    size_t n;
+
+    ck_assert_int_eq(st->lock(st, "renew", "pid 42 on host", SEC(60), pool), APR_SUCCESS);
+    f = fopen(bpath("jobs/.locks/renew"), "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(buf, "owner pid 42 on host\n"));
+    ck_assert_ptr_nonnull(strstr(buf, apr_psprintf(pool, "expires %" APR_TIME_T_FMT "\n",
+                                                   T0 + SEC(60))));
+}
+END_TEST
+
+START_TEST(lock_corrupt_file_taken_over)
+{
+    write_raw("jobs/.locks/renew", "garbage\n");
+    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
+    /* an empty file, like an O_EXCL create that crashed before writing */
+    write_raw("jobs/.locks/other", "");
+    ck_assert_int_eq(st->lock(st, "other", "child-2", SEC(60), pool), APR_SUCCESS);
+    ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
+}
+END_TEST
+
+/* Several processes find the same expired lease at once: exactly one may
+ * come out holding it, whatever the interleaving. */
+START_TEST(lock_takeover_race_has_one_winner)
+{
+    enum { CONTENDERS = 8, ROUNDS = 25 };
+    int round;
+
+    for (round = 0; round < ROUNDS; ++round) {
+        pid_t pids[CONTENDERS];
+        int i, winners = 0, status;
+
+        fake_now = T0 + SEC(round * 100);
+        ck_assert_int_eq(st->lock(st, "race", "old-owner", SEC(1), pool), APR_SUCCESS);
+        fake_now += SEC(10); /* expired for everyone below */
+        for (i = 0; i < CONTENDERS; ++i) {
+            pids[i] = fork();
+            ck_assert_int_ge(pids[i], 0);
+            if (pids[i] == 0) {
+                apr_pool_t *cp;
+                apr_status_t rv;
+                apr_pool_create(&cp, NULL);
+                rv = st->lock(st, "race", apr_psprintf(cp, "contender-%d", i), SEC(60), cp);
+                _exit(rv == APR_SUCCESS ? 0 : rv == APR_EBUSY ? 1 : 2);
+            }
+        }
+        for (i = 0; i < CONTENDERS; ++i) {
+            ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+            ck_assert(WIFEXITED(status));
+            ck_assert_int_ne(WEXITSTATUS(status), 2);
+            winners += WEXITSTATUS(status) == 0;
+        }
+        ck_assert_int_eq(winners, 1);
+        ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
+        ck_assert(unlink(bpath("jobs/.locks/race")) == 0);
+    }
+}
+END_TEST
+
+START_TEST(lock_bad_arguments)
+{
+    ck_assert_int_eq(st->lock(st, "renew", "me", 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "renew", "me", -5, pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "renew", "", SEC(1), pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "renew", "two\nlines", SEC(1), pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "../renew", "me", SEC(1), pool), APR_EINVAL);
+    ck_assert_int_eq(st->unlock(st, "../renew", "me", pool), APR_EINVAL);
+    ck_assert(!exists("jobs/renew"));
+}
+END_TEST
+
+/* ---- schema file -------------------------------------------------------------------- */
+
+START_TEST(schema_newer_refused)
+{
+    acme_store_t *s2 = NULL;
+    const char *err = NULL;
+
+    write_raw("store.json", "{\"schema\": 2}\n");
+    ck_assert_int_eq(acme_store_fs_create(&s2, pool, base, &err), APR_EGENERAL);
+    ck_assert_ptr_null(s2);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(err, "schema 2") && strstr(err, "newer"), "message: %s", err);
+    ck_assert_ptr_nonnull(strstr(err, base));
+    /* the file was not "fixed" behind the operator's back */
+    s2 = NULL;
+    ck_assert_int_eq(acme_store_fs_create(&s2, pool, base, &err), APR_EGENERAL);
+    ck_assert_ptr_null(s2);
+}
+END_TEST
+
+START_TEST(schema_corrupt_names_file)
+{
+    static const char *bad[] = {"{\"schema\": ", "not json", "{}", "{\"schema\": \"1\"}",
+                                "{\"schema\": 0}", "{\"schema\": 1.5}", "[1]", "", NULL};
+    const char *file = bpath("store.json");
+    int i;
+
+    for (i = 0; bad[i]; ++i) {
+        acme_store_t *s2 = NULL;
+        const char *err = NULL;
+        write_raw("store.json", bad[i]);
+        ck_assert_msg(acme_store_fs_create(&s2, pool, base, &err) != APR_SUCCESS,
+                      "accepted \"%s\"", bad[i]);
+        ck_assert_ptr_null(s2);
+        ck_assert_ptr_nonnull(err);
+        ck_assert_msg(strstr(err, file) && strstr(err, "corrupt"), "message: %s", err);
+    }
+}
+END_TEST
+
+START_TEST(create_in_new_nested_dir)
+{
+    acme_store_t *s2 = NULL;
+    const char *err = NULL;
+
+    ck_assert_int_eq(acme_store_fs_create(&s2, pool, bpath("x/y/z"), &err), APR_SUCCESS);
+    ck_assert(exists("x/y/z/store.json"));
+    ck_assert(exists("x/y/z/domains"));
+    ck_assert_int_eq(acme_store_fs_create(&s2, pool, "", &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(err);
+    /* a file where the store directory should be */
+    write_raw("afile", "x");
+    ck_assert_int_ne(acme_store_fs_create(&s2, pool, bpath("afile"), &err), APR_SUCCESS);
+    ck_assert_ptr_nonnull(err);
+}
+END_TEST
+
+/* ---- ownership (root only) -------------------------------------------------------- */
+
+static uid_t owner_of(const char *rel)
+{
+    struct stat sb;
+    ck_assert_msg(lstat(bpath(rel), &sb) == 0, "%s missing", rel);
+    return sb.st_uid;
+}
+
+START_TEST(set_owner_hands_child_groups_over)
+{
+    const uid_t nobody = 65534;
+
+    save_str(ACME_SG_ACCOUNTS, "ca", "account.key.pem", "k", 1);
+    save_str(ACME_SG_STAGING, "a.org", "cert.pem", "c", 0);
+    save_str(ACME_SG_CHALLENGES, "http-01", "token", "t", 0);
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "{}", 0);
+    save_str(ACME_SG_DOMAINS, "a.org", "cert.pem", "c", 0);
+    ck_assert_int_eq(mkdir(bpath("archive/a.org.20200101000000"), 0755), 0);
+    ck_assert_int_eq(st->lock(st, "renew", "me", SEC(60), pool), APR_SUCCESS);
+
+    ck_assert_int_eq(acme_store_fs_set_owner(st, nobody, nobody, pool), APR_SUCCESS);
+    ck_assert_int_eq(owner_of("accounts"), nobody);
+    ck_assert_int_eq(owner_of("accounts/ca/account.key.pem"), nobody);
+    ck_assert_int_eq(owner_of("staging/a.org/cert.pem"), nobody);
+    ck_assert_int_eq(owner_of("challenges/http-01/token"), nobody);
+    ck_assert_int_eq(owner_of("jobs/.locks"), nobody);
+    ck_assert_int_eq(owner_of("jobs/.locks/renew"), nobody);
+    ck_assert_int_eq(owner_of("jobs/.locks/.guard"), nobody);
+    ck_assert_int_eq(owner_of("jobs/a.org/job.json"), nobody);
+    ck_assert_int_eq(owner_of("domains"), 0);
+    ck_assert_int_eq(owner_of("domains/a.org/cert.pem"), 0);
+    ck_assert_int_eq(owner_of("archive"), 0);
+    ck_assert_int_eq(owner_of("archive/a.org.20200101000000"), 0);
+    ck_assert_int_eq(owner_of("store.json"), 0);
+    ck_assert_int_eq(owner_of("."), 0);
+    /* modes are left as they were */
+    ck_assert_int_eq(mode_of("accounts/ca/account.key.pem"), 0600);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc;
+
+    tc = tcase_create("basics");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_layout_and_schema);
+    tcase_add_test(tc, schema_file_content);
+    tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, save_modes);
+    tcase_add_test(tc, invalid_names_rejected);
+    tcase_add_test(tc, path_of_items);
+    tcase_add_test(tc, list_sorted_skips_temp_and_dotfiles);
+    tcase_add_test(tc, remove_aspect_and_name);
+    tcase_add_test(tc, mtime_of_item);
+    tcase_add_test(tc, json_roundtrip_and_corrupt);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, save_fails_when_target_is_directory);
+    tcase_add_test(tc, save_fails_mid_write_keeps_old_content);
+    if (geteuid() != 0) {
+        tcase_add_test(tc, save_fails_in_readonly_dir);
+    }
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("move");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, move_first_activation_no_archive);
+    tcase_add_test(tc, move_archives_and_prunes);
+    tcase_add_test(tc, move_interrupted_completes_on_retry);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lock");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, lock_busy_expiry_owner);
+    tcase_add_test(tc, lock_file_names_owner_and_expiry);
+    tcase_add_test(tc, lock_corrupt_file_taken_over);
+    tcase_add_test(tc, lock_takeover_race_has_one_winner);
+    tcase_add_test(tc, lock_bad_arguments);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("schema");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, schema_newer_refused);
+    tcase_add_test(tc, schema_corrupt_names_file);
+    tcase_add_test(tc, create_in_new_nested_dir);
+    suite_add_tcase(s, tc);
+
+    if (geteuid() == 0) {
+        tc = tcase_create("owner");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, set_owner_hands_child_groups_over);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    apr_initialize();
+    sr = srunner_create(store_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
