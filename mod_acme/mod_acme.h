@@ -24,6 +24,7 @@ void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p);
 apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p);
 /* Parent, at post_config: activates staged results. Returns how many. */
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p);
+void acme_drive_register_hooks(void);
 
 /* Log message ids: "AH" numbers belong to httpd; ours are "ACME0nnn". */
 #define ACMELOG(n) "ACME" #n ": "

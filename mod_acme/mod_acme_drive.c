@@ -29,7 +29,6 @@
 APLOG_USE_MODULE(acme);
 
 #define ACME_WD_JOBS "_acme_jobs_"
-#define ACME_WD_RESTART "_acme_restart_"
 #define ACME_KEEP_ARCHIVED 5
 /* Staged results are activated together: wait until none came for this
  * long, but not longer than the cap, before restarting. */
@@ -166,16 +165,18 @@ static apr_hash_t *restarted_for(server_rec *s)
     return h;
 }
 
-static apr_status_t restart_watchdog(int state, void *baton, apr_pool_t *ptemp)
+/* The restart check of the current generation, run by the monitor hook. */
+static restart_ctx_t *restart_ctx;
+
+static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
-    restart_ctx_t *rc = baton;
     acme_store_t *st = acme_mod_store;
     apr_hash_t *done = restarted_for(rc->s);
     apr_array_header_t *ready;
     apr_time_t now = apr_time_now(), newest = 0;
     int i;
 
-    if (state != AP_WATCHDOG_STATE_RUNNING || !st || rc->signalled) {
+    if (!st || rc->signalled) {
         return APR_SUCCESS;
     }
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
@@ -228,6 +229,12 @@ static apr_status_t restart_watchdog(int state, void *baton, apr_pool_t *ptemp)
                      "cannot signal the graceful restart; run 'apachectl graceful' to activate "
                      "the new certificates");
     }
+    return APR_SUCCESS;
+}
+
+static apr_status_t clear_restart_ctx(void *data)
+{
+    *(restart_ctx_t **)data = NULL;
     return APR_SUCCESS;
 }
 
@@ -454,13 +461,26 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     rc->g = g;
     rc->s = s;
     rc->announced = apr_hash_make(p);
-    rv = wd_get(&wd, ACME_WD_RESTART, 1, 0, p);
-    if (rv == APR_SUCCESS) {
-        rv = wd_register(wd, apr_time_from_sec(1), rc, restart_watchdog);
+    restart_ctx = rc;
+    apr_pool_cleanup_register(p, &restart_ctx, clear_restart_ctx, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+/* The parent's maintenance loop runs this about once a second, as root:
+ * the one process that may signal itself to restart. */
+static int hook_monitor(apr_pool_t *p, server_rec *s)
+{
+    apr_pool_t *ptemp;
+
+    if (restart_ctx) {
+        apr_pool_create(&ptemp, p);
+        restart_check(restart_ctx, ptemp);
+        apr_pool_destroy(ptemp);
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0333)
-                     "cannot start the activation watchdog in the parent process");
-    }
-    return rv;
+    return DECLINED;
+}
+
+void acme_drive_register_hooks(void)
+{
+    ap_hook_monitor(hook_monitor, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -1091,6 +1091,18 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
             }
         }
     }
+    /* Activated results were written by the child: domains/ and the
+     * archive belong to the parent alone. */
+    {
+        static const acme_store_group_t parent_groups[] = {ACME_SG_DOMAINS, ACME_SG_ARCHIVE};
+        for (i = 0; i < sizeof(parent_groups) / sizeof(parent_groups[0]); ++i) {
+            const char *dir = group_dir(fs, parent_groups[i], p);
+            apr_status_t rv2 = chown_r(dir, geteuid(), getegid(), p);
+            if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
+                rv = rv2;
+            }
+        }
+    }
     return rv;
 }
 

@@ -4,11 +4,11 @@ import http.server
 import ipaddress
 import json
 import os
+import shlex
 import socket
 import socketserver
 import ssl
 import subprocess
-import tempfile
 import threading
 
 import pytest
@@ -57,7 +57,9 @@ class Client:
         self.account_key = os.path.join(workdir, "account.key")
 
     def run(self, *args, account_key=None, ca_file=True, dir_url=None, timeout=120):
-        cmd = [self.binary, "--dir", dir_url or self.pebble.dir_url,
+        # e.g. ACMECLIENT_WRAPPER="valgrind --error-exitcode=9 -q"
+        cmd = shlex.split(os.environ.get("ACMECLIENT_WRAPPER", ""))
+        cmd += [self.binary, "--dir", dir_url or self.pebble.dir_url,
                "--account-key", account_key or self.account_key]
         if ca_file:
             cmd += ["--ca-file", self.pebble.ca_file]
@@ -295,6 +297,29 @@ def test_validation_failure_names_problem_type(client, pebble):
     assert "unauthorized" in r.stderr or "connection" in r.stderr, r
 
 
+def test_resume_pending_order_then_valid_order(client, pebble, test_dir):
+    # the first run creates the order but cannot publish: the order stays pending
+    r = client.run("--names", "resume.engine.test", "--challenge-dir",
+                   os.path.join(client.dir, "missing"))
+    assert r.rc == 1
+    order = r.values["order"]
+    mark = pebble.log_mark()
+    # the second run continues that order instead of creating another one
+    r = client.issue("resume.engine.test", extra=("--order-url", order))
+    assert r.rc == 0, r
+    assert r.values["order"] == order
+    assert pebble.count_orders(since=mark) == 0
+    serial = r.values["serial"]
+    verify_chain(r.cert_file, pebble.roots_pem(), test_dir)
+    # a valid order only needs the download: no validation, same certificate
+    validations = len(client.servers.http.requests)
+    assert validations >= 1
+    r = client.issue("resume.engine.test", extra=("--order-url", order))
+    assert r.rc == 0, r
+    assert r.values["serial"] == serial
+    assert len(client.servers.http.requests) == validations
+
+
 # ------------------------------------------------------------------ robustness
 @pytest.mark.time_limit(400)
 def test_nonce_reject_50_percent_still_issues(acmeclient, client, pebble_factory, test_dir):
@@ -357,6 +382,15 @@ def test_key_rollover(client, test_dir):
     r = client.run("--existing-only")
     assert r.rc == 1
     assert "accountDoesNotExist" in r.stderr, r
+
+
+def test_contact_update(client):
+    r = client.run("--contact", "mailto:old@example.org")
+    assert r.rc == 0, r
+    r = client.run("--existing-only", "--update-contact", "mailto:new@example.org",
+                   "--update-contact", "mailto:second@example.org")
+    assert r.rc == 0, r
+    assert r.values["contact"] == "mailto:new@example.org,mailto:second@example.org"
 
 
 def test_account_deactivation(client):

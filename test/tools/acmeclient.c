@@ -34,6 +34,7 @@ static void usage(void)
         "  --eab-kid K --eab-hmac H   external account binding\n"
         "  --existing-only      only look up the account (onlyReturnExisting)\n"
         "  --rollover NEWKEY    change the account key to NEWKEY (created if missing)\n"
+        "  --update-contact URI replace the account's contacts (repeatable)\n"
         "  --deactivate         deactivate the account\n"
         "  --names a,b          order a certificate for these names\n"
         "  --challenge T[,T]    allowed challenge types (default http-01)\n"
@@ -190,7 +191,7 @@ enum {
     OPT_EXISTING, OPT_ROLLOVER, OPT_DEACTIVATE, OPT_NAMES, OPT_CHALLENGE, OPT_CHALLENGE_DIR,
     OPT_CHALLTESTSRV, OPT_CERT_OUT, OPT_KEY_OUT, OPT_KEY_TYPE, OPT_PROFILE, OPT_REPLACES,
     OPT_PREFERRED, OPT_ORDER_URL, OPT_TIMEOUT, OPT_NONCE_RETRIES, OPT_REVOKE, OPT_REASON,
-    OPT_BY_CERT_KEY
+    OPT_BY_CERT_KEY, OPT_UPDATE_CONTACT
 };
 
 static const apr_getopt_option_t options[] = {
@@ -203,6 +204,7 @@ static const apr_getopt_option_t options[] = {
     {"existing-only", OPT_EXISTING, 0, "onlyReturnExisting"},
     {"rollover", OPT_ROLLOVER, 1, "new account key"},
     {"deactivate", OPT_DEACTIVATE, 0, "deactivate account"},
+    {"update-contact", OPT_UPDATE_CONTACT, 1, "new contact URI"},
     {"names", OPT_NAMES, 1, "names"},
     {"challenge", OPT_CHALLENGE, 1, "challenge types"},
     {"challenge-dir", OPT_CHALLENGE_DIR, 1, "challenge dir"},
@@ -247,7 +249,7 @@ int main(int argc, const char *const *argv)
     const char *eab_kid = NULL, *eab_hmac = NULL, *rollover = NULL, *names_arg = NULL;
     const char *challenges = "http-01", *cert_out = NULL, *key_out = NULL;
     const char *key_type = "P-256", *revoke = NULL, *by_cert_key = NULL;
-    apr_array_header_t *contact;
+    apr_array_header_t *contact, *new_contact;
     acme_http_config_t hconf;
     acme_http_t *http;
     acme_client_t *client;
@@ -266,6 +268,7 @@ int main(int argc, const char *const *argv)
     memset(&pub, 0, sizeof(pub));
     pub.pool = p;
     contact = apr_array_make(p, 2, sizeof(const char *));
+    new_contact = apr_array_make(p, 2, sizeof(const char *));
     r = acme_result_make(p);
 
     apr_getopt_init(&opt, p, argc, argv);
@@ -280,6 +283,7 @@ int main(int argc, const char *const *argv)
         case OPT_EXISTING: existing = 1; break;
         case OPT_ROLLOVER: rollover = arg; break;
         case OPT_DEACTIVATE: deactivate = 1; break;
+        case OPT_UPDATE_CONTACT: APR_ARRAY_PUSH(new_contact, const char *) = arg; break;
         case OPT_NAMES: names_arg = arg; break;
         case OPT_CHALLENGE: challenges = arg; break;
         case OPT_CHALLENGE_DIR: pub.challenge_dir = arg; break;
@@ -353,6 +357,14 @@ int main(int argc, const char *const *argv)
     }
     printf("account=%s\n", acct->url);
     fflush(stdout);
+
+    if (new_contact->nelts) {
+        acme_result_activity(r, "updating the account contacts");
+        if ((rv = acme_account_update(&acct, client, new_contact, p, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        printf("contact=%s\n", apr_array_pstrcat(p, acct->contact, ','));
+    }
 
     if (rollover) {
         acme_result_activity(r, "key rollover");
