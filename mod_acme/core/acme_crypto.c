@@ -1,6 +1,7 @@
 /* acme_crypto.c: private keys, certificates, CSRs and the tls-alpn-01
  * challenge certificate on top of OpenSSL 3.0 (EVP/OSSL_PARAM only). */
 
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -1052,7 +1053,9 @@ static apr_status_t gen_names_make(GENERAL_NAMES **pgens, const apr_array_header
         const char *name = APR_ARRAY_IDX(names, i, const char *);
         GENERAL_NAME *gn = NULL;
 
-        if (!name || !*name) {
+        /* Names end up in IA5Strings and in front of a CA: anything but an
+         * LDH name (optionally "*.") or an IP literal is a caller bug. */
+        if (!acme_name_is_valid(name)) {
             rv = APR_EINVAL;
             goto leave;
         }

@@ -252,10 +252,12 @@ def test_tls_alpn01_issuance(client, pebble, test_dir):
 
 def test_several_names_in_one_certificate(client, pebble, test_dir):
     names = ["one.engine.test", "two.engine.test", "three.engine.test"]
-    r = client.issue(",".join(names))
+    # with an RSA certificate key, so RSA CSRs meet a real CA too
+    r = client.issue(",".join(names), extra=("--key-type", "RSA-2048"))
     assert r.rc == 0, r
     certs = verify_chain(r.cert_file, pebble.roots_pem(), test_dir)
     assert sans(certs[0]) == (sorted(names), [])
+    assert certs[0].public_key().key_size == 2048
 
 
 def test_ip_identifier_rfc8738(client, pebble, test_dir):

@@ -512,6 +512,9 @@ START_TEST(csr_round_trip_names_and_cn)
         apr_size_t none_len;
         ck_assert_int_eq(acme_csr_make(&none, &none_len, pool, key, names_of(NULL)), APR_EINVAL);
         ck_assert_ptr_null(none);
+        ck_assert_int_eq(acme_csr_make(&none, &none_len, pool, key, names_of("ok.example", "bad name!", NULL)),
+                         APR_EINVAL);
+        ck_assert_int_eq(acme_csr_make(&none, &none_len, pool, key, names_of("", NULL)), APR_EINVAL);
     }
 
     /* malformed CSRs */
