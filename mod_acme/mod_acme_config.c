@@ -220,6 +220,10 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 
     if (err) return err;
     if (argc < 1) return "ManagedCA needs a directory URL or 'letsencrypt' / 'letsencrypt-staging'";
+    if (argc > 1) {
+        return "ManagedCA: more than one CA (failover) is not available in this mod_acme "
+               "version; give one directory URL";
+    }
     st->ca_urls = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (i = 0; i < argc; ++i) {
         const char *url = argv[i];
