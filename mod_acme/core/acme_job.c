@@ -59,6 +59,23 @@ static int stopping(const acme_job_spec_t *spec)
     return spec->stop && apr_atomic_read32(spec->stop);
 }
 
+void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const char *detail)
+{
+    acme_json_t *old = acme_json_getj(job, p, "events", NULL);
+    acme_json_t *events = acme_json_new_array(p), *ev;
+    apr_size_t n = acme_json_array_len(old), i;
+
+    for (i = n >= ACME_JOB_EVENTS_MAX ? n - ACME_JOB_EVENTS_MAX + 1 : 0; i < n; ++i) {
+        acme_json_array_append(events, acme_json_array_at(old, p, i));
+    }
+    ev = acme_json_new_object(p);
+    acme_json_sets(ev, acme_time_rfc3339(p, apr_time_now()), "time", NULL);
+    acme_json_sets(ev, type, "type", NULL);
+    if (detail) acme_json_sets(ev, detail, "detail", NULL);
+    acme_json_array_append(events, ev);
+    acme_json_setj(job, events, "events", NULL);
+}
+
 /* ---- status: what is due, from the store alone ---------------------------- */
 
 static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr_pool_t *p)
@@ -90,6 +107,8 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
 {
     acme_job_status_t *st = apr_pcalloc(p, sizeof(*st));
     acme_json_t *job;
+    const char *req;
+    apr_size_t reqlen;
     int i;
 
     st->due = apr_array_make(p, 2, sizeof(acme_key_type_t));
@@ -129,6 +148,17 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
             st->last_error = acme_result_make(p);
             acme_result_from_json(st->last_error, acme_json_getj(job, p, "last-error", NULL));
         }
+    }
+    if (!st->staged && store->load(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST,
+                                   &req, &reqlen, p) == APR_SUCCESS) {
+        /* An operator asked for it (acmectl renew): every type, now. */
+        apr_array_clear(st->due);
+        for (i = 0; i < spec->key_types->nelts; ++i) {
+            APR_ARRAY_PUSH(st->due, acme_key_type_t) =
+                APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
+        }
+        st->next_attempt = 0;
+        st->renew_requested = 1;
     }
     if (st->staged) {
         /* Waiting for activation: nothing is due until the restart. */
@@ -217,6 +247,7 @@ static void order_created_cb(void *baton, const char *order_url)
 
     acme_json_sets(jc->json, order_url, "orders", jc->tag, NULL);
     job_save(jc);
+    acme_job_event(jc->json, jc->pool, "order-created", order_url);
     acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: order %s created", jc->domain, order_url);
 }
 
@@ -445,6 +476,15 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     acme_json_setl(jc.json, apr_time_sec(now), "last-run", NULL);
     acme_json_sets(jc.json, spec->ca_url, "ca", NULL);
+    {
+        apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
+        for (i = 0; i < types->nelts; ++i) {
+            APR_ARRAY_PUSH(tn, const char *) =
+                acme_key_type_name(APR_ARRAY_IDX(types, i, acme_key_type_t));
+        }
+        acme_job_event(jc.json, p, "renewing", apr_array_pstrcat(p, tn, ' '));
+    }
+    job_save(&jc);
 
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
@@ -545,6 +585,8 @@ leave:
         acme_json_del(jc.json, "failed-challenges", NULL);
         acme_json_setl(jc.json, apr_time_sec(apr_time_now()), "last-success", NULL);
         acme_json_sets(jc.json, "staged", "state", NULL);
+        acme_job_event(jc.json, p, "staged", NULL);
+        store->remove(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
     }
     else if (rv != APR_EINTR) {
         int errors = (int)acme_json_getl(jc.json, "errors", NULL) + 1;
@@ -558,6 +600,7 @@ leave:
         acme_json_setj(jc.json, acme_result_to_json(r, p), "last-error", NULL);
         acme_json_sets(jc.json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",
                        NULL);
+        acme_job_event(jc.json, p, "errored", acme_result_describe(r, p));
     }
     job_save(&jc);
     return rv;

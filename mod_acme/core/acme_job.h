@@ -39,6 +39,7 @@ typedef struct acme_job_status_t {
     apr_time_t not_after;        /* earliest expiry of the active certificates (0: none) */
     apr_time_t next_attempt;     /* backoff after errors (0: none) */
     int errors;                  /* consecutive failures */
+    int renew_requested;         /* acmectl renew asked for it */
     struct acme_result_t *last_error; /* NULL when the last run succeeded */
 } acme_job_status_t;
 
@@ -64,5 +65,27 @@ const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);
 const char *acme_job_key_file(apr_pool_t *p, acme_key_type_t t);
 #define ACME_JOB_META "meta.json"
 #define ACME_JOB_STATE "job.json"
+/* jobs/<domain>/renew.json: written by acmectl renew; the next check
+ * renews every key type regardless of the window, then removes it. */
+#define ACME_JOB_RENEW_REQUEST "renew.json"
+#define ACME_JOB_EVENTS_MAX 20
+
+/* Appends {time, type, detail} to the "events" array of a job state,
+ * keeping the last ACME_JOB_EVENTS_MAX. */
+void acme_job_event(struct acme_json_t *job, apr_pool_t *p, const char *type,
+                    const char *detail);
+
+/* job.json (jobs/<domain>/job.json), written by the renewal job only:
+ *   state          "staged" | "error" | "config-error" (absent before a run)
+ *   ca             CA directory URL of the last run
+ *   errors         consecutive failures (0 after a success)
+ *   next-attempt   unix seconds of the next attempt after a failure (0: none)
+ *   last-run       unix seconds
+ *   last-success   unix seconds of the last staged result
+ *   last-error     acme_result_to_json() of the last failure
+ *   orders         {key-type tag: order URL} of orders in flight
+ *   failed-challenges  challenge types to avoid on the next attempt
+ *   events         [{time: RFC 3339, type, detail}], newest last
+ */
 
 #endif /* ACME_JOB_H */

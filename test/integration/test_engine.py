@@ -5,7 +5,6 @@ import ipaddress
 import json
 import os
 import shlex
-import socket
 import socketserver
 import ssl
 import subprocess
@@ -13,8 +12,8 @@ import threading
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
-from harness import util
 from harness.pki import cert_issuer_cn, cert_serial_hex, load_pem_certs
 
 EAB_KID = "kid-1"
@@ -86,7 +85,6 @@ def verify_chain(cert_file, roots_pem, workdir):
     """openssl verify of the leaf with the rest of the file as untrusted."""
     certs = split_chain(cert_file)
     assert len(certs) >= 2, "chain holds only %d certificate(s)" % len(certs)
-    from cryptography.hazmat.primitives.serialization import Encoding
     leaf = os.path.join(workdir, "leaf.pem")
     inter = os.path.join(workdir, "untrusted.pem")
     roots = os.path.join(workdir, "roots.pem")
@@ -234,7 +232,6 @@ def test_http01_issuance_chain_verifies_against_pebble_root(client, pebble, test
     # the challenge file was withdrawn after validation
     assert os.listdir(client.challenge_dir) == []
     # the key written next to it belongs to the certificate
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     with open(r.key_file, "rb") as f:
         key = load_pem_private_key(f.read(), None)
     assert key.public_key().public_numbers() == certs[0].public_key().public_numbers()
