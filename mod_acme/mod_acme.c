@@ -384,6 +384,7 @@ static void acme_register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(hook_fallback_503, NULL, before_ssl, APR_HOOK_MIDDLE);
     acme_challenge_register_hooks();
     acme_drive_register_hooks();
+    acme_status_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

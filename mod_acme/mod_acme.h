@@ -26,6 +26,10 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p);
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p);
 void acme_drive_register_hooks(void);
 
+/* mod_acme_status.c: the server-status section and the acme-status
+ * (JSON) and acme-metrics (Prometheus) handlers. */
+void acme_status_register_hooks(void);
+
 /* Log message ids: "AH" numbers belong to httpd; ours are "ACME0nnn". */
 #define ACMELOG(n) "ACME" #n ": "
 

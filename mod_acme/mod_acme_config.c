@@ -26,6 +26,8 @@ static acme_settings_t *settings_make(apr_pool_t *p)
     st->agree_tos = ACME_UNSET;
     st->retry_delay = ACME_UNSET;
     st->renew_is_percent = ACME_UNSET;
+    st->profile_mandatory = ACME_UNSET;
+    st->ari = ACME_UNSET;
     return st;
 }
 
@@ -220,10 +222,6 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 
     if (err) return err;
     if (argc < 1) return "ManagedCA needs a directory URL or 'letsencrypt' / 'letsencrypt-staging'";
-    if (argc > 1) {
-        return "ManagedCA: more than one CA (failover) is not available in this mod_acme "
-               "version; give one directory URL";
-    }
     st->ca_urls = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (i = 0; i < argc; ++i) {
         const char *url = argv[i];
@@ -479,6 +477,85 @@ static const char *cmd_parallel(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char *hmac)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+    unsigned char *key;
+    apr_size_t len;
+
+    if (err) return err;
+    if (!strcasecmp(kid, "none")) {
+        st->eab_kid = "";
+        st->eab_hmac = "";
+        return NULL;
+    }
+    if (!hmac) {
+        return apr_psprintf(cmd->pool, "ManagedEAB %s: the HMAC key is missing (ManagedEAB "
+                            "<key id> <base64url HMAC key>, as the CA gave them)", kid);
+    }
+    if (acme_b64url_decode(&key, &len, cmd->temp_pool, hmac) != APR_SUCCESS || len < 16) {
+        /* The value is secret: name the key id, never the HMAC. */
+        return apr_psprintf(cmd->pool, "ManagedEAB %s: the HMAC key is not base64url or is "
+                            "shorter than 16 bytes", kid);
+    }
+    st->eab_kid = apr_pstrdup(cmd->pool, kid);
+    st->eab_hmac = apr_pstrdup(cmd->pool, hmac);
+    return NULL;
+}
+
+static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const char *flag)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1), *c;
+
+    if (err) return err;
+    for (c = name; *c; ++c) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '_' && *c != '.') {
+            return apr_psprintf(cmd->pool, "ManagedProfile: '%s' is not a profile name", name);
+        }
+    }
+    if (flag && strcasecmp(flag, "mandatory")) {
+        return apr_psprintf(cmd->pool, "ManagedProfile %s: '%s' is not understood (only "
+                            "'mandatory' may follow the name)", name, flag);
+    }
+    st->profile = *name ? apr_pstrdup(cmd->pool, name) : NULL;
+    st->profile_mandatory = flag ? 1 : 0;
+    return NULL;
+}
+
+static const char *cmd_ari(cmd_parms *cmd, void *dc, int flag)
+{
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    target_settings(cmd)->ari = flag;
+    return NULL;
+}
+
+static const char *cmd_notify(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_global_t *g = global_of(cmd);
+    const char *err = check_context(cmd, 0), *prog;
+    apr_finfo_t fi;
+    int i;
+
+    if (err) return err;
+    if (argc < 1) return "ManagedNotifyCmd needs a program (and optional arguments)";
+    prog = ap_server_root_relative(cmd->pool, argv[0]);
+    if (!prog || apr_stat(&fi, prog, APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG || !(fi.protection & (APR_UEXECUTE | APR_GEXECUTE | APR_WEXECUTE))) {
+        return apr_psprintf(cmd->pool, "ManagedNotifyCmd: '%s' is not an executable file "
+                            "(it is run directly, without a shell)", argv[0]);
+    }
+    g->notify_argv = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    APR_ARRAY_PUSH(g->notify_argv, const char *) = prog;
+    for (i = 1; i < argc; ++i) {
+        APR_ARRAY_PUSH(g->notify_argv, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ManagedDomain", cmd_domain, NULL, RSRC_CONF,
                       "names (DNS names or IP addresses) for one certificate"),
@@ -510,6 +587,14 @@ const command_rec acme_cmds[] = {
                   "how often certificates are checked for renewal"),
     AP_INIT_TAKE1("ManagedParallelRenewals", cmd_parallel, NULL, RSRC_CONF,
                   "how many domains are worked on at the same time"),
+    AP_INIT_TAKE12("ManagedEAB", cmd_eab, NULL, RSRC_CONF,
+                   "External Account Binding: key id and base64url HMAC key from the CA"),
+    AP_INIT_TAKE12("ManagedProfile", cmd_profile, NULL, RSRC_CONF,
+                   "ACME certificate profile to ask for, optionally 'mandatory'"),
+    AP_INIT_FLAG("ManagedARI", cmd_ari, NULL, RSRC_CONF,
+                 "follow the CA's ACME Renewal Information (RFC 9773)"),
+    AP_INIT_TAKE_ARGV("ManagedNotifyCmd", cmd_notify, NULL, RSRC_CONF,
+                      "program run (without a shell) with the event and the domain"),
     {NULL}
 };
 
@@ -527,6 +612,15 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
         st->renew_percent = base->renew_percent;
         st->renew_duration = base->renew_duration;
     }
+    if (!st->eab_kid) {
+        st->eab_kid = base->eab_kid;
+        st->eab_hmac = base->eab_hmac;
+    }
+    if (st->profile_mandatory == ACME_UNSET) {
+        st->profile = base->profile;
+        st->profile_mandatory = base->profile_mandatory;
+    }
+    if (st->ari == ACME_UNSET) st->ari = base->ari;
 }
 
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
@@ -554,6 +648,11 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
         APR_ARRAY_PUSH(st->key_types, acme_key_type_t) = ACME_KEY_P256;
     }
     if (st->retry_delay == ACME_UNSET) st->retry_delay = ACME_DEFAULT_RETRY_DELAY;
+    if (st->eab_kid && !*st->eab_kid) {
+        st->eab_kid = st->eab_hmac = NULL; /* "ManagedEAB none" */
+    }
+    if (st->profile_mandatory == ACME_UNSET) st->profile_mandatory = 0;
+    if (st->ari == ACME_UNSET) st->ari = 1;
     if (st->renew_is_percent == ACME_UNSET) {
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;

@@ -23,6 +23,11 @@ typedef struct acme_settings_t {
     int renew_is_percent;           /* ACME_UNSET, 0, 1 */
     double renew_percent;
     apr_interval_time_t renew_duration;
+    const char *eab_kid;            /* External Account Binding, NULL = none */
+    const char *eab_hmac;           /* base64url; secret: never logged */
+    const char *profile;            /* ACME profile name, NULL = CA default */
+    int profile_mandatory;          /* ACME_UNSET, 0, 1 */
+    int ari;                        /* ACME_UNSET, 0, 1 */
 } acme_settings_t;
 
 typedef struct acme_domain_t {
@@ -51,6 +56,7 @@ typedef struct acme_global_t {
     int port_map_set;
     apr_interval_time_t check_interval;
     int parallel;
+    apr_array_header_t *notify_argv; /* ManagedNotifyCmd program + args, NULL = none */
     acme_domain_t *current;       /* inside <ManagedDomain> while parsing */
 } acme_global_t;
 

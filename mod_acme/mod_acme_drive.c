@@ -240,7 +240,10 @@ static apr_status_t clear_restart_ctx(void *data)
 
 /* ---- child: the renewal jobs ---------------------------------------------- */
 
+struct drive_ctx_t;
+
 typedef struct drive_job_t {
+    struct drive_ctx_t *dc;
     acme_domain_t *d;
     acme_job_spec_t spec;
     apr_thread_t *thread;
@@ -252,9 +255,14 @@ typedef struct drive_job_t {
     acme_result_t *result;
     apr_time_t next_check;
     server_rec *s;
+    int ari_due;                   /* the thread asks the CA's renewal information first */
+    int first;                     /* not scheduled yet in this server generation */
+    int want_run;                  /* the scheduler decided an order is due */
+    int ran;                       /* the thread ran an order (not only ARI) */
+    const char *ca_url;            /* the CA of the last run */
 } drive_job_t;
 
-typedef struct {
+typedef struct drive_ctx_t {
     acme_global_t *g;
     server_rec *s;
     apr_array_header_t *jobs;      /* drive_job_t* */
@@ -263,14 +271,135 @@ typedef struct {
     int parallel;
     apr_interval_time_t check_interval;
     int started;
+    apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
+    int tick;
 } drive_ctx_t;
+
+/* ---- notifications ------------------------------------------------------------ */
+
+#define ACME_NOTIFY_TIMEOUT apr_time_from_sec(30)
+#define ACME_NOTIFY_OUTPUT_MAX 2048
+
+/* Runs ManagedNotifyCmd with the event and the domain, without a shell and
+ * with an environment that holds nothing of the server's. */
+static void notify(drive_ctx_t *dc, const char *event, const char *domain, apr_pool_t *pp)
+{
+    apr_array_header_t *argv = dc->g->notify_argv;
+    const char **args, *env[4], *outpath;
+    apr_procattr_t *attr;
+    apr_proc_t proc;
+    apr_file_t *out = NULL;
+    apr_exit_why_e why;
+    apr_status_t rv;
+    apr_time_t deadline;
+    apr_pool_t *p;
+    int i, code = -1;
+    char buf[ACME_NOTIFY_OUTPUT_MAX + 1];
+    apr_size_t n = 0;
+
+    if (!argv) {
+        return;
+    }
+    apr_pool_create(&p, pp);
+    args = apr_palloc(p, sizeof(const char *) * (apr_size_t)(argv->nelts + 3));
+    for (i = 0; i < argv->nelts; ++i) {
+        args[i] = APR_ARRAY_IDX(argv, i, const char *);
+    }
+    args[i++] = event;
+    args[i++] = domain;
+    args[i] = NULL;
+    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env[1] = apr_pstrcat(p, "MOD_ACME_EVENT=", event, NULL);
+    env[2] = apr_pstrcat(p, "MOD_ACME_DOMAIN=", domain, NULL);
+    env[3] = NULL;
+    outpath = apr_psprintf(p, "%s/notify.XXXXXX", P_tmpdir);
+    rv = apr_file_mktemp(&out, (char *)outpath, APR_FOPEN_CREATE | APR_FOPEN_READ
+                         | APR_FOPEN_WRITE | APR_FOPEN_EXCL | APR_FOPEN_DELONCLOSE, p);
+    if (rv == APR_SUCCESS) rv = apr_procattr_create(&attr, p);
+    if (rv == APR_SUCCESS) rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV);
+    if (rv == APR_SUCCESS) rv = apr_procattr_child_out_set(attr, out, NULL);
+    if (rv == APR_SUCCESS) rv = apr_procattr_child_err_set(attr, out, NULL);
+    if (rv == APR_SUCCESS) rv = apr_procattr_io_set(attr, APR_NO_FILE, APR_NO_PIPE, APR_NO_PIPE);
+    if (rv == APR_SUCCESS) rv = apr_proc_create(&proc, args[0], args, env, attr, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, dc->s, ACMELOG(0341)
+                     "%s: cannot run ManagedNotifyCmd %s for '%s'", domain, args[0], event);
+        goto leave;
+    }
+    deadline = apr_time_now() + ACME_NOTIFY_TIMEOUT;
+    for (;;) {
+        rv = apr_proc_wait(&proc, &code, &why, APR_NOWAIT);
+        if (rv == APR_CHILD_DONE) break;
+        if (apr_time_now() > deadline) {
+            apr_proc_kill(&proc, SIGKILL);
+            apr_proc_wait(&proc, &code, &why, APR_WAIT);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0342)
+                         "%s: ManagedNotifyCmd for '%s' ran longer than %ds and was killed",
+                         domain, event, (int)apr_time_sec(ACME_NOTIFY_TIMEOUT));
+            goto leave;
+        }
+        apr_sleep(apr_time_from_msec(20));
+    }
+    {
+        apr_off_t off = 0;
+        apr_file_seek(out, APR_SET, &off);
+        n = ACME_NOTIFY_OUTPUT_MAX;
+        if (apr_file_read(out, buf, &n) != APR_SUCCESS) n = 0;
+        buf[n] = '\0';
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    }
+    if (why == APR_PROC_EXIT && code == 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0343)
+                     "%s: ManagedNotifyCmd '%s' exited 0%s%s", domain, event,
+                     n ? ", output: " : "", n ? buf : "");
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0344)
+                     "%s: ManagedNotifyCmd '%s' %s %d%s%s", domain, event,
+                     why == APR_PROC_EXIT ? "exited with" : "died of signal", code,
+                     n ? ", output: " : "", n ? buf : "");
+    }
+leave:
+    if (out) apr_file_close(out);
+    apr_pool_destroy(p);
+}
 
 static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
 {
     drive_job_t *job = data;
+    acme_job_status_t *st;
 
     job->result = acme_result_make(job->pool);
-    job->rv = acme_job_run(acme_mod_store, &job->spec, job->types, job->pool, job->result);
+    job->ran = 0;
+    job->rv = APR_SUCCESS;
+    if (job->ari_due) {
+        acme_result_t *ar = acme_result_make(job->pool);
+        if (acme_job_ari_refresh(acme_mod_store, &job->spec, job->pool, ar) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, job->s, ACMELOG(0326)
+                         "%s: %s; the renewal window applies until the CA answers",
+                         job->d->name, acme_result_describe(ar, job->pool));
+        }
+        /* The CA's answer may make a renewal due now. */
+        if (!job->want_run
+            && acme_job_status(&st, acme_mod_store, &job->spec, apr_time_now(), job->pool)
+                   == APR_SUCCESS
+            && st->due->nelts > 0 && st->next_attempt <= apr_time_now()) {
+            job->want_run = 1;
+            job->types = st->due;
+            job->ca_url = st->ca_url;
+        }
+    }
+    if (job->want_run) {
+        job->ran = 1;
+        notify(job->dc, "renewing", job->d->name, job->pool);
+        job->rv = acme_job_run(acme_mod_store, &job->spec, job->types, job->pool, job->result);
+        if (job->rv == APR_SUCCESS) {
+            notify(job->dc, "renewed", job->d->name, job->pool);
+        }
+        else if (job->rv != APR_EINTR) {
+            notify(job->dc, "errored", job->d->name, job->pool);
+        }
+    }
     apr_atomic_set32(&job->done, 1);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
@@ -291,7 +420,10 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     apr_thread_join(&trv, job->thread);
     job->running = 0;
     dc->running--;
-    if (job->rv == APR_SUCCESS) {
+    if (!job->ran) {
+        /* only the renewal information was asked */
+    }
+    else if (job->rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0321)
                      "%s: certificate obtained and staged for activation", job->d->name);
     }
@@ -303,10 +435,67 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                          ? ". This needs a configuration change; retrying in 24 hours or at "
                            "the next restart"
                          : "");
+        if (cls == ACME_ERRCLASS_RATELIMIT && job->result->retry_after > now && job->ca_url) {
+            /* No request to this CA before its Retry-After, from any job. */
+            apr_time_t *until = apr_palloc(dc->g->pool, sizeof(*until));
+            *until = job->result->retry_after;
+            apr_hash_set(dc->ca_pause, apr_pstrdup(dc->g->pool, job->ca_url),
+                         APR_HASH_KEY_STRING, until);
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0327)
+                         "the CA %s asked to wait until %s: no requests to it before",
+                         job->ca_url, acme_time_rfc3339(job->pool, *until));
+        }
     }
     apr_pool_destroy(job->pool);
     job->pool = NULL;
     job->next_check = now; /* re-evaluate from the store */
+}
+
+/* "expiring": less than a tenth of the lifetime left, once per certificate. */
+static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_job_status_t *st,
+                            apr_pool_t *p)
+{
+    acme_store_t *store = acme_mod_store;
+    acme_json_t *jj;
+
+    if (acme_store_load_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
+        != APR_SUCCESS) {
+        jj = acme_json_new_object(p);
+    }
+    if (acme_json_getl(jj, "expiring-notified", NULL) == apr_time_sec(st->not_after)) {
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0328)
+                 "%s: the certificate expires at %s and has not been renewed yet", job->d->name,
+                 acme_time_rfc3339(p, st->not_after));
+    acme_json_setl(jj, apr_time_sec(st->not_after), "expiring-notified", NULL);
+    acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
+    notify(dc, "expiring", job->d->name, p);
+}
+
+/* "installed": the restart that activated a certificate has happened. */
+static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
+{
+    acme_store_t *store = acme_mod_store;
+    acme_json_t *meta, *jj;
+    const char *staged, *known;
+
+    if (acme_store_load_json(store, ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta, p)
+        != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
+        return;
+    }
+    if (acme_store_load_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
+        != APR_SUCCESS) {
+        jj = acme_json_new_object(p);
+    }
+    known = acme_json_gets(jj, "installed-notified", NULL);
+    if (known && !strcmp(known, staged)) {
+        return;
+    }
+    acme_json_sets(jj, staged, "installed-notified", NULL);
+    acme_job_event(jj, p, "installed", NULL);
+    acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
+    notify(dc, "installed", job->d->name, p);
 }
 
 static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
@@ -318,7 +507,26 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
-    if (st->due->nelts > 0 && st->next_attempt <= now) {
+    if (job->first && st->errors && st->last_error
+        && acme_result_classify(st->last_error) == ACME_ERRCLASS_CONFIG) {
+        /* A configuration problem waits a day, or for the restart that
+         * brings the corrected configuration: this is that restart. */
+        st->next_attempt = 0;
+    }
+    job->first = 0;
+    {
+        apr_time_t *until = apr_hash_get(dc->ca_pause, st->ca_url, APR_HASH_KEY_STRING);
+        if (until && *until > now) {
+            job->next_check = *until;
+            return;
+        }
+    }
+    if (st->not_after && st->not_after > now && st->not_after > st->not_before
+        && st->not_after - now < (st->not_after - st->not_before) / 10) {
+        expiring_notice(dc, job, st, ptemp);
+    }
+    job->ari_due = st->ari_due;
+    if ((st->due->nelts > 0 && st->next_attempt <= now) || st->ari_due) {
         if (dc->running >= dc->parallel) {
             job->next_check = now + apr_time_from_sec(1);
             return;
@@ -326,6 +534,8 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         apr_pool_create(&job->pool, NULL);
         apr_pool_tag(job->pool, "acme_job");
         job->types = apr_array_copy(job->pool, st->due);
+        job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
+        job->ca_url = apr_pstrdup(job->pool, st->ca_url);
         apr_atomic_set32(&job->done, 0);
         if (apr_thread_create(&job->thread, NULL, job_thread, job, job->pool) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0323)
@@ -335,9 +545,13 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
             job->next_check = now + apr_time_from_sec(60);
             return;
         }
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
-                     "%s: %s", job->d->name,
-                     st->renew_at ? "renewing the certificate" : "getting a first certificate");
+        if (st->due->nelts > 0 && st->next_attempt <= now) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
+                         "%s: %s", job->d->name,
+                         st->renew_requested ? "renewing the certificate as requested"
+                         : st->renew_at ? "renewing the certificate"
+                                        : "getting a first certificate");
+        }
         job->running = 1;
         dc->running++;
         return;
@@ -364,12 +578,27 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
                      "renewal jobs start for %d domain(s), at most %d at a time",
                      dc->jobs->nelts, dc->parallel);
+        for (i = 0; i < dc->jobs->nelts; ++i) {
+            installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+        }
         break;
     case AP_WATCHDOG_STATE_RUNNING:
         for (i = 0; i < dc->jobs->nelts; ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
             if (job->running && apr_atomic_read32(&job->done)) {
                 reap(dc, job, now);
+            }
+        }
+        /* An operator's request (acmectl renew) is noticed within seconds. */
+        if (++dc->tick % 3 == 0) {
+            for (i = 0; i < dc->jobs->nelts; ++i) {
+                drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+                apr_time_t mt;
+                if (!job->running && job->next_check > now
+                    && acme_mod_store->mtime(acme_mod_store, ACME_SG_JOBS, job->d->name,
+                                             ACME_JOB_RENEW_REQUEST, &mt, ptemp) == APR_SUCCESS) {
+                    job->next_check = now;
+                }
             }
         }
         for (i = 0; i < dc->jobs->nelts; ++i) {
@@ -419,6 +648,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc->jobs = apr_array_make(p, g->domains->nelts, sizeof(drive_job_t *));
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
+    dc->ca_pause = apr_hash_make(p);
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         acme_settings_t *st = d->settings;
@@ -430,7 +660,15 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->s = s;
         job->spec.domain = d->name;
         job->spec.names = d->names;
+        job->dc = dc;
+        job->first = 1;
         job->spec.ca_url = APR_ARRAY_IDX(st->ca_urls, 0, const char *);
+        job->spec.ca_urls = st->ca_urls;
+        job->spec.eab_kid = st->eab_kid;
+        job->spec.eab_hmac = st->eab_hmac;
+        job->spec.profile = st->profile;
+        job->spec.profile_mandatory = st->profile_mandatory;
+        job->spec.ari = st->ari;
         job->spec.ca_file = st->ca_file;
         job->spec.contact = st->contact;
         job->spec.agree_tos = st->agree_tos;

@@ -54,6 +54,36 @@ const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url)
     return apr_psprintf(p, "%s-%02x%02x%02x%02x", s, digest[0], digest[1], digest[2], digest[3]);
 }
 
+const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *eab_kid)
+{
+    const char *id = acme_job_ca_id(p, ca_url);
+    char *k, *c;
+
+    if (!eab_kid || !*eab_kid) {
+        return id;
+    }
+    k = apr_pstrndup(p, eab_kid, 32);
+    for (c = k; *c; ++c) {
+        if (!apr_isalnum(*c) && *c != '-') *c = '_';
+    }
+    return apr_psprintf(p, "%s-eab-%s", id, k);
+}
+
+/* The CA in use: failover moves through spec->ca_urls. */
+static const char *current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
+{
+    long long idx;
+
+    if (!spec->ca_urls || spec->ca_urls->nelts == 0) {
+        return spec->ca_url;
+    }
+    idx = job ? acme_json_getl(job, "ca-index", NULL) : 0;
+    if (idx < 0 || idx >= spec->ca_urls->nelts) {
+        idx = 0;
+    }
+    return APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
+}
+
 static int stopping(const acme_job_spec_t *spec)
 {
     return spec->stop && apr_atomic_read32(spec->stop);
@@ -74,6 +104,174 @@ void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const cha
     if (detail) acme_json_sets(ev, detail, "detail", NULL);
     acme_json_array_append(events, ev);
     acme_json_setj(job, events, "events", NULL);
+}
+
+/* ---- ARI (RFC 9773) ------------------------------------------------------------ */
+
+static apr_status_t make_client(acme_client_t **pclient, const acme_job_spec_t *spec,
+                                const char *ca_url, apr_pool_t *p, acme_result_t *r)
+{
+    acme_http_config_t hconf;
+    acme_http_t *http;
+    apr_status_t rv;
+
+    acme_http_config_init(&hconf);
+    hconf.ca_file = spec->ca_file;
+    rv = acme_http_curl_create(&http, p, &hconf);
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
+    }
+    rv = acme_client_create(pclient, p, ca_url, http);
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", ca_url);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t ari_ask(acme_json_t *job, acme_client_t *client, const char *base,
+                            const acme_job_spec_t *spec, acme_key_type_t t,
+                            const acme_cert_t *leaf, apr_pool_t *p, acme_result_t *r)
+{
+    const char *tag = acme_key_type_file_tag(t), *certid, *url, *s, *e, *jerr;
+    acme_http_response_t *resp;
+    acme_json_t *answer;
+    acme_renew_input_t in;
+    acme_renew_decision_t dec;
+    acme_ari_window_t w;
+    apr_time_t now = apr_time_now(), retry = 0;
+    apr_status_t rv;
+    acme_http_t *http = NULL;
+
+    (void)client;
+    if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    url = apr_pstrcat(p, base, base[strlen(base) - 1] == '/' ? "" : "/", certid, NULL);
+    acme_result_activity(r, "asking the CA's renewal information for %s (%s)", spec->domain,
+                         acme_key_type_name(t));
+    {
+        acme_http_config_t hconf;
+        acme_http_config_init(&hconf);
+        hconf.ca_file = spec->ca_file;
+        rv = acme_http_curl_create(&http, p, &hconf);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = acme_http_do(http, &resp, p, "GET", url, NULL, NULL, 0, 1, r);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (resp->status != 200) {
+        return acme_result_set(r, APR_EGENERAL, "acme:malformed-response",
+                               "renewalInfo %s answered HTTP %d", url, resp->status);
+    }
+    if (acme_json_parse(&answer, p, resp->body, resp->body_len, &jerr) != APR_SUCCESS
+        || !(s = acme_json_gets(answer, "suggestedWindow", "start", NULL))
+        || !(e = acme_json_gets(answer, "suggestedWindow", "end", NULL))
+        || acme_time_parse_rfc3339(&w.start, s) != APR_SUCCESS
+        || acme_time_parse_rfc3339(&w.end, e) != APR_SUCCESS || w.end < w.start) {
+        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                               "renewalInfo %s: the answer has no valid suggestedWindow", url);
+    }
+    w.explanation_url = acme_json_gets(answer, "explanationURL", NULL);
+    if (apr_table_get(resp->headers, "Retry-After")) {
+        acme_retry_after_parse(&retry, apr_table_get(resp->headers, "Retry-After"), now);
+    }
+    memset(&in, 0, sizeof(in));
+    in.not_before = acme_cert_not_before(leaf);
+    in.not_after = acme_cert_not_after(leaf);
+    in.window = &spec->window;
+    in.ari = &w;
+    if (!strcmp(acme_json_gets(job, "ari", tag, "cert-id", NULL) ? acme_json_gets(job, "ari", tag, "cert-id", NULL) : "", certid)) {
+        in.prev_ari_start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
+        in.prev_ari_end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
+        in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
+    }
+    in.rand_fraction = (double)acme_random_below(1000000) / 1000000.0;
+    in.now = now;
+    if (acme_renew_decide(&dec, &in) != APR_SUCCESS) {
+        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                               "renewalInfo %s: unusable window", url);
+    }
+    acme_json_sets(job, certid, "ari", tag, "cert-id", NULL);
+    acme_json_setl(job, apr_time_sec(w.start), "ari", tag, "start", NULL);
+    acme_json_setl(job, apr_time_sec(w.end), "ari", tag, "end", NULL);
+    acme_json_setl(job, apr_time_sec(dec.chosen ? dec.chosen : dec.renew_at), "ari", tag,
+                   "chosen", NULL);
+    acme_json_setl(job, apr_time_sec(acme_ari_next_poll(now, retry > now ? retry - now : 0)),
+                   "ari", tag, "next-poll", NULL);
+    if (w.explanation_url) {
+        acme_json_sets(job, w.explanation_url, "ari", tag, "explanation", NULL);
+    }
+    if (dec.chosen_changed) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: the CA suggests renewing %s between %s "
+                 "and %s; chosen: %s", spec->domain, acme_key_type_name(t),
+                 acme_time_rfc3339(p, w.start), acme_time_rfc3339(p, w.end),
+                 acme_time_rfc3339(p, dec.renew_at));
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *spec,
+                                  apr_pool_t *p, acme_result_t *r)
+{
+    acme_json_t *job;
+    acme_client_t *client;
+    const acme_directory_t *dir;
+    const char *ca;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
+        != APR_SUCCESS) {
+        job = acme_json_new_object(p);
+    }
+    ca = current_ca(spec, job);
+    rv = make_client(&client, spec, ca, p, r);
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_directory(&dir, client, r);
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (!dir->renewal_info) {
+        acme_json_setl(job, apr_time_sec(apr_time_now()) + 86400, "ari", "unsupported-until",
+                       NULL);
+        goto save;
+    }
+    acme_json_del(job, "ari", "unsupported-until", NULL);
+    for (i = 0; i < spec->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
+        const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
+                                       acme_job_cert_file(p, t), p);
+        apr_array_header_t *chain;
+        apr_status_t rv2;
+
+        if (!path || acme_chain_load(&chain, p, path) != APR_SUCCESS || chain->nelts < 1) {
+            continue;
+        }
+        rv2 = ari_ask(job, client, dir->renewal_info, spec, t,
+                      APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
+        if (rv2 != APR_SUCCESS) {
+            /* Ask again later; the window rule stays in force meanwhile. */
+            acme_json_setl(job, apr_time_sec(apr_time_now()) + 3600, "ari",
+                           acme_key_type_file_tag(t), "next-poll", NULL);
+            rv = rv2;
+        }
+    }
+save:
+    {
+        /* The job thread may have written job.json meanwhile: merge ours in. */
+        acme_json_t *cur;
+        if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &cur, p)
+            != APR_SUCCESS) {
+            cur = acme_json_new_object(p);
+        }
+        acme_json_setj(cur, acme_json_getj(job, p, "ari", NULL), "ari", NULL);
+        acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, cur, p);
+    }
+leave:
+    return rv;
 }
 
 /* ---- status: what is due, from the store alone ---------------------------- */
@@ -102,6 +300,74 @@ static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr
     return 1;
 }
 
+static int count_one(void *baton, const char *key, acme_json_t *value)
+{
+    (void)key;
+    (void)value;
+    ++*(int *)baton;
+    return 0;
+}
+
+static int count_keys(const acme_json_t *obj, apr_pool_t *p)
+{
+    int n = 0;
+
+    if (obj) {
+        acme_json_iter(obj, p, count_one, &n);
+    }
+    return n;
+}
+
+/* The renewal time under ARI for one certificate, from what job.json
+ * remembers of the CA's last answer; falls back to the window time. Marks
+ * st->ari_due when the CA should be asked (again). */
+static apr_time_t ari_renew_at(acme_job_status_t *st, const acme_json_t *job,
+                               const acme_cert_t *leaf, const char *tag, apr_time_t window_at,
+                               apr_time_t now, apr_pool_t *p)
+{
+    acme_renew_input_t in;
+    acme_renew_decision_t dec;
+    acme_ari_window_t w;
+    acme_renew_window_t win;
+    const char *certid = NULL, *known;
+    apr_time_t next_poll;
+
+    if (acme_json_getl(job, "ari", "unsupported-until", NULL) > apr_time_sec(now)) {
+        return window_at;
+    }
+    if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
+        return window_at; /* no AKI: ARI cannot name this certificate */
+    }
+    known = acme_json_gets(job, "ari", tag, "cert-id", NULL);
+    next_poll = apr_time_from_sec(acme_json_getl(job, "ari", tag, "next-poll", NULL));
+    if (!known || strcmp(known, certid) || next_poll <= now) {
+        st->ari_due = 1;
+    }
+    if (!known || strcmp(known, certid) || !acme_json_has(job, "ari", tag, "start", NULL)) {
+        return window_at;
+    }
+    memset(&in, 0, sizeof(in));
+    w.start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
+    w.end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
+    w.explanation_url = NULL;
+    win.is_percent = 1;
+    win.percent = 33.0;
+    win.duration = 0;
+    in.not_before = acme_cert_not_before(leaf);
+    in.not_after = acme_cert_not_after(leaf);
+    in.window = &win;
+    in.ari = &w;
+    in.prev_ari_start = w.start;
+    in.prev_ari_end = w.end;
+    in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
+    in.rand_fraction = 0.5;
+    in.now = now;
+    if (acme_renew_decide(&dec, &in) != APR_SUCCESS) {
+        return window_at;
+    }
+    return dec.renew_at;
+}
+
 apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
                              const acme_job_spec_t *spec, apr_time_t now, apr_pool_t *p)
 {
@@ -113,6 +379,20 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
 
     st->due = apr_array_make(p, 2, sizeof(acme_key_type_t));
     st->staged = staged_complete(store, spec, p);
+    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
+        != APR_SUCCESS) {
+        job = NULL;
+    }
+    st->ca_url = current_ca(spec, job);
+    if (job) {
+        acme_json_t *orders = acme_json_getj(job, p, "orders", NULL);
+        st->in_flight = count_keys(orders, p);
+    }
+    if (spec->ari && (!job || acme_json_getl(job, "ari", "unsupported-until", NULL)
+                                  <= apr_time_sec(now))) {
+        /* Decided per certificate below; no certificate, no question. */
+        st->ari_due = 0;
+    }
     for (i = 0; i < spec->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
         const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
@@ -132,16 +412,19 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
         }
         at = acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
                                   &spec->window);
+        if (spec->ari && job) {
+            at = ari_renew_at(st, job, leaf, acme_key_type_file_tag(t), at, now, p);
+        }
         if (!st->renew_at || at < st->renew_at) st->renew_at = at;
         if (!st->not_after || acme_cert_not_after(leaf) < st->not_after) {
             st->not_after = acme_cert_not_after(leaf);
+            st->not_before = acme_cert_not_before(leaf);
         }
         if (at <= now) {
             APR_ARRAY_PUSH(st->due, acme_key_type_t) = t;
         }
     }
-    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
-        == APR_SUCCESS) {
+    if (job) {
         st->errors = (int)acme_json_getl(job, "errors", NULL);
         st->next_attempt = apr_time_from_sec(acme_json_getl(job, "next-attempt", NULL));
         if (st->errors && acme_json_has(job, "last-error", NULL)) {
@@ -278,9 +561,10 @@ static void run_created(void *baton, const char *order_url)
 /* ---- account ---------------------------------------------------------------- */
 
 static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
-                                   const acme_job_spec_t *spec, apr_pool_t *p, acme_result_t *r)
+                                   const acme_job_spec_t *spec, const char *ca_url, apr_pool_t *p,
+                                   acme_result_t *r)
 {
-    const char *caid = acme_job_ca_id(p, spec->ca_url);
+    const char *caid = acme_job_account_id(p, ca_url, spec->eab_kid);
     acme_json_t *acct = NULL;
     acme_pkey_t *key = NULL;
     acme_account_t *account;
@@ -313,7 +597,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
         rv = acme_result_set(r, APR_EACCES, "acme:config",
                              "no ACME account exists yet for %s, and creating one means "
                              "accepting the CA's terms of service%s%s: add 'ManagedAgreeTOS on' "
-                             "to the configuration", spec->ca_url,
+                             "to the configuration", ca_url,
                              dir->terms_of_service ? " at " : "",
                              dir->terms_of_service ? dir->terms_of_service : "");
         goto leave;
@@ -341,12 +625,20 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
     if (spec->contact) {
         APR_ARRAY_PUSH(contacts, const char *) = spec->contact;
     }
-    acme_result_activity(r, "creating an ACME account at %s", spec->ca_url);
-    rv = acme_account_new(&account, client, contacts, 1, NULL, NULL, p, r);
+    acme_result_activity(r, "creating an ACME account at %s", ca_url);
+    if (dir->eab_required && !spec->eab_kid) {
+        rv = acme_result_set(r, APR_EACCES, "acme:config",
+                             "the CA %s requires External Account Binding: add "
+                             "'ManagedEAB <key id> <HMAC key>' with the values the CA gave you",
+                             ca_url);
+        goto leave;
+    }
+    rv = acme_account_new(&account, client, contacts, 1, spec->eab_kid, spec->eab_hmac, p, r);
     if (rv != APR_SUCCESS) goto leave;
     acct = acme_json_new_object(p);
     acme_json_sets(acct, account->url, "url", NULL);
-    acme_json_sets(acct, spec->ca_url, "ca", NULL);
+    acme_json_sets(acct, ca_url, "ca", NULL);
+    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, "eab-kid", NULL);
     acme_json_setsa(acct, contacts, "contact", NULL);
     acme_json_sets(acct, acme_time_rfc3339(p, apr_time_now()), "created", NULL);
     rv = acme_store_save_json(store, ACME_SG_ACCOUNTS, caid, "account.json", acct, p);
@@ -355,7 +647,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
         goto leave;
     }
     acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "created ACME account %s at %s", account->url,
-             spec->ca_url);
+             ca_url);
 leave:
     apr_thread_mutex_unlock(account_mutex);
     return rv;
@@ -424,6 +716,48 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     params.cert_key = key;
     params.order_url = acme_json_gets(jc->json, "orders", jc->tag, NULL);
     params.timeout = apr_time_from_sec(120);
+    if (!params.order_url) {
+        const acme_directory_t *dir;
+
+        rv = acme_client_directory(&dir, client, r);
+        if (rv != APR_SUCCESS) return rv;
+        if (spec->profile) {
+            if (apr_table_get(dir->profiles, spec->profile)) {
+                params.profile = spec->profile;
+            }
+            else if (spec->profile_mandatory) {
+                const apr_array_header_t *arr = apr_table_elts(dir->profiles);
+                apr_array_header_t *offered = apr_array_make(p, 4, sizeof(const char *));
+                int k;
+                for (k = 0; k < arr->nelts; ++k) {
+                    APR_ARRAY_PUSH(offered, const char *) =
+                        APR_ARRAY_IDX(arr, k, apr_table_entry_t).key;
+                }
+                return acme_result_set(r, APR_EINVAL, "acme:config",
+                                       "the CA does not offer the profile '%s' that "
+                                       "ManagedProfile makes mandatory (it offers: %s)",
+                                       spec->profile,
+                                       offered->nelts ? apr_array_pstrcat(p, offered, ' ')
+                                                      : "none");
+            }
+            else {
+                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: the CA does not offer the profile "
+                         "'%s'; ordering with its default", spec->domain, spec->profile);
+            }
+        }
+        if (spec->ari && dir->renewal_info) {
+            /* Tell the CA which certificate this one replaces (RFC 9773 5). */
+            const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
+                                           acme_job_cert_file(p, t), p);
+            apr_array_header_t *chain;
+            const char *certid;
+            if (path && acme_chain_load(&chain, p, path) == APR_SUCCESS && chain->nelts > 0
+                && acme_cert_ari_id(&certid, p, APR_ARRAY_IDX(chain, 0, acme_cert_t *))
+                       == APR_SUCCESS) {
+                params.replaces = certid;
+            }
+        }
+    }
     if (params.order_url) {
         acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: resuming order %s", spec->domain,
                  params.order_url);
@@ -456,8 +790,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
 apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
                           const apr_array_header_t *types, apr_pool_t *p, acme_result_t *r)
 {
-    acme_http_config_t hconf;
-    acme_http_t *http;
+    const char *ca_url;
     acme_client_t *client;
     job_ctx_t jc;
     acme_json_t *meta;
@@ -474,8 +807,9 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         != APR_SUCCESS) {
         jc.json = acme_json_new_object(p);
     }
+    ca_url = current_ca(spec, jc.json);
     acme_json_setl(jc.json, apr_time_sec(now), "last-run", NULL);
-    acme_json_sets(jc.json, spec->ca_url, "ca", NULL);
+    acme_json_sets(jc.json, ca_url, "ca", NULL);
     {
         apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
         for (i = 0; i < types->nelts; ++i) {
@@ -486,19 +820,9 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     job_save(&jc);
 
-    acme_http_config_init(&hconf);
-    hconf.ca_file = spec->ca_file;
-    rv = acme_http_curl_create(&http, p, &hconf);
-    if (rv != APR_SUCCESS) {
-        acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
-        goto leave;
-    }
-    rv = acme_client_create(&client, p, spec->ca_url, http);
-    if (rv != APR_SUCCESS) {
-        acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", spec->ca_url);
-        goto leave;
-    }
-    rv = ensure_account(client, store, spec, p, r);
+    rv = make_client(&client, spec, ca_url, p, r);
+    if (rv != APR_SUCCESS) goto leave;
+    rv = ensure_account(client, store, spec, ca_url, p, r);
     if (rv != APR_SUCCESS) goto leave;
 
     done_types = apr_array_make(p, 2, sizeof(acme_key_type_t));
@@ -557,7 +881,7 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     /* meta.json last: its presence says the staged set is complete. */
     meta = acme_json_new_object(p);
     acme_json_setsa(meta, spec->names, "names", NULL);
-    acme_json_sets(meta, spec->ca_url, "ca", NULL);
+    acme_json_sets(meta, ca_url, "ca", NULL);
     acme_json_sets(meta, acme_time_rfc3339(p, apr_time_now()), "staged", NULL);
     {
         apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
@@ -584,6 +908,9 @@ leave:
         acme_json_del(jc.json, "last-error", NULL);
         acme_json_del(jc.json, "failed-challenges", NULL);
         acme_json_setl(jc.json, apr_time_sec(apr_time_now()), "last-success", NULL);
+        acme_json_setl(jc.json, acme_json_getl(jc.json, "renewals-ok", NULL) + 1, "renewals-ok",
+                       NULL);
+        acme_json_setl(jc.json, 0, "ca-errors", NULL);
         acme_json_sets(jc.json, "staged", "state", NULL);
         acme_job_event(jc.json, p, "staged", NULL);
         store->remove(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
@@ -595,7 +922,25 @@ leave:
         apr_time_t next = acme_backoff_next(apr_time_now(), errors, spec->retry_delay, frac,
                                             r->retry_after, cls == ACME_ERRCLASS_CONFIG);
 
+        int ca_errors = (int)acme_json_getl(jc.json, "ca-errors", NULL) + 1;
+
         acme_json_setl(jc.json, errors, "errors", NULL);
+        acme_json_setl(jc.json, acme_json_getl(jc.json, "renewals-failed", NULL) + 1,
+                       "renewals-failed", NULL);
+        if (spec->ca_urls && spec->ca_urls->nelts > 1 && ca_errors >= ACME_JOB_FAILOVER_AFTER) {
+            long long idx = (acme_json_getl(jc.json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
+            const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
+
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "%s: %d failures in a row with the CA "
+                     "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);
+            acme_job_event(jc.json, p, "ca-switched", next_ca);
+            acme_json_setl(jc.json, idx, "ca-index", NULL);
+            acme_json_del(jc.json, "orders", NULL);
+            ca_errors = 0;
+            /* The next CA need not wait for this one's backoff. */
+            next = apr_time_now() + spec->retry_delay;
+        }
+        acme_json_setl(jc.json, ca_errors, "ca-errors", NULL);
         acme_json_setl(jc.json, apr_time_sec(next) + 1, "next-attempt", NULL);
         acme_json_setj(jc.json, acme_result_to_json(r, p), "last-error", NULL);
         acme_json_sets(jc.json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",

@@ -20,8 +20,14 @@ struct acme_json_t;
 typedef struct acme_job_spec_t {
     const char *domain;                     /* store name: the first name */
     const apr_array_header_t *names;        /* const char* */
-    const char *ca_url;
+    const char *ca_url;                     /* the CA when ca_urls is NULL */
+    const apr_array_header_t *ca_urls;      /* const char*: CAs in failover order, may be NULL */
     const char *ca_file;                    /* extra trust anchors, may be NULL */
+    const char *eab_kid;                    /* External Account Binding, may be NULL */
+    const char *eab_hmac;                   /* base64url; secret */
+    const char *profile;                    /* ACME profile, may be NULL */
+    int profile_mandatory;                  /* refuse to order without the profile */
+    int ari;                                /* follow ACME Renewal Information */
     const char *contact;                    /* "mailto:...", may be NULL */
     int agree_tos;
     const apr_array_header_t *challenges;   /* const char*, preference order */
@@ -37,9 +43,13 @@ typedef struct acme_job_status_t {
     apr_array_header_t *due;     /* acme_key_type_t that need a (new) certificate now */
     apr_time_t renew_at;         /* earliest renewal of the active certificates (0: none) */
     apr_time_t not_after;        /* earliest expiry of the active certificates (0: none) */
+    apr_time_t not_before;       /* start of validity of that certificate */
     apr_time_t next_attempt;     /* backoff after errors (0: none) */
     int errors;                  /* consecutive failures */
     int renew_requested;         /* acmectl renew asked for it */
+    int ari_due;                 /* the CA's renewal information should be asked now */
+    const char *ca_url;          /* the CA the next attempt uses (failover) */
+    int in_flight;               /* orders in flight */
     struct acme_result_t *last_error; /* NULL when the last run succeeded */
 } acme_job_status_t;
 
@@ -57,8 +67,19 @@ apr_status_t acme_job_run(struct acme_store_t *store, const acme_job_spec_t *spe
                           const apr_array_header_t *types, apr_pool_t *p,
                           struct acme_result_t *r);
 
+/* Asks the CA's renewalInfo (RFC 9773) about the active certificates and
+ * persists the answer (window, chosen time, next poll) in job.json. A CA
+ * without ARI is remembered for a day. Failures are returned, not counted
+ * as renewal errors. */
+apr_status_t acme_job_ari_refresh(struct acme_store_t *store, const acme_job_spec_t *spec,
+                                  apr_pool_t *p, struct acme_result_t *r);
+
 /* The account directory name for a CA URL: readable and unique. */
 const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
+/* The same, for an account bound to an EAB key id (kid may be NULL). */
+const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *eab_kid);
+/* After this many consecutive failures with one CA the next one is used. */
+#define ACME_JOB_FAILOVER_AFTER 3
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);
@@ -85,6 +106,13 @@ void acme_job_event(struct acme_json_t *job, apr_pool_t *p, const char *type,
  *   last-error     acme_result_to_json() of the last failure
  *   orders         {key-type tag: order URL} of orders in flight
  *   failed-challenges  challenge types to avoid on the next attempt
+ *   ca-index       index into the configured CAs of the one in use (failover)
+ *   ca-errors      consecutive failures with that CA
+ *   renewals-ok    results staged, counted over the job's life
+ *   renewals-failed  failed attempts, counted over the job's life
+ *   ari            {key-type tag: {cert-id, start, end, chosen, next-poll, explanation}}
+ *                  (unix seconds), plus "unsupported-until" when the CA has no ARI
+ *   installed-notified / expiring-notified  what the notifier already announced
  *   events         [{time: RFC 3339, type, detail}], newest last
  */
 

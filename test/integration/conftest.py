@@ -15,6 +15,8 @@
 #   pebble_factory (function) pebble_factory(env={...}, config={...}) -> another Pebble
 #   httpd         (function) harness.httpd.Httpd, not started; teardown stops it and
 #                            fails on unexpected [error]+ lines (httpd.expect_errors)
+#   acme_proxy    (function) harness.acmeproxy.AcmeProxy started in front of pebble:
+#                            ARI, profiles, injected faults; acme_proxy_factory(p)
 # Environment: MOD_ACME_TEST_TMP (parent of work_root), MOD_ACME_KEEP_TMP=1,
 # MOD_ACME_TEST_TIME_LIMIT (seconds per test phase), APACHE_BIN, PEBBLE_BIN.
 import os
@@ -256,3 +258,51 @@ def httpd(test_dir, acme_ports, module_path):
                         "(declare them with httpd.expect_errors(regex)):\n%s\n-- tail:\n%s"
                         % (len(bad), "\n".join(bad[:20]), util.tail(server.error_log(), 40)),
                         pytrace=False)
+
+
+# ------------------------------------------------------------------ ACME proxy
+# harness/acmeproxy.py: ARI (renewalInfo), profiles and injected faults (429,
+# hostile problem details, a dead CA) in front of a pebble that has none of them.
+class _AcmeProxyFixture:
+    def __init__(self, listener_pki):
+        self.pki = listener_pki
+        self.instances = []
+
+    def __call__(self, upstream, ari=True):
+        """A started proxy in front of `upstream` (a Pebble)."""
+        from harness.acmeproxy import AcmeProxy
+
+        proxy = AcmeProxy(upstream.dir_url, upstream.ca_file, self.pki.cert_file,
+                          self.pki.key_file, mgmt_url=upstream.mgmt_url, ari=ari)
+        self.instances.append(proxy)
+        return proxy.start()
+
+    def failure_logs(self):
+        out = []
+        for proxy in self.instances:
+            if not getattr(proxy, "reported_by_fixture", False):  # no duplicate sections
+                out += proxy.failure_logs()
+        return out
+
+    def stop_all(self):
+        for proxy in self.instances:
+            proxy.stop()
+
+
+@pytest.fixture
+def acme_proxy_factory(listener_pki):
+    """(function) acme_proxy_factory(pebble_x, ari=True) -> another started AcmeProxy."""
+    factory = _AcmeProxyFixture(listener_pki)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+def acme_proxy(acme_proxy_factory, pebble):
+    """(function) an AcmeProxy in front of the session pebble: .dir_url .ca_file
+    .set_ari() .set_profiles() .inject() .set_down() .requests .orders .ari_requests"""
+    proxy = acme_proxy_factory(pebble)
+    proxy.reported_by_fixture = True
+    return proxy

@@ -1,0 +1,1917 @@
+/* acmectl.c: the shell side of mod_acme. Reads and acts on the module's
+ * store (status, certificate details, renewal requests, revocation, account keys). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <glob.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_lib.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_crypto.h"
+#include "acme_jws.h"
+#include "acme_http.h"
+#include "acme_acme.h"
+#include "acme_store.h"
+#include "acme_renew.h"
+#include "acme_job.h"
+
+#define EXIT_OK 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+#define CA_LETSENCRYPT "https://acme-v02.api.letsencrypt.org/directory"
+#define CA_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
+#define DEFAULT_RENEW_PERCENT 33.0
+/* Include nesting and file count limits: a config that includes itself
+ * must end in an error, not in a stack overflow. */
+#define CONF_MAX_DEPTH 16
+#define CONF_MAX_FILES 4096
+#define CONF_MAX_SIZE (16 * 1024 * 1024)
+
+#define ACCOUNT_KEY "account.key.pem"
+#define ACCOUNT_KEY_OLD "account.key.pem.old"
+#define ACCOUNT_JSON "account.json"
+
+typedef struct {
+    apr_pool_t *pool;
+    /* from the command line */
+    const char *store_opt;
+    const char *conf_file;
+    const char *server_root_opt;
+    const char *ca_file_opt;
+    const char *ca_opt;
+    const char *reason_opt;
+    int json;
+    int yes;
+    int verbose;
+    int help;
+    const char *cmd;
+    apr_array_header_t *args;   /* positional arguments after the command */
+    /* from the httpd config (-f) */
+    const char *server_root;
+    const char *conf_store_dir;
+    const char *conf_ca_file;
+    const char *conf_ca_file_any;
+    const char *conf_ca_url;
+    const char *conf_window;
+    /* resolved */
+    const char *store_dir;
+    const char *ca_file;
+    acme_renew_window_t window;
+    acme_store_t *store;
+} ctl_t;
+
+/* ---- output helpers ---------------------------------------------------------- */
+
+static void err_printf(const char *fmt, ...) ACME_PRINTF(1, 2);
+static void err_printf(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("acmectl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
+                       const char *msg)
+{
+    ctl_t *ctl = baton;
+    char buf[256];
+
+    if (ctl->verbose >= 2) {
+        fprintf(stderr, "acmectl: [%d] %s:%d %s", level, file, line, msg);
+    }
+    else {
+        fprintf(stderr, "acmectl: %s", msg);
+    }
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, " (%s)", apr_strerror(rv, buf, sizeof(buf)));
+    }
+    fputc('\n', stderr);
+}
+
+static const char *fmt_time(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t e;
+
+    if (!t) return "-";
+    apr_time_exp_gmt(&e, t);
+    return apr_psprintf(p, "%04d-%02d-%02d %02d:%02d", e.tm_year + 1900, e.tm_mon + 1,
+                        e.tm_mday, e.tm_hour, e.tm_min);
+}
+
+static long days_left(apr_time_t not_after, apr_time_t now)
+{
+    apr_time_t d = not_after - now;
+    long secs = (long)apr_time_sec(d);
+
+    /* floor, also for expired certificates */
+    return secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+}
+
+static const char *status_text(apr_pool_t *p, apr_status_t rv)
+{
+    char buf[256];
+    return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
+}
+
+/* ---- usage ----------------------------------------------------------------------- */
+
+static const char usage_main[] =
+    "usage: acmectl [--store DIR | -f HTTPD.CONF [-d SERVERROOT]] COMMAND [options]\n"
+    "\n"
+    "Works on the store of mod_acme (ManagedStoreDir).\n"
+    "\n"
+    "commands:\n"
+    "  status [--json]          all domains: state, validity, next renewal, last error\n"
+    "  show DOMAIN              certificate details per key type\n"
+    "  renew DOMAIN             ask the running server to renew DOMAIN now\n"
+    "  revoke DOMAIN [--reason R]  revoke DOMAIN's certificates at the CA, then renew\n"
+    "  account [show|rollover|deactivate] [--ca URL]  the ACME account(s)\n"
+    "  help [COMMAND]           this text, or a command's\n"
+    "\n"
+    "options:\n"
+    "  --store DIR              the store directory\n"
+    "  -f FILE                  read ManagedStoreDir (and ManagedCA,\n"
+    "                           ManagedCACertificateFile) from this httpd config\n"
+    "  -d DIR                   ServerRoot when the config does not set one\n"
+    "  --ca-file FILE           trust anchors for the CA's HTTPS (revoke, account)\n"
+    "  -v, --verbose            more messages (twice: debugging)\n"
+    "  -h, --help               help; 'acmectl COMMAND --help' for a command\n"
+    "  --version                the version\n"
+    "\n"
+    "exit status: 0 done, 1 failed, 2 usage error. See acmectl(1).\n";
+
+static const char usage_status[] =
+    "usage: acmectl status [--json]\n"
+    "\n"
+    "Lists every domain in the store: state, key types, validity, days left,\n"
+    "issuer, last renewal, next renewal or retry, and the last error.\n"
+    "States: ok, due, renewing, renew-requested, staged (new certificate waits\n"
+    "for the server's restart), error, pending (no certificate yet), expired.\n"
+    "  --json   the same as JSON (the shape is described in acmectl(1))\n";
+
+static const char usage_show[] =
+    "usage: acmectl show DOMAIN\n"
+    "\n"
+    "Certificate details for each key type of DOMAIN: names, validity, issuer,\n"
+    "serial, SHA-256 fingerprint, ARI certificate id and the ARI window when\n"
+    "the server has one. DOMAIN is the first name of its ManagedDomain line.\n";
+
+static const char usage_renew[] =
+    "usage: acmectl renew DOMAIN\n"
+    "\n"
+    "Writes a renewal request (jobs/DOMAIN/renew.json). The running server\n"
+    "renews every key type of DOMAIN at its next check, whatever the renewal\n"
+    "window says, and activates the result with a graceful restart.\n";
+
+static const char usage_revoke[] =
+    "usage: acmectl revoke DOMAIN [--reason REASON] [--ca-file FILE]\n"
+    "\n"
+    "Revokes the active certificates of DOMAIN at the CA that issued them,\n"
+    "signed by the ACME account key, then requests a renewal like 'renew'.\n"
+    "REASON: unspecified, keyCompromise, affiliationChanged, superseded,\n"
+    "cessationOfOperation (default: none sent). keyCompromise is signed with\n"
+    "the certificate's own key, as CAs require.\n";
+
+static const char usage_account[] =
+    "usage: acmectl account [show|rollover|deactivate] [--ca URL] [--yes]\n"
+    "\n"
+    "  show         account URL, CA, contact, key type and key thumbprint\n"
+    "               (never the key itself); the default\n"
+    "  rollover     a new account key, announced to the CA (keyChange). The\n"
+    "               new key is saved first and the old one kept as\n"
+    "               account.key.pem.old until the CA confirmed: running\n"
+    "               rollover again after a crash finishes the job.\n"
+    "  deactivate   deactivates the account at the CA for good (needs --yes).\n"
+    "               The server creates a new account at its next order.\n"
+    "  --ca URL     the CA's directory URL (when the store has several accounts)\n"
+    "  --ca-file F  trust anchors for the CA's HTTPS\n";
+
+static const char *usage_of(const char *cmd)
+{
+    if (!cmd) return usage_main;
+    if (!strcmp(cmd, "status")) return usage_status;
+    if (!strcmp(cmd, "show")) return usage_show;
+    if (!strcmp(cmd, "renew")) return usage_renew;
+    if (!strcmp(cmd, "revoke")) return usage_revoke;
+    if (!strcmp(cmd, "account")) return usage_account;
+    return NULL;
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) ACME_PRINTF(2, 3);
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "acmectl%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'acmectl %s%s--help' for usage.\n", cmd ? cmd : "", cmd ? " " : "");
+    return EXIT_USAGE;
+}
+
+/* ---- command line ------------------------------------------------------------- */
+
+typedef enum { OPT_NONE, OPT_FLAG, OPT_VALUE } opt_kind_t;
+
+typedef struct {
+    const char *name;   /* "--store" */
+    const char *alias;  /* "-f" or NULL */
+    opt_kind_t kind;
+    const char *cmds;   /* commands that accept it ("" = all), space separated */
+} opt_def_t;
+
+static const opt_def_t opt_defs[] = {
+    { "--store", NULL, OPT_VALUE, "" },
+    { "--config", "-f", OPT_VALUE, "" },
+    { "--server-root", "-d", OPT_VALUE, "" },
+    { "--ca-file", NULL, OPT_VALUE, "" },
+    { "--verbose", "-v", OPT_FLAG, "" },
+    { "--help", "-h", OPT_FLAG, "" },
+    { "--json", NULL, OPT_FLAG, " status " },
+    { "--reason", NULL, OPT_VALUE, " revoke " },
+    { "--ca", NULL, OPT_VALUE, " account " },
+    { "--yes", NULL, OPT_FLAG, " account " },
+    { NULL, NULL, OPT_NONE, NULL }
+};
+
+static int cmd_accepts(apr_pool_t *p, const opt_def_t *d, const char *cmd)
+{
+    if (!d->cmds[0]) return 1;
+    if (!cmd) return 0;
+    return strstr(d->cmds, apr_pstrcat(p, " ", cmd, " ", NULL)) != NULL;
+}
+
+static void opt_set(ctl_t *ctl, const opt_def_t *d, const char *val)
+{
+    const char *n = d->name;
+
+    if (!strcmp(n, "--store")) ctl->store_opt = val;
+    else if (!strcmp(n, "--config")) ctl->conf_file = val;
+    else if (!strcmp(n, "--server-root")) ctl->server_root_opt = val;
+    else if (!strcmp(n, "--ca-file")) ctl->ca_file_opt = val;
+    else if (!strcmp(n, "--verbose")) ctl->verbose++;
+    else if (!strcmp(n, "--help")) ctl->help = 1;
+    else if (!strcmp(n, "--json")) ctl->json = 1;
+    else if (!strcmp(n, "--reason")) ctl->reason_opt = val;
+    else if (!strcmp(n, "--ca")) ctl->ca_opt = val;
+    else if (!strcmp(n, "--yes")) ctl->yes = 1;
+}
+
+/* Options may come before or after the command; each command accepts only
+ * its own and the global ones. Returns EXIT_OK or EXIT_USAGE. */
+static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
+{
+    int i, only_args = 0;
+    /* The first option pass needs the command to check options against. */
+    for (i = 1; i < argc; ++i) {
+        const char *a = argv[i];
+        const opt_def_t *d;
+
+        if (only_args || a[0] != '-' || !a[1]) {
+            if (!ctl->cmd) ctl->cmd = a;
+            else APR_ARRAY_PUSH(ctl->args, const char *) = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            only_args = 1;
+            continue;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("acmectl (mod_acme) %s\n", ACME_VERSION);
+            exit(EXIT_OK);
+        }
+        for (d = opt_defs; d->name; ++d) {
+            apr_size_t nl = strlen(d->name);
+            const char *val = NULL;
+
+            if (!strcmp(a, d->name) || (d->alias && !strcmp(a, d->alias))) {
+                if (d->kind == OPT_VALUE) {
+                    if (i + 1 >= argc) {
+                        return usage_error(ctl->cmd, "option %s needs a value", a);
+                    }
+                    val = argv[++i];
+                }
+            }
+            else if (d->kind == OPT_VALUE && !strncmp(a, d->name, nl) && a[nl] == '=') {
+                val = a + nl + 1;
+            }
+            else if (d->kind == OPT_VALUE && d->alias && !strncmp(a, d->alias, 2)
+                     && strlen(d->alias) == 2 && a[1] != '-' && a[2]) {
+                val = a + 2;  /* -fFILE */
+            }
+            else {
+                continue;
+            }
+            if (d->kind == OPT_VALUE && (!val || !val[0])) {
+                return usage_error(ctl->cmd, "option %s needs a value", d->name);
+            }
+            /* a command-specific option is checked once the command is known */
+            APR_ARRAY_PUSH(ctl->args, const char *) = NULL;
+            APR_ARRAY_PUSH(ctl->args, const char *) = d->name;
+            opt_set(ctl, d, val);
+            goto next;
+        }
+        if (!strcmp(a, "-vv")) {
+            ctl->verbose += 2;
+            continue;
+        }
+        return usage_error(ctl->cmd, "unknown option '%s'", a);
+    next:
+        continue;
+    }
+    /* Drop the option markers; check options against the command. */
+    {
+        apr_array_header_t *pos = apr_array_make(ctl->pool, 4, sizeof(const char *));
+        for (i = 0; i < ctl->args->nelts; ++i) {
+            const char *a = APR_ARRAY_IDX(ctl->args, i, const char *);
+            if (!a) {
+                const char *name = APR_ARRAY_IDX(ctl->args, ++i, const char *);
+                const opt_def_t *d;
+                for (d = opt_defs; d->name && strcmp(d->name, name); ++d)
+                    ;
+                if (d->name && !cmd_accepts(ctl->pool, d, ctl->cmd) && !ctl->help) {
+                    return usage_error(ctl->cmd, "option %s does not apply to %s", name,
+                                       ctl->cmd ? apr_psprintf(ctl->pool, "'%s'", ctl->cmd)
+                                                : "this command");
+                }
+                continue;
+            }
+            APR_ARRAY_PUSH(pos, const char *) = a;
+        }
+        ctl->args = pos;
+    }
+    return EXIT_OK;
+}
+
+/* ---- httpd config scanning ------------------------------------------------- */
+
+typedef struct {
+    ctl_t *ctl;
+    apr_table_t *defines;
+    int section_depth;   /* non-conditional sections: <VirtualHost>, <ManagedDomain> ... */
+    int files;
+    const char *err;
+} conf_scan_t;
+
+static apr_status_t read_all(const char **pdata, apr_size_t *plen, const char *path,
+                             apr_size_t max, apr_pool_t *p)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    char *buf;
+    apr_size_t n = 0;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+    if (rv != APR_SUCCESS) return rv;
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
+    if (rv == APR_SUCCESS && (apr_size_t)fi.size > max) rv = APR_ENOSPC;
+    if (rv == APR_SUCCESS) {
+        buf = apr_palloc(p, (apr_size_t)fi.size + 1);
+        n = (apr_size_t)fi.size;
+        rv = n ? apr_file_read_full(f, buf, n, &n) : APR_SUCCESS;
+        if (rv == APR_EOF) rv = APR_SUCCESS;
+        buf[n] = '\0';
+        *pdata = buf;
+        *plen = n;
+    }
+    apr_file_close(f);
+    return rv;
+}
+
+/* ${NAME}: Define'd variables first, then the environment (as httpd does). */
+static const char *expand_vars(conf_scan_t *cs, const char *s)
+{
+    apr_pool_t *p = cs->ctl->pool;
+    const char *start, *end, *val;
+    char *out = "";
+
+    while ((start = strstr(s, "${")) && (end = strchr(start + 2, '}'))) {
+        const char *name = apr_pstrndup(p, start + 2, (apr_size_t)(end - start - 2));
+        val = apr_table_get(cs->defines, name);
+        if (!val) val = getenv(name);
+        out = apr_pstrcat(p, out, apr_pstrndup(p, s, (apr_size_t)(start - s)),
+                          val ? val : apr_pstrndup(p, start, (apr_size_t)(end - start + 1)),
+                          NULL);
+        s = end + 1;
+    }
+    return apr_pstrcat(p, out, s, NULL);
+}
+
+/* One argument as httpd reads it: "quoted", 'quoted' (backslash escapes
+ * the quote) or up to the next white space. NULL at the end of the line. */
+static const char *next_word(const char **pline, apr_pool_t *p)
+{
+    const char *s = *pline, *start;
+    char *out, *o;
+
+    while (*s && apr_isspace(*s)) ++s;
+    if (!*s) {
+        *pline = s;
+        return NULL;
+    }
+    if (*s == '"' || *s == '\'') {
+        char q = *s++;
+        o = out = apr_palloc(p, strlen(s) + 1);
+        while (*s && *s != q) {
+            if (*s == '\\' && (s[1] == q || s[1] == '\\')) ++s;
+            *o++ = *s++;
+        }
+        *o = '\0';
+        if (*s) ++s;
+        *pline = s;
+        return out;
+    }
+    start = s;
+    while (*s && !apr_isspace(*s)) ++s;
+    *pline = s;
+    return apr_pstrndup(p, start, (apr_size_t)(s - start));
+}
+
+static const char *root_relative(ctl_t *ctl, const char *path)
+{
+    if (!path || path[0] == '/') return path;
+    return apr_pstrcat(ctl->pool, ctl->server_root ? ctl->server_root : ".", "/", path, NULL);
+}
+
+static int is_conditional_section(const char *name)
+{
+    /* Sections that httpd evaluates at read time; we read both branches. */
+    static const char *const cond[] = { "ifmodule", "ifdefine", "iffile", "ifdirective",
+                                        "ifsection", "ifversion", NULL };
+    int i;
+    for (i = 0; cond[i]; ++i) {
+        if (!strcasecmp(name, cond[i])) return 1;
+    }
+    return 0;
+}
+
+static apr_status_t scan_file(conf_scan_t *cs, const char *path, int depth);
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A directory is included file by file, recursively, in sorted order. */
+static apr_status_t scan_dir(conf_scan_t *cs, const char *dir, int depth)
+{
+    apr_pool_t *p = cs->ctl->pool;
+    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!d) return APR_FROM_OS_ERROR(errno);
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        APR_ARRAY_PUSH(names, const char *) = apr_pstrcat(p, dir, "/", de->d_name, NULL);
+    }
+    closedir(d);
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
+    for (i = 0; i < names->nelts && rv == APR_SUCCESS; ++i) {
+        rv = scan_file(cs, APR_ARRAY_IDX(names, i, const char *), depth + 1);
+    }
+    return rv;
+}
+
+static apr_status_t scan_include(conf_scan_t *cs, const char *arg, int optional, int depth,
+                                 const char *where)
+{
+    apr_pool_t *p = cs->ctl->pool;
+    const char *path = root_relative(cs->ctl, arg);
+    apr_status_t rv = APR_SUCCESS;
+    glob_t g;
+    size_t i;
+    int grv;
+
+    if (!strpbrk(path, "*?[")) {
+        struct stat st;
+        if (stat(path, &st) < 0) {
+            if (optional) return APR_SUCCESS;
+            cs->err = apr_psprintf(p, "%s: cannot read the included %s: %s", where, path,
+                                   strerror(errno));
+            return APR_FROM_OS_ERROR(errno);
+        }
+        return scan_file(cs, path, depth + 1);
+    }
+    memset(&g, 0, sizeof(g));
+    grv = glob(path, 0, NULL, &g);
+    if (grv == GLOB_NOMATCH) {
+        globfree(&g);
+        return APR_SUCCESS;  /* httpd accepts a wildcard that matches nothing */
+    }
+    if (grv != 0) {
+        globfree(&g);
+        cs->err = apr_psprintf(p, "%s: cannot expand %s", where, path);
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < g.gl_pathc && rv == APR_SUCCESS; ++i) {
+        rv = scan_file(cs, apr_pstrdup(p, g.gl_pathv[i]), depth + 1);
+    }
+    globfree(&g);
+    return rv;
+}
+
+static apr_status_t scan_line(conf_scan_t *cs, const char *line, int depth, const char *where)
+{
+    ctl_t *ctl = cs->ctl;
+    apr_pool_t *p = ctl->pool;
+    const char *s = line, *dir, *a1, *a2;
+
+    while (*s && apr_isspace(*s)) ++s;
+    if (!*s || *s == '#') return APR_SUCCESS;
+    if (*s == '<') {
+        int closing = s[1] == '/';
+        const char *name = s + 1 + closing, *e = name;
+        while (*e && !apr_isspace(*e) && *e != '>') ++e;
+        name = apr_pstrndup(p, name, (apr_size_t)(e - name));
+        if (!is_conditional_section(name)) {
+            cs->section_depth += closing ? -1 : 1;
+            if (cs->section_depth < 0) cs->section_depth = 0;
+        }
+        return APR_SUCCESS;
+    }
+    s = expand_vars(cs, s);
+    dir = next_word(&s, p);
+    a1 = next_word(&s, p);
+    a2 = a1 ? next_word(&s, p) : NULL;
+    if (!dir || !a1) return APR_SUCCESS;
+    if (!strcasecmp(dir, "Define")) {
+        apr_table_set(cs->defines, a1, a2 ? a2 : "");
+    }
+    else if (!strcasecmp(dir, "ServerRoot")) {
+        ctl->server_root = a1;
+    }
+    else if (!strcasecmp(dir, "Include") || !strcasecmp(dir, "IncludeOptional")) {
+        return scan_include(cs, a1, !strcasecmp(dir, "IncludeOptional"), depth, where);
+    }
+    else if (!strcasecmp(dir, "ManagedStoreDir")) {
+        ctl->conf_store_dir = root_relative(ctl, a1);
+    }
+    else if (!strcasecmp(dir, "ManagedCACertificateFile")) {
+        const char *f = root_relative(ctl, a1);
+        if (cs->section_depth == 0) ctl->conf_ca_file = f;
+        if (!ctl->conf_ca_file_any) ctl->conf_ca_file_any = f;
+    }
+    else if (!strcasecmp(dir, "ManagedCA") && cs->section_depth == 0) {
+        ctl->conf_ca_url = a1;
+    }
+    else if (!strcasecmp(dir, "ManagedRenewWindow") && cs->section_depth == 0) {
+        ctl->conf_window = a1;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t scan_file(conf_scan_t *cs, const char *path, int depth)
+{
+    apr_pool_t *p = cs->ctl->pool;
+    const char *data;
+    apr_size_t len;
+    struct stat st;
+    char *buf, *line, *next;
+    apr_status_t rv;
+    int lineno = 0;
+
+    if (depth > CONF_MAX_DEPTH || ++cs->files > CONF_MAX_FILES) {
+        cs->err = apr_psprintf(p, "%s: includes nest too deep (does the config include itself?)",
+                               path);
+        return APR_EINVAL;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        return scan_dir(cs, path, depth);
+    }
+    rv = read_all(&data, &len, path, CONF_MAX_SIZE, p);
+    if (rv != APR_SUCCESS) {
+        cs->err = apr_psprintf(p, "cannot read %s: %s", path, status_text(p, rv));
+        return rv;
+    }
+    buf = apr_pstrmemdup(p, data, len);
+    for (line = buf; line; line = next) {
+        char *end;
+        apr_size_t l;
+        int first = lineno + 1;
+
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        ++lineno;
+        /* a trailing backslash continues the line */
+        l = strlen(line);
+        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t')) {
+            line[--l] = '\0';
+        }
+        while (l && line[l - 1] == '\\' && next) {
+            line[l - 1] = ' ';
+            end = strchr(next, '\n');
+            if (end) *end++ = '\0';
+            ++lineno;
+            line = apr_pstrcat(p, line, next, NULL);
+            next = end;
+            l = strlen(line);
+            while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = '\0';
+        }
+        rv = scan_line(cs, line, depth, apr_psprintf(p, "%s:%d", path, first));
+        if (rv != APR_SUCCESS) return rv;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- setup -------------------------------------------------------------------- */
+
+static int setup(ctl_t *ctl, int need_store)
+{
+    apr_pool_t *p = ctl->pool;
+    const char *err = NULL;
+    struct stat st;
+    apr_status_t rv;
+
+    ctl->window.is_percent = 1;
+    ctl->window.percent = DEFAULT_RENEW_PERCENT;
+    if (ctl->conf_file) {
+        conf_scan_t cs;
+        char *dir;
+
+        memset(&cs, 0, sizeof(cs));
+        cs.ctl = ctl;
+        cs.defines = apr_table_make(p, 8);
+        if (ctl->server_root_opt) {
+            ctl->server_root = ctl->server_root_opt;
+        }
+        else {
+            /* httpd's compiled-in ServerRoot is the config's directory in
+             * Debian's layout (/etc/apache2); a ServerRoot line overrides it. */
+            dir = apr_pstrdup(p, ctl->conf_file);
+            if (strrchr(dir, '/')) *strrchr(dir, '/') = '\0';
+            else dir = ".";
+            ctl->server_root = dir[0] ? dir : "/";
+        }
+        rv = scan_file(&cs, ctl->conf_file, 0);
+        if (rv != APR_SUCCESS) {
+            err_printf("%s. Give the server's main config file with -f, or the store with "
+                       "--store DIR.", cs.err ? cs.err : "cannot read the config");
+            return EXIT_FAILED;
+        }
+        if (ctl->conf_window
+            && acme_renew_window_parse(&ctl->window, ctl->conf_window) != APR_SUCCESS) {
+            ctl->window.is_percent = 1;
+            ctl->window.percent = DEFAULT_RENEW_PERCENT;
+        }
+    }
+    ctl->ca_file = ctl->ca_file_opt ? ctl->ca_file_opt
+                 : ctl->conf_ca_file ? ctl->conf_ca_file : ctl->conf_ca_file_any;
+    if (!need_store) return EXIT_OK;
+    if (ctl->store_opt) {
+        ctl->store_dir = ctl->store_opt;
+    }
+    else if (ctl->conf_file) {
+        ctl->store_dir = ctl->conf_store_dir ? ctl->conf_store_dir
+                                             : root_relative(ctl, "acme");
+    }
+    else {
+        return usage_error(ctl->cmd, "which store? Give --store DIR (the ManagedStoreDir) or "
+                           "-f /path/to/httpd.conf");
+    }
+    if (stat(apr_pstrcat(p, ctl->store_dir, "/store.json", NULL), &st) < 0) {
+        err_printf("%s is not a mod_acme store (no store.json there): check --store or the "
+                   "ManagedStoreDir of %s. The server creates the store at its first start "
+                   "with a ManagedDomain.", ctl->store_dir,
+                   ctl->conf_file ? ctl->conf_file : "the server's config");
+        return EXIT_FAILED;
+    }
+    rv = acme_store_fs_create(&ctl->store, p, ctl->store_dir, &err);
+    if (rv != APR_SUCCESS) {
+        err_printf("cannot use the store %s: %s", ctl->store_dir, err ? err : status_text(p, rv));
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+/* ---- owner-preserving atomic writes -------------------------------------- */
+
+/* Files acmectl writes (usually as root) must stay usable by the server's
+ * unprivileged child: they take the owner of the directory they land in. */
+static apr_status_t ensure_dir(const char *dir, mode_t mode, apr_pool_t *p)
+{
+    struct stat st, pst;
+    char *parent;
+
+    if (stat(dir, &st) == 0) {
+        return S_ISDIR(st.st_mode) ? APR_SUCCESS : APR_ENOTDIR;
+    }
+    parent = apr_pstrdup(p, dir);
+    if (strrchr(parent, '/')) *strrchr(parent, '/') = '\0';
+    if (stat(parent, &pst) < 0) return APR_FROM_OS_ERROR(errno);
+    if (mkdir(dir, mode) < 0 && errno != EEXIST) return APR_FROM_OS_ERROR(errno);
+    if (chmod(dir, mode) < 0) return APR_FROM_OS_ERROR(errno);
+    if (geteuid() == 0 && chown(dir, pst.st_uid, pst.st_gid) < 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t save_owned(const char *dir, const char *fname, const char *data,
+                               apr_size_t len, mode_t mode, mode_t dir_mode, apr_pool_t *p)
+{
+    struct stat st;
+    char *tmp;
+    const char *final = apr_pstrcat(p, dir, "/", fname, NULL);
+    apr_status_t rv = APR_SUCCESS;
+    int fd = -1, dfd;
+
+    if ((rv = ensure_dir(dir, dir_mode, p)) != APR_SUCCESS) goto leave;
+    if (stat(dir, &st) < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        goto leave;
+    }
+    tmp = apr_pstrcat(p, dir, "/.", fname, ".acmectl.XXXXXX", NULL);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        goto leave;
+    }
+    if (fchmod(fd, mode) < 0 || (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    while (rv == APR_SUCCESS && len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            rv = APR_FROM_OS_ERROR(errno);
+            break;
+        }
+        data += n;
+        len -= (apr_size_t)n;
+    }
+    if (rv == APR_SUCCESS && fsync(fd) < 0) rv = APR_FROM_OS_ERROR(errno);
+    if (close(fd) < 0 && rv == APR_SUCCESS) rv = APR_FROM_OS_ERROR(errno);
+    fd = -1;
+    if (rv == APR_SUCCESS && rename(tmp, final) < 0) rv = APR_FROM_OS_ERROR(errno);
+    if (rv != APR_SUCCESS) {
+        unlink(tmp);
+        goto leave;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+leave:
+    return rv;
+}
+
+/* ---- reading a domain ------------------------------------------------------------ */
+
+typedef struct {
+    acme_key_type_t type;
+    const char *file;          /* domains/<d>/cert.<tag>.pem */
+    const acme_cert_t *leaf;   /* NULL when unreadable */
+    apr_array_header_t *sans;
+    const char *load_error;
+} cert_info_t;
+
+typedef struct {
+    const char *domain;
+    apr_array_header_t *names;
+    const char *ca;
+    apr_array_header_t *certs;  /* cert_info_t* */
+    acme_json_t *meta;          /* domains/<d>/meta.json or NULL */
+    acme_json_t *job;           /* jobs/<d>/job.json or NULL */
+    int staged;
+    int renew_requested;
+    int in_flight;              /* orders in job.json */
+    int errors;
+    apr_time_t next_attempt;
+    apr_time_t last_renewal;
+    apr_time_t valid_from;      /* of the certificate expiring first */
+    apr_time_t valid_until;
+    apr_time_t renew_at;        /* by the renewal window, earliest */
+    const char *issuer;
+    acme_result_t *last_error;
+    const char *state;
+} domain_info_t;
+
+static const acme_key_type_t all_types[] = {
+    ACME_KEY_P256, ACME_KEY_P384, ACME_KEY_RSA2048, ACME_KEY_RSA3072, ACME_KEY_RSA4096
+};
+
+static int has_item(acme_store_t *s, acme_store_group_t g, const char *name, const char *aspect,
+                    apr_pool_t *p)
+{
+    apr_time_t t;
+    return s->mtime(s, g, name, aspect, &t, p) == APR_SUCCESS;
+}
+
+static int count_members(void *baton, const char *key, acme_json_t *value)
+{
+    (void)key;
+    (void)value;
+    ++*(int *)baton;
+    return 0;
+}
+
+static domain_info_t *domain_read(ctl_t *ctl, const char *domain, apr_time_t now)
+{
+    apr_pool_t *p = ctl->pool;
+    acme_store_t *s = ctl->store;
+    domain_info_t *d = apr_pcalloc(p, sizeof(*d));
+    acme_json_t *staged_meta = NULL;
+    const char *t;
+    apr_size_t i;
+
+    d->domain = domain;
+    d->certs = apr_array_make(p, 2, sizeof(cert_info_t *));
+    if (acme_store_load_json(s, ACME_SG_DOMAINS, domain, ACME_JOB_META, &d->meta, p)
+        != APR_SUCCESS) {
+        d->meta = NULL;
+    }
+    if (acme_store_load_json(s, ACME_SG_JOBS, domain, ACME_JOB_STATE, &d->job, p)
+        != APR_SUCCESS) {
+        d->job = NULL;
+    }
+    if (acme_store_load_json(s, ACME_SG_STAGING, domain, ACME_JOB_META, &staged_meta, p)
+        == APR_SUCCESS) {
+        d->staged = 1;
+    }
+    d->renew_requested = has_item(s, ACME_SG_JOBS, domain, ACME_JOB_RENEW_REQUEST, p);
+
+    for (i = 0; i < sizeof(all_types) / sizeof(all_types[0]); ++i) {
+        const char *fname = acme_job_cert_file(p, all_types[i]);
+        const char *path = s->path(s, ACME_SG_DOMAINS, domain, fname, p);
+        apr_array_header_t *chain;
+        cert_info_t *ci;
+        apr_status_t rv;
+
+        if (!path || !has_item(s, ACME_SG_DOMAINS, domain, fname, p)) continue;
+        ci = apr_pcalloc(p, sizeof(*ci));
+        ci->type = all_types[i];
+        ci->file = path;
+        rv = acme_chain_load(&chain, p, path);
+        if (rv == APR_SUCCESS && chain->nelts > 0) {
+            apr_time_t at;
+            ci->leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+            if (acme_cert_sans(&ci->sans, p, ci->leaf) != APR_SUCCESS) ci->sans = NULL;
+            if (!d->valid_until || acme_cert_not_after(ci->leaf) < d->valid_until) {
+                d->valid_until = acme_cert_not_after(ci->leaf);
+                d->valid_from = acme_cert_not_before(ci->leaf);
+                d->issuer = acme_cert_issuer_cn(ci->leaf, p);
+            }
+            at = acme_renew_at_window(acme_cert_not_before(ci->leaf),
+                                      acme_cert_not_after(ci->leaf), &ctl->window);
+            if (d->job && acme_json_getl(d->job, "ari", acme_key_type_file_tag(all_types[i]),
+                                         "chosen", NULL) > 0) {
+                /* the server follows the CA's renewal information */
+                at = apr_time_from_sec(acme_json_getl(d->job, "ari",
+                                                      acme_key_type_file_tag(all_types[i]),
+                                                      "chosen", NULL));
+            }
+            if (!d->renew_at || at < d->renew_at) d->renew_at = at;
+        }
+        else {
+            ci->load_error = rv == APR_SUCCESS || rv == APR_EINVAL || APR_STATUS_IS_ENOENT(rv)
+                             ? "the file holds no valid PEM certificate" : status_text(p, rv);
+        }
+        APR_ARRAY_PUSH(d->certs, cert_info_t *) = ci;
+    }
+
+    if (d->meta) acme_json_getsa(&d->names, d->meta, p, "names", NULL);
+    if ((!d->names || !d->names->nelts) && staged_meta) {
+        acme_json_getsa(&d->names, staged_meta, p, "names", NULL);
+    }
+    if ((!d->names || !d->names->nelts) && d->certs->nelts) {
+        d->names = APR_ARRAY_IDX(d->certs, 0, cert_info_t *)->sans;
+    }
+    if (!d->names || !d->names->nelts) {
+        d->names = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(d->names, const char *) = domain;
+    }
+    d->ca = d->meta ? acme_json_gets(d->meta, "ca", NULL) : NULL;
+    if (!d->ca && d->job) d->ca = acme_json_gets(d->job, "ca", NULL);
+
+    if (d->job) {
+        d->errors = (int)acme_json_getl(d->job, "errors", NULL);
+        d->next_attempt = apr_time_from_sec(acme_json_getl(d->job, "next-attempt", NULL));
+        d->last_renewal = apr_time_from_sec(acme_json_getl(d->job, "last-success", NULL));
+        if (d->errors > 0 && acme_json_type(d->job, "last-error", NULL) == ACME_JSON_OBJECT) {
+            d->last_error = acme_result_make(p);
+            acme_result_from_json(d->last_error, acme_json_getj(d->job, p, "last-error", NULL));
+        }
+        if (acme_json_type(d->job, "orders", NULL) == ACME_JSON_OBJECT) {
+            acme_json_iter(acme_json_getj(d->job, p, "orders", NULL), p, count_members,
+                           &d->in_flight);
+        }
+    }
+    if (!d->last_renewal && d->meta && (t = acme_json_gets(d->meta, "staged", NULL))) {
+        acme_time_parse_rfc3339(&d->last_renewal, t);
+    }
+
+    if (d->errors > 0) d->state = "error";
+    else if (d->staged) d->state = "staged";
+    else if (d->in_flight) d->state = "renewing";
+    else if (d->renew_requested) d->state = "renew-requested";
+    else if (!d->valid_until) d->state = "pending";
+    else if (d->valid_until <= now) d->state = "expired";
+    else if (d->renew_at && d->renew_at <= now) d->state = "due";
+    else d->state = "ok";
+    return d;
+}
+
+static void add_names(apr_array_header_t *out, apr_array_header_t *names)
+{
+    int i, j;
+
+    for (i = 0; names && i < names->nelts; ++i) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        int dup = 0;
+        for (j = 0; j < out->nelts && !dup; ++j) {
+            dup = !strcmp(n, APR_ARRAY_IDX(out, j, const char *));
+        }
+        if (!dup) APR_ARRAY_PUSH(out, const char *) = n;
+    }
+}
+
+/* Every domain the store knows: active, staged or with job state. */
+static apr_array_header_t *domain_list(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *out = apr_array_make(p, 8, sizeof(const char *)), *names;
+    static const acme_store_group_t groups[] = { ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); ++i) {
+        if (ctl->store->list(ctl->store, groups[i], NULL, &names, p) == APR_SUCCESS) {
+            add_names(out, names);
+        }
+    }
+    qsort(out->elts, (size_t)out->nelts, sizeof(const char *), cmp_str);
+    return out;
+}
+
+static int domain_check(ctl_t *ctl, const char *domain)
+{
+    apr_array_header_t *all;
+
+    if (!acme_store_name_is_valid(domain) || !acme_name_is_valid(domain)) {
+        err_printf("'%s' is not a domain name", domain);
+        return EXIT_FAILED;
+    }
+    all = domain_list(ctl);
+    {
+        int i;
+        for (i = 0; i < all->nelts; ++i) {
+            if (!strcmp(domain, APR_ARRAY_IDX(all, i, const char *))) return EXIT_OK;
+        }
+    }
+    err_printf("no managed domain '%s' in the store %s. Known: %s. A domain is named by "
+               "the first name of its ManagedDomain line; run 'acmectl status' to list them.",
+               domain, ctl->store_dir,
+               all->nelts ? apr_array_pstrcat(ctl->pool, all, ' ') : "none");
+    return EXIT_FAILED;
+}
+
+static const char *error_line(apr_pool_t *p, const acme_result_t *r)
+{
+    const char *prob = r->problem ? acme_problem_short(r->problem) : NULL;
+    const char *s = r->detail ? r->detail : "failed";
+
+    if (prob) s = apr_psprintf(p, "%s (%s)", s, prob);
+    if (r->activity) s = apr_psprintf(p, "%s: %s", r->activity, s);
+    return s;
+}
+
+static const char *key_types_text(apr_pool_t *p, const domain_info_t *d)
+{
+    apr_array_header_t *a = apr_array_make(p, 2, sizeof(const char *));
+    int i;
+    for (i = 0; i < d->certs->nelts; ++i) {
+        APR_ARRAY_PUSH(a, const char *) =
+            acme_key_type_name(APR_ARRAY_IDX(d->certs, i, cert_info_t *)->type);
+    }
+    return a->nelts ? apr_array_pstrcat(p, a, ',') : "-";
+}
+
+static apr_time_t next_time(const domain_info_t *d, apr_time_t now)
+{
+    if (d->renew_requested) return now;
+    if (d->errors > 0 && d->next_attempt) return d->next_attempt;
+    return d->renew_at;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t now)
+{
+    apr_pool_t *p = ctl->pool;
+    acme_json_t *j = acme_json_new_object(p), *certs = acme_json_new_array(p);
+    apr_array_header_t *kt = apr_array_make(p, 2, sizeof(const char *));
+    int i;
+
+    acme_json_sets(j, d->domain, "domain", NULL);
+    acme_json_setsa(j, d->names, "names", NULL);
+    acme_json_sets(j, d->state, "state", NULL);
+    if (d->ca) acme_json_sets(j, d->ca, "ca", NULL);
+    for (i = 0; i < d->certs->nelts; ++i) {
+        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
+        acme_json_t *c = acme_json_new_object(p);
+
+        APR_ARRAY_PUSH(kt, const char *) = acme_key_type_name(ci->type);
+        acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
+        if (ci->leaf) {
+            acme_json_sets(c, acme_cert_serial_hex(ci->leaf, p), "serial", NULL);
+            acme_json_sets(c, acme_cert_issuer_cn(ci->leaf, p) ? acme_cert_issuer_cn(ci->leaf, p)
+                                                               : "", "issuer", NULL);
+            acme_json_sets(c, acme_time_rfc3339(p, acme_cert_not_before(ci->leaf)),
+                           "valid-from", NULL);
+            acme_json_sets(c, acme_time_rfc3339(p, acme_cert_not_after(ci->leaf)),
+                           "valid-until", NULL);
+            acme_json_setl(c, days_left(acme_cert_not_after(ci->leaf), now), "days-left", NULL);
+            acme_json_sets(c, acme_cert_fingerprint(ci->leaf, p), "sha256-fingerprint", NULL);
+            if (ci->sans) acme_json_setsa(c, ci->sans, "names", NULL);
+        }
+        else {
+            acme_json_sets(c, ci->load_error, "error", NULL);
+        }
+        acme_json_array_append(certs, c);
+    }
+    acme_json_setsa(j, kt, "key-types", NULL);
+    acme_json_setj(j, certs, "certificates", NULL);
+    if (d->valid_until) {
+        acme_json_sets(j, acme_time_rfc3339(p, d->valid_from), "valid-from", NULL);
+        acme_json_sets(j, acme_time_rfc3339(p, d->valid_until), "valid-until", NULL);
+        acme_json_setl(j, days_left(d->valid_until, now), "days-left", NULL);
+    }
+    if (d->issuer) acme_json_sets(j, d->issuer, "issuer", NULL);
+    if (d->last_renewal) {
+        acme_json_sets(j, acme_time_rfc3339(p, d->last_renewal), "last-renewal", NULL);
+    }
+    if (d->renew_at) acme_json_sets(j, acme_time_rfc3339(p, d->renew_at), "renew-at", NULL);
+    if (next_time(d, now)) {
+        acme_json_sets(j, acme_time_rfc3339(p, next_time(d, now)), "next-attempt", NULL);
+    }
+    acme_json_setb(j, d->staged, "staged", NULL);
+    acme_json_setb(j, d->renew_requested, "renew-requested", NULL);
+    acme_json_setl(j, d->in_flight, "orders-in-flight", NULL);
+    acme_json_setl(j, d->errors, "errors", NULL);
+    if (d->last_error) {
+        acme_json_t *e = acme_json_new_object(p);
+        if (d->last_error->problem) acme_json_sets(e, d->last_error->problem, "problem", NULL);
+        if (d->last_error->detail) acme_json_sets(e, d->last_error->detail, "detail", NULL);
+        if (d->last_error->activity) acme_json_sets(e, d->last_error->activity, "activity", NULL);
+        if (d->last_error->http_status) {
+            acme_json_setl(e, d->last_error->http_status, "http-status", NULL);
+        }
+        acme_json_setj(j, e, "last-error", NULL);
+    }
+    return j;
+}
+
+typedef struct {
+    const char *cols[9];
+} row_t;
+
+static int cmd_status(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *domains, *infos;
+    apr_time_t now = apr_time_now();
+    static const char *const heads[9] = { "DOMAIN", "STATE", "KEYS", "VALID FROM", "VALID UNTIL",
+                                          "DAYS", "ISSUER", "LAST RENEWAL", "NEXT" };
+    apr_size_t width[9];
+    int i, c;
+
+    if (ctl->args->nelts) {
+        return usage_error("status", "unexpected argument '%s'",
+                           APR_ARRAY_IDX(ctl->args, 0, const char *));
+    }
+    domains = domain_list(ctl);
+    infos = apr_array_make(p, domains->nelts + 1, sizeof(domain_info_t *));
+    for (i = 0; i < domains->nelts; ++i) {
+        APR_ARRAY_PUSH(infos, domain_info_t *) =
+            domain_read(ctl, APR_ARRAY_IDX(domains, i, const char *), now);
+    }
+    if (ctl->json) {
+        acme_json_t *top = acme_json_new_object(p), *arr = acme_json_new_array(p);
+        acme_json_sets(top, ctl->store_dir, "store", NULL);
+        acme_json_sets(top, acme_time_rfc3339(p, now), "time", NULL);
+        for (i = 0; i < infos->nelts; ++i) {
+            acme_json_array_append(arr, domain_json(ctl, APR_ARRAY_IDX(infos, i, domain_info_t *),
+                                                    now));
+        }
+        acme_json_setj(top, arr, "domains", NULL);
+        printf("%s\n", acme_json_dump(top, p, 0));
+        return EXIT_OK;
+    }
+    if (!infos->nelts) {
+        printf("No managed domains in the store %s yet.\n", ctl->store_dir);
+        return EXIT_OK;
+    }
+    {
+        row_t *rows = apr_pcalloc(p, sizeof(row_t) * (apr_size_t)infos->nelts);
+        for (c = 0; c < 9; ++c) width[c] = strlen(heads[c]);
+        for (i = 0; i < infos->nelts; ++i) {
+            const domain_info_t *d = APR_ARRAY_IDX(infos, i, domain_info_t *);
+            const char **r = rows[i].cols;
+            r[0] = d->domain;
+            r[1] = d->state;
+            r[2] = key_types_text(p, d);
+            r[3] = fmt_time(p, d->valid_from);
+            r[4] = fmt_time(p, d->valid_until);
+            r[5] = d->valid_until ? apr_psprintf(p, "%ld", days_left(d->valid_until, now)) : "-";
+            r[6] = d->issuer ? d->issuer : "-";
+            r[7] = fmt_time(p, d->last_renewal);
+            r[8] = d->renew_requested ? "requested"
+                 : d->staged ? "restart"
+                 : fmt_time(p, next_time(d, now));
+            for (c = 0; c < 9; ++c) {
+                if (strlen(r[c]) > width[c]) width[c] = strlen(r[c]);
+            }
+        }
+        for (c = 0; c < 8; ++c) {
+            printf("%-*s  ", (int)width[c], heads[c]);
+        }
+        printf("%s\n", heads[8]);
+        for (i = 0; i < infos->nelts; ++i) {
+            const domain_info_t *d = APR_ARRAY_IDX(infos, i, domain_info_t *);
+            for (c = 0; c < 8; ++c) {
+                printf("%-*s  ", (int)width[c], rows[i].cols[c]);
+            }
+            printf("%s\n", rows[i].cols[8]);
+            if (d->names->nelts > 1
+                || strcmp(APR_ARRAY_IDX(d->names, 0, const char *), d->domain)) {
+                printf("    names: %s\n", apr_array_pstrcat(p, d->names, ' '));
+            }
+            if (d->last_error) {
+                printf("    last error (%d in a row): %s\n", d->errors,
+                       error_line(p, d->last_error));
+            }
+        }
+        printf("Times are UTC. NEXT: the next renewal (or retry after an error).\n");
+    }
+    return EXIT_OK;
+}
+
+/* ---- show -------------------------------------------------------------------------- */
+
+/* The ARI data the server keeps in job.json is shown member by member;
+ * unix times are printed as dates. */
+typedef struct {
+    apr_pool_t *pool;
+    const char *indent;
+} ari_print_t;
+
+static int ari_print_cb(void *baton, const char *key, acme_json_t *value)
+{
+    ari_print_t *ap = baton;
+    apr_pool_t *p = ap->pool;
+
+    if (!strcmp(key, "start") || !strcmp(key, "end")) return 0;
+
+    switch (acme_json_type(value, NULL)) {
+    case ACME_JSON_OBJECT: {
+        ari_print_t sub;
+        sub.pool = p;
+        sub.indent = apr_pstrcat(p, ap->indent, "  ", NULL);
+        printf("%s%s:\n", ap->indent, key);
+        acme_json_iter(value, p, ari_print_cb, &sub);
+        break;
+    }
+    case ACME_JSON_STRING:
+        printf("%s%s: %s\n", ap->indent, key, acme_json_gets(value, NULL));
+        break;
+    case ACME_JSON_INT: {
+        long long v = acme_json_getl(value, NULL);
+        if (v > 1000000000LL && v < 100000000000LL) {
+            printf("%s%s: %s\n", ap->indent, key,
+                   acme_time_rfc3339(p, apr_time_from_sec((apr_time_t)v)));
+        }
+        else {
+            printf("%s%s: %lld\n", ap->indent, key, v);
+        }
+        break;
+    }
+    case ACME_JSON_BOOL:
+        printf("%s%s: %s\n", ap->indent, key, acme_json_getb(value, NULL) ? "yes" : "no");
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int cmd_show(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    const char *domain;
+    domain_info_t *d;
+    apr_time_t now = apr_time_now();
+    acme_json_t *ari = NULL;
+    int i, rc;
+
+    if (ctl->args->nelts != 1) {
+        return usage_error("show", ctl->args->nelts ? "one DOMAIN only" : "which DOMAIN?");
+    }
+    domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
+    if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
+    d = domain_read(ctl, domain, now);
+    if (d->job && acme_json_type(d->job, "ari", NULL) == ACME_JSON_OBJECT) {
+        ari = acme_json_getj(d->job, p, "ari", NULL);
+    }
+
+    printf("Domain:          %s\n", d->domain);
+    printf("Names:           %s\n", apr_array_pstrcat(p, d->names, ' '));
+    printf("State:           %s\n", d->state);
+    printf("CA:              %s\n", d->ca ? d->ca : "-");
+    printf("Last renewal:    %s\n", d->last_renewal ? acme_time_rfc3339(p, d->last_renewal) : "-");
+    printf("Renew at:        %s\n", d->renew_at ? acme_time_rfc3339(p, d->renew_at) : "-");
+    if (d->errors > 0 && d->next_attempt) {
+        printf("Next attempt:    %s\n", acme_time_rfc3339(p, d->next_attempt));
+    }
+    if (d->renew_requested) printf("Renewal:         requested (acmectl renew)\n");
+    if (d->staged) printf("Staged:          a new certificate waits for the server's restart\n");
+    if (d->last_error) {
+        printf("Last error:      %s (%d in a row)\n", error_line(p, d->last_error), d->errors);
+    }
+    if (!d->certs->nelts) {
+        printf("\nNo certificate yet.\n");
+    }
+    for (i = 0; i < d->certs->nelts; ++i) {
+        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
+        const char *ari_id = NULL;
+
+        printf("\nCertificate %s (%s)\n", acme_key_type_name(ci->type), ci->file);
+        if (!ci->leaf) {
+            printf("  cannot read it: %s\n", ci->load_error);
+            continue;
+        }
+        printf("  Key type:      %s\n", acme_key_type_name(ci->type));
+        printf("  Names:         %s\n", ci->sans ? apr_array_pstrcat(p, ci->sans, ' ') : "-");
+        printf("  Valid from:    %s\n", acme_time_rfc3339(p, acme_cert_not_before(ci->leaf)));
+        printf("  Valid until:   %s (%ld days left)\n",
+               acme_time_rfc3339(p, acme_cert_not_after(ci->leaf)),
+               days_left(acme_cert_not_after(ci->leaf), now));
+        printf("  Issuer:        %s\n", acme_cert_issuer_cn(ci->leaf, p)
+                                        ? acme_cert_issuer_cn(ci->leaf, p) : "-");
+        printf("  Serial:        %s\n", acme_cert_serial_hex(ci->leaf, p));
+        printf("  SHA-256:       %s\n", acme_cert_fingerprint(ci->leaf, p));
+        if (acme_cert_ari_id(&ari_id, p, ci->leaf) == APR_SUCCESS) {
+            printf("  ARI id:        %s\n", ari_id);
+        }
+        else {
+            printf("  ARI id:        - (no authority key identifier)\n");
+        }
+        if (ari && acme_json_type(ari, acme_key_type_file_tag(ci->type), NULL)
+                   == ACME_JSON_OBJECT) {
+            acme_json_t *w = acme_json_getj(ari, p, acme_key_type_file_tag(ci->type), NULL);
+            long long start = acme_json_getl(w, "start", NULL);
+            long long end = acme_json_getl(w, "end", NULL);
+            ari_print_t ap;
+
+            if (start && end) {
+                printf("  ARI window:    %s - %s\n",
+                       acme_time_rfc3339(p, apr_time_from_sec((apr_time_t)start)),
+                       acme_time_rfc3339(p, apr_time_from_sec((apr_time_t)end)));
+            }
+            else {
+                printf("  ARI window:    - (not known yet)\n");
+            }
+            /* the rest (chosen time, next poll, explanation) as the server keeps it */
+            ap.pool = p;
+            ap.indent = "    ";
+            acme_json_iter(w, p, ari_print_cb, &ap);
+        }
+        else if (ari && acme_json_getl(ari, "unsupported-until", NULL)) {
+            printf("  ARI window:    - (the CA offers no renewal information)\n");
+        }
+    }
+    return EXIT_OK;
+}
+
+/* ---- renew ---------------------------------------------------------------------- */
+
+static apr_status_t request_renewal(ctl_t *ctl, const char *domain)
+{
+    apr_pool_t *p = ctl->pool;
+    acme_json_t *j = acme_json_new_object(p);
+    const char *dir = ctl->store->path(ctl->store, ACME_SG_JOBS, domain, NULL, p);
+    const char *text;
+
+    if (!dir) return APR_EINVAL;
+    acme_json_sets(j, acme_time_rfc3339(p, apr_time_now()), "requested", NULL);
+    acme_json_sets(j, "acmectl", "by", NULL);
+    text = apr_pstrcat(p, acme_json_dump(j, p, 0), "\n", NULL);
+    return save_owned(dir, ACME_JOB_RENEW_REQUEST, text, strlen(text), 0644, 0755, p);
+}
+
+static int cmd_renew(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    const char *domain;
+    domain_info_t *d;
+    apr_status_t rv;
+    int rc;
+
+    if (ctl->args->nelts != 1) {
+        return usage_error("renew", ctl->args->nelts ? "one DOMAIN only" : "which DOMAIN?");
+    }
+    domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
+    if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
+    rv = request_renewal(ctl, domain);
+    if (rv != APR_SUCCESS) {
+        err_printf("cannot write the renewal request %s/%s/%s: %s. Run acmectl as root or as "
+                   "the server's User.", ctl->store_dir, "jobs", domain, status_text(p, rv));
+        return EXIT_FAILED;
+    }
+    d = domain_read(ctl, domain, apr_time_now());
+    printf("Renewal of %s requested. The running server renews every key type at its next "
+           "check and activates the new certificate with a graceful restart.\n", domain);
+    if (d->staged) {
+        printf("Note: a new certificate for %s already waits for the server's restart; the "
+               "request is handled after it is activated.\n", domain);
+    }
+    printf("Follow it with: acmectl status\n");
+    return EXIT_OK;
+}
+
+/* ---- the CA side: accounts -------------------------------------------------------- */
+
+typedef struct {
+    const char *caid;
+    const char *dir;           /* accounts/<caid> */
+    const char *ca_url;
+    const char *url;           /* account URL */
+    acme_json_t *json;
+    const char *key_pem;       /* NULL when missing */
+    apr_size_t key_len;
+} account_ref_t;
+
+static const char *ca_alias(const char *url)
+{
+    if (!strcasecmp(url, "letsencrypt")) return CA_LETSENCRYPT;
+    if (!strcasecmp(url, "letsencrypt-staging")) return CA_LETSENCRYPT_STAGING;
+    return url;
+}
+
+static account_ref_t *account_read(ctl_t *ctl, const char *caid)
+{
+    apr_pool_t *p = ctl->pool;
+    acme_store_t *s = ctl->store;
+    account_ref_t *a = apr_pcalloc(p, sizeof(*a));
+
+    a->caid = caid;
+    a->dir = s->path(s, ACME_SG_ACCOUNTS, caid, NULL, p);
+    if (acme_store_load_json(s, ACME_SG_ACCOUNTS, caid, ACCOUNT_JSON, &a->json, p)
+        != APR_SUCCESS) {
+        a->json = NULL;
+    }
+    if (a->json) {
+        a->url = acme_json_gets(a->json, "url", NULL);
+        a->ca_url = acme_json_gets(a->json, "ca", NULL);
+    }
+    if (s->load(s, ACME_SG_ACCOUNTS, caid, ACCOUNT_KEY, &a->key_pem, &a->key_len, p)
+        != APR_SUCCESS) {
+        a->key_pem = NULL;
+    }
+    return a;
+}
+
+static apr_array_header_t *account_list(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *names, *out = apr_array_make(p, 2, sizeof(account_ref_t *));
+    int i;
+
+    if (ctl->store->list(ctl->store, ACME_SG_ACCOUNTS, NULL, &names, p) == APR_SUCCESS) {
+        for (i = 0; i < names->nelts; ++i) {
+            account_ref_t *a = account_read(ctl, APR_ARRAY_IDX(names, i, const char *));
+            if (a->json || a->key_pem) APR_ARRAY_PUSH(out, account_ref_t *) = a;
+        }
+    }
+    return out;
+}
+
+static const char *account_names(apr_pool_t *p, apr_array_header_t *accts)
+{
+    apr_array_header_t *n = apr_array_make(p, 2, sizeof(const char *));
+    int i;
+    for (i = 0; i < accts->nelts; ++i) {
+        const account_ref_t *a = APR_ARRAY_IDX(accts, i, account_ref_t *);
+        APR_ARRAY_PUSH(n, const char *) = a->ca_url ? a->ca_url : a->caid;
+    }
+    return apr_array_pstrcat(p, n, ' ');
+}
+
+/* The account for a CA URL (its directory name is derived from the URL). */
+static account_ref_t *account_for(ctl_t *ctl, apr_array_header_t *accts, const char *ca_url)
+{
+    const char *caid = acme_job_ca_id(ctl->pool, ca_url);
+    int i;
+
+    for (i = 0; i < accts->nelts; ++i) {
+        account_ref_t *a = APR_ARRAY_IDX(accts, i, account_ref_t *);
+        if (!strcmp(a->caid, caid) || (a->ca_url && !strcmp(a->ca_url, ca_url))) return a;
+    }
+    return NULL;
+}
+
+static apr_status_t make_client(acme_client_t **pclient, ctl_t *ctl, const char *ca_url,
+                                const acme_pkey_t *key, const char *kid, acme_result_t *r)
+{
+    acme_http_config_t hc;
+    acme_http_t *http;
+    apr_status_t rv;
+
+    acme_http_global_init();
+    acme_http_config_init(&hc);
+    hc.ca_file = ctl->ca_file;
+    rv = acme_http_curl_create(&http, ctl->pool, &hc);
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
+    }
+    rv = acme_client_create(pclient, ctl->pool, ca_url, http);
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", ca_url);
+    }
+    acme_client_set_account(*pclient, key, kid);
+    return APR_SUCCESS;
+}
+
+static const char *ca_hint(ctl_t *ctl)
+{
+    if (ctl->ca_file) return "";
+    return " If the CA uses a private root, pass it with --ca-file (or -f with a config that "
+           "has ManagedCACertificateFile).";
+}
+
+static int account_load_key(acme_pkey_t **pkey, ctl_t *ctl, const account_ref_t *a)
+{
+    if (!a->key_pem) {
+        err_printf("the account for %s has no key file %s/%s", a->ca_url ? a->ca_url : a->caid,
+                   a->dir, ACCOUNT_KEY);
+        return EXIT_FAILED;
+    }
+    if (acme_pkey_from_pem(pkey, ctl->pool, a->key_pem, a->key_len) != APR_SUCCESS) {
+        err_printf("the account key %s/%s cannot be read (not an unencrypted private key of a "
+                   "supported type)", a->dir, ACCOUNT_KEY);
+        return EXIT_FAILED;
+    }
+    if (!a->url || !a->ca_url) {
+        err_printf("%s/%s lacks the account URL or the CA: the server has not finished "
+                   "creating this account", a->dir, ACCOUNT_JSON);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+/* ---- revoke ----------------------------------------------------------------------- */
+
+static int reason_parse(const char *s)
+{
+    static const struct { const char *name; int code; } reasons[] = {
+        { "unspecified", 0 }, { "keyCompromise", 1 }, { "affiliationChanged", 3 },
+        { "superseded", 4 }, { "cessationOfOperation", 5 }, { NULL, -1 }
+    };
+    int i;
+    for (i = 0; reasons[i].name; ++i) {
+        if (!strcasecmp(s, reasons[i].name)) return reasons[i].code;
+    }
+    return -2;
+}
+
+static int cmd_revoke(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    const char *domain;
+    domain_info_t *d;
+    apr_array_header_t *accts;
+    account_ref_t *a;
+    acme_pkey_t *akey;
+    acme_client_t *client = NULL;
+    acme_result_t *r = acme_result_make(p);
+    int reason = -1, i, rc, revoked = 0, failed = 0;
+    apr_status_t rv;
+
+    if (ctl->args->nelts != 1) {
+        return usage_error("revoke", ctl->args->nelts ? "one DOMAIN only" : "which DOMAIN?");
+    }
+    if (ctl->reason_opt && (reason = reason_parse(ctl->reason_opt)) < -1) {
+        return usage_error("revoke", "unknown reason '%s' (use unspecified, keyCompromise, "
+                           "affiliationChanged, superseded or cessationOfOperation)",
+                           ctl->reason_opt);
+    }
+    domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
+    if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
+    d = domain_read(ctl, domain, apr_time_now());
+    if (!d->certs->nelts) {
+        err_printf("%s has no active certificate to revoke", domain);
+        return EXIT_FAILED;
+    }
+    if (!d->ca) {
+        err_printf("cannot tell which CA issued the certificates of %s (no \"ca\" in %s/domains/"
+                   "%s/meta.json)", domain, ctl->store_dir, domain);
+        return EXIT_FAILED;
+    }
+    accts = account_list(ctl);
+    a = account_for(ctl, accts, d->ca);
+    if (!a) {
+        err_printf("no account for the CA %s in the store (accounts: %s); the certificates of "
+                   "%s cannot be revoked by account", d->ca,
+                   accts->nelts ? account_names(p, accts) : "none", domain);
+        return EXIT_FAILED;
+    }
+    if ((rc = account_load_key(&akey, ctl, a)) != EXIT_OK) return rc;
+    rv = make_client(&client, ctl, d->ca, akey, a->url, r);
+    if (rv != APR_SUCCESS) {
+        err_printf("%s", acme_result_describe(r, p));
+        return EXIT_FAILED;
+    }
+    for (i = 0; i < d->certs->nelts; ++i) {
+        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
+        const acme_pkey_t *ckey = NULL;
+        const char *serial;
+
+        if (!ci->leaf) {
+            err_printf("skipping %s: %s", ci->file, ci->load_error);
+            ++failed;
+            continue;
+        }
+        serial = acme_cert_serial_hex(ci->leaf, p);
+        if (reason == 1) {
+            /* CAs accept keyCompromise only with proof of the key. */
+            const char *kpath = ctl->store->path(ctl->store, ACME_SG_DOMAINS, domain,
+                                                 acme_job_key_file(p, ci->type), p);
+            acme_pkey_t *k;
+            if (!kpath || acme_pkey_load(&k, p, kpath) != APR_SUCCESS) {
+                err_printf("cannot read the %s key of %s to sign the keyCompromise revocation",
+                           acme_key_type_name(ci->type), domain);
+                ++failed;
+                continue;
+            }
+            ckey = k;
+        }
+        acme_result_reset(r);
+        rv = acme_cert_revoke(client, ci->leaf, reason, ckey, p, r);
+        if (rv == APR_SUCCESS) {
+            printf("Revoked the %s certificate of %s, serial %s%s%s.\n",
+                   acme_key_type_name(ci->type), domain, serial,
+                   ctl->reason_opt ? ", reason " : "", ctl->reason_opt ? ctl->reason_opt : "");
+            ++revoked;
+        }
+        else if (r->problem && !strcmp(r->problem, ACME_PROBLEM_NS "alreadyRevoked")) {
+            printf("The %s certificate of %s (serial %s) was already revoked.\n",
+                   acme_key_type_name(ci->type), domain, serial);
+            ++revoked;
+        }
+        else {
+            err_printf("revoking the %s certificate of %s (serial %s) failed: %s.%s",
+                       acme_key_type_name(ci->type), domain, serial,
+                       acme_result_describe(r, p),
+                       r->http_status ? "" : ca_hint(ctl));
+            ++failed;
+        }
+    }
+    if (revoked) {
+        rv = request_renewal(ctl, domain);
+        if (rv != APR_SUCCESS) {
+            err_printf("cannot write the renewal request for %s: %s. Run 'acmectl renew %s' "
+                       "as root or as the server's User.", domain, status_text(p, rv), domain);
+            return EXIT_FAILED;
+        }
+        printf("Renewal of %s requested: the running server gets a new certificate at its "
+               "next check and restarts gracefully to use it.\n", domain);
+    }
+    return failed ? EXIT_FAILED : EXIT_OK;
+}
+
+/* ---- account --------------------------------------------------------------------- */
+
+static int account_select(account_ref_t **pa, ctl_t *ctl, const char *sub)
+{
+    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *accts = account_list(ctl);
+    const char *want = ctl->ca_opt ? ca_alias(ctl->ca_opt) : NULL;
+
+    *pa = NULL;
+    if (!accts->nelts) {
+        err_printf("no ACME account in the store %s yet: the server creates one at its first "
+                   "order", ctl->store_dir);
+        return EXIT_FAILED;
+    }
+    if (!want && accts->nelts > 1 && ctl->conf_ca_url) {
+        want = ca_alias(ctl->conf_ca_url);
+    }
+    if (want) {
+        *pa = account_for(ctl, accts, want);
+        if (!*pa) {
+            err_printf("no account for the CA %s in the store (accounts: %s)", want,
+                       account_names(p, accts));
+            return EXIT_FAILED;
+        }
+        return EXIT_OK;
+    }
+    if (accts->nelts > 1) {
+        return usage_error(apr_pstrcat(p, "account ", sub, NULL),
+                           "the store has several accounts (%s): choose one with --ca URL",
+                           account_names(p, accts));
+    }
+    *pa = APR_ARRAY_IDX(accts, 0, account_ref_t *);
+    return EXIT_OK;
+}
+
+static void account_print(ctl_t *ctl, const account_ref_t *a)
+{
+    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *contact = NULL;
+    acme_pkey_t *key;
+    const char *thumb = NULL;
+
+    printf("CA:              %s\n", a->ca_url ? a->ca_url : "-");
+    printf("Account URL:     %s\n", a->url ? a->url : "- (not registered yet)");
+    if (a->json) acme_json_getsa(&contact, a->json, p, "contact", NULL);
+    printf("Contact:         %s\n", contact && contact->nelts
+                                    ? apr_array_pstrcat(p, contact, ' ') : "-");
+    if (a->json && acme_json_gets(a->json, "created", NULL)) {
+        printf("Created:         %s\n", acme_json_gets(a->json, "created", NULL));
+    }
+    if (a->json && acme_json_gets(a->json, "key-changed", NULL)) {
+        printf("Key changed:     %s\n", acme_json_gets(a->json, "key-changed", NULL));
+    }
+    if (a->key_pem && acme_pkey_from_pem(&key, p, a->key_pem, a->key_len) == APR_SUCCESS) {
+        printf("Key type:        %s\n", acme_key_type_name(acme_pkey_type(key)));
+        if (acme_jwk_thumbprint(&thumb, p, key) == APR_SUCCESS) {
+            printf("Key thumbprint:  %s\n", thumb);
+        }
+    }
+    else {
+        printf("Key:             missing or unreadable (%s/%s)\n", a->dir, ACCOUNT_KEY);
+    }
+    printf("Directory:       %s\n", a->dir);
+    if (has_item(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p)) {
+        printf("Warning:         a key rollover was interrupted; run 'acmectl account rollover'"
+               " to finish it\n");
+    }
+}
+
+static int account_show(ctl_t *ctl)
+{
+    apr_array_header_t *accts;
+    account_ref_t *a;
+    int i, rc;
+
+    if (ctl->ca_opt || ctl->conf_ca_url) {
+        if ((rc = account_select(&a, ctl, "show")) != EXIT_OK) return rc;
+        account_print(ctl, a);
+        return EXIT_OK;
+    }
+    accts = account_list(ctl);
+    if (!accts->nelts) {
+        err_printf("no ACME account in the store %s yet: the server creates one at its first "
+                   "order", ctl->store_dir);
+        return EXIT_FAILED;
+    }
+    for (i = 0; i < accts->nelts; ++i) {
+        if (i) printf("\n");
+        account_print(ctl, APR_ARRAY_IDX(accts, i, account_ref_t *));
+    }
+    return EXIT_OK;
+}
+
+static apr_status_t account_save_key(ctl_t *ctl, const account_ref_t *a, const char *fname,
+                                     const char *pem, apr_size_t len)
+{
+    return save_owned(a->dir, fname, pem, len, 0600, 0700, ctl->pool);
+}
+
+static int account_rollover(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    account_ref_t *a;
+    acme_pkey_t *old_key, *new_key, *cur;
+    acme_client_t *client;
+    acme_account_t *found;
+    acme_result_t *r = acme_result_make(p);
+    const char *old_pem, *new_pem, *thumb = "";
+    apr_size_t old_len;
+    apr_status_t rv;
+    int rc;
+
+    if ((rc = account_select(&a, ctl, "rollover")) != EXIT_OK) return rc;
+    if ((rc = account_load_key(&cur, ctl, a)) != EXIT_OK) return rc;
+
+    if (ctl->store->load(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, &old_pem,
+                         &old_len, p) == APR_SUCCESS) {
+        /* An earlier rollover did not finish: the CA knows either the
+         * current key (keyChange went through) or the old one. */
+        rv = make_client(&client, ctl, a->ca_url, cur, NULL, r);
+        if (rv == APR_SUCCESS) rv = acme_account_find(&found, client, p, r);
+        if (rv == APR_SUCCESS && (!found->url || strcmp(found->url, a->url))) {
+            err_printf("an earlier key rollover was interrupted, and the CA knows the current "
+                       "key as a different account (%s, expected %s): check %s by hand",
+                       found->url ? found->url : "?", a->url, a->dir);
+            return EXIT_FAILED;
+        }
+        if (rv == APR_SUCCESS) {
+            ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+            acme_jwk_thumbprint(&thumb, p, cur);
+            printf("Finished the interrupted key rollover of %s: the CA uses the new key "
+                   "(thumbprint %s).\n", a->url, thumb);
+            return EXIT_OK;
+        }
+        if (!APR_STATUS_IS_ENOENT(rv) && !(r->problem && strstr(r->problem,
+                                                                 "accountDoesNotExist"))) {
+            err_printf("an earlier key rollover was interrupted, and asking the CA which key it "
+                       "knows failed: %s. Nothing was changed; try again.%s",
+                       acme_result_describe(r, p), ca_hint(ctl));
+            return EXIT_FAILED;
+        }
+        /* The CA never saw the new key: go back to the old one. */
+        rv = account_save_key(ctl, a, ACCOUNT_KEY, old_pem, old_len);
+        if (rv != APR_SUCCESS) {
+            err_printf("cannot restore %s/%s from %s: %s", a->dir, ACCOUNT_KEY, ACCOUNT_KEY_OLD,
+                       status_text(p, rv));
+            return EXIT_FAILED;
+        }
+        ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+        printf("An interrupted key rollover was undone (the CA never got the new key); "
+               "starting again.\n");
+        a = account_read(ctl, a->caid);
+        if ((rc = account_load_key(&cur, ctl, a)) != EXIT_OK) return rc;
+        acme_result_reset(r);
+    }
+    old_key = cur;
+    rv = acme_pkey_gen(&new_key, p, acme_pkey_type(old_key));
+    if (rv == APR_SUCCESS) rv = acme_pkey_to_pem(&new_pem, p, new_key);
+    if (rv != APR_SUCCESS) {
+        err_printf("cannot create a new account key: %s", status_text(p, rv));
+        return EXIT_FAILED;
+    }
+    /* Old key aside first, then the new key in place, then the CA: a crash
+     * at any point leaves both keys on disk and rollover can finish. */
+    rv = account_save_key(ctl, a, ACCOUNT_KEY_OLD, a->key_pem, a->key_len);
+    if (rv == APR_SUCCESS) rv = account_save_key(ctl, a, ACCOUNT_KEY, new_pem, strlen(new_pem));
+    if (rv != APR_SUCCESS) {
+        err_printf("cannot save the new account key in %s: %s. The CA was not contacted; the "
+                   "old key is in %s.", a->dir, status_text(p, rv), ACCOUNT_KEY_OLD);
+        return EXIT_FAILED;
+    }
+    rv = make_client(&client, ctl, a->ca_url, old_key, a->url, r);
+    if (rv == APR_SUCCESS) rv = acme_account_key_change(client, new_key, p, r);
+    if (rv != APR_SUCCESS) {
+        if (r->http_status >= 400) {
+            /* The CA refused: it still has the old key. */
+            if (account_save_key(ctl, a, ACCOUNT_KEY, a->key_pem, a->key_len) == APR_SUCCESS) {
+                ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+            }
+            err_printf("the CA refused the key change: %s. The account keeps its old key.",
+                       acme_result_describe(r, p));
+        }
+        else {
+            err_printf("the key change did not complete: %s. Both keys are kept (%s, %s); run "
+                       "'acmectl account rollover' again to finish or undo it.%s",
+                       acme_result_describe(r, p), ACCOUNT_KEY, ACCOUNT_KEY_OLD, ca_hint(ctl));
+        }
+        return EXIT_FAILED;
+    }
+    ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+    if (a->json) {
+        const char *text;
+        acme_json_sets(a->json, acme_time_rfc3339(p, apr_time_now()), "key-changed", NULL);
+        text = apr_pstrcat(p, acme_json_dump(a->json, p, 0), "\n", NULL);
+        save_owned(a->dir, ACCOUNT_JSON, text, strlen(text), 0644, 0700, p);
+    }
+    acme_jwk_thumbprint(&thumb, p, new_key);
+    printf("The account %s now uses a new %s key (thumbprint %s).\n", a->url,
+           acme_key_type_name(acme_pkey_type(new_key)), thumb);
+    return EXIT_OK;
+}
+
+static int account_deactivate(ctl_t *ctl)
+{
+    apr_pool_t *p = ctl->pool;
+    account_ref_t *a;
+    acme_pkey_t *key;
+    acme_client_t *client;
+    acme_result_t *r = acme_result_make(p);
+    const char *suffix;
+    apr_status_t rv;
+    int rc;
+
+    if ((rc = account_select(&a, ctl, "deactivate")) != EXIT_OK) return rc;
+    if ((rc = account_load_key(&key, ctl, a)) != EXIT_OK) return rc;
+    if (!ctl->yes) {
+        fprintf(stderr, "acmectl account deactivate: this deactivates the account %s at %s for "
+                "good: the CA refuses every later request with it. Run again with --yes to do "
+                "it.\n", a->url, a->ca_url);
+        return EXIT_USAGE;
+    }
+    rv = make_client(&client, ctl, a->ca_url, key, a->url, r);
+    if (rv == APR_SUCCESS) rv = acme_account_deactivate(client, p, r);
+    if (rv != APR_SUCCESS) {
+        err_printf("deactivating %s failed: %s.%s", a->url, acme_result_describe(r, p),
+                   r->http_status ? "" : ca_hint(ctl));
+        return EXIT_FAILED;
+    }
+    /* Moved aside, so that the server registers a new account instead of
+     * failing with the dead one. */
+    suffix = apr_psprintf(p, ".deactivated-%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
+    if (rename(apr_pstrcat(p, a->dir, "/" ACCOUNT_JSON, NULL),
+               apr_pstrcat(p, a->dir, "/" ACCOUNT_JSON, suffix, NULL)) < 0
+        || rename(apr_pstrcat(p, a->dir, "/" ACCOUNT_KEY, NULL),
+                  apr_pstrcat(p, a->dir, "/" ACCOUNT_KEY, suffix, NULL)) < 0) {
+        err_printf("the account %s is deactivated, but its files in %s could not be moved "
+                   "aside (%s): move account.json and account.key.pem away by hand so the "
+                   "server creates a new account", a->url, a->dir, strerror(errno));
+        return EXIT_FAILED;
+    }
+    printf("Deactivated the account %s. Its files were renamed with the suffix %s; the server "
+           "creates a new account at its next order (ManagedAgreeTOS on).\n", a->url, suffix);
+    return EXIT_OK;
+}
+
+static int cmd_account(ctl_t *ctl)
+{
+    const char *sub = ctl->args->nelts ? APR_ARRAY_IDX(ctl->args, 0, const char *) : "show";
+
+    if (ctl->args->nelts > 1) {
+        return usage_error("account", "unexpected argument '%s'",
+                           APR_ARRAY_IDX(ctl->args, 1, const char *));
+    }
+    if (!strcmp(sub, "show")) return account_show(ctl);
+    if (!strcmp(sub, "rollover")) return account_rollover(ctl);
+    if (!strcmp(sub, "deactivate")) return account_deactivate(ctl);
+    return usage_error("account", "unknown action '%s' (show, rollover or deactivate)", sub);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+int main(int argc, const char *const *argv)
+{
+    apr_pool_t *pool;
+    ctl_t ctl;
+    int rc;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, "acmectl: cannot initialize APR\n");
+        return EXIT_FAILED;
+    }
+    atexit(apr_terminate);
+    apr_pool_create(&pool, NULL);
+    memset(&ctl, 0, sizeof(ctl));
+    ctl.pool = pool;
+    ctl.args = apr_array_make(pool, 4, sizeof(const char *));
+
+    rc = parse_args(&ctl, argc, argv);
+    if (rc != EXIT_OK) return rc;
+    acme_log_set(log_stderr, &ctl, ctl.verbose >= 2 ? ACME_LOG_DEBUG
+                                   : ctl.verbose ? ACME_LOG_INFO : ACME_LOG_ERR);
+    if (ctl.cmd && !strcmp(ctl.cmd, "help")) {
+        const char *which = ctl.args->nelts ? APR_ARRAY_IDX(ctl.args, 0, const char *) : NULL;
+        if (which && !usage_of(which)) {
+            return usage_error(NULL, "no command '%s'", which);
+        }
+        fputs(usage_of(which), stdout);
+        return EXIT_OK;
+    }
+    if (ctl.help) {
+        if (ctl.cmd && !usage_of(ctl.cmd)) {
+            return usage_error(NULL, "no command '%s'", ctl.cmd);
+        }
+        fputs(usage_of(ctl.cmd), stdout);
+        return EXIT_OK;
+    }
+    if (!ctl.cmd) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    if (!usage_of(ctl.cmd)) {
+        return usage_error(NULL, "no command '%s' (status, show, renew, revoke, account)",
+                           ctl.cmd);
+    }
+    rc = setup(&ctl, 1);
+    if (rc != EXIT_OK) return rc;
+    if (!strcmp(ctl.cmd, "status")) return cmd_status(&ctl);
+    if (!strcmp(ctl.cmd, "show")) return cmd_show(&ctl);
+    if (!strcmp(ctl.cmd, "renew")) return cmd_renew(&ctl);
+    if (!strcmp(ctl.cmd, "revoke")) return cmd_revoke(&ctl);
+    return cmd_account(&ctl);
+}
