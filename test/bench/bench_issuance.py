@@ -40,14 +40,17 @@ def domain_names(n):
     return ["d%03d.bench.example.org" % i for i in range(1, n + 1)]
 
 
-def product_config(product, httpd, pebble, names, module, parallel, debug=False):
+KEYS = {"P-256": "secp256r1", "RSA-2048": "RSA 2048"}  # mod_acme name -> MDPrivateKeys
+
+
+def product_config(product, httpd, pebble, names, module, parallel, debug=False, keys="P-256"):
     """Text after the harness' base config: the product's lines + one SSL vhost per name."""
     lines = []
     if product == "mod_acme":
         lines.append(httpd.acme_config(pebble).rstrip("\n"))
         lines += ["ManagedContact admin@example.org",
                   "ManagedChallenges http-01",
-                  "ManagedKeys P-256",
+                  "ManagedKeys %s" % keys,
                   # the harness sets acme:debug; both products log at info here
                   "LogLevel info acme:%s" % ("debug" if debug else "info")]
         if parallel:
@@ -62,7 +65,7 @@ def product_config(product, httpd, pebble, names, module, parallel, debug=False)
                   "MDContactEmail admin@example.org",
                   "MDPortMap 80:%d 443:%d" % (httpd.http_port, httpd.tls_port),
                   "MDCAChallenges http-01",
-                  "MDPrivateKeys secp256r1"]
+                  "MDPrivateKeys %s" % KEYS[keys]]
         lines += ["MDomain %s" % n for n in names]
     text = "\n".join(lines) + "\n"
     for n in names:
@@ -84,12 +87,13 @@ def issued_by(httpd, host, issuer_cns):
 
 
 def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, parallel,
-            debug=False):
+            debug=False, keys="P-256"):
     names = domain_names(n)
     root = os.path.join(work, "%s-%d" % (product, n))
     shutil.rmtree(root, ignore_errors=True)
     httpd = Httpd(root, http_port, tls_port, module_path=module)
-    httpd.write_config(product_config(product, httpd, pebble, names, module, parallel, debug),
+    httpd.write_config(product_config(product, httpd, pebble, names, module, parallel, debug,
+                                      keys),
                        with_module=(product == "mod_acme"))
     rc, out = httpd.check_config()
     if rc != 0:
@@ -201,6 +205,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--parallel", type=int, default=0,
                     help="ManagedParallelRenewals for mod_acme (default: the module's)")
+    ap.add_argument("--keys", default="P-256", choices=sorted(KEYS),
+                    help="certificate key type for both products")
     ap.add_argument("--debug", action="store_true", help="mod_acme logs at debug (slower)")
     ap.add_argument("--pebble-env", default="",
                     help="extra pebble environment, e.g. PEBBLE_WFE_NONCEREJECT=5")
@@ -227,6 +233,7 @@ def main():
     os.chmod(work, 0o755)
     info = benchlib.machine_info()
     benchlib.print_machine(info)
+    say("key type: %s" % args.keys)
     say("pebble env: %s" % " ".join("%s=%s" % kv for kv in sorted(pebble_env.items())))
     say("work dir: %s" % work)
     results = []
@@ -246,7 +253,7 @@ def main():
             for product in products:
                 say("== %s, N=%d" % (product, n))
                 res = run_one(product, n, work, pebble, http_port, tls_port, module,
-                              args.timeout, args.parallel, args.debug)
+                              args.timeout, args.parallel, args.debug, args.keys)
                 results.append(res)
                 state = "all served" if res["ok"] else "NOT all served (%d of %d)" % (
                     len(res["served_at"]), n)
@@ -286,7 +293,10 @@ def main():
     for n in counts:
         a, m = by.get(("mod_acme", n)), by.get(("mod_md", n))
         if a and m and a["ok"] and m["ok"]:
-            say("N=%d: mod_acme %.1fx faster than mod_md" % (n, m["seconds"] / a["seconds"]))
+            ratio = m["seconds"] / a["seconds"]
+            say("N=%d: mod_md time / mod_acme time = %.2f (mod_acme %.1fx %s)"
+                % (n, ratio, ratio if ratio >= 1 else 1 / ratio,
+                   "faster" if ratio >= 1 else "slower"))
     if not args.keep and not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if all(r["ok"] for r in results) else 1
