@@ -34,6 +34,9 @@ APLOG_USE_MODULE(acme);
  * long, but not longer than the cap, before restarting. */
 #define ACME_RESTART_QUIET apr_time_from_sec(2)
 #define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
+/* The child's mark: nothing runs or waits, everything staged is final. */
+#define ACME_BATCH_NAME "_batch"
+#define ACME_BATCH_DONE "done"
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
@@ -214,7 +217,14 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         rc->first_seen = now;
     }
     if (now - newest < ACME_RESTART_QUIET && now - rc->first_seen < ACME_RESTART_MAX_WAIT) {
-        return APR_SUCCESS; /* more may finish: one restart for the batch */
+        apr_time_t batch;
+        /* More may finish: one restart for the batch, unless the child says
+         * nothing is left to wait for. */
+        if (st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, &batch, ptemp)
+                != APR_SUCCESS
+            || batch < newest) {
+            return APR_SUCCESS;
+        }
     }
     for (i = 0; i < ready->nelts; ++i) {
         const char *key = apr_pstrdup(rc->s->process->pool, APR_ARRAY_IDX(ready, i, const char *));
@@ -273,6 +283,7 @@ typedef struct drive_ctx_t {
     int started;
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
     int tick;
+    int staged_since_mark;         /* results staged since the last batch mark */
 } drive_ctx_t;
 
 /* ---- notifications ------------------------------------------------------------ */
@@ -446,6 +457,9 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                          job->ca_url, acme_time_rfc3339(job->pool, *until));
         }
     }
+    if (job->ran && job->rv == APR_SUCCESS) {
+        dc->staged_since_mark = 1;
+    }
     apr_pool_destroy(job->pool);
     job->pool = NULL;
     job->next_check = now; /* re-evaluate from the store */
@@ -528,7 +542,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     job->ari_due = st->ari_due;
     if ((st->due->nelts > 0 && st->next_attempt <= now) || st->ari_due) {
         if (dc->running >= dc->parallel) {
-            job->next_check = now + apr_time_from_sec(1);
+            job->next_check = now; /* a slot frees up: the next tick tries again */
             return;
         }
         apr_pool_create(&job->pool, NULL);
@@ -590,7 +604,7 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
             }
         }
         /* An operator's request (acmectl renew) is noticed within seconds. */
-        if (++dc->tick % 3 == 0) {
+        if (++dc->tick % 30 == 0) {
             for (i = 0; i < dc->jobs->nelts; ++i) {
                 drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
                 apr_time_t mt;
@@ -601,11 +615,18 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
                 }
             }
         }
-        for (i = 0; i < dc->jobs->nelts; ++i) {
+        for (i = 0; i < dc->jobs->nelts && dc->running < dc->parallel; ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
             if (!job->running && job->next_check <= now) {
                 schedule(dc, job, now, ptemp);
             }
+        }
+        if (dc->staged_since_mark && dc->running == 0) {
+            /* Nothing runs and nothing waits for a slot: the parent need not
+             * wait for more results before restarting. */
+            acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME,
+                                 ACME_BATCH_DONE, "1", 1, 0, ptemp);
+            dc->staged_since_mark = 0;
         }
         break;
     case AP_WATCHDOG_STATE_STOPPING:
@@ -684,7 +705,9 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     if (dc->jobs->nelts > 0) {
         rv = wd_get(&wd, ACME_WD_JOBS, 0, 1, p);
         if (rv == APR_SUCCESS) {
-            rv = wd_register(wd, apr_time_from_sec(1), dc, jobs_watchdog);
+            /* 100ms: a finished job's slot is refilled at once; idle ticks
+             * cost a loop over next_check times, nothing more. */
+            rv = wd_register(wd, apr_time_from_msec(100), dc, jobs_watchdog);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0332)
@@ -704,8 +727,10 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
-/* The parent's maintenance loop runs this about once a second, as root:
- * the one process that may signal itself to restart. */
+/* The parent's maintenance loop runs this every 10 seconds, as root: the
+ * one process that may signal itself to restart. (A polling thread in the
+ * parent would be faster, but threads and fork() in the parent proved
+ * unsafe with httpd's pools; see docs/BENCHMARKS.md.) */
 static int hook_monitor(apr_pool_t *p, server_rec *s)
 {
     apr_pool_t *ptemp;

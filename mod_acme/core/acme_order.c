@@ -12,7 +12,9 @@
 #include "acme_http.h"
 #include "acme_acme.h"
 
-#define POLL_MIN apr_time_from_sec(1)
+/* The first poll comes soon (a CA like pebble finishes in milliseconds),
+ * later ones back off; Retry-After from the CA decides when it sends one. */
+#define POLL_MIN apr_time_from_msec(100)
 #define POLL_MAX apr_time_from_sec(10)
 #define ORDER_TIMEOUT_DEFAULT apr_time_from_sec(300)
 #define PEM_CHAIN_TYPE "application/pem-certificate-chain"
@@ -233,7 +235,7 @@ static apr_status_t poll_wait(apr_time_t retry_after, int attempt, apr_time_t de
         wait = retry_after - now;
     }
     else {
-        wait = POLL_MIN << (attempt < 4 ? attempt : 4);
+        wait = POLL_MIN << (attempt < 7 ? attempt : 7);
     }
     if (wait < POLL_MIN) {
         wait = POLL_MIN;

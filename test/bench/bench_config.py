@@ -168,6 +168,7 @@ def main():
     ap.add_argument("--work", help="work directory (default: a new one in /tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    benchlib.exit_on_sigterm()
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
         if v not in VARIANTS:

@@ -134,6 +134,13 @@ def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, para
         res["restarts"] = res["log"].count("resuming normal operations") - 1
         res["orders"] = pebble.count_orders() - orders_before
         try:
+            if httpd.pid() is None:
+                # interrupted inside `apache2 -k start`: the daemon may be
+                # about to write its pid file
+                util.wait_for(httpd.pid, 5, "the pid file")
+        except util.WaitTimeout:
+            pass
+        try:
             httpd.stop()
         except Exception as e:  # noqa: BLE001 - keep the other runs going
             say("   (stopping httpd: %s)" % e)
@@ -213,6 +220,7 @@ def main():
     ap.add_argument("--work", help="work directory (default: a new one in /tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    benchlib.exit_on_sigterm()
     counts = [int(x) for x in args.n.split(",") if x]
     products = [p for p in args.products.split(",") if p]
     for p in products:

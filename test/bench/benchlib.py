@@ -4,6 +4,7 @@ import datetime
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +21,14 @@ MOD_MD = "/usr/lib/apache2/modules/mod_md.so"
 def module_path(build_dir=None):
     build = build_dir or os.environ.get("MOD_ACME_BUILD_DIR", os.path.join(TOP, "_build"))
     return os.path.join(build, ".libs", "mod_acme.so")
+
+
+def exit_on_sigterm():
+    """SIGTERM (e.g. from timeout(1)) raises SystemExit, so the scripts'
+    finally blocks still stop the httpd and pebble processes they started."""
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def say(msg=""):
