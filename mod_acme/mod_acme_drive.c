@@ -35,6 +35,8 @@ APLOG_USE_MODULE(acme);
 #define ACME_RESTART_QUIET apr_time_from_sec(2)
 #define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
 /* The child's mark: nothing runs or waits, everything staged is final. */
+/* How often the parent's thread looks for staged results. */
+#define ACME_RESTART_POLL apr_time_from_msec(250)
 #define ACME_BATCH_NAME "_batch"
 #define ACME_BATCH_DONE "done"
 
@@ -122,6 +124,22 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
     return 1;
 }
 
+/* Staged results that a restart did not activate, across generations:
+ * restarting for them again would loop. Written only by the main thread in
+ * post_config, while no checker runs. */
+static apr_hash_t *refused_activations(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    apr_hash_t *h = NULL;
+
+    apr_pool_userdata_get((void **)&h, "acme-refused-activations", pp);
+    if (!h) {
+        h = apr_hash_make(pp);
+        apr_pool_userdata_set(h, "acme-refused-activations", apr_pool_cleanup_null, pp);
+    }
+    return h;
+}
+
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store;
@@ -135,6 +153,17 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
             n += activate_domain(d, st, s, p);
         }
     }
+    for (i = 0; i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        apr_time_t mt;
+        if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
+            /* Still there: this restart could not activate it. */
+            apr_pool_t *pp = s->process->pool;
+            apr_hash_set(refused_activations(s),
+                         apr_psprintf(pp, "%s@%" APR_TIME_T_FMT, d->name, mt),
+                         APR_HASH_KEY_STRING, "1");
+        }
+    }
     if (n > 0 && geteuid() == 0) {
         /* The activated files were written by the child: hand the work
          * directories back and keep domains/ root's. */
@@ -146,27 +175,21 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
 /* ---- parent: restart when results are staged -------------------------------- */
 
 typedef struct {
-    acme_global_t *g;
+    acme_global_t *g;        /* read only while the check runs */
     server_rec *s;
     apr_time_t first_seen;
+    apr_pool_t *own;         /* the checker's own pool: nothing shared with httpd */
     apr_hash_t *announced;   /* domain -> staged mtime, announced (auto restart off) */
+    apr_hash_t *refused;     /* "domain@mtime" a restart did not activate (read only) */
     int signalled;
+    apr_thread_t *thread;    /* the parent's polling thread, NULL: the monitor hook */
+    apr_pool_t *tpool;       /* unmanaged pool the thread object lives in */
+    pid_t parent_pid;        /* children inherit this struct, not the thread */
+    volatile apr_uint32_t stop;
 } restart_ctx_t;
 
 /* Staged results we already restarted for, across generations: if a
  * restart did not consume them, restarting again would loop. */
-static apr_hash_t *restarted_for(server_rec *s)
-{
-    apr_pool_t *pp = s->process->pool;
-    apr_hash_t *h = NULL;
-
-    apr_pool_userdata_get((void **)&h, "acme-restarted-for", pp);
-    if (!h) {
-        h = apr_hash_make(pp);
-        apr_pool_userdata_set(h, "acme-restarted-for", apr_pool_cleanup_null, pp);
-    }
-    return h;
-}
 
 /* The restart check of the current generation, run by the monitor hook. */
 static restart_ctx_t *restart_ctx;
@@ -174,7 +197,6 @@ static restart_ctx_t *restart_ctx;
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
-    apr_hash_t *done = restarted_for(rc->s);
     apr_array_header_t *ready;
     apr_time_t now = apr_time_now(), newest = 0;
     int i;
@@ -192,7 +214,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
             continue;
         }
         key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
-        if (apr_hash_get(done, key, APR_HASH_KEY_STRING)) {
+        if (apr_hash_get(rc->refused, key, APR_HASH_KEY_STRING)) {
             continue; /* a restart did not activate it: reported at that restart */
         }
         if (!rc->g->auto_restart) {
@@ -201,8 +223,8 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0311)
                              "%s: a new certificate is ready; ManagedAutoRestart is off, so a "
                              "graceful restart (apachectl graceful) will activate it", d->name);
-                apr_hash_set(rc->announced, apr_pstrdup(rc->g->pool, d->name),
-                             APR_HASH_KEY_STRING, apr_pstrdup(rc->g->pool, key));
+                apr_hash_set(rc->announced, apr_pstrdup(rc->own, d->name),
+                             APR_HASH_KEY_STRING, apr_pstrdup(rc->own, key));
             }
             continue;
         }
@@ -226,10 +248,6 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
             return APR_SUCCESS;
         }
     }
-    for (i = 0; i < ready->nelts; ++i) {
-        const char *key = apr_pstrdup(rc->s->process->pool, APR_ARRAY_IDX(ready, i, const char *));
-        apr_hash_set(done, key, APR_HASH_KEY_STRING, "1");
-    }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0312)
                  "%d new certificate(s) ready (%s): restarting gracefully to activate them",
                  ready->nelts, apr_array_pstrcat(ptemp, ready, ' '));
@@ -239,6 +257,43 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
                      "cannot signal the graceful restart; run 'apachectl graceful' to activate "
                      "the new certificates");
     }
+    return APR_SUCCESS;
+}
+
+static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
+{
+    restart_ctx_t *rc = data;
+    apr_pool_t *ptemp;
+
+    if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
+        apr_thread_exit(t, APR_ENOMEM);
+        return NULL;
+    }
+    while (!apr_atomic_read32(&rc->stop)) {
+        restart_check(rc, ptemp);
+        apr_pool_clear(ptemp);
+        apr_sleep(ACME_RESTART_POLL);
+    }
+    apr_pool_destroy(ptemp);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_status_t stop_restart_thread(void *data)
+{
+    restart_ctx_t *rc = data;
+    apr_status_t trv;
+
+    if (getpid() != rc->parent_pid) {
+        return APR_SUCCESS; /* a child: the thread is not here */
+    }
+    apr_atomic_set32(&rc->stop, 1);
+    if (rc->thread) {
+        apr_thread_join(&trv, rc->thread);
+        rc->thread = NULL;
+    }
+    apr_pool_destroy(rc->tpool);
+    apr_pool_destroy(rc->own);
     return APR_SUCCESS;
 }
 
@@ -284,6 +339,10 @@ typedef struct drive_ctx_t {
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
     int tick;
     int staged_since_mark;         /* results staged since the last batch mark */
+    /* mod_watchdog may call STOPPING from the exiting thread while its own
+     * thread is still in RUNNING: the two must not interleave. */
+    apr_thread_mutex_t *mutex;
+    volatile int stopped;
 } drive_ctx_t;
 
 /* ---- notifications ------------------------------------------------------------ */
@@ -580,9 +639,25 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     job->next_check = next;
 }
 
+static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t *ptemp);
+
 static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
 {
     drive_ctx_t *dc = baton;
+    apr_status_t rv;
+
+    if (dc->stopped) {
+        return APR_SUCCESS;
+    }
+    if (dc->mutex) apr_thread_mutex_lock(dc->mutex);
+    rv = dc->stopped ? APR_SUCCESS : jobs_watchdog_locked(dc, state, ptemp);
+    if (state == AP_WATCHDOG_STATE_STOPPING) dc->stopped = 1;
+    if (dc->mutex) apr_thread_mutex_unlock(dc->mutex);
+    return rv;
+}
+
+static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t *ptemp)
+{
     apr_time_t now = apr_time_now();
     int i;
 
@@ -670,6 +745,9 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
     dc->ca_pause = apr_hash_make(p);
+    if (apr_thread_mutex_create(&dc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+        dc->mutex = NULL;
+    }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         acme_settings_t *st = d->settings;
@@ -721,21 +799,37 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     rc = apr_pcalloc(p, sizeof(*rc));
     rc->g = g;
     rc->s = s;
-    rc->announced = apr_hash_make(p);
+    rc->refused = refused_activations(s);
+    if (apr_pool_create_unmanaged_ex(&rc->own, NULL, NULL) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rc->announced = apr_hash_make(rc->own);
     restart_ctx = rc;
     apr_pool_cleanup_register(p, &restart_ctx, clear_restart_ctx, apr_pool_cleanup_null);
+    /* httpd runs the monitor hook only every 10 seconds; a thread sees
+     * staged results within a fraction of a second. It touches no pool of
+     * httpd's (only its own), reads the config, stats files and signals. */
+    rc->parent_pid = getpid();
+    if (apr_pool_create_unmanaged_ex(&rc->tpool, NULL, NULL) == APR_SUCCESS
+        && apr_thread_create(&rc->thread, NULL, restart_thread, rc, rc->tpool) == APR_SUCCESS) {
+        apr_pool_cleanup_register(p, rc, stop_restart_thread, apr_pool_cleanup_null);
+    }
+    else {
+        rc->thread = NULL;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0334)
+                     "cannot start the activation thread; new certificates are noticed by "
+                     "httpd's maintenance loop, within about 10 seconds");
+    }
     return APR_SUCCESS;
 }
 
-/* The parent's maintenance loop runs this every 10 seconds, as root: the
- * one process that may signal itself to restart. (A polling thread in the
- * parent would be faster, but threads and fork() in the parent proved
- * unsafe with httpd's pools; see docs/BENCHMARKS.md.) */
+/* Without the thread, the parent's maintenance loop runs the check every
+ * 10 seconds, as root: the one process that may signal itself to restart. */
 static int hook_monitor(apr_pool_t *p, server_rec *s)
 {
     apr_pool_t *ptemp;
 
-    if (restart_ctx) {
+    if (restart_ctx && !restart_ctx->thread) {
         apr_pool_create(&ptemp, p);
         restart_check(restart_ctx, ptemp);
         apr_pool_destroy(ptemp);
