@@ -161,3 +161,35 @@ def test_challenge_endpoint_rejects_bad_requests(httpd, pebble):
     os.chmod(os.path.join(httpd.docroot, ".well-known", "acme-challenge", "static"), 0o644)
     r = httpd.http_get(base + "static", "other.unmanaged.test")
     assert r.status == 200 and r.text == "from the docroot"
+
+
+def test_startup_warnings_for_unused_domain_and_uncovered_alias(httpd, pebble):
+    text = httpd.acme_config(pebble, port_map=False) + "ManagedPortMap 80:- 443:-\n"
+    text += "ManagedDomain unused.warn.test\n"
+    text += "ManagedDomain used.warn.test\n"
+    text += httpd.vhost("used.warn.test", tls=True, aliases=["extra.warn.test"])
+    httpd.write_config(text)
+    httpd.expect_errors(r"used\.warn\.test: no challenge type can work")
+    httpd.start()
+    log = httpd.error_log()
+    assert "ManagedDomain unused.warn.test (line %d" % httpd.config_line_of(
+        "ManagedDomain unused.warn.test") in log
+    assert "is not used by any SSL virtual host" in log
+    assert "does not include the name 'extra.warn.test'" in log
+
+
+def test_adding_a_key_type_orders_only_the_missing_one(httpd, pebble):
+    name = "addkey.test"
+    base = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\n"
+    vhost = "ManagedDomain %s\n" % name + httpd.vhost(name, tls=True)
+    httpd.write_config(base + vhost)
+    httpd.start()
+    first = httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the P-256 cert")
+    mark = pebble.log_mark()
+    httpd.write_config(base + "ManagedKeys P-256 RSA-2048\n" + vhost)
+    httpd.graceful()
+    rsa = os.path.join(httpd.store_dir, "domains", name, "cert.rsa2048.pem")
+    httpd.wait_for(lambda: os.path.exists(rsa), ISSUE_TIMEOUT, "the RSA certificate activated")
+    assert pebble.count_orders(mark) == 1
+    # the P-256 certificate is the same one as before
+    assert httpd.get_cert(name).serial_number == first.serial_number
