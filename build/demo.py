@@ -4,10 +4,12 @@ pebble, with pebble-challtestsrv as its DNS) and Debian's apache2 with the
 built module and two managed domains, then shows the certificates being
 issued, activated by the module's own graceful restart, and served."""
 import datetime
+import json
 import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +79,9 @@ def main():
         say("== starting apache2 with mod_acme (http on %d, https on %d)" % (http_port, tls_port))
         httpd = Httpd(os.path.join(work, "httpd"), http_port, tls_port, module_path=module)
         conf = httpd.acme_config(pebble)
+        conf += ("<Location /server-status>\n    SetHandler server-status\n</Location>\n"
+                 "<Location /.acme-status>\n    SetHandler acme-status\n</Location>\n"
+                 "<Location /metrics>\n    SetHandler acme-metrics\n</Location>\n")
         for names in DOMAINS:
             conf += "ManagedDomain %s\n" % " ".join(names)
             conf += httpd.vhost(names[0], tls=True, aliases=names[1:])
@@ -112,16 +117,44 @@ def main():
             good = verifies(httpd, names[0], roots)
             say("     chain verifies against the CA's root: %s" % ("yes" if good else "NO"))
             ok = ok and good
-        r = httpd.https_get("/", DOMAINS[0][0])
-        say("   https://%s/ now answers %d" % (DOMAINS[0][0], r.status))
+        r = httpd.https_get("/index.html", DOMAINS[0][0])
+        say("   https://%s/index.html now answers %d: %s" % (DOMAINS[0][0], r.status,
+                                                          r.text.strip()))
 
         say("== what mod_acme logged")
         for line in httpd.error_log().splitlines():
             if "[acme:" in line and ":debug]" not in line:
                 say("   " + line.split("] ", 3)[-1])
         say("== status")
-        say("   The server-status section, the acme-status JSON and the acme-metrics")
-        say("   handler are not implemented yet (issue 6); the log above is the status.")
+        r = httpd.http_get("/.acme-status", "localhost")
+        say("   GET /.acme-status -> %d %s" % (r.status, r.headers.get("Content-Type", "")))
+        try:
+            status = json.loads(r.text)
+            for d in status.get("domains", []):
+                certs = d.get("certificates") or []
+                until = certs[0].get("valid-until") if certs else None
+                say("     %-18s state=%-8s key types=%s valid until=%s ca=%s" % (
+                    d.get("name"), d.get("state"), ",".join(d.get("key-types", [])),
+                    until, d.get("ca")))
+        except ValueError:
+            ok = False
+            say("   the status is not JSON: %r" % r.text[:200])
+        r = httpd.http_get("/server-status?auto", "localhost")
+        say("   GET /server-status?auto (the Managed lines):")
+        for line in r.text.splitlines():
+            if line.startswith("Managed"):
+                say("     " + line)
+        r = httpd.http_get("/metrics", "localhost")
+        say("   GET /metrics (Prometheus), first samples:")
+        for line in [l for l in r.text.splitlines() if l and not l.startswith("#")][:6]:
+            say("     " + line)
+        acmectl = os.path.join(build, "tools", "acmectl")
+        if os.path.exists(acmectl):
+            say("   acmectl status --store %s:" % httpd.store_dir)
+            out = subprocess.run([acmectl, "status", "--store", httpd.store_dir],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            for line in out.stdout.decode("utf-8", "replace").splitlines():
+                say("     " + line)
         store = httpd.store_dir
         say("   store %s:" % store)
         for dirpath, _dirs, files in sorted(os.walk(store)):

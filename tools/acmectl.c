@@ -961,7 +961,14 @@ static apr_array_header_t *domain_list(ctl_t *ctl)
 
     for (i = 0; i < sizeof(groups) / sizeof(groups[0]); ++i) {
         if (ctl->store->list(ctl->store, groups[i], NULL, &names, p) == APR_SUCCESS) {
-            add_names(out, names);
+            int k;
+            apr_array_header_t *domains = apr_array_make(p, names->nelts, sizeof(const char *));
+            /* The store also holds the server's own markers (staging/_batch). */
+            for (k = 0; k < names->nelts; ++k) {
+                const char *n = APR_ARRAY_IDX(names, k, const char *);
+                if (acme_name_is_valid(n)) APR_ARRAY_PUSH(domains, const char *) = n;
+            }
+            add_names(out, domains);
         }
     }
     qsort(out->elts, (size_t)out->nelts, sizeof(const char *), cmp_str);
