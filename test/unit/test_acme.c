@@ -14,6 +14,7 @@
 #include "acme_jws.h"
 #include "acme_http.h"
 #include "acme_acme.h"
+#include "acme_test.h"
 
 static apr_pool_t *pool;
 
@@ -1000,16 +1001,4 @@ static Suite *acme_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(acme_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(acme_suite)

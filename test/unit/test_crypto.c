@@ -20,6 +20,7 @@
 
 #include "acme_util.h"
 #include "acme_crypto.h"
+#include "acme_test.h"
 
 static apr_pool_t *pool;
 
@@ -794,16 +795,4 @@ static Suite *crypto_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(crypto_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(crypto_suite)

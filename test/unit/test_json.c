@@ -8,6 +8,7 @@
 #include <apr_strings.h>
 
 #include "acme_json.h"
+#include "acme_test.h"
 
 static apr_pool_t *pool;
 
@@ -177,16 +178,4 @@ static Suite *json_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(json_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(json_suite)

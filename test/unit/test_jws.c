@@ -23,6 +23,7 @@
 #include "acme_json.h"
 #include "acme_crypto.h"
 #include "acme_jws.h"
+#include "acme_test.h"
 
 /* RFC 7515 Appendix A.3 (ES256) */
 #define A3_X "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"
@@ -528,16 +529,4 @@ static Suite *jws_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(jws_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(jws_suite)

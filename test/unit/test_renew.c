@@ -11,6 +11,7 @@
 #include <apr_strings.h>
 
 #include "acme_renew.h"
+#include "acme_test.h"
 
 #define SEC(n) apr_time_from_sec(n)
 #define MINUTES(n) SEC((apr_int64_t)(n) * 60)
@@ -459,16 +460,4 @@ static Suite *renew_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(renew_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(renew_suite)

@@ -20,6 +20,7 @@
 
 #include "acme_json.h"
 #include "acme_store.h"
+#include "acme_test.h"
 
 #define SEC(n) apr_time_from_sec(n)
 /* 2030-01-01T00:00:00Z */
@@ -825,16 +826,4 @@ static Suite *store_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(store_suite)

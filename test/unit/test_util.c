@@ -9,6 +9,7 @@
 #include "acme_util.h"
 #include "acme_json.h"
 #include "acme_result.h"
+#include "acme_test.h"
 
 static apr_pool_t *pool;
 
@@ -269,16 +270,4 @@ static Suite *util_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr;
-    int failed;
-
-    apr_initialize();
-    sr = srunner_create(util_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    apr_terminate();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+ACME_TEST_MAIN(util_suite)
