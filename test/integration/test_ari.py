@@ -135,3 +135,39 @@ def test_hanging_ca_does_not_block_other_domains(httpd, pebble, acme_proxy):
     assert served_by_ca(httpd, slow) is None
     acme_proxy.set_down(None)
     httpd.wait_for(lambda: served_by_ca(httpd, slow), 120, "the slow domain's cert")
+
+
+def test_malformed_ari_answer_keeps_the_window_rule(httpd, acme_proxy):
+    name = "ari.garbage.test"
+    acme_proxy.set_ari(body="{\"suggestedWindow\": {\"start\": \"yesterday\"", retry_after=60)
+    httpd.write_config(conf(httpd, acme_proxy, [name]))
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+    httpd.wait_for(lambda: "no valid suggestedWindow" in httpd.error_log(), 30,
+                   "the ARI complaint")
+    time.sleep(2)
+    # the certificate is fine by the window rule: no renewal, asked again later
+    assert len(acme_proxy.orders) == 1
+    job = job_of(httpd, name)
+    assert job["ari"]["p256"]["next-poll"] > time.time() + 600
+    assert "start" not in job["ari"]["p256"]
+
+
+def test_failed_validation_retries_with_the_next_challenge_type(httpd, pebble, dns):
+    name = "fallback.type.test"
+    # The CA reaches this name at 127.0.0.2, where httpd listens for TLS only:
+    # http-01 cannot succeed, tls-alpn-01 can.
+    dns.add_a(name, "127.0.0.2")
+    text = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\n"
+    text += "ManagedChallenges http-01 tls-alpn-01\n"
+    text += "Listen 127.0.0.2:%d https\n" % httpd.tls_port
+    text += "ManagedDomain %s\n" % name
+    text += ("<VirtualHost 127.0.0.1:%d 127.0.0.2:%d>\n    ServerName %s\n    SSLEngine on\n"
+             "</VirtualHost>\n" % (httpd.tls_port, httpd.tls_port, name))
+    httpd.write_config(text)
+    httpd.expect_errors(r"ACME0322: fallback\.type\.test: .*(connection|Connection|refused)")
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+    log = httpd.error_log()
+    assert "ACME0322: fallback.type.test" in log          # the http-01 attempt failed
+    assert "tls-alpn-01: answering the challenge for %s" % name in log
