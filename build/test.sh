@@ -31,7 +31,7 @@ fi
 export MOD_ACME_BUILD_DIR="$bdir"
 cd "$top/test/integration" || exit 1
 int_rc=0
-/usr/bin/python3 -m pytest -p no:cacheprovider -ra "$@" || int_rc=$?
+/usr/bin/python3 -m pytest -ra "$@" || int_rc=$?
 
 if [ "$unit_rc" != 0 ] || [ "$int_rc" != 0 ]; then
     exit 1

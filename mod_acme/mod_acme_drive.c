@@ -39,6 +39,9 @@ APLOG_USE_MODULE(acme);
 #define ACME_RESTART_POLL apr_time_from_msec(250)
 #define ACME_BATCH_NAME "_batch"
 #define ACME_BATCH_DONE "done"
+/* Touched by the child whenever it stages a result: the parent scans the
+ * domains only when this changes, not every poll. */
+#define ACME_BATCH_STAGED "staged"
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
@@ -182,6 +185,8 @@ typedef struct {
     apr_hash_t *announced;   /* domain -> staged mtime, announced (auto restart off) */
     apr_hash_t *refused;     /* "domain@mtime" a restart did not activate (read only) */
     int signalled;
+    int scanned;             /* a full scan was done */
+    apr_time_t marker_seen;  /* mtime of the child's "staged" marker at that scan */
     apr_thread_t *thread;    /* the parent's polling thread, NULL: the monitor hook */
     apr_pool_t *tpool;       /* unmanaged pool the thread object lives in */
     pid_t parent_pid;        /* children inherit this struct, not the thread */
@@ -203,6 +208,15 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 
     if (!st || rc->signalled) {
         return APR_SUCCESS;
+    }
+    {
+        apr_time_t marker = 0;
+        st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, &marker, ptemp);
+        if (rc->scanned && !rc->first_seen && marker == rc->marker_seen) {
+            return APR_SUCCESS; /* nothing staged since the last look */
+        }
+        rc->scanned = 1;
+        rc->marker_seen = marker;
     }
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
     for (i = 0; i < rc->g->domains->nelts; ++i) {
@@ -518,6 +532,8 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     }
     if (job->ran && job->rv == APR_SUCCESS) {
         dc->staged_since_mark = 1;
+        acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED,
+                             "1", 1, 0, job->pool);
     }
     apr_pool_destroy(job->pool);
     job->pool = NULL;
