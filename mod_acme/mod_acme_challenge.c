@@ -122,6 +122,15 @@ static acme_domain_t *managed_domain(server_rec *s, const char *host)
     return apr_hash_get(g->names, buf, APR_HASH_KEY_STRING);
 }
 
+/* The identifier a TLS SNI stands for: the name itself, or for IP
+ * identifiers the address behind its reverse-DNS name (RFC 8738). */
+static const char *sni_identifier(apr_pool_t *p, const char *sni)
+{
+    const char *ip = acme_ip_from_reverse_name(p, sni);
+
+    return ip ? ip : sni;
+}
+
 /* ---- http-01 -------------------------------------------------------------- */
 
 static int hook_http01(request_rec *r)
@@ -187,7 +196,7 @@ static int hook_protocol_propose(conn_rec *c, request_rec *r, server_rec *s,
         return DECLINED;
     }
     sni = ap_ssl_var_lookup(c->pool, s, c, NULL, "SSL_TLS_SNI");
-    d = managed_domain(s, sni);
+    d = managed_domain(s, sni_identifier(c->pool, sni));
     if (!d || !d->tls_alpn_ok) {
         return DECLINED;
     }
@@ -214,8 +223,11 @@ static int hook_answer_challenge(conn_rec *c, const char *server_name, const cha
 {
     const char *cert, *key;
 
-    if (!server_name || !apr_table_get(c->notes, ACME_TLS_1)
-        || !managed_domain(c->base_server, server_name)) {
+    if (!server_name || !apr_table_get(c->notes, ACME_TLS_1)) {
+        return DECLINED;
+    }
+    server_name = sni_identifier(c->pool, server_name);
+    if (!managed_domain(c->base_server, server_name)) {
         return DECLINED;
     }
     cert = cache_get(&alpn_cache, apr_pstrcat(c->pool, server_name, ".crt", NULL), c->pool);

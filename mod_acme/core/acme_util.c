@@ -267,6 +267,53 @@ int acme_name_covers(const char *pattern, const char *host)
     return 0;
 }
 
+const char *acme_ip_from_reverse_name(apr_pool_t *p, const char *name)
+{
+    static const char v4[] = ".in-addr.arpa", v6[] = ".ip6.arpa";
+    apr_size_t len = name ? strlen(name) : 0;
+    char buf[64];
+
+    if (len > sizeof(v4) - 1 && !strcasecmp(name + len - (sizeof(v4) - 1), v4)) {
+        unsigned int o[4];
+        char tail;
+        apr_size_t n = len - (sizeof(v4) - 1);
+        char *head = apr_pstrndup(p, name, n);
+        int i, parts = 0;
+        const char *c;
+
+        for (c = head; *c; ++c) {
+            if (*c == '.') ++parts;
+            else if (!apr_isdigit(*c)) return NULL;
+        }
+        if (parts != 3 || sscanf(head, "%u.%u.%u.%u%c", &o[3], &o[2], &o[1], &o[0], &tail) != 4) {
+            return NULL;
+        }
+        for (i = 0; i < 4; ++i) {
+            if (o[i] > 255) return NULL;
+        }
+        apr_snprintf(buf, sizeof(buf), "%u.%u.%u.%u", o[0], o[1], o[2], o[3]);
+        return apr_pstrdup(p, buf);
+    }
+    if (len == 63 + sizeof(v6) - 1 && !strcasecmp(name + 63, v6)) {
+        unsigned char addr[16];
+        int i;
+
+        /* 32 single hex digits separated by dots, least significant first */
+        for (i = 0; i < 32; ++i) {
+            char d = name[2 * i], dot = name[2 * i + 1];
+            int v = apr_isdigit(d) ? d - '0'
+                    : (d >= 'a' && d <= 'f') ? d - 'a' + 10
+                    : (d >= 'A' && d <= 'F') ? d - 'A' + 10 : -1;
+            if (v < 0 || (i < 31 && dot != '.')) return NULL;
+            if (i % 2 == 0) addr[15 - i / 2] = (unsigned char)v;
+            else addr[15 - i / 2] |= (unsigned char)(v << 4);
+        }
+        if (!inet_ntop(AF_INET6, addr, buf, sizeof(buf))) return NULL;
+        return apr_pstrdup(p, buf);
+    }
+    return NULL;
+}
+
 /* ---- randomness ---------------------------------------------------------- */
 
 apr_status_t acme_random_bytes(unsigned char *buf, apr_size_t len)

@@ -61,6 +61,12 @@ int acme_name_is_wildcard(const char *name);
 /* Does pattern (possibly "*.example.org") cover host? Case-insensitive. */
 int acme_name_covers(const char *pattern, const char *host);
 
+/* The IP address of a reverse-DNS name ("4.3.2.1.in-addr.arpa" -> "1.2.3.4",
+ * 32 nibbles + ".ip6.arpa" -> IPv6 text), as ACME servers send it in the SNI
+ * of a tls-alpn-01 validation for an IP identifier (RFC 8738 section 6).
+ * NULL when name is not such a name. */
+const char *acme_ip_from_reverse_name(apr_pool_t *p, const char *name);
+
 /* Random bytes from OpenSSL-free source (apr_generate_random_bytes). */
 apr_status_t acme_random_bytes(unsigned char *buf, apr_size_t len);
 /* Uniform random in [0, n) (n > 0). */

@@ -193,3 +193,29 @@ def test_adding_a_key_type_orders_only_the_missing_one(httpd, pebble):
     assert pebble.count_orders(mark) == 1
     # the P-256 certificate is the same one as before
     assert httpd.get_cert(name).serial_number == first.serial_number
+
+
+def test_ip_address_certificate_via_http01(httpd, pebble):
+    ip = "127.0.0.1"
+    text = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\nManagedChallenges http-01\n"
+    text += "ManagedDomain %s\n" % ip + httpd.vhost(ip, tls=True)
+    httpd.write_config(text)
+    httpd.start()
+    # no SNI for an IP address: the address's (only) TLS vhost answers
+    cert = httpd.wait_for(lambda: served_by_ca(httpd, ip), ISSUE_TIMEOUT, "the IP certificate")
+    from cryptography import x509
+    import ipaddress
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address(ip) in sans.get_values_for_type(x509.IPAddress)
+
+
+def test_ip_address_certificate_via_tls_alpn01(httpd, pebble):
+    # the CA sends the reverse-DNS name as SNI (RFC 8738): 1.0.0.127.in-addr.arpa
+    ip = "127.0.0.1"
+    text = httpd.acme_config(pebble, port_map=False)
+    text += "ManagedPortMap 80:- 443:%d\nManagedRetryDelay 1s\n" % httpd.tls_port
+    text += "ManagedDomain %s\n" % ip + httpd.vhost(ip, tls=True)
+    httpd.write_config(text)
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, ip), ISSUE_TIMEOUT, "the IP certificate")
+    assert "tls-alpn-01: answering the challenge for 127.0.0.1" in httpd.error_log()

@@ -153,11 +153,15 @@ def test_ca_failover(httpd, pebble):
     text = httpd.acme_config(pebble).replace("ManagedCA %s" % pebble.dir_url,
                                              "ManagedCA %s %s" % (dead, pebble.dir_url))
     text += "ManagedRetryDelay 1s\nManagedDomain %s\n" % name + httpd.vhost(name, tls=True)
+    script, log = notify_script(os.path.join(httpd.root, "notify"))
+    text += "ManagedNotifyCmd %s\n" % script
     httpd.write_config(text)
     httpd.expect_errors(r"ACME0322: failover\.test: .*localhost")
     httpd.start()
     httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
     assert "switching to %s" % pebble.dir_url in httpd.error_log()
+    events = [l.split()[0] for l in open(log).read().splitlines()]
+    assert events.count("errored") >= 3 and "renewed" in events
     meta = json.load(open(os.path.join(httpd.store_dir, "domains", name, "meta.json")))
     assert meta["ca"] == pebble.dir_url
 

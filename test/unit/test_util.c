@@ -135,6 +135,30 @@ START_TEST(names)
 }
 END_TEST
 
+START_TEST(reverse_dns_names)
+{
+    ck_assert_str_eq(acme_ip_from_reverse_name(pool, "1.0.0.127.in-addr.arpa"), "127.0.0.1");
+    ck_assert_str_eq(acme_ip_from_reverse_name(pool, "4.3.2.1.IN-ADDR.ARPA"), "1.2.3.4");
+    ck_assert_str_eq(acme_ip_from_reverse_name(pool,
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"), "::1");
+    ck_assert_str_eq(acme_ip_from_reverse_name(pool,
+        "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.0.0.0.0.1.2.3.4.ip6.arpa"),
+        "4321:0:1:2:3:4:567:89ab");
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "example.org"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, ".in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "1.0.0.256.in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "0.0.127.in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "1.0.0.0.127.in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "1.0.x.127.in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "1..0.127.in-addr.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool,
+        "g.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, "1.0.ip6.arpa"));
+    ck_assert_ptr_null(acme_ip_from_reverse_name(pool, NULL));
+}
+END_TEST
+
 START_TEST(rfc3339)
 {
     apr_time_t t;
@@ -261,6 +285,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, durations);
     tcase_add_test(tc, names);
     tcase_add_test(tc, rfc3339);
+    tcase_add_test(tc, reverse_dns_names);
     tcase_add_test(tc, random_below_range);
     tcase_add_test(tc, problem_with_subproblems);
     tcase_add_test(tc, problem_malformed);
