@@ -735,6 +735,48 @@ static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t 
     return APR_SUCCESS;
 }
 
+/* The jobs of the current generation (set at post_config, inherited by the
+ * children). */
+static drive_ctx_t *drive_ctx;
+
+static apr_status_t clear_drive_ctx(void *data)
+{
+    (void)data;
+    drive_ctx = NULL;
+    return APR_SUCCESS;
+}
+
+/* A child exits through pchild's destruction and then exit(), which tears
+ * down OpenSSL and libc: job threads must be gone before. mod_watchdog's
+ * own STOPPING call comes too late for that (its pool is not pchild). */
+static apr_status_t drive_child_exit(void *data)
+{
+    drive_ctx_t *dc = data;
+    int i;
+
+    apr_atomic_set32(&dc->stop, 1); /* aborts transfers, ends jobs at their next step */
+    if (dc->mutex) apr_thread_mutex_lock(dc->mutex);
+    if (!dc->stopped) {
+        for (i = 0; i < dc->jobs->nelts; ++i) {
+            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+            if (job->running) {
+                reap(dc, job, apr_time_now());
+            }
+        }
+        dc->stopped = 1;
+    }
+    if (dc->mutex) apr_thread_mutex_unlock(dc->mutex);
+    return APR_SUCCESS;
+}
+
+static void drive_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    (void)s;
+    if (drive_ctx) {
+        apr_pool_cleanup_register(pchild, drive_ctx, drive_child_exit, apr_pool_cleanup_null);
+    }
+}
+
 apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get;
@@ -796,6 +838,8 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->spec.stop = &dc->stop;
         APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
     }
+    drive_ctx = dc;
+    apr_pool_cleanup_register(p, &drive_ctx, clear_drive_ctx, apr_pool_cleanup_null);
     if (dc->jobs->nelts > 0) {
         rv = wd_get(&wd, ACME_WD_JOBS, 0, 1, p);
         if (rv == APR_SUCCESS) {
@@ -856,4 +900,5 @@ static int hook_monitor(apr_pool_t *p, server_rec *s)
 void acme_drive_register_hooks(void)
 {
     ap_hook_monitor(hook_monitor, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(drive_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -27,6 +27,7 @@ struct acme_client_t {
     const acme_pkey_t *key;
     const char *kid;
     int nonce_retries;
+    volatile apr_uint32_t *abort;  /* set: stop waiting between polls */
     /* Fixed storage: a long-lived client must not grow its pool per request. */
     char nonce[NONCE_MAX + 1];
 };
@@ -908,6 +909,16 @@ const char *acme_client_account_url(const acme_client_t *c)
 const acme_pkey_t *acme_client_account_key(const acme_client_t *c)
 {
     return c->key;
+}
+
+void acme_client_set_abort(acme_client_t *c, volatile apr_uint32_t *abort_flag)
+{
+    c->abort = abort_flag;
+}
+
+volatile apr_uint32_t *acme_client_abort(const acme_client_t *c)
+{
+    return c->abort;
 }
 
 const char *acme_client_dir_url(const acme_client_t *c)

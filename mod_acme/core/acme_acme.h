@@ -10,6 +10,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <apr_atomic.h>
 
 #include "acme_crypto.h"
 
@@ -163,6 +164,10 @@ void acme_client_set_account(acme_client_t *c, const acme_pkey_t *key, const cha
 const char *acme_client_account_url(const acme_client_t *c);
 const acme_pkey_t *acme_client_account_key(const acme_client_t *c);
 const char *acme_client_dir_url(const acme_client_t *c);
+/* A flag that, once non-zero, ends waiting between polls (APR_EINTR), so a
+ * stopping server does not wait for a slow CA. May be NULL. */
+void acme_client_set_abort(acme_client_t *c, volatile apr_uint32_t *abort_flag);
+volatile apr_uint32_t *acme_client_abort(const acme_client_t *c);
 /* How often a badNonce rejection is retried (default 10). */
 void acme_client_set_nonce_retries(acme_client_t *c, int retries);
 

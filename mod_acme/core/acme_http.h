@@ -20,6 +20,9 @@ typedef struct acme_http_config_t {
     apr_interval_time_t connect_timeout;    /* 0 = default */
     apr_interval_time_t timeout;            /* whole transfer; 0 = default */
     apr_size_t max_body;                    /* response bodies above this abort; 0 = default */
+    /* When this becomes non-zero, a transfer under way is aborted (a
+     * server stopping must not wait for a slow CA). May be NULL. */
+    volatile apr_uint32_t *abort;
 } acme_http_config_t;
 
 typedef struct acme_http_request_t {

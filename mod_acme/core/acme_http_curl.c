@@ -6,6 +6,7 @@
 #include <apr_lib.h>
 
 #include <curl/curl.h>
+#include <apr_atomic.h>
 
 #include "acme_util.h"
 #include "acme_result.h"
@@ -49,7 +50,7 @@ apr_status_t acme_http_global_init(void)
     }
     rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EGENERAL, "curl_global_init failed: %s",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EGENERAL, "ACME0601: curl_global_init failed: %s",
                  curl_easy_strerror(rc));
         return APR_EGENERAL;
     }
@@ -156,6 +157,15 @@ static apr_status_t status_of(CURLcode rc)
     }
 }
 
+static int on_progress(void *baton, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    volatile apr_uint32_t *abort_flag = baton;
+
+    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+    return (abort_flag && apr_atomic_read32(abort_flag)) ? 1 : 0;
+}
+
 static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp,
                                  const acme_http_request_t *req, apr_pool_t *p,
                                  acme_result_t *result)
@@ -203,6 +213,11 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
                      (long)apr_time_as_msec(ch->conf.connect_timeout));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)apr_time_as_msec(ch->conf.timeout));
     curl_easy_setopt(c, CURLOPT_USERAGENT, ACME_USER_AGENT);
+    if (ch->conf.abort) {
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)ch->conf.abort);
+    }
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ch->conf.max_body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
@@ -250,6 +265,10 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
                                  "%s %s: response body exceeds the limit of %lu bytes, "
                                  "transfer aborted", req->method, req->url,
                                  (unsigned long)ch->conf.max_body);
+        }
+        else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+            rv = acme_result_set(result, APR_EINTR, "acme:stopped", "%s %s: aborted, the server "
+                                 "is stopping", req->method, req->url);
         }
         else if (rc == CURLE_TOO_MANY_REDIRECTS) {
             rv = acme_result_set(result, APR_EGENERAL, "acme:network",

@@ -117,6 +117,7 @@ static apr_status_t make_client(acme_client_t **pclient, const acme_job_spec_t *
 
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
+    hconf.abort = spec->stop;
     rv = acme_http_curl_create(&http, p, &hconf);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
@@ -125,6 +126,7 @@ static apr_status_t make_client(acme_client_t **pclient, const acme_job_spec_t *
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", ca_url);
     }
+    acme_client_set_abort(*pclient, spec->stop);
     return APR_SUCCESS;
 }
 
@@ -153,6 +155,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_client_t *client, const char 
         acme_http_config_t hconf;
         acme_http_config_init(&hconf);
         hconf.ca_file = spec->ca_file;
+        hconf.abort = spec->stop;
         rv = acme_http_curl_create(&http, p, &hconf);
     }
     if (rv == APR_SUCCESS) {
@@ -204,7 +207,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_client_t *client, const char 
         acme_json_sets(job, w.explanation_url, "ari", tag, "explanation", NULL);
     }
     if (dec.chosen_changed) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: the CA suggests renewing %s between %s "
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0401: %s: the CA suggests renewing %s between %s "
                  "and %s; chosen: %s", spec->domain, acme_key_type_name(t),
                  acme_time_rfc3339(p, w.start), acme_time_rfc3339(p, w.end),
                  acme_time_rfc3339(p, dec.renew_at));
@@ -467,7 +470,7 @@ static apr_status_t publish_cb(void *baton, const char *type, const char *name,
     if (!strcmp(type, "http-01")) {
         if (!acme_b64url_is_token(token, 256)) {
             acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL,
-                     "%s: the CA sent an http-01 token that is not base64url; ignoring it", name);
+                     "ACME0402: %s: the CA sent an http-01 token that is not base64url; ignoring it", name);
             return APR_EINVAL;
         }
         return s->save(s, ACME_SG_CHALLENGES, "http-01", token, key_authz, strlen(key_authz),
@@ -520,7 +523,7 @@ static void job_save(job_ctx_t *jc)
     apr_status_t rv = acme_store_save_json(jc->store, ACME_SG_JOBS, jc->domain, ACME_JOB_STATE,
                                            jc->json, jc->pool);
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "%s: cannot save the job state", jc->domain);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0403: %s: cannot save the job state", jc->domain);
     }
 }
 
@@ -531,7 +534,7 @@ static void order_created_cb(void *baton, const char *order_url)
     acme_json_sets(jc->json, order_url, "orders", jc->tag, NULL);
     job_save(jc);
     acme_job_event(jc->json, jc->pool, "order-created", order_url);
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: order %s created", jc->domain, order_url);
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0404: %s: order %s created", jc->domain, order_url);
 }
 
 /* Publishing goes through both contexts: the store for challenges, the
@@ -646,7 +649,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
         acme_result_set(r, rv, "acme:store", "cannot save accounts/%s/account.json", caid);
         goto leave;
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "created ACME account %s at %s", account->url,
+    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "ACME0405: created ACME account %s at %s", account->url,
              ca_url);
 leave:
     apr_thread_mutex_unlock(account_mutex);
@@ -741,7 +744,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
                                                       : "none");
             }
             else {
-                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: the CA does not offer the profile "
+                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0406: %s: the CA does not offer the profile "
                          "'%s'; ordering with its default", spec->domain, spec->profile);
             }
         }
@@ -759,23 +762,26 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
         }
     }
     if (params.order_url) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "%s: resuming order %s", spec->domain,
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0407: %s: resuming order %s", spec->domain,
                  params.order_url);
     }
     acme_result_activity(r, "ordering a %s certificate for %s", acme_key_type_name(t),
                          spec->domain);
     rv = acme_order_run(ppem, &order_url, client, &params, p, r);
-    if (rv != APR_SUCCESS) {
-        acme_state_t st = ACME_STATE_UNKNOWN;
-        /* An order the CA declared invalid (or forgot) cannot be resumed. */
-        if (params.order_url) {
+    if (rv != APR_SUCCESS && rv != APR_EINTR) {
+        /* Resume the order next time unless the CA says it is over. */
+        const char *url = acme_json_gets(jc->json, "orders", jc->tag, NULL);
+        if (url) {
             acme_order_t *o;
             acme_result_t *r2 = acme_result_make(p);
-            if (acme_order_get(&o, client, params.order_url, p, r2) == APR_SUCCESS) st = o->status;
+            acme_state_t st = ACME_STATE_UNKNOWN;
+
+            if (acme_order_get(&o, client, url, p, r2) == APR_SUCCESS) st = o->status;
             else if (r2->http_status == 404) st = ACME_STATE_INVALID;
-        }
-        if (!params.order_url || st == ACME_STATE_INVALID || st == ACME_STATE_EXPIRED) {
-            acme_json_del(jc->json, "orders", jc->tag, NULL);
+            if (st == ACME_STATE_INVALID || st == ACME_STATE_EXPIRED
+                || st == ACME_STATE_DEACTIVATED) {
+                acme_json_del(jc->json, "orders", jc->tag, NULL);
+            }
         }
         if (acme_result_classify(r) == ACME_ERRCLASS_VALIDATION && params.challenges->nelts > 1) {
             /* Next attempt: the next allowed type first. */
@@ -931,7 +937,7 @@ leave:
             long long idx = (acme_json_getl(jc.json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
             const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
 
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "%s: %d failures in a row with the CA "
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME0408: %s: %d failures in a row with the CA "
                      "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);
             acme_job_event(jc.json, p, "ca-switched", next_ca);
             acme_json_setl(jc.json, idx, "ca-index", NULL);

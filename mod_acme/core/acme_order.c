@@ -225,9 +225,12 @@ apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
 /* Sleeps before the next poll: the CA's Retry-After, else a doubling
  * backoff, always within [POLL_MIN, POLL_MAX]. Fails (APR_TIMEUP) when the
  * next poll would be past the deadline. */
-static apr_status_t poll_wait(apr_time_t retry_after, int attempt, apr_time_t deadline,
-                              const char *what, const char *state, acme_result_t *r)
+static apr_status_t poll_wait(acme_client_t *c, apr_time_t retry_after, int attempt,
+                              apr_time_t deadline, const char *what, const char *state,
+                              acme_result_t *r)
 {
+    volatile apr_uint32_t *abort_flag = acme_client_abort(c);
+    apr_time_t until;
     apr_time_t now = apr_time_now();
     apr_interval_time_t wait;
 
@@ -247,7 +250,15 @@ static apr_status_t poll_wait(apr_time_t retry_after, int attempt, apr_time_t de
         return acme_result_set(r, APR_TIMEUP, "acme:timeout",
                                "%s is still %s, giving up after the deadline", what, state);
     }
-    apr_sleep(wait);
+    /* Sleep in slices so that a stopping server is not held up. */
+    until = now + wait;
+    while ((now = apr_time_now()) < until) {
+        if (abort_flag && apr_atomic_read32(abort_flag)) {
+            return acme_result_set(r, APR_EINTR, "acme:stopped",
+                                   "%s: stopped while waiting for the CA", what);
+        }
+        apr_sleep(until - now < POLL_MIN ? until - now : POLL_MIN);
+    }
     return APR_SUCCESS;
 }
 
@@ -298,7 +309,7 @@ apr_status_t acme_authz_poll(acme_authz_t **pauthz, acme_client_t *c, const char
         if (a->status != ACME_STATE_PENDING) {
             break;
         }
-        rv = poll_wait(a->retry_after, attempt,
+        rv = poll_wait(c, a->retry_after, attempt,
                        deadline, apr_psprintf(r->pool, "authorization of %s", a->identifier.value),
                        acme_state_name(a->status), r);
         if (rv != APR_SUCCESS) {
@@ -355,7 +366,7 @@ apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char
               || (wait_pending && o->status == ACME_STATE_PENDING))) {
             break;
         }
-        rv = poll_wait(o->retry_after, attempt, deadline,
+        rv = poll_wait(c, o->retry_after, attempt, deadline,
                        apr_psprintf(r->pool, "order %s", url), acme_state_name(o->status), r);
         if (rv != APR_SUCCESS) {
             goto leave;
@@ -489,7 +500,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         /* an alternate that fails to load is no reason to lose the default */
         ar = acme_result_make(p);
         if (fetch_chain(&apem, &achain, NULL, c, url, p, ar) != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, "%s",
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, "ACME0801: %s",
                      acme_result_describe(ar, p));
             continue;
         }
@@ -499,7 +510,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         }
     }
     acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0,
-             "certificate %s: no chain with issuer '%s' among %d alternates, using the default",
+             "ACME0802: certificate %s: no chain with issuer '%s' among %d alternates, using the default",
              cert_url, preferred_issuer, alts->nelts);
 leave:
     return rv;

@@ -195,7 +195,7 @@ static apr_status_t write_atomic(const char *dir, const char *fname, const char 
     rv = sync_dir(dir);
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: writing %s failed", target);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0901: store: writing %s failed", target);
     }
     return rv;
 }
@@ -325,7 +325,7 @@ static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_gro
     }
     if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
-                 "store: refusing invalid item name in group %s", group_names[g]);
+                 "ACME0902: store: refusing invalid item name in group %s", group_names[g]);
         return APR_EINVAL;
     }
     *ppath = aspect ? apr_pstrcat(p, fs->base, "/", group_names[g], "/", name, "/", aspect, NULL)
@@ -574,7 +574,7 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
         apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
-                     "store: could not prune archive/%s", victim);
+                     "ACME0903: store: could not prune archive/%s", victim);
         }
     }
     return APR_SUCCESS;
@@ -670,7 +670,7 @@ static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store
 leave:
     if (rv != APR_SUCCESS && rv != APR_ENOENT) {
         const char *gfrom = acme_store_group_name(from), *gto = acme_store_group_name(to);
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: moving %s/%s to %s failed",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0904: store: moving %s/%s to %s failed",
                  gfrom ? gfrom : "?", name, gto ? gto : "?");
     }
     return rv;
@@ -820,7 +820,7 @@ static apr_status_t fs_lock(acme_store_t *s, const char *lockname, const char *o
         /* we never write partial leases, so this is damage, not a holder:
          * blocking renewals forever would be worse than taking it */
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
-                 "store: lock file %s is unreadable, taking it over", path);
+                 "ACME0905: store: lock file %s is unreadable, taking it over", path);
     }
     /* free, expired, or ours (then the lease is extended) */
     content = lease_format(owner, now + lease, p);
@@ -1004,7 +1004,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     *pstore = s;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: %s", err ? err : "failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0906: store: %s", err ? err : "failed");
     }
     if (perr) {
         *perr = err;
@@ -1085,7 +1085,7 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
         apr_status_t rv2 = chown_r(dir, (uid_t)uid, (gid_t)gid, p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2,
-                     "store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
+                     "ACME0907: store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
             if (rv == APR_SUCCESS) {
                 rv = rv2;
             }
@@ -1123,7 +1123,7 @@ apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const c
     rv = acme_json_parse(pjson, p, data, len, &jerr);
     if (rv != APR_SUCCESS) {
         rv = APR_EINVAL;
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "store: %s/%s/%s is not valid JSON: %s",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0908: store: %s/%s/%s is not valid JSON: %s",
                  acme_store_group_name(g), name, aspect, jerr ? jerr : "?");
     }
 leave:

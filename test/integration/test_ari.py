@@ -129,7 +129,8 @@ def test_hanging_ca_does_not_block_other_domains(httpd, pebble, acme_proxy):
     text += httpd.vhost(slow, tls=True)
     text += "ManagedDomain %s\n" % fast + httpd.vhost(fast, tls=True)
     httpd.write_config(text)
-    httpd.expect_errors(r"ACME0322: slow\.hang\.test: .*(Timeout|timed out)")
+    # a connection the hung CA breaks (also at teardown, when the proxy stops)
+    httpd.expect_errors(r"ACME0322: slow\.hang\.test: ")
     httpd.start()
     httpd.wait_for(lambda: served_by_ca(httpd, fast), ISSUE_TIMEOUT, "the other domain's cert")
     assert served_by_ca(httpd, slow) is None
