@@ -4,6 +4,7 @@
  * at which post_config activates them. */
 #include <unistd.h>
 #include <signal.h>
+#include <pthread.h>
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <apr_thread_proc.h>
@@ -278,7 +279,11 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
 {
     restart_ctx_t *rc = data;
     apr_pool_t *ptemp;
+    sigset_t all;
 
+    /* httpd's signals (our own SIGUSR1 too) belong to its main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
         apr_thread_exit(t, APR_ENOMEM);
         return NULL;

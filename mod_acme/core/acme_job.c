@@ -108,8 +108,9 @@ void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const cha
 
 /* ---- ARI (RFC 9773) ------------------------------------------------------------ */
 
-static apr_status_t make_client(acme_client_t **pclient, const acme_job_spec_t *spec,
-                                const char *ca_url, apr_pool_t *p, acme_result_t *r)
+static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
+                                const acme_job_spec_t *spec, const char *ca_url, apr_pool_t *p,
+                                acme_result_t *r)
 {
     acme_http_config_t hconf;
     acme_http_t *http;
@@ -127,10 +128,11 @@ static apr_status_t make_client(acme_client_t **pclient, const acme_job_spec_t *
         return acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", ca_url);
     }
     acme_client_set_abort(*pclient, spec->stop);
+    if (phttp) *phttp = http;
     return APR_SUCCESS;
 }
 
-static apr_status_t ari_ask(acme_json_t *job, acme_client_t *client, const char *base,
+static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *base,
                             const acme_job_spec_t *spec, acme_key_type_t t,
                             const acme_cert_t *leaf, apr_pool_t *p, acme_result_t *r)
 {
@@ -142,25 +144,14 @@ static apr_status_t ari_ask(acme_json_t *job, acme_client_t *client, const char 
     acme_ari_window_t w;
     apr_time_t now = apr_time_now(), retry = 0;
     apr_status_t rv;
-    acme_http_t *http = NULL;
 
-    (void)client;
     if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
         return APR_SUCCESS;
     }
     url = apr_pstrcat(p, base, base[strlen(base) - 1] == '/' ? "" : "/", certid, NULL);
     acme_result_activity(r, "asking the CA's renewal information for %s (%s)", spec->domain,
                          acme_key_type_name(t));
-    {
-        acme_http_config_t hconf;
-        acme_http_config_init(&hconf);
-        hconf.ca_file = spec->ca_file;
-        hconf.abort = spec->stop;
-        rv = acme_http_curl_create(&http, p, &hconf);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = acme_http_do(http, &resp, p, "GET", url, NULL, NULL, 0, 1, r);
-    }
+    rv = acme_http_do(http, &resp, p, "GET", url, NULL, NULL, 0, 1, r);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -220,6 +211,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
 {
     acme_json_t *job;
     acme_client_t *client;
+    acme_http_t *http;
     const acme_directory_t *dir;
     const char *ca;
     apr_status_t rv = APR_SUCCESS;
@@ -230,7 +222,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         job = acme_json_new_object(p);
     }
     ca = current_ca(spec, job);
-    rv = make_client(&client, spec, ca, p, r);
+    rv = make_client(&client, &http, spec, ca, p, r);
     if (rv == APR_SUCCESS) {
         rv = acme_client_directory(&dir, client, r);
     }
@@ -253,7 +245,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         if (!path || acme_chain_load(&chain, p, path) != APR_SUCCESS || chain->nelts < 1) {
             continue;
         }
-        rv2 = ari_ask(job, client, dir->renewal_info, spec, t,
+        rv2 = ari_ask(job, http, dir->renewal_info, spec, t,
                       APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
         if (rv2 != APR_SUCCESS) {
             /* Ask again later; the window rule stays in force meanwhile. */
@@ -826,7 +818,7 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     job_save(&jc);
 
-    rv = make_client(&client, spec, ca_url, p, r);
+    rv = make_client(&client, NULL, spec, ca_url, p, r);
     if (rv != APR_SUCCESS) goto leave;
     rv = ensure_account(client, store, spec, ca_url, p, r);
     if (rv != APR_SUCCESS) goto leave;
