@@ -112,6 +112,16 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
         const char *t = APR_ARRAY_IDX(d->settings->challenges, i, const char *);
         int port = !strcmp(t, "http-01") ? g->port_http : g->port_https;
 
+        if (!strcmp(t, "dns-01")) {
+            if (!d->settings->dns_hook) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0104)
+                             "%s: dns-01 is allowed but no ManagedDNSHook is configured to set "
+                             "the TXT records; dns-01 is not used", d->name);
+                continue;
+            }
+            APR_ARRAY_PUSH(d->eff_challenges, const char *) = t;
+            continue;
+        }
         if (port == 0) {
             continue; /* the port map says the CA cannot reach it */
         }
@@ -123,6 +133,17 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
         }
         if (!strcmp(t, "tls-alpn-01")) d->tls_alpn_ok = 1;
         APR_ARRAY_PUSH(d->eff_challenges, const char *) = t;
+    }
+    for (i = 0; i < d->names->nelts; ++i) {
+        if (acme_name_is_wildcard(APR_ARRAY_IDX(d->names, i, const char *))
+            && !ap_array_str_contains(d->eff_challenges, "dns-01")) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0105)
+                         "%s: the wildcard name %s can only be validated with dns-01: add "
+                         "dns-01 to ManagedChallenges and configure ManagedDNSHook",
+                         d->name, APR_ARRAY_IDX(d->names, i, const char *));
+            apr_array_clear(d->eff_challenges);
+            break;
+        }
     }
 }
 

@@ -138,13 +138,6 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[],
                                 "(letters, digits and '-' in dot-separated labels, "
                                 "an optional leading '*.')", cmd->cmd->name, argv[i]);
         }
-        if (acme_name_is_wildcard(name)) {
-            return apr_psprintf(cmd->pool,
-                                "%s: '%s' is a wildcard name; wildcards can only be "
-                                "validated with dns-01, which this mod_acme build does not "
-                                "offer yet. List the host names instead.",
-                                cmd->cmd->name, argv[i]);
-        }
         for (j = 0; j < d->names->nelts; ++j) {
             if (!strcmp(APR_ARRAY_IDX(d->names, j, const char *), name)) {
                 return apr_psprintf(cmd->pool, "%s: '%s' is listed twice", cmd->cmd->name,
@@ -290,18 +283,14 @@ static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *cons
     int i, j;
 
     if (err) return err;
-    if (argc < 1) return "ManagedChallenges needs at least one of http-01, tls-alpn-01";
+    if (argc < 1) return "ManagedChallenges needs at least one of http-01, tls-alpn-01, dns-01";
     st->challenges = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (i = 0; i < argc; ++i) {
         const char *t = argv[i];
-        if (!strcasecmp(t, "dns-01")) {
-            return "ManagedChallenges: dns-01 needs a DNS update hook, which this mod_acme "
-                   "build does not offer yet; use http-01 or tls-alpn-01";
-        }
-        if (strcasecmp(t, "http-01") && strcasecmp(t, "tls-alpn-01")) {
+        if (strcasecmp(t, "http-01") && strcasecmp(t, "tls-alpn-01") && strcasecmp(t, "dns-01")) {
             return apr_psprintf(cmd->pool,
                                 "ManagedChallenges: unknown challenge type '%s' "
-                                "(known: http-01, tls-alpn-01)", t);
+                                "(known: http-01, tls-alpn-01, dns-01)", t);
         }
         for (j = 0; j < st->challenges->nelts; ++j) {
             if (!strcasecmp(APR_ARRAY_IDX(st->challenges, j, const char *), t)) {
@@ -533,27 +522,45 @@ static const char *cmd_ari(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-static const char *cmd_notify(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+/* A program and its arguments, run without a shell: the program must be an
+ * executable file. */
+static const char *parse_program(cmd_parms *cmd, int argc, char *const argv[],
+                                 apr_array_header_t **pargv)
 {
-    acme_global_t *g = global_of(cmd);
-    const char *err = check_context(cmd, 0), *prog;
+    const char *prog;
     apr_finfo_t fi;
     int i;
 
-    if (err) return err;
-    if (argc < 1) return "ManagedNotifyCmd needs a program (and optional arguments)";
+    if (argc < 1) {
+        return apr_psprintf(cmd->pool, "%s needs a program (and optional arguments)",
+                            cmd->cmd->name);
+    }
     prog = ap_server_root_relative(cmd->pool, argv[0]);
     if (!prog || apr_stat(&fi, prog, APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS
         || fi.filetype != APR_REG || !(fi.protection & (APR_UEXECUTE | APR_GEXECUTE | APR_WEXECUTE))) {
-        return apr_psprintf(cmd->pool, "ManagedNotifyCmd: '%s' is not an executable file "
-                            "(it is run directly, without a shell)", argv[0]);
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an executable file "
+                            "(it is run directly, without a shell)", cmd->cmd->name, argv[0]);
     }
-    g->notify_argv = apr_array_make(cmd->pool, argc, sizeof(const char *));
-    APR_ARRAY_PUSH(g->notify_argv, const char *) = prog;
+    *pargv = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    APR_ARRAY_PUSH(*pargv, const char *) = prog;
     for (i = 1; i < argc; ++i) {
-        APR_ARRAY_PUSH(g->notify_argv, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+        APR_ARRAY_PUSH(*pargv, const char *) = apr_pstrdup(cmd->pool, argv[i]);
     }
     return NULL;
+}
+
+static const char *cmd_notify(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = check_context(cmd, 0);
+
+    return err ? err : parse_program(cmd, argc, argv, &global_of(cmd)->notify_argv);
+}
+
+static const char *cmd_dns_hook(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = check_context(cmd, 1);
+
+    return err ? err : parse_program(cmd, argc, argv, &target_settings(cmd)->dns_hook);
 }
 
 const command_rec acme_cmds[] = {
@@ -595,6 +602,8 @@ const command_rec acme_cmds[] = {
                  "follow the CA's ACME Renewal Information (RFC 9773)"),
     AP_INIT_TAKE_ARGV("ManagedNotifyCmd", cmd_notify, NULL, RSRC_CONF,
                       "program run (without a shell) with the event and the domain"),
+    AP_INIT_TAKE_ARGV("ManagedDNSHook", cmd_dns_hook, NULL, RSRC_CONF,
+                      "program that sets and removes the dns-01 TXT records"),
     {NULL}
 };
 
@@ -621,6 +630,7 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
         st->profile_mandatory = base->profile_mandatory;
     }
     if (st->ari == ACME_UNSET) st->ari = base->ari;
+    if (!st->dns_hook) st->dns_hook = base->dns_hook;
 }
 
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)

@@ -28,6 +28,7 @@ typedef struct acme_settings_t {
     const char *profile;            /* ACME profile name, NULL = CA default */
     int profile_mandatory;          /* ACME_UNSET, 0, 1 */
     int ari;                        /* ACME_UNSET, 0, 1 */
+    apr_array_header_t *dns_hook;   /* ManagedDNSHook program + args, NULL = none */
 } acme_settings_t;
 
 typedef struct acme_domain_t {

@@ -24,6 +24,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_proc.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 
@@ -367,24 +368,17 @@ typedef struct drive_ctx_t {
 /* ---- notifications ------------------------------------------------------------ */
 
 #define ACME_NOTIFY_TIMEOUT apr_time_from_sec(30)
-#define ACME_NOTIFY_OUTPUT_MAX 2048
 
 /* Runs ManagedNotifyCmd with the event and the domain, without a shell and
  * with an environment that holds nothing of the server's. */
 static void notify(drive_ctx_t *dc, const char *event, const char *domain, apr_pool_t *pp)
 {
     apr_array_header_t *argv = dc->g->notify_argv;
-    const char **args, *env[4], *outpath;
-    apr_procattr_t *attr;
-    apr_proc_t proc;
-    apr_file_t *out = NULL;
-    apr_exit_why_e why;
+    const char **args, *env[4];
+    acme_proc_result_t res;
     apr_status_t rv;
-    apr_time_t deadline;
     apr_pool_t *p;
-    int i, code = -1;
-    char buf[ACME_NOTIFY_OUTPUT_MAX + 1];
-    apr_size_t n = 0;
+    int i;
 
     if (!argv) {
         return;
@@ -401,55 +395,27 @@ static void notify(drive_ctx_t *dc, const char *event, const char *domain, apr_p
     env[1] = apr_pstrcat(p, "MOD_ACME_EVENT=", event, NULL);
     env[2] = apr_pstrcat(p, "MOD_ACME_DOMAIN=", domain, NULL);
     env[3] = NULL;
-    outpath = apr_psprintf(p, "%s/notify.XXXXXX", P_tmpdir);
-    rv = apr_file_mktemp(&out, (char *)outpath, APR_FOPEN_CREATE | APR_FOPEN_READ
-                         | APR_FOPEN_WRITE | APR_FOPEN_EXCL | APR_FOPEN_DELONCLOSE, p);
-    if (rv == APR_SUCCESS) rv = apr_procattr_create(&attr, p);
-    if (rv == APR_SUCCESS) rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV);
-    if (rv == APR_SUCCESS) rv = apr_procattr_child_out_set(attr, out, NULL);
-    if (rv == APR_SUCCESS) rv = apr_procattr_child_err_set(attr, out, NULL);
-    if (rv == APR_SUCCESS) rv = apr_procattr_io_set(attr, APR_NO_FILE, APR_NO_PIPE, APR_NO_PIPE);
-    if (rv == APR_SUCCESS) rv = apr_proc_create(&proc, args[0], args, env, attr, p);
+    rv = acme_proc_run(&res, p, args, env, ACME_NOTIFY_TIMEOUT);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, dc->s, ACMELOG(0341)
                      "%s: cannot run ManagedNotifyCmd %s for '%s'", domain, args[0], event);
-        goto leave;
     }
-    deadline = apr_time_now() + ACME_NOTIFY_TIMEOUT;
-    for (;;) {
-        rv = apr_proc_wait(&proc, &code, &why, APR_NOWAIT);
-        if (rv == APR_CHILD_DONE) break;
-        if (apr_time_now() > deadline) {
-            apr_proc_kill(&proc, SIGKILL);
-            apr_proc_wait(&proc, &code, &why, APR_WAIT);
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0342)
-                         "%s: ManagedNotifyCmd for '%s' ran longer than %ds and was killed",
-                         domain, event, (int)apr_time_sec(ACME_NOTIFY_TIMEOUT));
-            goto leave;
-        }
-        apr_sleep(apr_time_from_msec(20));
+    else if (res.timed_out) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0342)
+                     "%s: ManagedNotifyCmd for '%s' ran longer than %ds and was killed",
+                     domain, event, (int)apr_time_sec(ACME_NOTIFY_TIMEOUT));
     }
-    {
-        apr_off_t off = 0;
-        apr_file_seek(out, APR_SET, &off);
-        n = ACME_NOTIFY_OUTPUT_MAX;
-        if (apr_file_read(out, buf, &n) != APR_SUCCESS) n = 0;
-        buf[n] = '\0';
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-    }
-    if (why == APR_PROC_EXIT && code == 0) {
+    else if (!res.signalled && res.exit_code == 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0343)
                      "%s: ManagedNotifyCmd '%s' exited 0%s%s", domain, event,
-                     n ? ", output: " : "", n ? buf : "");
+                     *res.output ? ", output: " : "", res.output);
     }
     else {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0344)
                      "%s: ManagedNotifyCmd '%s' %s %d%s%s", domain, event,
-                     why == APR_PROC_EXIT ? "exited with" : "died of signal", code,
-                     n ? ", output: " : "", n ? buf : "");
+                     res.signalled ? "died of signal" : "exited with", res.exit_code,
+                     *res.output ? ", output: " : "", res.output);
     }
-leave:
-    if (out) apr_file_close(out);
     apr_pool_destroy(p);
 }
 
@@ -831,6 +797,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->spec.profile = st->profile;
         job->spec.profile_mandatory = st->profile_mandatory;
         job->spec.ari = st->ari;
+        job->spec.dns_hook = st->dns_hook;
         job->spec.ca_file = st->ca_file;
         job->spec.contact = st->contact;
         job->spec.agree_tos = st->agree_tos;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_hash.h>
 #include <apr_lib.h>
 
 #include "acme_util.h"
@@ -15,6 +16,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_proc.h"
 
 /* One account per CA: jobs running in parallel must not create two. */
 static apr_thread_mutex_t *account_mutex;
@@ -450,7 +452,56 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
 
 typedef struct {
     acme_store_t *store;
+    const acme_job_spec_t *spec;
+    apr_hash_t *dns_values;   /* name -> TXT value published, for the unset */
 } publish_ctx_t;
+
+#define ACME_DNS_HOOK_TIMEOUT apr_time_from_sec(300)
+
+/* ManagedDNSHook program [args] set|unset <name> <txt value>: the program
+ * returns once the record is (or is no longer) visible to the CA. */
+static apr_status_t run_dns_hook(const acme_job_spec_t *spec, const char *op, const char *name,
+                                 const char *value, apr_pool_t *p)
+{
+    const apr_array_header_t *hook = spec->dns_hook;
+    const char **args, *env[5];
+    acme_proc_result_t res;
+    apr_status_t rv;
+    int i;
+
+    if (!hook || hook->nelts < 1) {
+        return APR_ENOTIMPL;
+    }
+    args = apr_palloc(p, sizeof(const char *) * (apr_size_t)(hook->nelts + 4));
+    for (i = 0; i < hook->nelts; ++i) {
+        args[i] = APR_ARRAY_IDX(hook, i, const char *);
+    }
+    args[i++] = op;
+    args[i++] = name;
+    args[i++] = value;
+    args[i] = NULL;
+    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env[1] = apr_pstrcat(p, "MOD_ACME_DOMAIN=", spec->domain, NULL);
+    env[2] = apr_pstrcat(p, "MOD_ACME_RECORD=_acme-challenge.", name, NULL);
+    env[3] = apr_pstrcat(p, "MOD_ACME_TXT=", value, NULL);
+    env[4] = NULL;
+    rv = acme_proc_run(&res, p, args, env, ACME_DNS_HOOK_TIMEOUT);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0421: %s: cannot run ManagedDNSHook %s",
+                 spec->domain, args[0]);
+        return rv;
+    }
+    if (res.signalled || res.exit_code != 0) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, "ACME0422: %s: ManagedDNSHook %s %s %s %s %d%s%s",
+                 spec->domain, op, name, res.timed_out ? "timed out," : "",
+                 res.signalled ? "died of signal" : "exited with", res.exit_code,
+                 *res.output ? ", output: " : "", res.output);
+        return APR_EGENERAL;
+    }
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0423: %s: ManagedDNSHook %s %s done%s%s",
+             spec->domain, op, name, *res.output ? ", output: " : "", res.output);
+    return APR_SUCCESS;
+}
 
 static apr_status_t publish_cb(void *baton, const char *type, const char *name,
                                const char *token, const char *key_authz, apr_pool_t *p)
@@ -467,6 +518,15 @@ static apr_status_t publish_cb(void *baton, const char *type, const char *name,
         }
         return s->save(s, ACME_SG_CHALLENGES, "http-01", token, key_authz, strlen(key_authz),
                        0, p);
+    }
+    if (!strcmp(type, "dns-01")) {
+        const char *value = acme_dns01_value(p, key_authz);
+        if (ctx->dns_values) {
+            apr_pool_t *hp = apr_hash_pool_get(ctx->dns_values);
+            apr_hash_set(ctx->dns_values, apr_pstrdup(hp, name), APR_HASH_KEY_STRING,
+                         apr_pstrdup(hp, value));
+        }
+        return run_dns_hook(ctx->spec, "set", name, value, p);
     }
     if (!strcmp(type, "tls-alpn-01")) {
         const char *cert_pem, *key_pem;
@@ -493,6 +553,12 @@ static void withdraw_cb(void *baton, const char *type, const char *name, const c
 
     if (!strcmp(type, "http-01") && acme_b64url_is_token(token, 256)) {
         s->remove(s, ACME_SG_CHALLENGES, "http-01", token, p);
+    }
+    else if (!strcmp(type, "dns-01")) {
+        const char *value = ctx->dns_values
+                                ? apr_hash_get(ctx->dns_values, name, APR_HASH_KEY_STRING) : NULL;
+        (void)token;
+        run_dns_hook(ctx->spec, "unset", name, value ? value : "", p);
     }
     else if (!strcmp(type, "tls-alpn-01")) {
         s->remove(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, name, ".crt", NULL), p);
@@ -700,6 +766,8 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
 
     memset(&params, 0, sizeof(params));
     rb.pub.store = store;
+    rb.pub.spec = spec;
+    rb.pub.dns_values = apr_hash_make(p);
     rb.job = jc;
     jc->tag = acme_key_type_file_tag(t);
     params.names = spec->names;

@@ -28,6 +28,7 @@ typedef struct acme_job_spec_t {
     const char *profile;                    /* ACME profile, may be NULL */
     int profile_mandatory;                  /* refuse to order without the profile */
     int ari;                                /* follow ACME Renewal Information */
+    const apr_array_header_t *dns_hook;     /* program + args setting dns-01 TXT records */
     const char *contact;                    /* "mailto:...", may be NULL */
     int agree_tos;
     const apr_array_header_t *challenges;   /* const char*, preference order */

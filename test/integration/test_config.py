@@ -1,5 +1,6 @@
 # Config errors: `apache2 -t` must fail and name the directive, the value
 # and the line, so that the operator knows exactly what to fix.
+import os
 import re
 
 import pytest
@@ -76,10 +77,25 @@ def test_server_wide_directive_inside_section_is_rejected(httpd):
     assert "line %d" % httpd.config_line_of("ManagedStoreDir /tmp/x") in out
 
 
-def test_wildcard_needs_dns01(httpd):
-    rc, out = check(httpd, "ManagedDomain *.example.org\n")
+def test_wildcard_is_accepted_by_the_syntax_check(httpd):
+    # whether dns-01 can work is decided at start (see test_module.py)
+    rc, out = check(httpd, "ManagedDomain example.org *.example.org\n")
+    assert rc == 0, out
+
+
+def test_unknown_challenge_type_names_the_known_ones(httpd):
+    rc, out = check(httpd, "ManagedChallenges dns-02\n")
     assert rc != 0
-    assert "dns-01" in out and "*.example.org" in out
+    assert "http-01, tls-alpn-01, dns-01" in out
+
+
+def test_dns_hook_must_be_executable(httpd):
+    plain = os.path.join(httpd.root, "not-executable.sh")
+    with open(plain, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(plain, 0o644)
+    line = "ManagedDNSHook %s" % plain
+    assert_rejected(httpd, line + "\n", "ManagedDNSHook", plain, line)
 
 
 def test_missing_ca_file(httpd):

@@ -219,3 +219,52 @@ def test_ip_address_certificate_via_tls_alpn01(httpd, pebble):
     httpd.start()
     httpd.wait_for(lambda: served_by_ca(httpd, ip), ISSUE_TIMEOUT, "the IP certificate")
     assert "tls-alpn-01: answering the challenge for 127.0.0.1" in httpd.error_log()
+
+
+def test_wildcard_without_dns01_is_reported_at_start(httpd, pebble):
+    text = httpd.acme_config(pebble) + "ManagedDomain wild.nodns.test *.wild.nodns.test\n"
+    text += httpd.vhost("wild.nodns.test", tls=True, aliases=["*.wild.nodns.test"])
+    httpd.write_config(text)
+    httpd.expect_errors(r"can only be validated with dns-01", r"no challenge type can work")
+    httpd.start()
+    assert "the wildcard name *.wild.nodns.test can only be validated with dns-01" \
+        in httpd.error_log()
+
+
+def test_wildcard_certificate_via_dns01_hook(httpd, pebble, pebble_dns, test_dir):
+    hook_dir = os.path.join(test_dir, "dnshook")
+    os.makedirs(hook_dir)
+    os.chmod(hook_dir, 0o777)
+    hook, log = os.path.join(hook_dir, "hook.sh"), os.path.join(hook_dir, "hook.log")
+    with open(hook, "w") as f:
+        f.write("""#!/bin/sh
+# ManagedDNSHook for the test: challtestsrv's management API holds the TXT records
+op=$1; name=$2; value=$3
+case "$op" in
+  set) curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$name.\\",\\"value\\":\\"$value\\"}" %(m)s/set-txt ;;
+  unset) curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$name.\\"}" %(m)s/clear-txt ;;
+  *) exit 2 ;;
+esac
+rc=$?
+echo "$op $name $value rc=$rc" >> %(log)s
+exit $rc
+""" % {"m": pebble_dns.mgmt_url, "log": log})
+    os.chmod(hook, 0o755)
+    open(log, "w").close()
+    os.chmod(log, 0o666)
+    names = ["wild.test", "*.wild.test"]
+    text = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\n"
+    text += "ManagedChallenges dns-01 http-01\nManagedDNSHook %s\n" % hook
+    text += "ManagedDomain %s\n" % " ".join(names)
+    text += httpd.vhost("wild.test", tls=True, aliases=["*.wild.test"])
+    httpd.write_config(text)
+    httpd.start()
+    cert = httpd.wait_for(lambda: served_by_ca(httpd, "any.wild.test"), ISSUE_TIMEOUT,
+                          "the wildcard certificate")
+    assert set(cert_sans(cert)) == set(names)
+    lines = open(log).read().splitlines()
+    assert any(l.startswith("set wild.test ") and l.endswith("rc=0") for l in lines)
+    assert any(l.startswith("unset wild.test ") for l in lines)
+    # the value set is the base64url SHA-256 of a key authorization: 43 chars
+    value = [l.split()[2] for l in lines if l.startswith("set ")][0]
+    assert len(value) == 43 and "=" not in value
