@@ -149,22 +149,30 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
 
 /* ---- certificates for mod_ssl -------------------------------------------- */
 
-static int domain_has_certs(acme_domain_t *d, apr_pool_t *p)
+/* Is there an issued certificate for key type t? It is served even when it
+ * does not cover a name added since (or has expired): the renewal job sees
+ * that and replaces it; the self-signed fallback would serve nobody better. */
+static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store;
+    const char *cpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
+    apr_array_header_t *chain;
+
+    return cpath && acme_chain_load(&chain, p, cpath) == APR_SUCCESS && chain->nelts > 0;
+}
+
+/* A domain is served by what it has: a key type added later must not take
+ * the site back to the fallback until its certificate arrives. */
+static int domain_has_certs(acme_domain_t *d, apr_pool_t *p)
+{
     int i;
 
     for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
-        const char *cpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
-        apr_array_header_t *chain;
-
-        if (!cpath || acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1
-            || !acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names)) {
-            return 0;
+        if (has_cert_of_type(d, APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t), p)) {
+            return 1;
         }
     }
-    return 1;
+    return 0;
 }
 
 static apr_status_t ensure_fallback(acme_domain_t *d, server_rec *s, apr_pool_t *p)
@@ -226,6 +234,9 @@ static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t 
     }
     for (i = 0; i < d->settings->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        if (!has_cert_of_type(d, t, p)) {
+            continue; /* not issued yet: the job orders it */
+        }
         APR_ARRAY_PUSH(cert_files, const char *) =
             st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
         APR_ARRAY_PUSH(key_files, const char *) =

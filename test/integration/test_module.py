@@ -188,6 +188,9 @@ def test_adding_a_key_type_orders_only_the_missing_one(httpd, pebble):
     mark = pebble.log_mark()
     httpd.write_config(base + "ManagedKeys P-256 RSA-2048\n" + vhost)
     httpd.graceful()
+    # while the RSA certificate is on its way, the P-256 one is still served
+    assert httpd.get_cert(name).serial_number == first.serial_number
+    assert httpd.https_get("/index.html", name).status == 200
     rsa = os.path.join(httpd.store_dir, "domains", name, "cert.rsa2048.pem")
     httpd.wait_for(lambda: os.path.exists(rsa), ISSUE_TIMEOUT, "the RSA certificate activated")
     assert pebble.count_orders(mark) == 1
@@ -268,3 +271,23 @@ exit $rc
     # the value set is the base64url SHA-256 of a key authorization: 43 chars
     value = [l.split()[2] for l in lines if l.startswith("set ")][0]
     assert len(value) == 43 and "=" not in value
+
+
+def test_adding_a_name_keeps_serving_until_the_new_certificate(httpd, pebble):
+    names = ["grow.test"]
+    base = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\n"
+    httpd.write_config(base + "ManagedDomain grow.test\n"
+                       + httpd.vhost("grow.test", tls=True, aliases=["www.grow.test"]))
+    httpd.start()
+    first = httpd.wait_for(lambda: served_by_ca(httpd, "grow.test"), ISSUE_TIMEOUT, "first")
+    assert cert_sans(first) == names
+    httpd.write_config(base + "ManagedDomain grow.test www.grow.test\n"
+                       + httpd.vhost("grow.test", tls=True, aliases=["www.grow.test"]))
+    httpd.graceful()
+    # the old certificate stays in service, no fallback and no 503
+    assert httpd.get_cert("grow.test").serial_number == first.serial_number
+    assert httpd.https_get("/index.html", "grow.test").status == 200
+    second = httpd.wait_for(
+        lambda: (lambda c: c if c is not None and "www.grow.test" in cert_sans(c) else None)(
+            served_by_ca(httpd, "grow.test")), ISSUE_TIMEOUT, "the certificate with both names")
+    assert set(cert_sans(second)) == {"grow.test", "www.grow.test"}
