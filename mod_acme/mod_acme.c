@@ -152,27 +152,48 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
 /* Is there an issued certificate for key type t? It is served even when it
  * does not cover a name added since (or has expired): the renewal job sees
  * that and replaces it; the self-signed fallback would serve nobody better. */
-static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, apr_pool_t *p)
+static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store;
     const char *cpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
+    const char *kpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), p);
     apr_array_header_t *chain;
+    acme_pkey_t *key;
+    apr_finfo_t fi;
 
-    return cpath && acme_chain_load(&chain, p, cpath) == APR_SUCCESS && chain->nelts > 0;
+    if (!cpath || apr_stat(&fi, cpath, APR_FINFO_TYPE, p) != APR_SUCCESS) {
+        return 0;
+    }
+    /* A pair mod_ssl cannot load would stop the whole server from starting. */
+    if (acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1
+        || !kpath || acme_pkey_load(&key, p, kpath) != APR_SUCCESS
+        || !acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
+        const char *req = "{\"by\":\"mod_acme: unusable certificate or key\"}";
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0106)
+                     "%s: the %s certificate or key in %s cannot be used (unreadable, or "
+                     "they do not match); it is not served and a new one is ordered",
+                     d->name, acme_key_type_name(t), acme_store_fs_base(st));
+        st->save(st, ACME_SG_JOBS, d->name, ACME_JOB_RENEW_REQUEST, req, strlen(req), 0, p);
+        return 0;
+    }
+    return 1;
 }
 
 /* A domain is served by what it has: a key type added later must not take
  * the site back to the fallback until its certificate arrives. */
-static int domain_has_certs(acme_domain_t *d, apr_pool_t *p)
+static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf,
+                              apr_pool_t *ptemp)
 {
     int i;
 
+    d->served_types = apr_array_make(pconf, 2, sizeof(acme_key_type_t));
     for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        if (has_cert_of_type(d, APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t), p)) {
-            return 1;
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        if (has_cert_of_type(d, t, s, ptemp)) {
+            APR_ARRAY_PUSH(d->served_types, acme_key_type_t) = t;
         }
     }
-    return 0;
+    d->has_cert = d->served_types->nelts > 0;
 }
 
 static apr_status_t ensure_fallback(acme_domain_t *d, server_rec *s, apr_pool_t *p)
@@ -232,11 +253,8 @@ static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t 
     if (!d->has_cert) {
         return DECLINED; /* the fallback hook supplies the temporary one */
     }
-    for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
-        if (!has_cert_of_type(d, t, p)) {
-            continue; /* not issued yet: the job orders it */
-        }
+    for (i = 0; i < d->served_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
         APR_ARRAY_PUSH(cert_files, const char *) =
             st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
         APR_ARRAY_PUSH(key_files, const char *) =
@@ -310,7 +328,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     acme_drive_activate(g, s, ptemp);
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        d->has_cert = domain_has_certs(d, ptemp);
+        find_served_types(d, s, pconf, ptemp);
         d->driven = 0;
         apr_array_clear(d->servers);
     }

@@ -39,7 +39,8 @@ typedef struct acme_domain_t {
     int line;
     apr_array_header_t *servers;  /* server_rec* of SSL vhosts using it */
     /* Runtime facts found by the parent at post_config. */
-    int has_cert;                 /* an issued certificate is active for every key type */
+    int has_cert;                 /* an issued certificate is served (some key type) */
+    apr_array_header_t *served_types; /* acme_key_type_t with a usable cert + key pair */
     int driven;                   /* an SSL vhost uses it, so jobs run for it */
     int tls_alpn_ok;              /* tls-alpn-01 is allowed and reachable */
     apr_array_header_t *eff_challenges; /* allowed and reachable types */

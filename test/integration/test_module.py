@@ -291,3 +291,23 @@ def test_adding_a_name_keeps_serving_until_the_new_certificate(httpd, pebble):
         lambda: (lambda c: c if c is not None and "www.grow.test" in cert_sans(c) else None)(
             served_by_ca(httpd, "grow.test")), ISSUE_TIMEOUT, "the certificate with both names")
     assert set(cert_sans(second)) == {"grow.test", "www.grow.test"}
+
+
+def test_mismatched_key_in_store_does_not_stop_the_server(httpd, pebble):
+    import subprocess
+    name = "broken.store.test"
+    httpd.write_config(httpd.acme_config(pebble) + "ManagedRetryDelay 1s\n"
+                       + "ManagedDomain %s\n" % name + httpd.vhost(name, tls=True))
+    httpd.start()
+    first = httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "first cert")
+    httpd.stop()
+    key = os.path.join(httpd.store_dir, "domains", name, "privkey.p256.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    httpd.expect_errors(r"ACME0106: broken\.store\.test: the P-256 certificate or key")
+    httpd.start()   # mod_ssl would refuse a mismatched pair: the module must not hand it over
+    second = httpd.wait_for(
+        lambda: (lambda c: c if c is not None and c.serial_number != first.serial_number
+                 else None)(served_by_ca(httpd, name)), ISSUE_TIMEOUT, "a new certificate")
+    assert second is not None
