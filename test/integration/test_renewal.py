@@ -176,3 +176,23 @@ def test_auto_restart_off_waits_for_graceful(httpd, pebble):
     assert served_by_ca(httpd, name) is None
     httpd.graceful()
     httpd.wait_for(lambda: served_by_ca(httpd, name), 20, "the certificate after graceful")
+
+
+def test_expiring_notice_when_renewal_keeps_failing(httpd, pebble_factory, acme_proxy_factory,
+                                                     test_dir):
+    # 40-second certificates; after the first one the CA goes away, so the
+    # renewal at half-life fails and the certificate runs into its last tenth
+    ca = pebble_factory(config={"certificateValidityPeriod": 40})
+    proxy = acme_proxy_factory(ca, ari=False)
+    name = "expiring.test"
+    script, log = notify_script(os.path.join(test_dir, "notify-exp"))
+    httpd.write_config(base_conf(httpd, proxy, [name], "ManagedNotifyCmd %s\n" % script))
+    httpd.expect_errors(r"ACME0322: expiring\.test: ")
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "first certificate")
+    proxy.set_down("close")
+    util.wait_for(lambda: "expiring %s" % name in open(log).read(), 60, "the expiring notice")
+    assert "ACME0328: %s: the certificate expires" % name in httpd.error_log()
+    events = [l.split()[0] for l in open(log).read().splitlines()]
+    assert events.count("expiring") == 1 and "errored" in events
+    proxy.set_down(None)
