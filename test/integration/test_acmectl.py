@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from harness.pki import cert_issuer_cn, cert_serial_hex
+from harness.httpd import served_by_ca
+from harness.pki import cert_serial_hex
 
 ISSUE_TIMEOUT = 90.0
 RUN_USER = os.environ.get("MOD_ACME_TEST_USER", "www-data")
@@ -47,12 +48,6 @@ def ctl(acmectl_bin):
     return Ctl(acmectl_bin)
 
 
-def served_by_ca(httpd, host):
-    try:
-        cert = httpd.get_cert(host)
-    except Exception:
-        return None
-    return cert if "mod_acme fallback" not in (cert_issuer_cn(cert) or "") else None
 
 
 def served_other_than(httpd, host, serial):

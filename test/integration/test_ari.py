@@ -5,18 +5,12 @@ import json
 import os
 import time
 
+from harness.httpd import served_by_ca
 from harness.acmeproxy import ari_cert_id
-from harness.pki import cert_issuer_cn
 
 ISSUE_TIMEOUT = 90.0
 
 
-def served_by_ca(httpd, host):
-    try:
-        cert = httpd.get_cert(host)
-    except Exception:
-        return None
-    return cert if "mod_acme fallback" not in (cert_issuer_cn(cert) or "") else None
 
 
 def conf(httpd, ca, names, extra=""):

@@ -3,9 +3,9 @@
 import os
 import stat
 
-import pytest
 
-from harness.pki import cert_issuer_cn, cert_sans, load_pem_certs
+from harness.httpd import served_by_ca
+from harness.pki import cert_issuer_cn, cert_sans
 
 ISSUE_TIMEOUT = 90.0
 
@@ -14,14 +14,6 @@ def leaf_of(httpd, host):
     return httpd.get_cert(host)
 
 
-def served_by_ca(httpd, host):
-    """The certificate served for host is not our self-signed fallback."""
-    try:
-        cert = httpd.get_cert(host)
-    except Exception:
-        return None
-    cn = cert_issuer_cn(cert)
-    return cert if cn and "mod_acme fallback" not in cn else None
 
 
 def verify_chain(httpd, host, pebble):

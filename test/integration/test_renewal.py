@@ -7,19 +7,12 @@ import stat
 import subprocess
 import time
 
+from harness.httpd import served_by_ca
 from harness import util
-from harness.pki import cert_issuer_cn, cert_sans
 
 ISSUE_TIMEOUT = 90.0
 
 
-def served_by_ca(httpd, host):
-    try:
-        cert = httpd.get_cert(host)
-    except Exception:
-        return None
-    cn = cert_issuer_cn(cert) or ""
-    return cert if "mod_acme fallback" not in cn else None
 
 
 def base_conf(httpd, ca, names, extra=""):

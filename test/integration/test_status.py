@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 
+from harness.httpd import served_by_ca
 from harness.acmeproxy import PROBLEM_NS
 from harness.pki import cert_issuer_cn
 
@@ -203,13 +204,6 @@ def promtool_check(text):
 
 
 # ------------------------------------------------------------------ the test
-def served_by_ca(httpd, host):
-    try:
-        cert = httpd.get_cert(host)
-    except Exception:
-        return None
-    cn = cert_issuer_cn(cert)
-    return cert if cn and "mod_acme fallback" not in cn else None
 
 
 def test_status_outputs(httpd, pebble, acme_proxy):

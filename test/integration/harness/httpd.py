@@ -388,3 +388,15 @@ class Httpd:
     def https_get(self, path, host, port=None, timeout=10.0, headers=None):
         return self.http_get(path, host, port=port, tls=True, timeout=timeout,
                              headers=headers)
+
+
+def served_by_ca(httpd, host):
+    """The leaf certificate served for host when it is not mod_acme's
+    self-signed fallback (None while the fallback or nothing is served)."""
+    from .pki import cert_issuer_cn
+    try:
+        cert = httpd.get_cert(host)
+    except Exception:
+        return None
+    cn = cert_issuer_cn(cert)
+    return cert if cn and "mod_acme fallback" not in cn else None
