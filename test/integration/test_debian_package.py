@@ -26,6 +26,9 @@ STORE = "/var/lib/apache2/acme"
 SITE = "zz-mod-acme-package-test"
 SITE_FILE = os.path.join(ETC, "sites-available", SITE + ".conf")
 PORTS_CONF = os.path.join(ETC, "ports.conf")
+# Debian's apache2.service has PrivateTmp: under systemd the server cannot see
+# pebble's CA file in /tmp, so the site points at a copy here.
+CA_COPY = os.path.join(ETC, SITE + "-ca.pem")
 ERROR_LOG = "/var/log/apache2/error.log"
 NAME = "deb-package.mod-acme.test"
 # a2enmod/a2ensite state: the symlinks and the maintainer-script markers.
@@ -143,6 +146,8 @@ class Machine:
         if os.path.exists(SITE_FILE):
             run("a2dissite", "-q", SITE)
             os.unlink(SITE_FILE)
+        if os.path.exists(CA_COPY):
+            os.unlink(CA_COPY)
         if package_installed() or os.path.exists(os.path.join(ETC, "mods-available", "acme.load")):
             rc, out = run("apt-get", "-o", "DPkg::Lock::Timeout=120", "purge", "-y", "-qq", PKG)
             if rc != 0:
@@ -213,8 +218,9 @@ def machine(built_package):
         pytest.skip("%s is installed already: the test would purge it" % PKG)
     if os.path.exists(STORE) and os.listdir(STORE):
         pytest.skip("%s holds a store already: the test would mix test keys into it" % STORE)
-    if os.path.exists(SITE_FILE):
-        pytest.skip("%s exists already" % SITE_FILE)
+    for path in (SITE_FILE, CA_COPY):
+        if os.path.exists(path):
+            pytest.skip("%s exists already" % path)
     m = Machine()
     try:
         yield m
@@ -244,7 +250,7 @@ ManagedDomain {name}
     SSLEngine on
 </VirtualHost>
 """.format(http=ports["http"], tls=ports["tls"], dir_url=pebble.dir_url,
-           ca_file=pebble.ca_file, name=NAME)
+           ca_file=CA_COPY, name=NAME)
 
 
 def mod_enabled(name):
@@ -267,6 +273,8 @@ def test_package_on_system_apache(built_package, machine, pebble, acme_ports, te
     # address: the test needs neither, and uses its own loopback Listens.
     with open(PORTS_CONF, "w") as f:
         f.write("# emptied for the duration of test_debian_package.py\n")
+    shutil.copyfile(pebble.ca_file, CA_COPY)
+    os.chmod(CA_COPY, 0o644)
     with open(SITE_FILE, "w") as f:
         f.write(site_config(pebble, acme_ports))
     rc, out = run("a2ensite", SITE)
