@@ -7,7 +7,6 @@ import subprocess
 import tempfile
 
 from harness.httpd import served_by_ca
-from test_status import request
 
 SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MON = os.path.join(SRC_ROOT, "docs", "monitoring")
@@ -129,9 +128,9 @@ def test_used_metrics_exist_in_metrics_output(httpd, pebble):
     httpd.write_config(text)
     httpd.start()
     httpd.wait_for(lambda: served_by_ca(httpd, NAME), 90, "the certificate for %s" % NAME)
-    status, _, body = request(httpd, "GET", "/metrics")
-    assert status == 200
-    out = body.decode("utf-8")
+    r = httpd.http_get("/metrics", NAME)
+    assert r.status == 200, r
+    out = r.text
     exported = set(re.findall(r"^# TYPE (\w+) ", out, re.M))
     sampled = {line.split("{")[0].split(" ")[0] for line in out.splitlines()
                if line and not line.startswith("#")}
