@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -170,6 +171,27 @@ def dpkg_install(deb):
         if rc == 0 or "lock" not in out or time.monotonic() > deadline:
             return rc, out
         time.sleep(2)
+
+
+def test_acme_conf_lists_every_directive():
+    """acme.conf shows each server-wide directive of mod_acme_config.c commented
+    out, and marks "(coming)" exactly those the module does not have yet."""
+    with open(os.path.join(SRC_ROOT, "mod_acme", "mod_acme_config.c")) as f:
+        known = set(re.findall(r'AP_INIT_\w+\("(Managed\w+)"', f.read())) - {"ManagedDomain"}
+    with open(os.path.join(SRC_ROOT, "build", "debian", "acme.conf")) as f:
+        lines = [line.strip() for line in f]
+    active = [line for line in lines if line and not line.startswith(("#", "<", "</"))]
+    assert active == ["ManagedStoreDir /var/lib/apache2/acme"], active
+    shown, coming = set(), set()
+    for i, line in enumerate(lines):
+        m = re.match(r"^#(Managed\w+)\b", line)
+        if m:
+            shown.add(m.group(1))
+            if "(coming)" in lines[i - 1] or "(coming)" in lines[i - 2]:
+                coming.add(m.group(1))
+    assert known - {"ManagedStoreDir"} <= shown - coming, sorted(known - (shown - coming))
+    assert not coming & known, "in the module now, drop '(coming)': %s" % sorted(coming & known)
+    assert shown <= known | coming, sorted(shown - known - coming)
 
 
 @pytest.fixture(scope="module")
