@@ -275,6 +275,12 @@ ManagedDomain {name}
            ca_file=CA_COPY, name=NAME)
 
 
+def store_keys():
+    """{path: content} of the store's private key files."""
+    return {k: v for k, v in snapshot_tree(STORE).items()
+            if v[0] == "file" and "key" in os.path.basename(k)}
+
+
 def mod_enabled(name):
     return os.path.islink(os.path.join(ETC, "mods-enabled", name + ".load"))
 
@@ -325,9 +331,9 @@ def test_package_on_system_apache(built_package, machine, pebble, acme_ports, te
         owner = pwd.getpwuid(os.stat(os.path.join(STORE, sub)).st_uid).pw_name
         assert owner == user, "%s/%s is owned by %s, not %s" % (STORE, sub, owner, user)
     assert any(f.endswith(".pem") for f in os.listdir(domain_dir)), os.listdir(domain_dir)
-    keys_before = sorted(k for k in snapshot_tree(STORE) if "key" in os.path.basename(k))
-    assert any(k.startswith("accounts") for k in keys_before), keys_before
-    assert any(k.startswith("domains") for k in keys_before), keys_before
+    keys_before = store_keys()
+    assert any(k.startswith("accounts") for k in keys_before), sorted(keys_before)
+    assert any(k.startswith("domains") for k in keys_before), sorted(keys_before)
     rc, out = run("/usr/sbin/acmectl", "-f", os.path.join(ETC, "apache2.conf"), "status")
     assert rc == 0 and NAME in out, "acmectl status:\n%s" % out
     with gzip.open("/usr/share/man/man8/acmectl.8.gz", "rt") as f:
@@ -348,5 +354,4 @@ def test_package_on_system_apache(built_package, machine, pebble, acme_ports, te
     for gone in ("mods-available/acme.load", "mods-available/acme.conf"):
         assert not os.path.exists(os.path.join(ETC, gone)), "%s left after purge" % gone
     assert not os.path.exists("/usr/lib/apache2/modules/mod_acme.so")
-    keys_after = sorted(k for k in snapshot_tree(STORE) if "key" in os.path.basename(k))
-    assert keys_after == keys_before, "purge touched the store's keys"
+    assert store_keys() == keys_before, "purge touched the store's keys"
