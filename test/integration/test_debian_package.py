@@ -354,4 +354,7 @@ def test_package_on_system_apache(built_package, machine, pebble, acme_ports, te
     for gone in ("mods-available/acme.load", "mods-available/acme.conf"):
         assert not os.path.exists(os.path.join(ETC, gone)), "%s left after purge" % gone
     assert not os.path.exists("/usr/lib/apache2/modules/mod_acme.so")
-    assert store_keys() == keys_before, "purge touched the store's keys"
+    after = store_keys()
+    # names only: pytest would print the differing contents, i.e. private keys
+    changed = sorted(k for k in set(after) | set(keys_before) if after.get(k) != keys_before.get(k))
+    assert not changed, "purge touched the store's keys: %s" % changed
