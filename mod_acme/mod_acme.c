@@ -24,6 +24,7 @@
 #include "mod_acme_config.h"
 
 acme_store_t *acme_mod_store;
+acme_store_t *acme_mod_cache;
 
 /* ---- logging bridge ---------------------------------------------------- */
 
@@ -155,24 +156,31 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
 static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store;
-    const char *cpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
-    const char *kpath = st->path(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), p);
     apr_array_header_t *chain;
-    acme_pkey_t *key;
-    apr_finfo_t fi;
+    acme_pkey_t *key = NULL;
+    const char *why = "the key cannot be read";
+    apr_status_t rv;
 
-    if (!cpath || apr_stat(&fi, cpath, APR_FINFO_TYPE, p) != APR_SUCCESS) {
+    rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), &chain, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
     }
     /* A pair mod_ssl cannot load would stop the whole server from starting. */
-    if (acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1
-        || !kpath || acme_pkey_load(&key, p, kpath) != APR_SUCCESS
-        || !acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
+    if (rv != APR_SUCCESS) {
+        why = "the certificate cannot be read";
+    }
+    else if (acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), &key, p)
+             == APR_SUCCESS) {
+        rv = acme_pair_check(chain, key, NULL, 0, &why, p);
+    }
+    else {
+        rv = APR_EINVAL;
+    }
+    if (rv != APR_SUCCESS) {
         const char *req = "{\"by\":\"mod_acme: unusable certificate or key\"}";
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0106)
-                     "%s: the %s certificate or key in %s cannot be used (unreadable, or "
-                     "they do not match); it is not served and a new one is ordered",
-                     d->name, acme_key_type_name(t), acme_store_fs_base(st));
+                     "%s: the %s certificate in %s cannot be used (%s); it is not served and a "
+                     "new one is ordered", d->name, acme_key_type_name(t), st->where, why);
         st->save(st, ACME_SG_JOBS, d->name, ACME_JOB_RENEW_REQUEST, req, strlen(req), 0, p);
         return 0;
     }
@@ -241,10 +249,10 @@ static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme
     apr_status_t rv = acme_pkey_to_pem(&pem, p, key);
 
     if (rv == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", pem, strlen(pem), 1, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem), 1, p);
     }
     if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", pem, strlen(pem), 0, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem), 0, p);
     }
     return rv;
 }
@@ -261,8 +269,8 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     apr_status_t rv;
 
     *pst = st;
-    if (st->load(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", &data, &len, p) == APR_SUCCESS
-        && st->load(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", &data, &len, p)
+    if (st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &data, &len, p) == APR_SUCCESS
+        && st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &data, &len, p)
                == APR_SUCCESS) {
         return APR_SUCCESS;
     }
@@ -291,6 +299,30 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     return rv;
 }
 
+/* The one place where store items become files: mod_ssl reads files. A
+ * store without paths has them copied into the local cache first. */
+static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t *key_files,
+                             acme_store_t *st, acme_domain_t *d, const char *cert,
+                             const char *key, server_rec *s, apr_pool_t *p)
+{
+    const char *cpath, *kpath;
+    apr_status_t rv;
+
+    rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, cert, 0, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, key,
+                             ACME_STORE_SECRET, p);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0108)
+                     "%s: cannot make files of %s and %s for mod_ssl", d->name, cert, key);
+        return rv;
+    }
+    APR_ARRAY_PUSH(cert_files, const char *) = cpath;
+    APR_ARRAY_PUSH(key_files, const char *) = kpath;
+    return APR_SUCCESS;
+}
+
 static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
                                apr_array_header_t *key_files)
 {
@@ -316,10 +348,10 @@ static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t 
     }
     for (i = 0; i < d->served_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
-        APR_ARRAY_PUSH(cert_files, const char *) =
-            st->path(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), p);
-        APR_ARRAY_PUSH(key_files, const char *) =
-            st->path(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), p);
+        if (hand_off(cert_files, key_files, st, d, acme_job_cert_file(p, t),
+                     acme_job_key_file(p, t), s, p) != APR_SUCCESS) {
+            return DECLINED;
+        }
     }
     return OK;
 }
@@ -337,11 +369,8 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (ensure_fallback(&st, d, s, p) != APR_SUCCESS) {
         return DECLINED;
     }
-    APR_ARRAY_PUSH(cert_files, const char *) =
-        st->path(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", p);
-    APR_ARRAY_PUSH(key_files, const char *) =
-        st->path(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", p);
-    return OK;
+    return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_CERT, ACME_FALLBACK_KEY, s, p)
+               == APR_SUCCESS ? OK : DECLINED;
 }
 
 /* ---- post_config --------------------------------------------------------- */
@@ -363,6 +392,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         g->store_dir = ap_server_root_relative(pconf, "acme");
     }
     rv = acme_store_fs_create(&acme_mod_store, pconf, g->store_dir, &err);
+    acme_mod_cache = acme_mod_store;
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0001)
                      "cannot use the store directory %s: %s. Check that the directory (see "
@@ -378,7 +408,11 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                      "certificate, and nothing is obtained or renewed until it can be "
                      "written. Renewal resumes by itself then.", g->store_dir, err);
     }
-    else if (geteuid() == 0) {
+    else if (acme_store_fs_sweep(acme_mod_store, ACME_STORE_STALE_AGE, ptemp) > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ACMELOG(0008)
+                     "removed temporary files that interrupted writes left in %s", g->store_dir);
+    }
+    if (!err && geteuid() == 0) {
         rv = acme_store_fs_set_owner(acme_mod_store, ap_unixd_config.user_id,
                                      ap_unixd_config.group_id, ptemp);
         if (rv != APR_SUCCESS) {

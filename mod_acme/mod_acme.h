@@ -12,6 +12,9 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 
 /* The store of the current config generation (parent and children). */
 extern acme_store_t *acme_mod_store;
+/* Where mod_ssl's files are made when the store has no paths; the store
+ * itself for the file store. */
+extern acme_store_t *acme_mod_cache;
 
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);

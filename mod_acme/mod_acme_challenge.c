@@ -10,6 +10,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <http_connection.h>
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
@@ -218,6 +219,28 @@ static const char *hook_protocol_get(const conn_rec *c)
     return apr_table_get(c->notes, ACME_TLS_1) ? ACME_TLS_1 : NULL;
 }
 
+/* RFC 8737 3: a connection that negotiated acme-tls/1 carries no
+ * application data: once the handshake is done it is closed, unread. The
+ * handshake runs here (an AP_MODE_INIT read, as mod_http2 does), so the
+ * protocol is known before HTTP reads anything. */
+static int hook_process_connection(conn_rec *c)
+{
+    apr_bucket_brigade *bb;
+
+    if (!ap_ssl_conn_is_ssl(c)) {
+        return DECLINED;
+    }
+    bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    ap_get_brigade(c->input_filters, bb, AP_MODE_INIT, APR_BLOCK_READ, 0);
+    apr_brigade_destroy(bb);
+    if (!apr_table_get(c->notes, ACME_TLS_1)) {
+        return DECLINED;
+    }
+    c->keepalive = AP_CONN_CLOSE;
+    c->aborted = 1;
+    return DONE;
+}
+
 static int hook_answer_challenge(conn_rec *c, const char *server_name, const char **pcert_pem,
                                  const char **pkey_pem)
 {
@@ -285,4 +308,6 @@ void acme_challenge_register_hooks(void)
     ap_hook_protocol_switch(hook_protocol_switch, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_protocol_get(hook_protocol_get, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_answer_challenge(hook_answer_challenge, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_http2 and the HTTP/1 handler take the connection */
+    ap_hook_process_connection(hook_process_connection, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

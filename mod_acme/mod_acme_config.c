@@ -5,12 +5,17 @@
 #include <apr_lib.h>
 #include <apr_hash.h>
 
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
 
 #include "acme_util.h"
+#include "acme_publish.h"
 #include "mod_acme_config.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_module;
@@ -179,6 +184,7 @@ static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
     const char *endp = ap_strrchr_c(arg, '>');
     const char *err, *word;
     apr_array_header_t *names;
+    ap_directive_t *dir;
     acme_domain_t *d;
     char *args;
 
@@ -187,6 +193,14 @@ static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
     }
     if (g->current) {
         return "<ManagedDomain> sections cannot be nested";
+    }
+    for (dir = cmd->directive->first_child; dir; dir = dir->next) {
+        if (strncasecmp(dir->directive, "Managed", 7)) {
+            /* httpd would apply it to the whole server, silently */
+            return apr_psprintf(cmd->pool, "%s (line %d) cannot be used inside <ManagedDomain>: "
+                                "only Managed* directives can. Put it into the <VirtualHost> "
+                                "of the domain.", dir->directive, dir->line_num);
+        }
     }
     if (!endp) {
         return "<ManagedDomain> section is missing its closing '>'";
@@ -332,6 +346,13 @@ static const char *cmd_keys(cmd_parms *cmd, void *dc, int argc, char *const argv
 static const char *parse_duration(cmd_parms *cmd, const char *arg, apr_interval_time_t min,
                                   apr_interval_time_t *pdur)
 {
+    apr_size_t len = strlen(arg);
+
+    if (len > 0 && apr_isdigit(arg[len - 1])) {
+        /* "1" might mean a second, a minute or a day: say which */
+        return apr_psprintf(cmd->pool, "%s: '%s' has no unit; write it as %ss, %sm, %sh or %sd",
+                            cmd->cmd->name, arg, arg, arg, arg, arg);
+    }
     if (acme_duration_parse(pdur, arg, "s") != APR_SUCCESS || *pdur < min) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a duration of at least %s (examples: 30s, 5m, 2h, 7d)",
@@ -373,6 +394,31 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 
 /* ---- server-wide settings --------------------------------------------- */
 
+/* A store directory that can never work fails the syntax check, not the
+ * start: its nearest existing ancestor must be a directory, on a real
+ * filesystem (not /proc or /sys). A read-only disk is allowed: the store
+ * opens for reading and renewal waits. */
+static const char *store_dir_can_work(cmd_parms *cmd, const char *dir)
+{
+    char *path = apr_pstrdup(cmd->temp_pool, dir), *slash;
+    struct statfs fs;
+    struct stat st;
+
+    while (stat(path, &st) != 0 && (slash = strrchr(path, '/')) != NULL && slash != path) {
+        *slash = '\0';
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return apr_psprintf(cmd->pool, "ManagedStoreDir %s: %s is not a directory, so the store "
+                            "can never be created there", dir, path);
+    }
+    if (statfs(path, &fs) == 0 && (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC)) {
+        return apr_psprintf(cmd->pool, "ManagedStoreDir %s: %s is a kernel filesystem (/proc "
+                            "or /sys), which cannot hold files; choose a directory on a disk, "
+                            "such as /var/lib/apache2/acme", dir, path);
+    }
+    return NULL;
+}
+
 static const char *cmd_store_dir(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = check_context(cmd, 0);
@@ -382,7 +428,7 @@ static const char *cmd_store_dir(cmd_parms *cmd, void *dc, const char *arg)
     if (!global_of(cmd)->store_dir) {
         return apr_psprintf(cmd->pool, "ManagedStoreDir: invalid path '%s'", arg);
     }
-    return NULL;
+    return store_dir_can_work(cmd, global_of(cmd)->store_dir);
 }
 
 static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
@@ -667,4 +713,16 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;
     }
+}
+
+apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st)
+{
+    apr_array_header_t *pubs = apr_array_make(p, 3, sizeof(const acme_publisher_t *));
+
+    APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = &acme_publisher_http01;
+    APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = &acme_publisher_tlsalpn01;
+    if (st->dns_hook && st->dns_hook->nelts > 0) {
+        APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = acme_publisher_dns_hook(p, st->dns_hook);
+    }
+    return pubs;
 }

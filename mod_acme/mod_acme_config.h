@@ -79,6 +79,9 @@ acme_global_t *acme_config_global(server_rec *s);
  * built-in defaults. */
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
 
+/* The challenge publishers of resolved settings (acme_publisher_t*). */
+apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st);
+
 /* Built-in defaults */
 #define ACME_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"
 #define ACME_STAGING_CA "https://acme-staging-v02.api.letsencrypt.org/directory"

@@ -47,37 +47,29 @@ APLOG_USE_MODULE(acme);
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
+/* Is the staged pair of type t usable? *ppresent: is there one at all. */
 static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key_type_t t,
                                     int *ppresent, const char **perr, apr_pool_t *p)
 {
-    const char *cpath = st->path(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), p);
-    const char *kpath = st->path(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), p);
     apr_array_header_t *chain;
-    acme_pkey_t *key;
-    apr_finfo_t fi;
+    acme_pkey_t *key = NULL;
+    apr_status_t rv;
 
-    *ppresent = 0;
-    if (apr_stat(&fi, cpath, APR_FINFO_TYPE, p) != APR_SUCCESS) {
+    rv = acme_store_load_chain(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), &chain, p);
+    *ppresent = !APR_STATUS_IS_ENOENT(rv);
+    if (!*ppresent) {
         return APR_SUCCESS;
     }
-    *ppresent = 1;
-    if (acme_chain_load(&chain, p, cpath) != APR_SUCCESS || chain->nelts < 1) {
+    if (rv != APR_SUCCESS) {
         *perr = "the certificate file cannot be read";
-        return APR_EINVAL;
+        return rv;
     }
-    if (acme_pkey_load(&key, p, kpath) != APR_SUCCESS) {
+    if (acme_store_load_pkey(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), &key, p)
+        != APR_SUCCESS) {
         *perr = "the key file cannot be read";
         return APR_EINVAL;
     }
-    if (!acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
-        *perr = "the certificate does not match its key";
-        return APR_EINVAL;
-    }
-    if (!acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names)) {
-        *perr = "the certificate does not cover all names of the domain";
-        return APR_EINVAL;
-    }
-    return APR_SUCCESS;
+    return acme_pair_check(chain, key, d->names, apr_time_now(), perr, p);
 }
 
 static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
@@ -467,7 +459,7 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
         if (job->rv == APR_SUCCESS) {
             notify(job->dc, "renewed", job->d->name, job->pool);
         }
-        else if (job->rv != APR_EINTR && !job->unwritable) {
+        else if (job->rv != APR_EINTR && job->rv != APR_EBUSY && !job->unwritable) {
             notify(job->dc, "errored", job->d->name, job->pool);
         }
     }
@@ -512,13 +504,18 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     if (!job->ran || job->unwritable) {
         /* only the renewal information was asked, or reported above */
     }
+    else if (job->rv == APR_EBUSY) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0336) "%s",
+                     acme_result_describe(job->result, job->pool));
+    }
     else if (job->rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0321)
                      "%s: certificate obtained and staged for activation", job->d->name);
     }
     else if (job->rv != APR_EINTR) {
         acme_errclass_t cls = acme_result_classify(job->result);
-        ap_log_error(APLOG_MARK, APLOG_ERR, job->rv, dc->s, ACMELOG(0322)
+        /* the problem type is in the text; an errno prefix would mislead */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0322)
                      "%s: %s%s", job->d->name, acme_result_describe(job->result, job->pool),
                      cls == ACME_ERRCLASS_CONFIG
                          ? ". This needs a configuration change; retrying in 24 hours or at "
@@ -732,6 +729,10 @@ static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t 
                 reap(dc, job, now);
             }
         }
+        if (dc->tick % 36000 == 0) {
+            /* hourly: what interrupted writes left behind */
+            acme_store_fs_sweep(acme_mod_store, ACME_STORE_STALE_AGE, ptemp);
+        }
         /* An operator's request (acmectl renew) is noticed within seconds. */
         if (++dc->tick % 30 == 0) {
             for (i = 0; i < dc->jobs->nelts; ++i) {
@@ -744,7 +745,17 @@ static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t 
                 }
             }
         }
-        for (i = 0; i < dc->jobs->nelts && dc->running < dc->parallel; ++i) {
+        if (dc->tick % 100 == 0) {
+            /* A claim lives for ACME_JOB_LEASE: renewed every 10 s while
+             * its job runs, so only a stuck or paused process loses it. */
+            for (i = 0; i < dc->jobs->nelts; ++i) {
+                drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+                acme_store_claim_t *c = job->running ? job->memo.claim : NULL;
+                if (c) acme_mod_store->renew(acme_mod_store, c, ptemp);
+            }
+        }
+        for (i = 0; i < dc->jobs->nelts && dc->running < dc->parallel
+                    && !apr_atomic_read32(&dc->stop); ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
             if (!job->running && job->next_check <= now) {
                 schedule(dc, job, now, ptemp);
@@ -877,6 +888,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->spec.retry_delay = st->retry_delay;
         job->spec.stop = &dc->stop;
         job->spec.memo = &job->memo;
+        job->spec.publishers = acme_config_publishers(p, st);
         APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
         dc->guard_limit += st->key_types->nelts;
     }

@@ -273,13 +273,16 @@ apr_status_t acme_cert_revoke(acme_client_t *c, const acme_cert_t *cert, int rea
 /* ---- driving a whole order -------------------------------------------------- */
 
 /* Challenge publication by the caller: publish must make key_authz
- * answerable for (type, name, token) before it returns; withdraw removes
- * it. name is the identifier value (without "*." for wildcards). */
+ * answerable for (type, name, token) before it returns, and may fill r
+ * with what went wrong; withdraw removes it. name is the identifier value
+ * (without "*." for wildcards): a name and its wildcard publish two
+ * answers under the same name, told apart by token and key_authz. Every
+ * challenge of an order is published before the first is answered. */
 typedef apr_status_t acme_challenge_publish_cb(void *baton, const char *type, const char *name,
                                                const char *token, const char *key_authz,
-                                               apr_pool_t *p);
+                                               apr_pool_t *p, struct acme_result_t *r);
 typedef void acme_challenge_withdraw_cb(void *baton, const char *type, const char *name,
-                                        const char *token, apr_pool_t *p);
+                                        const char *token, const char *key_authz, apr_pool_t *p);
 /* Called once the order URL is known (new order), so it can be persisted
  * and the order resumed with acme_order_params_t.order_url. */
 typedef void acme_order_created_cb(void *baton, const char *order_url);

@@ -925,6 +925,34 @@ static const char *ip_canonical(apr_pool_t *p, const char *name)
     return NULL;
 }
 
+apr_status_t acme_pair_check(const apr_array_header_t *chain, const acme_pkey_t *key,
+                             const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                             apr_pool_t *p)
+{
+    const acme_cert_t *leaf = chain && chain->nelts > 0 ? APR_ARRAY_IDX(chain, 0, acme_cert_t *)
+                                                         : NULL;
+
+    *pwhy = NULL;
+    if (!leaf) {
+        *pwhy = "there is no certificate";
+    }
+    else if (!key || !acme_cert_matches_key(leaf, key)) {
+        *pwhy = "the certificate does not match its key";
+    }
+    else if (names && !acme_cert_covers(leaf, names)) {
+        *pwhy = "the certificate does not cover all names of the domain";
+    }
+    else if (now && acme_cert_not_before(leaf) > now + apr_time_from_sec(3600)) {
+        *pwhy = apr_psprintf(p, "the certificate is valid only from %s",
+                             acme_time_rfc3339(p, acme_cert_not_before(leaf)));
+    }
+    else if (now && acme_cert_not_after(leaf) <= now) {
+        *pwhy = apr_psprintf(p, "the certificate expired at %s",
+                             acme_time_rfc3339(p, acme_cert_not_after(leaf)));
+    }
+    return *pwhy ? APR_EINVAL : APR_SUCCESS;
+}
+
 int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names)
 {
     apr_pool_t *ptemp = NULL;

@@ -74,6 +74,14 @@ apr_status_t acme_cert_ari_id(const char **pid, apr_pool_t *p, const acme_cert_t
 int acme_cert_matches_key(const acme_cert_t *cert, const acme_pkey_t *key);
 /* Does cert cover every name (dNSName / iPAddress, wildcard-aware)? */
 int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names);
+/* Is this chain and key usable as a pair? The leaf matches the key, covers
+ * names (unless names is NULL) and, unless now is 0, is valid at now (a
+ * clock skew of an hour is allowed before notBefore). APR_EINVAL with *pwhy
+ * saying what is wrong, in words for the log. The one rule for activation,
+ * for mod_ssl's hand-off and after download. */
+apr_status_t acme_pair_check(const apr_array_header_t *chain, const acme_pkey_t *key,
+                             const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                             apr_pool_t *p);
 /* Verifies the chain (leaf first) against the trust anchors in ca_file
  * (PEM) at time 'at' (0 = now). APR_SUCCESS when it verifies; APR_EINVAL
  * when it does not (*perr says why, X509_verify_cert_error_string) or the

@@ -15,8 +15,12 @@
 typedef struct {
     apr_pool_t *pool;
     CURL *curl;
+    CURLM *multi;            /* drives the transfer, so that a stop ends it at once */
     acme_http_config_t conf;
 } curl_http_t;
+
+/* How often a transfer looks at the stop flag, in every phase of it. */
+#define ABORT_CHECK_MS 100
 
 /* State of one exchange, shared by the header and body callbacks. */
 typedef struct {
@@ -36,6 +40,10 @@ static apr_status_t curl_cleanup(void *data)
     if (ch->curl) {
         curl_easy_cleanup(ch->curl);
         ch->curl = NULL;
+    }
+    if (ch->multi) {
+        curl_multi_cleanup(ch->multi);
+        ch->multi = NULL;
     }
     return APR_SUCCESS;
 }
@@ -157,13 +165,37 @@ static apr_status_t status_of(CURLcode rc)
     }
 }
 
-static int on_progress(void *baton, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
+/* curl_easy_perform() calls a progress callback only now and then, and not
+ * at all in some phases (a TLS handshake that hangs took 10 s to notice):
+ * our own loop looks at the stop flag every ABORT_CHECK_MS instead. */
+static CURLcode perform_abortable(curl_http_t *ch)
 {
-    volatile apr_uint32_t *abort_flag = baton;
+    CURLcode rc = CURLE_OK;
+    CURLMsg *msg;
+    int running = 1, left;
 
-    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    return (abort_flag && apr_atomic_read32(abort_flag)) ? 1 : 0;
+    if (curl_multi_add_handle(ch->multi, ch->curl) != CURLM_OK) {
+        return CURLE_FAILED_INIT;
+    }
+    while (running) {
+        if (curl_multi_perform(ch->multi, &running) != CURLM_OK) {
+            rc = CURLE_FAILED_INIT;
+            break;
+        }
+        if (ch->conf.abort && apr_atomic_read32(ch->conf.abort)) {
+            rc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        if (running && curl_multi_poll(ch->multi, NULL, 0, ABORT_CHECK_MS, NULL) != CURLM_OK) {
+            rc = CURLE_FAILED_INIT;
+            break;
+        }
+    }
+    while (!running && (msg = curl_multi_info_read(ch->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
+    }
+    curl_multi_remove_handle(ch->multi, ch->curl);
+    return rc;
 }
 
 static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp,
@@ -213,11 +245,6 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
                      (long)apr_time_as_msec(ch->conf.connect_timeout));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)apr_time_as_msec(ch->conf.timeout));
     curl_easy_setopt(c, CURLOPT_USERAGENT, ACME_USER_AGENT);
-    if (ch->conf.abort) {
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)ch->conf.abort);
-    }
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ch->conf.max_body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
@@ -258,7 +285,7 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hc.list);
 
     acme_log(ACME_LOG_MARK, ACME_LOG_TRACE1, 0, "http: %s %s", req->method, req->url);
-    rc = curl_easy_perform(c);
+    rc = perform_abortable(ch);
     if (rc != CURLE_OK) {
         if (x.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
             rv = acme_result_set(result, APR_ENOSPC, "acme:malformed-response",
@@ -324,6 +351,7 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, apr_pool_t *p,
     if (conf) {
         ch->conf.ca_file = conf->ca_file ? apr_pstrdup(p, conf->ca_file) : NULL;
         ch->conf.proxy = conf->proxy ? apr_pstrdup(p, conf->proxy) : NULL;
+        ch->conf.abort = conf->abort; /* it was dropped here: no transfer could be stopped */
         if (conf->connect_timeout > 0) {
             ch->conf.connect_timeout = conf->connect_timeout;
         }
@@ -335,7 +363,8 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, apr_pool_t *p,
         }
     }
     ch->curl = curl_easy_init();
-    if (!ch->curl) {
+    ch->multi = curl_multi_init();
+    if (!ch->curl || !ch->multi) {
         rv = APR_ENOMEM;
         goto leave;
     }

@@ -5,6 +5,8 @@
 #include <apr_thread_mutex.h>
 #include <apr_hash.h>
 #include <apr_lib.h>
+#include <apr_network_io.h>
+#include <unistd.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -16,6 +18,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_publish.h"
 #include "acme_proc.h"
 
 /* One account per CA: jobs running in parallel must not create two. */
@@ -86,6 +89,11 @@ static const char *current_ca(const acme_job_spec_t *spec, const acme_json_t *jo
     return APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
 }
 
+static apr_time_t job_now(const acme_job_spec_t *spec)
+{
+    return spec->clock ? spec->clock(spec->clock_baton) : apr_time_now();
+}
+
 static int stopping(const acme_job_spec_t *spec)
 {
     return spec->stop && apr_atomic_read32(spec->stop);
@@ -121,7 +129,8 @@ static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
     hconf.abort = spec->stop;
-    rv = acme_http_curl_create(&http, p, &hconf);
+    rv = spec->http ? spec->http(&http, p, &hconf, spec->http_baton)
+                    : acme_http_curl_create(&http, p, &hconf);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
     }
@@ -250,12 +259,11 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
     acme_json_del(job, "ari", "unsupported-until", NULL);
     for (i = 0; i < spec->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
-        const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
-                                       acme_job_cert_file(p, t), p);
         apr_array_header_t *chain;
         apr_status_t rv2;
 
-        if (!path || acme_chain_load(&chain, p, path) != APR_SUCCESS || chain->nelts < 1) {
+        if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
+                                  &chain, p) != APR_SUCCESS) {
             continue;
         }
         rv2 = ari_ask(job, http, dir->renewal_info, spec, t,
@@ -467,129 +475,12 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
     return APR_SUCCESS;
 }
 
-/* ---- challenge publication through the store ------------------------------ */
-
-typedef struct {
-    acme_store_t *store;
-    const acme_job_spec_t *spec;
-    apr_hash_t *dns_values;   /* name -> TXT value published, for the unset */
-} publish_ctx_t;
-
-#define ACME_DNS_HOOK_TIMEOUT apr_time_from_sec(300)
-
-/* ManagedDNSHook program [args] set|unset <name> <txt value>: the program
- * returns once the record is (or is no longer) visible to the CA. */
-static apr_status_t run_dns_hook(const acme_job_spec_t *spec, const char *op, const char *name,
-                                 const char *value, apr_pool_t *p)
-{
-    const apr_array_header_t *hook = spec->dns_hook;
-    const char **args, *env[5];
-    acme_proc_result_t res;
-    apr_status_t rv;
-    int i;
-
-    if (!hook || hook->nelts < 1) {
-        return APR_ENOTIMPL;
-    }
-    args = apr_palloc(p, sizeof(const char *) * (apr_size_t)(hook->nelts + 4));
-    for (i = 0; i < hook->nelts; ++i) {
-        args[i] = APR_ARRAY_IDX(hook, i, const char *);
-    }
-    args[i++] = op;
-    args[i++] = name;
-    args[i++] = value;
-    args[i] = NULL;
-    env[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    env[1] = apr_pstrcat(p, "MOD_ACME_DOMAIN=", spec->domain, NULL);
-    env[2] = apr_pstrcat(p, "MOD_ACME_RECORD=_acme-challenge.", name, NULL);
-    env[3] = apr_pstrcat(p, "MOD_ACME_TXT=", value, NULL);
-    env[4] = NULL;
-    rv = acme_proc_run(&res, p, args, env, ACME_DNS_HOOK_TIMEOUT);
-    if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0421: %s: cannot run ManagedDNSHook %s",
-                 spec->domain, args[0]);
-        return rv;
-    }
-    if (res.signalled || res.exit_code != 0) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, "ACME0422: %s: ManagedDNSHook %s %s %s %s %d%s%s",
-                 spec->domain, op, name, res.timed_out ? "timed out," : "",
-                 res.signalled ? "died of signal" : "exited with", res.exit_code,
-                 *res.output ? ", output: " : "", res.output);
-        return APR_EGENERAL;
-    }
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0423: %s: ManagedDNSHook %s %s done%s%s",
-             spec->domain, op, name, *res.output ? ", output: " : "", res.output);
-    return APR_SUCCESS;
-}
-
-static apr_status_t publish_cb(void *baton, const char *type, const char *name,
-                               const char *token, const char *key_authz, apr_pool_t *p)
-{
-    publish_ctx_t *ctx = baton;
-    acme_store_t *s = ctx->store;
-    apr_status_t rv;
-
-    if (!strcmp(type, "http-01")) {
-        if (!acme_b64url_is_token(token, 256)) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL,
-                     "ACME0402: %s: the CA sent an http-01 token that is not base64url; ignoring it", name);
-            return APR_EINVAL;
-        }
-        return s->save(s, ACME_SG_CHALLENGES, "http-01", token, key_authz, strlen(key_authz),
-                       0, p);
-    }
-    if (!strcmp(type, "dns-01")) {
-        const char *value = acme_dns01_value(p, key_authz);
-        if (ctx->dns_values) {
-            apr_pool_t *hp = apr_hash_pool_get(ctx->dns_values);
-            apr_hash_set(ctx->dns_values, apr_pstrdup(hp, name), APR_HASH_KEY_STRING,
-                         apr_pstrdup(hp, value));
-        }
-        return run_dns_hook(ctx->spec, "set", name, value, p);
-    }
-    if (!strcmp(type, "tls-alpn-01")) {
-        const char *cert_pem, *key_pem;
-
-        rv = acme_tls_alpn01_make(&cert_pem, &key_pem, p, name, key_authz);
-        if (rv == APR_SUCCESS) {
-            rv = s->save(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, name, ".key", NULL),
-                         key_pem, strlen(key_pem), 1, p);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = s->save(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, name, ".crt", NULL),
-                         cert_pem, strlen(cert_pem), 0, p);
-        }
-        return rv;
-    }
-    return APR_ENOTIMPL;
-}
-
-static void withdraw_cb(void *baton, const char *type, const char *name, const char *token,
-                        apr_pool_t *p)
-{
-    publish_ctx_t *ctx = baton;
-    acme_store_t *s = ctx->store;
-
-    if (!strcmp(type, "http-01") && acme_b64url_is_token(token, 256)) {
-        s->remove(s, ACME_SG_CHALLENGES, "http-01", token, p);
-    }
-    else if (!strcmp(type, "dns-01")) {
-        const char *value = ctx->dns_values
-                                ? apr_hash_get(ctx->dns_values, name, APR_HASH_KEY_STRING) : NULL;
-        (void)token;
-        run_dns_hook(ctx->spec, "unset", name, value ? value : "", p);
-    }
-    else if (!strcmp(type, "tls-alpn-01")) {
-        s->remove(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, name, ".crt", NULL), p);
-        s->remove(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, name, ".key", NULL), p);
-    }
-}
-
 /* ---- persisted job state ---------------------------------------------------- */
 
 typedef struct {
-    acme_store_t *store;
+    acme_store_t *store;       /* fenced by the job's claim */
     const char *domain;
+    const char *ca_url;        /* the CA of this run */
     acme_json_t *json;
     const char *tag;   /* key type tag of the order in flight */
     apr_pool_t *pool;
@@ -615,23 +506,48 @@ static void order_created_cb(void *baton, const char *order_url)
     acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0404: %s: order %s created", jc->domain, order_url);
 }
 
-/* Publishing goes through both contexts: the store for challenges, the
- * job for persistence. */
+/* The order engine's callbacks, through the spec's publishers. */
 typedef struct {
-    publish_ctx_t pub;
     job_ctx_t *job;
+    const acme_job_spec_t *spec;
 } run_baton_t;
 
-static apr_status_t run_publish(void *baton, const char *type, const char *name,
-                                const char *token, const char *key_authz, apr_pool_t *p)
+static acme_answer_t *answer_make(const run_baton_t *rb, const char *name, const char *token,
+                                  const char *key_authz, apr_pool_t *p)
 {
-    return publish_cb(&((run_baton_t *)baton)->pub, type, name, token, key_authz, p);
+    acme_answer_t *a = apr_pcalloc(p, sizeof(*a));
+
+    a->domain = rb->spec->domain;
+    a->name = name;
+    a->token = token;
+    a->key_authz = key_authz;
+    return a;
+}
+
+static apr_status_t run_publish(void *baton, const char *type, const char *name,
+                                const char *token, const char *key_authz, apr_pool_t *p,
+                                acme_result_t *r)
+{
+    run_baton_t *rb = baton;
+    const acme_publisher_t *pub = acme_publisher_find(rb->spec->publishers, type);
+
+    if (!pub) {
+        return acme_result_set(r, APR_ENOTIMPL, "acme:config", "%s: nothing publishes %s "
+                               "answers (for dns-01: ManagedDNSHook or ManagedDNSUpdate)",
+                               rb->spec->domain, type);
+    }
+    return pub->publish(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p, r);
 }
 
 static void run_withdraw(void *baton, const char *type, const char *name, const char *token,
-                         apr_pool_t *p)
+                         const char *key_authz, apr_pool_t *p)
 {
-    withdraw_cb(&((run_baton_t *)baton)->pub, type, name, token, p);
+    run_baton_t *rb = baton;
+    const acme_publisher_t *pub = acme_publisher_find(rb->spec->publishers, type);
+
+    if (pub) {
+        pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+    }
 }
 
 static void run_created(void *baton, const char *order_url)
@@ -769,7 +685,9 @@ static apr_array_header_t *usable_challenges(job_ctx_t *jc, const acme_job_spec_
         for (j = 0; failed && j < failed->nelts; ++j) {
             bad |= !strcmp(t, APR_ARRAY_IDX(failed, j, const char *));
         }
-        if (!bad) APR_ARRAY_PUSH(out, const char *) = t;
+        if (!bad && acme_publisher_find(spec->publishers, t)) {
+            APR_ARRAY_PUSH(out, const char *) = t;
+        }
     }
     /* When every type failed once, start over with all of them. */
     return out->nelts ? out : (apr_array_header_t *)spec->challenges;
@@ -785,9 +703,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     apr_status_t rv;
 
     memset(&params, 0, sizeof(params));
-    rb.pub.store = store;
-    rb.pub.spec = spec;
-    rb.pub.dns_values = apr_hash_make(p);
+    rb.spec = spec;
     rb.job = jc;
     jc->tag = acme_key_type_file_tag(t);
     params.names = spec->names;
@@ -830,11 +746,10 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
         }
         if (spec->ari && dir->renewal_info) {
             /* Tell the CA which certificate this one replaces (RFC 9773 5). */
-            const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
-                                           acme_job_cert_file(p, t), p);
             apr_array_header_t *chain;
             const char *certid;
-            if (path && acme_chain_load(&chain, p, path) == APR_SUCCESS && chain->nelts > 0
+            if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain,
+                                      acme_job_cert_file(p, t), &chain, p) == APR_SUCCESS
                 && acme_cert_ari_id(&certid, p, APR_ARRAY_IDX(chain, 0, acme_cert_t *))
                        == APR_SUCCESS) {
                 params.replaces = certid;
@@ -873,151 +788,152 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     return rv;
 }
 
-apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
-                          const apr_array_header_t *types, apr_pool_t *p, acme_result_t *r)
+/* The names of the key types, for events and meta.json. */
+static apr_array_header_t *type_names(apr_pool_t *p, const apr_array_header_t *types)
 {
-    const char *ca_url;
-    acme_client_t *client;
-    job_ctx_t jc;
-    acme_json_t *meta;
-    apr_array_header_t *done_types;
-    apr_status_t rv;
-    apr_time_t now = apr_time_now();
+    apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
     int i;
 
-    memset(&jc, 0, sizeof(jc));
-    jc.store = store;
-    jc.domain = spec->domain;
-    jc.pool = p;
-    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &jc.json, p)
+    for (i = 0; i < types->nelts; ++i) {
+        APR_ARRAY_PUSH(tn, const char *) =
+            acme_key_type_name(APR_ARRAY_IDX(types, i, acme_key_type_t));
+    }
+    return tn;
+}
+
+/* Step 1: the job state is loaded and the run recorded. An order whose URL
+ * cannot be kept is lost at the next failure, and the one after it too:
+ * nothing is asked of the CA before the store takes our writes. */
+static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
+                              const apr_array_header_t *types, acme_result_t *r)
+{
+    apr_pool_t *p = jc->pool;
+    apr_status_t rv;
+
+    if (acme_store_load_json(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &jc->json, p)
         != APR_SUCCESS) {
-        jc.json = acme_json_new_object(p);
+        jc->json = acme_json_new_object(p);
     }
-    ca_url = current_ca(spec, jc.json);
-    acme_json_setl(jc.json, apr_time_sec(now), "last-run", NULL);
-    acme_json_sets(jc.json, ca_url, "ca", NULL);
-    {
-        apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
-        for (i = 0; i < types->nelts; ++i) {
-            APR_ARRAY_PUSH(tn, const char *) =
-                acme_key_type_name(APR_ARRAY_IDX(types, i, acme_key_type_t));
-        }
-        acme_job_event(jc.json, p, "renewing", apr_array_pstrcat(p, tn, ' '));
-    }
-    /* An order whose URL cannot be kept is lost at the next failure, and
-     * the one after it too: nothing is asked of the CA before the store
-     * takes our writes. */
-    rv = acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, jc.json, p);
+    jc->ca_url = current_ca(spec, jc->json);
+    acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-run", NULL);
+    acme_json_sets(jc->json, jc->ca_url, "ca", NULL);
+    acme_job_event(jc->json, p, "renewing", apr_array_pstrcat(p, type_names(p, types), ' '));
+    rv = acme_store_save_json(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, jc->json, p);
     if (rv != APR_SUCCESS) {
         acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
                         "the store cannot be written (jobs/%s/%s): nothing is asked of the CA "
                         "until it can", spec->domain, ACME_JOB_STATE);
-        if (spec->memo) {
-            spec->memo->next_attempt = apr_time_now() + spec->retry_delay;
-        }
-        return rv;
     }
+    return rv;
+}
 
-    rv = make_client(&client, NULL, spec, ca_url, p, r);
-    if (rv != APR_SUCCESS) goto leave;
-    rv = ensure_account(client, store, spec, ca_url, p, r);
-    if (rv != APR_SUCCESS) goto leave;
+/* Step 2, per key type: order (or resume), check, and stage key and chain. */
+static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_job_spec_t *spec,
+                             acme_key_type_t t, acme_result_t *r)
+{
+    acme_store_t *store = jc->store;
+    apr_pool_t *p = jc->pool;
+    const char *pem, *keypem, *why;
+    apr_array_header_t *chain;
+    acme_pkey_t *key;
+    apr_status_t rv;
 
-    done_types = apr_array_make(p, 2, sizeof(acme_key_type_t));
-    for (i = 0; i < types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
-        acme_pkey_t *key;
-        const char *pem, *keypem;
-        apr_array_header_t *chain;
-
-        if (stopping(spec)) {
-            rv = acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
-                                 "the order is resumed after it");
-            goto leave;
-        }
-        rv = load_or_make_key(&key, store, spec->domain, t, p);
-        if (rv != APR_SUCCESS) {
-            acme_result_set(r, rv, "acme:store", "cannot create the %s key for %s",
-                            acme_key_type_name(t), spec->domain);
-            goto leave;
-        }
-        rv = get_cert(&pem, client, store, spec, &jc, t, key, p, r);
-        if (rv != APR_SUCCESS) goto leave;
-        rv = acme_chain_from_pem(&chain, p, pem, strlen(pem));
-        if (rv == APR_SUCCESS && (!acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)
-                                  || !acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *),
-                                                       spec->names))) {
-            rv = APR_EINVAL;
-        }
-        if (rv != APR_SUCCESS) {
-            acme_result_set(r, rv, "acme:malformed-response",
-                            "the CA's certificate for %s does not match the key or the names",
-                            spec->domain);
-            acme_json_del(jc.json, "orders", jc.tag, NULL);
-            goto leave;
-        }
-        rv = acme_pkey_to_pem(&keypem, p, key);
-        if (rv == APR_SUCCESS) {
-            rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t),
-                             keypem, strlen(keypem), 1, p);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t),
-                             pem, strlen(pem), 0, p);
-        }
-        if (rv != APR_SUCCESS) {
-            acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",
-                            spec->domain);
-            goto leave;
-        }
-        /* The order is done: never resume it again. */
-        acme_json_del(jc.json, "orders", jc.tag, NULL);
-        job_save(&jc);
-        APR_ARRAY_PUSH(done_types, acme_key_type_t) = t;
+    if (stopping(spec)) {
+        return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
+                               "the order is resumed after it");
     }
+    rv = load_or_make_key(&key, store, spec->domain, t, p);
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:store", "cannot create the %s key for %s",
+                               acme_key_type_name(t), spec->domain);
+    }
+    rv = get_cert(&pem, client, store, spec, jc, t, key, p, r);
+    if (rv != APR_SUCCESS) return rv;
+    rv = acme_chain_from_pem(&chain, p, pem, strlen(pem));
+    if (rv == APR_SUCCESS) {
+        rv = acme_pair_check(chain, key, spec->names, job_now(spec), &why, p);
+    }
+    else {
+        why = "it is not a PEM certificate chain";
+    }
+    if (rv != APR_SUCCESS) {
+        acme_json_del(jc->json, "orders", jc->tag, NULL);
+        return acme_result_set(r, rv, "acme:malformed-response",
+                               "the CA's certificate for %s cannot be used: %s", spec->domain,
+                               why);
+    }
+    rv = acme_pkey_to_pem(&keypem, p, key);
+    if (rv == APR_SUCCESS) {
+        rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t), keypem,
+                         strlen(keypem), ACME_STORE_SECRET, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t), pem,
+                         strlen(pem), 0, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",
+                               spec->domain);
+    }
+    /* The order is done: never resume it again. */
+    acme_json_del(jc->json, "orders", jc->tag, NULL);
+    job_save(jc);
+    return APR_SUCCESS;
+}
 
-    /* meta.json last: its presence says the staged set is complete. */
-    meta = acme_json_new_object(p);
+/* Step 3: meta.json last, its presence says the staged set is complete;
+ * then the keys of the orders in flight are no longer needed. */
+static apr_status_t run_stage(job_ctx_t *jc, const acme_job_spec_t *spec,
+                              const apr_array_header_t *types, acme_result_t *r)
+{
+    acme_store_t *store = jc->store;
+    apr_pool_t *p = jc->pool;
+    acme_json_t *meta = acme_json_new_object(p);
+    apr_status_t rv;
+    int i;
+
     acme_json_setsa(meta, spec->names, "names", NULL);
-    acme_json_sets(meta, ca_url, "ca", NULL);
-    acme_json_sets(meta, acme_time_rfc3339(p, apr_time_now()), "staged", NULL);
-    {
-        apr_array_header_t *tn = apr_array_make(p, 2, sizeof(const char *));
-        for (i = 0; i < done_types->nelts; ++i) {
-            APR_ARRAY_PUSH(tn, const char *) =
-                acme_key_type_name(APR_ARRAY_IDX(done_types, i, acme_key_type_t));
-        }
-        acme_json_setsa(meta, tn, "key-types", NULL);
-    }
+    acme_json_sets(meta, jc->ca_url, "ca", NULL);
+    acme_json_sets(meta, acme_time_rfc3339(p, job_now(spec)), "staged", NULL);
+    acme_json_setsa(meta, type_names(p, types), "key-types", NULL);
     rv = acme_store_save_json(store, ACME_SG_STAGING, spec->domain, ACME_JOB_META, meta, p);
     if (rv != APR_SUCCESS) {
-        acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s", spec->domain);
-        goto leave;
+        return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",
+                               spec->domain);
     }
-    for (i = 0; i < done_types->nelts; ++i) {
+    for (i = 0; i < types->nelts; ++i) {
         store->remove(store, ACME_SG_JOBS, spec->domain,
-                      acme_job_key_file(p, APR_ARRAY_IDX(done_types, i, acme_key_type_t)), p);
+                      acme_job_key_file(p, APR_ARRAY_IDX(types, i, acme_key_type_t)), p);
     }
+    return APR_SUCCESS;
+}
 
-leave:
+/* Step 4: what the outcome means for the next attempt: counters, backoff,
+ * CA failover, all in job.json and in the memo. */
+static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t rv,
+                       acme_result_t *r)
+{
+    apr_pool_t *p = jc->pool;
+    const char *ca_url = jc->ca_url;
+
     if (rv == APR_SUCCESS) {
-        acme_json_setl(jc.json, 0, "errors", NULL);
-        acme_json_setl(jc.json, 0, "next-attempt", NULL);
-        acme_json_del(jc.json, "last-error", NULL);
-        acme_json_del(jc.json, "failed-challenges", NULL);
-        acme_json_setl(jc.json, apr_time_sec(apr_time_now()), "last-success", NULL);
-        acme_json_setl(jc.json, acme_json_getl(jc.json, "renewals-ok", NULL) + 1, "renewals-ok",
+        acme_json_setl(jc->json, 0, "errors", NULL);
+        acme_json_setl(jc->json, 0, "next-attempt", NULL);
+        acme_json_del(jc->json, "last-error", NULL);
+        acme_json_del(jc->json, "failed-challenges", NULL);
+        acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-success", NULL);
+        acme_json_setl(jc->json, acme_json_getl(jc->json, "renewals-ok", NULL) + 1, "renewals-ok",
                        NULL);
-        acme_json_setl(jc.json, 0, "ca-errors", NULL);
-        acme_json_sets(jc.json, "staged", "state", NULL);
-        acme_job_event(jc.json, p, "staged", NULL);
-        store->remove(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
+        acme_json_setl(jc->json, 0, "ca-errors", NULL);
+        acme_json_sets(jc->json, "staged", "state", NULL);
+        acme_job_event(jc->json, p, "staged", NULL);
+        jc->store->remove(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
         if (spec->memo) {
             memset(spec->memo, 0, sizeof(*spec->memo));
         }
     }
     else if (rv != APR_EINTR) {
-        int errors = (int)acme_json_getl(jc.json, "errors", NULL);
+        int errors = (int)acme_json_getl(jc->json, "errors", NULL);
         double frac = (double)acme_random_below(1000000) / 1000000.0;
         acme_errclass_t cls = acme_result_classify(r);
         apr_time_t next;
@@ -1026,38 +942,113 @@ leave:
             errors = spec->memo->errors; /* job.json missed some: the store failed */
         }
         errors++;
-        next = acme_backoff_next(apr_time_now(), errors, spec->retry_delay, frac,
+        next = acme_backoff_next(job_now(spec), errors, spec->retry_delay, frac,
                                  r->retry_after, cls == ACME_ERRCLASS_CONFIG);
 
-        int ca_errors = (int)acme_json_getl(jc.json, "ca-errors", NULL) + 1;
+        int ca_errors = (int)acme_json_getl(jc->json, "ca-errors", NULL) + 1;
 
-        acme_json_setl(jc.json, errors, "errors", NULL);
-        acme_json_setl(jc.json, acme_json_getl(jc.json, "renewals-failed", NULL) + 1,
+        acme_json_setl(jc->json, errors, "errors", NULL);
+        acme_json_setl(jc->json, acme_json_getl(jc->json, "renewals-failed", NULL) + 1,
                        "renewals-failed", NULL);
         if (spec->ca_urls && spec->ca_urls->nelts > 1 && ca_errors >= ACME_JOB_FAILOVER_AFTER) {
-            long long idx = (acme_json_getl(jc.json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
+            long long idx = (acme_json_getl(jc->json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
             const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
 
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME0408: %s: %d failures in a row with the CA "
                      "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);
-            acme_job_event(jc.json, p, "ca-switched", next_ca);
-            acme_json_setl(jc.json, idx, "ca-index", NULL);
-            acme_json_del(jc.json, "orders", NULL);
+            acme_job_event(jc->json, p, "ca-switched", next_ca);
+            acme_json_setl(jc->json, idx, "ca-index", NULL);
+            acme_json_del(jc->json, "orders", NULL);
             ca_errors = 0;
             /* The next CA need not wait for this one's backoff. */
-            next = apr_time_now() + spec->retry_delay;
+            next = job_now(spec) + spec->retry_delay;
         }
-        acme_json_setl(jc.json, ca_errors, "ca-errors", NULL);
-        acme_json_setl(jc.json, apr_time_sec(next) + 1, "next-attempt", NULL);
+        acme_json_setl(jc->json, ca_errors, "ca-errors", NULL);
+        acme_json_setl(jc->json, apr_time_sec(next) + 1, "next-attempt", NULL);
         if (spec->memo) {
             spec->memo->errors = errors;
             spec->memo->next_attempt = apr_time_from_sec(apr_time_sec(next) + 1);
         }
-        acme_json_setj(jc.json, acme_result_to_json(r, p), "last-error", NULL);
-        acme_json_sets(jc.json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",
+        acme_json_setj(jc->json, acme_result_to_json(r, p), "last-error", NULL);
+        acme_json_sets(jc->json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",
                        NULL);
-        acme_job_event(jc.json, p, "errored", acme_result_describe(r, p));
+        acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
     }
-    job_save(&jc);
+    job_save(jc);
+}
+
+/* Claims the domain for this process: no other job (an old child after a
+ * graceful restart, another server, acmectl) works on it at the same time,
+ * and every write carries the claim's token. */
+static apr_status_t run_claim(acme_store_claim_t **pclaim, acme_store_t *store,
+                              const acme_job_spec_t *spec, apr_pool_t *p, acme_result_t *r)
+{
+    char host[APRMAXHOSTLEN + 1];
+    const char *owner;
+    apr_status_t rv;
+
+    if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
+        apr_cpystrn(host, "-", sizeof(host));
+    }
+    owner = apr_psprintf(p, "mod_acme pid %d on %s", (int)getpid(), host);
+    rv = store->claim(store, pclaim, spec->domain, owner, ACME_JOB_LEASE, p);
+    if (rv == APR_EBUSY) {
+        acme_result_set(r, rv, ACME_PROBLEM_BUSY, "%s is being worked on by %s; waiting for it",
+                        spec->domain, *pclaim ? (*pclaim)->owner : "another process");
+    }
+    else if (rv != APR_SUCCESS) {
+        acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE, "cannot claim %s in the store: it "
+                        "cannot be written", spec->domain);
+    }
+    return rv;
+}
+
+apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
+                          const apr_array_header_t *types, apr_pool_t *p, acme_result_t *r)
+{
+    acme_store_claim_t *claim = NULL;
+    acme_client_t *client;
+    job_ctx_t jc;
+    apr_array_header_t *done;
+    apr_status_t rv;
+    int i;
+
+    memset(&jc, 0, sizeof(jc));
+    jc.domain = spec->domain;
+    jc.pool = p;
+    rv = run_claim(&claim, store, spec, p, r);
+    if (rv != APR_SUCCESS) {
+        if (spec->memo) {
+            spec->memo->next_attempt = job_now(spec)
+                                       + (rv == APR_EBUSY ? ACME_JOB_BUSY_WAIT : spec->retry_delay);
+        }
+        return rv;
+    }
+    if (spec->memo) spec->memo->claim = claim;
+    jc.store = acme_store_fenced(p, store, claim);
+    /* Read after claiming: whoever held it before may have finished. */
+    rv = run_begin(&jc, spec, types, r);
+    if (rv != APR_SUCCESS) {
+        if (spec->memo) spec->memo->next_attempt = job_now(spec) + spec->retry_delay;
+        goto leave;
+    }
+    rv = make_client(&client, NULL, spec, jc.ca_url, p, r);
+    if (rv == APR_SUCCESS) {
+        rv = ensure_account(client, jc.store, spec, jc.ca_url, p, r);
+    }
+    done = apr_array_make(p, 2, sizeof(acme_key_type_t));
+    for (i = 0; rv == APR_SUCCESS && i < types->nelts; ++i) {
+        rv = run_type(&jc, client, spec, APR_ARRAY_IDX(types, i, acme_key_type_t), r);
+        if (rv == APR_SUCCESS) {
+            APR_ARRAY_PUSH(done, acme_key_type_t) = APR_ARRAY_IDX(types, i, acme_key_type_t);
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = run_stage(&jc, spec, done, r);
+    }
+    run_record(&jc, spec, rv, r);
+leave:
+    if (spec->memo) spec->memo->claim = NULL;
+    store->release(store, claim, p);
     return rv;
 }

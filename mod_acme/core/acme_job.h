@@ -24,7 +24,15 @@ typedef struct acme_job_memo_t {
     int errors;                  /* consecutive failures seen by this process */
     apr_time_t next_attempt;     /* no run before this (0: none) */
     apr_time_t ari_next;         /* no renewal information asked before this */
+    struct acme_store_claim_t *volatile claim; /* held while a run works, for renewal */
 } acme_job_memo_t;
+
+/* The clock and the HTTP client a job uses: tests give their own. */
+typedef apr_time_t acme_job_clock_cb(void *baton);
+struct acme_http_t;
+struct acme_http_config_t;
+typedef apr_status_t acme_job_http_cb(struct acme_http_t **phttp, apr_pool_t *p,
+                                      const struct acme_http_config_t *conf, void *baton);
 
 typedef struct acme_job_spec_t {
     const char *domain;                     /* store name: the first name */
@@ -38,6 +46,7 @@ typedef struct acme_job_spec_t {
     int profile_mandatory;                  /* refuse to order without the profile */
     int ari;                                /* follow ACME Renewal Information */
     const apr_array_header_t *dns_hook;     /* program + args setting dns-01 TXT records */
+    const apr_array_header_t *publishers;   /* acme_publisher_t*, one per challenge type */
     const char *contact;                    /* "mailto:...", may be NULL */
     int agree_tos;
     const apr_array_header_t *challenges;   /* const char*, preference order */
@@ -46,6 +55,10 @@ typedef struct acme_job_spec_t {
     apr_interval_time_t retry_delay;
     volatile apr_uint32_t *stop;            /* non-zero: stop at the next step */
     acme_job_memo_t *memo;                  /* in-memory backoff, may be NULL */
+    acme_job_clock_cb *clock;               /* NULL: apr_time_now */
+    void *clock_baton;
+    acme_job_http_cb *http;                 /* NULL: libcurl */
+    void *http_baton;
 } acme_job_spec_t;
 
 /* What the store says about a domain, without network. */
@@ -94,11 +107,19 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
 /* After this many consecutive failures with one CA the next one is used. */
 #define ACME_JOB_FAILOVER_AFTER 3
 #define ACME_PROBLEM_STORE_UNWRITABLE "acme:store-unwritable"
+/* Another process holds the domain's claim: not a failure, a wait. */
+#define ACME_PROBLEM_BUSY "acme:busy"
+/* A run's claim on its domain: renewed by the scheduler while it runs. */
+#define ACME_JOB_LEASE apr_time_from_sec(120)
+#define ACME_JOB_BUSY_WAIT apr_time_from_sec(10)
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);
 const char *acme_job_key_file(apr_pool_t *p, acme_key_type_t t);
 #define ACME_JOB_META "meta.json"
+/* domains/<d>/: the self-signed certificate until the first issuance */
+#define ACME_FALLBACK_CERT "fallback.cert.pem"
+#define ACME_FALLBACK_KEY "fallback.key.pem"
 #define ACME_JOB_STATE "job.json"
 /* jobs/<domain>/renew.json: written by acmectl renew; the next check
  * renews every key type regardless of the window, then removes it. */

@@ -555,9 +555,10 @@ leave:
 /* ---- driving a whole order --------------------------------------------------------------- */
 
 typedef struct {
-    const char *type;
+    const acme_challenge_t *ch;
     const char *name;
-    const char *token;
+    const char *key_authz;
+    const char *url;           /* the authorization */
 } published_t;
 
 apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
@@ -565,7 +566,6 @@ apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
                                   apr_pool_t *p, acme_result_t *r)
 {
     apr_array_header_t *published = apr_array_make(p, 4, sizeof(published_t));
-    apr_array_header_t *polls = apr_array_make(p, 4, sizeof(const char *));
     const acme_challenge_t *ch;
     acme_challenge_t *answered;
     acme_authz_t *a;
@@ -573,6 +573,8 @@ apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
     apr_status_t rv = APR_SUCCESS;
     int i;
 
+    /* Publish everything first: a dns-01 publisher waits for propagation,
+     * once for all records rather than once per authorization. */
     for (i = 0; i < order->authorizations->nelts; ++i) {
         const char *url = APR_ARRAY_IDX(order->authorizations, i, const char *);
         published_t *pub;
@@ -594,28 +596,33 @@ apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
             goto leave;
         }
         rv = params->publish(params->baton, ch->type, a->identifier.value, ch->token, key_authz,
-                             p);
+                             p, r);
         if (rv != APR_SUCCESS) {
-            rv = acme_result_set(r, rv, "acme:config",
-                                 "publishing the %s challenge for %s failed", ch->type,
-                                 a->identifier.value);
+            if (r->status == APR_SUCCESS) {
+                acme_result_set(r, rv, "acme:config", "publishing the %s challenge for %s failed",
+                                ch->type, a->identifier.value);
+            }
             goto leave;
         }
         pub = apr_array_push(published);
-        pub->type = ch->type;
+        pub->ch = ch;
         pub->name = a->identifier.value;
-        pub->token = ch->token;
-        if (ch->status == ACME_STATE_PENDING) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", url,
-                     ch->type, a->identifier.value);
-            if ((rv = acme_challenge_respond(&answered, c, ch, p, r)) != APR_SUCCESS) {
+        pub->key_authz = key_authz;
+        pub->url = url;
+    }
+    for (i = 0; i < published->nelts; ++i) {
+        const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
+
+        if (pub->ch->status == ACME_STATE_PENDING) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", pub->url,
+                     pub->ch->type, pub->name);
+            if ((rv = acme_challenge_respond(&answered, c, pub->ch, p, r)) != APR_SUCCESS) {
                 goto leave;
             }
         }
-        APR_ARRAY_PUSH(polls, const char *) = url;
     }
-    for (i = 0; i < polls->nelts; ++i) {
-        rv = acme_authz_poll(&a, c, APR_ARRAY_IDX(polls, i, const char *), deadline, p, r);
+    for (i = 0; i < published->nelts; ++i) {
+        rv = acme_authz_poll(&a, c, APR_ARRAY_IDX(published, i, published_t).url, deadline, p, r);
         if (rv != APR_SUCCESS) {
             goto leave;
         }
@@ -629,7 +636,8 @@ leave:
         for (i = 0; i < published->nelts; ++i) {
             const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
 
-            params->withdraw(params->baton, pub->type, pub->name, pub->token, p);
+            params->withdraw(params->baton, pub->ch->type, pub->name, pub->ch->token,
+                             pub->key_authz, p);
         }
     }
     return rv;

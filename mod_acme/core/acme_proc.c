@@ -30,7 +30,7 @@ apr_status_t acme_proc_run(acme_proc_result_t *pres, apr_pool_t *pp, const char 
     rv = apr_file_mktemp(&out, tmpl, APR_FOPEN_CREATE | APR_FOPEN_READ | APR_FOPEN_WRITE
                          | APR_FOPEN_EXCL | APR_FOPEN_DELONCLOSE, p);
     if (rv == APR_SUCCESS) rv = apr_procattr_create(&attr, p);
-    if (rv == APR_SUCCESS) rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV);
+    if (rv == APR_SUCCESS) rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM);
     if (rv == APR_SUCCESS) rv = apr_procattr_io_set(attr, APR_NO_FILE, APR_NO_PIPE, APR_NO_PIPE);
     if (rv == APR_SUCCESS) rv = apr_procattr_child_out_set(attr, out, NULL);
     if (rv == APR_SUCCESS) rv = apr_procattr_child_err_set(attr, out, NULL);

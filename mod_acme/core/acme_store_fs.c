@@ -928,17 +928,29 @@ leave:
     return rv;
 }
 
+/* Extends the lease while the claim is still the current one: never takes
+ * back a claim that was released or taken over. */
 static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
 {
-    acme_store_claim_t *again;
-    apr_status_t rv = s->claim(s, &again, c->name, c->owner, c->lease, p);
+    const fs_t *fs = s->baton;
+    const char *dir = locks_dir(fs, p), *content;
+    lease_t cur;
+    apr_status_t rv;
+    int guard = -1;
 
-    if (rv == APR_SUCCESS && again->token != c->token) {
-        /* it had run out and nobody took it: ours again, but writes made
-         * with the old token stay refused, as for anybody's */
-        c->token = again->token;
+    rv = guard_acquire(&guard, dir, p);
+    if (rv == APR_SUCCESS && (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
+                              || cur.token != c->token || strcmp(cur.owner, c->owner)
+                              || !lease_held(&cur, fs_now(fs), p))) {
+        rv = ACME_STORE_EFENCED;
     }
-    return rv == APR_EBUSY ? ACME_STORE_EFENCED : rv;
+    if (rv == APR_SUCCESS) {
+        cur.expires = fs_now(fs) + c->lease;
+        content = lease_format(&cur, p);
+        rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
+    }
+    guard_release(guard);
+    return rv;
 }
 
 static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
@@ -1151,6 +1163,52 @@ leave:
         *perr = err;
     }
     return rv;
+}
+
+/* Removes what interrupted writes left in dir: ".tmp.*" files and ".del.*"
+ * directories last changed before 'before'; descends once into names. */
+static int sweep_dir(const char *dir, apr_time_t before, int depth, apr_pool_t *p)
+{
+    struct dirent *de;
+    struct stat st;
+    int n = 0;
+    DIR *d = opendir(dir);
+
+    if (!d) {
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        const char *full = apr_pstrcat(p, dir, "/", de->d_name, NULL);
+        int stale = !strncmp(de->d_name, ".tmp.", 5) || !strncmp(de->d_name, ".del.", 5);
+
+        if (lstat(full, &st) < 0) {
+            continue;
+        }
+        if (stale && apr_time_from_sec(st.st_mtime) < before) {
+            n += rm_rf(full, p) == APR_SUCCESS;
+        }
+        else if (!stale && depth > 0 && S_ISDIR(st.st_mode) && acme_store_name_is_valid(de->d_name)) {
+            n += sweep_dir(full, before, depth - 1, p);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
+{
+    const fs_t *fs;
+    int g, n = 0;
+
+    if (!s || s->load != fs_load) {
+        return 0;
+    }
+    fs = s->baton;
+    for (g = 0; g < ACME_SG_COUNT; ++g) {
+        n += sweep_dir(group_dir(fs, (acme_store_group_t)g, p), fs_now(fs) - age, 1, p);
+    }
+    n += sweep_dir(fs->base, fs_now(fs) - age, 0, p);
+    return n;
 }
 
 apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p)

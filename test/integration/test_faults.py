@@ -108,3 +108,25 @@ def test_store_read_only_during_issuance_does_not_flood_the_ca(httpd, acme_proxy
     tmpfs_store.remount("rw")
     httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
     assert len(acme_proxy.orders) <= 2
+
+
+def test_hanging_ca_never_delays_stop_or_overlaps_runners(httpd, acme_proxy):
+    # a CA that accepts connections and never answers
+    name = "hang.test"
+    httpd.write_config(base_conf(httpd, acme_proxy, [[name]]))
+    acme_proxy.set_down("hang")
+    httpd.expect_errors(r"ACME0322: hang\.test")
+    httpd.start()
+    util.wait_for(lambda: acme_proxy.requests, 20, "a connection to the CA")
+    # the old child's job is stuck in a transfer: the new child must not
+    # start a second runner for the domain while it lives
+    mark = len(acme_proxy.requests)
+    httpd.graceful()
+    time.sleep(3)
+    connects = [r for r in acme_proxy.requests[mark:] if r.method == "CONNECT"]
+    assert len(connects) <= 1, acme_proxy.requests[mark:]
+    started = time.monotonic()
+    httpd.stop()
+    took = time.monotonic() - started
+    assert "AH00046" not in httpd.error_log(), "a child had to be killed"
+    assert took < 2.0, "stop took %.1f s" % took

@@ -241,7 +241,7 @@ case "$op" in
   *) exit 2 ;;
 esac
 rc=$?
-echo "$op $name $value rc=$rc" >> %(log)s
+echo "$op $name $value rc=$rc record=$MOD_ACME_RECORD txt=$MOD_ACME_TXT" >> %(log)s
 exit $rc
 """ % {"m": pebble_dns.mgmt_url, "log": log})
     os.chmod(hook, 0o755)
@@ -257,12 +257,19 @@ exit $rc
     cert = httpd.wait_for(lambda: served_by_ca(httpd, "any.wild.test"), ISSUE_TIMEOUT,
                           "the wildcard certificate")
     assert set(cert_sans(cert)) == set(names)
-    lines = open(log).read().splitlines()
-    assert any(l.startswith("set wild.test ") and l.endswith("rc=0") for l in lines)
-    assert any(l.startswith("unset wild.test ") for l in lines)
+    httpd.wait_for(lambda: len(open(log).read().splitlines()) >= 4, 10, "the cleanup")
+    lines = [l.split() for l in open(log).read().splitlines()]
+    sets = sorted(l[2] for l in lines if l[0] == "set")
+    unsets = sorted(l[2] for l in lines if l[0] == "unset")
+    # the base name and the wildcard: two values, each removed once, by value
+    assert len(sets) == 2 and sets[0] != sets[1], lines
+    assert unsets == sets, lines
+    for l in lines:
+        assert l[1] == "wild.test" and l[3] == "rc=0", l
+        # the documented environment: the record name and the TXT value
+        assert l[4] == "record=_acme-challenge.wild.test" and l[5] == "txt=" + l[2], l
     # the value set is the base64url SHA-256 of a key authorization: 43 chars
-    value = [l.split()[2] for l in lines if l.startswith("set ")][0]
-    assert len(value) == 43 and "=" not in value
+    assert len(sets[0]) == 43 and "=" not in sets[0]
 
 
 def test_adding_a_name_keeps_serving_until_the_new_certificate(httpd, pebble):
@@ -297,7 +304,7 @@ def test_mismatched_key_in_store_does_not_stop_the_server(httpd, pebble):
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-out", key], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    httpd.expect_errors(r"ACME0106: broken\.store\.test: the P-256 certificate or key")
+    httpd.expect_errors(r"ACME0106: broken\.store\.test: the P-256 certificate .* cannot be used")
     httpd.start()   # mod_ssl would refuse a mismatched pair: the module must not hand it over
     second = httpd.wait_for(
         lambda: (lambda c: c if c is not None and c.serial_number != first.serial_number

@@ -95,9 +95,11 @@ static apr_status_t challtestsrv_post(publisher_t *pub, const char *path, const 
 }
 
 static apr_status_t publish(void *baton, const char *type, const char *name, const char *token,
-                            const char *key_authz, apr_pool_t *p)
+                            const char *key_authz, apr_pool_t *p, acme_result_t *r)
 {
     publisher_t *pub = baton;
+
+    (void)r;
     const char *cert_pem, *key_pem;
     apr_status_t rv;
 
@@ -127,10 +129,11 @@ static apr_status_t publish(void *baton, const char *type, const char *name, con
 }
 
 static void withdraw(void *baton, const char *type, const char *name, const char *token,
-                     apr_pool_t *p)
+                     const char *key_authz, apr_pool_t *p)
 {
     publisher_t *pub = baton;
 
+    (void)key_authz;
     if (!strcmp(type, "http-01") && pub->challenge_dir) {
         apr_file_remove(apr_pstrcat(p, pub->challenge_dir, "/", token, NULL), p);
     }

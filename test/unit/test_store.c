@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <utime.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -605,6 +606,13 @@ START_TEST(claim_busy_expiry_owner_token)
     ck_assert_uint_eq(b->token, 2);
     claim_busy("renew", "child-1", "child-2");
     ck_assert_int_eq(st->renew(st, a, pool), ACME_STORE_EFENCED);
+    /* a released claim is not taken back by a late renewal */
+    {
+        acme_store_claim_t *o = claim_ok("other2", "child-3", SEC(60));
+        ck_assert_int_eq(st->release(st, o, pool), APR_SUCCESS);
+        ck_assert_int_eq(st->renew(st, o, pool), ACME_STORE_EFENCED);
+        ck_assert_uint_eq(claim_ok("other2", "child-4", SEC(60))->token, 2);
+    }
     /* releasing a lost claim changes nothing */
     ck_assert_int_eq(st->release(st, a, pool), APR_SUCCESS);
     claim_busy("renew", "child-1", "child-2");
@@ -768,6 +776,32 @@ START_TEST(claim_bad_arguments)
 }
 END_TEST
 
+START_TEST(sweep_removes_only_stale_temporaries)
+{
+    struct utimbuf old;
+
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "{}", 0);
+    write_raw("jobs/a.org/.tmp.0123456789abcdef", "half");
+    write_raw("jobs/.tmp.fedcba9876543210", "half");
+    write_raw("accounts/.tmp.1111111111111111", "young");
+    ck_assert_int_eq(mkdir(bpath("domains/.del.2222222222222222"), 0755), 0);
+    old.actime = old.modtime = (time_t)apr_time_sec(T0) - 3600;
+    ck_assert_int_eq(utime(bpath("jobs/a.org/.tmp.0123456789abcdef"), &old), 0);
+    ck_assert_int_eq(utime(bpath("jobs/.tmp.fedcba9876543210"), &old), 0);
+    ck_assert_int_eq(utime(bpath("domains/.del.2222222222222222"), &old), 0);
+    old.actime = old.modtime = (time_t)apr_time_sec(T0) - 60; /* a write under way */
+    ck_assert_int_eq(utime(bpath("accounts/.tmp.1111111111111111"), &old), 0);
+    fake_now = T0;
+    ck_assert_int_eq(acme_store_fs_sweep(st, ACME_STORE_STALE_AGE, pool), 3);
+    ck_assert(!exists("jobs/a.org/.tmp.0123456789abcdef"));
+    ck_assert(!exists("jobs/.tmp.fedcba9876543210"));
+    ck_assert(!exists("domains/.del.2222222222222222"));
+    ck_assert(exists("accounts/.tmp.1111111111111111"));
+    ck_assert(exists("jobs/a.org/job.json"));
+    ck_assert(exists("jobs/.locks/.guard"));
+}
+END_TEST
+
 /* ---- schema file -------------------------------------------------------------------- */
 
 START_TEST(schema_newer_refused)
@@ -910,6 +944,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, claim_corrupt_file_taken_over);
     tcase_add_test(tc, claim_takeover_race_has_one_winner);
     tcase_add_test(tc, claim_bad_arguments);
+    tcase_add_test(tc, sweep_removes_only_stale_temporaries);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("schema");
