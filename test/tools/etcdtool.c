@@ -1,0 +1,256 @@
+/* etcdtool.c: drives the core's etcd client (and later the etcd store) from
+ * the command line, for the integration tests against a real etcd cluster. */
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_general.h>
+#include <apr_getopt.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_http.h"
+#include "acme_etcd.h"
+
+/* Exit codes the tests look at */
+#define EXIT_OK 0
+#define EXIT_ERROR 1
+#define EXIT_NO 2      /* absent key, failed compare, expired lease */
+
+static void usage(void)
+{
+    fprintf(stderr,
+        "usage: etcdtool --endpoints URL[,URL...] [options] COMMAND ARGS\n"
+        "  --ca-file F --cert F --key F     TLS trust anchors and client certificate\n"
+        "  --user U --password-file F       etcd auth\n"
+        "  --timeout SECS                   per request (default 5)\n"
+        "  --max-value BYTES                value size limit\n"
+        "  -v                               verbose\n"
+        "commands (JSON on stdout; exit 2 = absent / compare failed / lease gone):\n"
+        "  get KEY | put KEY VALUE [LEASE] | del KEY | del-prefix KEY\n"
+        "  list PREFIX [LIMIT] | keys PREFIX [LIMIT] | revision\n"
+        "  create KEY VALUE [LEASE]   put only if KEY is absent\n"
+        "  cas KEY MODREV VALUE       put only if KEY's mod_revision is MODREV\n"
+        "  lease-grant TTL | lease-keepalive ID | lease-revoke ID\n");
+}
+
+static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
+                       const char *msg)
+{
+    (void)baton; (void)rv;
+    fprintf(stderr, "[%d] %s:%d %s\n", level, file, line, msg);
+}
+
+static apr_int64_t num(const char *s)
+{
+    char *end;
+    apr_int64_t v = apr_strtoi64(s, &end, 10);
+
+    if (!*s || *end) {
+        fprintf(stderr, "etcdtool: '%s' is not a number\n", s);
+        exit(EXIT_ERROR);
+    }
+    return v;
+}
+
+static acme_json_t *kv_json(const acme_etcd_kv_t *kv, apr_pool_t *p)
+{
+    acme_json_t *j = acme_json_new_object(p);
+
+    acme_json_sets(j, kv->key, "key", NULL);
+    if (kv->value) {
+        acme_json_sets(j, kv->value, "value", NULL);
+        acme_json_setl(j, (long long)kv->value_len, "value_len", NULL);
+    }
+    acme_json_setl(j, kv->create_revision, "create_revision", NULL);
+    acme_json_setl(j, kv->mod_revision, "mod_revision", NULL);
+    acme_json_setl(j, kv->version, "version", NULL);
+    acme_json_setl(j, kv->lease, "lease", NULL);
+    return j;
+}
+
+static void print_json(const acme_json_t *j, apr_pool_t *p)
+{
+    printf("%s\n", acme_json_dump(j, p, 1));
+}
+
+static int cmd_kv(acme_etcd_t *e, int argc, const char *const *argv, apr_pool_t *p,
+                  acme_result_t *r)
+{
+    const char *cmd = argv[0];
+    acme_json_t *out = acme_json_new_object(p), *arr;
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_array_header_t *kvs;
+    apr_int64_t v = 0;
+    apr_status_t rv;
+    int more, i;
+
+#define NEED(n) if (argc < (n) + 1) { usage(); return EXIT_ERROR; }
+    if (!strcmp(cmd, "get")) {
+        NEED(1);
+        rv = acme_etcd_get(&kv, e, argv[1], p, r);
+        if (rv == APR_ENOENT) {
+            return EXIT_NO;
+        }
+        if (rv == APR_SUCCESS) {
+            out = kv_json(kv, p);
+        }
+    }
+    else if (!strcmp(cmd, "put")) {
+        NEED(2);
+        rv = acme_etcd_put(&v, e, argv[1], argv[2], strlen(argv[2]), argc > 3 ? num(argv[3]) : 0,
+                           p, r);
+        acme_json_setl(out, v, "revision", NULL);
+    }
+    else if (!strcmp(cmd, "del") || !strcmp(cmd, "del-prefix")) {
+        NEED(1);
+        rv = acme_etcd_delete(&v, e, argv[1], !strcmp(cmd, "del-prefix"), p, r);
+        acme_json_setl(out, v, "deleted", NULL);
+    }
+    else if (!strcmp(cmd, "list") || !strcmp(cmd, "keys")) {
+        NEED(1);
+        rv = acme_etcd_get_prefix(&kvs, &more, e, argv[1], !strcmp(cmd, "keys"),
+                                  argc > 2 ? num(argv[2]) : 0, p, r);
+        if (rv == APR_SUCCESS) {
+            arr = acme_json_new_array(p);
+            for (i = 0; i < kvs->nelts; ++i) {
+                acme_json_array_append(arr, kv_json(APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *), p));
+            }
+            acme_json_setj(out, arr, "kvs", NULL);
+            acme_json_setb(out, more, "more", NULL);
+        }
+    }
+    else if (!strcmp(cmd, "revision")) {
+        rv = acme_etcd_revision(&v, e, p, r);
+        acme_json_setl(out, v, "revision", NULL);
+    }
+    else if (!strcmp(cmd, "create") || !strcmp(cmd, "cas")) {
+        int is_cas = !strcmp(cmd, "cas");
+        const char *value;
+
+        NEED(is_cas ? 3 : 2);
+        value = argv[is_cas ? 3 : 2];
+        t = acme_etcd_txn_make(p);
+        if (is_cas) {
+            acme_etcd_txn_if_mod(t, argv[1], num(argv[2]));
+        }
+        else {
+            acme_etcd_txn_if_absent(t, argv[1]);
+        }
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, argv[1], value, strlen(value),
+                          !is_cas && argc > 3 ? num(argv[3]) : 0);
+        acme_etcd_txn_get(t, ACME_ETCD_THEN, argv[1], 0);
+        acme_etcd_txn_get(t, ACME_ETCD_ELSE, argv[1], 0);
+        rv = acme_etcd_txn_commit(&res, e, t, p, r);
+        if (rv == APR_SUCCESS) {
+            kvs = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
+            acme_json_setb(out, res->succeeded, "succeeded", NULL);
+            acme_json_setl(out, res->revision, "revision", NULL);
+            if (kvs->nelts) {
+                acme_json_setj(out, kv_json(APR_ARRAY_IDX(kvs, 0, acme_etcd_kv_t *), p), "kv",
+                               NULL);
+            }
+            print_json(out, p);
+            return res->succeeded ? EXIT_OK : EXIT_NO;
+        }
+    }
+    else if (!strcmp(cmd, "lease-grant")) {
+        NEED(1);
+        rv = acme_etcd_lease_grant(&v, e, num(argv[1]), p, r);
+        acme_json_sets(out, apr_psprintf(p, "%" APR_INT64_T_FMT, v), "id", NULL);
+    }
+    else if (!strcmp(cmd, "lease-keepalive")) {
+        NEED(1);
+        rv = acme_etcd_lease_keepalive(&v, e, num(argv[1]), p, r);
+        if (rv == APR_ENOENT) {
+            return EXIT_NO;
+        }
+        acme_json_setl(out, v, "ttl", NULL);
+    }
+    else if (!strcmp(cmd, "lease-revoke")) {
+        NEED(1);
+        rv = acme_etcd_lease_revoke(e, num(argv[1]), p, r);
+    }
+    else {
+        usage();
+        return EXIT_ERROR;
+    }
+#undef NEED
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, "etcdtool: %s: %s\n", cmd, acme_result_describe(r, p));
+        return EXIT_ERROR;
+    }
+    acme_json_sets(out, acme_etcd_endpoint(e), "endpoint", NULL);
+    print_json(out, p);
+    return EXIT_OK;
+}
+
+int main(int argc, const char *const *argv)
+{
+    static const apr_getopt_option_t opts[] = {
+        {"endpoints", 'e', 1, "etcd client URLs"},
+        {"ca-file", 'C', 1, "CA file"},
+        {"cert", 'c', 1, "client certificate"},
+        {"key", 'k', 1, "client key"},
+        {"user", 'u', 1, "etcd user"},
+        {"password-file", 'P', 1, "password file"},
+        {"timeout", 't', 1, "seconds"},
+        {"max-value", 'm', 1, "bytes"},
+        {"verbose", 'v', 0, "verbose"},
+        {NULL, 0, 0, NULL},
+    };
+    apr_pool_t *p;
+    apr_getopt_t *os;
+    const char *arg, *endpoints = NULL;
+    char *tok, *last;
+    acme_etcd_config_t conf;
+    acme_etcd_t *e;
+    acme_result_t *r;
+    apr_array_header_t *eps;
+    apr_status_t rv;
+    int opt, verbose = 0;
+
+    apr_app_initialize(&argc, &argv, NULL);
+    atexit(apr_terminate);
+    apr_pool_create(&p, NULL);
+    r = acme_result_make(p);
+    acme_etcd_config_init(&conf);
+    apr_getopt_init(&os, p, argc, argv);
+    os->interleave = 0;
+    while ((rv = apr_getopt_long(os, opts, &opt, &arg)) == APR_SUCCESS) {
+        switch (opt) {
+        case 'e': endpoints = arg; break;
+        case 'C': conf.ca_file = arg; break;
+        case 'c': conf.cert_file = arg; break;
+        case 'k': conf.key_file = arg; break;
+        case 'u': conf.user = arg; break;
+        case 'P': conf.password_file = arg; break;
+        case 't': conf.timeout = apr_time_from_sec(num(arg)); break;
+        case 'm': conf.max_value = (apr_size_t)num(arg); break;
+        case 'v': ++verbose; break;
+        default: usage(); return EXIT_ERROR;
+        }
+    }
+    if (rv != APR_EOF || !endpoints || os->ind >= argc) {
+        usage();
+        return EXIT_ERROR;
+    }
+    acme_log_set(log_stderr, NULL, verbose ? ACME_LOG_TRACE1 : ACME_LOG_WARNING);
+    eps = apr_array_make(p, 3, sizeof(const char *));
+    for (tok = apr_strtok(apr_pstrdup(p, endpoints), ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        APR_ARRAY_PUSH(eps, const char *) = tok;
+    }
+    conf.endpoints = eps;
+    if (acme_http_global_init() != APR_SUCCESS
+        || acme_etcd_create(&e, p, &conf, NULL, r) != APR_SUCCESS) {
+        fprintf(stderr, "etcdtool: %s\n", acme_result_describe(r, p));
+        return EXIT_ERROR;
+    }
+    return cmd_kv(e, argc - os->ind, argv + os->ind, p, r);
+}
