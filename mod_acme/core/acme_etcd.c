@@ -387,6 +387,9 @@ static const char *error_text(const acme_http_response_t *resp, int *pcode, apr_
             return clean(p, msg);
         }
     }
+    if (resp->body_len) {
+        return apr_psprintf(p, "HTTP %d: %s", resp->status, clean(p, resp->body));
+    }
     return apr_psprintf(p, "HTTP %d", resp->status);
 }
 
