@@ -7,6 +7,7 @@
 #include <apr_file_io.h>
 #include <apr_atomic.h>
 #include <apr_lib.h>
+#include <apr_thread_mutex.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -28,6 +29,9 @@ struct acme_etcd_t {
     const char *cluster_id;         /* from the first answer: all endpoints must agree */
     apr_size_t max_value;
     volatile apr_uint32_t *stop;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *mutex;      /* one exchange at a time: acme_http_t is single-threaded */
+#endif
 };
 
 typedef struct {
@@ -500,11 +504,11 @@ static apr_status_t check_cluster(acme_etcd_t *e, const acme_json_t *ans, const 
     return APR_SUCCESS;
 }
 
-static apr_status_t call(acme_json_t **pans, acme_etcd_t *e, const char *path,
-                         const acme_json_t *req, const char *what, apr_pool_t *p,
-                         acme_result_t *r)
+static apr_status_t call_unlocked(acme_json_t **pans, acme_etcd_t *e, const char *path,
+                                  const char *body, const char *what, apr_pool_t *p,
+                                  acme_result_t *r)
 {
-    const char *body = acme_json_dump(req, p, 1);
+    const char *from = APR_ARRAY_IDX(e->endpoints, e->good, const char *);
     const char *last = "no endpoint configured";
     int n = e->endpoints->nelts, tries = 0, reauthed = 0, retry, status, idx;
     apr_status_t rv = APR_EGENERAL;
@@ -529,6 +533,10 @@ static apr_status_t call(acme_json_t **pans, acme_etcd_t *e, const char *path,
         }
         rv = post(pans, &retry, &status, e, idx, path, body, 1, what, p, r);
         if (rv == APR_SUCCESS) {
+            if (idx != e->good) {
+                acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME1101: etcd: %s did not "
+                         "answer, using %s", from, APR_ARRAY_IDX(e->endpoints, idx, const char *));
+            }
             e->good = idx;
             return check_cluster(e, *pans, what, p, r);
         }
@@ -553,6 +561,23 @@ static apr_status_t call(acme_json_t **pans, acme_etcd_t *e, const char *path,
     }
     return acme_result_set(r, rv == APR_SUCCESS ? APR_EGENERAL : rv, "acme:network",
                            "etcd %s: no endpoint answered (last: %s)", what, last);
+}
+
+static apr_status_t call(acme_json_t **pans, acme_etcd_t *e, const char *path,
+                         const acme_json_t *req, const char *what, apr_pool_t *p,
+                         acme_result_t *r)
+{
+    const char *body = acme_json_dump(req, p, 1);
+    apr_status_t rv;
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(e->mutex);
+#endif
+    rv = call_unlocked(pans, e, path, body, what, p, r);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(e->mutex);
+#endif
+    return rv;
 }
 
 /* ---- set-up ------------------------------------------------------------------------- */
@@ -662,6 +687,13 @@ apr_status_t acme_etcd_create(acme_etcd_t **petcd, apr_pool_t *p, const acme_etc
             goto leave;
         }
     }
+#if APR_HAS_THREADS
+    rv = apr_thread_mutex_create(&e->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:internal", "cannot create the etcd client's mutex");
+        goto leave;
+    }
+#endif
     e->http = http;
     *petcd = e;
 leave:
