@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
     int target;             /* CMP_* */
+    int prefix;             /* over every key starting with key */
     const char *key;
     apr_int64_t rev;
     const char *value;
@@ -52,7 +53,7 @@ typedef struct {
 } txn_cmp_t;
 
 enum { OP_PUT, OP_DELETE, OP_GET };
-enum { CMP_CREATE, CMP_MOD, CMP_VALUE };
+enum { CMP_CREATE, CMP_MOD, CMP_VALUE, CMP_MOD_BELOW };
 
 struct acme_etcd_txn_t {
     apr_pool_t *pool;
@@ -878,6 +879,7 @@ static void add_cmp(acme_etcd_txn_t *t, int target, const char *key, apr_int64_t
     txn_cmp_t *c = apr_array_push(t->cmps);
 
     c->target = target;
+    c->prefix = 0;
     c->key = key;
     c->rev = rev;
     c->value = value;
@@ -903,6 +905,13 @@ void acme_etcd_txn_if_value(acme_etcd_txn_t *t, const char *key, const char *val
                             apr_size_t len)
 {
     add_cmp(t, CMP_VALUE, key, 0, value, len);
+}
+
+void acme_etcd_txn_if_prefix_unchanged(acme_etcd_txn_t *t, const char *prefix,
+                                       apr_int64_t revision)
+{
+    add_cmp(t, CMP_MOD_BELOW, prefix, revision + 1, NULL, 0);
+    APR_ARRAY_IDX(t->cmps, t->cmps->nelts - 1, txn_cmp_t).prefix = 1;
 }
 
 static void add_op(acme_etcd_txn_t *t, int branch, int kind, const char *key, const char *value,
@@ -995,13 +1004,19 @@ apr_status_t acme_etcd_txn_commit(acme_etcd_txn_result_t **pres, acme_etcd_t *e,
             what = apr_pstrcat(p, "txn on ", c->key, NULL);
         }
         acme_json_sets(cj, b64s(p, c->key), "key", NULL);
-        acme_json_sets(cj, "EQUAL", "result", NULL);
+        acme_json_sets(cj, c->target == CMP_MOD_BELOW ? "LESS" : "EQUAL", "result", NULL);
+        if (c->prefix) {
+            apr_size_t elen;
+            const char *end = prefix_end(p, c->key, &elen);
+            acme_json_sets(cj, acme_etcd_b64_encode(p, end, elen), "range_end", NULL);
+        }
         switch (c->target) {
         case CMP_CREATE:
             acme_json_sets(cj, "CREATE", "target", NULL);
             acme_json_sets(cj, i64s(p, c->rev), "create_revision", NULL);
             break;
         case CMP_MOD:
+        case CMP_MOD_BELOW:
             acme_json_sets(cj, "MOD", "target", NULL);
             acme_json_sets(cj, i64s(p, c->rev), "mod_revision", NULL);
             break;

@@ -83,6 +83,10 @@ void acme_etcd_txn_if_mod(acme_etcd_txn_t *t, const char *key, apr_int64_t mod_r
 void acme_etcd_txn_if_create(acme_etcd_txn_t *t, const char *key, apr_int64_t create_revision);
 void acme_etcd_txn_if_value(acme_etcd_txn_t *t, const char *key, const char *value,
                             apr_size_t len);
+/* No key starting with prefix was written after revision (a key created or
+ * changed since fails it; deletions do not). */
+void acme_etcd_txn_if_prefix_unchanged(acme_etcd_txn_t *t, const char *prefix,
+                                       apr_int64_t revision);
 void acme_etcd_txn_put(acme_etcd_txn_t *t, int branch, const char *key, const char *value,
                        apr_size_t len, apr_int64_t lease);
 void acme_etcd_txn_delete(acme_etcd_txn_t *t, int branch, const char *key, int prefix);

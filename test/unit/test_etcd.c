@@ -260,6 +260,7 @@ START_TEST(txn_encodes_compares_and_both_branches)
     acme_etcd_txn_if_absent(t, "lock");
     acme_etcd_txn_if_mod(t, "a", 17);
     acme_etcd_txn_if_value(t, "b", "me", 2);
+    acme_etcd_txn_if_prefix_unchanged(t, "d/", 41);
     acme_etcd_txn_put(t, ACME_ETCD_THEN, "lock", "me", 2, 99);
     acme_etcd_txn_delete(t, ACME_ETCD_THEN, "x/", 1);
     acme_etcd_txn_get(t, ACME_ETCD_ELSE, "lock", 0);
@@ -267,7 +268,11 @@ START_TEST(txn_encodes_compares_and_both_branches)
     ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/txn");
     b = js(f.bodies[0]);
     c = acme_json_getj(b, pool, "compare", NULL);
-    ck_assert_uint_eq(acme_json_array_len(c), 3);
+    ck_assert_uint_eq(acme_json_array_len(c), 4);
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "result", NULL), "LESS");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "mod_revision", NULL), "42");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "range_end", NULL), "ZDA=");
+    ck_assert(!acme_json_has(acme_json_array_at(c, pool, 0), "range_end", NULL));
     ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "target", NULL), "CREATE");
     ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "create_revision", NULL),
                      "0");
