@@ -14,6 +14,9 @@
 #include "acme_result.h"
 #include "acme_http.h"
 #include "acme_etcd.h"
+#include "acme_crypto.h"
+#include "acme_store.h"
+#include "acme_store_etcd.h"
 
 /* Exit codes the tests look at */
 #define EXIT_OK 0
@@ -34,7 +37,12 @@ static void usage(void)
         "  list PREFIX [LIMIT] | keys PREFIX [LIMIT] | revision\n"
         "  create KEY VALUE [LEASE]   put only if KEY is absent\n"
         "  cas KEY MODREV VALUE       put only if KEY's mod_revision is MODREV\n"
-        "  lease-grant TTL | lease-keepalive ID | lease-revoke ID\n");
+        "  lease-grant TTL | lease-keepalive ID | lease-revoke ID\n"
+        "store commands (--seal-key FILE [--prefix P]; exit 2 = absent / busy):\n"
+        "  store-save GROUP NAME ASPECT VALUE [secret] | store-load GROUP NAME ASPECT\n"
+        "  store-list GROUP [NAME] | store-mtime GROUP NAME [ASPECT]\n"
+        "  store-remove GROUP NAME [ASPECT] | store-move FROM TO NAME KEEP\n"
+        "  store-lock LOCK OWNER SECS | store-unlock LOCK OWNER | store-key GROUP NAME ASPECT\n");
 }
 
 static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
@@ -190,6 +198,97 @@ static int cmd_kv(acme_etcd_t *e, int argc, const char *const *argv, apr_pool_t 
     return EXIT_OK;
 }
 
+static acme_store_group_t group_of(const char *name)
+{
+    int g;
+
+    for (g = 0; g < ACME_SG_COUNT; ++g) {
+        if (!strcmp(name, acme_store_group_name((acme_store_group_t)g))) {
+            return (acme_store_group_t)g;
+        }
+    }
+    fprintf(stderr, "etcdtool: unknown store group '%s'\n", name);
+    exit(EXIT_ERROR);
+}
+
+static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_pool_t *p)
+{
+    const char *cmd = argv[0], *data;
+    acme_json_t *out = acme_json_new_object(p);
+    apr_array_header_t *names;
+    apr_size_t len;
+    apr_time_t mtime;
+    apr_status_t rv;
+
+#define NEED(n) if (argc < (n) + 1) { usage(); return EXIT_ERROR; }
+    if (!strcmp(cmd, "store-save")) {
+        NEED(4);
+        rv = st->save(st, group_of(argv[1]), argv[2], argv[3], argv[4], strlen(argv[4]),
+                      argc > 5 && !strcmp(argv[5], "secret"), p);
+    }
+    else if (!strcmp(cmd, "store-load")) {
+        NEED(3);
+        rv = st->load(st, group_of(argv[1]), argv[2], argv[3], &data, &len, p);
+        if (rv == APR_SUCCESS) {
+            acme_json_sets(out, data, "data", NULL);
+            acme_json_setl(out, (long long)len, "len", NULL);
+        }
+    }
+    else if (!strcmp(cmd, "store-list")) {
+        NEED(1);
+        rv = st->list(st, group_of(argv[1]), argc > 2 ? argv[2] : NULL, &names, p);
+        if (rv == APR_SUCCESS) {
+            acme_json_setsa(out, names, "names", NULL);
+        }
+    }
+    else if (!strcmp(cmd, "store-mtime")) {
+        NEED(2);
+        rv = st->mtime(st, group_of(argv[1]), argv[2], argc > 3 ? argv[3] : NULL, &mtime, p);
+        acme_json_setl(out, (long long)mtime, "mtime", NULL);
+    }
+    else if (!strcmp(cmd, "store-remove")) {
+        NEED(2);
+        rv = st->remove(st, group_of(argv[1]), argv[2], argc > 3 ? argv[3] : NULL, p);
+    }
+    else if (!strcmp(cmd, "store-move")) {
+        NEED(4);
+        rv = st->move(st, group_of(argv[1]), group_of(argv[2]), argv[3], (int)num(argv[4]), p);
+    }
+    else if (!strcmp(cmd, "store-lock")) {
+        NEED(3);
+        rv = st->lock(st, argv[1], argv[2], apr_time_from_sec(num(argv[3])), p);
+    }
+    else if (!strcmp(cmd, "store-unlock")) {
+        NEED(2);
+        rv = st->unlock(st, argv[1], argv[2], p);
+    }
+    else if (!strcmp(cmd, "store-key")) {
+        NEED(3);
+        data = acme_store_etcd_key(st, group_of(argv[1]), argv[2], argv[3], p);
+        rv = data ? APR_SUCCESS : APR_EINVAL;
+        if (data) {
+            acme_json_sets(out, data, "key", NULL);
+        }
+    }
+    else {
+        usage();
+        return EXIT_ERROR;
+    }
+#undef NEED
+    if (rv == APR_ENOENT || rv == APR_EBUSY) {
+        fprintf(stderr, "etcdtool: %s: %s\n", cmd, rv == APR_EBUSY ? "busy" : "absent");
+        return EXIT_NO;
+    }
+    if (rv != APR_SUCCESS) {
+        char buf[256];
+
+        fprintf(stderr, "etcdtool: %s failed: %s\n", cmd, apr_strerror(rv, buf, sizeof(buf)));
+        return EXIT_ERROR;
+    }
+    print_json(out, p);
+    return EXIT_OK;
+}
+
 int main(int argc, const char *const *argv)
 {
     static const apr_getopt_option_t opts[] = {
@@ -202,11 +301,15 @@ int main(int argc, const char *const *argv)
         {"timeout", 't', 1, "seconds"},
         {"max-value", 'm', 1, "bytes"},
         {"verbose", 'v', 0, "verbose"},
+        {"prefix", 'x', 1, "store key prefix"},
+        {"seal-key", 'K', 1, "store encryption key file"},
         {NULL, 0, 0, NULL},
     };
     apr_pool_t *p;
     apr_getopt_t *os;
-    const char *arg, *endpoints = NULL;
+    const char *arg, *endpoints = NULL, *prefix = NULL, *seal_key_file = NULL, *err;
+    const unsigned char *seal_key;
+    acme_store_t *st;
     char *tok, *last;
     acme_etcd_config_t conf;
     acme_etcd_t *e;
@@ -233,6 +336,8 @@ int main(int argc, const char *const *argv)
         case 't': conf.timeout = apr_time_from_sec(num(arg)); break;
         case 'm': conf.max_value = (apr_size_t)num(arg); break;
         case 'v': ++verbose; break;
+        case 'x': prefix = arg; break;
+        case 'K': seal_key_file = arg; break;
         default: usage(); return EXIT_ERROR;
         }
     }
@@ -251,6 +356,20 @@ int main(int argc, const char *const *argv)
         || acme_etcd_create(&e, p, &conf, NULL, r) != APR_SUCCESS) {
         fprintf(stderr, "etcdtool: %s\n", acme_result_describe(r, p));
         return EXIT_ERROR;
+    }
+    if (!strncmp(argv[os->ind], "store-", 6)) {
+        if (!seal_key_file) {
+            fprintf(stderr, "etcdtool: store commands need --seal-key\n");
+            return EXIT_ERROR;
+        }
+        /* the tests run as any user: the module itself checks the owner */
+        if (acme_store_key_load(&seal_key, p, seal_key_file, ACME_KEYFILE_ANY_OWNER, &err)
+            != APR_SUCCESS
+            || acme_store_etcd_create(&st, p, e, prefix, seal_key, &err) != APR_SUCCESS) {
+            fprintf(stderr, "etcdtool: %s\n", err);
+            return EXIT_ERROR;
+        }
+        return cmd_store(st, argc - os->ind, argv + os->ind, p);
     }
     return cmd_kv(e, argc - os->ind, argv + os->ind, p, r);
 }
