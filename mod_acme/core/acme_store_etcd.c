@@ -281,7 +281,7 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     apr_size_t len;
     apr_time_t t;
     apr_status_t rv;
-    int i;
+    int i, n;
 
     *pmtime = 0;
     if (!name) {
@@ -308,9 +308,14 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
         return report(r, p);
     }
     /* a name's time is that of its newest item, as a directory's would be */
-    for (i = 0; i < kvs->nelts; ++i) {
+    for (i = 0, n = 0; i < kvs->nelts; ++i) {
         const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        const char *rest = kv->key + strlen(pre);
 
+        if (!aspect && (strchr(rest, '/') || !acme_store_name_is_valid(rest))) {
+            continue;   /* not an item of ours, as in list */
+        }
+        ++n;
         rv = decode(&data, &len, &t, NULL, es, kv->key, kv->value, kv->value_len, 0, p);
         if (rv != APR_SUCCESS) {
             return rv;
@@ -319,7 +324,7 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
             *pmtime = t;
         }
     }
-    return kvs->nelts ? APR_SUCCESS : APR_ENOENT;
+    return n ? APR_SUCCESS : APR_ENOENT;
 }
 
 /* ---- move, with a bounded archive ------------------------------------------------------ */

@@ -1,0 +1,192 @@
+# The etcd store (acme_store_etcd through test/tools/etcdtool) against the real
+# 3-member cluster: sealed secrets, refusal of bad values, move/archive, locks.
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from harness import util
+
+
+@pytest.fixture(scope="module")
+def etcdtool_bin(build_dir):
+    path = os.path.join(build_dir, "test", "tools", "etcdtool")
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s is missing: run make first" % path)
+    return path
+
+
+def make_key_file(path):
+    subprocess.run(["openssl", "rand", "-out", path, "32"], check=True)
+    os.chmod(path, 0o600)
+    return path
+
+
+class Store:
+    """etcdtool store-* commands on one prefix and one encryption key."""
+
+    def __init__(self, tool, cluster, prefix, key_file):
+        self.tool = tool
+        self.cluster = cluster
+        self.prefix = prefix
+        self.key_file = key_file
+
+    def __call__(self, *args, key_file=None, extra=()):
+        cmd = [self.tool, "--endpoints", ",".join(self.cluster.endpoints),
+               "--prefix", self.prefix, "--seal-key", key_file or self.key_file]
+        cmd += list(extra) + list(args)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        out = json.loads(res.stdout) if res.stdout.strip() else None
+        return res.returncode, out, res.stderr
+
+    def ok(self, *args, **kw):
+        rc, out, err = self(*args, **kw)
+        assert rc == 0, "etcdtool %s: rc=%d %s" % (" ".join(args), rc, err)
+        return out
+
+    def raw(self, key):
+        res = self.cluster.etcdctl("get", "--print-value-only", key)
+        return res.stdout[:-1] if res.stdout.endswith("\n") else res.stdout
+
+    def put_raw(self, key, value):
+        subprocess.run(["etcdctl"] + self.cluster.client_args() + ["put", key], input=value,
+                       text=True, check=True, capture_output=True,
+                       env=dict(os.environ, ETCDCTL_API="3"))
+
+    def key(self, group, name, aspect):
+        return self.ok("store-key", group, name, aspect)["key"]
+
+
+@pytest.fixture
+def store(etcdtool_bin, etcd_cluster, test_dir):
+    prefix = "it-store-%s/" % uuid.uuid4().hex[:10]
+    return Store(etcdtool_bin, etcd_cluster, prefix,
+                 make_key_file(os.path.join(test_dir, "store.key")))
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+
+
+def test_secret_items_are_sealed_in_etcd_and_open_on_load(store):
+    store.ok("store-save", "domains", "example.org", "privkey.p256.pem", PEM, "secret")
+    store.ok("store-save", "domains", "example.org", "cert.p256.pem", "CERT")
+    key = store.key("domains", "example.org", "privkey.p256.pem")
+    assert key == store.prefix + "domains/example.org/privkey.p256.pem"
+    raw = store.raw(key)
+    assert raw.startswith("acme-item 1 ") and "\nv1:" in raw
+    assert "PRIVATE KEY" not in raw and "MIGHAgEA" not in raw
+    assert store.raw(store.key("domains", "example.org", "cert.p256.pem")).endswith("\nCERT")
+    assert store.ok("store-load", "domains", "example.org", "privkey.p256.pem")["data"] == PEM
+    # a scan of everything under the prefix finds no private key text
+    dump = store.cluster.etcdctl("get", "--prefix", store.prefix).stdout
+    assert "PRIVATE KEY" not in dump
+
+
+def test_a_value_that_does_not_decrypt_is_refused_naming_the_key(store, test_dir):
+    store.ok("store-save", "domains", "a.example", "privkey.pem", PEM, "secret")
+    src = store.key("domains", "a.example", "privkey.pem")
+    # moved to another item: the key name is the associated data
+    dst = store.key("domains", "b.example", "privkey.pem")
+    store.put_raw(dst, store.raw(src))
+    rc, out, err = store("store-load", "domains", "b.example", "privkey.pem")
+    assert rc == 1 and out is None
+    assert dst in err and "does not decrypt" in err, err
+    assert "PRIVATE KEY" not in err
+    # another encryption key (a server with the wrong key file)
+    other = make_key_file(os.path.join(test_dir, "other.key"))
+    rc, _, err = store("store-load", "domains", "a.example", "privkey.pem", key_file=other)
+    assert rc == 1 and src in err and "does not decrypt" in err, err
+    # altered in etcd
+    raw = store.raw(src)
+    store.put_raw(src, raw[:-6] + ("AAAAAA" if not raw.endswith("AAAAAA") else "BBBBBB"))
+    rc, _, err = store("store-load", "domains", "a.example", "privkey.pem")
+    assert rc == 1 and src in err and "does not decrypt" in err, err
+
+
+def test_garbage_and_oversized_values_are_refused_naming_the_key(store):
+    key = store.key("staging", "c.example", "job.json")
+    store.put_raw(key, '{"written": "by someone else"}')
+    rc, _, err = store("store-load", "staging", "c.example", "job.json")
+    assert rc == 1 and key in err and "not in mod_acme's item format" in err, err
+    # a header that claims a sealed value, with no sealed value after it
+    store.put_raw(key, "acme-item 1 1 s\nnot sealed")
+    rc, _, err = store("store-load", "staging", "c.example", "job.json")
+    assert rc == 1 and key in err and "does not decrypt" in err, err
+    # above the client's value limit (1 MiB by default)
+    store.put_raw(key, "acme-item 1 1 p\n" + "x" * (1024 * 1024 + 10))
+    rc, _, err = store("store-load", "staging", "c.example", "job.json")
+    assert rc == 1 and key in err and "larger than the limit" in err, err
+    # the tool still works for other items afterwards
+    store.ok("store-save", "staging", "c.example", "other", "fine")
+    assert store.ok("store-load", "staging", "c.example", "other")["data"] == "fine"
+
+
+def test_list_mtime_and_remove(store):
+    before = time.time()
+    for name in ("b.example", "a.example", "a.example.org"):
+        store.ok("store-save", "domains", name, "cert.pem", "C-" + name)
+    store.ok("store-save", "domains", "a.example", "chain.pem", "CH")
+    # keys that are no items of ours are not listed
+    store.put_raw(store.prefix + "domains/stray", "x")
+    store.put_raw(store.prefix + "domains/a.example/sub/deeper", "x")
+    assert store.ok("store-list", "domains")["names"] == ["a.example", "a.example.org",
+                                                        "b.example"]
+    assert store.ok("store-list", "domains", "a.example")["names"] == ["cert.pem", "chain.pem"]
+    rc, _, _ = store("store-list", "domains", "nothing.example")
+    assert rc == 2
+    mtime = store.ok("store-mtime", "domains", "a.example", "cert.pem")["mtime"] / 1e6
+    assert before - 1 <= mtime <= time.time() + 1
+    assert store.ok("store-mtime", "domains", "a.example")["mtime"] / 1e6 >= mtime
+    store.ok("store-remove", "domains", "a.example", "chain.pem")
+    assert store.ok("store-list", "domains", "a.example")["names"] == ["cert.pem"]
+    store.ok("store-remove", "domains", "a.example")
+    assert store.ok("store-list", "domains")["names"] == ["a.example.org", "b.example"]
+    rc, _, _ = store("store-load", "domains", "a.example", "cert.pem")
+    assert rc == 2
+
+
+def test_move_replaces_archives_and_bounds_the_archive(store):
+    name = "m.example"
+    rc, _, _ = store("store-move", "staging", "domains", name, "2")
+    assert rc == 2                                  # nothing staged
+    for gen in range(4):
+        store.ok("store-save", "staging", name, "cert.pem", "cert-%d" % gen)
+        store.ok("store-save", "staging", name, "privkey.pem", "key-%d" % gen, "secret")
+        if gen == 0:
+            store.ok("store-save", "staging", name, "only-in-first", "x")
+        store.ok("store-move", "staging", "domains", name, "2")
+        assert store.ok("store-load", "domains", name, "cert.pem")["data"] == "cert-%d" % gen
+        # resealed for its new name
+        assert store.ok("store-load", "domains", name, "privkey.pem")["data"] == "key-%d" % gen
+        assert store("store-list", "staging", name)[0] == 2
+    assert store.ok("store-list", "domains", name)["names"] == ["cert.pem", "privkey.pem"]
+    archived = [n for n in store.ok("store-list", "archive")["names"] if n.startswith(name + ".")]
+    assert len(archived) == 2, archived
+    # the newest two replaced generations (1 and 2) are kept
+    certs = sorted(store.ok("store-load", "archive", a, "cert.pem")["data"] for a in archived)
+    assert certs == ["cert-1", "cert-2"]
+    for a in archived:
+        assert store.ok("store-load", "archive", a, "privkey.pem")["data"].startswith("key-")
+
+
+def test_lease_lock_exclusive_reentrant_and_expiring(store):
+    lock = "renew-example.org"
+    store.ok("store-lock", lock, "server-1", "30")
+    rc, _, err = store("store-lock", lock, "server-2", "30")
+    assert rc == 2 and "busy" in err
+    store.ok("store-lock", lock, "server-1", "30")          # again: extends
+    rc, _, _ = store("store-unlock", lock, "server-2")
+    assert rc == 2
+    store.ok("store-unlock", lock, "server-1")
+    store.ok("store-unlock", lock, "server-1")              # missing is fine
+    store.ok("store-lock", lock, "server-2", "2")
+    rc, _, _ = store("store-lock", lock, "server-1", "30")
+    assert rc == 2
+    # server-2 stops renewing: etcd drops the lock with the lease
+    util.wait_for(lambda: store("store-lock", lock, "server-1", "30")[0] == 0, 10,
+                  "the expired lock to be taken over", interval=0.5)
+    rc, _, _ = store("store-unlock", lock, "server-2")
+    assert rc == 2
