@@ -13,6 +13,9 @@
 #include "acme_result.h"
 #include "acme_http.h"
 #include "acme_etcd.h"
+#include "acme_crypto.h"
+#include "acme_store.h"
+#include "acme_store_etcd.h"
 #include "acme_test.h"
 
 static apr_pool_t *pool;
@@ -697,6 +700,145 @@ START_TEST(revision_reads_the_header)
 }
 END_TEST
 
+/* ---- the store on etcd ------------------------------------------------------------- */
+
+static const unsigned char store_key[32] = "abcdefghijklmnopqrstuvwxyz012345";
+
+static acme_store_t *fake_store(fake_t *f, const canned_t *script, int n)
+{
+    acme_store_t *st;
+    const char *err;
+
+    ck_assert_int_eq(acme_store_etcd_create(&st, pool, fake_etcd(f, script, n, 1), "pfx",
+                                            store_key, &err), APR_SUCCESS);
+    return st;
+}
+
+/* The value of the put request number i, decoded. */
+static const char *put_value(fake_t *f, int i, apr_size_t *plen)
+{
+    unsigned char *raw;
+
+    ck_assert_int_eq(acme_etcd_b64_decode(&raw, plen, pool,
+                                          acme_json_gets(js(f->bodies[i]), "value", NULL)),
+                     APR_SUCCESS);
+    return (const char *)raw;
+}
+
+/* A range answer holding key = value. */
+static const char *range_answer(const char *key, const char *value, apr_size_t len)
+{
+    return apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":\"3\","
+                        "\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"%s\"}]}",
+                        acme_etcd_b64_encode(pool, key, strlen(key)),
+                        acme_etcd_b64_encode(pool, value, len));
+}
+
+START_TEST(store_seals_secrets_under_their_key_name)
+{
+    static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+    canned_t script[4] = {{200, "{" HDR "}"}, {200, "{" HDR "}"}, {200, NULL}, {200, NULL}};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 2);
+    const char *v, *data, *key = "pfx/domains/example.org/privkey.pem";
+    apr_size_t vlen, len;
+
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", pem,
+                              strlen(pem), 1, pool), APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL),
+                     acme_etcd_b64_encode(pool, key, strlen(key)));
+    v = put_value(&f, 0, &vlen);
+    ck_assert_msg(!strncmp(v, "acme-item 1 ", 12) && strstr(v, " s\nv1:"), "%s", v);
+    ck_assert_ptr_null(strstr(v, "PRIVATE"));
+    ck_assert_ptr_null(strstr(v, "MIGH"));
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "cert.pem", "C", 1, 0, pool),
+                     APR_SUCCESS);
+    ck_assert_msg(strstr(put_value(&f, 1, &len), " p\nC"), "plain items stay plain");
+
+    /* back from etcd: it opens under its own name only */
+    script[0].body = range_answer(key, v, vlen);
+    script[1].body = range_answer("pfx/domains/other.org/privkey.pem", v, vlen);
+    script[2].body = range_answer(key, "acme-item 1 5 x\nwhat", 20);
+    script[3].body = range_answer(key, "-----BEGIN PRIVATE KEY-----", 27);
+    st = fake_store(&f, script, 4);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_SUCCESS);
+    ck_assert_uint_eq(len, strlen(pem));
+    ck_assert_str_eq(data, pem);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "other.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+    ck_assert_ptr_null(data);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(store_refuses_invalid_names_without_asking_etcd)
+{
+    static const canned_t script[] = {{200, "{" HDR "}"}};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 1);
+    const char *data;
+    apr_size_t len;
+    apr_array_header_t *names;
+
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "../x", "a", &data, &len, pool), APR_EINVAL);
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a", "b/c", "x", 1, 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->remove(st, ACME_SG_DOMAINS, NULL, NULL, pool), APR_EINVAL);
+    ck_assert_int_eq(st->list(st, ACME_SG_COUNT, NULL, &names, pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "a/b", "me", apr_time_from_sec(5), pool), APR_EINVAL);
+    ck_assert_int_eq(st->lock(st, "l", "two words", apr_time_from_sec(5), pool), APR_EINVAL);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_ARCHIVE, "a", 1, pool), APR_EINVAL);
+    ck_assert_int_eq(f.next, 0);
+    ck_assert_ptr_null(st->path(st, ACME_SG_DOMAINS, "a", "b", pool));
+}
+END_TEST
+
+START_TEST(store_list_keeps_only_item_names_sorted_once)
+{
+    /* keys as etcd orders them (bytes): "a.b/" sorts before "a/" */
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"kvs\":["
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS5iL2NlcnQ=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS9jZXJ0\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS9rZXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvLmhpZGRlbi94\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvc3RyYXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
+              "]}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 2);
+    apr_array_header_t *names;
+
+    /* pfx/domains/{a.b/cert, a/cert, a/key, .hidden/x, stray} */
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_getb(js(f.bodies[0]), "keys_only", NULL), 1);
+    ck_assert_int_eq(names->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 0, const char *), "a");
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 1, const char *), "a.b");
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, "gone", &names, pool), APR_ENOENT);
+    ck_assert_int_eq(names->nelts, 0);
+}
+END_TEST
+
+START_TEST(store_lock_held_by_another_owner_is_busy)
+{
+    canned_t script[1];
+    fake_t f;
+    acme_store_t *st;
+
+    script[0].status = 200;
+    script[0].body = range_answer("pfx/locks/renew-a", "server-2", 8);
+    st = fake_store(&f, script, 1);
+    ck_assert_int_eq(st->lock(st, "renew-a", "server-1", apr_time_from_sec(30), pool),
+                     APR_EBUSY);
+    ck_assert_int_eq(f.next, 1);   /* no lease granted for nothing */
+}
+END_TEST
+
 static Suite *etcd_suite(void)
 {
     Suite *s = suite_create("acme_etcd");
@@ -723,6 +865,14 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, malformed_write_answers_are_refused);
     tcase_add_test(tc, lease_grant_keepalive_and_revoke);
     tcase_add_test(tc, revision_reads_the_header);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, store_seals_secrets_under_their_key_name);
+    tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
+    tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
+    tcase_add_test(tc, store_lock_held_by_another_owner_is_busy);
     suite_add_tcase(s, tc);
     return s;
 }
