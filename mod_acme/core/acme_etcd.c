@@ -757,6 +757,13 @@ apr_status_t acme_etcd_get_prefix(apr_array_header_t **pkvs, int *pmore, acme_et
                                   const char *prefix, int keys_only, apr_int64_t limit,
                                   apr_pool_t *p, acme_result_t *r)
 {
+    return acme_etcd_get_prefix_from(pkvs, pmore, e, prefix, NULL, keys_only, limit, p, r);
+}
+
+apr_status_t acme_etcd_get_prefix_from(apr_array_header_t **pkvs, int *pmore, acme_etcd_t *e,
+                                       const char *prefix, const char *from, int keys_only,
+                                       apr_int64_t limit, apr_pool_t *p, acme_result_t *r)
+{
     acme_json_t *req = acme_json_new_object(p), *ans;
     const char *what = apr_pstrcat(p, "list ", prefix, "*", NULL), *end;
     apr_size_t elen;
@@ -766,8 +773,12 @@ apr_status_t acme_etcd_get_prefix(apr_array_header_t **pkvs, int *pmore, acme_et
     if ((rv = check_key(prefix, what, r)) != APR_SUCCESS) {
         return rv;
     }
+    if (from && (strncmp(from, prefix, strlen(prefix)) || strlen(from) > ACME_ETCD_MAX_KEY)) {
+        return acme_result_set(r, APR_EINVAL, "acme:internal", "etcd %s: the start key is "
+                               "outside the prefix", what);
+    }
     end = prefix_end(p, prefix, &elen);
-    acme_json_sets(req, b64s(p, prefix), "key", NULL);
+    acme_json_sets(req, b64s(p, from ? from : prefix), "key", NULL);
     acme_json_sets(req, acme_etcd_b64_encode(p, end, elen), "range_end", NULL);
     if (limit > 0) {
         acme_json_sets(req, i64s(p, limit), "limit", NULL);

@@ -60,6 +60,12 @@ apr_status_t acme_etcd_get(acme_etcd_kv_t **pkv, acme_etcd_t *e, const char *key
 apr_status_t acme_etcd_get_prefix(apr_array_header_t **pkvs, int *pmore, acme_etcd_t *e,
                                   const char *prefix, int keys_only, apr_int64_t limit,
                                   apr_pool_t *p, struct acme_result_t *r);
+/* The same from key `from` on (NULL: from the prefix), to page through a
+ * long listing: the next page starts after the last key seen. */
+apr_status_t acme_etcd_get_prefix_from(apr_array_header_t **pkvs, int *pmore, acme_etcd_t *e,
+                                       const char *prefix, const char *from, int keys_only,
+                                       apr_int64_t limit, apr_pool_t *p,
+                                       struct acme_result_t *r);
 /* lease 0: none. *prevision (may be NULL): the revision of the write. */
 apr_status_t acme_etcd_put(apr_int64_t *prevision, acme_etcd_t *e, const char *key,
                            const char *value, apr_size_t len, apr_int64_t lease, apr_pool_t *p,

@@ -22,6 +22,7 @@
 #define LOCKS_DIR "locks/"
 #define MAX_PREFIX 200
 #define MOVE_ATTEMPTS 4
+#define LIST_PAGE 1000
 #define TS_LEN 14           /* YYYYmmddHHMMSS, as the filesystem store names archives */
 
 typedef struct {
@@ -229,32 +230,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *name,
-                            apr_array_header_t **pnames, apr_pool_t *p)
+/* The names (or, with leaves, the aspects) below a prefix of plen bytes. */
+static void add_entries(apr_array_header_t *names, apr_hash_t *seen,
+                        const apr_array_header_t *kvs, apr_size_t plen, int leaves,
+                        apr_pool_t *p)
 {
-    const es_t *es = s->baton;
-    const char *pre = name_prefix(es, g, name, p);
-    acme_result_t *r = acme_result_make(p);
-    apr_array_header_t *kvs, *names = apr_array_make(p, 16, sizeof(const char *));
-    apr_hash_t *seen = apr_hash_make(p);
-    apr_size_t plen;
     int i;
 
-    *pnames = names;
-    if (!pre) {
-        return APR_EINVAL;
-    }
-    plen = strlen(pre);
-    if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 1, 0, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
     for (i = 0; i < kvs->nelts; ++i) {
         const char *rest = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *)->key + plen;
         const char *slash = strchr(rest, '/');
         const char *entry;
 
-        if (name) {
-            entry = slash ? NULL : rest;           /* aspects are leaves */
+        if (leaves) {
+            entry = slash ? NULL : rest;
         }
         else {
             entry = slash ? apr_pstrmemdup(p, rest, (apr_size_t)(slash - rest)) : NULL;
@@ -267,6 +256,38 @@ static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *n
         apr_hash_set(seen, entry, APR_HASH_KEY_STRING, entry);
         APR_ARRAY_PUSH(names, const char *) = entry;
     }
+}
+
+static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *name,
+                            apr_array_header_t **pnames, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *pre = name_prefix(es, g, name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs, *names = apr_array_make(p, 16, sizeof(const char *));
+    apr_hash_t *seen = apr_hash_make(p);
+    const char *from = NULL;
+    apr_size_t plen;
+    int more = 0;
+
+    *pnames = names;
+    if (!pre) {
+        return APR_EINVAL;
+    }
+    plen = strlen(pre);
+    /* in pages, so that a large fleet's listing never hits the answer limit */
+    do {
+        if (acme_etcd_get_prefix_from(&kvs, &more, es->etcd, pre, from, 1, LIST_PAGE, p, r)
+            != APR_SUCCESS) {
+            return report(r, p);
+        }
+        if (kvs->nelts) {
+            /* the smallest key after the last one */
+            from = apr_pstrcat(p, APR_ARRAY_IDX(kvs, kvs->nelts - 1, acme_etcd_kv_t *)->key,
+                               "\x01", NULL);
+        }
+        add_entries(names, seen, kvs, plen, name != NULL, p);
+    } while (more && kvs->nelts);
     qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
     return name && !names->nelts ? APR_ENOENT : APR_SUCCESS;
 }

@@ -806,19 +806,26 @@ START_TEST(store_list_keeps_only_item_names_sorted_once)
               "{\"key\":\"cGZ4L2RvbWFpbnMvYS9rZXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
               "{\"key\":\"cGZ4L2RvbWFpbnMvLmhpZGRlbi94\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
               "{\"key\":\"cGZ4L2RvbWFpbnMvc3RyYXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
+              "],\"more\":true}"},
+        {200, "{" HDR ",\"kvs\":["
+              "{\"key\":\"cGZ4L2RvbWFpbnMvei9jZXJ0\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
               "]}"},
         {200, "{" HDR "}"},
     };
     fake_t f;
-    acme_store_t *st = fake_store(&f, script, 2);
+    acme_store_t *st = fake_store(&f, script, 3);
     apr_array_header_t *names;
 
-    /* pfx/domains/{a.b/cert, a/cert, a/key, .hidden/x, stray} */
+    /* pfx/domains/{a.b/cert, a/cert, a/key, .hidden/x, stray}, then a second page */
     ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, NULL, &names, pool), APR_SUCCESS);
     ck_assert_int_eq(acme_json_getb(js(f.bodies[0]), "keys_only", NULL), 1);
-    ck_assert_int_eq(names->nelts, 2);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL), "cGZ4L2RvbWFpbnMv");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "key", NULL), "cGZ4L2RvbWFpbnMvc3RyYXkB");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "range_end", NULL), "cGZ4L2RvbWFpbnMw");
+    ck_assert_int_eq(names->nelts, 3);
     ck_assert_str_eq(APR_ARRAY_IDX(names, 0, const char *), "a");
     ck_assert_str_eq(APR_ARRAY_IDX(names, 1, const char *), "a.b");
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 2, const char *), "z");
     ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, "gone", &names, pool), APR_ENOENT);
     ck_assert_int_eq(names->nelts, 0);
 }
