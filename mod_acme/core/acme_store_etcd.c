@@ -617,10 +617,13 @@ static const char *lock_key(const es_t *es, const char *lockname, apr_pool_t *p)
                                                             NULL) : NULL;
 }
 
-/* The lock is a key bound to an etcd lease: when its holder stops renewing
- * (crash, pause, partition), etcd removes it after the TTL. */
-static apr_status_t es_lock(acme_store_t *s, const char *lockname, const char *owner,
-                            apr_interval_time_t lease, apr_pool_t *p)
+static int is_owner(const acme_etcd_kv_t *kv, const char *owner)
+{
+    return kv->value_len == strlen(owner) && !memcmp(kv->value, owner, kv->value_len);
+}
+
+apr_status_t acme_store_etcd_claim(apr_int64_t *ptoken, acme_store_t *s, const char *lockname,
+                                   const char *owner, apr_interval_time_t lease, apr_pool_t *p)
 {
     const es_t *es = s->baton;
     const char *key = lock_key(es, lockname, p);
@@ -633,22 +636,27 @@ static apr_status_t es_lock(acme_store_t *s, const char *lockname, const char *o
     apr_status_t rv;
     int attempt;
 
+    *ptoken = 0;
     if (!key || !owner_is_valid(owner) || lease <= 0) {
         return APR_EINVAL;
     }
     for (attempt = 0; attempt < 3; ++attempt) {
         rv = acme_etcd_get(&kv, es->etcd, key, p, r);
         if (rv == APR_SUCCESS) {
-            if (kv->value_len != strlen(owner) || memcmp(kv->value, owner, kv->value_len)) {
+            if (!is_owner(kv, owner)) {
                 return APR_EBUSY;
             }
-            /* ours already: locking again extends it */
+            /* ours already: claiming again renews it */
             rv = kv->lease ? acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r)
                            : APR_SUCCESS;
             if (rv == APR_ENOENT) {
-                continue;   /* expired just now: take it anew */
+                continue;   /* expired just now: claim anew */
             }
-            return rv == APR_SUCCESS ? rv : report(r, p);
+            if (rv != APR_SUCCESS) {
+                return report(r, p);
+            }
+            *ptoken = kv->create_revision;
+            return APR_SUCCESS;
         }
         if (rv != APR_ENOENT) {
             return report(r, p);
@@ -667,19 +675,169 @@ static apr_status_t es_lock(acme_store_t *s, const char *lockname, const char *o
             return rv;
         }
         if (res->succeeded) {
+            *ptoken = res->revision;   /* the txn created the key: its create revision */
             return APR_SUCCESS;
         }
         acme_etcd_lease_revoke(es->etcd, id, p, r);
         held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
-        if (held->nelts) {
-            kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
-            if (kv->value_len != strlen(owner) || memcmp(kv->value, owner, kv->value_len)) {
-                return APR_EBUSY;
-            }
+        if (held->nelts && !is_owner(APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *), owner)) {
+            return APR_EBUSY;
         }
         /* ours after all (an earlier attempt that looked failed), or gone: again */
     }
     return APR_EBUSY;
+}
+
+/* The lock as it is now, if it is still the claim of token. */
+static apr_status_t current_claim(acme_etcd_kv_t **pkv, const es_t *es, const char *key,
+                                  apr_int64_t token, apr_pool_t *p)
+{
+    acme_result_t *r = acme_result_make(p);
+    apr_status_t rv;
+
+    rv = acme_etcd_get(pkv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT || (rv == APR_SUCCESS && (*pkv)->create_revision != token)) {
+        return APR_EBUSY;
+    }
+    return rv == APR_SUCCESS ? rv : report(r, p);
+}
+
+apr_status_t acme_store_etcd_renew(acme_store_t *s, const char *lockname, apr_int64_t token,
+                                   apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, lockname, p);
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    apr_int64_t left;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = current_claim(&kv, es, key, token, p);
+    if (rv == APR_SUCCESS && kv->lease) {
+        rv = acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r);
+        rv = rv == APR_ENOENT ? APR_EBUSY : rv == APR_SUCCESS ? rv : report(r, p);
+    }
+    return rv;
+}
+
+apr_status_t acme_store_etcd_release(acme_store_t *s, const char *lockname, apr_int64_t token,
+                                     apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, lockname, p);
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = current_claim(&kv, es, key, token, p);
+    if (rv == APR_EBUSY) {
+        return APR_SUCCESS;     /* gone already, or another holder's now */
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_create(t, key, token);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (res->succeeded && kv->lease) {
+        acme_etcd_lease_revoke(es->etcd, kv->lease, p, r);
+    }
+    return APR_SUCCESS;
+}
+
+/* The txn that writes only while the claim holds; a refusal says why. */
+static apr_status_t fenced_commit(const es_t *es, acme_etcd_txn_t *t, const char *lkey,
+                                  apr_int64_t token, const char *what, apr_pool_t *p)
+{
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_result_t *res;
+    apr_array_header_t *held;
+
+    acme_etcd_txn_get(t, ACME_ETCD_ELSE, lkey, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (res->succeeded) {
+        return APR_SUCCESS;
+    }
+    held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
+    if (held->nelts) {
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EBUSY, "ACME1107: store: %s refused: the "
+                 "claim %s with token %" APR_INT64_T_FMT " was lost; %s holds it now with "
+                 "token %" APR_INT64_T_FMT, what, lkey, token,
+                 owner_is_valid(kv->value) ? kv->value : "(an unprintable owner)",
+                 kv->create_revision);
+    }
+    else {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EBUSY, "ACME1107: store: %s refused: the "
+                 "claim %s with token %" APR_INT64_T_FMT " is gone (expired or released)", what, lkey, token);
+    }
+    return APR_EBUSY;
+}
+
+apr_status_t acme_store_etcd_save_fenced(acme_store_t *s, const char *lockname,
+                                         apr_int64_t token, acme_store_group_t g,
+                                         const char *name, const char *aspect, const char *data,
+                                         apr_size_t len, int secret, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *lkey = lock_key(es, lockname, p), *key = item_key(es, g, name, aspect, p);
+    const char *value;
+    acme_etcd_txn_t *t;
+    apr_size_t vlen;
+    apr_status_t rv;
+
+    if (!lkey || !key || token <= 0) {
+        return APR_EINVAL;
+    }
+    rv = encode(&value, &vlen, es, key, data, len, secret, apr_time_now(), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_create(t, lkey, token);
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+    return fenced_commit(es, t, lkey, token, apr_pstrcat(p, "writing ", key, NULL), p);
+}
+
+apr_status_t acme_store_etcd_remove_fenced(acme_store_t *s, const char *lockname,
+                                           apr_int64_t token, acme_store_group_t g,
+                                           const char *name, const char *aspect, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *lkey = lock_key(es, lockname, p);
+    const char *key = aspect ? item_key(es, g, name, aspect, p)
+                             : name ? name_prefix(es, g, name, p) : NULL;
+    acme_etcd_txn_t *t;
+
+    if (!lkey || !key || token <= 0) {
+        return APR_EINVAL;
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_create(t, lkey, token);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, aspect == NULL);
+    return fenced_commit(es, t, lkey, token, apr_pstrcat(p, "removing ", key, NULL), p);
+}
+
+/* Today's lock/unlock: a claim whose owner string identifies the holder. */
+static apr_status_t es_lock(acme_store_t *s, const char *lockname, const char *owner,
+                            apr_interval_time_t lease, apr_pool_t *p)
+{
+    apr_int64_t token;
+
+    return acme_store_etcd_claim(&token, s, lockname, owner, lease, p);
 }
 
 static apr_status_t es_unlock(acme_store_t *s, const char *lockname, const char *owner,
@@ -689,8 +847,6 @@ static apr_status_t es_unlock(acme_store_t *s, const char *lockname, const char 
     const char *key = lock_key(es, lockname, p);
     acme_result_t *r = acme_result_make(p);
     acme_etcd_kv_t *kv;
-    acme_etcd_txn_t *t;
-    acme_etcd_txn_result_t *res;
     apr_status_t rv;
 
     if (!key || !owner_is_valid(owner)) {
@@ -703,22 +859,10 @@ static apr_status_t es_unlock(acme_store_t *s, const char *lockname, const char 
     if (rv != APR_SUCCESS) {
         return report(r, p);
     }
-    if (kv->value_len != strlen(owner) || memcmp(kv->value, owner, kv->value_len)) {
+    if (!is_owner(kv, owner)) {
         return APR_EBUSY;
     }
-    t = acme_etcd_txn_make(p);
-    acme_etcd_txn_if_mod(t, key, kv->mod_revision);
-    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, 0);
-    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
-    if (!res->succeeded) {
-        return APR_EBUSY;   /* taken over meanwhile */
-    }
-    if (kv->lease) {
-        acme_etcd_lease_revoke(es->etcd, kv->lease, p, r);
-    }
-    return APR_SUCCESS;
+    return acme_store_etcd_release(s, lockname, kv->create_revision, p);
 }
 
 static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *name,

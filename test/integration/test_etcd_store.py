@@ -190,3 +190,46 @@ def test_lease_lock_exclusive_reentrant_and_expiring(store):
                   "the expired lock to be taken over", interval=0.5)
     rc, _, _ = store("store-unlock", lock, "server-2")
     assert rc == 2
+
+
+def test_claim_tokens_fence_writes_of_a_stale_holder(store):
+    lock = "renew-f.example"
+    t1 = store.ok("store-claim", lock, "server-1", "2")["token"]
+    assert t1 > 0
+    assert store.ok("store-claim", lock, "server-1", "2")["token"] == t1   # renewed, same token
+    rc, _, _ = store("store-claim", lock, "server-2", "30")
+    assert rc == 2
+    store.ok("store-save-fenced", lock, str(t1), "staging", "f.example", "cert.pem", "by-1")
+    store.ok("store-renew", lock, str(t1))
+    # server-1 pauses past its lease; server-2 takes over with a larger token
+    def taken_over():
+        rc, out, _ = store("store-claim", lock, "server-2", "30")
+        return out["token"] if rc == 0 else None
+    t2 = util.wait_for(taken_over, 10, "server-2 to take the expired claim", interval=0.5)
+    assert t2 > t1
+    store.ok("store-save-fenced", lock, str(t2), "staging", "f.example", "cert.pem", "by-2")
+    store.ok("store-save-fenced", lock, str(t2), "staging", "f.example", "privkey.pem", PEM,
+             "secret")
+    # server-1 wakes up: its writes, renewals and removals are refused, and say why
+    rc, _, err = store("store-save-fenced", lock, str(t1), "staging", "f.example", "cert.pem",
+                       "stale")
+    assert rc == 2, err
+    assert "refused" in err and "server-2 holds it now" in err and str(t2) in err, err
+    assert store.key("staging", "f.example", "cert.pem") in err
+    rc, _, err = store("store-remove-fenced", lock, str(t1), "staging", "f.example")
+    assert rc == 2, err
+    rc, _, _ = store("store-renew", lock, str(t1))
+    assert rc == 2
+    store.ok("store-release", lock, str(t1))              # not its claim: left alone
+    assert store.ok("store-load", "staging", "f.example", "cert.pem")["data"] == "by-2"
+    assert store.ok("store-load", "staging", "f.example", "privkey.pem")["data"] == PEM
+    # released by its holder: the next claim gets a new, larger token
+    store.ok("store-release", lock, str(t2))
+    rc, _, err = store("store-save-fenced", lock, str(t2), "staging", "f.example", "cert.pem",
+                       "after release")
+    assert rc == 2 and "is gone (expired or released)" in err, err
+    t3 = store.ok("store-claim", lock, "server-1", "30")["token"]
+    assert t3 > t2
+    store.ok("store-remove-fenced", lock, str(t3), "staging", "f.example", "cert.pem")
+    assert store.ok("store-list", "staging", "f.example")["names"] == ["privkey.pem"]
+    store.ok("store-release", lock, str(t3))

@@ -42,7 +42,10 @@ static void usage(void)
         "  store-save GROUP NAME ASPECT VALUE [secret] | store-load GROUP NAME ASPECT\n"
         "  store-list GROUP [NAME] | store-mtime GROUP NAME [ASPECT]\n"
         "  store-remove GROUP NAME [ASPECT] | store-move FROM TO NAME KEEP\n"
-        "  store-lock LOCK OWNER SECS | store-unlock LOCK OWNER | store-key GROUP NAME ASPECT\n");
+        "  store-lock LOCK OWNER SECS | store-unlock LOCK OWNER | store-key GROUP NAME ASPECT\n"
+        "  store-claim LOCK OWNER SECS | store-renew LOCK TOKEN | store-release LOCK TOKEN\n"
+        "  store-save-fenced LOCK TOKEN GROUP NAME ASPECT VALUE [secret]\n"
+        "  store-remove-fenced LOCK TOKEN GROUP NAME [ASPECT]\n");
 }
 
 static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
@@ -261,6 +264,33 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
     else if (!strcmp(cmd, "store-unlock")) {
         NEED(2);
         rv = st->unlock(st, argv[1], argv[2], p);
+    }
+    else if (!strcmp(cmd, "store-claim")) {
+        apr_int64_t token;
+
+        NEED(3);
+        rv = acme_store_etcd_claim(&token, st, argv[1], argv[2], apr_time_from_sec(num(argv[3])),
+                                   p);
+        acme_json_setl(out, token, "token", NULL);
+    }
+    else if (!strcmp(cmd, "store-renew")) {
+        NEED(2);
+        rv = acme_store_etcd_renew(st, argv[1], num(argv[2]), p);
+    }
+    else if (!strcmp(cmd, "store-release")) {
+        NEED(2);
+        rv = acme_store_etcd_release(st, argv[1], num(argv[2]), p);
+    }
+    else if (!strcmp(cmd, "store-save-fenced")) {
+        NEED(6);
+        rv = acme_store_etcd_save_fenced(st, argv[1], num(argv[2]), group_of(argv[3]), argv[4],
+                                         argv[5], argv[6], strlen(argv[6]),
+                                         argc > 7 && !strcmp(argv[7], "secret"), p);
+    }
+    else if (!strcmp(cmd, "store-remove-fenced")) {
+        NEED(4);
+        rv = acme_store_etcd_remove_fenced(st, argv[1], num(argv[2]), group_of(argv[3]), argv[4],
+                                           argc > 5 ? argv[5] : NULL, p);
     }
     else if (!strcmp(cmd, "store-key")) {
         NEED(3);
