@@ -782,7 +782,8 @@ static apr_status_t fenced_commit(const es_t *es, acme_etcd_txn_t *t, const char
     }
     else {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EBUSY, "ACME1107: store: %s refused: the "
-                 "claim %s with token %" APR_INT64_T_FMT " is gone (expired or released)", what, lkey, token);
+                 "claim %s with token %" APR_INT64_T_FMT " is gone (expired or released)",
+                 what, lkey, token);
     }
     return APR_EBUSY;
 }
