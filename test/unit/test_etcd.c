@@ -846,6 +846,36 @@ START_TEST(store_lock_held_by_another_owner_is_busy)
 }
 END_TEST
 
+START_TEST(store_fenced_save_compares_the_token_and_is_refused_when_stale)
+{
+    canned_t script[2];
+    fake_t f;
+    acme_store_t *st;
+    acme_json_t *b, *c;
+
+    script[0].status = 200;
+    script[0].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    script[1].status = 200;
+    script[1].body = apr_psprintf(pool, "{" HDR ",\"responses\":[{\"response_range\":%s}]}",
+                                  range_answer("pfx/locks/renew-a", "server-2", 8));
+    st = fake_store(&f, script, 2);
+    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 17, ACME_SG_STAGING, "a",
+                                                 "cert.pem", "C", 1, 0, pool), APR_SUCCESS);
+    b = js(f.bodies[0]);
+    c = acme_json_array_at(acme_json_getj(b, pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(c, "target", NULL), "CREATE");
+    ck_assert_str_eq(acme_json_gets(c, "create_revision", NULL), "17");
+    ck_assert_str_eq(acme_json_gets(c, "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/locks/renew-a", 17));
+    ck_assert_uint_eq(acme_json_array_len(acme_json_getj(b, pool, "failure", NULL)), 1);
+    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 17, ACME_SG_STAGING, "a",
+                                                 "cert.pem", "C", 1, 0, pool), APR_EBUSY);
+    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 0, ACME_SG_STAGING, "a",
+                                                 "cert.pem", "C", 1, 0, pool), APR_EINVAL);
+    ck_assert_int_eq(f.next, 2);
+}
+END_TEST
+
 static Suite *etcd_suite(void)
 {
     Suite *s = suite_create("acme_etcd");
@@ -880,6 +910,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_lock_held_by_another_owner_is_busy);
+    tcase_add_test(tc, store_fenced_save_compares_the_token_and_is_refused_when_stale);
     suite_add_tcase(s, tc);
     return s;
 }
