@@ -196,15 +196,71 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
     d->has_cert = d->served_types->nelts > 0;
 }
 
-static apr_status_t ensure_fallback(acme_domain_t *d, server_rec *s, apr_pool_t *p)
+static apr_status_t remove_tmp_store(void *data)
 {
-    acme_store_t *st = acme_mod_store;
-    const char *data, *pem;
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    acme_store_fs_remove_all(data, p);
+    apr_pool_destroy(p);
+    return APR_SUCCESS;
+}
+
+/* A store in a private temporary directory, made once per process, for
+ * the temporary certificates that the real store refuses to take (a full
+ * or read-only disk): httpd starts all the same. */
+static acme_store_t *fallback_tmp_store(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    acme_store_t *tmp = NULL;
+    const char *dir = NULL, *err;
+    char *templ;
+
+    apr_pool_userdata_get((void **)&tmp, "acme-fallback-store", pp);
+    if (tmp) {
+        return tmp;
+    }
+    if (apr_temp_dir_get(&dir, pp) != APR_SUCCESS) {
+        return NULL;
+    }
+    templ = apr_pstrcat(pp, dir, "/mod_acme-fallback-XXXXXX", NULL);
+    if (!mkdtemp(templ) || acme_store_fs_create(&tmp, pp, templ, &err) != APR_SUCCESS || err) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0107)
+                     "cannot make a temporary directory for the temporary certificates in %s",
+                     dir);
+        return NULL;
+    }
+    apr_pool_userdata_set(tmp, "acme-fallback-store", remove_tmp_store, pp);
+    return tmp;
+}
+
+static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme_pkey_t *key,
+                                  const acme_cert_t *cert, apr_pool_t *p)
+{
+    const char *pem;
+    apr_status_t rv = acme_pkey_to_pem(&pem, p, key);
+
+    if (rv == APR_SUCCESS) {
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", pem, strlen(pem), 1, p);
+    }
+    if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", pem, strlen(pem), 0, p);
+    }
+    return rv;
+}
+
+/* *pst: the store that holds the temporary certificate. */
+static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server_rec *s,
+                                    apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store, *tmp;
+    const char *data;
     apr_size_t len;
     acme_pkey_t *key;
     acme_cert_t *cert;
     apr_status_t rv;
 
+    *pst = st;
     if (st->load(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", &data, &len, p) == APR_SUCCESS
         && st->load(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", &data, &len, p)
                == APR_SUCCESS) {
@@ -216,15 +272,20 @@ static apr_status_t ensure_fallback(acme_domain_t *d, server_rec *s, apr_pool_t 
                                    "mod_acme fallback: certificate not yet issued",
                                    apr_time_from_sec(7 * 86400));
     }
-    if (rv == APR_SUCCESS && (rv = acme_pkey_to_pem(&pem, p, key)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.key.pem", pem, strlen(pem), 1, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
+                     "%s: cannot create the temporary self-signed certificate", d->name);
+        return rv;
     }
-    if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, "fallback.cert.pem", pem, strlen(pem), 0, p);
+    rv = save_fallback(st, d, key, cert, p);
+    if (rv != APR_SUCCESS && (tmp = fallback_tmp_store(s)) != NULL
+        && save_fallback(tmp, d, key, cert, p) == APR_SUCCESS) {
+        *pst = tmp;
+        return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
-                     "%s: cannot create the temporary self-signed certificate in %s",
+                     "%s: cannot store the temporary self-signed certificate in %s",
                      d->name, acme_store_fs_base(st));
     }
     return rv;
@@ -273,7 +334,7 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (!d || !st || d->has_cert) {
         return DECLINED;
     }
-    if (ensure_fallback(d, s, p) != APR_SUCCESS) {
+    if (ensure_fallback(&st, d, s, p) != APR_SUCCESS) {
         return DECLINED;
     }
     APR_ARRAY_PUSH(cert_files, const char *) =
@@ -309,7 +370,15 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
                      g->store_dir, err ? err : "error");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (geteuid() == 0) {
+    if (err) {
+        /* Serving what the store has beats refusing to start. */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0007)
+                     "the store %s cannot be written (%s; a full or read-only disk?): the "
+                     "certificates in it are served, domains without one get a temporary "
+                     "certificate, and nothing is obtained or renewed until it can be "
+                     "written. Renewal resumes by itself then.", g->store_dir, err);
+    }
+    else if (geteuid() == 0) {
         rv = acme_store_fs_set_owner(acme_mod_store, ap_unixd_config.user_id,
                                      ap_unixd_config.group_id, ptemp);
         if (rv != APR_SUCCESS) {

@@ -344,7 +344,10 @@ typedef struct drive_job_t {
     int first;                     /* not scheduled yet in this server generation */
     int want_run;                  /* the scheduler decided an order is due */
     int ran;                       /* the thread ran an order (not only ARI) */
+    int unwritable;                /* the last run found the store unwritable */
+    int ari_unwritable;            /* so did the last renewal information query */
     const char *ca_url;            /* the CA of the last run */
+    acme_job_memo_t memo;          /* the backoff, also when job.json cannot be saved */
 } drive_job_t;
 
 typedef struct drive_ctx_t {
@@ -357,6 +360,9 @@ typedef struct drive_ctx_t {
     apr_interval_time_t check_interval;
     int started;
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
+    apr_hash_t *ca_guard;          /* CA URL -> acme_rate_guard_t*: orders in the last hour */
+    int guard_limit;               /* orders per CA per hour, from the domain count */
+    int store_unwritable;          /* reported once until a write works again */
     int tick;
     int staged_since_mark;         /* results staged since the last batch mark */
     /* mod_watchdog may call STOPPING from the exiting thread while its own
@@ -419,6 +425,12 @@ static void notify(drive_ctx_t *dc, const char *event, const char *domain, apr_p
     apr_pool_destroy(p);
 }
 
+static int is_unwritable(const acme_result_t *r)
+{
+    return r->status != APR_SUCCESS && r->problem
+           && !strcmp(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
+}
+
 static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
 {
     drive_job_t *job = data;
@@ -429,7 +441,10 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     job->rv = APR_SUCCESS;
     if (job->ari_due) {
         acme_result_t *ar = acme_result_make(job->pool);
-        if (acme_job_ari_refresh(acme_mod_store, &job->spec, job->pool, ar) != APR_SUCCESS) {
+        apr_status_t arv = acme_job_ari_refresh(acme_mod_store, &job->spec, job->pool, ar);
+
+        job->ari_unwritable = arv != APR_SUCCESS && is_unwritable(ar); /* reap() says it */
+        if (arv != APR_SUCCESS && !job->ari_unwritable) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, job->s, ACMELOG(0326)
                          "%s: %s; the renewal window applies until the CA answers",
                          job->d->name, acme_result_describe(ar, job->pool));
@@ -446,12 +461,13 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     }
     if (job->want_run) {
         job->ran = 1;
-        notify(job->dc, "renewing", job->d->name, job->pool);
+        /* Retries while the store is unwritable are announced once. */
+        if (!job->unwritable) notify(job->dc, "renewing", job->d->name, job->pool);
         job->rv = acme_job_run(acme_mod_store, &job->spec, job->types, job->pool, job->result);
         if (job->rv == APR_SUCCESS) {
             notify(job->dc, "renewed", job->d->name, job->pool);
         }
-        else if (job->rv != APR_EINTR) {
+        else if (job->rv != APR_EINTR && !job->unwritable) {
             notify(job->dc, "errored", job->d->name, job->pool);
         }
     }
@@ -475,8 +491,26 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     apr_thread_join(&trv, job->thread);
     job->running = 0;
     dc->running--;
-    if (!job->ran) {
-        /* only the renewal information was asked */
+    if ((job->ran && job->rv != APR_EINTR) || job->ari_due) {
+        int unwritable = job->ari_unwritable || (job->ran && is_unwritable(job->result));
+        if (unwritable && !dc->store_unwritable) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, job->rv, dc->s, ACMELOG(0329)
+                         "the store %s cannot be written: the certificates in it are still "
+                         "served, but no certificate is obtained or renewed, and nothing is "
+                         "asked of the CA, until it can be written (a full or read-only disk? "
+                         "wrong owner?). Renewal resumes by itself.",
+                         acme_store_fs_base(acme_mod_store));
+        }
+        else if (!unwritable && dc->store_unwritable) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0330)
+                         "the store %s can be written again: renewals resume",
+                         acme_store_fs_base(acme_mod_store));
+        }
+        dc->store_unwritable = unwritable;
+        job->unwritable = unwritable;
+    }
+    if (!job->ran || job->unwritable) {
+        /* only the renewal information was asked, or reported above */
     }
     else if (job->rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0321)
@@ -558,6 +592,29 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
     notify(dc, "installed", job->d->name, p);
 }
 
+/* Counts 'count' new orders to the CA, or returns when they would fit under
+ * the guard (and says so loudly: something is looping). */
+static apr_time_t guard_take(drive_ctx_t *dc, const char *ca_url, int count, apr_time_t now)
+{
+    acme_rate_guard_t *g = apr_hash_get(dc->ca_guard, ca_url, APR_HASH_KEY_STRING);
+    apr_time_t fits;
+
+    if (!g) {
+        g = apr_palloc(dc->g->pool, sizeof(*g));
+        acme_rate_guard_init(g, dc->g->pool, dc->guard_limit);
+        apr_hash_set(dc->ca_guard, apr_pstrdup(dc->g->pool, ca_url), APR_HASH_KEY_STRING, g);
+    }
+    fits = acme_rate_guard_take(g, now, count);
+    if (fits) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0335)
+                     "SAFETY STOP: %d orders went to the CA %s in the last hour, the most this "
+                     "server allows for its %d domain(s); no new order goes to it before "
+                     "%s. Something keeps failing: see the errors logged before this line.",
+                     g->n, ca_url, dc->jobs->nelts, acme_time_rfc3339(dc->g->pool, fits));
+    }
+    return fits;
+}
+
 static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
 {
     acme_job_status_t *st;
@@ -586,7 +643,18 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         expiring_notice(dc, job, st, ptemp);
     }
     job->ari_due = st->ari_due;
-    if ((st->due->nelts > 0 && st->next_attempt <= now) || st->ari_due) {
+    job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
+    if (job->want_run && dc->running < dc->parallel) {
+        apr_time_t fits = guard_take(dc, st->ca_url, st->due->nelts, now);
+        if (fits) {
+            job->want_run = 0;
+            if (!job->ari_due) {
+                job->next_check = fits;
+                return;
+            }
+        }
+    }
+    if (job->want_run || job->ari_due) {
         if (dc->running >= dc->parallel) {
             job->next_check = now; /* a slot frees up: the next tick tries again */
             return;
@@ -594,7 +662,6 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         apr_pool_create(&job->pool, NULL);
         apr_pool_tag(job->pool, "acme_job");
         job->types = apr_array_copy(job->pool, st->due);
-        job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
         job->ca_url = apr_pstrdup(job->pool, st->ca_url);
         apr_atomic_set32(&job->done, 0);
         if (apr_thread_create(&job->thread, NULL, job_thread, job, job->pool) != APR_SUCCESS) {
@@ -605,7 +672,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
             job->next_check = now + apr_time_from_sec(60);
             return;
         }
-        if (st->due->nelts > 0 && st->next_attempt <= now) {
+        if (job->want_run && !job->unwritable) {
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
                          "%s: %s", job->d->name,
                          st->renew_requested ? "renewing the certificate as requested"
@@ -774,6 +841,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
     dc->ca_pause = apr_hash_make(p);
+    dc->ca_guard = apr_hash_make(p);
     if (apr_thread_mutex_create(&dc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
         dc->mutex = NULL;
     }
@@ -808,8 +876,11 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->spec.window.duration = st->renew_duration;
         job->spec.retry_delay = st->retry_delay;
         job->spec.stop = &dc->stop;
+        job->spec.memo = &job->memo;
         APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
+        dc->guard_limit += st->key_types->nelts;
     }
+    dc->guard_limit = acme_rate_guard_limit(dc->guard_limit);
     drive_ctx = dc;
     apr_pool_cleanup_register(p, &drive_ctx, clear_drive_ctx, apr_pool_cleanup_null);
     if (dc->jobs->nelts > 0) {

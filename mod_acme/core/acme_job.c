@@ -223,6 +223,17 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         != APR_SUCCESS) {
         job = acme_json_new_object(p);
     }
+    /* An answer that cannot be kept would be asked for again at once. */
+    rv = acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, job, p);
+    if (rv != APR_SUCCESS) {
+        acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
+                        "the store cannot be written (jobs/%s/%s): the CA's renewal information "
+                        "is not asked until it can", spec->domain, ACME_JOB_STATE);
+        if (spec->memo) {
+            spec->memo->ari_next = apr_time_now() + spec->retry_delay;
+        }
+        goto leave;
+    }
     ca = current_ca(spec, job);
     rv = make_client(&client, &http, spec, ca, p, r);
     if (rv == APR_SUCCESS) {
@@ -429,6 +440,14 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
             acme_result_from_json(st->last_error, acme_json_getj(job, p, "last-error", NULL));
         }
     }
+    if (spec->memo && spec->memo->ari_next > now) {
+        st->ari_due = 0;
+    }
+    if (spec->memo && spec->memo->next_attempt > st->next_attempt) {
+        /* This process saw failures that the store could not record. */
+        st->next_attempt = spec->memo->next_attempt;
+        if (spec->memo->errors > st->errors) st->errors = spec->memo->errors;
+    }
     if (!st->staged && store->load(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST,
                                    &req, &reqlen, p) == APR_SUCCESS) {
         /* An operator asked for it (acmectl renew): every type, now. */
@@ -576,13 +595,14 @@ typedef struct {
     apr_pool_t *pool;
 } job_ctx_t;
 
-static void job_save(job_ctx_t *jc)
+static apr_status_t job_save(job_ctx_t *jc)
 {
     apr_status_t rv = acme_store_save_json(jc->store, ACME_SG_JOBS, jc->domain, ACME_JOB_STATE,
                                            jc->json, jc->pool);
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0403: %s: cannot save the job state", jc->domain);
     }
+    return rv;
 }
 
 static void order_created_cb(void *baton, const char *order_url)
@@ -884,7 +904,19 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         }
         acme_job_event(jc.json, p, "renewing", apr_array_pstrcat(p, tn, ' '));
     }
-    job_save(&jc);
+    /* An order whose URL cannot be kept is lost at the next failure, and
+     * the one after it too: nothing is asked of the CA before the store
+     * takes our writes. */
+    rv = acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, jc.json, p);
+    if (rv != APR_SUCCESS) {
+        acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
+                        "the store cannot be written (jobs/%s/%s): nothing is asked of the CA "
+                        "until it can", spec->domain, ACME_JOB_STATE);
+        if (spec->memo) {
+            spec->memo->next_attempt = apr_time_now() + spec->retry_delay;
+        }
+        return rv;
+    }
 
     rv = make_client(&client, NULL, spec, ca_url, p, r);
     if (rv != APR_SUCCESS) goto leave;
@@ -980,13 +1012,22 @@ leave:
         acme_json_sets(jc.json, "staged", "state", NULL);
         acme_job_event(jc.json, p, "staged", NULL);
         store->remove(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
+        if (spec->memo) {
+            memset(spec->memo, 0, sizeof(*spec->memo));
+        }
     }
     else if (rv != APR_EINTR) {
-        int errors = (int)acme_json_getl(jc.json, "errors", NULL) + 1;
+        int errors = (int)acme_json_getl(jc.json, "errors", NULL);
         double frac = (double)acme_random_below(1000000) / 1000000.0;
         acme_errclass_t cls = acme_result_classify(r);
-        apr_time_t next = acme_backoff_next(apr_time_now(), errors, spec->retry_delay, frac,
-                                            r->retry_after, cls == ACME_ERRCLASS_CONFIG);
+        apr_time_t next;
+
+        if (spec->memo && spec->memo->errors > errors) {
+            errors = spec->memo->errors; /* job.json missed some: the store failed */
+        }
+        errors++;
+        next = acme_backoff_next(apr_time_now(), errors, spec->retry_delay, frac,
+                                 r->retry_after, cls == ACME_ERRCLASS_CONFIG);
 
         int ca_errors = (int)acme_json_getl(jc.json, "ca-errors", NULL) + 1;
 
@@ -1008,6 +1049,10 @@ leave:
         }
         acme_json_setl(jc.json, ca_errors, "ca-errors", NULL);
         acme_json_setl(jc.json, apr_time_sec(next) + 1, "next-attempt", NULL);
+        if (spec->memo) {
+            spec->memo->errors = errors;
+            spec->memo->next_attempt = apr_time_from_sec(apr_time_sec(next) + 1);
+        }
         acme_json_setj(jc.json, acme_result_to_json(r, p), "last-error", NULL);
         acme_json_sets(jc.json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",
                        NULL);

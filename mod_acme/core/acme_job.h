@@ -17,6 +17,15 @@ struct acme_store_t;
 struct acme_result_t;
 struct acme_json_t;
 
+/* What the server remembers of a job between runs, in memory. It holds the
+ * backoff even when job.json cannot be written (a full or read-only disk):
+ * without it every failed save would look like "never tried". */
+typedef struct acme_job_memo_t {
+    int errors;                  /* consecutive failures seen by this process */
+    apr_time_t next_attempt;     /* no run before this (0: none) */
+    apr_time_t ari_next;         /* no renewal information asked before this */
+} acme_job_memo_t;
+
 typedef struct acme_job_spec_t {
     const char *domain;                     /* store name: the first name */
     const apr_array_header_t *names;        /* const char* */
@@ -36,6 +45,7 @@ typedef struct acme_job_spec_t {
     acme_renew_window_t window;
     apr_interval_time_t retry_delay;
     volatile apr_uint32_t *stop;            /* non-zero: stop at the next step */
+    acme_job_memo_t *memo;                  /* in-memory backoff, may be NULL */
 } acme_job_spec_t;
 
 /* What the store says about a domain, without network. */
@@ -62,8 +72,10 @@ apr_status_t acme_job_status(acme_job_status_t **pst, struct acme_store_t *store
 
 /* Runs the job for the key types in 'types'. On success the result is
  * staged (staging/<domain>/ with meta.json written last). On failure the
- * error count and the next attempt (backoff, Retry-After) are persisted
- * and r says what went wrong. */
+ * error count and the next attempt (backoff, Retry-After) are persisted,
+ * and kept in spec->memo, and r says what went wrong. When job.json cannot
+ * be written the CA is not asked at all: r's problem is
+ * ACME_PROBLEM_STORE_UNWRITABLE and the next attempt is retry_delay away. */
 apr_status_t acme_job_run(struct acme_store_t *store, const acme_job_spec_t *spec,
                           const apr_array_header_t *types, apr_pool_t *p,
                           struct acme_result_t *r);
@@ -81,6 +93,7 @@ const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
 const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *eab_kid);
 /* After this many consecutive failures with one CA the next one is used. */
 #define ACME_JOB_FAILOVER_AFTER 3
+#define ACME_PROBLEM_STORE_UNWRITABLE "acme:store-unwritable"
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);

@@ -219,3 +219,42 @@ apr_time_t acme_backoff_next(apr_time_t now, int error_count, apr_interval_time_
     at = now + delay;
     return (retry_after > at) ? retry_after : at;
 }
+
+void acme_rate_guard_init(acme_rate_guard_t *g, apr_pool_t *p, int limit)
+{
+    g->limit = limit > 0 ? limit : 1;
+    g->n = 0;
+    g->times = apr_pcalloc(p, sizeof(apr_time_t) * (apr_size_t)g->limit);
+}
+
+int acme_rate_guard_limit(int orders)
+{
+    /* A failing certificate retries about a dozen times in its first hour
+     * (backoff doubling from a few seconds); twice the certificates, plus
+     * that, leaves room for all of them and stops a loop. */
+    return 2 * (orders > 0 ? orders : 1) + 12;
+}
+
+apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count)
+{
+    int i, old = 0;
+
+    while (old < g->n && g->times[old] <= now - ACME_RATE_GUARD_WINDOW) {
+        old++;
+    }
+    if (old > 0) {
+        memmove(g->times, g->times + old, sizeof(apr_time_t) * (apr_size_t)(g->n - old));
+        g->n -= old;
+    }
+    if (count > g->limit) {
+        count = g->limit;
+    }
+    if (g->n + count > g->limit) {
+        /* Fits once the oldest entries that are in the way leave the window. */
+        return g->times[g->n + count - g->limit - 1] + ACME_RATE_GUARD_WINDOW;
+    }
+    for (i = 0; i < count; ++i) {
+        g->times[g->n++] = now;
+    }
+    return 0;
+}

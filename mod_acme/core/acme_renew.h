@@ -104,4 +104,22 @@ apr_status_t acme_renew_decide(acme_renew_decision_t *pdec, const acme_renew_inp
 apr_time_t acme_backoff_next(apr_time_t now, int error_count, apr_interval_time_t base_delay,
                              double rand_fraction, apr_time_t retry_after, int config_error);
 
+/* The last line of defence against flooding a CA: whatever else fails, no
+ * more than 'limit' orders go to one CA in any hour. The caller keeps one
+ * guard per CA; 'times' holds the start times of the orders counted. */
+#define ACME_RATE_GUARD_WINDOW apr_time_from_sec(3600)
+typedef struct {
+    int limit;
+    int n;                      /* entries in times */
+    apr_time_t *times;          /* limit entries, oldest first */
+} acme_rate_guard_t;
+
+void acme_rate_guard_init(acme_rate_guard_t *g, apr_pool_t *p, int limit);
+/* The bound for a server with 'orders' certificates (domains times key
+ * types) at one CA: room for every one of them to fail and retry. */
+int acme_rate_guard_limit(int orders);
+/* Takes 'count' orders at now and returns 0, or takes none and returns the
+ * time from which they fit. */
+apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count);
+
 #endif /* ACME_RENEW_H */

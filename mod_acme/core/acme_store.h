@@ -1,6 +1,7 @@
 /* acme_store.h: where accounts, keys, certificates, staged results,
  * challenge data and job state live. An interface (table of functions) so a
  * cluster backend can replace the filesystem one without touching callers.
+ * The generic helpers are in acme_store.c, the backends in acme_store_*.c.
  *
  * Items are addressed as (group, name, aspect): e.g. (DOMAINS, "example.org",
  * "cert.p256.pem"). Every save is atomic (temp file, fsync, rename): a crash
@@ -27,18 +28,42 @@ typedef enum {
 
 typedef struct acme_store_t acme_store_t;
 
+/* A claim on a name (a domain): the one job, in this process or in the
+ * cluster, that may write that domain's items. The token is a number that
+ * only grows: a holder that lost its claim (its lease ran out while it was
+ * paused, and another took over) writes with an older token, and the
+ * backend refuses those writes. */
+typedef struct acme_store_claim_t {
+    const char *name;
+    const char *owner;           /* who holds it: shown to whoever waits */
+    apr_uint64_t token;          /* the fencing token */
+    apr_interval_time_t lease;   /* renew well before this runs out */
+    void *impl;                  /* the backend's */
+} acme_store_claim_t;
+
+/* A write with a token that is no longer the holder's. */
+#define ACME_STORE_EFENCED (APR_OS_START_USERERR + 71)
+
+/* save flags */
+#define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
+
 struct acme_store_t {
     void *baton;
+    const char *kind;            /* "file", "etcd" */
+    const char *where;           /* the directory or the endpoints, for messages */
+    /* Set on a fenced view (acme_store_fenced): save, remove and move are
+     * refused with ACME_STORE_EFENCED unless the claim is still current. */
+    const acme_store_claim_t *fence;
     /* Loads the whole item (NUL-terminated, not counted in *plen). APR_ENOENT
      * when missing. Every name and aspect must pass acme_store_name_is_valid,
      * else APR_EINVAL: they come from config and from the CA. */
     apr_status_t (*load)(acme_store_t *s, acme_store_group_t g, const char *name,
                          const char *aspect, const char **pdata, apr_size_t *plen,
                          apr_pool_t *p);
-    /* secret != 0: mode 0600 (keys); else 0644. */
+    /* flags: ACME_STORE_SECRET for keys (0600); else 0644. */
     apr_status_t (*save)(acme_store_t *s, acme_store_group_t g, const char *name,
                          const char *aspect, const char *data, apr_size_t len,
-                         int secret, apr_pool_t *p);
+                         int flags, apr_pool_t *p);
     /* aspect NULL removes the whole name (recursively). Missing is success. */
     apr_status_t (*remove)(acme_store_t *s, acme_store_group_t g, const char *name,
                            const char *aspect, apr_pool_t *p);
@@ -57,23 +82,39 @@ struct acme_store_t {
      * place, so calling move again completes. */
     apr_status_t (*move)(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
                          const char *name, int keep_archived, apr_pool_t *p);
-    /* Lease lock: APR_EBUSY when another owner holds an unexpired lease.
-     * Locking again as the same owner extends the lease. An expired lease
-     * is taken over. unlock removes the lock only when owner matches
-     * (APR_EBUSY otherwise); a missing lock is success. */
-    apr_status_t (*lock)(acme_store_t *s, const char *lockname, const char *owner,
-                         apr_interval_time_t lease, apr_pool_t *p);
-    apr_status_t (*unlock)(acme_store_t *s, const char *lockname, const char *owner,
-                           apr_pool_t *p);
-    /* A filesystem path for the item, for consumers that need files (mod_ssl).
-     * NULL for backends without paths. */
+    /* Claims name for owner for 'lease'. APR_EBUSY when another owner holds
+     * an unexpired claim (*pclaim then says who, with token 0). Claiming
+     * again as the same owner renews the lease and keeps the token; taking
+     * over a free or expired claim gives a greater token. */
+    apr_status_t (*claim)(acme_store_t *s, acme_store_claim_t **pclaim, const char *name,
+                          const char *owner, apr_interval_time_t lease, apr_pool_t *p);
+    /* Extends the lease; ACME_STORE_EFENCED when the claim was lost. */
+    apr_status_t (*renew)(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p);
+    /* Gives the claim up (the token stays used). Releasing a lost claim
+     * changes nothing and is success. */
+    apr_status_t (*release)(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p);
+    /* A filesystem path for the item, for mod_ssl, which needs files. NULL
+     * for backends without paths: acme_store_file() copies the item into a
+     * local cache then. Nothing else uses paths. */
     const char *(*path)(acme_store_t *s, acme_store_group_t g, const char *name,
                         const char *aspect, apr_pool_t *p);
 };
 
+/* A view of s whose writes carry the claim c (allocated from p). */
+acme_store_t *acme_store_fenced(apr_pool_t *p, const acme_store_t *s,
+                                const acme_store_claim_t *c);
+
+/* A file for an item, for mod_ssl: the store's own path when it has
+ * paths, else a copy written into the local cache store (fs). */
+apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *cache,
+                             acme_store_group_t g, const char *name, const char *aspect,
+                             int flags, apr_pool_t *p);
+
 /* Creates the filesystem store below base_dir (created 0755 if missing,
  * with its groups and a schema version file). Refuses a store with a newer
- * schema (APR_EGENERAL, *perr says so). */
+ * schema (APR_EGENERAL, *perr says so). A full or read-only disk is not
+ * refused: the store opens for reading, *perr says what could not be
+ * written, and acme_store_fs_unwritable() keeps saying it. */
 apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const char *base_dir,
                                   const char **perr);
 /* Parent (root) only: makes the groups the child writes owned by uid/gid,
@@ -81,6 +122,10 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
                                      apr_pool_t *p);
 const char *acme_store_fs_base(acme_store_t *s);
+/* Removes the whole store, base directory included (temporary stores). */
+apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p);
+/* Why the store could not be set up for writing at creation, or NULL. */
+const char *acme_store_fs_unwritable(acme_store_t *s);
 
 /* The clock the filesystem store uses for lease expiry and archive names;
  * tests install a fake one. NULL restores apr_time_now. */
@@ -95,12 +140,21 @@ int acme_store_name_is_valid(const char *s);
 const char *acme_store_group_name(acme_store_group_t g);
 
 /* Convenience wrappers. load_json: APR_EINVAL (and a log line naming the
- * item) when the content is not JSON. save_json writes mode 0644. */
+ * item) when the content is not JSON. save_json writes mode 0644. The
+ * chain and key loaders read certificates and keys (APR_ENOENT: missing;
+ * APR_EINVAL: not PEM of that kind). */
 apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const char *name,
                                   const char *aspect, struct acme_json_t **pjson, apr_pool_t *p);
 apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const char *name,
                                   const char *aspect, const struct acme_json_t *json,
                                   apr_pool_t *p);
+
+struct acme_pkey_t;
+apr_status_t acme_store_load_chain(acme_store_t *s, acme_store_group_t g, const char *name,
+                                   const char *aspect, apr_array_header_t **pchain,
+                                   apr_pool_t *p);
+apr_status_t acme_store_load_pkey(acme_store_t *s, acme_store_group_t g, const char *name,
+                                  const char *aspect, struct acme_pkey_t **pkey, apr_pool_t *p);
 
 #define ACME_STORE_SCHEMA 1
 

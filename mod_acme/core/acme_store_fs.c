@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -27,8 +28,7 @@
 #define FS_TS_LEN 14      /* YYYYmmddHHMMSS */
 #define FS_SEQ_MAX_LEN 9  /* archive collision counter ".n" */
 #define FS_LOCK_MAX 4096
-#define FS_LOCK_MAGIC "acme-lease 1"
-#define FS_LOCK_HEAD FS_LOCK_MAGIC "\nexpires "
+#define FS_LOCK_MAGIC "acme-lease 2"
 #define FS_LOCK_GUARD ".guard"
 
 typedef struct {
@@ -36,40 +36,15 @@ typedef struct {
     const char *base;
     acme_store_clock_cb *clock;
     void *clock_baton;
+    const char *unwritable; /* why the store could not be set up for writing, or NULL */
 } fs_t;
 
-static const char *const group_names[ACME_SG_COUNT] = {
-    "accounts", "domains", "staging", "challenges", "jobs", "archive"
-};
-
-const char *acme_store_group_name(acme_store_group_t g)
+/* Failures of the disk rather than of the configuration: a full or
+ * read-only disk, or a quota. */
+static int disk_refuses(apr_status_t rv)
 {
-    if ((int)g < 0 || g >= ACME_SG_COUNT) {
-        return NULL;
-    }
-    return group_names[g];
-}
-
-int acme_store_name_is_valid(const char *s)
-{
-    apr_size_t i;
-
-    if (!s || !s[0] || s[0] == '.') {
-        return 0;
-    }
-    for (i = 0; s[i]; ++i) {
-        unsigned char c = (unsigned char)s[i];
-        if (i >= FS_NAME_MAX) {
-            return 0;
-        }
-        if (c < 0x20 || c > 0x7e || c == '/') {
-            return 0;
-        }
-        if (c == '.' && s[i + 1] == '.') {
-            return 0;
-        }
-    }
-    return 1;
+    return rv == APR_FROM_OS_ERROR(EROFS) || rv == APR_FROM_OS_ERROR(ENOSPC)
+           || rv == APR_FROM_OS_ERROR(EDQUOT);
 }
 
 static apr_time_t fs_now(const fs_t *fs)
@@ -122,14 +97,23 @@ static apr_status_t sync_dir(const char *dir)
     return rv;
 }
 
+/* As root, a new file or directory takes the owner of the directory it is
+ * made in: non-zero when that is someone else, with *pst saying who. */
+static int foreign_dir(struct stat *pst, const char *dir)
+{
+    return geteuid() == 0 && stat(dir, pst) == 0 && pst->st_uid != 0;
+}
+
 /* Writes data to a new temporary file in dir, created with its final mode
  * so a secret is never readable by others, not even for an instant. */
+
 static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *data,
                               apr_size_t len, mode_t mode, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     const char *tmp = apr_pstrcat(p, dir, "/", tmp_name(p, "tmp"), NULL);
     apr_size_t done = 0;
+    struct stat dst;
     int fd, created = 0;
 
     *ptmp = NULL;
@@ -139,8 +123,10 @@ static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *da
         goto leave;
     }
     created = 1;
-    /* the umask may have taken bits away that we want (0644) */
-    if (fchmod(fd, mode) < 0) {
+    /* the umask may have taken bits away that we want (0644); root (the
+     * parent, acmectl) writes files that the directory's owner, the
+     * unprivileged child, must still be able to replace */
+    if (fchmod(fd, mode) < 0 || (foreign_dir(&dst, dir) && fchown(fd, dst.st_uid, dst.st_gid) < 0)) {
         rv = os_err();
         goto leave;
     }
@@ -292,8 +278,16 @@ static apr_status_t rm_rf(const char *path, apr_pool_t *p)
 static apr_status_t make_dir(const char *path, mode_t mode)
 {
     if (mkdir(path, mode) == 0) {
+        char *parent = strdup(path), *slash = parent ? strrchr(parent, '/') : NULL;
+        struct stat pst;
+        int bad;
+        if (slash) *slash = '\0';
         /* the umask must not loosen or tighten what we decided */
-        return chmod(path, mode) < 0 ? os_err() : APR_SUCCESS;
+        bad = chmod(path, mode) < 0
+              || (slash && foreign_dir(&pst, parent) && chown(path, pst.st_uid, pst.st_gid) < 0);
+        bad = bad ? errno : 0;
+        free(parent);
+        return bad ? APR_FROM_OS_ERROR(bad) : APR_SUCCESS;
     }
     return errno == EEXIST ? APR_SUCCESS : os_err();
 }
@@ -305,7 +299,7 @@ static mode_t name_dir_mode(acme_store_group_t g)
 
 static const char *group_dir(const fs_t *fs, acme_store_group_t g, apr_pool_t *p)
 {
-    return apr_pstrcat(p, fs->base, "/", group_names[g], NULL);
+    return apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), NULL);
 }
 
 /* The one place names become paths: everything is validated here. */
@@ -325,11 +319,11 @@ static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_gro
     }
     if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
-                 "ACME0902: store: refusing invalid item name in group %s", group_names[g]);
+                 "ACME0902: store: refusing invalid item name in group %s", acme_store_group_name(g));
         return APR_EINVAL;
     }
-    *ppath = aspect ? apr_pstrcat(p, fs->base, "/", group_names[g], "/", name, "/", aspect, NULL)
-                    : apr_pstrcat(p, fs->base, "/", group_names[g], "/", name, NULL);
+    *ppath = aspect ? apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, "/", aspect, NULL)
+                    : apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, NULL);
     return APR_SUCCESS;
 }
 
@@ -353,9 +347,9 @@ static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *n
     return rv;
 }
 
-static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
-                            const char *aspect, const char *data, apr_size_t len,
-                            int secret, apr_pool_t *p)
+static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char *name,
+                              const char *aspect, const char *data, apr_size_t len,
+                              int flags, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *dir;
@@ -373,16 +367,22 @@ static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *n
         goto leave;
     }
     rv = make_dir(dir, name_dir_mode(g));
+    if (APR_STATUS_IS_ENOENT(rv) && (rv = make_dir(group_dir(fs, g, p), name_dir_mode(g)))
+                                        == APR_SUCCESS) {
+        /* the group is missing: the store could not be set up at start */
+        rv = make_dir(dir, name_dir_mode(g));
+    }
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = write_atomic(dir, aspect, data ? data : "", len, secret ? 0600 : 0644, p);
+    rv = write_atomic(dir, aspect, data ? data : "", len, (flags & ACME_STORE_SECRET) ? 0600 : 0644,
+                      p);
 leave:
     return rv;
 }
 
-static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
-                              const char *aspect, apr_pool_t *p)
+static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const char *name,
+                                const char *aspect, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *path, *dir, *aside;
@@ -610,8 +610,8 @@ static apr_status_t archive_pick(const char **ppath, const fs_t *fs, const char 
     return APR_SUCCESS;
 }
 
-static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
-                            const char *name, int keep_archived, apr_pool_t *p)
+static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
+                              const char *name, int keep_archived, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *src, *dst, *archived = NULL;
@@ -689,7 +689,10 @@ leave:
 
 typedef struct {
     const char *owner;
-    apr_time_t expires;
+    apr_time_t expires;      /* 0: released */
+    apr_uint64_t token;
+    long pid;                /* the holder's process, on host */
+    const char *host;
 } lease_t;
 
 static int owner_is_valid(const char *owner)
@@ -708,52 +711,87 @@ static int owner_is_valid(const char *owner)
     return 1;
 }
 
-static const char *lease_format(const char *owner, apr_time_t expires, apr_pool_t *p)
+static const char *this_host(apr_pool_t *p)
 {
-    return apr_psprintf(p, FS_LOCK_MAGIC "\nexpires %" APR_TIME_T_FMT "\nowner %s\n",
-                        expires, owner);
+    char host[256];
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        return "-";
+    }
+    host[sizeof(host) - 1] = '\0';
+    return apr_pstrdup(p, host);
+}
+
+static const char *lease_format(const lease_t *l, apr_pool_t *p)
+{
+    return apr_psprintf(p, FS_LOCK_MAGIC "\nexpires %" APR_TIME_T_FMT "\ntoken %" APR_UINT64_T_FMT
+                        "\npid %ld\nhost %s\nowner %s\n", l->expires, l->token, l->pid, l->host,
+                        l->owner);
+}
+
+static apr_status_t lease_number(apr_int64_t *pn, const char *line, const char *key,
+                                 apr_pool_t *p)
+{
+    char *end = NULL;
+    apr_size_t klen = strlen(key);
+
+    if (strncmp(line, key, klen) || line[klen] != ' ') {
+        return APR_EINVAL;
+    }
+    *pn = apr_strtoi64(apr_pstrdup(p, line + klen + 1), &end, 10);
+    return (end && !*end && *pn >= 0) ? APR_SUCCESS : APR_EINVAL;
 }
 
 /* APR_ENOENT when missing, APR_EINVAL when not a lease file. */
 static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
 {
-    const char *data, *exp_line, *owner_line, *end;
+    const char *data;
+    char *lines[6], *last = NULL, *text;
+    apr_int64_t n[3];
     apr_size_t len;
-    apr_off_t expires;
-    char *endp = NULL;
     apr_status_t rv;
+    int i;
 
-    l->owner = NULL;
-    l->expires = 0;
+    memset(l, 0, sizeof(*l));
     rv = read_file(&data, &len, path, FS_LOCK_MAX, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (strlen(data) != len || strncmp(data, FS_LOCK_HEAD, sizeof(FS_LOCK_HEAD) - 1)) {
+    if (strlen(data) != len || len == 0 || data[len - 1] != '\n') {
         return APR_EINVAL;
     }
-    exp_line = data + sizeof(FS_LOCK_HEAD) - 1;
-    end = strchr(exp_line, '\n');
-    if (!end) {
+    text = apr_pstrdup(p, data);
+    for (i = 0; i < 6; ++i) {
+        lines[i] = apr_strtok(i ? NULL : text, "\n", &last);
+        if (!lines[i]) return APR_EINVAL;
+    }
+    if (apr_strtok(NULL, "\n", &last) || strcmp(lines[0], FS_LOCK_MAGIC)
+        || lease_number(&n[0], lines[1], "expires", p) != APR_SUCCESS
+        || lease_number(&n[1], lines[2], "token", p) != APR_SUCCESS
+        || lease_number(&n[2], lines[3], "pid", p) != APR_SUCCESS
+        || strncmp(lines[4], "host ", 5) || strncmp(lines[5], "owner ", 6)) {
         return APR_EINVAL;
     }
-    rv = apr_strtoff(&expires, apr_pstrndup(p, exp_line, (apr_size_t)(end - exp_line)),
-                     &endp, 10);
-    if (rv != APR_SUCCESS || !endp || *endp || expires < 0) {
-        return APR_EINVAL;
-    }
-    owner_line = end + 1;
-    if (strncmp(owner_line, "owner ", 6)) {
-        return APR_EINVAL;
-    }
-    owner_line += 6;
-    end = strchr(owner_line, '\n');
-    if (!end || end[1]) {
-        return APR_EINVAL;
-    }
-    l->owner = apr_pstrndup(p, owner_line, (apr_size_t)(end - owner_line));
-    l->expires = (apr_time_t)expires;
+    l->expires = (apr_time_t)n[0];
+    l->token = (apr_uint64_t)n[1];
+    l->pid = (long)n[2];
+    l->host = lines[4] + 5;
+    l->owner = lines[5] + 6;
     return owner_is_valid(l->owner) ? APR_SUCCESS : APR_EINVAL;
+}
+
+/* A lease is held while it has not expired and its process lives: a
+ * holder killed on this host does not make the next one wait. */
+static int lease_held(const lease_t *l, apr_time_t now, apr_pool_t *p)
+{
+    if (!l->owner || l->expires <= now) {
+        return 0;
+    }
+    if (l->pid > 0 && !strcmp(l->host, this_host(p)) && kill((pid_t)l->pid, 0) < 0
+        && errno == ESRCH) {
+        return 0;
+    }
+    return 1;
 }
 
 static const char *locks_dir(const fs_t *fs, apr_pool_t *p)
@@ -790,60 +828,127 @@ static void guard_release(int fd)
     }
 }
 
-static apr_status_t fs_lock(acme_store_t *s, const char *lockname, const char *owner,
-                            apr_interval_time_t lease, apr_pool_t *p)
+
+static const char *lock_path(const fs_t *fs, const char *name, apr_pool_t *p)
+{
+    return apr_pstrcat(p, locks_dir(fs, p), "/", name, NULL);
+}
+
+/* Under the guard: is c still the current claim? */
+static apr_status_t fence_check(const fs_t *fs, const acme_store_claim_t *c, apr_pool_t *p)
+{
+    lease_t cur;
+
+    if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
+        || cur.token != c->token || strcmp(cur.owner, c->owner)
+        || !lease_held(&cur, fs_now(fs), p)) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, "ACME0907: store: a write for %s with the "
+                 "claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
+                 "current (its lease ran out and %s)", c->name, c->token, c->owner,
+                 cur.owner && cur.token != c->token
+                     ? apr_psprintf(p, "'%s' holds token %" APR_UINT64_T_FMT, cur.owner, cur.token)
+                     : "nobody holds it now");
+        return ACME_STORE_EFENCED;
+    }
+    return APR_SUCCESS;
+}
+
+/* Runs a write under the guard when s is a fenced view. */
+static apr_status_t fence_enter(int *pguard, acme_store_t *s, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir, *path, *content;
+    apr_status_t rv;
+
+    *pguard = -1;
+    if (!s->fence) {
+        return APR_SUCCESS;
+    }
+    rv = guard_acquire(pguard, locks_dir(fs, p), p);
+    if (rv == APR_SUCCESS) {
+        rv = fence_check(fs, s->fence, p);
+    }
+    return rv;
+}
+
+static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const char *name,
+                             const char *owner, apr_interval_time_t lease, apr_pool_t *p)
+{
+    const fs_t *fs = s->baton;
+    const char *dir, *content;
+    acme_store_claim_t *c;
     apr_time_t now;
-    lease_t cur;
+    lease_t cur, next;
     apr_status_t rv;
     int guard = -1;
 
-    if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner) || lease <= 0) {
+    *pclaim = NULL;
+    if (!acme_store_name_is_valid(name) || !owner_is_valid(owner) || lease <= 0) {
         return APR_EINVAL;
     }
     dir = locks_dir(fs, p);
-    path = apr_pstrcat(p, dir, "/", lockname, NULL);
     if ((rv = make_dir(dir, 0755)) != APR_SUCCESS
         || (rv = guard_acquire(&guard, dir, p)) != APR_SUCCESS) {
         goto leave;
     }
     /* the clock is read once we may act, not while we waited */
     now = fs_now(fs);
-    rv = lease_read(&cur, path, p);
-    if (rv == APR_SUCCESS && cur.expires > now && strcmp(cur.owner, owner)) {
-        rv = APR_EBUSY;
-        goto leave;
-    }
+    rv = lease_read(&cur, lock_path(fs, name, p), p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
         /* we never write partial leases, so this is damage, not a holder:
          * blocking renewals forever would be worse than taking it */
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
-                 "ACME0905: store: lock file %s is unreadable, taking it over", path);
+                 "ACME0905: store: lock file %s is unreadable, taking it over",
+                 lock_path(fs, name, p));
+        memset(&cur, 0, sizeof(cur));
     }
-    /* free, expired, or ours (then the lease is extended) */
-    content = lease_format(owner, now + lease, p);
-    rv = write_atomic(dir, lockname, content, strlen(content), 0644, p);
+    c = apr_pcalloc(p, sizeof(*c));
+    c->name = apr_pstrdup(p, name);
+    c->lease = lease;
+    if (lease_held(&cur, now, p) && strcmp(cur.owner, owner)) {
+        c->owner = apr_pstrdup(p, cur.owner);
+        *pclaim = c; /* says who holds it */
+        rv = APR_EBUSY;
+        goto leave;
+    }
+    next.owner = owner;
+    next.expires = now + lease;
+    /* ours again: the same token; taken over: a greater one */
+    next.token = lease_held(&cur, now, p) ? cur.token : cur.token + 1;
+    next.pid = (long)getpid();
+    next.host = this_host(p);
+    content = lease_format(&next, p);
+    rv = write_atomic(dir, name, content, strlen(content), 0644, p);
+    if (rv == APR_SUCCESS) {
+        c->owner = apr_pstrdup(p, owner);
+        c->token = next.token;
+        *pclaim = c;
+    }
 leave:
     guard_release(guard);
     return rv;
 }
 
-static apr_status_t fs_unlock(acme_store_t *s, const char *lockname, const char *owner,
-                              apr_pool_t *p)
+static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    acme_store_claim_t *again;
+    apr_status_t rv = s->claim(s, &again, c->name, c->owner, c->lease, p);
+
+    if (rv == APR_SUCCESS && again->token != c->token) {
+        /* it had run out and nobody took it: ours again, but writes made
+         * with the old token stay refused, as for anybody's */
+        c->token = again->token;
+    }
+    return rv == APR_EBUSY ? ACME_STORE_EFENCED : rv;
+}
+
+static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir, *path;
+    const char *dir = locks_dir(fs, p), *content;
     lease_t cur;
     apr_status_t rv;
     int guard = -1;
 
-    if (!acme_store_name_is_valid(lockname) || !owner_is_valid(owner)) {
-        return APR_EINVAL;
-    }
-    dir = locks_dir(fs, p);
-    path = apr_pstrcat(p, dir, "/", lockname, NULL);
     rv = guard_acquire(&guard, dir, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS; /* no locks directory, no lock */
@@ -852,24 +957,51 @@ static apr_status_t fs_unlock(acme_store_t *s, const char *lockname, const char 
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = lease_read(&cur, path, p);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = APR_SUCCESS;
-        goto leave;
+    if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
+        || cur.token != c->token || strcmp(cur.owner, c->owner)) {
+        goto leave; /* not ours (any more) */
     }
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    if (strcmp(cur.owner, owner)) {
-        rv = APR_EBUSY;
-        goto leave;
-    }
-    if (unlink(path) < 0) {
-        rv = errno == ENOENT ? APR_SUCCESS : os_err();
-        goto leave;
-    }
-    rv = sync_dir(dir);
+    /* The file stays, so the next token is greater than every earlier one. */
+    cur.expires = 0;
+    content = lease_format(&cur, p);
+    rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
 leave:
+    guard_release(guard);
+    return rv;
+}
+
+/* ---- writes, fenced when the view carries a claim ------------------------ */
+
+static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len, int flags,
+                            apr_pool_t *p)
+{
+    int guard;
+    apr_status_t rv = fence_enter(&guard, s, p);
+
+    if (rv == APR_SUCCESS) rv = save_item(s, g, name, aspect, data, len, flags, p);
+    guard_release(guard);
+    return rv;
+}
+
+static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
+                              const char *aspect, apr_pool_t *p)
+{
+    int guard;
+    apr_status_t rv = fence_enter(&guard, s, p);
+
+    if (rv == APR_SUCCESS) rv = remove_item(s, g, name, aspect, p);
+    guard_release(guard);
+    return rv;
+}
+
+static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
+                            const char *name, int keep_archived, apr_pool_t *p)
+{
+    int guard;
+    apr_status_t rv = fence_enter(&guard, s, p);
+
+    if (rv == APR_SUCCESS) rv = move_item(s, from, to, name, keep_archived, p);
     guard_release(guard);
     return rv;
 }
@@ -960,36 +1092,42 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
                                           | APR_FPROT_GREAD | APR_FPROT_GEXECUTE
                                           | APR_FPROT_WREAD | APR_FPROT_WEXECUTE, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+        /* The directory is not there, and cannot be made: an error in the
+         * configuration, unless the disk is full or read-only, when the
+         * server must still start (with temporary certificates). */
+        if (!disk_refuses(rv)) {
+            err = apr_psprintf(p, "cannot create the store directory %s", base);
+            goto leave;
+        }
         err = apr_psprintf(p, "cannot create the store directory %s", base);
-        goto leave;
     }
-    rv = schema_check(base, &err, p);
-    if (rv != APR_SUCCESS) {
-        goto leave;
+    else {
+        rv = schema_check(base, &err, p);
+        if (rv != APR_SUCCESS && !disk_refuses(rv)) {
+            goto leave;
+        }
     }
     fs = apr_pcalloc(p, sizeof(*fs));
     fs->pool = p;
     fs->base = base;
-    for (g = 0; g < ACME_SG_COUNT; ++g) {
+    for (g = 0; g < ACME_SG_COUNT && !err; ++g) {
         const char *dir = group_dir(fs, (acme_store_group_t)g, p);
-        rv = make_dir(dir, g == ACME_SG_ACCOUNTS ? 0700 : 0755);
-        if (rv != APR_SUCCESS) {
+        if (make_dir(dir, name_dir_mode((acme_store_group_t)g)) != APR_SUCCESS) {
             err = apr_psprintf(p, "cannot create the store directory %s", dir);
-            goto leave;
         }
     }
-    rv = make_dir(locks_dir(fs, p), 0755);
-    if (rv != APR_SUCCESS) {
+    if (!err && make_dir(locks_dir(fs, p), 0755) != APR_SUCCESS) {
         err = apr_psprintf(p, "cannot create the store directory %s", locks_dir(fs, p));
-        goto leave;
     }
     /* created now, by the parent, so that set_owner hands it to the child */
-    rv = guard_acquire(&guard, locks_dir(fs, p), p);
-    guard_release(guard);
-    if (rv != APR_SUCCESS) {
+    if (!err && guard_acquire(&guard, locks_dir(fs, p), p) != APR_SUCCESS) {
         err = apr_psprintf(p, "cannot create the lock guard in %s", locks_dir(fs, p));
-        goto leave;
     }
+    guard_release(guard);
+    /* What is there can still be read and served; writes fail, each with
+     * its own error, until the disk takes them again. */
+    rv = APR_SUCCESS;
+    fs->unwritable = err;
     s = apr_pcalloc(p, sizeof(*s));
     s->baton = fs;
     s->load = fs_load;
@@ -998,8 +1136,11 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     s->list = fs_list;
     s->mtime = fs_mtime;
     s->move = fs_move;
-    s->lock = fs_lock;
-    s->unlock = fs_unlock;
+    s->claim = fs_claim;
+    s->renew = fs_renew;
+    s->release = fs_release;
+    s->kind = "file";
+    s->where = base;
     s->path = fs_path;
     *pstore = s;
 leave:
@@ -1010,6 +1151,16 @@ leave:
         *perr = err;
     }
     return rv;
+}
+
+apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p)
+{
+    return s && s->load == fs_load ? rm_rf(((const fs_t *)s->baton)->base, p) : APR_EINVAL;
+}
+
+const char *acme_store_fs_unwritable(acme_store_t *s)
+{
+    return s && s->load == fs_load ? ((const fs_t *)s->baton)->unwritable : NULL;
 }
 
 static int is_fs_store(const acme_store_t *s)
@@ -1108,41 +1259,3 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
 
 /* ---- JSON convenience ------------------------------------------------------ */
 
-apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const char *name,
-                                  const char *aspect, struct acme_json_t **pjson, apr_pool_t *p)
-{
-    const char *data, *jerr = NULL;
-    apr_size_t len;
-    apr_status_t rv;
-
-    *pjson = NULL;
-    rv = s->load(s, g, name, aspect, &data, &len, p);
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    rv = acme_json_parse(pjson, p, data, len, &jerr);
-    if (rv != APR_SUCCESS) {
-        rv = APR_EINVAL;
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0908: store: %s/%s/%s is not valid JSON: %s",
-                 acme_store_group_name(g), name, aspect, jerr ? jerr : "?");
-    }
-leave:
-    return rv;
-}
-
-apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const char *name,
-                                  const char *aspect, const struct acme_json_t *json,
-                                  apr_pool_t *p)
-{
-    const char *data;
-
-    if (!json) {
-        return APR_EINVAL;
-    }
-    data = acme_json_dump(json, p, 0);
-    if (!data) {
-        return APR_EGENERAL;
-    }
-    data = apr_pstrcat(p, data, "\n", NULL);
-    return s->save(s, g, name, aspect, data, strlen(data), 0, p);
-}

@@ -421,6 +421,45 @@ START_TEST(backoff_config_error_waits_a_day)
 }
 END_TEST
 
+/* ---- rate guard ---------------------------------------------------------- */
+
+START_TEST(rate_guard_bounds_orders_per_hour)
+{
+    acme_rate_guard_t g;
+    apr_time_t t0 = apr_time_from_sec(1700000000), next;
+    int i;
+
+    acme_rate_guard_init(&g, pool, 5);
+    for (i = 0; i < 5; ++i) {
+        ck_assert_int_eq(acme_rate_guard_take(&g, t0 + apr_time_from_sec(i), 1), 0);
+    }
+    /* The sixth within the hour is refused until the first leaves the window. */
+    next = acme_rate_guard_take(&g, t0 + apr_time_from_sec(10), 1);
+    ck_assert_int_eq(next, t0 + ACME_RATE_GUARD_WINDOW);
+    ck_assert_int_eq(g.n, 5);
+    ck_assert_int_eq(acme_rate_guard_take(&g, next, 1), 0);
+    /* Two at once need two free places. */
+    next = acme_rate_guard_take(&g, next, 2);
+    ck_assert_int_eq(next, t0 + apr_time_from_sec(2) + ACME_RATE_GUARD_WINDOW);
+}
+END_TEST
+
+START_TEST(rate_guard_limit_leaves_room_for_retries)
+{
+    /* One failing certificate retrying with a 2 s base backoff doubles its
+     * delay: about 11 attempts in the first hour fit under the bound. */
+    apr_time_t at = 0;
+    int n = 0;
+
+    while (at < ACME_RATE_GUARD_WINDOW) {
+        n++;
+        at += apr_time_from_sec(2) << (n - 1);
+    }
+    ck_assert_int_le(n, acme_rate_guard_limit(1));
+    ck_assert_int_gt(acme_rate_guard_limit(1000), 2000);
+}
+END_TEST
+
 static Suite *renew_suite(void)
 {
     Suite *s = suite_create("renew");
@@ -451,11 +490,14 @@ static Suite *renew_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("backoff");
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, backoff_doubles);
     tcase_add_test(tc, backoff_capped);
     tcase_add_test(tc, backoff_jitter_range);
     tcase_add_test(tc, backoff_honours_retry_after);
     tcase_add_test(tc, backoff_config_error_waits_a_day);
+    tcase_add_test(tc, rate_guard_bounds_orders_per_hour);
+    tcase_add_test(tc, rate_guard_limit_leaves_room_for_retries);
     suite_add_tcase(s, tc);
     return s;
 }

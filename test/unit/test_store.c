@@ -150,6 +150,8 @@ static const char *joined(apr_array_header_t *a)
 
 /* ---- layout and basic I/O ---------------------------------------------------- */
 
+static acme_store_claim_t *claim_ok(const char *name, const char *owner, apr_interval_time_t l);
+
 START_TEST(create_layout_and_schema)
 {
     static const char *groups[] = {"accounts", "domains", "staging", "challenges",
@@ -265,7 +267,10 @@ START_TEST(invalid_names_rejected)
         ck_assert_int_eq(st->mtime(st, ACME_SG_DOMAINS, b, NULL, &mt, pool), APR_EINVAL);
         ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, b, 3, pool),
                          APR_EINVAL);
-        ck_assert_int_eq(st->lock(st, b, "me", SEC(60), pool), APR_EINVAL);
+        {
+            acme_store_claim_t *c;
+            ck_assert_int_eq(st->claim(st, &c, b, "me", SEC(60), pool), APR_EINVAL);
+        }
         ck_assert_ptr_null(st->path(st, ACME_SG_DOMAINS, b, NULL, pool));
     }
     /* the traversal did not write anything anywhere */
@@ -332,7 +337,7 @@ START_TEST(list_sorted_skips_temp_and_dotfiles)
     ck_assert_int_eq(st->list(st, ACME_SG_STAGING, NULL, &names, pool), APR_SUCCESS);
     ck_assert_int_eq(names->nelts, 0);
     /* the lock directory is not a job */
-    ck_assert_int_eq(st->lock(st, "renew", "me", SEC(60), pool), APR_SUCCESS);
+    claim_ok("renew", "me", SEC(60));
     ck_assert_int_eq(st->list(st, ACME_SG_JOBS, NULL, &names, pool), APR_SUCCESS);
     ck_assert_int_eq(names->nelts, 0);
 }
@@ -559,96 +564,190 @@ START_TEST(move_interrupted_completes_on_retry)
 }
 END_TEST
 
-/* ---- lease locks ----------------------------------------------------------------- */
+/* ---- claims: lease locks with a fencing token ------------------------------- */
 
-START_TEST(lock_busy_expiry_owner)
+static acme_store_claim_t *claim_ok(const char *name, const char *owner, apr_interval_time_t l)
 {
-    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    acme_store_claim_t *c = NULL;
+
+    ck_assert_int_eq(st->claim(st, &c, name, owner, l, pool), APR_SUCCESS);
+    ck_assert_ptr_nonnull(c);
+    return c;
+}
+
+static void claim_busy(const char *name, const char *owner, const char *holder)
+{
+    acme_store_claim_t *c = NULL;
+
+    ck_assert_int_eq(st->claim(st, &c, name, owner, SEC(60), pool), APR_EBUSY);
+    ck_assert_str_eq(c->owner, holder);
+}
+
+START_TEST(claim_busy_expiry_owner_token)
+{
+    acme_store_claim_t *a, *b;
+
+    a = claim_ok("renew", "child-1", SEC(60));
     ck_assert(exists("jobs/.locks/renew"));
-    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
-    /* the same owner extends its lease */
+    ck_assert_uint_eq(a->token, 1);
+    claim_busy("renew", "child-2", "child-1");
+    /* the same owner renews its lease, with the same token */
     fake_now = T0 + SEC(50);
-    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
-    fake_now = T0 + SEC(100); /* the first lease would be over, the extended not */
-    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
-    /* other lock names are independent */
-    ck_assert_int_eq(st->lock(st, "other", "child-2", SEC(60), pool), APR_SUCCESS);
-    /* expired: taken over */
+    ck_assert_int_eq(st->renew(st, a, pool), APR_SUCCESS);
+    ck_assert_uint_eq(a->token, 1);
+    fake_now = T0 + SEC(100); /* the first lease would be over, the renewed not */
+    claim_busy("renew", "child-2", "child-1");
+    /* other names are independent */
+    ck_assert_uint_eq(claim_ok("other", "child-2", SEC(60))->token, 1);
+    /* expired: taken over, with a greater token */
     fake_now = T0 + SEC(111);
-    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_SUCCESS);
-    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_EBUSY);
-    /* only the owner may unlock */
-    ck_assert_int_eq(st->unlock(st, "renew", "child-1", pool), APR_EBUSY);
-    ck_assert(exists("jobs/.locks/renew"));
-    ck_assert_int_eq(st->unlock(st, "renew", "child-2", pool), APR_SUCCESS);
-    ck_assert(!exists("jobs/.locks/renew"));
-    ck_assert_int_eq(st->unlock(st, "renew", "child-2", pool), APR_SUCCESS);
-    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
+    b = claim_ok("renew", "child-2", SEC(60));
+    ck_assert_uint_eq(b->token, 2);
+    claim_busy("renew", "child-1", "child-2");
+    ck_assert_int_eq(st->renew(st, a, pool), ACME_STORE_EFENCED);
+    /* releasing a lost claim changes nothing */
+    ck_assert_int_eq(st->release(st, a, pool), APR_SUCCESS);
+    claim_busy("renew", "child-1", "child-2");
+    ck_assert_int_eq(st->release(st, b, pool), APR_SUCCESS);
+    /* released: free, and the next token is still greater */
+    ck_assert_uint_eq(claim_ok("renew", "child-1", SEC(60))->token, 3);
     ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
 }
 END_TEST
 
-START_TEST(lock_file_names_owner_and_expiry)
+/* A holder paused past its lease while another took over: its writes are
+ * refused, the new holder's go through. */
+START_TEST(claim_stale_holder_write_refused)
+{
+    acme_store_claim_t *a, *b;
+    acme_store_t *va, *vb;
+    const char *data;
+    apr_size_t len;
+
+    a = claim_ok("a.org", "server-1", SEC(30));
+    va = acme_store_fenced(pool, st, a);
+    ck_assert_int_eq(va->save(va, ACME_SG_JOBS, "a.org", "job.json", "{\"by\":1}", 8, 0, pool),
+                     APR_SUCCESS);
+    fake_now = T0 + SEC(31);
+    b = claim_ok("a.org", "server-2", SEC(30));
+    vb = acme_store_fenced(pool, st, b);
+    ck_assert_int_eq(vb->save(vb, ACME_SG_STAGING, "a.org", "cert.pem", "new", 3, 0, pool),
+                     APR_SUCCESS);
+    /* server-1 wakes up and goes on where it was */
+    ck_assert_int_eq(va->save(va, ACME_SG_STAGING, "a.org", "cert.pem", "old", 3, 0, pool),
+                     ACME_STORE_EFENCED);
+    ck_assert_int_eq(va->remove(va, ACME_SG_STAGING, "a.org", NULL, pool), ACME_STORE_EFENCED);
+    ck_assert_int_eq(va->move(va, ACME_SG_STAGING, ACME_SG_DOMAINS, "a.org", 3, pool),
+                     ACME_STORE_EFENCED);
+    ck_assert_int_eq(st->load(st, ACME_SG_STAGING, "a.org", "cert.pem", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "new");
+    /* even after server-2 let go, the old token stays refused */
+    ck_assert_int_eq(st->release(st, b, pool), APR_SUCCESS);
+    ck_assert_int_eq(va->save(va, ACME_SG_STAGING, "a.org", "cert.pem", "old", 3, 0, pool),
+                     ACME_STORE_EFENCED);
+    /* reads are never fenced */
+    ck_assert_int_eq(va->load(va, ACME_SG_STAGING, "a.org", "cert.pem", &data, &len, pool),
+                     APR_SUCCESS);
+}
+END_TEST
+
+/* A holder that died on this host does not make the next one wait. */
+START_TEST(claim_of_dead_process_is_free)
+{
+    pid_t pid = fork();
+    int status;
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        apr_pool_t *cp;
+        acme_store_claim_t *c;
+        apr_pool_create(&cp, NULL);
+        _exit(st->claim(st, &c, "a.org", "dead-child", SEC(600), cp) == APR_SUCCESS ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    ck_assert_uint_eq(claim_ok("a.org", "next-child", SEC(60))->token, 2);
+}
+END_TEST
+
+START_TEST(claim_file_names_owner_and_expiry)
 {
     FILE *f;
-    char buf[256];
+    char buf[512];
     size_t n;
 
-    ck_assert_int_eq(st->lock(st, "renew", "pid 42 on host", SEC(60), pool), APR_SUCCESS);
+    claim_ok("renew", "pid 42 on host", SEC(60));
     f = fopen(bpath("jobs/.locks/renew"), "r");
     ck_assert_ptr_nonnull(f);
     n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
     ck_assert_ptr_nonnull(strstr(buf, "owner pid 42 on host\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "token 1\n"));
     ck_assert_ptr_nonnull(strstr(buf, apr_psprintf(pool, "expires %" APR_TIME_T_FMT "\n",
                                                    T0 + SEC(60))));
 }
 END_TEST
 
-START_TEST(lock_corrupt_file_taken_over)
+START_TEST(claim_corrupt_file_taken_over)
 {
     write_raw("jobs/.locks/renew", "garbage\n");
-    ck_assert_int_eq(st->lock(st, "renew", "child-1", SEC(60), pool), APR_SUCCESS);
-    ck_assert_int_eq(st->lock(st, "renew", "child-2", SEC(60), pool), APR_EBUSY);
-    /* an empty file, like an O_EXCL create that crashed before writing */
+    claim_ok("renew", "child-1", SEC(60));
+    claim_busy("renew", "child-2", "child-1");
+    /* an empty file, like a create that crashed before writing */
     write_raw("jobs/.locks/other", "");
-    ck_assert_int_eq(st->lock(st, "other", "child-2", SEC(60), pool), APR_SUCCESS);
+    claim_ok("other", "child-2", SEC(60));
     ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
 }
 END_TEST
 
 /* Several processes find the same expired lease at once: exactly one may
  * come out holding it, whatever the interleaving. */
-START_TEST(lock_takeover_race_has_one_winner)
+START_TEST(claim_takeover_race_has_one_winner)
 {
     enum { CONTENDERS = 8, ROUNDS = 25 };
     int round;
 
     for (round = 0; round < ROUNDS; ++round) {
         pid_t pids[CONTENDERS];
-        int i, winners = 0, status;
+        int i, winners = 0, status, results[2], hold[2];
+        char r;
 
+        ck_assert_int_eq(pipe(results), 0);
+        ck_assert_int_eq(pipe(hold), 0);
         fake_now = T0 + SEC(round * 100);
-        ck_assert_int_eq(st->lock(st, "race", "old-owner", SEC(1), pool), APR_SUCCESS);
+        claim_ok("race", "old-owner", SEC(1));
         fake_now += SEC(10); /* expired for everyone below */
         for (i = 0; i < CONTENDERS; ++i) {
             pids[i] = fork();
             ck_assert_int_ge(pids[i], 0);
             if (pids[i] == 0) {
                 apr_pool_t *cp;
+                acme_store_claim_t *c;
                 apr_status_t rv;
+                close(hold[1]);
                 apr_pool_create(&cp, NULL);
-                rv = st->lock(st, "race", apr_psprintf(cp, "contender-%d", i), SEC(60), cp);
-                _exit(rv == APR_SUCCESS ? 0 : rv == APR_EBUSY ? 1 : 2);
+                rv = st->claim(st, &c, "race", apr_psprintf(cp, "contender-%d", i), SEC(60), cp);
+                r = rv == APR_SUCCESS ? 'w' : rv == APR_EBUSY ? 'b' : 'e';
+                if (write(results[1], &r, 1) != 1) _exit(3);
+                /* stay alive until all have tried: a dead holder is no holder */
+                while (read(hold[0], &r, 1) > 0) {}
+                _exit(0);
             }
         }
+        close(hold[0]);
+        for (i = 0; i < CONTENDERS; ++i) {
+            ck_assert_int_eq(read(results[0], &r, 1), 1);
+            ck_assert(r != 'e');
+            winners += r == 'w';
+        }
+        close(hold[1]);
         for (i = 0; i < CONTENDERS; ++i) {
             ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-            ck_assert(WIFEXITED(status));
-            ck_assert_int_ne(WEXITSTATUS(status), 2);
-            winners += WEXITSTATUS(status) == 0;
         }
+        close(results[0]);
+        close(results[1]);
         ck_assert_int_eq(winners, 1);
         ck_assert_int_eq(count_dotfiles("jobs/.locks"), 1); /* .guard */
         ck_assert(unlink(bpath("jobs/.locks/race")) == 0);
@@ -656,14 +755,15 @@ START_TEST(lock_takeover_race_has_one_winner)
 }
 END_TEST
 
-START_TEST(lock_bad_arguments)
+START_TEST(claim_bad_arguments)
 {
-    ck_assert_int_eq(st->lock(st, "renew", "me", 0, pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "renew", "me", -5, pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "renew", "", SEC(1), pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "renew", "two\nlines", SEC(1), pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "../renew", "me", SEC(1), pool), APR_EINVAL);
-    ck_assert_int_eq(st->unlock(st, "../renew", "me", pool), APR_EINVAL);
+    acme_store_claim_t *c;
+
+    ck_assert_int_eq(st->claim(st, &c, "renew", "me", 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "renew", "me", -5, pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "renew", "", SEC(1), pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "renew", "two\nlines", SEC(1), pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "../renew", "me", SEC(1), pool), APR_EINVAL);
     ck_assert(!exists("jobs/renew"));
 }
 END_TEST
@@ -744,7 +844,7 @@ START_TEST(set_owner_hands_child_groups_over)
     save_str(ACME_SG_JOBS, "a.org", "job.json", "{}", 0);
     save_str(ACME_SG_DOMAINS, "a.org", "cert.pem", "c", 0);
     ck_assert_int_eq(mkdir(bpath("archive/a.org.20200101000000"), 0755), 0);
-    ck_assert_int_eq(st->lock(st, "renew", "me", SEC(60), pool), APR_SUCCESS);
+    claim_ok("renew", "me", SEC(60));
 
     ck_assert_int_eq(acme_store_fs_set_owner(st, nobody, nobody, pool), APR_SUCCESS);
     ck_assert_int_eq(owner_of("accounts"), nobody);
@@ -803,11 +903,13 @@ static Suite *store_suite(void)
 
     tc = tcase_create("lock");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, lock_busy_expiry_owner);
-    tcase_add_test(tc, lock_file_names_owner_and_expiry);
-    tcase_add_test(tc, lock_corrupt_file_taken_over);
-    tcase_add_test(tc, lock_takeover_race_has_one_winner);
-    tcase_add_test(tc, lock_bad_arguments);
+    tcase_add_test(tc, claim_busy_expiry_owner_token);
+    tcase_add_test(tc, claim_stale_holder_write_refused);
+    tcase_add_test(tc, claim_of_dead_process_is_free);
+    tcase_add_test(tc, claim_file_names_owner_and_expiry);
+    tcase_add_test(tc, claim_corrupt_file_taken_over);
+    tcase_add_test(tc, claim_takeover_race_has_one_winner);
+    tcase_add_test(tc, claim_bad_arguments);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("schema");

@@ -1,0 +1,110 @@
+# Faults of the disk under a real apache2 and pebble: a store that is
+# read-only at start or becomes read-only during issuance. The server must
+# start, serve what it has, never flood the CA, and resume by itself.
+import os
+import subprocess
+import time
+
+import pytest
+
+from harness.httpd import served_by_ca
+from harness import util
+
+ISSUE_TIMEOUT = 90.0
+
+
+def base_conf(httpd, ca, names_list, extra=""):
+    text = httpd.acme_config(ca) + "ManagedRetryDelay 1s\n" + extra
+    for names in names_list:
+        text += "ManagedDomain %s\n" % " ".join(names)
+        text += httpd.vhost(names[0], tls=True, aliases=names[1:])
+    return text
+
+
+class Tmpfs:
+    """A small tmpfs mounted at the store directory, so that a test can make
+    the store read-only (remount) or full, as a real disk would be."""
+
+    def __init__(self, path, size="4m"):
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", path],
+                       check=True, capture_output=True)
+
+    def remount(self, mode):
+        # EBUSY while a writer has a file open: retry for a moment
+        for _ in range(50):
+            if subprocess.run(["mount", "-o", "remount,%s" % mode, self.path],
+                              capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError("cannot remount %s %s" % (self.path, mode))
+
+    def umount(self):
+        subprocess.run(["umount", "-l", self.path], capture_output=True)
+
+
+@pytest.fixture
+def tmpfs_store(httpd):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        fs = Tmpfs(httpd.store_dir)
+    except subprocess.CalledProcessError as e:
+        pytest.skip("cannot mount a tmpfs here: %s" % e.stderr.decode(errors="replace").strip())
+    yield fs
+    if httpd.is_running():
+        httpd.stop()   # before the store goes away under it
+    fs.umount()
+
+
+def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_store):
+    have, new = "ro-have.test", "ro-new.test"
+    httpd.write_config(base_conf(httpd, acme_proxy, [[have]]))
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, have), ISSUE_TIMEOUT, "the first certificate")
+    httpd.stop()
+    # a domain is added while the disk is read-only: httpd still starts
+    httpd.write_config(base_conf(httpd, acme_proxy, [[have], [new]]))
+    tmpfs_store.remount("ro")
+    httpd.expect_errors(r"ACME0007: the store .* cannot be written", r"ACME0901: store: writing",
+                        r"ACME0329: the store .* cannot be written",
+                        r"ACME0302: .*cannot activate", r"ACME0102: ")
+    acme_proxy.clear_records()
+    httpd.start()
+    assert served_by_ca(httpd, have), "the stored certificate is served"
+    assert httpd.https_get("/", new).status == 503, "the new domain has the temporary one"
+    assert "ACME0007" in httpd.error_log()
+    httpd.wait_for(lambda: "ACME0329" in httpd.error_log(), 20, "the unwritable-store notice")
+    time.sleep(3)
+    assert acme_proxy.requests_to(endpoint="newOrder") == [], "nothing asked of the CA"
+    assert httpd.error_log().count("ACME0329") == 1, "said once, not at every retry"
+    # the disk takes writes again: the new domain is issued, no restart by hand
+    tmpfs_store.remount("rw")
+    httpd.wait_for(lambda: served_by_ca(httpd, new), ISSUE_TIMEOUT, "the new certificate")
+    assert "ACME0330: the store" in httpd.error_log()
+    assert len(acme_proxy.orders) == 1
+
+
+def test_store_read_only_during_issuance_does_not_flood_the_ca(httpd, acme_proxy, tmpfs_store):
+    name = "ro-during.test"
+    # the finalize request hangs until the disk has become read-only
+    hang = acme_proxy.inject(method="POST", path_prefix="/finalize-order/", mode="hang", count=1)
+    httpd.write_config(base_conf(httpd, acme_proxy, [[name]]))
+    httpd.expect_errors(r"ACME0322: ro-during\.test", r"ACME0329: the store .* cannot be written",
+                        r"ACME0403: ro-during\.test: cannot save", r"ACME0901: store: writing")
+    httpd.start()
+    util.wait_for(lambda: hang.hits >= 1, 30, "the finalize request")
+    tmpfs_store.remount("ro")
+    mark = len(acme_proxy.requests)
+    acme_proxy.set_down(None)   # releases the hung finalize: the job fails
+    time.sleep(10)
+    after = acme_proxy.requests[mark:]
+    # one failure, then no request while nothing can be saved: the backoff
+    # holds in memory (before the fix: a new attempt every scheduler tick)
+    assert len(acme_proxy.orders) == 1
+    assert len([r for r in after if r.method == "POST"]) <= 6, after
+    assert httpd.error_log().count("ACME0329") == 1
+    tmpfs_store.remount("rw")
+    httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+    assert len(acme_proxy.orders) <= 2
