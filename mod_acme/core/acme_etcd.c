@@ -706,6 +706,11 @@ const char *acme_etcd_endpoint(const acme_etcd_t *e)
     return APR_ARRAY_IDX(e->endpoints, e->good, const char *);
 }
 
+const char *acme_etcd_endpoints(const acme_etcd_t *e, apr_pool_t *p)
+{
+    return apr_array_pstrcat(p, e->endpoints, ',');
+}
+
 /* ---- key-value ---------------------------------------------------------------------- */
 
 static apr_status_t check_key(const char *key, const char *what, acme_result_t *r)

@@ -50,6 +50,8 @@ apr_status_t acme_etcd_create(acme_etcd_t **petcd, apr_pool_t *p, const acme_etc
                               struct acme_http_t *http, struct acme_result_t *r);
 /* The endpoint that answered last (or the first configured). */
 const char *acme_etcd_endpoint(const acme_etcd_t *e);
+/* All endpoints, comma-separated, for messages. */
+const char *acme_etcd_endpoints(const acme_etcd_t *e, apr_pool_t *p);
 
 /* APR_ENOENT (r untouched) when key is absent. */
 apr_status_t acme_etcd_get(acme_etcd_kv_t **pkv, acme_etcd_t *e, const char *key, apr_pool_t *p,

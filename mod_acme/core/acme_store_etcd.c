@@ -187,44 +187,6 @@ static apr_status_t es_load(acme_store_t *s, acme_store_group_t g, const char *n
     return decode(pdata, plen, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
 }
 
-static apr_status_t es_save(acme_store_t *s, acme_store_group_t g, const char *name,
-                            const char *aspect, const char *data, apr_size_t len, int secret,
-                            apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = item_key(es, g, name, aspect, p), *value;
-    acme_result_t *r = acme_result_make(p);
-    apr_size_t vlen;
-    apr_status_t rv;
-
-    if (!key) {
-        return APR_EINVAL;
-    }
-    rv = encode(&value, &vlen, es, key, data, len, secret, apr_time_now(), p);
-    if (rv == APR_SUCCESS
-        && acme_etcd_put(NULL, es->etcd, key, value, vlen, 0, p, r) != APR_SUCCESS) {
-        rv = report(r, p);
-    }
-    return rv;
-}
-
-static apr_status_t es_remove(acme_store_t *s, acme_store_group_t g, const char *name,
-                              const char *aspect, apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = aspect ? item_key(es, g, name, aspect, p)
-                             : name ? name_prefix(es, g, name, p) : NULL;
-    acme_result_t *r = acme_result_make(p);
-
-    if (!key) {
-        return APR_EINVAL;
-    }
-    if (acme_etcd_delete(NULL, es->etcd, key, aspect == NULL, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
-    return APR_SUCCESS;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -348,6 +310,272 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     return n ? APR_SUCCESS : APR_ENOENT;
 }
 
+/* ---- claims ------------------------------------------------------------------------ */
+
+static int owner_is_valid(const char *owner)
+{
+    apr_size_t i;
+
+    for (i = 0; owner && owner[i]; ++i) {
+        if (!apr_isgraph(owner[i]) || i > 255) {
+            return 0;
+        }
+    }
+    return owner && owner[0];
+}
+
+static const char *lock_key(const es_t *es, const char *lockname, apr_pool_t *p)
+{
+    return acme_store_name_is_valid(lockname) ? apr_pstrcat(p, es->prefix, LOCKS_DIR, lockname,
+                                                            NULL) : NULL;
+}
+
+static int is_owner(const acme_etcd_kv_t *kv, const char *owner)
+{
+    return kv->value_len == strlen(owner) && !memcmp(kv->value, owner, kv->value_len);
+}
+
+static acme_store_claim_t *claim_make(const char *name, const char *owner, apr_uint64_t token,
+                                      apr_interval_time_t lease, apr_pool_t *p)
+{
+    acme_store_claim_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->name = apr_pstrdup(p, name);
+    c->owner = apr_pstrdup(p, owner);
+    c->token = token;
+    c->lease = lease;
+    return c;
+}
+
+/* The claim is a key bound to an etcd lease, so that etcd drops it when its
+ * holder stops renewing (crash, pause, partition). Its create revision is
+ * the token: every new claim of any name gets a greater one. */
+static apr_status_t es_claim(acme_store_t *s, acme_store_claim_t **pclaim, const char *name,
+                             const char *owner, apr_interval_time_t lease, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_int64_t ttl = (apr_int64_t)((lease + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC), id, left;
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_array_header_t *held;
+    apr_status_t rv;
+    int attempt;
+
+    *pclaim = NULL;
+    if (!key || !owner_is_valid(owner) || lease <= 0) {
+        return APR_EINVAL;
+    }
+    for (attempt = 0; attempt < 3; ++attempt) {
+        rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+        if (rv == APR_SUCCESS) {
+            if (!is_owner(kv, owner)) {
+                *pclaim = claim_make(name, owner_is_valid(kv->value) ? kv->value : "?", 0,
+                                     lease, p);
+                return APR_EBUSY;
+            }
+            /* ours already: claiming again renews it */
+            rv = kv->lease ? acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r)
+                           : APR_SUCCESS;
+            if (rv == APR_ENOENT) {
+                continue;   /* expired just now: claim anew */
+            }
+            if (rv != APR_SUCCESS) {
+                return report(r, p);
+            }
+            *pclaim = claim_make(name, owner, (apr_uint64_t)kv->create_revision, lease, p);
+            return APR_SUCCESS;
+        }
+        if (rv != APR_ENOENT) {
+            return report(r, p);
+        }
+        if (acme_etcd_lease_grant(&id, es->etcd, ttl, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        t = acme_etcd_txn_make(p);
+        acme_etcd_txn_if_absent(t, key);
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, owner, strlen(owner), id);
+        acme_etcd_txn_get(t, ACME_ETCD_ELSE, key, 0);
+        if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+            rv = report(r, p);
+            acme_result_reset(r);
+            acme_etcd_lease_revoke(es->etcd, id, p, r);
+            return rv;
+        }
+        if (res->succeeded) {
+            /* the txn created the key: its create revision */
+            *pclaim = claim_make(name, owner, (apr_uint64_t)res->revision, lease, p);
+            return APR_SUCCESS;
+        }
+        acme_etcd_lease_revoke(es->etcd, id, p, r);
+        held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
+        if (held->nelts && !is_owner(APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *), owner)) {
+            kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
+            *pclaim = claim_make(name, owner_is_valid(kv->value) ? kv->value : "?", 0, lease, p);
+            return APR_EBUSY;
+        }
+        /* ours after all (an earlier attempt that looked failed), or gone: again */
+    }
+    return APR_EBUSY;
+}
+
+static apr_status_t es_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    acme_store_claim_t *again;
+    apr_status_t rv = es_claim(s, &again, c->name, c->owner, c->lease, p);
+
+    if (rv == APR_SUCCESS && again->token != c->token) {
+        /* it had run out and nobody took it: ours again, but writes made
+         * with the old token stay refused, as anybody's would be */
+        c->token = again->token;
+    }
+    return rv == APR_EBUSY ? ACME_STORE_EFENCED : rv;
+}
+
+static apr_status_t es_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, c->name, p);
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT || (rv == APR_SUCCESS
+                             && (apr_uint64_t)kv->create_revision != c->token)) {
+        return APR_SUCCESS;     /* gone already, or another holder's now */
+    }
+    if (rv != APR_SUCCESS) {
+        return report(r, p);
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_create(t, key, kv->create_revision);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (res->succeeded && kv->lease) {
+        acme_etcd_lease_revoke(es->etcd, kv->lease, p, r);
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- writes, fenced when the view carries a claim ---------------------------------------- */
+
+/* Makes t apply only while the view's claim is current; the ELSE branch
+ * reads the lock, so that a refusal can say who holds it now. */
+static void fence_txn(acme_etcd_txn_t *t, const es_t *es, const acme_store_claim_t *c,
+                      apr_pool_t *p)
+{
+    const char *lkey = lock_key(es, c->name, p);
+
+    acme_etcd_txn_if_create(t, lkey, (apr_int64_t)c->token);
+    acme_etcd_txn_get(t, ACME_ETCD_ELSE, lkey, 0);
+}
+
+/* After a txn that did not apply: was it the fence? */
+static int fence_refused(const acme_etcd_txn_result_t *res, const acme_store_claim_t *c,
+                         const char *what, apr_pool_t *p)
+{
+    apr_array_header_t *held;
+    const acme_etcd_kv_t *kv = NULL;
+
+    if (res->succeeded || !res->ranges->nelts) {
+        return 0;
+    }
+    held = APR_ARRAY_IDX(res->ranges, res->ranges->nelts - 1, apr_array_header_t *);
+    if (held->nelts) {
+        kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
+        if ((apr_uint64_t)kv->create_revision == c->token) {
+            return 0;   /* the claim holds: something else changed */
+        }
+    }
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, ACME_STORE_EFENCED, "ACME1107: store: %s for %s with "
+             "the claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
+             "current (its lease ran out and %s)", what, c->name, c->token, c->owner,
+             kv ? apr_psprintf(p, "'%s' holds token %" APR_INT64_T_FMT,
+                               owner_is_valid(kv->value) ? kv->value : "?", kv->create_revision)
+                : "nobody holds it now");
+    return 1;
+}
+
+static apr_status_t es_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len, int flags,
+                            apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = item_key(es, g, name, aspect, p), *value;
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_size_t vlen;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = encode(&value, &vlen, es, key, data, len, flags & ACME_STORE_SECRET, apr_time_now(), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!s->fence) {
+        if (acme_etcd_put(NULL, es->etcd, key, value, vlen, 0, p, r) != APR_SUCCESS) {
+            rv = report(r, p);
+        }
+        return rv;
+    }
+    t = acme_etcd_txn_make(p);
+    fence_txn(t, es, s->fence, p);
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (!res->succeeded) {
+        fence_refused(res, s->fence, apr_pstrcat(p, "writing ", key, NULL), p);
+        return ACME_STORE_EFENCED;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t es_remove(acme_store_t *s, acme_store_group_t g, const char *name,
+                              const char *aspect, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = aspect ? item_key(es, g, name, aspect, p)
+                             : name ? name_prefix(es, g, name, p) : NULL;
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    if (!s->fence) {
+        if (acme_etcd_delete(NULL, es->etcd, key, aspect == NULL, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        return APR_SUCCESS;
+    }
+    t = acme_etcd_txn_make(p);
+    fence_txn(t, es, s->fence, p);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, aspect == NULL);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (!res->succeeded) {
+        fence_refused(res, s->fence, apr_pstrcat(p, "removing ", key, NULL), p);
+        return ACME_STORE_EFENCED;
+    }
+    return APR_SUCCESS;
+}
+
 /* ---- move, with a bounded archive ------------------------------------------------------ */
 
 /* Is entry "<name>.<14 digits>[.<digits>]"? Strict, so that "example.org"
@@ -469,9 +697,9 @@ static apr_status_t put_items(acme_etcd_txn_t *t, const es_t *es, const char *pr
 
 /* One attempt: read, then a txn that applies only if nothing involved
  * changed since the read. *pdone 0: something did, read again. */
-static apr_status_t move_once(int *pdone, const es_t *es, acme_store_group_t from,
-                              acme_store_group_t to, const char *name, int keep,
-                              apr_pool_t *p, acme_result_t *r)
+static apr_status_t move_once(int *pdone, const es_t *es, const acme_store_claim_t *fence,
+                              acme_store_group_t from, acme_store_group_t to, const char *name,
+                              int keep, apr_pool_t *p, acme_result_t *r)
 {
     const char *src = name_prefix(es, from, name, p), *dst = name_prefix(es, to, name, p);
     const char *arch_group = name_prefix(es, ACME_SG_ARCHIVE, NULL, p);
@@ -499,6 +727,9 @@ static apr_status_t move_once(int *pdone, const es_t *es, acme_store_group_t fro
     acme_etcd_txn_if_prefix_unchanged(t, src, rev);
     acme_etcd_txn_if_prefix_unchanged(t, dst, rev);
     acme_etcd_txn_if_prefix_unchanged(t, arch_pre, rev);
+    if (fence) {
+        fence_txn(t, es, fence, p);
+    }
 
     entries = apr_array_make(p, 4, sizeof(archived_t));
     if (keep > 0) {
@@ -562,6 +793,10 @@ static apr_status_t move_once(int *pdone, const es_t *es, acme_store_group_t fro
     if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
         return report(r, p);
     }
+    if (fence && fence_refused(res, fence, apr_psprintf(p, "moving %s to %s", src, dst), p)) {
+        *pdone = 1;
+        return ACME_STORE_EFENCED;
+    }
     *pdone = res->succeeded;
     return APR_SUCCESS;
 }
@@ -582,7 +817,7 @@ static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store
     apr_pool_create(&sub, p);
     for (attempt = 0; attempt < MOVE_ATTEMPTS && !done; ++attempt) {
         apr_pool_clear(sub);
-        rv = move_once(&done, es, from, to, name, keep_archived, sub, r);
+        rv = move_once(&done, es, s->fence, from, to, name, keep_archived, sub, r);
         if (rv != APR_SUCCESS) {
             break;
         }
@@ -595,275 +830,6 @@ static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store
         rv = APR_EAGAIN;
     }
     return rv;
-}
-
-/* ---- lease locks ------------------------------------------------------------------------ */
-
-static int owner_is_valid(const char *owner)
-{
-    apr_size_t i;
-
-    for (i = 0; owner && owner[i]; ++i) {
-        if (!apr_isgraph(owner[i]) || i > 255) {
-            return 0;
-        }
-    }
-    return owner && owner[0];
-}
-
-static const char *lock_key(const es_t *es, const char *lockname, apr_pool_t *p)
-{
-    return acme_store_name_is_valid(lockname) ? apr_pstrcat(p, es->prefix, LOCKS_DIR, lockname,
-                                                            NULL) : NULL;
-}
-
-static int is_owner(const acme_etcd_kv_t *kv, const char *owner)
-{
-    return kv->value_len == strlen(owner) && !memcmp(kv->value, owner, kv->value_len);
-}
-
-apr_status_t acme_store_etcd_claim(apr_int64_t *ptoken, acme_store_t *s, const char *lockname,
-                                   const char *owner, apr_interval_time_t lease, apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = lock_key(es, lockname, p);
-    acme_result_t *r = acme_result_make(p);
-    apr_int64_t ttl = (apr_int64_t)((lease + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC), id, left;
-    acme_etcd_kv_t *kv;
-    acme_etcd_txn_t *t;
-    acme_etcd_txn_result_t *res;
-    apr_array_header_t *held;
-    apr_status_t rv;
-    int attempt;
-
-    *ptoken = 0;
-    if (!key || !owner_is_valid(owner) || lease <= 0) {
-        return APR_EINVAL;
-    }
-    for (attempt = 0; attempt < 3; ++attempt) {
-        rv = acme_etcd_get(&kv, es->etcd, key, p, r);
-        if (rv == APR_SUCCESS) {
-            if (!is_owner(kv, owner)) {
-                return APR_EBUSY;
-            }
-            /* ours already: claiming again renews it */
-            rv = kv->lease ? acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r)
-                           : APR_SUCCESS;
-            if (rv == APR_ENOENT) {
-                continue;   /* expired just now: claim anew */
-            }
-            if (rv != APR_SUCCESS) {
-                return report(r, p);
-            }
-            *ptoken = kv->create_revision;
-            return APR_SUCCESS;
-        }
-        if (rv != APR_ENOENT) {
-            return report(r, p);
-        }
-        if (acme_etcd_lease_grant(&id, es->etcd, ttl, p, r) != APR_SUCCESS) {
-            return report(r, p);
-        }
-        t = acme_etcd_txn_make(p);
-        acme_etcd_txn_if_absent(t, key);
-        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, owner, strlen(owner), id);
-        acme_etcd_txn_get(t, ACME_ETCD_ELSE, key, 0);
-        if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
-            rv = report(r, p);
-            acme_result_reset(r);
-            acme_etcd_lease_revoke(es->etcd, id, p, r);
-            return rv;
-        }
-        if (res->succeeded) {
-            *ptoken = res->revision;   /* the txn created the key: its create revision */
-            return APR_SUCCESS;
-        }
-        acme_etcd_lease_revoke(es->etcd, id, p, r);
-        held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
-        if (held->nelts && !is_owner(APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *), owner)) {
-            return APR_EBUSY;
-        }
-        /* ours after all (an earlier attempt that looked failed), or gone: again */
-    }
-    return APR_EBUSY;
-}
-
-/* The lock as it is now, if it is still the claim of token. */
-static apr_status_t current_claim(acme_etcd_kv_t **pkv, const es_t *es, const char *key,
-                                  apr_int64_t token, apr_pool_t *p)
-{
-    acme_result_t *r = acme_result_make(p);
-    apr_status_t rv;
-
-    rv = acme_etcd_get(pkv, es->etcd, key, p, r);
-    if (rv == APR_ENOENT || (rv == APR_SUCCESS && (*pkv)->create_revision != token)) {
-        return APR_EBUSY;
-    }
-    return rv == APR_SUCCESS ? rv : report(r, p);
-}
-
-apr_status_t acme_store_etcd_renew(acme_store_t *s, const char *lockname, apr_int64_t token,
-                                   apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = lock_key(es, lockname, p);
-    acme_result_t *r = acme_result_make(p);
-    acme_etcd_kv_t *kv;
-    apr_int64_t left;
-    apr_status_t rv;
-
-    if (!key) {
-        return APR_EINVAL;
-    }
-    rv = current_claim(&kv, es, key, token, p);
-    if (rv == APR_SUCCESS && kv->lease) {
-        rv = acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r);
-        rv = rv == APR_ENOENT ? APR_EBUSY : rv == APR_SUCCESS ? rv : report(r, p);
-    }
-    return rv;
-}
-
-apr_status_t acme_store_etcd_release(acme_store_t *s, const char *lockname, apr_int64_t token,
-                                     apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = lock_key(es, lockname, p);
-    acme_result_t *r = acme_result_make(p);
-    acme_etcd_kv_t *kv;
-    acme_etcd_txn_t *t;
-    acme_etcd_txn_result_t *res;
-    apr_status_t rv;
-
-    if (!key) {
-        return APR_EINVAL;
-    }
-    rv = current_claim(&kv, es, key, token, p);
-    if (rv == APR_EBUSY) {
-        return APR_SUCCESS;     /* gone already, or another holder's now */
-    }
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    t = acme_etcd_txn_make(p);
-    acme_etcd_txn_if_create(t, key, token);
-    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, 0);
-    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
-    if (res->succeeded && kv->lease) {
-        acme_etcd_lease_revoke(es->etcd, kv->lease, p, r);
-    }
-    return APR_SUCCESS;
-}
-
-/* The txn that writes only while the claim holds; a refusal says why. */
-static apr_status_t fenced_commit(const es_t *es, acme_etcd_txn_t *t, const char *lkey,
-                                  apr_int64_t token, const char *what, apr_pool_t *p)
-{
-    acme_result_t *r = acme_result_make(p);
-    acme_etcd_txn_result_t *res;
-    apr_array_header_t *held;
-
-    acme_etcd_txn_get(t, ACME_ETCD_ELSE, lkey, 0);
-    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
-    if (res->succeeded) {
-        return APR_SUCCESS;
-    }
-    held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
-    if (held->nelts) {
-        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EBUSY, "ACME1107: store: %s refused: the "
-                 "claim %s with token %" APR_INT64_T_FMT " was lost; %s holds it now with "
-                 "token %" APR_INT64_T_FMT, what, lkey, token,
-                 owner_is_valid(kv->value) ? kv->value : "(an unprintable owner)",
-                 kv->create_revision);
-    }
-    else {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EBUSY, "ACME1107: store: %s refused: the "
-                 "claim %s with token %" APR_INT64_T_FMT " is gone (expired or released)",
-                 what, lkey, token);
-    }
-    return APR_EBUSY;
-}
-
-apr_status_t acme_store_etcd_save_fenced(acme_store_t *s, const char *lockname,
-                                         apr_int64_t token, acme_store_group_t g,
-                                         const char *name, const char *aspect, const char *data,
-                                         apr_size_t len, int secret, apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *lkey = lock_key(es, lockname, p), *key = item_key(es, g, name, aspect, p);
-    const char *value;
-    acme_etcd_txn_t *t;
-    apr_size_t vlen;
-    apr_status_t rv;
-
-    if (!lkey || !key || token <= 0) {
-        return APR_EINVAL;
-    }
-    rv = encode(&value, &vlen, es, key, data, len, secret, apr_time_now(), p);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    t = acme_etcd_txn_make(p);
-    acme_etcd_txn_if_create(t, lkey, token);
-    acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
-    return fenced_commit(es, t, lkey, token, apr_pstrcat(p, "writing ", key, NULL), p);
-}
-
-apr_status_t acme_store_etcd_remove_fenced(acme_store_t *s, const char *lockname,
-                                           apr_int64_t token, acme_store_group_t g,
-                                           const char *name, const char *aspect, apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *lkey = lock_key(es, lockname, p);
-    const char *key = aspect ? item_key(es, g, name, aspect, p)
-                             : name ? name_prefix(es, g, name, p) : NULL;
-    acme_etcd_txn_t *t;
-
-    if (!lkey || !key || token <= 0) {
-        return APR_EINVAL;
-    }
-    t = acme_etcd_txn_make(p);
-    acme_etcd_txn_if_create(t, lkey, token);
-    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, aspect == NULL);
-    return fenced_commit(es, t, lkey, token, apr_pstrcat(p, "removing ", key, NULL), p);
-}
-
-/* Today's lock/unlock: a claim whose owner string identifies the holder. */
-static apr_status_t es_lock(acme_store_t *s, const char *lockname, const char *owner,
-                            apr_interval_time_t lease, apr_pool_t *p)
-{
-    apr_int64_t token;
-
-    return acme_store_etcd_claim(&token, s, lockname, owner, lease, p);
-}
-
-static apr_status_t es_unlock(acme_store_t *s, const char *lockname, const char *owner,
-                              apr_pool_t *p)
-{
-    const es_t *es = s->baton;
-    const char *key = lock_key(es, lockname, p);
-    acme_result_t *r = acme_result_make(p);
-    acme_etcd_kv_t *kv;
-    apr_status_t rv;
-
-    if (!key || !owner_is_valid(owner)) {
-        return APR_EINVAL;
-    }
-    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
-    if (rv == APR_ENOENT) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
-        return report(r, p);
-    }
-    if (!is_owner(kv, owner)) {
-        return APR_EBUSY;
-    }
-    return acme_store_etcd_release(s, lockname, kv->create_revision, p);
 }
 
 static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *name,
@@ -915,9 +881,12 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     s->list = es_list;
     s->mtime = es_mtime;
     s->move = es_move;
-    s->lock = es_lock;
-    s->unlock = es_unlock;
+    s->claim = es_claim;
+    s->renew = es_renew;
+    s->release = es_release;
     s->path = es_path;
+    s->kind = "etcd";
+    s->where = acme_etcd_endpoints(etcd, p);
     *pstore = s;
     return APR_SUCCESS;
 }

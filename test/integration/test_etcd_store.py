@@ -172,64 +172,68 @@ def test_move_replaces_archives_and_bounds_the_archive(store):
         assert store.ok("store-load", "archive", a, "privkey.pem")["data"].startswith("key-")
 
 
-def test_lease_lock_exclusive_reentrant_and_expiring(store):
-    lock = "renew-example.org"
-    store.ok("store-lock", lock, "server-1", "30")
-    rc, _, err = store("store-lock", lock, "server-2", "30")
-    assert rc == 2 and "busy" in err
-    store.ok("store-lock", lock, "server-1", "30")          # again: extends
-    rc, _, _ = store("store-unlock", lock, "server-2")
-    assert rc == 2
-    store.ok("store-unlock", lock, "server-1")
-    store.ok("store-unlock", lock, "server-1")              # missing is fine
-    store.ok("store-lock", lock, "server-2", "2")
-    rc, _, _ = store("store-lock", lock, "server-1", "30")
-    assert rc == 2
-    # server-2 stops renewing: etcd drops the lock with the lease
-    util.wait_for(lambda: store("store-lock", lock, "server-1", "30")[0] == 0, 10,
-                  "the expired lock to be taken over", interval=0.5)
-    rc, _, _ = store("store-unlock", lock, "server-2")
-    assert rc == 2
-
-
-def test_claim_tokens_fence_writes_of_a_stale_holder(store):
-    lock = "renew-f.example"
-    t1 = store.ok("store-claim", lock, "server-1", "2")["token"]
+def test_claims_are_exclusive_renewable_and_expire(store):
+    name = "c.example"
+    t1 = store.ok("store-claim", name, "server-1", "30")["token"]
     assert t1 > 0
-    assert store.ok("store-claim", lock, "server-1", "2")["token"] == t1   # renewed, same token
-    rc, _, _ = store("store-claim", lock, "server-2", "30")
-    assert rc == 2
-    store.ok("store-save-fenced", lock, str(t1), "staging", "f.example", "cert.pem", "by-1")
-    store.ok("store-renew", lock, str(t1))
-    # server-1 pauses past its lease; server-2 takes over with a larger token
+    rc, _, err = store("store-claim", name, "server-2", "30")
+    assert rc == 2 and "held by server-1" in err, err
+    assert store.ok("store-claim", name, "server-1", "30")["token"] == t1   # again: renewed
+    assert store.ok("store-renew", name, "server-1", str(t1), "30")["token"] == t1
+    # other names are independent
+    assert store.ok("store-claim", "other.example", "server-2", "30")["token"] > t1
+    # releasing someone else's claim changes nothing
+    store.ok("store-release", name, "server-2", str(t1 + 1000), "30")
+    assert store("store-claim", name, "server-2", "30")[0] == 2
+    store.ok("store-release", name, "server-1", str(t1), "30")
+    t2 = store.ok("store-claim", name, "server-2", "2")["token"]
+    assert t2 > t1
+    # server-2 stops renewing: etcd drops the claim with its lease
     def taken_over():
-        rc, out, _ = store("store-claim", lock, "server-2", "30")
+        rc, out, _ = store("store-claim", name, "server-1", "30")
+        return out["token"] if rc == 0 else None
+    t3 = util.wait_for(taken_over, 10, "the expired claim to be taken over", interval=0.5)
+    assert t3 > t2
+    rc, _, _ = store("store-renew", name, "server-2", str(t2), "2")
+    assert rc == 3                                          # lost: fenced
+    store.ok("store-release", name, "server-1", str(t3), "30")
+
+
+def test_a_stale_claim_holders_writes_are_refused(store):
+    name = "f.example"
+    t1 = store.ok("store-claim", name, "server-1", "2")["token"]
+    fence1 = ["--fence", "%s,server-1,%d" % (name, t1)]
+    store.ok("store-save", "staging", name, "cert.pem", "by-1", extra=fence1)
+    # server-1 pauses past its lease; server-2 takes over with a greater token
+    def taken_over():
+        rc, out, _ = store("store-claim", name, "server-2", "30")
         return out["token"] if rc == 0 else None
     t2 = util.wait_for(taken_over, 10, "server-2 to take the expired claim", interval=0.5)
     assert t2 > t1
-    store.ok("store-save-fenced", lock, str(t2), "staging", "f.example", "cert.pem", "by-2")
-    store.ok("store-save-fenced", lock, str(t2), "staging", "f.example", "privkey.pem", PEM,
-             "secret")
-    # server-1 wakes up: its writes, renewals and removals are refused, and say why
-    rc, _, err = store("store-save-fenced", lock, str(t1), "staging", "f.example", "cert.pem",
-                       "stale")
-    assert rc == 2, err
-    assert "refused" in err and "server-2 holds it now" in err and str(t2) in err, err
-    assert store.key("staging", "f.example", "cert.pem") in err
-    rc, _, err = store("store-remove-fenced", lock, str(t1), "staging", "f.example")
-    assert rc == 2, err
-    rc, _, _ = store("store-renew", lock, str(t1))
-    assert rc == 2
-    store.ok("store-release", lock, str(t1))              # not its claim: left alone
-    assert store.ok("store-load", "staging", "f.example", "cert.pem")["data"] == "by-2"
-    assert store.ok("store-load", "staging", "f.example", "privkey.pem")["data"] == PEM
-    # released by its holder: the next claim gets a new, larger token
-    store.ok("store-release", lock, str(t2))
-    rc, _, err = store("store-save-fenced", lock, str(t2), "staging", "f.example", "cert.pem",
-                       "after release")
-    assert rc == 2 and "is gone (expired or released)" in err, err
-    t3 = store.ok("store-claim", lock, "server-1", "30")["token"]
-    assert t3 > t2
-    store.ok("store-remove-fenced", lock, str(t3), "staging", "f.example", "cert.pem")
-    assert store.ok("store-list", "staging", "f.example")["names"] == ["privkey.pem"]
-    store.ok("store-release", lock, str(t3))
+    fence2 = ["--fence", "%s,server-2,%d" % (name, t2)]
+    store.ok("store-save", "staging", name, "cert.pem", "by-2", extra=fence2)
+    store.ok("store-save", "staging", name, "privkey.pem", PEM, "secret", extra=fence2)
+    # server-1 wakes up: its writes, removals and moves are refused, and the log says why
+    rc, _, err = store("store-save", "staging", name, "cert.pem", "stale", extra=fence1)
+    assert rc == 3, err
+    assert "is refused" in err and "'server-2' holds token %d" % t2 in err, err
+    assert store.key("staging", name, "cert.pem") in err
+    rc, _, err = store("store-remove", "staging", name, extra=fence1)
+    assert rc == 3, err
+    rc, _, err = store("store-move", "staging", "domains", name, "2", extra=fence1)
+    assert rc == 3, err
+    assert store("store-list", "domains", name)[0] == 2
+    assert store.ok("store-load", "staging", name, "cert.pem")["data"] == "by-2"
+    assert store.ok("store-load", "staging", name, "privkey.pem")["data"] == PEM
+    # even after server-2 let go, the old token stays refused
+    store.ok("store-release", name, "server-2", str(t2), "30")
+    rc, _, err = store("store-save", "staging", name, "cert.pem", "stale", extra=fence1)
+    assert rc == 3 and "nobody holds it now" in err, err
+    # the current holder moves under its fence
+    t3 = store.ok("store-claim", name, "server-1", "30")["token"]
+    fence3 = ["--fence", "%s,server-1,%d" % (name, t3)]
+    store.ok("store-move", "staging", "domains", name, "2", extra=fence3)
+    assert store.ok("store-load", "domains", name, "cert.pem")["data"] == "by-2"
+    store.ok("store-remove", "domains", name, "cert.pem", extra=fence3)
+    assert store.ok("store-list", "domains", name)["names"] == ["privkey.pem"]
+    store.ok("store-release", name, "server-1", str(t3), "30")

@@ -21,7 +21,8 @@
 /* Exit codes the tests look at */
 #define EXIT_OK 0
 #define EXIT_ERROR 1
-#define EXIT_NO 2      /* absent key, failed compare, expired lease */
+#define EXIT_NO 2      /* absent key, failed compare, expired lease, busy claim */
+#define EXIT_FENCED 3  /* a write with a claim that is no longer current */
 
 static void usage(void)
 {
@@ -42,10 +43,10 @@ static void usage(void)
         "  store-save GROUP NAME ASPECT VALUE [secret] | store-load GROUP NAME ASPECT\n"
         "  store-list GROUP [NAME] | store-mtime GROUP NAME [ASPECT]\n"
         "  store-remove GROUP NAME [ASPECT] | store-move FROM TO NAME KEEP\n"
-        "  store-lock LOCK OWNER SECS | store-unlock LOCK OWNER | store-key GROUP NAME ASPECT\n"
-        "  store-claim LOCK OWNER SECS | store-renew LOCK TOKEN | store-release LOCK TOKEN\n"
-        "  store-save-fenced LOCK TOKEN GROUP NAME ASPECT VALUE [secret]\n"
-        "  store-remove-fenced LOCK TOKEN GROUP NAME [ASPECT]\n");
+        "  store-claim NAME OWNER SECS | store-renew NAME OWNER TOKEN SECS\n"
+        "  store-release NAME OWNER TOKEN SECS | store-key GROUP NAME ASPECT\n"
+        "  --fence NAME,OWNER,TOKEN: writes through a view fenced by that claim (exit 3:\n"
+        "  refused)\n");
 }
 
 static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
@@ -227,7 +228,7 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
     if (!strcmp(cmd, "store-save")) {
         NEED(4);
         rv = st->save(st, group_of(argv[1]), argv[2], argv[3], argv[4], strlen(argv[4]),
-                      argc > 5 && !strcmp(argv[5], "secret"), p);
+                      argc > 5 && !strcmp(argv[5], "secret") ? ACME_STORE_SECRET : 0, p);
     }
     else if (!strcmp(cmd, "store-load")) {
         NEED(3);
@@ -257,40 +258,30 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
         NEED(4);
         rv = st->move(st, group_of(argv[1]), group_of(argv[2]), argv[3], (int)num(argv[4]), p);
     }
-    else if (!strcmp(cmd, "store-lock")) {
-        NEED(3);
-        rv = st->lock(st, argv[1], argv[2], apr_time_from_sec(num(argv[3])), p);
-    }
-    else if (!strcmp(cmd, "store-unlock")) {
-        NEED(2);
-        rv = st->unlock(st, argv[1], argv[2], p);
-    }
     else if (!strcmp(cmd, "store-claim")) {
-        apr_int64_t token;
+        acme_store_claim_t *c;
 
         NEED(3);
-        rv = acme_store_etcd_claim(&token, st, argv[1], argv[2], apr_time_from_sec(num(argv[3])),
-                                   p);
-        acme_json_setl(out, token, "token", NULL);
+        rv = st->claim(st, &c, argv[1], argv[2], apr_time_from_sec(num(argv[3])), p);
+        if (rv == APR_EBUSY && c) {
+            fprintf(stderr, "etcdtool: store-claim: busy, held by %s\n", c->owner);
+            return EXIT_NO;
+        }
+        if (rv == APR_SUCCESS) {
+            acme_json_setl(out, (long long)c->token, "token", NULL);
+        }
     }
-    else if (!strcmp(cmd, "store-renew")) {
-        NEED(2);
-        rv = acme_store_etcd_renew(st, argv[1], num(argv[2]), p);
-    }
-    else if (!strcmp(cmd, "store-release")) {
-        NEED(2);
-        rv = acme_store_etcd_release(st, argv[1], num(argv[2]), p);
-    }
-    else if (!strcmp(cmd, "store-save-fenced")) {
-        NEED(6);
-        rv = acme_store_etcd_save_fenced(st, argv[1], num(argv[2]), group_of(argv[3]), argv[4],
-                                         argv[5], argv[6], strlen(argv[6]),
-                                         argc > 7 && !strcmp(argv[7], "secret"), p);
-    }
-    else if (!strcmp(cmd, "store-remove-fenced")) {
+    else if (!strcmp(cmd, "store-renew") || !strcmp(cmd, "store-release")) {
+        acme_store_claim_t c;
+
         NEED(4);
-        rv = acme_store_etcd_remove_fenced(st, argv[1], num(argv[2]), group_of(argv[3]), argv[4],
-                                           argc > 5 ? argv[5] : NULL, p);
+        memset(&c, 0, sizeof(c));
+        c.name = argv[1];
+        c.owner = argv[2];
+        c.token = (apr_uint64_t)num(argv[3]);
+        c.lease = apr_time_from_sec(num(argv[4]));
+        rv = !strcmp(cmd, "store-renew") ? st->renew(st, &c, p) : st->release(st, &c, p);
+        acme_json_setl(out, (long long)c.token, "token", NULL);
     }
     else if (!strcmp(cmd, "store-key")) {
         NEED(3);
@@ -308,6 +299,10 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
     if (rv == APR_ENOENT || rv == APR_EBUSY) {
         fprintf(stderr, "etcdtool: %s: %s\n", cmd, rv == APR_EBUSY ? "busy" : "absent");
         return EXIT_NO;
+    }
+    if (rv == ACME_STORE_EFENCED) {
+        fprintf(stderr, "etcdtool: %s: refused, the claim is no longer current\n", cmd);
+        return EXIT_FENCED;
     }
     if (rv != APR_SUCCESS) {
         char buf[256];
@@ -333,11 +328,13 @@ int main(int argc, const char *const *argv)
         {"verbose", 'v', 0, "verbose"},
         {"prefix", 'x', 1, "store key prefix"},
         {"seal-key", 'K', 1, "store encryption key file"},
+        {"fence", 'F', 1, "NAME,OWNER,TOKEN"},
         {NULL, 0, 0, NULL},
     };
     apr_pool_t *p;
     apr_getopt_t *os;
     const char *arg, *endpoints = NULL, *prefix = NULL, *seal_key_file = NULL, *err;
+    const char *fence = NULL;
     const unsigned char *seal_key;
     acme_store_t *st;
     char *tok, *last;
@@ -368,6 +365,7 @@ int main(int argc, const char *const *argv)
         case 'v': ++verbose; break;
         case 'x': prefix = arg; break;
         case 'K': seal_key_file = arg; break;
+        case 'F': fence = arg; break;
         default: usage(); return EXIT_ERROR;
         }
     }
@@ -398,6 +396,19 @@ int main(int argc, const char *const *argv)
             || acme_store_etcd_create(&st, p, e, prefix, seal_key, &err) != APR_SUCCESS) {
             fprintf(stderr, "etcdtool: %s\n", err);
             return EXIT_ERROR;
+        }
+        if (fence) {
+            acme_store_claim_t *c = apr_pcalloc(p, sizeof(*c));
+
+            c->name = apr_strtok(apr_pstrdup(p, fence), ",", &last);
+            c->owner = apr_strtok(NULL, ",", &last);
+            tok = apr_strtok(NULL, ",", &last);
+            if (!c->name || !c->owner || !tok) {
+                usage();
+                return EXIT_ERROR;
+            }
+            c->token = (apr_uint64_t)num(tok);
+            st = acme_store_fenced(p, st, c);
         }
         return cmd_store(st, argc - os->ind, argv + os->ind, p);
     }

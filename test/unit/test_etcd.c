@@ -783,13 +783,16 @@ START_TEST(store_refuses_invalid_names_without_asking_etcd)
     const char *data;
     apr_size_t len;
     apr_array_header_t *names;
+    acme_store_claim_t *c;
 
     ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "../x", "a", &data, &len, pool), APR_EINVAL);
     ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a", "b/c", "x", 1, 0, pool), APR_EINVAL);
     ck_assert_int_eq(st->remove(st, ACME_SG_DOMAINS, NULL, NULL, pool), APR_EINVAL);
     ck_assert_int_eq(st->list(st, ACME_SG_COUNT, NULL, &names, pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "a/b", "me", apr_time_from_sec(5), pool), APR_EINVAL);
-    ck_assert_int_eq(st->lock(st, "l", "two words", apr_time_from_sec(5), pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "a/b", "me", apr_time_from_sec(5), pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "l", "two words", apr_time_from_sec(5), pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "l", "me", 0, pool), APR_EINVAL);
     ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_ARCHIVE, "a", 1, pool), APR_EINVAL);
     ck_assert_int_eq(f.next, 0);
     ck_assert_ptr_null(st->path(st, ACME_SG_DOMAINS, "a", "b", pool));
@@ -831,18 +834,24 @@ START_TEST(store_list_keeps_only_item_names_sorted_once)
 }
 END_TEST
 
-START_TEST(store_lock_held_by_another_owner_is_busy)
+START_TEST(store_claim_held_by_another_owner_is_busy_and_says_who)
 {
     canned_t script[1];
     fake_t f;
     acme_store_t *st;
+    acme_store_claim_t *c;
 
     script[0].status = 200;
-    script[0].body = range_answer("pfx/locks/renew-a", "server-2", 8);
+    script[0].body = range_answer("pfx/locks/a.org", "server-2", 8);
     st = fake_store(&f, script, 1);
-    ck_assert_int_eq(st->lock(st, "renew-a", "server-1", apr_time_from_sec(30), pool),
+    ck_assert_int_eq(st->claim(st, &c, "a.org", "server-1", apr_time_from_sec(30), pool),
                      APR_EBUSY);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(c->owner, "server-2");
+    ck_assert_uint_eq(c->token, 0);
     ck_assert_int_eq(f.next, 1);   /* no lease granted for nothing */
+    ck_assert_str_eq(st->kind, "etcd");
+    ck_assert_str_eq(st->where, "http://e1:2379");
 }
 END_TEST
 
@@ -850,28 +859,32 @@ START_TEST(store_fenced_save_compares_the_token_and_is_refused_when_stale)
 {
     canned_t script[2];
     fake_t f;
-    acme_store_t *st;
-    acme_json_t *b, *c;
+    acme_store_t *st, *v;
+    acme_store_claim_t c;
+    acme_json_t *b, *cmp;
 
     script[0].status = 200;
     script[0].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
     script[1].status = 200;
     script[1].body = apr_psprintf(pool, "{" HDR ",\"responses\":[{\"response_range\":%s}]}",
-                                  range_answer("pfx/locks/renew-a", "server-2", 8));
+                                  range_answer("pfx/locks/a.org", "server-2", 8));
     st = fake_store(&f, script, 2);
-    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 17, ACME_SG_STAGING, "a",
-                                                 "cert.pem", "C", 1, 0, pool), APR_SUCCESS);
+    memset(&c, 0, sizeof(c));
+    c.name = "a.org";
+    c.owner = "server-1";
+    c.token = 17;
+    v = acme_store_fenced(pool, st, &c);
+    ck_assert_int_eq(v->save(v, ACME_SG_STAGING, "a.org", "cert.pem", "C", 1, 0, pool),
+                     APR_SUCCESS);
     b = js(f.bodies[0]);
-    c = acme_json_array_at(acme_json_getj(b, pool, "compare", NULL), pool, 0);
-    ck_assert_str_eq(acme_json_gets(c, "target", NULL), "CREATE");
-    ck_assert_str_eq(acme_json_gets(c, "create_revision", NULL), "17");
-    ck_assert_str_eq(acme_json_gets(c, "key", NULL),
-                     acme_etcd_b64_encode(pool, "pfx/locks/renew-a", 17));
+    cmp = acme_json_array_at(acme_json_getj(b, pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(cmp, "target", NULL), "CREATE");
+    ck_assert_str_eq(acme_json_gets(cmp, "create_revision", NULL), "17");
+    ck_assert_str_eq(acme_json_gets(cmp, "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/locks/a.org", 15));
     ck_assert_uint_eq(acme_json_array_len(acme_json_getj(b, pool, "failure", NULL)), 1);
-    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 17, ACME_SG_STAGING, "a",
-                                                 "cert.pem", "C", 1, 0, pool), APR_EBUSY);
-    ck_assert_int_eq(acme_store_etcd_save_fenced(st, "renew-a", 0, ACME_SG_STAGING, "a",
-                                                 "cert.pem", "C", 1, 0, pool), APR_EINVAL);
+    ck_assert_int_eq(v->save(v, ACME_SG_STAGING, "a.org", "cert.pem", "C", 1, 0, pool),
+                     ACME_STORE_EFENCED);
     ck_assert_int_eq(f.next, 2);
 }
 END_TEST
@@ -909,7 +922,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_seals_secrets_under_their_key_name);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
-    tcase_add_test(tc, store_lock_held_by_another_owner_is_busy);
+    tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
     tcase_add_test(tc, store_fenced_save_compares_the_token_and_is_refused_when_stale);
     suite_add_tcase(s, tc);
     return s;
