@@ -237,3 +237,39 @@ def test_a_stale_claim_holders_writes_are_refused(store):
     store.ok("store-remove", "domains", name, "cert.pem", extra=fence3)
     assert store.ok("store-list", "domains", name)["names"] == ["privkey.pem"]
     store.ok("store-release", name, "server-1", str(t3), "30")
+
+
+def test_concurrent_claims_have_one_winner(store):
+    name = "race.example"
+    cmd = lambda owner: [store.tool, "--endpoints", ",".join(store.cluster.endpoints),  # noqa: E731
+                         "--prefix", store.prefix, "--seal-key", store.key_file,
+                         "store-claim", name, owner, "30"]
+    procs = [subprocess.Popen(cmd("server-%d" % i), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        results.append((proc.returncode, out, err))
+    winners = [r for r in results if r[0] == 0]
+    assert len(winners) == 1, results
+    assert all(r[0] == 2 and "held by server-" in r[2] for r in results if r[0] != 0), results
+
+
+def test_the_store_works_with_one_member_down(store):
+    try:
+        store.cluster.kill(0)
+        store.ok("store-save", "domains", "d.example", "privkey.pem", PEM, "secret")
+        assert store.ok("store-load", "domains", "d.example", "privkey.pem")["data"] == PEM
+        token = store.ok("store-claim", "d.example", "server-1", "30")["token"]
+        fence = ["--fence", "d.example,server-1,%d" % token]
+        store.ok("store-save", "staging", "d.example", "cert.pem", "C", extra=fence)
+        store.ok("store-save", "staging", "d.example", "privkey.pem", PEM, "secret",
+                 extra=fence)
+        store.ok("store-move", "staging", "domains", "d.example", "1", extra=fence)
+        assert store.ok("store-list", "domains", "d.example")["names"] == ["cert.pem",
+                                                                         "privkey.pem"]
+        assert store.ok("store-load", "domains", "d.example", "privkey.pem")["data"] == PEM
+        assert len([n for n in store.ok("store-list", "archive")["names"]
+                    if n.startswith("d.example.")]) == 1
+    finally:
+        store.cluster.heal()
