@@ -42,4 +42,8 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet apache2 2>/dev/null; then
     $SUDO systemctl stop apache2 || true
 fi
+# Likewise etcd-server's own member: the tests start their own clusters.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    $SUDO systemctl stop etcd || true
+fi
 echo "setup-deps: done"
