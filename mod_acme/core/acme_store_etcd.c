@@ -8,6 +8,7 @@
 #include <apr_strings.h>
 
 #include "acme_util.h"
+#include "acme_json.h"
 #include "acme_result.h"
 #include "acme_crypto.h"
 #include "acme_etcd.h"
@@ -20,6 +21,7 @@
 #define ITEM_PLAIN 'p'
 #define ITEM_SEALED 's'
 #define LOCKS_DIR "locks/"
+#define META_KEY "store"        /* <prefix>store: schema, sealed (see acme_store_etcd_verify) */
 #define MAX_PREFIX 200
 #define MOVE_ATTEMPTS 4
 #define LIST_PAGE 1000
@@ -418,6 +420,7 @@ static apr_status_t es_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
         }
         /* ours after all (an earlier attempt that looked failed), or gone: again */
     }
+    *pclaim = claim_make(name, "?", 0, lease, p);
     return APR_EBUSY;
 }
 
@@ -837,6 +840,75 @@ static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *na
 {
     (void)s; (void)g; (void)name; (void)aspect; (void)p;
     return NULL;    /* no files: the parent copies into its local cache for mod_ssl */
+}
+
+/* ---- the cluster's schema and key check ------------------------------------------------- */
+
+apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr)
+{
+    const es_t *es = s->baton;
+    const char *key = apr_pstrcat(p, es->prefix, META_KEY, NULL), *value, *data, *jerr;
+    char fresh[64];
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    acme_json_t *json;
+    apr_size_t vlen, len;
+    apr_status_t rv;
+    long long schema;
+
+    *perr = NULL;
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT) {
+        /* the first server of the cluster */
+        apr_snprintf(fresh, sizeof(fresh), "{\"schema\": %d}\n", ACME_STORE_SCHEMA);
+        rv = encode(&value, &vlen, es, key, fresh, strlen(fresh), 1, apr_time_now(), p);
+        if (rv != APR_SUCCESS) {
+            *perr = "cannot seal the store's schema item";
+            return rv;
+        }
+        t = acme_etcd_txn_make(p);
+        acme_etcd_txn_if_absent(t, key);
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+        acme_etcd_txn_get(t, ACME_ETCD_ELSE, key, 0);
+        if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+            *perr = acme_result_describe(r, p);
+            return r->status;
+        }
+        if (res->succeeded) {
+            return APR_SUCCESS;
+        }
+        /* another server was first: check what it wrote */
+        kv = APR_ARRAY_IDX(APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *), 0,
+                           acme_etcd_kv_t *);
+        rv = APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        *perr = acme_result_describe(r, p);
+        return r->status;
+    }
+    rv = decode(&data, &len, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
+    if (rv != APR_SUCCESS) {
+        *perr = apr_psprintf(p, "the etcd store under %s was set up with another "
+                             "ManagedStoreEncryptionKey (%s does not decrypt): every server of "
+                             "a cluster needs the same key file", es->prefix, key);
+        return APR_EACCES;
+    }
+    if (acme_json_parse(&json, p, data, len, &jerr) != APR_SUCCESS
+        || acme_json_type(json, "schema", NULL) != ACME_JSON_INT
+        || (schema = acme_json_getl(json, "schema", NULL)) < 1) {
+        *perr = apr_psprintf(p, "the etcd item %s is corrupt: it must hold {\"schema\": %d}",
+                             key, ACME_STORE_SCHEMA);
+        return APR_EINVAL;
+    }
+    if (schema > ACME_STORE_SCHEMA) {
+        *perr = apr_psprintf(p, "the etcd store under %s has schema %" APR_INT64_T_FMT ", newer "
+                             "than this mod_acme's %d: update this server", es->prefix,
+                             (apr_int64_t)schema, ACME_STORE_SCHEMA);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 /* ---- creation ---------------------------------------------------------------------------- */

@@ -24,4 +24,11 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
 const char *acme_store_etcd_key(acme_store_t *s, acme_store_group_t g, const char *name,
                                 const char *aspect, apr_pool_t *p);
 
+/* Checks, once etcd answers, that this server may use the cluster's data:
+ * <prefix>store holds {"schema": n} sealed with the encryption key. The first
+ * server writes it; a server with another key, or of an older schema, gets
+ * APR_EACCES / APR_EGENERAL and *perr says what to fix. Network errors are
+ * returned as they are (etcd down: try again later). */
+apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr);
+
 #endif /* ACME_STORE_ETCD_H */

@@ -44,7 +44,7 @@ static void usage(void)
         "  store-list GROUP [NAME] | store-mtime GROUP NAME [ASPECT]\n"
         "  store-remove GROUP NAME [ASPECT] | store-move FROM TO NAME KEEP\n"
         "  store-claim NAME OWNER SECS | store-renew NAME OWNER TOKEN SECS\n"
-        "  store-release NAME OWNER TOKEN SECS | store-key GROUP NAME ASPECT\n"
+        "  store-release NAME OWNER TOKEN SECS | store-key GROUP NAME ASPECT | store-verify\n"
         "  --fence NAME,OWNER,TOKEN: writes through a view fenced by that claim (exit 3:\n"
         "  refused)\n");
 }
@@ -282,6 +282,15 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
         c.lease = apr_time_from_sec(num(argv[4]));
         rv = !strcmp(cmd, "store-renew") ? st->renew(st, &c, p) : st->release(st, &c, p);
         acme_json_setl(out, (long long)c.token, "token", NULL);
+    }
+    else if (!strcmp(cmd, "store-verify")) {
+        const char *err;
+
+        rv = acme_store_etcd_verify(st, p, &err);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "etcdtool: store-verify: %s\n", err ? err : "failed");
+            return EXIT_ERROR;
+        }
     }
     else if (!strcmp(cmd, "store-key")) {
         NEED(3);

@@ -889,6 +889,47 @@ START_TEST(store_fenced_save_compares_the_token_and_is_refused_when_stale)
 }
 END_TEST
 
+/* An envelope as the store writes it, sealed for key. */
+static const char *sealed_item(const char *key, const char *data)
+{
+    const char *sealed;
+
+    ck_assert_int_eq(acme_seal(&sealed, pool, store_key, key, data, strlen(data)), APR_SUCCESS);
+    return apr_pstrcat(pool, "acme-item 1 1000 s\n", sealed, NULL);
+}
+
+START_TEST(store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt)
+{
+    canned_t script[5];
+    fake_t f;
+    acme_store_t *st;
+    const char *err, *v;
+    acme_json_t *cmp;
+    int i;
+
+    for (i = 0; i < 5; ++i) {
+        script[i].status = 200;
+    }
+    script[0].body = "{" HDR "}";   /* absent: the first server */
+    script[1].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    v = sealed_item("pfx/store", "{\"schema\": 99}");
+    script[2].body = range_answer("pfx/store", v, strlen(v));
+    v = sealed_item("pfx/store", "[1]");
+    script[3].body = range_answer("pfx/store", v, strlen(v));
+    v = sealed_item("pfx/store", "{\"schema\": 1}");
+    script[4].body = range_answer("pfx/store", v, strlen(v));
+    st = fake_store(&f, script, 5);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_SUCCESS);
+    cmp = acme_json_array_at(acme_json_getj(js(f.bodies[1]), pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(cmp, "create_revision", NULL), "0");
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_EGENERAL);
+    ck_assert_msg(strstr(err, "schema 99, newer"), "%s", err);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_EINVAL);
+    ck_assert_msg(strstr(err, "is corrupt"), "%s", err);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_SUCCESS);
+}
+END_TEST
+
 static Suite *etcd_suite(void)
 {
     Suite *s = suite_create("acme_etcd");
@@ -923,6 +964,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
+    tcase_add_test(tc, store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt);
     tcase_add_test(tc, store_fenced_save_compares_the_token_and_is_refused_when_stale);
     suite_add_tcase(s, tc);
     return s;
