@@ -700,6 +700,109 @@ START_TEST(revision_reads_the_header)
 }
 END_TEST
 
+/* ---- mutated answers: a cheap fuzz run over every parser ---------------------------- */
+
+typedef struct {
+    const char *body;
+    apr_size_t len;
+} echo_t;
+
+static apr_status_t echo_perform(acme_http_t *http, acme_http_response_t **presp,
+                                 const acme_http_request_t *req, apr_pool_t *p,
+                                 acme_result_t *result)
+{
+    echo_t *x = http->baton;
+    acme_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
+
+    (void)result;
+    resp->status = 200;
+    resp->headers = apr_table_make(p, 1);
+    resp->body = apr_pstrmemdup(p, x->body, x->len);
+    resp->body_len = x->len;
+    resp->effective_url = req->url;
+    *presp = resp;
+    return APR_SUCCESS;
+}
+
+START_TEST(mutated_answers_are_refused_or_parsed_never_crash)
+{
+    static const char *valid[] = {
+        "{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"5\",\"mod_revision\":\"9\","
+        "\"version\":\"3\",\"value\":\"aGVsbG8=\",\"lease\":\"7\"}],\"count\":\"1\"}",
+        "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":"
+        "\"aw==\",\"create_revision\":\"5\",\"mod_revision\":\"9\",\"value\":\"aGk=\"}]}}]}",
+        "{\"result\":{" HDR ",\"ID\":\"12\",\"TTL\":\"30\"}}",
+    };
+    static const char alphabet[] = "{}[]\",:0aZ=\\-9 ";
+    acme_http_t http = {NULL, echo_perform};
+    apr_array_header_t *eps = apr_array_make(pool, 1, sizeof(const char *));
+    acme_etcd_config_t c;
+    acme_etcd_t *e;
+    echo_t x;
+    unsigned int seed = 1;
+    int i, ok = 0, refused = 0;
+
+    APR_ARRAY_PUSH(eps, const char *) = "http://e1:2379";
+    acme_etcd_config_init(&c);
+    c.endpoints = eps;
+    http.baton = &x;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, acme_result_make(pool)), APR_SUCCESS);
+    for (i = 0; i < 3000; ++i) {
+        apr_pool_t *sub;
+        const char *src = valid[i % 3];
+        apr_size_t n = strlen(src), pos;
+        char *buf;
+        acme_result_t *r;
+        acme_etcd_kv_t *kv;
+        acme_etcd_txn_t *t;
+        acme_etcd_txn_result_t *res;
+        apr_int64_t ttl;
+        apr_status_t rv;
+        int k;
+
+        apr_pool_create(&sub, pool);
+        r = acme_result_make(sub);
+        buf = apr_pstrmemdup(sub, src, n);
+        for (k = 0; k < 1 + i % 3; ++k) {
+            pos = (apr_size_t)rand_r(&seed) % n;
+            switch (rand_r(&seed) % 3) {
+            case 0: n = pos; break;                                            /* truncate */
+            case 1: buf[pos] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)]; break;
+            default: buf[pos] = (char)(rand_r(&seed) % 256); break;            /* any byte */
+            }
+            if (!n) {
+                break;
+            }
+        }
+        x.body = buf;
+        x.len = n;
+        if (i % 3 == 0) {
+            rv = acme_etcd_get(&kv, e, "k", sub, r);
+        }
+        else if (i % 3 == 1) {
+            t = acme_etcd_txn_make(sub);
+            acme_etcd_txn_if_absent(t, "k");
+            acme_etcd_txn_get(t, ACME_ETCD_THEN, "k", 0);
+            acme_etcd_txn_get(t, ACME_ETCD_ELSE, "k", 0);
+            rv = acme_etcd_txn_commit(&res, e, t, sub, r);
+        }
+        else {
+            rv = acme_etcd_lease_keepalive(&ttl, e, 12, sub, r);
+        }
+        if (rv == APR_SUCCESS || rv == APR_ENOENT) {
+            ++ok;
+        }
+        else {
+            ck_assert_msg(r->detail && *r->detail, "case %d: refused without a reason", i);
+            ++refused;
+        }
+        apr_pool_destroy(sub);
+    }
+    ck_assert_int_gt(refused, 1000);   /* the mutations do break answers */
+    ck_assert_int_gt(ok, 10);          /* and some harmless ones still parse */
+}
+END_TEST
+
 /* ---- the store on etcd ------------------------------------------------------------- */
 
 static const unsigned char store_key[32] = "abcdefghijklmnopqrstuvwxyz012345";
@@ -956,6 +1059,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, malformed_write_answers_are_refused);
     tcase_add_test(tc, lease_grant_keepalive_and_revoke);
     tcase_add_test(tc, revision_reads_the_header);
+    tcase_add_test(tc, mutated_answers_are_refused_or_parsed_never_crash);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("store");
