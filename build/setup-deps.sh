@@ -6,7 +6,8 @@ set -eu
 PACKAGES="apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev
 pkg-config autoconf automake libtool make gcc check pebble python3 python3-pytest
 python3-cryptography python3-requests curl openssl ca-certificates prometheus
-build-essential dpkg-dev fakeroot debhelper lintian"
+build-essential dpkg-dev fakeroot debhelper lintian
+etcd-server etcd-client"
 
 missing=""
 for p in $PACKAGES; do
@@ -40,5 +41,9 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing
 # project never needs the system instance, and it would hold ports 80/443.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet apache2 2>/dev/null; then
     $SUDO systemctl stop apache2 || true
+fi
+# Likewise etcd-server's own member: the tests start their own clusters.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    $SUDO systemctl stop etcd || true
 fi
 echo "setup-deps: done"

@@ -1513,3 +1513,227 @@ void acme_sha256(unsigned char out[32], const void *data, apr_size_t len)
         memset(out, 0, 32);
     }
 }
+
+/* ---- sealing secrets (AES-256-GCM) -------------------------------------------------- */
+
+#define SEAL_NONCE_LEN 12
+#define SEAL_TAG_LEN 16
+
+typedef struct {
+    void *data;
+    apr_size_t len;
+} wipe_t;
+
+static apr_status_t wipe_cleanup(void *baton)
+{
+    wipe_t *w = baton;
+
+    OPENSSL_cleanse(w->data, w->len);
+    return APR_SUCCESS;
+}
+
+static void wipe_with_pool(apr_pool_t *p, void *data, apr_size_t len)
+{
+    wipe_t *w = apr_palloc(p, sizeof(*w));
+
+    w->data = data;
+    w->len = len;
+    apr_pool_cleanup_register(p, w, wipe_cleanup, apr_pool_cleanup_null);
+}
+
+static apr_status_t ctx_cleanup(void *baton)
+{
+    EVP_CIPHER_CTX_free(baton);
+    return APR_SUCCESS;
+}
+
+int acme_is_sealed(const char *data, apr_size_t len)
+{
+    apr_size_t n = sizeof(ACME_SEAL_PREFIX) - 1;
+
+    return data && len >= n && !memcmp(data, ACME_SEAL_PREFIX, n);
+}
+
+apr_status_t acme_seal(const char **psealed, apr_pool_t *p, const unsigned char *key,
+                       const char *ad, const void *data, apr_size_t len)
+{
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *buf = NULL;
+    int n, total;
+    apr_status_t rv = APR_EGENERAL;
+
+    *psealed = NULL;
+    if (len > INT_MAX - SEAL_NONCE_LEN - SEAL_TAG_LEN || strlen(ad) > INT_MAX) {
+        return APR_EINVAL;
+    }
+    buf = apr_palloc(p, SEAL_NONCE_LEN + len + SEAL_TAG_LEN);
+    ctx = EVP_CIPHER_CTX_new();
+    if (!ctx) {
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(p, ctx, ctx_cleanup, apr_pool_cleanup_null);
+    /* 96-bit random nonces: the collision risk stays negligible far beyond
+     * the number of keys a store ever seals under one key */
+    if (RAND_bytes(buf, SEAL_NONCE_LEN) != 1
+        || !EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)
+        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL)
+        || !EVP_EncryptInit_ex(ctx, NULL, NULL, key, buf)
+        || !EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)ad, (int)strlen(ad))
+        || !EVP_EncryptUpdate(ctx, buf + SEAL_NONCE_LEN, &n, data, (int)len)) {
+        goto leave;
+    }
+    total = n;
+    if (!EVP_EncryptFinal_ex(ctx, buf + SEAL_NONCE_LEN + total, &n)) {
+        goto leave;
+    }
+    total += n;
+    if (!EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN,
+                             buf + SEAL_NONCE_LEN + total)) {
+        goto leave;
+    }
+    *psealed = apr_pstrcat(p, ACME_SEAL_PREFIX,
+                           acme_b64url_encode(p, buf, SEAL_NONCE_LEN + (apr_size_t)total
+                                              + SEAL_TAG_LEN), NULL);
+    rv = APR_SUCCESS;
+leave:
+    if (rv != APR_SUCCESS) {
+        ssl_errors_drain("AES-256-GCM seal");
+    }
+    return rv;
+}
+
+apr_status_t acme_unseal(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                         const unsigned char *key, const char *ad, const char *sealed,
+                         apr_size_t sealed_len, const char **perr)
+{
+    apr_size_t pn = sizeof(ACME_SEAL_PREFIX) - 1, rawlen, ctlen;
+    EVP_CIPHER_CTX *ctx;
+    unsigned char *raw, *out;
+    const char *text, *err = NULL;
+    int n, total;
+    apr_status_t rv = APR_EINVAL;
+
+    *pdata = NULL;
+    *plen = 0;
+    if (!acme_is_sealed(sealed, sealed_len)) {
+        err = "not a sealed value (no " ACME_SEAL_PREFIX " prefix)";
+        goto leave;
+    }
+    text = apr_pstrmemdup(p, sealed + pn, sealed_len - pn);
+    if (strlen(text) != sealed_len - pn
+        || acme_b64url_decode(&raw, &rawlen, p, text) != APR_SUCCESS) {
+        err = "a sealed value that is not base64url";
+        goto leave;
+    }
+    if (rawlen < SEAL_NONCE_LEN + SEAL_TAG_LEN || rawlen - SEAL_NONCE_LEN > INT_MAX) {
+        err = "a sealed value that is too short (truncated?)";
+        goto leave;
+    }
+    ctlen = rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+    out = apr_palloc(p, ctlen + 1);
+    wipe_with_pool(p, out, ctlen + 1);
+    ctx = EVP_CIPHER_CTX_new();
+    if (!ctx) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    apr_pool_cleanup_register(p, ctx, ctx_cleanup, apr_pool_cleanup_null);
+    rv = APR_EGENERAL;
+    if (!EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)
+        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN, NULL)
+        || !EVP_DecryptInit_ex(ctx, NULL, NULL, key, raw)
+        || !EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)ad, (int)strlen(ad))
+        || !EVP_DecryptUpdate(ctx, out, &n, raw + SEAL_NONCE_LEN, (int)ctlen)
+        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN,
+                                raw + SEAL_NONCE_LEN + ctlen)) {
+        ssl_errors_drain("AES-256-GCM unseal");
+        err = "the cipher failed";
+        goto leave;
+    }
+    total = n;
+    if (EVP_DecryptFinal_ex(ctx, out + total, &n) != 1) {
+        ERR_clear_error();
+        rv = APR_EACCES;
+        err = "the sealed value does not authenticate (another encryption key, a value "
+              "moved from another item, or altered)";
+        goto leave;
+    }
+    total += n;
+    out[total] = '\0';
+    *pdata = (const char *)out;
+    *plen = (apr_size_t)total;
+    rv = APR_SUCCESS;
+leave:
+    if (perr) {
+        *perr = err;
+    }
+    return rv;
+}
+
+apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
+                                 int flags, const char **perr)
+{
+    const char *fix = apr_psprintf(p, "(make one with: openssl rand -out %s 32; "
+                                   "chown root %s; chmod 0400 %s)", path, path, path);
+    apr_finfo_t fi;
+    apr_file_t *f = NULL;
+    unsigned char *key = apr_palloc(p, ACME_SEAL_KEY_LEN + 1);
+    apr_size_t n = ACME_SEAL_KEY_LEN + 1;
+    apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    *pkey = NULL;
+    wipe_with_pool(p, key, ACME_SEAL_KEY_LEN + 1);
+    /* stat first: opening a FIFO or a device could block or read forever */
+    rv = apr_stat(&fi, path, wanted, p);
+    if (rv == APR_SUCCESS && fi.filetype == APR_REG) {
+        rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_info_get(&fi, wanted, f);   /* the file we read, not a replaced one */
+        }
+    }
+    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
+        err = apr_psprintf(p, "cannot read the store encryption key file %s: %pm %s", path,
+                           &rv, fix);
+        goto leave;
+    }
+    rv = APR_EINVAL;
+    if (fi.filetype != APR_REG) {
+        err = apr_psprintf(p, "the store encryption key file %s is not a regular file %s",
+                           path, fix);
+    }
+    else if (fi.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
+        err = apr_psprintf(p, "the store encryption key file %s can be read or written by "
+                           "group or others: chmod 0400 %s", path, path);
+    }
+    else if (!(flags & ACME_KEYFILE_ANY_OWNER) && fi.user != 0) {
+        err = apr_psprintf(p, "the store encryption key file %s is not owned by root: "
+                           "chown root %s", path, path);
+    }
+    else if (fi.size != ACME_SEAL_KEY_LEN) {
+        err = apr_psprintf(p, "the store encryption key file %s has %ld bytes, it must hold "
+                           "exactly %d random bytes %s", path, (long)fi.size, ACME_SEAL_KEY_LEN,
+                           fix);
+    }
+    else {
+        rv = apr_file_read_full(f, key, n, &n);
+        if (n != ACME_SEAL_KEY_LEN || (rv != APR_SUCCESS && rv != APR_EOF)) {
+            rv = APR_EINVAL;
+            err = apr_psprintf(p, "the store encryption key file %s changed while it was read",
+                               path);
+        }
+        else {
+            rv = APR_SUCCESS;
+            *pkey = key;
+        }
+    }
+leave:
+    if (f) {
+        apr_file_close(f);
+    }
+    if (perr) {
+        *perr = err;
+    }
+    return rv;
+}

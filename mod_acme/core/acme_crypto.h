@@ -118,4 +118,30 @@ apr_status_t acme_cert_get_acme_id(const unsigned char **pdigest, int *pcritical
 /* SHA-256 */
 void acme_sha256(unsigned char out[32], const void *data, apr_size_t len);
 
+/* AES-256-GCM for secrets kept in a shared store. ad (associated data) is
+ * the item's name, so a value copied to another name does not open. The
+ * sealed form is text: ACME_SEAL_PREFIX base64url(nonce[12] | ciphertext | tag[16]). */
+#define ACME_SEAL_KEY_LEN 32
+#define ACME_SEAL_PREFIX "v1:"
+apr_status_t acme_seal(const char **psealed, apr_pool_t *p, const unsigned char *key,
+                       const char *ad, const void *data, apr_size_t len);
+/* APR_EINVAL when sealed is not in the sealed form (garbage, truncated);
+ * APR_EACCES when it does not authenticate (wrong key, other ad, altered).
+ * *perr (may be NULL) says which. The plaintext is NUL-terminated (not
+ * counted) and wiped when p goes away. */
+apr_status_t acme_unseal(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                         const unsigned char *key, const char *ad, const char *sealed,
+                         apr_size_t sealed_len, const char **perr);
+/* Non-zero when data starts like a sealed value. */
+int acme_is_sealed(const char *data, apr_size_t len);
+
+/* Reads the store encryption key: exactly ACME_SEAL_KEY_LEN bytes in a
+ * regular file owned by root that group and others can neither read nor
+ * write (made with `openssl rand -out FILE 32`). Anything else fails with
+ * *perr saying what to fix. The key is wiped when p goes away.
+ * ACME_KEYFILE_ANY_OWNER skips the owner check (unit tests, non-root CLI). */
+#define ACME_KEYFILE_ANY_OWNER 0x1
+apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
+                                 int flags, const char **perr);
+
 #endif /* ACME_CRYPTO_H */

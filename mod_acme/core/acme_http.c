@@ -8,6 +8,8 @@
 void acme_http_config_init(acme_http_config_t *conf)
 {
     conf->ca_file = NULL;
+    conf->cert_file = NULL;
+    conf->key_file = NULL;
     conf->proxy = NULL;
     conf->connect_timeout = ACME_HTTP_CONNECT_TIMEOUT_DEFAULT;
     conf->timeout = ACME_HTTP_TIMEOUT_DEFAULT;

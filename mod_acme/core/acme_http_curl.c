@@ -238,6 +238,14 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     if (ch->conf.ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, ch->conf.ca_file);
     }
+    if (ch->conf.cert_file) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, ch->conf.cert_file);
+        curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (ch->conf.key_file) {
+        curl_easy_setopt(c, CURLOPT_SSLKEY, ch->conf.key_file);
+        curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
     /* Only an explicitly configured proxy: a daemon must not change its
      * route because of an environment variable it happened to inherit. */
     curl_easy_setopt(c, CURLOPT_PROXY, ch->conf.proxy ? ch->conf.proxy : "");
@@ -351,7 +359,9 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, apr_pool_t *p,
     if (conf) {
         ch->conf.ca_file = conf->ca_file ? apr_pstrdup(p, conf->ca_file) : NULL;
         ch->conf.proxy = conf->proxy ? apr_pstrdup(p, conf->proxy) : NULL;
-        ch->conf.abort = conf->abort; /* it was dropped here: no transfer could be stopped */
+        ch->conf.cert_file = conf->cert_file ? apr_pstrdup(p, conf->cert_file) : NULL;
+        ch->conf.key_file = conf->key_file ? apr_pstrdup(p, conf->key_file) : NULL;
+        ch->conf.abort = conf->abort;
         if (conf->connect_timeout > 0) {
             ch->conf.connect_timeout = conf->connect_timeout;
         }

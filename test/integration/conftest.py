@@ -17,6 +17,8 @@
 #                            fails on unexpected [error]+ lines (httpd.expect_errors)
 #   acme_proxy    (function) harness.acmeproxy.AcmeProxy started in front of pebble:
 #                            ARI, profiles, injected faults; acme_proxy_factory(p)
+#   etcd_cluster             harness.etcd.EtcdCluster: 3 etcd members on loopback,
+#                            .endpoints .kill(i) .start_member(i) .heal() .etcdctl()
 # Environment: MOD_ACME_TEST_TMP (parent of work_root), MOD_ACME_KEEP_TMP=1,
 # MOD_ACME_TEST_TIME_LIMIT (seconds per test phase), APACHE_BIN, PEBBLE_BIN.
 import os
@@ -306,3 +308,18 @@ def acme_proxy(acme_proxy_factory, pebble):
     proxy = acme_proxy_factory(pebble)
     proxy.reported_by_fixture = True
     return proxy
+
+
+# ------------------------------------------------------------------ etcd
+@pytest.fixture(scope="session")
+def etcd_cluster(work_root):
+    """(session) a 3-member etcd cluster; a test that kills or pauses members
+    calls heal() before it ends."""
+    from harness.etcd import EtcdCluster
+
+    cluster = EtcdCluster(os.path.join(work_root, "etcd"), size=3)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

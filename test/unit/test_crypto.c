@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_strings.h>
@@ -762,6 +763,142 @@ START_TEST(sha256_known_answer)
 }
 END_TEST
 
+/* ---- sealing (AES-256-GCM) ------------------------------------------------------ */
+
+static const unsigned char seal_key[32] = "0123456789abcdef0123456789abcdef";
+
+START_TEST(seal_round_trip_with_fresh_nonces)
+{
+    static const char secret[] = "-----BEGIN PRIVATE KEY-----\nAAAA\0binary";
+    const char *s1, *s2, *out, *err;
+    apr_size_t len;
+
+    ck_assert_int_eq(acme_seal(&s1, pool, seal_key, "mod_acme/domains/a/key.pem", secret,
+                               sizeof(secret)), APR_SUCCESS);
+    ck_assert_int_eq(acme_seal(&s2, pool, seal_key, "mod_acme/domains/a/key.pem", secret,
+                               sizeof(secret)), APR_SUCCESS);
+    ck_assert(!strncmp(s1, ACME_SEAL_PREFIX, 3));
+    ck_assert(acme_is_sealed(s1, strlen(s1)));
+    ck_assert_str_ne(s1, s2);   /* a random nonce per seal */
+    ck_assert_ptr_null(strstr(s1, "PRIVATE"));
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "mod_acme/domains/a/key.pem", s1,
+                                 strlen(s1), &err), APR_SUCCESS);
+    ck_assert_uint_eq(len, sizeof(secret));
+    ck_assert(!memcmp(out, secret, len));
+    ck_assert_int_eq(acme_seal(&s1, pool, seal_key, "k", "", 0), APR_SUCCESS);
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "k", s1, strlen(s1), &err),
+                     APR_SUCCESS);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+START_TEST(unseal_refuses_wrong_key_moved_value_alteration_and_garbage)
+{
+    unsigned char other_key[32];
+    const char *s, *out, *err;
+    char *altered;
+    apr_size_t len, n;
+
+    memcpy(other_key, seal_key, 32);
+    other_key[31] ^= 1;
+    ck_assert_int_eq(acme_seal(&s, pool, seal_key, "p/domains/a/key", "secret", 6), APR_SUCCESS);
+    n = strlen(s);
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, other_key, "p/domains/a/key", s, n, &err),
+                     APR_EACCES);
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(strstr(err, "does not authenticate"));
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "p/domains/b/key", s, n, &err),
+                     APR_EACCES);
+    altered = apr_pstrdup(pool, s);
+    altered[10] = altered[10] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "p/domains/a/key", altered, n,
+                                 &err), APR_EACCES);
+    /* truncated: a shorter tag no longer authenticates, a stub is too short */
+    ck_assert_int_ne(acme_unseal(&out, &len, pool, seal_key, "p/domains/a/key", s, n - 4, &err),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "p/domains/a/key", s, 19, &err),
+                     APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "too short"));
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "p/domains/a/key",
+                                 "-----BEGIN PRIVATE KEY-----", 27, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not a sealed value"));
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "k", "v1:!!!!", 7, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "k", "v1:AAAA\0AAAA", 12, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(acme_unseal(&out, &len, pool, seal_key, "k", "", 0, &err), APR_EINVAL);
+    ck_assert_ptr_null(out);
+}
+END_TEST
+
+static const char *write_key_file(const char *dir, const char *name, apr_size_t len,
+                                  apr_fileperms_t perms)
+{
+    const char *path = apr_pstrcat(pool, dir, "/", name, NULL);
+    apr_file_t *f;
+    apr_size_t n;
+
+    ck_assert_int_eq(apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                                   | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY, perms, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(apr_file_write_full(f, seal_key, len > 32 ? 32 : len, &n), APR_SUCCESS);
+    if (len > 32) {
+        ck_assert_int_eq(apr_file_write_full(f, "xxxxxxxx", len - 32, &n), APR_SUCCESS);
+    }
+    apr_file_close(f);
+    ck_assert_int_eq(apr_file_perms_set(path, perms), APR_SUCCESS);
+    return path;
+}
+
+START_TEST(store_key_load_accepts_only_a_private_32_byte_root_file)
+{
+    const char *dir = mkdtemp_dir(), *path, *err;
+    const unsigned char *key;
+
+    path = write_key_file(dir, "good", 32, APR_FPROT_UREAD | APR_FPROT_UWRITE);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_SUCCESS);
+    ck_assert(!memcmp(key, seal_key, 32));
+    path = write_key_file(dir, "short", 31, APR_FPROT_UREAD);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_ptr_null(key);
+    ck_assert_msg(strstr(err, "has 31 bytes") && strstr(err, "openssl rand -out"), "%s", err);
+    path = write_key_file(dir, "long", 33, APR_FPROT_UREAD);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_msg(strstr(err, "has 33 bytes"), "%s", err);
+    path = write_key_file(dir, "world", 32, APR_FPROT_UREAD | APR_FPROT_WREAD);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_msg(strstr(err, "group or others") && strstr(err, "chmod 0400"), "%s", err);
+    path = write_key_file(dir, "group", 32, APR_FPROT_UREAD | APR_FPROT_GWRITE);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(acme_store_key_load(&key, pool, dir, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_msg(strstr(err, "not a regular file"), "%s", err);
+    ck_assert_int_ne(acme_store_key_load(&key, pool, apr_pstrcat(pool, dir, "/none", NULL),
+                                         ACME_KEYFILE_ANY_OWNER, &err), APR_SUCCESS);
+    ck_assert_msg(strstr(err, "cannot read"), "%s", err);
+    /* the owner check: a file of another user is refused unless skipped */
+    path = write_key_file(dir, "owner", 32, APR_FPROT_UREAD);
+    if (getuid() == 0) {
+        ck_assert_int_eq(chown(path, 65534, 65534), 0);
+        ck_assert_int_eq(acme_store_key_load(&key, pool, path, 0, &err), APR_EINVAL);
+        ck_assert_msg(strstr(err, "not owned by root") && strstr(err, "chown root"), "%s", err);
+        ck_assert_int_eq(acme_store_key_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                         APR_SUCCESS);
+    }
+    else {
+        ck_assert_int_eq(acme_store_key_load(&key, pool, path, 0, &err), APR_EINVAL);
+        ck_assert_msg(strstr(err, "not owned by root"), "%s", err);
+    }
+    rm_rf(dir);
+}
+END_TEST
+
 static Suite *crypto_suite(void)
 {
     Suite *s = suite_create("acme_crypto");
@@ -791,6 +928,13 @@ static Suite *crypto_suite(void)
     tcase_add_test(tc, ari_id_matches_rfc9773_example);
     tcase_add_test(tc, chain_verify_with_intermediate);
     tcase_add_test(tc, sha256_known_answer);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("seal");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, seal_round_trip_with_fresh_nonces);
+    tcase_add_test(tc, unseal_refuses_wrong_key_moved_value_alteration_and_garbage);
+    tcase_add_test(tc, store_key_load_accepts_only_a_private_32_byte_root_file);
     suite_add_tcase(s, tc);
     return s;
 }

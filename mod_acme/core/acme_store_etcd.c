@@ -1,0 +1,964 @@
+/* acme_store_etcd.c: the cluster store on etcd. Each item is one key whose value
+ * carries its mtime and whether it is sealed; private keys are stored only sealed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_hash.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_crypto.h"
+#include "acme_etcd.h"
+#include "acme_store.h"
+#include "acme_store_etcd.h"
+
+/* "acme-item 1 <mtime in usec> <p|s>\n" then the payload: plain, or sealed
+ * with the item's etcd key as associated data. */
+#define ITEM_MAGIC "acme-item 1 "
+#define ITEM_PLAIN 'p'
+#define ITEM_SEALED 's'
+#define LOCKS_DIR "locks/"
+#define META_KEY "store"        /* <prefix>store: schema, sealed (see acme_store_etcd_verify) */
+#define MAX_PREFIX 200
+#define MOVE_ATTEMPTS 4
+#define LIST_PAGE 1000
+#define TS_LEN 14           /* YYYYmmddHHMMSS, as the filesystem store names archives */
+
+typedef struct {
+    apr_pool_t *pool;
+    acme_etcd_t *etcd;
+    const char *prefix;
+    const unsigned char *key;
+} es_t;
+
+/* etcd down is expected and reported by the callers; garbage from etcd is not. */
+static apr_status_t report(acme_result_t *r, apr_pool_t *p)
+{
+    int quiet = r->problem && (!strcmp(r->problem, "acme:network")
+                               || !strcmp(r->problem, "acme:stopped"));
+
+    acme_log(ACME_LOG_MARK, quiet ? ACME_LOG_DEBUG : ACME_LOG_ERR, r->status,
+             "ACME1102: store: %s", acme_result_describe(r, p));
+    return r->status != APR_SUCCESS ? r->status : APR_EGENERAL;
+}
+
+static const char *name_prefix(const es_t *es, acme_store_group_t g, const char *name,
+                               apr_pool_t *p)
+{
+    const char *gn = acme_store_group_name(g);
+
+    if (!gn || (name && !acme_store_name_is_valid(name))) {
+        return NULL;
+    }
+    return name ? apr_pstrcat(p, es->prefix, gn, "/", name, "/", NULL)
+                : apr_pstrcat(p, es->prefix, gn, "/", NULL);
+}
+
+static const char *item_key(const es_t *es, acme_store_group_t g, const char *name,
+                            const char *aspect, apr_pool_t *p)
+{
+    const char *np = name ? name_prefix(es, g, name, p) : NULL;
+
+    if (!np || !acme_store_name_is_valid(aspect)) {
+        return NULL;
+    }
+    return apr_pstrcat(p, np, aspect, NULL);
+}
+
+const char *acme_store_etcd_key(acme_store_t *s, acme_store_group_t g, const char *name,
+                                const char *aspect, apr_pool_t *p)
+{
+    return item_key(s->baton, g, name, aspect, p);
+}
+
+/* ---- the item envelope --------------------------------------------------------------- */
+
+static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, const char *key,
+                           const char *data, apr_size_t len, int secret, apr_time_t mtime,
+                           apr_pool_t *p)
+{
+    const char *payload = data, *head;
+    apr_size_t hlen;
+    char *out;
+    apr_status_t rv;
+
+    *pout = NULL;
+    *plen = 0;
+    if (secret) {
+        rv = acme_seal(&payload, p, es->key, key, data, len);
+        if (rv != APR_SUCCESS) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME1103: store: cannot seal %s", key);
+            return rv;
+        }
+        len = strlen(payload);
+    }
+    head = apr_psprintf(p, ITEM_MAGIC "%" APR_TIME_T_FMT " %c\n", mtime,
+                        secret ? ITEM_SEALED : ITEM_PLAIN);
+    hlen = strlen(head);
+    out = apr_palloc(p, hlen + len + 1);
+    memcpy(out, head, hlen);
+    memcpy(out + hlen, payload, len);
+    out[hlen + len] = '\0';
+    *pout = out;
+    *plen = hlen + len;
+    return APR_SUCCESS;
+}
+
+/* open_secret 0: only the header is checked (for mtime). The payload points
+ * into value, which the etcd client NUL-terminates. */
+static apr_status_t decode(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
+                           int *psealed, const es_t *es, const char *key, const char *value,
+                           apr_size_t vlen, int open_secret, apr_pool_t *p)
+{
+    apr_size_t mlen = sizeof(ITEM_MAGIC) - 1, i = mlen, digits = 0;
+    apr_time_t mtime = 0;
+    const char *err;
+    char flag;
+    apr_status_t rv;
+
+    *pdata = NULL;
+    *plen = 0;
+    if (vlen < mlen || memcmp(value, ITEM_MAGIC, mlen)) {
+        goto bad;
+    }
+    for (; i < vlen && apr_isdigit(value[i]) && digits < 18; ++i, ++digits) {
+        mtime = mtime * 10 + (value[i] - '0');
+    }
+    if (!digits || i + 3 > vlen || value[i] != ' ' || value[i + 2] != '\n') {
+        goto bad;
+    }
+    flag = value[i + 1];
+    i += 3;
+    if (pmtime) {
+        *pmtime = mtime;
+    }
+    if (psealed) {
+        *psealed = flag == ITEM_SEALED;
+    }
+    if (flag == ITEM_PLAIN) {
+        *pdata = value + i;
+        *plen = vlen - i;
+        return APR_SUCCESS;
+    }
+    if (flag != ITEM_SEALED) {
+        goto bad;
+    }
+    if (!open_secret) {
+        return APR_SUCCESS;
+    }
+    rv = acme_unseal(pdata, plen, p, es->key, key, value + i, vlen - i, &err);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME1104: store: etcd item %s does not "
+                 "decrypt with ManagedStoreEncryptionKey: %s", key, err ? err : "?");
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+bad:
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, "ACME1105: store: etcd item %s is not "
+             "in mod_acme's item format (written by something else?)", key);
+    return APR_EINVAL;
+}
+
+/* ---- items --------------------------------------------------------------------------- */
+
+static apr_status_t es_load(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char **pdata, apr_size_t *plen,
+                            apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = item_key(es, g, name, aspect, p);
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    apr_status_t rv;
+
+    *pdata = NULL;
+    *plen = 0;
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT) {
+        return rv;
+    }
+    if (rv != APR_SUCCESS) {
+        return report(r, p);
+    }
+    return decode(pdata, plen, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names (or, with leaves, the aspects) below a prefix of plen bytes. */
+static void add_entries(apr_array_header_t *names, apr_hash_t *seen,
+                        const apr_array_header_t *kvs, apr_size_t plen, int leaves,
+                        apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < kvs->nelts; ++i) {
+        const char *rest = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *)->key + plen;
+        const char *slash = strchr(rest, '/');
+        const char *entry;
+
+        if (leaves) {
+            entry = slash ? NULL : rest;
+        }
+        else {
+            entry = slash ? apr_pstrmemdup(p, rest, (apr_size_t)(slash - rest)) : NULL;
+        }
+        /* keys we would never write (by hand, another tool) are not items */
+        if (!entry || !acme_store_name_is_valid(entry)
+            || apr_hash_get(seen, entry, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        apr_hash_set(seen, entry, APR_HASH_KEY_STRING, entry);
+        APR_ARRAY_PUSH(names, const char *) = entry;
+    }
+}
+
+static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *name,
+                            apr_array_header_t **pnames, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *pre = name_prefix(es, g, name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs, *names = apr_array_make(p, 16, sizeof(const char *));
+    apr_hash_t *seen = apr_hash_make(p);
+    const char *from = NULL;
+    apr_size_t plen;
+    int more = 0;
+
+    *pnames = names;
+    if (!pre) {
+        return APR_EINVAL;
+    }
+    plen = strlen(pre);
+    /* in pages, so that a large fleet's listing never hits the answer limit */
+    do {
+        if (acme_etcd_get_prefix_from(&kvs, &more, es->etcd, pre, from, 1, LIST_PAGE, p, r)
+            != APR_SUCCESS) {
+            return report(r, p);
+        }
+        if (kvs->nelts) {
+            /* the smallest key after the last one */
+            from = apr_pstrcat(p, APR_ARRAY_IDX(kvs, kvs->nelts - 1, acme_etcd_kv_t *)->key,
+                               "\x01", NULL);
+        }
+        add_entries(names, seen, kvs, plen, name != NULL, p);
+    } while (more && kvs->nelts);
+    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
+    return name && !names->nelts ? APR_ENOENT : APR_SUCCESS;
+}
+
+static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *name,
+                             const char *aspect, apr_time_t *pmtime, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs;
+    const char *pre, *data;
+    apr_size_t len;
+    apr_time_t t;
+    apr_status_t rv;
+    int i, n;
+
+    *pmtime = 0;
+    if (!name) {
+        return APR_EINVAL;
+    }
+    pre = aspect ? item_key(es, g, name, aspect, p) : name_prefix(es, g, name, p);
+    if (!pre) {
+        return APR_EINVAL;
+    }
+    if (aspect) {
+        acme_etcd_kv_t *kv;
+
+        rv = acme_etcd_get(&kv, es->etcd, pre, p, r);
+        if (rv == APR_ENOENT) {
+            return rv;
+        }
+        if (rv != APR_SUCCESS) {
+            return report(r, p);
+        }
+        kvs = apr_array_make(p, 1, sizeof(acme_etcd_kv_t *));
+        APR_ARRAY_PUSH(kvs, acme_etcd_kv_t *) = kv;
+    }
+    else if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 0, 0, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    /* a name's time is that of its newest item, as a directory's would be */
+    for (i = 0, n = 0; i < kvs->nelts; ++i) {
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        const char *rest = kv->key + strlen(pre);
+
+        if (!aspect && (strchr(rest, '/') || !acme_store_name_is_valid(rest))) {
+            continue;   /* not an item of ours, as in list */
+        }
+        ++n;
+        rv = decode(&data, &len, &t, NULL, es, kv->key, kv->value, kv->value_len, 0, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (t > *pmtime) {
+            *pmtime = t;
+        }
+    }
+    return n ? APR_SUCCESS : APR_ENOENT;
+}
+
+/* ---- claims ------------------------------------------------------------------------ */
+
+static int owner_is_valid(const char *owner)
+{
+    apr_size_t i;
+
+    for (i = 0; owner && owner[i]; ++i) {
+        if (!apr_isgraph(owner[i]) || i > 255) {
+            return 0;
+        }
+    }
+    return owner && owner[0];
+}
+
+static const char *lock_key(const es_t *es, const char *lockname, apr_pool_t *p)
+{
+    return acme_store_name_is_valid(lockname) ? apr_pstrcat(p, es->prefix, LOCKS_DIR, lockname,
+                                                            NULL) : NULL;
+}
+
+static int is_owner(const acme_etcd_kv_t *kv, const char *owner)
+{
+    return kv->value_len == strlen(owner) && !memcmp(kv->value, owner, kv->value_len);
+}
+
+static acme_store_claim_t *claim_make(const char *name, const char *owner, apr_uint64_t token,
+                                      apr_interval_time_t lease, apr_pool_t *p)
+{
+    acme_store_claim_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->name = apr_pstrdup(p, name);
+    c->owner = apr_pstrdup(p, owner);
+    c->token = token;
+    c->lease = lease;
+    return c;
+}
+
+/* The claim is a key bound to an etcd lease, so that etcd drops it when its
+ * holder stops renewing (crash, pause, partition). Its create revision is
+ * the token: every new claim of any name gets a greater one. */
+static apr_status_t es_claim(acme_store_t *s, acme_store_claim_t **pclaim, const char *name,
+                             const char *owner, apr_interval_time_t lease, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_int64_t ttl = (apr_int64_t)((lease + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC), id, left;
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_array_header_t *held;
+    apr_status_t rv;
+    int attempt;
+
+    *pclaim = NULL;
+    if (!key || !owner_is_valid(owner) || lease <= 0) {
+        return APR_EINVAL;
+    }
+    for (attempt = 0; attempt < 3; ++attempt) {
+        rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+        if (rv == APR_SUCCESS) {
+            if (!is_owner(kv, owner)) {
+                *pclaim = claim_make(name, owner_is_valid(kv->value) ? kv->value : "?", 0,
+                                     lease, p);
+                return APR_EBUSY;
+            }
+            /* ours already: claiming again renews it */
+            rv = kv->lease ? acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r)
+                           : APR_SUCCESS;
+            if (rv == APR_ENOENT) {
+                continue;   /* expired just now: claim anew */
+            }
+            if (rv != APR_SUCCESS) {
+                return report(r, p);
+            }
+            *pclaim = claim_make(name, owner, (apr_uint64_t)kv->create_revision, lease, p);
+            return APR_SUCCESS;
+        }
+        if (rv != APR_ENOENT) {
+            return report(r, p);
+        }
+        if (acme_etcd_lease_grant(&id, es->etcd, ttl, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        t = acme_etcd_txn_make(p);
+        acme_etcd_txn_if_absent(t, key);
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, owner, strlen(owner), id);
+        acme_etcd_txn_get(t, ACME_ETCD_ELSE, key, 0);
+        if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+            rv = report(r, p);
+            acme_result_reset(r);
+            acme_etcd_lease_revoke(es->etcd, id, p, r);
+            return rv;
+        }
+        if (res->succeeded) {
+            /* the txn created the key: its create revision */
+            *pclaim = claim_make(name, owner, (apr_uint64_t)res->revision, lease, p);
+            return APR_SUCCESS;
+        }
+        acme_etcd_lease_revoke(es->etcd, id, p, r);
+        held = APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *);
+        if (held->nelts && !is_owner(APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *), owner)) {
+            kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
+            *pclaim = claim_make(name, owner_is_valid(kv->value) ? kv->value : "?", 0, lease, p);
+            return APR_EBUSY;
+        }
+        /* ours after all (an earlier attempt that looked failed), or gone: again */
+    }
+    *pclaim = claim_make(name, "?", 0, lease, p);
+    return APR_EBUSY;
+}
+
+static apr_status_t es_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    acme_store_claim_t *again;
+    apr_status_t rv = es_claim(s, &again, c->name, c->owner, c->lease, p);
+
+    if (rv == APR_SUCCESS && again->token != c->token) {
+        /* it had run out and nobody took it: ours again, but writes made
+         * with the old token stay refused, as anybody's would be */
+        c->token = again->token;
+    }
+    return rv == APR_EBUSY ? ACME_STORE_EFENCED : rv;
+}
+
+static apr_status_t es_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, c->name, p);
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT || (rv == APR_SUCCESS
+                             && (apr_uint64_t)kv->create_revision != c->token)) {
+        return APR_SUCCESS;     /* gone already, or another holder's now */
+    }
+    if (rv != APR_SUCCESS) {
+        return report(r, p);
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_create(t, key, kv->create_revision);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (res->succeeded && kv->lease) {
+        acme_etcd_lease_revoke(es->etcd, kv->lease, p, r);
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- writes, fenced when the view carries a claim ---------------------------------------- */
+
+/* Makes t apply only while the view's claim is current; the ELSE branch
+ * reads the lock, so that a refusal can say who holds it now. */
+static void fence_txn(acme_etcd_txn_t *t, const es_t *es, const acme_store_claim_t *c,
+                      apr_pool_t *p)
+{
+    const char *lkey = lock_key(es, c->name, p);
+
+    acme_etcd_txn_if_create(t, lkey, (apr_int64_t)c->token);
+    acme_etcd_txn_get(t, ACME_ETCD_ELSE, lkey, 0);
+}
+
+/* After a txn that did not apply: was it the fence? */
+static int fence_refused(const acme_etcd_txn_result_t *res, const acme_store_claim_t *c,
+                         const char *what, apr_pool_t *p)
+{
+    apr_array_header_t *held;
+    const acme_etcd_kv_t *kv = NULL;
+
+    if (res->succeeded || !res->ranges->nelts) {
+        return 0;
+    }
+    held = APR_ARRAY_IDX(res->ranges, res->ranges->nelts - 1, apr_array_header_t *);
+    if (held->nelts) {
+        kv = APR_ARRAY_IDX(held, 0, acme_etcd_kv_t *);
+        if ((apr_uint64_t)kv->create_revision == c->token) {
+            return 0;   /* the claim holds: something else changed */
+        }
+    }
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, ACME_STORE_EFENCED, "ACME1107: store: %s for %s with "
+             "the claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
+             "current (its lease ran out and %s)", what, c->name, c->token, c->owner,
+             kv ? apr_psprintf(p, "'%s' holds token %" APR_INT64_T_FMT,
+                               owner_is_valid(kv->value) ? kv->value : "?", kv->create_revision)
+                : "nobody holds it now");
+    return 1;
+}
+
+static apr_status_t es_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len, int flags,
+                            apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = item_key(es, g, name, aspect, p), *value;
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    apr_size_t vlen;
+    apr_status_t rv;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    rv = encode(&value, &vlen, es, key, data, len, flags & ACME_STORE_SECRET, apr_time_now(), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!s->fence) {
+        if (acme_etcd_put(NULL, es->etcd, key, value, vlen, 0, p, r) != APR_SUCCESS) {
+            rv = report(r, p);
+        }
+        return rv;
+    }
+    t = acme_etcd_txn_make(p);
+    fence_txn(t, es, s->fence, p);
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (!res->succeeded) {
+        fence_refused(res, s->fence, apr_pstrcat(p, "writing ", key, NULL), p);
+        return ACME_STORE_EFENCED;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t es_remove(acme_store_t *s, acme_store_group_t g, const char *name,
+                              const char *aspect, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *key = aspect ? item_key(es, g, name, aspect, p)
+                             : name ? name_prefix(es, g, name, p) : NULL;
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+
+    if (!key) {
+        return APR_EINVAL;
+    }
+    if (!s->fence) {
+        if (acme_etcd_delete(NULL, es->etcd, key, aspect == NULL, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        return APR_SUCCESS;
+    }
+    t = acme_etcd_txn_make(p);
+    fence_txn(t, es, s->fence, p);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, key, aspect == NULL);
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (!res->succeeded) {
+        fence_refused(res, s->fence, apr_pstrcat(p, "removing ", key, NULL), p);
+        return ACME_STORE_EFENCED;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- move, with a bounded archive ------------------------------------------------------ */
+
+/* Is entry "<name>.<14 digits>[.<digits>]"? Strict, so that "example.org"
+ * never claims the archive of "example.org.uk". *pts points at the digits. */
+static int archive_entry_of(const char *entry, const char *name, const char **pts)
+{
+    apr_size_t n = strlen(name), i;
+    const char *rest;
+
+    if (strncmp(entry, name, n) || entry[n] != '.') {
+        return 0;
+    }
+    rest = entry + n + 1;
+    for (i = 0; i < TS_LEN; ++i) {
+        if (!apr_isdigit(rest[i])) {
+            return 0;
+        }
+    }
+    *pts = rest;
+    if (!rest[TS_LEN]) {
+        return 1;
+    }
+    if (rest[TS_LEN] != '.' || !rest[TS_LEN + 1]) {
+        return 0;
+    }
+    for (i = TS_LEN + 1; rest[i]; ++i) {
+        if (!apr_isdigit(rest[i]) || i > TS_LEN + 9) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    const char *entry;
+    const char *ts;     /* TS_LEN digits */
+    long seq;           /* the ".n" of entries made in the same second */
+} archived_t;
+
+static int cmp_archived_newest_first(const void *a, const void *b)
+{
+    const archived_t *x = a, *y = b;
+    int c = strncmp(y->ts, x->ts, TS_LEN);
+
+    return c ? c : (y->seq > x->seq) - (y->seq < x->seq);
+}
+
+static void archived_push(apr_array_header_t *arr, const char *entry, const char *ts)
+{
+    archived_t *a = apr_array_push(arr);
+
+    a->entry = entry;
+    a->ts = ts;
+    a->seq = ts[TS_LEN] == '.' ? strtol(ts + TS_LEN + 1, NULL, 10) : 0;
+}
+
+typedef struct {
+    const char *aspect;
+    const char *data;
+    apr_size_t len;
+    apr_time_t mtime;
+    int sealed;
+} item_t;
+
+/* The items under pre, opened (sealed ones too: they are resealed for
+ * their new key, since the old key name is their associated data). */
+static apr_status_t read_items(apr_array_header_t **pitems, const es_t *es, const char *pre,
+                               apr_pool_t *p, acme_result_t *r)
+{
+    apr_array_header_t *kvs, *items;
+    apr_size_t plen = strlen(pre);
+    apr_status_t rv;
+    int i;
+
+    *pitems = NULL;
+    if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 0, 0, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    items = apr_array_make(p, kvs->nelts, sizeof(item_t));
+    for (i = 0; i < kvs->nelts; ++i) {
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        item_t it;
+
+        it.aspect = kv->key + plen;
+        if (strchr(it.aspect, '/') || !acme_store_name_is_valid(it.aspect)) {
+            continue;
+        }
+        rv = decode(&it.data, &it.len, &it.mtime, &it.sealed, es, kv->key, kv->value,
+                    kv->value_len, 1, p);
+        if (rv != APR_SUCCESS) {
+            return rv;      /* never move (or archive) what we cannot read back */
+        }
+        APR_ARRAY_PUSH(items, item_t) = it;
+    }
+    *pitems = items;
+    return APR_SUCCESS;
+}
+
+static apr_status_t put_items(acme_etcd_txn_t *t, const es_t *es, const char *pre,
+                              const apr_array_header_t *items, apr_pool_t *p)
+{
+    const char *value;
+    apr_size_t vlen;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < items->nelts; ++i) {
+        const item_t *it = &APR_ARRAY_IDX(items, i, item_t);
+        const char *key = apr_pstrcat(p, pre, it->aspect, NULL);
+
+        rv = encode(&value, &vlen, es, key, it->data, it->len, it->sealed, it->mtime, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+    }
+    return APR_SUCCESS;
+}
+
+/* One attempt: read, then a txn that applies only if nothing involved
+ * changed since the read. *pdone 0: something did, read again. */
+static apr_status_t move_once(int *pdone, const es_t *es, const acme_store_claim_t *fence,
+                              acme_store_group_t from, acme_store_group_t to, const char *name,
+                              int keep, apr_pool_t *p, acme_result_t *r)
+{
+    const char *src = name_prefix(es, from, name, p), *dst = name_prefix(es, to, name, p);
+    const char *arch_group = name_prefix(es, ACME_SG_ARCHIVE, NULL, p);
+    const char *arch_pre = apr_pstrcat(p, arch_group, name, ".", NULL);
+    apr_array_header_t *src_items, *dst_items, *akvs, *entries;
+    apr_hash_t *seen = apr_hash_make(p);
+    acme_etcd_txn_t *t = acme_etcd_txn_make(p);
+    acme_etcd_txn_result_t *res;
+    apr_int64_t rev;
+    apr_status_t rv;
+    int i;
+
+    *pdone = 0;
+    if (acme_etcd_revision(&rev, es->etcd, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if ((rv = read_items(&src_items, es, src, p, r)) != APR_SUCCESS
+        || (rv = read_items(&dst_items, es, dst, p, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!src_items->nelts) {
+        *pdone = 1;
+        return APR_ENOENT;  /* the current one stays: nothing replaces it */
+    }
+    acme_etcd_txn_if_prefix_unchanged(t, src, rev);
+    acme_etcd_txn_if_prefix_unchanged(t, dst, rev);
+    acme_etcd_txn_if_prefix_unchanged(t, arch_pre, rev);
+    if (fence) {
+        fence_txn(t, es, fence, p);
+    }
+
+    entries = apr_array_make(p, 4, sizeof(archived_t));
+    if (keep > 0) {
+        if (acme_etcd_get_prefix(&akvs, NULL, es->etcd, arch_pre, 1, 0, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        for (i = 0; i < akvs->nelts; ++i) {
+            const char *rest = APR_ARRAY_IDX(akvs, i, acme_etcd_kv_t *)->key + strlen(arch_group);
+            const char *slash = strchr(rest, '/'), *entry, *ts;
+
+            entry = slash ? apr_pstrmemdup(p, rest, (apr_size_t)(slash - rest)) : NULL;
+            if (entry && archive_entry_of(entry, name, &ts)
+                && !apr_hash_get(seen, entry, APR_HASH_KEY_STRING)) {
+                apr_hash_set(seen, entry, APR_HASH_KEY_STRING, entry);
+                archived_push(entries, entry, ts);
+            }
+        }
+        if (dst_items->nelts) {
+            apr_time_exp_t tm;
+            char ts[32];
+            apr_size_t tslen = 0;
+            const char *entry;
+            long n = 1;
+
+            apr_time_exp_gmt(&tm, apr_time_now());
+            apr_strftime(ts, &tslen, sizeof(ts), "%Y%m%d%H%M%S", &tm);
+            entry = apr_pstrcat(p, name, ".", ts, NULL);
+            while (apr_hash_get(seen, entry, APR_HASH_KEY_STRING)) {
+                entry = apr_psprintf(p, "%s.%s.%ld", name, ts, n++);
+            }
+            archived_push(entries, entry, entry + strlen(name) + 1);
+            rv = put_items(t, es, apr_pstrcat(p, arch_group, entry, "/", NULL), dst_items, p);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+        }
+    }
+    /* etcd refuses a txn whose puts fall into one of its delete ranges:
+     * the old items that the new ones do not overwrite go one by one */
+    for (i = 0; i < dst_items->nelts; ++i) {
+        const char *aspect = APR_ARRAY_IDX(dst_items, i, item_t).aspect;
+        int j, replaced = 0;
+
+        for (j = 0; j < src_items->nelts && !replaced; ++j) {
+            replaced = !strcmp(aspect, APR_ARRAY_IDX(src_items, j, item_t).aspect);
+        }
+        if (!replaced) {
+            acme_etcd_txn_delete(t, ACME_ETCD_THEN, apr_pstrcat(p, dst, aspect, NULL), 0);
+        }
+    }
+    if ((rv = put_items(t, es, dst, src_items, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, src, 1);
+    qsort(entries->elts, (size_t)entries->nelts, sizeof(archived_t), cmp_archived_newest_first);
+    for (i = keep > 0 ? keep : 0; i < entries->nelts; ++i) {
+        acme_etcd_txn_delete(t, ACME_ETCD_THEN,
+                             apr_pstrcat(p, arch_group, APR_ARRAY_IDX(entries, i, archived_t).entry,
+                                         "/", NULL), 1);
+    }
+    if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    if (fence && fence_refused(res, fence, apr_psprintf(p, "moving %s to %s", src, dst), p)) {
+        *pdone = 1;
+        return ACME_STORE_EFENCED;
+    }
+    *pdone = res->succeeded;
+    return APR_SUCCESS;
+}
+
+static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
+                            const char *name, int keep_archived, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    acme_result_t *r = acme_result_make(p);
+    apr_pool_t *sub;
+    apr_status_t rv = APR_EGENERAL;
+    int attempt, done = 0;
+
+    if (!name || from == to || to == ACME_SG_ARCHIVE || !name_prefix(es, from, name, p)
+        || !name_prefix(es, to, name, p)) {
+        return APR_EINVAL;
+    }
+    apr_pool_create(&sub, p);
+    for (attempt = 0; attempt < MOVE_ATTEMPTS && !done; ++attempt) {
+        apr_pool_clear(sub);
+        rv = move_once(&done, es, s->fence, from, to, name, keep_archived, sub, r);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+    }
+    apr_pool_destroy(sub);
+    if (rv == APR_SUCCESS && !done) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EAGAIN, "ACME1106: store: moving %s/%s to %s "
+                 "lost to concurrent changes %d times", acme_store_group_name(from), name,
+                 acme_store_group_name(to), MOVE_ATTEMPTS);
+        rv = APR_EAGAIN;
+    }
+    return rv;
+}
+
+static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *name,
+                           const char *aspect, apr_pool_t *p)
+{
+    (void)s; (void)g; (void)name; (void)aspect; (void)p;
+    return NULL;    /* no files: the parent copies into its local cache for mod_ssl */
+}
+
+/* ---- the cluster's schema and key check ------------------------------------------------- */
+
+apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr)
+{
+    const es_t *es = s->baton;
+    const char *key = apr_pstrcat(p, es->prefix, META_KEY, NULL), *value, *data, *jerr;
+    char fresh[64];
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_kv_t *kv;
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    acme_json_t *json;
+    apr_size_t vlen, len;
+    apr_status_t rv;
+    long long schema;
+
+    *perr = NULL;
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT) {
+        /* the first server of the cluster */
+        apr_snprintf(fresh, sizeof(fresh), "{\"schema\": %d}\n", ACME_STORE_SCHEMA);
+        rv = encode(&value, &vlen, es, key, fresh, strlen(fresh), 1, apr_time_now(), p);
+        if (rv != APR_SUCCESS) {
+            *perr = "cannot seal the store's schema item";
+            return rv;
+        }
+        t = acme_etcd_txn_make(p);
+        acme_etcd_txn_if_absent(t, key);
+        acme_etcd_txn_put(t, ACME_ETCD_THEN, key, value, vlen, 0);
+        acme_etcd_txn_get(t, ACME_ETCD_ELSE, key, 0);
+        if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
+            *perr = acme_result_describe(r, p);
+            return r->status;
+        }
+        if (res->succeeded) {
+            return APR_SUCCESS;
+        }
+        /* another server was first: check what it wrote */
+        kv = APR_ARRAY_IDX(APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *), 0,
+                           acme_etcd_kv_t *);
+        rv = APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        *perr = acme_result_describe(r, p);
+        return r->status;
+    }
+    rv = decode(&data, &len, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
+    if (rv != APR_SUCCESS) {
+        *perr = apr_psprintf(p, "the etcd store under %s was set up with another "
+                             "ManagedStoreEncryptionKey (%s does not decrypt): every server of "
+                             "a cluster needs the same key file", es->prefix, key);
+        return APR_EACCES;
+    }
+    if (acme_json_parse(&json, p, data, len, &jerr) != APR_SUCCESS
+        || acme_json_type(json, "schema", NULL) != ACME_JSON_INT
+        || (schema = acme_json_getl(json, "schema", NULL)) < 1) {
+        *perr = apr_psprintf(p, "the etcd item %s is corrupt: it must hold {\"schema\": %d}",
+                             key, ACME_STORE_SCHEMA);
+        return APR_EINVAL;
+    }
+    if (schema > ACME_STORE_SCHEMA) {
+        *perr = apr_psprintf(p, "the etcd store under %s has schema %" APR_INT64_T_FMT ", newer "
+                             "than this mod_acme's %d: update this server", es->prefix,
+                             (apr_int64_t)schema, ACME_STORE_SCHEMA);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
+                                    struct acme_etcd_t *etcd, const char *prefix,
+                                    const unsigned char *seal_key, const char **perr)
+{
+    acme_store_t *s;
+    es_t *es;
+    apr_size_t i, n;
+
+    *pstore = NULL;
+    *perr = NULL;
+    prefix = prefix ? prefix : ACME_STORE_ETCD_PREFIX_DEFAULT;
+    n = strlen(prefix);
+    if (!n || n > MAX_PREFIX || strstr(prefix, "..")) {
+        *perr = apr_psprintf(p, "the etcd key prefix must have 1 to %d characters and no '..'",
+                             MAX_PREFIX);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < n; ++i) {
+        if (!apr_isgraph(prefix[i])) {
+            *perr = "the etcd key prefix must be printable ASCII without spaces";
+            return APR_EINVAL;
+        }
+    }
+    if (!etcd || !seal_key) {
+        *perr = "the etcd store needs an etcd client and the encryption key";
+        return APR_EINVAL;
+    }
+    es = apr_pcalloc(p, sizeof(*es));
+    es->pool = p;
+    es->etcd = etcd;
+    es->prefix = prefix[n - 1] == '/' ? apr_pstrdup(p, prefix) : apr_pstrcat(p, prefix, "/", NULL);
+    es->key = seal_key;
+    s = apr_pcalloc(p, sizeof(*s));
+    s->baton = es;
+    s->load = es_load;
+    s->save = es_save;
+    s->remove = es_remove;
+    s->list = es_list;
+    s->mtime = es_mtime;
+    s->move = es_move;
+    s->claim = es_claim;
+    s->renew = es_renew;
+    s->release = es_release;
+    s->path = es_path;
+    s->kind = "etcd";
+    s->where = acme_etcd_endpoints(etcd, p);
+    *pstore = s;
+    return APR_SUCCESS;
+}

@@ -1,0 +1,34 @@
+/* acme_store_etcd.h: the cluster store, acme_store_t on etcd v3. One key per
+ * item, <prefix><group>/<name>/<aspect>; secret items only sealed (AES-256-GCM). */
+#ifndef ACME_STORE_ETCD_H
+#define ACME_STORE_ETCD_H
+
+#include <apr_pools.h>
+
+#include "acme_store.h"
+
+struct acme_etcd_t;
+
+#define ACME_STORE_ETCD_PREFIX_DEFAULT "mod_acme/"
+
+/* prefix: NULL = default; a '/' is appended when it does not end in one.
+ * seal_key: ACME_SEAL_KEY_LEN bytes (acme_store_key_load); it must outlive
+ * the store. Nothing is sent to etcd here: a server starts while etcd is
+ * down. *perr says what is wrong with the arguments. */
+apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
+                                    struct acme_etcd_t *etcd, const char *prefix,
+                                    const unsigned char *seal_key, const char **perr);
+
+/* The etcd key of an item (NULL when a name is not valid); for tests and
+ * for tools that inspect etcd. Claims live at <prefix>locks/<name>. */
+const char *acme_store_etcd_key(acme_store_t *s, acme_store_group_t g, const char *name,
+                                const char *aspect, apr_pool_t *p);
+
+/* Checks, once etcd answers, that this server may use the cluster's data:
+ * <prefix>store holds {"schema": n} sealed with the encryption key. The first
+ * server writes it; a server with another key, or of an older schema, gets
+ * APR_EACCES / APR_EGENERAL and *perr says what to fix. Network errors are
+ * returned as they are (etcd down: try again later). */
+apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr);
+
+#endif /* ACME_STORE_ETCD_H */

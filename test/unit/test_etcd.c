@@ -1,0 +1,1077 @@
+/* test_etcd.c: the etcd gateway client over a scripted fake acme_http_t:
+ * request encoding, failover, auth, and refusal of malformed answers. */
+#include <check.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+
+#include "acme_util.h"
+#include "acme_json.h"
+#include "acme_result.h"
+#include "acme_http.h"
+#include "acme_etcd.h"
+#include "acme_crypto.h"
+#include "acme_store.h"
+#include "acme_store_etcd.h"
+#include "acme_test.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    apr_pool_create(&pool, NULL);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+/* status -1: a transport error (connection refused) */
+typedef struct {
+    int status;
+    const char *body;
+} canned_t;
+
+#define MAXREQ 32
+
+typedef struct {
+    const canned_t *script;
+    int n;
+    int next;
+    const char *urls[MAXREQ];
+    const char *bodies[MAXREQ];
+    const char *auth[MAXREQ];
+} fake_t;
+
+static apr_status_t fake_perform(acme_http_t *http, acme_http_response_t **presp,
+                                 const acme_http_request_t *req, apr_pool_t *p,
+                                 acme_result_t *result)
+{
+    fake_t *f = http->baton;
+    const canned_t *c;
+    acme_http_response_t *resp;
+
+    *presp = NULL;
+    if (f->next >= f->n || f->next >= MAXREQ) {
+        return acme_result_set(result, APR_EGENERAL, "acme:network", "%s %s: script exhausted",
+                               req->method, req->url);
+    }
+    ck_assert_str_eq(req->method, "POST");
+    ck_assert_str_eq(apr_table_get(req->headers, "Content-Type"), "application/json");
+    f->urls[f->next] = apr_pstrdup(pool, req->url);
+    f->bodies[f->next] = apr_pstrmemdup(pool, req->body, req->body_len);
+    f->auth[f->next] = apr_pstrdup(pool, apr_table_get(req->headers, "Authorization"));
+    c = &f->script[f->next++];
+    if (c->status < 0) {
+        return acme_result_set(result, APR_ECONNREFUSED, "acme:network",
+                               "%s %s: Couldn't connect", req->method, req->url);
+    }
+    resp = apr_pcalloc(p, sizeof(*resp));
+    resp->status = c->status;
+    resp->headers = apr_table_make(p, 1);
+    resp->body = c->body ? c->body : "";
+    resp->body_len = strlen(resp->body);
+    resp->effective_url = req->url;
+    *presp = resp;
+    return APR_SUCCESS;
+}
+
+static acme_etcd_config_t conf;
+
+static acme_etcd_t *fake_etcd(fake_t *f, const canned_t *script, int n, int nendpoints)
+{
+    static const char *urls[] = {"http://e1:2379", "http://e2:2379/", "http://e3:2379"};
+    acme_http_t *http = apr_pcalloc(pool, sizeof(*http));
+    apr_array_header_t *eps = apr_array_make(pool, 3, sizeof(const char *));
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_t *e;
+    int i;
+
+    memset(f, 0, sizeof(*f));
+    f->script = script;
+    f->n = n;
+    http->baton = f;
+    http->perform = fake_perform;
+    for (i = 0; i < nendpoints; ++i) {
+        APR_ARRAY_PUSH(eps, const char *) = urls[i];
+    }
+    conf.endpoints = eps;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &conf, http, r), APR_SUCCESS);
+    return e;
+}
+
+static acme_json_t *js(const char *text)
+{
+    acme_json_t *j;
+    const char *err;
+
+    ck_assert_msg(acme_json_parse(&j, pool, text, strlen(text), &err) == APR_SUCCESS,
+                  "not JSON: %s", text);
+    return j;
+}
+
+static int contains(const char *hay, const char *needle)
+{
+    return hay && strstr(hay, needle) != NULL;
+}
+
+#define HDR "\"header\":{\"cluster_id\":\"77\",\"member_id\":\"1\",\"revision\":\"42\"," \
+            "\"raft_term\":\"2\"}"
+
+/* ---- base64 ------------------------------------------------------------------------ */
+
+START_TEST(b64_round_trip_and_strict_decode)
+{
+    static const char *bad[] = {"Zm9", "Zm9v!", "Zm=v", "Zg===", "Z===", "Zm9v\n", "-_8=",
+                                "=Zm9"};
+    unsigned char *raw;
+    apr_size_t len, i;
+
+    ck_assert_str_eq(acme_etcd_b64_encode(pool, "foo", 3), "Zm9v");
+    ck_assert_str_eq(acme_etcd_b64_encode(pool, "fo", 2), "Zm8=");
+    ck_assert_str_eq(acme_etcd_b64_encode(pool, "f", 1), "Zg==");
+    ck_assert_str_eq(acme_etcd_b64_encode(pool, "\xfb\xff", 2), "+/8=");
+    ck_assert_str_eq(acme_etcd_b64_encode(pool, "", 0), "");
+    ck_assert_int_eq(acme_etcd_b64_decode(&raw, &len, pool, "+/8="), APR_SUCCESS);
+    ck_assert_uint_eq(len, 2);
+    ck_assert(raw[0] == 0xfb && raw[1] == 0xff);
+    ck_assert_int_eq(acme_etcd_b64_decode(&raw, &len, pool, "Zm8="), APR_SUCCESS);
+    ck_assert_str_eq((const char *)raw, "fo");
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        ck_assert_msg(acme_etcd_b64_decode(&raw, &len, pool, bad[i]) == APR_EINVAL,
+                      "'%s' decoded", bad[i]);
+    }
+}
+END_TEST
+
+/* ---- key-value --------------------------------------------------------------------- */
+
+START_TEST(get_encodes_the_key_and_parses_the_answer)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"kvs\":[{\"key\":\"YS9i\",\"create_revision\":\"5\","
+              "\"mod_revision\":\"9\",\"version\":\"3\",\"value\":\"aGVsbG8=\"}],\"count\":\"1\"}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 2, 1);
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_kv_t *kv;
+
+    ck_assert_int_eq(acme_etcd_get(&kv, e, "a/b", pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/range");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL), "YS9i");
+    ck_assert_ptr_null(f.auth[0]);
+    ck_assert_str_eq(kv->key, "a/b");
+    ck_assert_str_eq(kv->value, "hello");
+    ck_assert_uint_eq(kv->value_len, 5);
+    ck_assert_int_eq(kv->create_revision, 5);
+    ck_assert_int_eq(kv->mod_revision, 9);
+    ck_assert_int_eq(kv->version, 3);
+    ck_assert_int_eq(kv->lease, 0);
+    /* absent: the gateway leaves kvs out */
+    ck_assert_int_eq(acme_etcd_get(&kv, e, "a/c", pool, r), APR_ENOENT);
+    ck_assert_ptr_null(kv);
+}
+END_TEST
+
+START_TEST(put_and_delete_encode_values_leases_and_ranges)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR "}"},
+        {200, "{" HDR ",\"deleted\":\"3\"}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 3, 1);
+    acme_result_t *r = acme_result_make(pool);
+    apr_int64_t rev, n;
+    acme_json_t *b;
+
+    ck_assert_int_eq(acme_etcd_put(&rev, e, "k", "v\0x", 3, 7587869481274716419LL, pool, r),
+                     APR_SUCCESS);
+    ck_assert_int_eq(rev, 42);
+    b = js(f.bodies[0]);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/put");
+    ck_assert_str_eq(acme_json_gets(b, "key", NULL), "aw==");
+    ck_assert_str_eq(acme_json_gets(b, "value", NULL), "dgB4");
+    ck_assert_str_eq(acme_json_gets(b, "lease", NULL), "7587869481274716419");
+
+    ck_assert_int_eq(acme_etcd_delete(&n, e, "p/", 1, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(n, 3);
+    b = js(f.bodies[1]);
+    ck_assert_str_eq(f.urls[1], "http://e1:2379/v3/kv/deleterange");
+    ck_assert_str_eq(acme_json_gets(b, "key", NULL), "cC8=");
+    ck_assert_str_eq(acme_json_gets(b, "range_end", NULL), "cDA=");   /* "p0" */
+    ck_assert_int_eq(acme_etcd_delete(&n, e, "p/x", 0, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(n, 0);
+    ck_assert(!acme_json_has(js(f.bodies[2]), "range_end", NULL));
+}
+END_TEST
+
+START_TEST(get_prefix_sends_range_limit_and_keys_only)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"kvs\":[{\"key\":\"cC9h\",\"create_revision\":\"2\","
+              "\"mod_revision\":\"2\",\"version\":\"1\"},{\"key\":\"cC9i\","
+              "\"create_revision\":\"3\",\"mod_revision\":\"4\",\"version\":\"2\"}],"
+              "\"more\":true,\"count\":\"5\"}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 1, 1);
+    acme_result_t *r = acme_result_make(pool);
+    apr_array_header_t *kvs;
+    acme_json_t *b;
+    int more;
+
+    ck_assert_int_eq(acme_etcd_get_prefix(&kvs, &more, e, "p/", 1, 2, pool, r), APR_SUCCESS);
+    b = js(f.bodies[0]);
+    ck_assert_str_eq(acme_json_gets(b, "range_end", NULL), "cDA=");
+    ck_assert_str_eq(acme_json_gets(b, "limit", NULL), "2");
+    ck_assert_int_eq(acme_json_getb(b, "keys_only", NULL), 1);
+    ck_assert_int_eq(kvs->nelts, 2);
+    ck_assert_int_eq(more, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(kvs, 1, acme_etcd_kv_t *)->key, "p/b");
+    ck_assert_ptr_null(APR_ARRAY_IDX(kvs, 1, acme_etcd_kv_t *)->value);
+}
+END_TEST
+
+/* ---- transactions ------------------------------------------------------------------ */
+
+START_TEST(txn_encodes_compares_and_both_branches)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":"
+              "{\"revision\":\"42\"}}},{\"response_delete_range\":{\"header\":{}}}]}"},
+        /* false is left out: the ELSE branch ran */
+        {200, "{" HDR ",\"responses\":[{\"response_range\":{\"header\":{},\"kvs\":["
+              "{\"key\":\"bG9jaw==\",\"create_revision\":\"40\",\"mod_revision\":\"41\","
+              "\"version\":\"2\",\"value\":\"b3RoZXI=\",\"lease\":\"99\"}],\"count\":\"1\"}}]}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 2, 1);
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_txn_t *t = acme_etcd_txn_make(pool);
+    acme_etcd_txn_result_t *res;
+    acme_etcd_kv_t *kv;
+    acme_json_t *b, *c;
+
+    acme_etcd_txn_if_absent(t, "lock");
+    acme_etcd_txn_if_mod(t, "a", 17);
+    acme_etcd_txn_if_value(t, "b", "me", 2);
+    acme_etcd_txn_if_prefix_unchanged(t, "d/", 41);
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, "lock", "me", 2, 99);
+    acme_etcd_txn_delete(t, ACME_ETCD_THEN, "x/", 1);
+    acme_etcd_txn_get(t, ACME_ETCD_ELSE, "lock", 0);
+    ck_assert_int_eq(acme_etcd_txn_commit(&res, e, t, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/txn");
+    b = js(f.bodies[0]);
+    c = acme_json_getj(b, pool, "compare", NULL);
+    ck_assert_uint_eq(acme_json_array_len(c), 4);
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "result", NULL), "LESS");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "mod_revision", NULL), "42");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 3), "range_end", NULL), "ZDA=");
+    ck_assert(!acme_json_has(acme_json_array_at(c, pool, 0), "range_end", NULL));
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "target", NULL), "CREATE");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "create_revision", NULL),
+                     "0");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "key", NULL), "bG9jaw==");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 1), "target", NULL), "MOD");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 1), "mod_revision", NULL), "17");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 2), "target", NULL), "VALUE");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 2), "value", NULL), "bWU=");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 2), "result", NULL), "EQUAL");
+    c = acme_json_getj(b, pool, "success", NULL);
+    ck_assert_uint_eq(acme_json_array_len(c), 2);
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "request_put", "lease", NULL),
+                     "99");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 1), "request_delete_range",
+                                    "range_end", NULL), "eDA=");
+    c = acme_json_getj(b, pool, "failure", NULL);
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "request_range", "key", NULL),
+                     "bG9jaw==");
+    ck_assert_int_eq(res->succeeded, 1);
+    ck_assert_int_eq(res->revision, 42);
+    ck_assert_int_eq(res->ranges->nelts, 0);
+
+    ck_assert_int_eq(acme_etcd_txn_commit(&res, e, t, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(res->succeeded, 0);
+    ck_assert_int_eq(res->ranges->nelts, 1);
+    kv = APR_ARRAY_IDX(APR_ARRAY_IDX(res->ranges, 0, apr_array_header_t *), 0, acme_etcd_kv_t *);
+    ck_assert_str_eq(kv->value, "other");
+    ck_assert_int_eq(kv->create_revision, 40);
+    ck_assert_int_eq(kv->lease, 99);
+}
+END_TEST
+
+/* ---- failover ---------------------------------------------------------------------- */
+
+START_TEST(failover_skips_dead_and_5xx_members_and_remembers_the_good_one)
+{
+    static const canned_t script[] = {
+        {-1, NULL},
+        {503, "{\"error\":\"etcdserver: no leader\",\"code\":14}"},
+        {200, "{" HDR "}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 4, 3);
+    acme_result_t *r = acme_result_make(pool);
+
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/put");
+    ck_assert_str_eq(f.urls[1], "http://e2:2379/v3/kv/put");
+    ck_assert_str_eq(f.urls[2], "http://e3:2379/v3/kv/put");
+    ck_assert_str_eq(acme_etcd_endpoint(e), "http://e3:2379");
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[3], "http://e3:2379/v3/kv/put");
+}
+END_TEST
+
+START_TEST(all_members_down_is_a_network_error_naming_the_key)
+{
+    static const canned_t script[] = {{-1, NULL}, {502, "bad gateway"}, {-1, NULL}};
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 3, 3);
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_kv_t *kv;
+
+    ck_assert_int_ne(acme_etcd_get(&kv, e, "mod_acme/domains/x/cert", pool, r), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 3);
+    ck_assert_str_eq(r->problem, "acme:network");
+    ck_assert_msg(contains(r->detail, "get mod_acme/domains/x/cert"), "%s", r->detail);
+    ck_assert_msg(contains(r->detail, "no endpoint answered"), "%s", r->detail);
+}
+END_TEST
+
+START_TEST(a_4xx_is_not_failed_over)
+{
+    static const canned_t script[] = {
+        {400, "{\"error\":\"etcdserver: request is too large\",\"code\":3}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 1, 3);
+    acme_result_t *r = acme_result_make(pool);
+
+    ck_assert_int_ne(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 1);
+    ck_assert_str_eq(r->problem, "acme:store");
+    ck_assert_int_eq(r->http_status, 400);
+    ck_assert_msg(contains(r->detail, "request is too large"), "%s", r->detail);
+}
+END_TEST
+
+START_TEST(a_foreign_cluster_among_the_endpoints_is_refused)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR "}"},
+        {-1, NULL},
+        {200, "{\"header\":{\"cluster_id\":\"78\",\"revision\":\"3\"}}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 3, 3);
+    acme_result_t *r = acme_result_make(pool);
+
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_int_ne(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(r->problem, "acme:config");
+    ck_assert_msg(contains(r->detail, "not members of one cluster"), "%s", r->detail);
+}
+END_TEST
+
+START_TEST(stop_flag_aborts_before_any_request)
+{
+    static const canned_t script[] = {{200, "{" HDR "}"}};
+    volatile apr_uint32_t stop = 1;
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+
+    conf.stop = &stop;
+    e = fake_etcd(&f, script, 1, 1);
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_EINTR);
+    ck_assert_int_eq(f.next, 0);
+    ck_assert_str_eq(r->problem, "acme:stopped");
+    conf.stop = NULL;
+}
+END_TEST
+
+/* ---- auth -------------------------------------------------------------------------- */
+
+static const char *password_file(const char *content)
+{
+    const char *path = apr_psprintf(pool, "/tmp/test_etcd_pw.%ld", (long)getpid());
+    apr_file_t *f;
+
+    ck_assert_int_eq(apr_file_open(&f, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                                   | APR_FOPEN_TRUNCATE, APR_FPROT_UREAD | APR_FPROT_UWRITE,
+                                   pool), APR_SUCCESS);
+    apr_file_puts(content, f);
+    apr_file_close(f);
+    return path;
+}
+
+START_TEST(auth_token_is_fetched_sent_and_renewed_when_invalid)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"token\":\"tok1.7\"}"},
+        {200, "{" HDR "}"},
+        {401, "{\"error\":\"etcdserver: invalid auth token\",\"code\":16}"},
+        {200, "{" HDR ",\"token\":\"tok2.8\"}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    const char *pw = password_file("s3cret\n");
+    acme_json_t *b;
+
+    conf.user = "mod_acme";
+    conf.password_file = pw;
+    e = fake_etcd(&f, script, 5, 1);
+    apr_file_remove(pw, pool);
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/auth/authenticate");
+    b = js(f.bodies[0]);
+    ck_assert_str_eq(acme_json_gets(b, "name", NULL), "mod_acme");
+    ck_assert_str_eq(acme_json_gets(b, "password", NULL), "s3cret");
+    ck_assert_ptr_null(f.auth[0]);
+    ck_assert_str_eq(f.auth[1], "tok1.7");
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.auth[2], "tok1.7");
+    ck_assert_str_eq(f.urls[3], "http://e1:2379/v3/auth/authenticate");
+    ck_assert_str_eq(f.auth[4], "tok2.8");
+    conf.user = conf.password_file = NULL;
+}
+END_TEST
+
+START_TEST(auth_with_a_wrong_password_is_a_config_error)
+{
+    static const canned_t script[] = {
+        {400, "{\"error\":\"etcdserver: authentication failed, invalid user ID or password\","
+              "\"code\":3}"},
+    };
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    const char *pw = password_file("wrong");
+
+    conf.user = "mod_acme";
+    conf.password_file = pw;
+    e = fake_etcd(&f, script, 1, 2);
+    apr_file_remove(pw, pool);
+    ck_assert_int_ne(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 1);
+    ck_assert_str_eq(r->problem, "acme:config");
+    ck_assert_msg(contains(r->detail, "authentication as 'mod_acme' failed"), "%s", r->detail);
+    ck_assert_msg(!contains(r->detail, "wrong"), "%s", r->detail);
+    conf.user = conf.password_file = NULL;
+}
+END_TEST
+
+START_TEST(auth_token_with_a_newline_is_refused)
+{
+    static const canned_t script[] = {{200, "{" HDR ",\"token\":\"a\\r\\nX-Evil: 1\"}"}};
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    const char *pw = password_file("pw");
+
+    conf.user = "u";
+    conf.password_file = pw;
+    e = fake_etcd(&f, script, 1, 1);
+    apr_file_remove(pw, pool);
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_EINVAL);
+    ck_assert_int_eq(f.next, 1);
+    ck_assert_msg(contains(r->detail, "no usable 'token'"), "%s", r->detail);
+    conf.user = conf.password_file = NULL;
+}
+END_TEST
+
+START_TEST(config_errors)
+{
+    acme_http_t http = {NULL, fake_perform};
+    apr_array_header_t *eps = apr_array_make(pool, 1, sizeof(const char *));
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_config_t c;
+
+    acme_etcd_config_init(&c);
+    c.endpoints = eps;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "no etcd endpoint"), "%s", r->detail);
+    APR_ARRAY_PUSH(eps, const char *) = "ftp://x";
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "not an http(s) URL"), "%s", r->detail);
+    APR_ARRAY_IDX(eps, 0, const char *) = "https://x:2379";
+    c.user = "u";
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "needs a password file"), "%s", r->detail);
+    c.password_file = "/nonexistent/pw";
+    ck_assert_int_ne(acme_etcd_create(&e, pool, &c, &http, r), APR_SUCCESS);
+    ck_assert_msg(contains(r->detail, "/nonexistent/pw"), "%s", r->detail);
+    c.password_file = password_file("\n");
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    apr_file_remove(c.password_file, pool);
+    ck_assert_msg(contains(r->detail, "on one line"), "%s", r->detail);
+    c.user = NULL;
+    c.cert_file = "/c.pem";
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "both a certificate and a key"), "%s", r->detail);
+}
+END_TEST
+
+/* ---- malformed answers ------------------------------------------------------------- */
+
+static const struct {
+    const char *body;
+    const char *msg;
+} bad_gets[] = {
+    {"<html>oops</html>", "not a JSON object"},
+    {"[1,2]", "not a JSON object"},
+    {"{" HDR ",\"kvs\":{\"key\":\"aw==\"}}", "'kvs' is not an array"},
+    {"{" HDR ",\"kvs\":[\"aw==\"]}", "not an object"},
+    {"{" HDR ",\"kvs\":[{\"key\":7,\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
+     "no key string"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw=\",\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
+     "'key' is not valid base64"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"1\","
+     "\"value\":\"!!!!\"}]}", "'value' is not valid base64"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"1\","
+     "\"value\":5}]}", "'value' is not a string"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1x\",\"mod_revision\":\"1\"}]}",
+     "'create_revision' is not a non-negative integer"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":"
+     "\"99999999999999999999\"}]}", "'mod_revision' is not a non-negative integer"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"-1\"}]}",
+     "'mod_revision' is not a non-negative integer"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":true,\"mod_revision\":\"1\"}]}",
+     "'create_revision' is not a non-negative integer"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"mod_revision\":\"1\"}]}", "impossible revisions"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"eA==\",\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
+     "not asked for"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"awBq\",\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
+     "not asked for"},
+    /* 24 bytes against a 16-byte limit */
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"1\","
+     "\"value\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3\"}]}", "larger than the limit of 16"},
+    {"{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"1\"},"
+     "{\"key\":\"aw==\",\"create_revision\":\"1\",\"mod_revision\":\"1\"}]}",
+     "2 entries for one key"},
+    {"{" HDR ",\"more\":\"yes\"}", "'more' is not a boolean"},
+};
+
+START_TEST(malformed_get_answers_are_refused_with_a_reason)
+{
+    canned_t script[1];
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_kv_t *kv;
+    apr_status_t rv;
+
+    script[0].status = 200;
+    script[0].body = bad_gets[_i].body;
+    conf.max_value = 16;
+    e = fake_etcd(&f, script, 1, 1);
+    rv = acme_etcd_get(&kv, e, "k", pool, r);
+    ck_assert_int_ne(rv, APR_SUCCESS);
+    ck_assert_int_ne(rv, APR_ENOENT);
+    ck_assert_ptr_null(kv);
+    ck_assert_msg(contains(r->detail, bad_gets[_i].msg), "case %d: '%s' lacks '%s'", _i,
+                  r->detail, bad_gets[_i].msg);
+    ck_assert_msg(contains(r->detail, "get k"), "case %d: '%s' does not name the key", _i,
+                  r->detail);
+    conf.max_value = 0;
+}
+END_TEST
+
+START_TEST(a_value_at_the_limit_is_accepted_and_a_larger_put_refused)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"1\","
+              "\"mod_revision\":\"1\",\"value\":\"MDEyMzQ1Njc4OWFiY2RlZg==\"}]}"},
+    };
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_kv_t *kv;
+
+    conf.max_value = 16;
+    e = fake_etcd(&f, script, 1, 1);
+    ck_assert_int_eq(acme_etcd_get(&kv, e, "k", pool, r), APR_SUCCESS);
+    ck_assert_uint_eq(kv->value_len, 16);
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "big", "0123456789abcdefX", 17, 0, pool, r),
+                     APR_ENOSPC);
+    ck_assert_int_eq(f.next, 1);   /* refused before sending */
+    ck_assert_msg(contains(r->detail, "put big"), "%s", r->detail);
+    conf.max_value = 0;
+}
+END_TEST
+
+START_TEST(malformed_write_answers_are_refused)
+{
+    static const canned_t script[] = {
+        {200, "{\"kvs\":[]}"},                                   /* put: no header */
+        {200, "{" HDR ",\"succeeded\":\"true\"}"},               /* txn: not a bool */
+        {200, "{" HDR ",\"succeeded\":true}"},                   /* txn: responses missing */
+        {200, "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_range\":{}}]}"},
+        {200, "{" HDR ",\"deleted\":\"many\"}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 5, 1);
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_txn_t *t = acme_etcd_txn_make(pool);
+    acme_etcd_txn_result_t *res;
+    apr_int64_t n;
+
+    ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "no 'header'"), "%s", r->detail);
+    acme_etcd_txn_if_absent(t, "lock");
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, "lock", "me", 2, 0);
+    ck_assert_int_eq(acme_etcd_txn_commit(&res, e, t, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "'succeeded' is not a boolean"), "%s", r->detail);
+    ck_assert_msg(contains(r->detail, "txn on lock"), "%s", r->detail);
+    ck_assert_int_eq(acme_etcd_txn_commit(&res, e, t, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "0 responses for 1 operations"), "%s", r->detail);
+    ck_assert_int_eq(acme_etcd_txn_commit(&res, e, t, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "is not a response_put"), "%s", r->detail);
+    ck_assert_ptr_null(res);
+    ck_assert_int_eq(acme_etcd_delete(&n, e, "k", 0, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "'deleted'"), "%s", r->detail);
+}
+END_TEST
+
+/* ---- leases ------------------------------------------------------------------------ */
+
+START_TEST(lease_grant_keepalive_and_revoke)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"ID\":\"694d77aa\",\"TTL\":\"30\"}"},          /* not decimal */
+        {200, "{" HDR ",\"ID\":\"7587869481274716419\",\"TTL\":\"30\"}"},
+        {200, "{\"result\":{" HDR ",\"ID\":\"7587869481274716419\",\"TTL\":\"30\"}}\n"},
+        {200, "{\"result\":{" HDR ",\"ID\":\"7587869481274716419\"}}"},  /* gone: TTL 0 */
+        {200, "{\"result\":{" HDR ",\"ID\":\"5\",\"TTL\":\"30\"}}"},
+        {404, "{\"error\":\"etcdserver: requested lease not found\",\"code\":5}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 7, 1);
+    acme_result_t *r = acme_result_make(pool);
+    apr_int64_t id, ttl;
+
+    ck_assert_int_eq(acme_etcd_lease_grant(&id, e, 30, pool, r), APR_EINVAL);
+    ck_assert_int_eq(id, 0);
+    ck_assert_int_eq(acme_etcd_lease_grant(&id, e, 30, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[1], "http://e1:2379/v3/lease/grant");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "TTL", NULL), "30");
+    ck_assert_int_eq(id, 7587869481274716419LL);
+    ck_assert_int_eq(acme_etcd_lease_keepalive(&ttl, e, id, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[2]), "ID", NULL), "7587869481274716419");
+    ck_assert_int_eq(ttl, 30);
+    ck_assert_int_eq(acme_etcd_lease_keepalive(&ttl, e, id, pool, r), APR_ENOENT);
+    ck_assert_int_eq(acme_etcd_lease_keepalive(&ttl, e, id, pool, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "about another lease"), "%s", r->detail);
+    ck_assert_int_eq(acme_etcd_lease_revoke(e, id, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(acme_etcd_lease_revoke(e, id, pool, r), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[6], "http://e1:2379/v3/lease/revoke");
+}
+END_TEST
+
+START_TEST(revision_reads_the_header)
+{
+    static const canned_t script[] = {
+        {200, "{" HDR "}"},
+        {200, "{\"header\":{\"revision\":\"0\"}}"},
+    };
+    fake_t f;
+    acme_etcd_t *e = fake_etcd(&f, script, 2, 1);
+    acme_result_t *r = acme_result_make(pool);
+    apr_int64_t rev;
+
+    ck_assert_int_eq(acme_etcd_revision(&rev, e, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(rev, 42);
+    ck_assert_int_eq(acme_json_getb(js(f.bodies[0]), "count_only", NULL), 1);
+    ck_assert_int_eq(acme_etcd_revision(&rev, e, pool, r), APR_EINVAL);
+}
+END_TEST
+
+/* ---- mutated answers: a cheap fuzz run over every parser ---------------------------- */
+
+typedef struct {
+    const char *body;
+    apr_size_t len;
+} echo_t;
+
+static apr_status_t echo_perform(acme_http_t *http, acme_http_response_t **presp,
+                                 const acme_http_request_t *req, apr_pool_t *p,
+                                 acme_result_t *result)
+{
+    echo_t *x = http->baton;
+    acme_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
+
+    (void)result;
+    resp->status = 200;
+    resp->headers = apr_table_make(p, 1);
+    resp->body = apr_pstrmemdup(p, x->body, x->len);
+    resp->body_len = x->len;
+    resp->effective_url = req->url;
+    *presp = resp;
+    return APR_SUCCESS;
+}
+
+START_TEST(mutated_answers_are_refused_or_parsed_never_crash)
+{
+    static const char *valid[] = {
+        "{" HDR ",\"kvs\":[{\"key\":\"aw==\",\"create_revision\":\"5\",\"mod_revision\":\"9\","
+        "\"version\":\"3\",\"value\":\"aGVsbG8=\",\"lease\":\"7\"}],\"count\":\"1\"}",
+        "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":"
+        "\"aw==\",\"create_revision\":\"5\",\"mod_revision\":\"9\",\"value\":\"aGk=\"}]}}]}",
+        "{\"result\":{" HDR ",\"ID\":\"12\",\"TTL\":\"30\"}}",
+    };
+    static const char alphabet[] = "{}[]\",:0aZ=\\-9 ";
+    acme_http_t http = {NULL, echo_perform};
+    apr_array_header_t *eps = apr_array_make(pool, 1, sizeof(const char *));
+    acme_etcd_config_t c;
+    acme_etcd_t *e;
+    echo_t x;
+    unsigned int seed = 1;
+    int i, ok = 0, refused = 0;
+
+    APR_ARRAY_PUSH(eps, const char *) = "http://e1:2379";
+    acme_etcd_config_init(&c);
+    c.endpoints = eps;
+    http.baton = &x;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, acme_result_make(pool)), APR_SUCCESS);
+    for (i = 0; i < 3000; ++i) {
+        apr_pool_t *sub;
+        const char *src = valid[i % 3];
+        apr_size_t n = strlen(src), pos;
+        char *buf;
+        acme_result_t *r;
+        acme_etcd_kv_t *kv;
+        acme_etcd_txn_t *t;
+        acme_etcd_txn_result_t *res;
+        apr_int64_t ttl;
+        apr_status_t rv;
+        int k;
+
+        apr_pool_create(&sub, pool);
+        r = acme_result_make(sub);
+        buf = apr_pstrmemdup(sub, src, n);
+        for (k = 0; k < 1 + i % 3; ++k) {
+            pos = (apr_size_t)rand_r(&seed) % n;
+            switch (rand_r(&seed) % 3) {
+            case 0: n = pos; break;                                            /* truncate */
+            case 1: buf[pos] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)]; break;
+            default: buf[pos] = (char)(rand_r(&seed) % 256); break;            /* any byte */
+            }
+            if (!n) {
+                break;
+            }
+        }
+        x.body = buf;
+        x.len = n;
+        if (i % 3 == 0) {
+            rv = acme_etcd_get(&kv, e, "k", sub, r);
+        }
+        else if (i % 3 == 1) {
+            t = acme_etcd_txn_make(sub);
+            acme_etcd_txn_if_absent(t, "k");
+            acme_etcd_txn_get(t, ACME_ETCD_THEN, "k", 0);
+            acme_etcd_txn_get(t, ACME_ETCD_ELSE, "k", 0);
+            rv = acme_etcd_txn_commit(&res, e, t, sub, r);
+        }
+        else {
+            rv = acme_etcd_lease_keepalive(&ttl, e, 12, sub, r);
+        }
+        if (rv == APR_SUCCESS || rv == APR_ENOENT) {
+            ++ok;
+        }
+        else {
+            ck_assert_msg(r->detail && *r->detail, "case %d: refused without a reason", i);
+            ++refused;
+        }
+        apr_pool_destroy(sub);
+    }
+    ck_assert_int_gt(refused, 1000);   /* the mutations do break answers */
+    ck_assert_int_gt(ok, 10);          /* and some harmless ones still parse */
+}
+END_TEST
+
+/* ---- the store on etcd ------------------------------------------------------------- */
+
+static const unsigned char store_key[32] = "abcdefghijklmnopqrstuvwxyz012345";
+
+static acme_store_t *fake_store(fake_t *f, const canned_t *script, int n)
+{
+    acme_store_t *st;
+    const char *err;
+
+    ck_assert_int_eq(acme_store_etcd_create(&st, pool, fake_etcd(f, script, n, 1), "pfx",
+                                            store_key, &err), APR_SUCCESS);
+    return st;
+}
+
+/* The value of the put request number i, decoded. */
+static const char *put_value(fake_t *f, int i, apr_size_t *plen)
+{
+    unsigned char *raw;
+
+    ck_assert_int_eq(acme_etcd_b64_decode(&raw, plen, pool,
+                                          acme_json_gets(js(f->bodies[i]), "value", NULL)),
+                     APR_SUCCESS);
+    return (const char *)raw;
+}
+
+/* A range answer holding key = value. */
+static const char *range_answer(const char *key, const char *value, apr_size_t len)
+{
+    return apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":\"3\","
+                        "\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"%s\"}]}",
+                        acme_etcd_b64_encode(pool, key, strlen(key)),
+                        acme_etcd_b64_encode(pool, value, len));
+}
+
+START_TEST(store_seals_secrets_under_their_key_name)
+{
+    static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+    canned_t script[4] = {{200, "{" HDR "}"}, {200, "{" HDR "}"}, {200, NULL}, {200, NULL}};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 2);
+    const char *v, *data, *key = "pfx/domains/example.org/privkey.pem";
+    apr_size_t vlen, len;
+
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", pem,
+                              strlen(pem), 1, pool), APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL),
+                     acme_etcd_b64_encode(pool, key, strlen(key)));
+    v = put_value(&f, 0, &vlen);
+    ck_assert_msg(!strncmp(v, "acme-item 1 ", 12) && strstr(v, " s\nv1:"), "%s", v);
+    ck_assert_ptr_null(strstr(v, "PRIVATE"));
+    ck_assert_ptr_null(strstr(v, "MIGH"));
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "cert.pem", "C", 1, 0, pool),
+                     APR_SUCCESS);
+    ck_assert_msg(strstr(put_value(&f, 1, &len), " p\nC"), "plain items stay plain");
+
+    /* back from etcd: it opens under its own name only */
+    script[0].body = range_answer(key, v, vlen);
+    script[1].body = range_answer("pfx/domains/other.org/privkey.pem", v, vlen);
+    script[2].body = range_answer(key, "acme-item 1 5 x\nwhat", 20);
+    script[3].body = range_answer(key, "-----BEGIN PRIVATE KEY-----", 27);
+    st = fake_store(&f, script, 4);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_SUCCESS);
+    ck_assert_uint_eq(len, strlen(pem));
+    ck_assert_str_eq(data, pem);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "other.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+    ck_assert_ptr_null(data);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", &data, &len,
+                              pool), APR_EINVAL);
+}
+END_TEST
+
+START_TEST(store_refuses_invalid_names_without_asking_etcd)
+{
+    static const canned_t script[] = {{200, "{" HDR "}"}};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 1);
+    const char *data;
+    apr_size_t len;
+    apr_array_header_t *names;
+    acme_store_claim_t *c;
+
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "../x", "a", &data, &len, pool), APR_EINVAL);
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a", "b/c", "x", 1, 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->remove(st, ACME_SG_DOMAINS, NULL, NULL, pool), APR_EINVAL);
+    ck_assert_int_eq(st->list(st, ACME_SG_COUNT, NULL, &names, pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "a/b", "me", apr_time_from_sec(5), pool), APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "l", "two words", apr_time_from_sec(5), pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(st->claim(st, &c, "l", "me", 0, pool), APR_EINVAL);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_ARCHIVE, "a", 1, pool), APR_EINVAL);
+    ck_assert_int_eq(f.next, 0);
+    ck_assert_ptr_null(st->path(st, ACME_SG_DOMAINS, "a", "b", pool));
+}
+END_TEST
+
+START_TEST(store_list_keeps_only_item_names_sorted_once)
+{
+    /* keys as etcd orders them (bytes): "a.b/" sorts before "a/" */
+    static const canned_t script[] = {
+        {200, "{" HDR ",\"kvs\":["
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS5iL2NlcnQ=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS9jZXJ0\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvYS9rZXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvLmhpZGRlbi94\",\"create_revision\":\"2\",\"mod_revision\":\"2\"},"
+              "{\"key\":\"cGZ4L2RvbWFpbnMvc3RyYXk=\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
+              "],\"more\":true}"},
+        {200, "{" HDR ",\"kvs\":["
+              "{\"key\":\"cGZ4L2RvbWFpbnMvei9jZXJ0\",\"create_revision\":\"2\",\"mod_revision\":\"2\"}"
+              "]}"},
+        {200, "{" HDR "}"},
+    };
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 3);
+    apr_array_header_t *names;
+
+    /* pfx/domains/{a.b/cert, a/cert, a/key, .hidden/x, stray}, then a second page */
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, NULL, &names, pool), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_getb(js(f.bodies[0]), "keys_only", NULL), 1);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL), "cGZ4L2RvbWFpbnMv");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "key", NULL), "cGZ4L2RvbWFpbnMvc3RyYXkB");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "range_end", NULL), "cGZ4L2RvbWFpbnMw");
+    ck_assert_int_eq(names->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 0, const char *), "a");
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 1, const char *), "a.b");
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 2, const char *), "z");
+    ck_assert_int_eq(st->list(st, ACME_SG_DOMAINS, "gone", &names, pool), APR_ENOENT);
+    ck_assert_int_eq(names->nelts, 0);
+}
+END_TEST
+
+START_TEST(store_claim_held_by_another_owner_is_busy_and_says_who)
+{
+    canned_t script[1];
+    fake_t f;
+    acme_store_t *st;
+    acme_store_claim_t *c;
+
+    script[0].status = 200;
+    script[0].body = range_answer("pfx/locks/a.org", "server-2", 8);
+    st = fake_store(&f, script, 1);
+    ck_assert_int_eq(st->claim(st, &c, "a.org", "server-1", apr_time_from_sec(30), pool),
+                     APR_EBUSY);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(c->owner, "server-2");
+    ck_assert_uint_eq(c->token, 0);
+    ck_assert_int_eq(f.next, 1);   /* no lease granted for nothing */
+    ck_assert_str_eq(st->kind, "etcd");
+    ck_assert_str_eq(st->where, "http://e1:2379");
+}
+END_TEST
+
+START_TEST(store_fenced_save_compares_the_token_and_is_refused_when_stale)
+{
+    canned_t script[2];
+    fake_t f;
+    acme_store_t *st, *v;
+    acme_store_claim_t c;
+    acme_json_t *b, *cmp;
+
+    script[0].status = 200;
+    script[0].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    script[1].status = 200;
+    script[1].body = apr_psprintf(pool, "{" HDR ",\"responses\":[{\"response_range\":%s}]}",
+                                  range_answer("pfx/locks/a.org", "server-2", 8));
+    st = fake_store(&f, script, 2);
+    memset(&c, 0, sizeof(c));
+    c.name = "a.org";
+    c.owner = "server-1";
+    c.token = 17;
+    v = acme_store_fenced(pool, st, &c);
+    ck_assert_int_eq(v->save(v, ACME_SG_STAGING, "a.org", "cert.pem", "C", 1, 0, pool),
+                     APR_SUCCESS);
+    b = js(f.bodies[0]);
+    cmp = acme_json_array_at(acme_json_getj(b, pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(cmp, "target", NULL), "CREATE");
+    ck_assert_str_eq(acme_json_gets(cmp, "create_revision", NULL), "17");
+    ck_assert_str_eq(acme_json_gets(cmp, "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/locks/a.org", 15));
+    ck_assert_uint_eq(acme_json_array_len(acme_json_getj(b, pool, "failure", NULL)), 1);
+    ck_assert_int_eq(v->save(v, ACME_SG_STAGING, "a.org", "cert.pem", "C", 1, 0, pool),
+                     ACME_STORE_EFENCED);
+    ck_assert_int_eq(f.next, 2);
+}
+END_TEST
+
+/* An envelope as the store writes it, sealed for key. */
+static const char *sealed_item(const char *key, const char *data)
+{
+    const char *sealed;
+
+    ck_assert_int_eq(acme_seal(&sealed, pool, store_key, key, data, strlen(data)), APR_SUCCESS);
+    return apr_pstrcat(pool, "acme-item 1 1000 s\n", sealed, NULL);
+}
+
+START_TEST(store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt)
+{
+    canned_t script[5];
+    fake_t f;
+    acme_store_t *st;
+    const char *err, *v;
+    acme_json_t *cmp;
+    int i;
+
+    for (i = 0; i < 5; ++i) {
+        script[i].status = 200;
+    }
+    script[0].body = "{" HDR "}";   /* absent: the first server */
+    script[1].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    v = sealed_item("pfx/store", "{\"schema\": 99}");
+    script[2].body = range_answer("pfx/store", v, strlen(v));
+    v = sealed_item("pfx/store", "[1]");
+    script[3].body = range_answer("pfx/store", v, strlen(v));
+    v = sealed_item("pfx/store", "{\"schema\": 1}");
+    script[4].body = range_answer("pfx/store", v, strlen(v));
+    st = fake_store(&f, script, 5);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_SUCCESS);
+    cmp = acme_json_array_at(acme_json_getj(js(f.bodies[1]), pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(cmp, "create_revision", NULL), "0");
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_EGENERAL);
+    ck_assert_msg(strstr(err, "schema 99, newer"), "%s", err);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_EINVAL);
+    ck_assert_msg(strstr(err, "is corrupt"), "%s", err);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_SUCCESS);
+}
+END_TEST
+
+static Suite *etcd_suite(void)
+{
+    Suite *s = suite_create("acme_etcd");
+    TCase *tc = tcase_create("client");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, b64_round_trip_and_strict_decode);
+    tcase_add_test(tc, get_encodes_the_key_and_parses_the_answer);
+    tcase_add_test(tc, put_and_delete_encode_values_leases_and_ranges);
+    tcase_add_test(tc, get_prefix_sends_range_limit_and_keys_only);
+    tcase_add_test(tc, txn_encodes_compares_and_both_branches);
+    tcase_add_test(tc, failover_skips_dead_and_5xx_members_and_remembers_the_good_one);
+    tcase_add_test(tc, all_members_down_is_a_network_error_naming_the_key);
+    tcase_add_test(tc, a_4xx_is_not_failed_over);
+    tcase_add_test(tc, a_foreign_cluster_among_the_endpoints_is_refused);
+    tcase_add_test(tc, stop_flag_aborts_before_any_request);
+    tcase_add_test(tc, auth_token_is_fetched_sent_and_renewed_when_invalid);
+    tcase_add_test(tc, auth_with_a_wrong_password_is_a_config_error);
+    tcase_add_test(tc, auth_token_with_a_newline_is_refused);
+    tcase_add_test(tc, config_errors);
+    tcase_add_loop_test(tc, malformed_get_answers_are_refused_with_a_reason, 0,
+                        (int)(sizeof(bad_gets) / sizeof(bad_gets[0])));
+    tcase_add_test(tc, a_value_at_the_limit_is_accepted_and_a_larger_put_refused);
+    tcase_add_test(tc, malformed_write_answers_are_refused);
+    tcase_add_test(tc, lease_grant_keepalive_and_revoke);
+    tcase_add_test(tc, revision_reads_the_header);
+    tcase_add_test(tc, mutated_answers_are_refused_or_parsed_never_crash);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, store_seals_secrets_under_their_key_name);
+    tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
+    tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
+    tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
+    tcase_add_test(tc, store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt);
+    tcase_add_test(tc, store_fenced_save_compares_the_token_and_is_refused_when_stale);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+ACME_TEST_MAIN(etcd_suite)
