@@ -19,12 +19,21 @@
 #include "acme_json.h"
 #include "acme_crypto.h"
 #include "acme_store.h"
+#include "acme_store_etcd.h"
+#include "acme_etcd.h"
+#include "acme_result.h"
 #include "acme_job.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 
 acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
+acme_store_t *acme_mod_lookup_store;
+int acme_mod_store_down;
+/* With etcd: the children's store, on clients the parent never uses, so
+ * no connection or lock of the parent's crosses the fork. */
+static acme_store_t *child_store;
+static acme_store_t *child_lookup_store;
 
 /* ---- logging bridge ---------------------------------------------------- */
 
@@ -155,13 +164,19 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
  * that and replaces it; the self-signed fallback would serve nobody better. */
 static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, apr_pool_t *p)
 {
-    acme_store_t *st = acme_mod_store;
+    acme_store_t *st = acme_mod_store_down ? acme_mod_cache : acme_mod_store;
     apr_array_header_t *chain;
     acme_pkey_t *key = NULL;
     const char *why = "the key cannot be read";
     apr_status_t rv;
 
     rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), &chain, p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && st != acme_mod_cache) {
+        /* etcd unreachable or a bad value in it: the local copy of last time */
+        st = acme_mod_cache;
+        rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t),
+                                   &chain, p);
+    }
     if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
     }
@@ -170,7 +185,10 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
         why = "the certificate cannot be read";
     }
     else if (acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), &key, p)
-             == APR_SUCCESS) {
+                 == APR_SUCCESS
+             || (st != acme_mod_cache
+                 && acme_store_load_pkey(acme_mod_cache, ACME_SG_DOMAINS, d->name,
+                                         acme_job_key_file(p, t), &key, p) == APR_SUCCESS)) {
         rv = acme_pair_check(chain, key, NULL, 0, &why, p);
     }
     else {
@@ -187,6 +205,35 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
     return 1;
 }
 
+/* With a shared store: which result this server hands to mod_ssl (the
+ * activation thread restarts when the store's differs), kept in the cache
+ * too, for a start while etcd is down. */
+static void note_served(acme_domain_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    acme_json_t *meta = NULL;
+    const char *data;
+    apr_size_t len;
+
+    d->served_staged = NULL;
+    if (acme_mod_store == acme_mod_cache) {
+        return;
+    }
+    if (!acme_mod_store_down
+        && acme_mod_store->load(acme_mod_store, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &data,
+                                &len, ptemp) == APR_SUCCESS
+        && acme_json_parse(&meta, ptemp, data, len, NULL) == APR_SUCCESS) {
+        acme_mod_cache->save(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META, data, len,
+                             0, ptemp);
+    }
+    else if (acme_store_load_json(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META,
+                                  &meta, ptemp) != APR_SUCCESS) {
+        meta = NULL;
+    }
+    if (meta && acme_json_gets(meta, "staged", NULL)) {
+        d->served_staged = apr_pstrdup(pconf, acme_json_gets(meta, "staged", NULL));
+    }
+}
+
 /* A domain is served by what it has: a key type added later must not take
  * the site back to the fallback until its certificate arrives. */
 static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf,
@@ -194,6 +241,7 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
 {
     int i;
 
+    note_served(d, pconf, ptemp);
     d->served_types = apr_array_make(pconf, 2, sizeof(acme_key_type_t));
     for (i = 0; i < d->settings->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
@@ -261,7 +309,7 @@ static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme
 static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server_rec *s,
                                     apr_pool_t *p)
 {
-    acme_store_t *st = acme_mod_store, *tmp;
+    acme_store_t *st = acme_mod_cache, *tmp;  /* local: no need to share it */
     const char *data;
     apr_size_t len;
     acme_pkey_t *key;
@@ -308,6 +356,9 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
     const char *cpath, *kpath;
     apr_status_t rv;
 
+    if (acme_mod_store_down) {
+        st = acme_mod_cache;
+    }
     rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, cert, 0, p);
     if (rv == APR_SUCCESS) {
         rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, key,
@@ -375,6 +426,98 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
 
 /* ---- post_config --------------------------------------------------------- */
 
+static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acme_global_t *g,
+                                    apr_interval_time_t timeout, server_rec *s, apr_pool_t *p)
+{
+    acme_etcd_config_t ec;
+    acme_result_t *r = acme_result_make(p);
+    const char *err = NULL;
+    apr_status_t rv;
+
+    acme_etcd_config_init(&ec);
+    ec.endpoints = g->store.urls;
+    ec.ca_file = g->store.ca_file;
+    ec.cert_file = g->store.cert_file;
+    ec.key_file = g->store.cert_key_file;
+    ec.user = g->store.user;
+    ec.password_file = g->store.password_file;
+    ec.timeout = timeout;
+    rv = acme_etcd_create(petcd, p, &ec, NULL, r);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0010)
+                     "ManagedStore etcd: %s", acme_result_describe(r, p));
+        return rv;
+    }
+    rv = acme_store_etcd_create(pst, p, *petcd, g->store.prefix, g->store.key, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0010)
+                     "ManagedStore etcd: %s (see ManagedStorePrefix)", err ? err : "error");
+    }
+    return rv;
+}
+
+/* ManagedStore etcd: the shared store, with ManagedStoreDir as this server's
+ * local cache of mod_ssl's files. etcd down is no reason not to start: the
+ * cache serves, and renewal and activation wait for etcd. */
+static apr_status_t open_etcd_store(acme_global_t *g, server_rec *s, apr_pool_t *pconf,
+                                    apr_pool_t *ptemp)
+{
+    acme_store_t *st;
+    acme_etcd_t *etcd, *other;
+    acme_result_t *r = acme_result_make(ptemp);
+    const char *err = NULL;
+    apr_int64_t rev;
+    apr_status_t rv;
+
+    if ((rv = etcd_store_make(&st, &etcd, g, 0, s, pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_store, &other, g, 0, s, pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_lookup_store, &other, g, ACME_LOOKUP_TIMEOUT, s, pconf))
+               != APR_SUCCESS) {
+        return rv;
+    }
+    acme_mod_store = st;
+    if (acme_etcd_revision(&rev, etcd, ptemp, r) != APR_SUCCESS) {
+        acme_mod_store_down = 1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0011)
+                     "the etcd store (%s) cannot be reached: %s. This server starts with the "
+                     "certificates in its local cache %s; renewals and new certificates wait "
+                     "until etcd answers, and resume by themselves then.", st->where,
+                     acme_result_describe(r, ptemp), g->store_dir);
+        return APR_SUCCESS;
+    }
+    rv = acme_store_etcd_verify(st, ptemp, &err);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0012)
+                     "the etcd store (%s) cannot be used: %s", st->where, err ? err : "error");
+        return rv;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ACMELOG(0013)
+                 "store: etcd at %s, local cache %s", st->where, g->store_dir);
+    return APR_SUCCESS;
+}
+
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    acme_global_t *g = acme_config_global(s);
+    const char *err = g ? acme_config_check_store(g, ptemp) : NULL;
+
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ACMELOG(0014) "%s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* Before any watchdog thread of the child runs. */
+static void store_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    (void)pchild; (void)s;
+    if (child_store) {
+        acme_mod_store = child_store;
+        acme_mod_lookup_store = child_lookup_store;
+    }
+}
+
 static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
 {
@@ -393,6 +536,9 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     }
     rv = acme_store_fs_create(&acme_mod_store, pconf, g->store_dir, &err);
     acme_mod_cache = acme_mod_store;
+    acme_mod_lookup_store = NULL;
+    acme_mod_store_down = 0;
+    child_store = child_lookup_store = NULL;
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0001)
                      "cannot use the store directory %s: %s. Check that the directory (see "
@@ -422,13 +568,18 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    if (g->store.etcd && open_etcd_store(g, s, pconf, ptemp) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         acme_config_resolve(g, d, s, pconf);
         compute_challenges(g, d, s, pconf);
     }
     match_servers(g, s, ptemp);
-    acme_drive_activate(g, s, ptemp);
+    if (!acme_mod_store_down) {
+        acme_drive_activate(g, s, ptemp);
+    }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         find_served_types(d, s, pconf, ptemp);
@@ -529,6 +680,8 @@ static void acme_register_hooks(apr_pool_t *p)
     static const char *const after_ssl[] = {"mod_ssl.c", NULL};
 
     (void)p;
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(store_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_post_config(post_config_early, NULL, before_ssl, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config_late, after_ssl, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_add_cert_files(hook_add_cert_files, NULL, NULL, APR_HOOK_MIDDLE);

@@ -15,6 +15,12 @@ extern acme_store_t *acme_mod_store;
 /* Where mod_ssl's files are made when the store has no paths; the store
  * itself for the file store. */
 extern acme_store_t *acme_mod_cache;
+/* With etcd, in children: the store for challenge lookups, whose requests
+ * give up after ACME_LOOKUP_TIMEOUT. NULL with the file store. */
+extern acme_store_t *acme_mod_lookup_store;
+#define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
+/* etcd could not be reached at start-up: this generation serves the cache. */
+extern int acme_mod_store_down;
 
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);

@@ -1,7 +1,8 @@
 /* mod_acme_challenge.c: answers the CA's challenges: http-01 from a
  * post_read_request hook, tls-alpn-01 through ALPN "acme-tls/1" and the
  * ssl_answer_challenge hook. The renewal job publishes the data in the
- * store; the hooks read it through a per-process cache. */
+ * store; the hooks read it through a per-process cache (with etcd, a key
+ * another server published is looked up there). */
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -28,20 +29,39 @@ APLOG_USE_MODULE(acme);
 #define ACME_TLS_1 "acme-tls/1"
 #define ACME_TOKEN_MAX 256
 
+/* With etcd, another server may have published: a key not in the cache is
+ * looked up, at most this often per second and process (bogus tokens must
+ * not flood etcd), and the answer is kept for a while. tls-alpn-01 data is
+ * named after the domain, so a new publication replaces it: kept briefly. */
+#define ACME_LOOKUPS_PER_SEC 50
+#define ACME_LOOKUP_KEEP 2000          /* entries; the table starts over beyond */
+
+typedef struct {
+    apr_time_t at;
+    const char *value;           /* NULL: not published when asked */
+} lookup_t;
+
 /* A copy of one challenge directory, reloaded when the directory's mtime
  * changes (every publish is a rename into it). */
 typedef struct {
     const char *dir;             /* "http-01" or "tls-alpn-01" */
+    apr_interval_time_t keep_found, keep_missing;   /* shared store: lookups kept so long */
     apr_thread_mutex_t *mutex;
     apr_pool_t *root;
     apr_pool_t *pool;            /* holds entries; replaced on reload */
     apr_hash_t *entries;         /* aspect -> content */
     apr_time_t mtime;
     int loaded;
+    apr_pool_t *lpool;           /* shared store: lookups (lookup_t) */
+    apr_hash_t *lookups;
+    apr_time_t window;           /* start of the second being counted */
+    int window_lookups;
 } chall_cache_t;
 
-static chall_cache_t http_cache = {"http-01", NULL, NULL, NULL, NULL, 0, 0};
-static chall_cache_t alpn_cache = {"tls-alpn-01", NULL, NULL, NULL, NULL, 0, 0};
+static chall_cache_t http_cache = {.dir = "http-01", .keep_found = apr_time_from_sec(30),
+                                   .keep_missing = apr_time_from_sec(2)};
+static chall_cache_t alpn_cache = {.dir = "tls-alpn-01", .keep_found = apr_time_from_sec(1),
+                                   .keep_missing = apr_time_from_sec(1)};
 
 static void cache_init(chall_cache_t *cc, apr_pool_t *p)
 {
@@ -52,6 +72,10 @@ static void cache_init(chall_cache_t *cc, apr_pool_t *p)
     if (apr_thread_mutex_create(&cc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
         cc->mutex = NULL;
     }
+    apr_pool_create(&cc->lpool, p);
+    cc->lookups = apr_hash_make(cc->lpool);
+    cc->window = 0;
+    cc->window_lookups = 0;
 }
 
 static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
@@ -79,6 +103,46 @@ static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
     cc->loaded = 1;
 }
 
+/* Shared store: the cached answer for key, or one from etcd. Called with
+ * the mutex held; it is released during the lookup. */
+static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *key,
+                              apr_pool_t *p)
+{
+    lookup_t *e = apr_hash_get(cc->lookups, key, APR_HASH_KEY_STRING);
+    apr_time_t now = apr_time_now();
+    const char *data = NULL;
+    apr_size_t len;
+    apr_status_t rv;
+
+    if (e && now - e->at < (e->value ? cc->keep_found : cc->keep_missing)) {
+        return e->value ? apr_pstrdup(p, e->value) : NULL;
+    }
+    if (now - cc->window >= apr_time_from_sec(1)) {
+        cc->window = now;
+        cc->window_lookups = 0;
+    }
+    if (cc->window_lookups >= ACME_LOOKUPS_PER_SEC) {
+        return e && e->value ? apr_pstrdup(p, e->value) : NULL;
+    }
+    cc->window_lookups++;
+    apr_thread_mutex_unlock(cc->mutex);
+    rv = st->load(st, ACME_SG_CHALLENGES, cc->dir, key, &data, &len, p);
+    apr_thread_mutex_lock(cc->mutex);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+        /* etcd unreachable: what we had, and no new lookup for a moment */
+        data = e && e->value ? apr_pstrdup(p, e->value) : NULL;
+    }
+    if (apr_hash_count(cc->lookups) >= ACME_LOOKUP_KEEP) {
+        apr_pool_clear(cc->lpool);
+        cc->lookups = apr_hash_make(cc->lpool);
+    }
+    e = apr_palloc(cc->lpool, sizeof(*e));
+    e->at = now;
+    e->value = data ? apr_pstrdup(cc->lpool, data) : NULL;
+    apr_hash_set(cc->lookups, apr_pstrdup(cc->lpool, key), APR_HASH_KEY_STRING, e);
+    return data;
+}
+
 /* Looks up key; the result is copied into p (the cache may reload). */
 static const char *cache_get(chall_cache_t *cc, const char *key, apr_pool_t *p)
 {
@@ -88,6 +152,12 @@ static const char *cache_get(chall_cache_t *cc, const char *key, apr_pool_t *p)
 
     if (!st || !cc->mutex) {
         return NULL;
+    }
+    if (acme_mod_lookup_store) {
+        apr_thread_mutex_lock(cc->mutex);
+        v = lookup_get(cc, acme_mod_lookup_store, key, p);
+        apr_thread_mutex_unlock(cc->mutex);
+        return v;
     }
     if (st->mtime(st, ACME_SG_CHALLENGES, cc->dir, NULL, &mtime, p) != APR_SUCCESS) {
         return NULL; /* nothing was ever published */

@@ -4,6 +4,8 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_hash.h>
+#include <apr_uri.h>
+#include <apr_file_info.h>
 
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -431,6 +433,138 @@ static const char *cmd_store_dir(cmd_parms *cmd, void *dc, const char *arg)
     return store_dir_can_work(cmd, global_of(cmd)->store_dir);
 }
 
+/* ManagedStore file | etcd URL...: where accounts, keys and certificates live. */
+static const char *cmd_store(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_store_conf_t *sc = &global_of(cmd)->store;
+    const char *err = check_context(cmd, 0);
+    int i;
+
+    if (err) return err;
+    if (argc < 1 || (strcmp(argv[0], "file") && strcmp(argv[0], "etcd"))) {
+        return "ManagedStore: use 'file' (the default) or 'etcd URL...', e.g. ManagedStore "
+               "etcd https://10.0.0.1:2379 https://10.0.0.2:2379 https://10.0.0.3:2379";
+    }
+    if (!strcmp(argv[0], "file")) {
+        if (argc > 1) return "ManagedStore file takes no further argument";
+        sc->etcd = 0;
+        sc->urls = NULL;
+        return NULL;
+    }
+    if (argc < 2) {
+        return "ManagedStore etcd: name the etcd endpoints, e.g. ManagedStore etcd "
+               "https://10.0.0.1:2379 https://10.0.0.2:2379 https://10.0.0.3:2379";
+    }
+    sc->etcd = 1;
+    sc->urls = apr_array_make(cmd->pool, argc - 1, sizeof(const char *));
+    for (i = 1; i < argc; ++i) {
+        apr_uri_t uri;
+        if ((strncmp(argv[i], "http://", 7) && strncmp(argv[i], "https://", 8))
+            || apr_uri_parse(cmd->temp_pool, argv[i], &uri) != APR_SUCCESS || !uri.hostname
+            || (uri.path && strcmp(uri.path, "/")) || uri.query) {
+            return apr_psprintf(cmd->pool, "ManagedStore etcd: '%s' is not an etcd endpoint: "
+                                "write it as https://HOST:PORT (or http:// on a trusted "
+                                "network)", argv[i]);
+        }
+        APR_ARRAY_PUSH(sc->urls, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
+/* The parent reads the key here, as root, like mod_ssl reads its keys:
+ * children never need the file. */
+static const char *cmd_store_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_store_conf_t *sc = &global_of(cmd)->store;
+    const char *err = check_context(cmd, 0), *why = NULL;
+
+    if (err) return err;
+    sc->key_file = ap_server_root_relative(cmd->pool, arg);
+    if (!sc->key_file) {
+        return apr_psprintf(cmd->pool, "ManagedStoreEncryptionKey: invalid path '%s'", arg);
+    }
+    if (acme_store_key_load(&sc->key, cmd->pool, sc->key_file, 0, &why) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedStoreEncryptionKey: %s",
+                            why ? why : "cannot be read");
+    }
+    return NULL;
+}
+
+static const char *cmd_store_prefix(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = check_context(cmd, 0);
+    apr_size_t i;
+
+    if (err) return err;
+    for (i = 0; arg[i]; ++i) {
+        if (!apr_isgraph(arg[i])) break;
+    }
+    if (!arg[0] || arg[i] || i > 200 || strstr(arg, "..")) {
+        return apr_psprintf(cmd->pool, "ManagedStorePrefix: '%s' is not a usable etcd key "
+                            "prefix: 1 to 200 printable characters without spaces or '..', "
+                            "e.g. mod_acme/", arg);
+    }
+    global_of(cmd)->store.prefix = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *readable_file(cmd_parms *cmd, const char *arg, const char **ppath)
+{
+    apr_finfo_t fi;
+
+    *ppath = ap_server_root_relative(cmd->pool, arg);
+    if (!*ppath || apr_stat(&fi, *ppath, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *cmd_store_tls(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_store_conf_t *sc = &global_of(cmd)->store;
+    const char *err = check_context(cmd, 0);
+
+    if (err) return err;
+    if (argc != 1 && argc != 3) {
+        return "ManagedStoreTLS takes the CA file of the etcd servers, optionally followed "
+               "by a client certificate file and its key file";
+    }
+    sc->cert_file = sc->cert_key_file = NULL;
+    if ((err = readable_file(cmd, argv[0], &sc->ca_file)) != NULL) return err;
+    if (argc == 3 && ((err = readable_file(cmd, argv[1], &sc->cert_file)) != NULL
+                      || (err = readable_file(cmd, argv[2], &sc->cert_key_file)) != NULL)) {
+        return err;
+    }
+    return NULL;
+}
+
+static const char *cmd_store_auth(cmd_parms *cmd, void *dc, const char *user, const char *file)
+{
+    acme_store_conf_t *sc = &global_of(cmd)->store;
+    const char *err = check_context(cmd, 0);
+
+    if (err) return err;
+    if (!*user) return "ManagedStoreAuth: the etcd user name is empty";
+    sc->user = apr_pstrdup(cmd->pool, user);
+    return readable_file(cmd, file, &sc->password_file);
+}
+
+const char *acme_config_check_store(acme_global_t *g, apr_pool_t *p)
+{
+    const acme_store_conf_t *sc = &g->store;
+
+    (void)p;
+    if (sc->etcd && !sc->key) {
+        return "ManagedStore etcd needs ManagedStoreEncryptionKey: private keys are stored in "
+               "etcd only encrypted. Make the key with 'openssl rand -out "
+               "/etc/apache2/acme-store.key 32', chown root and chmod 0400 it, copy the same "
+               "file to every server of the cluster, and add ManagedStoreEncryptionKey "
+               "/etc/apache2/acme-store.key";
+    }
+    return NULL;
+}
+
 static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
 {
     const char *err = check_context(cmd, 0);
@@ -630,6 +764,16 @@ const command_rec acme_cmds[] = {
                       "certificate key types: P-256, P-384, RSA-2048, RSA-3072, RSA-4096"),
     AP_INIT_TAKE1("ManagedStoreDir", cmd_store_dir, NULL, RSRC_CONF,
                   "directory for accounts, keys and certificates"),
+    AP_INIT_TAKE_ARGV("ManagedStore", cmd_store, NULL, RSRC_CONF,
+                      "file (default), or etcd URL...: a store shared by a cluster"),
+    AP_INIT_TAKE1("ManagedStoreEncryptionKey", cmd_store_key, NULL, RSRC_CONF,
+                  "file of 32 random bytes that encrypts private keys in etcd"),
+    AP_INIT_TAKE1("ManagedStorePrefix", cmd_store_prefix, NULL, RSRC_CONF,
+                  "key prefix of this cluster in etcd (default mod_acme/)"),
+    AP_INIT_TAKE_ARGV("ManagedStoreTLS", cmd_store_tls, NULL, RSRC_CONF,
+                      "CA file of the etcd servers [client certificate and key files]"),
+    AP_INIT_TAKE2("ManagedStoreAuth", cmd_store_auth, NULL, RSRC_CONF,
+                  "etcd user and a file with its password"),
     AP_INIT_FLAG("ManagedAutoRestart", cmd_auto_restart, NULL, RSRC_CONF,
                  "restart gracefully by itself to activate new certificates"),
     AP_INIT_TAKE1("ManagedRetryDelay", cmd_retry_delay, NULL, RSRC_CONF,

@@ -44,7 +44,19 @@ typedef struct acme_domain_t {
     int driven;                   /* an SSL vhost uses it, so jobs run for it */
     int tls_alpn_ok;              /* tls-alpn-01 is allowed and reachable */
     apr_array_header_t *eff_challenges; /* allowed and reachable types */
+    const char *served_staged;    /* "staged" of the meta.json handed to mod_ssl, or NULL */
 } acme_domain_t;
+
+/* ManagedStore etcd ...: the shared store; ManagedStoreDir is then the local cache. */
+typedef struct acme_store_conf_t {
+    int etcd;                     /* 0: the file store (default) */
+    apr_array_header_t *urls;     /* const char*: etcd endpoints */
+    const char *key_file;         /* ManagedStoreEncryptionKey */
+    const unsigned char *key;     /* its ACME_SEAL_KEY_LEN bytes, read at config time */
+    const char *prefix;           /* NULL: ACME_STORE_ETCD_PREFIX_DEFAULT */
+    const char *ca_file, *cert_file, *cert_key_file;   /* ManagedStoreTLS */
+    const char *user, *password_file;                  /* ManagedStoreAuth */
+} acme_store_conf_t;
 
 typedef struct acme_global_t {
     apr_pool_t *pool;
@@ -52,6 +64,7 @@ typedef struct acme_global_t {
     apr_hash_t *names;            /* name -> acme_domain_t*, for duplicates */
     acme_settings_t *defaults;    /* global Managed* settings */
     const char *store_dir;
+    acme_store_conf_t store;
     int auto_restart;             /* ACME_UNSET, 0, 1 */
     int port_http;                /* local port where the CA's 80 lands; 0 = unreachable */
     int port_https;               /* same for 443 */
@@ -78,6 +91,10 @@ acme_global_t *acme_config_global(server_rec *s);
 /* Resolves unset values of a domain's settings from the globals and the
  * built-in defaults. */
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
+
+/* What is missing for the configured store (checked after parsing, so
+ * that `apachectl -t` says it), or NULL. */
+const char *acme_config_check_store(acme_global_t *g, apr_pool_t *p);
 
 /* The challenge publishers of resolved settings (acme_publisher_t*). */
 apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st);

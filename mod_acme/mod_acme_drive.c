@@ -39,6 +39,9 @@ APLOG_USE_MODULE(acme);
 /* The child's mark: nothing runs or waits, everything staged is final. */
 /* How often the parent's thread looks for staged results. */
 #define ACME_RESTART_POLL apr_time_from_msec(250)
+/* With etcd: one small request per poll, and restarts spread over the fleet. */
+#define ACME_RESTART_POLL_SHARED apr_time_from_sec(1)
+#define ACME_RESTART_JITTER apr_time_from_sec(4)
 #define ACME_BATCH_NAME "_batch"
 #define ACME_BATCH_DONE "done"
 /* Touched by the child whenever it stages a result: the parent scans the
@@ -110,10 +113,16 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
         }
     }
     rv = st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, d->name, ACME_KEEP_ARCHIVED, p);
+    if (APR_STATUS_IS_ENOENT(rv) && st != acme_mod_cache) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ACMELOG(0304)
+                     "%s: another server of the cluster activated the new certificate first",
+                     d->name);
+        return 1;
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0302)
                      "%s: cannot activate the staged certificate in %s", d->name,
-                     acme_store_fs_base(st));
+                     st->where);
         return 0;
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(0303)
@@ -161,6 +170,10 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
                          APR_HASH_KEY_STRING, "1");
         }
     }
+    if (n > 0 && st != acme_mod_cache) {
+        /* the other servers of the cluster poll this marker */
+        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1, 0, p);
+    }
     if (n > 0 && geteuid() == 0) {
         /* The activated files were written by the child: hand the work
          * directories back and keep domains/ root's. */
@@ -184,6 +197,7 @@ typedef struct {
     apr_thread_t *thread;    /* the parent's polling thread, NULL: the monitor hook */
     apr_pool_t *tpool;       /* unmanaged pool the thread object lives in */
     pid_t parent_pid;        /* children inherit this struct, not the thread */
+    apr_time_t restart_at;   /* shared store: the jittered moment of the restart */
     volatile apr_uint32_t stop;
 } restart_ctx_t;
 
@@ -192,6 +206,33 @@ typedef struct {
 
 /* The restart check of the current generation, run by the monitor hook. */
 static restart_ctx_t *restart_ctx;
+
+/* Shared store: another server activated a certificate of one of our
+ * domains (domains/<d>/meta.json is not the one this server handed to
+ * mod_ssl). Read only after the marker changed. */
+static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr_pool_t *ptemp)
+{
+    acme_store_t *st = acme_mod_store;
+    int i;
+
+    for (i = 0; i < rc->g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
+        const char *staged;
+        acme_json_t *meta;
+
+        if (!d->driven
+            || acme_store_load_json(st, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &meta, ptemp)
+                   != APR_SUCCESS
+            || !(staged = acme_json_gets(meta, "staged", NULL))
+            || (d->served_staged && !strcmp(staged, d->served_staged))) {
+            continue;
+        }
+        if (!rc->g->auto_restart) {
+            continue; /* the restart that the operator makes copies it */
+        }
+        APR_ARRAY_PUSH(ready, const char *) = apr_pstrcat(ptemp, d->name, "@cluster", NULL);
+    }
+}
 
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
@@ -239,8 +280,12 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         APR_ARRAY_PUSH(ready, const char *) = key;
         if (mt > newest) newest = mt;
     }
+    if (st != acme_mod_cache) {
+        changed_in_cluster(rc, ready, ptemp);
+    }
     if (ready->nelts == 0) {
         rc->first_seen = 0;
+        rc->restart_at = 0;
         return APR_SUCCESS;
     }
     if (!rc->first_seen) {
@@ -253,6 +298,15 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         if (st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, &batch, ptemp)
                 != APR_SUCCESS
             || batch < newest) {
+            return APR_SUCCESS;
+        }
+    }
+    if (st != acme_mod_cache) {
+        /* The whole fleet sees the change at once: spread the restarts. */
+        if (!rc->restart_at) {
+            rc->restart_at = now + (apr_time_t)acme_random_below(ACME_RESTART_JITTER);
+        }
+        if (now < rc->restart_at) {
             return APR_SUCCESS;
         }
     }
@@ -284,7 +338,8 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
     while (!apr_atomic_read32(&rc->stop)) {
         restart_check(rc, ptemp);
         apr_pool_clear(ptemp);
-        apr_sleep(ACME_RESTART_POLL);
+        apr_sleep(acme_mod_store != acme_mod_cache ? ACME_RESTART_POLL_SHARED
+                                                   : ACME_RESTART_POLL);
     }
     apr_pool_destroy(ptemp);
     apr_thread_exit(t, APR_SUCCESS);
@@ -490,13 +545,13 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                          "the store %s cannot be written: the certificates in it are still "
                          "served, but no certificate is obtained or renewed, and nothing is "
                          "asked of the CA, until it can be written (a full or read-only disk? "
-                         "wrong owner?). Renewal resumes by itself.",
-                         acme_store_fs_base(acme_mod_store));
+                         "wrong owner? etcd down?). Renewal resumes by itself.",
+                         acme_mod_store->where);
         }
         else if (!unwritable && dc->store_unwritable) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0330)
                          "the store %s can be written again: renewals resume",
-                         acme_store_fs_base(acme_mod_store));
+                         acme_mod_store->where);
         }
         dc->store_unwritable = unwritable;
         job->unwritable = unwritable;

@@ -411,13 +411,13 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
     }
     for (i = 0; i < spec->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
-        const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
-                                       acme_job_cert_file(p, t), p);
         apr_array_header_t *chain = NULL;
         const acme_cert_t *leaf;
         apr_time_t at;
 
-        if (!path || acme_chain_load(&chain, p, path) != APR_SUCCESS || chain->nelts < 1) {
+        /* through the store, not a path: the etcd store has none */
+        if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
+                                  &chain, p) != APR_SUCCESS) {
             APR_ARRAY_PUSH(st->due, acme_key_type_t) = t;
             continue;
         }

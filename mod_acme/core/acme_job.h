@@ -110,7 +110,7 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
 /* Another process holds the domain's claim: not a failure, a wait. */
 #define ACME_PROBLEM_BUSY "acme:busy"
 /* A run's claim on its domain: renewed by the scheduler while it runs. */
-#define ACME_JOB_LEASE apr_time_from_sec(120)
+#define ACME_JOB_LEASE apr_time_from_sec(30)   /* renewed every 10 s (TTL/3) */
 #define ACME_JOB_BUSY_WAIT apr_time_from_sec(10)
 
 /* File names inside domains/<d>/ and staging/<d>/ */

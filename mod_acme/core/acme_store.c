@@ -142,6 +142,14 @@ apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *
     if (rv == APR_SUCCESS) {
         rv = cache->save(cache, g, name, aspect, data, len, flags, p);
     }
+    else if (!APR_STATUS_IS_ENOENT(rv)
+             && cache->load(cache, g, name, aspect, &data, &len, p) == APR_SUCCESS) {
+        /* The store is unreachable or gave a bad value: the last good copy. */
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, "ACME0909: store: %s/%s/%s cannot be "
+                 "read from %s; the local copy in the cache is used", acme_store_group_name(g),
+                 name, aspect, s->where ? s->where : s->kind);
+        rv = APR_SUCCESS;
+    }
     if (rv == APR_SUCCESS) {
         *ppath = cache->path(cache, g, name, aspect, p);
         rv = *ppath ? APR_SUCCESS : APR_ENOTIMPL;

@@ -1,0 +1,86 @@
+# A round-robin TCP forwarder on loopback: the load balancer in front of a test
+# cluster. Each accepted connection goes to the next backend port in turn.
+import select
+import socket
+import threading
+
+
+class Forwarder:
+    """Listens on 127.0.0.1:listen_port and forwards each connection, whole, to
+    the next of `backends` (ports on 127.0.0.1). A backend that refuses is
+    skipped for that connection. .counts[i]: connections given to backend i."""
+
+    def __init__(self, listen_port, backends):
+        self.listen_port = listen_port
+        self.backends = list(backends)
+        self.counts = [0] * len(self.backends)
+        self._next = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = None
+        self._threads = []
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.listen_port))
+        s.listen(64)
+        s.settimeout(0.2)
+        self._sock = s
+        t = threading.Thread(target=self._accept_loop, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+
+    def _pick(self):
+        with self._lock:
+            order = [(self._next + i) % len(self.backends) for i in range(len(self.backends))]
+            self._next = (self._next + 1) % len(self.backends)
+        return order
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(client,), daemon=True)
+            t.start()
+
+    def _serve(self, client):
+        upstream = None
+        for i in self._pick():
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.backends[i]), timeout=5)
+            except OSError:
+                continue
+            with self._lock:
+                self.counts[i] += 1
+            break
+        if upstream is None:
+            client.close()
+            return
+        socks = [client, upstream]
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select(socks, [], [], 0.5)
+                for s in readable:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (upstream if s is client else client).sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            upstream.close()
