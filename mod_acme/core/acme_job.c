@@ -990,7 +990,8 @@ static apr_status_t run_claim(acme_store_claim_t **pclaim, acme_store_t *store,
     if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
         apr_cpystrn(host, "-", sizeof(host));
     }
-    owner = apr_psprintf(p, "mod_acme pid %d on %s", (int)getpid(), host);
+    /* no spaces: the etcd store takes printable owners without blanks */
+    owner = apr_psprintf(p, "mod_acme-pid-%d@%s", (int)getpid(), host);
     rv = store->claim(store, pclaim, spec->domain, owner, ACME_JOB_LEASE, p);
     if (rv == APR_EBUSY) {
         acme_result_set(r, rv, ACME_PROBLEM_BUSY, "%s is being worked on by %s; waiting for it",

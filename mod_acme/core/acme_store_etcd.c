@@ -318,9 +318,8 @@ static int owner_is_valid(const char *owner)
 {
     apr_size_t i;
 
-    /* printable, spaces too: the job's owner reads "mod_acme pid N on HOST" */
     for (i = 0; owner && owner[i]; ++i) {
-        if (!apr_isprint(owner[i]) || i > 255) {
+        if (!apr_isgraph(owner[i]) || i > 255) {
             return 0;
         }
     }

@@ -28,9 +28,9 @@ class Cluster:
     prefix and one encryption key; pebble's validation ports forward to them
     in turn."""
 
-    def __init__(self, test_dir, n, etcd, pebble, acme_ports, module_path):
+    def __init__(self, test_dir, n, etcd, ca, acme_ports, module_path):
         self.etcd = etcd
-        self.pebble = pebble
+        self.ca = ca
         self.prefix = "it-cluster-%s/" % uuid.uuid4().hex[:10]
         self.key_file = make_key_file(os.path.join(test_dir, "acme-store.key"))
         self.servers = [Httpd(os.path.join(test_dir, "httpd%d" % i), util.free_port(),
@@ -46,7 +46,7 @@ class Cluster:
                 + "ManagedStorePrefix %s\n" % self.prefix)
 
     def config(self, server, domains, challenges="http-01", extra=""):
-        text = server.acme_config(self.pebble) + self.store_config(server)
+        text = server.acme_config(self.ca) + self.store_config(server)
         text += "ManagedChallenges %s\nManagedRetryDelay 2s\n" % challenges + extra
         for name in domains:
             text += "ManagedDomain %s\n" % name
@@ -81,9 +81,12 @@ class Cluster:
 
     def etcd_values(self):
         """Every key and value under this cluster's prefix."""
-        res = self.etcd.etcdctl("get", "--prefix", self.prefix)
-        lines = res.stdout.split("\n")
-        return list(zip(lines[0::2], lines[1::2]))
+        import base64
+        import json
+        res = self.etcd.etcdctl("get", "--prefix", self.prefix, "-w", "json")
+        kvs = json.loads(res.stdout).get("kvs", [])
+        return [(base64.b64decode(kv["key"]).decode(),
+                 base64.b64decode(kv.get("value", "")).decode("utf-8", "replace")) for kv in kvs]
 
     def tool(self, build_dir, *args):
         cmd = [os.path.join(build_dir, "test", "tools", "etcdtool"), "--endpoints",
@@ -108,8 +111,8 @@ class Cluster:
 def cluster_factory(test_dir, etcd_cluster, pebble, acme_ports, module_path):
     made = []
 
-    def make(n=3):
-        c = Cluster(test_dir, n, etcd_cluster, pebble, acme_ports, module_path)
+    def make(n=3, ca=None):
+        c = Cluster(test_dir, n, etcd_cluster, ca or pebble, acme_ports, module_path)
         made.append(c)
         return c
 
@@ -160,7 +163,7 @@ def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_d
     c.write_configs([name])
     for s in c.servers:
         # no CA reachable for this domain: only the challenge hook is under test
-        s.write_config(c.config(s, [name]).replace(c.pebble.dir_url, "https://127.0.0.1:9/dir"))
+        s.write_config(c.config(s, [name]).replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
         s.expect_errors(r"ACME0322")
     c.start()
     token = "T" + uuid.uuid4().hex
@@ -177,4 +180,155 @@ def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_d
     for i in range(300):
         resp = c.servers[1].http_get("/.well-known/acme-challenge/Bogus%d" % i, name)
         assert resp.status == 404
-    assert c.servers[1].http_get("/", name).status == 200
+    assert c.servers[1].http_get("/index.html", name).status == 200
+
+
+def secrets_in_etcd(c):
+    return [k for k, v in c.etcd_values() if "PRIVATE KEY" in v or "BEGIN EC" in v
+            or "BEGIN RSA" in v]
+
+
+def test_no_private_key_in_etcd_and_cache_keys_are_private(cluster_factory):
+    c = cluster_factory(2)
+    name = "secret.cluster.test"
+    c.write_configs([name])
+    c.start()
+    c.wait_served_everywhere([name])
+    values = c.etcd_values()
+    keys = [k for k, _ in values]
+    assert any("/accounts/" in k for k in keys), keys
+    assert any(k.endswith("/domains/%s/privkey.p256.pem" % name) for k in keys), keys
+    assert secrets_in_etcd(c) == []
+    for s in c.servers:
+        key = os.path.join(s.store_dir, "domains", name, "privkey.p256.pem")
+        st = os.stat(key)
+        assert st.st_uid == 0 and st.st_mode & 0o077 == 0, oct(st.st_mode)
+
+
+def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
+    c = cluster_factory(1)
+    s = c.servers[0]
+    name = "conf.cluster.test"
+    good = c.config(s, [name])
+    # no encryption key with etcd
+    s.write_config(re.sub(r"ManagedStoreEncryptionKey .*\n", "", good))
+    rc, out = s.check_config()
+    assert rc != 0 and "needs ManagedStoreEncryptionKey" in out and "openssl rand" in out, out
+    # readable by others
+    loose = make_key_file(os.path.join(test_dir, "loose.key"), 0o644)
+    s.write_config(good.replace(c.key_file, loose))
+    rc, out = s.check_config()
+    assert rc != 0 and "group or others" in out and "chmod 0400" in out, out
+    # wrong size
+    short = os.path.join(test_dir, "short.key")
+    with open(short, "wb") as f:
+        f.write(b"0123456789")
+    os.chmod(short, 0o400)
+    s.write_config(good.replace(c.key_file, short))
+    rc, out = s.check_config()
+    assert rc != 0 and "exactly 32 random bytes" in out, out
+    # an endpoint that is not a URL
+    s.write_config(good.replace("ManagedStore etcd ", "ManagedStore etcd 10.0.0.1:2379 "))
+    rc, out = s.check_config()
+    assert rc != 0 and "is not an etcd endpoint" in out, out
+    # the start fails the same way
+    s.write_config(good.replace(c.key_file, loose))
+    with pytest.raises(Exception):
+        s.start()
+    s.write_config(good)
+    rc, out = s.check_config()
+    assert rc == 0, out
+
+
+def kill_server(server):
+    pid = server.pid()
+    for child in util.child_pids(pid):
+        util.kill_pid(child, signal.SIGKILL)
+    util.kill_pid(pid, signal.SIGKILL)
+    util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd %d gone" % pid)
+
+
+def signal_server(server, sig):
+    pid = server.pid()
+    for child in util.child_pids(pid):
+        util.kill_pid(child, sig)
+    util.kill_pid(pid, sig)
+
+
+def order_holder(c, name):
+    """Index of the server whose job created an order for name, or None."""
+    for i, s in enumerate(c.servers):
+        if re.search(r"ACME0404: %s: order \S+ created" % re.escape(name), s.error_log()):
+            return i
+    return None
+
+
+@pytest.mark.time_limit(300)
+def test_kill9_of_the_lease_holder_mid_order_another_server_finishes(cluster_factory,
+                                                                     acme_proxy):
+    c = cluster_factory(2, ca=acme_proxy)
+    name = "kill.cluster.test"
+    hang = acme_proxy.inject(method="POST", path_prefix="/finalize-order/", mode="hang",
+                             count=1)
+    c.write_configs([name])
+    c.start()
+    util.wait_for(lambda: hang.hits >= 1, 60, "the holder's job to reach finalize")
+    holder = order_holder(c, name)
+    assert holder is not None
+    t0 = time.monotonic()
+    kill_server(c.servers[holder])
+    other = c.servers[1 - holder]
+    util.wait_for(lambda: served_by_ca(other, name), 90, "the other server to finish %s"
+                  % name, interval=0.5)
+    took = time.monotonic() - t0
+    assert took < 30 + 40, took  # lease TTL, busy wait and retry delay, issuance
+    orders = acme_proxy.requests_to(endpoint="newOrder")
+    assert 1 <= len(orders) <= 2, orders
+
+
+def stored_pair_matches(c, build_dir, name):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    import json
+    cert = c.tool(build_dir, "store-load", "domains", name, "cert.p256.pem")
+    key = c.tool(build_dir, "store-load", "domains", name, "privkey.p256.pem")
+    assert cert.returncode == 0 and key.returncode == 0, (cert.stderr, key.stderr)
+    cert_pem = json.loads(cert.stdout)["data"].encode()
+    key_pem = json.loads(key.stdout)["data"].encode()
+    leaf = x509.load_pem_x509_certificate(cert_pem)
+    pkey = serialization.load_pem_private_key(key_pem, None)
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.DER
+    return (leaf.public_key().public_bytes(enc, pub) == pkey.public_key().public_bytes(enc, pub),
+            leaf.serial_number)
+
+
+@pytest.mark.time_limit(300)
+def test_fencing_a_paused_holder_cannot_overwrite_the_new_holders_work(cluster_factory,
+                                                                       acme_proxy, build_dir):
+    c = cluster_factory(2, ca=acme_proxy)
+    name = "fence.cluster.test"
+    hang = acme_proxy.inject(method="POST", path_prefix="/finalize-order/", mode="hang",
+                             count=1)
+    c.write_configs([name])
+    c.start()
+    util.wait_for(lambda: hang.hits >= 1, 60, "the holder's job to reach finalize")
+    holder = order_holder(c, name)
+    assert holder is not None
+    paused, other = c.servers[holder], c.servers[1 - holder]
+    signal_server(paused, signal.SIGSTOP)
+    try:
+        cert = util.wait_for(lambda: served_by_ca(other, name), 120,
+                             "the other server to take over %s" % name, interval=0.5)
+    finally:
+        signal_server(paused, signal.SIGCONT)
+    acme_proxy.set_down(None)  # the paused job's finalize now fails or answers late
+    util.wait_for(lambda: "ACME1107" in paused.error_log(), 60,
+                  "the stale holder's write to be refused")
+    paused.expect_errors(r"ACME1107", r"ACME0403", r"ACME0322", r"ACME1102")
+    time.sleep(3)
+    ok, serial = stored_pair_matches(c, build_dir, name)
+    assert ok, "stored certificate and key do not match"
+    assert serial == cert.serial_number, "the stored certificate is the new holder's"
+    refused = [l for l in paused.error_log().splitlines() if "ACME1107" in l]
+    assert name in refused[0], refused[0]
