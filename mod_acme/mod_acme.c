@@ -211,19 +211,15 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
 static void note_served(acme_domain_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
 {
     acme_json_t *meta = NULL;
-    const char *data;
-    apr_size_t len;
 
     d->served_staged = NULL;
     if (acme_mod_store == acme_mod_cache) {
         return;
     }
     if (!acme_mod_store_down
-        && acme_mod_store->load(acme_mod_store, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &data,
-                                &len, ptemp) == APR_SUCCESS
-        && acme_json_parse(&meta, ptemp, data, len, NULL) == APR_SUCCESS) {
-        acme_mod_cache->save(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META, data, len,
-                             0, ptemp);
+        && acme_store_load_json(acme_mod_store, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &meta,
+                                ptemp) == APR_SUCCESS) {
+        acme_store_save_json(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META, meta, ptemp);
     }
     else if (acme_store_load_json(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META,
                                   &meta, ptemp) != APR_SUCCESS) {

@@ -332,3 +332,85 @@ def test_fencing_a_paused_holder_cannot_overwrite_the_new_holders_work(cluster_f
     assert serial == cert.serial_number, "the stored certificate is the new holder's"
     refused = [l for l in paused.error_log().splitlines() if "ACME1107" in l]
     assert name in refused[0], refused[0]
+
+
+OUTAGE_ERRORS = (r"ACME0011", r"ACME0329", r"ACME1102", r"ACME0322", r"ACME0403")
+
+
+@pytest.mark.time_limit(500)
+def test_etcd_member_loss_changes_nothing_and_total_outage_serves_the_cache(cluster_factory,
+                                                                            etcd_cluster):
+    c = cluster_factory(2)
+    first, second, pending = "one.outage.test", "two.outage.test", "three.outage.test"
+    c.write_configs([first])
+    c.start()
+    c.wait_served_everywhere([first])
+    serial = c.serials(first)[0]
+    # one member of three lost: a new domain is issued as before
+    etcd_cluster.kill(0)
+    c.write_configs([first, second])
+    for s in c.servers:
+        s.graceful()
+    c.wait_served_everywhere([first, second])
+    # every member lost: both keep serving
+    etcd_cluster.kill_all()
+    for s in c.servers:
+        s.expect_errors(*OUTAGE_ERRORS)
+    time.sleep(3)
+    assert c.serials(first) == [serial, serial]
+    # a restart while etcd is down comes up with the cached certificates;
+    # a domain added meanwhile waits for etcd
+    c.write_configs([first, second, pending])
+    s0, s1 = c.servers
+    s0.stop()
+    s0.start()
+    s1.graceful()
+    for s in c.servers:
+        assert served_by_ca(s, first).serial_number == serial
+        assert served_by_ca(s, second) is not None
+        assert served_by_ca(s, pending) is None
+        assert "ACME0011" in s.error_log()
+    # etcd back: the pending domain completes without any restart by hand
+    etcd_cluster.start_all()
+    c.wait_served_everywhere([pending], timeout=120)
+    assert c.serials(first) == [serial, serial]
+
+
+@pytest.mark.time_limit(300)
+def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
+        cluster_factory, build_dir, test_dir):
+    c = cluster_factory(1)
+    s = c.servers[0]
+    name = "bad.cluster.test"
+    c.write_configs([name])
+    c.start()
+    c.wait_served_everywhere([name])
+    serial = c.serials(name)[0]
+    pre = c.prefix
+    # not JSON
+    assert c.tool(build_dir, "store-save", "domains", name, "meta.json", "{no json").returncode == 0
+    # sealed with another key: does not decrypt
+    other = make_key_file(os.path.join(test_dir, "other.key"), 0o600)
+    cmd = [os.path.join(build_dir, "test", "tools", "etcdtool"), "--endpoints",
+           ",".join(c.etcd.endpoints), "--prefix", pre, "--seal-key", other,
+           "store-save", "domains", name, "privkey.p256.pem", "-----BEGIN PRIVATE KEY-----",
+           "secret"]
+    assert subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    # not in the item format at all
+    c.etcd.etcdctl("put", pre + "domains/%s/cert.p256.pem" % name, "garbage")
+    # too large (above the 1 MiB the client accepts)
+    subprocess.run(["etcdctl"] + c.etcd.client_args() + ["put", pre + "jobs/%s/job.json" % name],
+                   input="x" * (1100 * 1024), text=True, check=True, capture_output=True,
+                   env=dict(os.environ, ETCDCTL_API="3"))
+    s.expect_errors(r"ACME1104", r"ACME1105", r"ACME1102", r"ACME0908", r"ACME0322",
+                    r"ACME0106")
+    s.graceful()
+    assert served_by_ca(s, name).serial_number == serial, "the last good copy is served"
+    log = s.error_log()
+    assert re.search(r"ACME1104: .*%sdomains/%s/privkey.p256.pem" % (pre, name), log)
+    assert re.search(r"ACME1105: .*%sdomains/%s/cert.p256.pem" % (pre, name), log)
+    assert re.search(r"ACME0908: .*domains/%s/meta.json" % name, log)
+    util.wait_for(lambda: re.search(r"larger than the limit.*jobs/%s/job.json|jobs/%s/job.json"
+                                    r".*larger than the limit" % (name, name), s.error_log()),
+                  30, "the too large job.json refused by name")
+    assert s.is_running()
