@@ -66,8 +66,8 @@ def kdig_txt(server, name, timeout=2):
     values = []
     for line in out.stdout.splitlines():
         line = line.strip()
-        if not line or line.startswith(";"):
-            continue
+        if not line.startswith('"'):
+            continue  # a CNAME on the way, or a comment
         values.append("".join(part for i, part in enumerate(line.split('"')) if i % 2))
     return values
 
