@@ -174,3 +174,44 @@ def test_bind_add_two_values_withdraw_one_and_errors(dnstool, named, test_dir):
     log = run_tool(dnstool, named.addr, key, "publish", "mail.example.test", "x", expect=1)
     assert "with REFUSED" in log, log
     assert named.txt(REC) == ["bind-base"]
+
+
+@pytest.mark.time_limit(240)
+def test_pebble_validates_dns01_published_through_knot(build_dir, knot, listener_pki,
+                                                       acme_ports, test_dir):
+    """End to end: pebble resolves with knot (-dnsserver), the core engine
+    publishes the dns-01 values by RFC 2136 (base name and wildcard at one
+    name), pebble issues, no TXT is left. (A CNAME-delegated name cannot be
+    shown here: pebble's DNS client does not follow CNAMEs, and knot does
+    not chase them into another zone.)"""
+    from types import SimpleNamespace
+
+    from cryptography import x509
+
+    from harness.pebble import Pebble
+
+    pebble = Pebble(test_dir, "pebble-knot", listener_pki, SimpleNamespace(dns_addr=knot.addr),
+                    acme_ports["http"], acme_ports["tls"])
+    key = knot.key_file(os.path.join(test_dir, "acme.key"))
+    cert = os.path.join(test_dir, "cert.pem")
+    try:
+        pebble.start()
+        out = subprocess.run(
+            [os.path.join(build_dir, "test", "tools", "acmeclient"), "-v",
+             "--dir", pebble.dir_url, "--ca-file", pebble.ca_file,
+             "--account-key", os.path.join(test_dir, "account.key"),
+             "--names", "www.example.test,*.www.example.test",
+             "--challenge", "dns-01", "--dns-update", knot.addr, "--dns-key", key,
+             "--dns-check", knot.addr,
+             "--cert-out", cert, "--key-out", os.path.join(test_dir, "cert.key")],
+            capture_output=True, text=True, timeout=200)
+        assert out.returncode == 0, out.stdout + out.stderr[-4000:]
+    finally:
+        pebble.stop()
+    with open(cert, "rb") as f:
+        leaf = x509.load_pem_x509_certificate(f.read())
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(names.get_values_for_type(x509.DNSName)) == [
+        "*.www.example.test", "www.example.test"]
+    assert out.stderr.count("dns-01: deleted TXT") == 2
+    assert knot.txt(REC) == []
