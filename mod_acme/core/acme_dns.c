@@ -1318,7 +1318,8 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
 {
     apr_array_header_t *servers;
     apr_pool_t *ptemp;
-    apr_time_t deadline, next;
+    acme_dns_config_t qconf = *conf;
+    apr_time_t deadline, next, left;
     acme_dns_msg_t *m;
     const char *err, *missing;
     int i, pending;
@@ -1339,7 +1340,13 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
                                      "waiting for %s TXT", t->owner);
                 goto leave;
             }
-            if (query(&m, conf, s->ip, s->port, t->owner, ACME_DNS_T_TXT, ptemp, &err)
+            /* a server that does not answer must not stretch the bound */
+            left = deadline - apr_time_now();
+            qconf.query_timeout = (left < conf->query_timeout) ? left : conf->query_timeout;
+            if (qconf.query_timeout < apr_time_from_msec(500)) {
+                qconf.query_timeout = apr_time_from_msec(500);
+            }
+            if (query(&m, &qconf, s->ip, s->port, t->owner, ACME_DNS_T_TXT, ptemp, &err)
                 != APR_SUCCESS) {
                 s->last = apr_pstrdup(p, err);
             }

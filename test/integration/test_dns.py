@@ -85,6 +85,13 @@ def test_key_the_acl_does_not_allow_is_refused_naming_the_key(dnstool, knot, tes
     assert knot.txt(REC) == []
 
 
+def test_acl_allows_only_listed_acme_challenge_names(dnstool, knot, test_dir):
+    key = knot.key_file(os.path.join(test_dir, "acme.key"))
+    log = run_tool(dnstool, knot.addr, key, "publish", "mail.example.test", "v", expect=1)
+    assert "NOTAUTH" in log or "REFUSED" in log, log
+    assert knot.txt("_acme-challenge.mail.example.test.") == []
+
+
 def test_update_server_down_times_out_naming_it(dnstool, knot, test_dir):
     key = knot.key_file(os.path.join(test_dir, "acme.key"))
     dead = "127.0.0.1:%d" % util.free_port()

@@ -477,6 +477,29 @@ START_TEST(wire_messages)
 }
 END_TEST
 
+START_TEST(wait_stops_on_abort)
+{
+    /* a stopping server does not wait: nothing is even asked */
+    acme_dns_config_t *c = acme_dns_config_make(pool);
+    acme_dns_target_t t = {"_acme-challenge.a.test.", "_acme-challenge.a.test.", "a.test."};
+    acme_result_t *r = acme_result_make(pool);
+    acme_dns_server_t *cs;
+    volatile apr_uint32_t stop = 1;
+    const char *err;
+    apr_time_t start = apr_time_now();
+
+    c->update.host = "127.0.0.1";
+    c->update.port = 9;
+    c->check = apr_array_make(pool, 1, sizeof(acme_dns_server_t *));
+    ck_assert_int_eq(acme_dns_server_parse(&cs, pool, "127.0.0.1:9", 53, &err), APR_SUCCESS);
+    APR_ARRAY_PUSH(c->check, acme_dns_server_t *) = cs;
+    c->abort_flag = &stop;
+    ck_assert_int_eq(acme_dns_wait(c, &t, "v", pool, r), APR_EINTR);
+    ck_assert_ptr_nonnull(strstr(r->detail, "stopped"));
+    ck_assert(apr_time_now() - start < apr_time_from_sec(1));
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
     Suite *s = suite_create("dns");
@@ -499,6 +522,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, txt_present);
     tcase_add_test(tc, update_errors);
     tcase_add_test(tc, wire_messages);
+    tcase_add_test(tc, wait_stops_on_abort);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -119,6 +119,11 @@ class Knot:
             "    key: %s" % UPDATE_KEY,
             "    action: update",
             "    update-type: [%s]" % ", ".join(self.update_types),
+            # only these owners (relative names get the zone appended), as docs/dns-01.md shows
+            "    update-owner: name",
+            "    update-owner-match: equal",
+            "    update-owner-name: [_acme-challenge, _acme-challenge.www, _acme-challenge.cname,"
+            " cname.acme]",
             # other-key may only update A records: a TXT update is refused
             "  - id: other-update",
             "    key: %s" % OTHER_KEY,
