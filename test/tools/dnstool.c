@@ -151,8 +151,12 @@ int main(int argc, const char *const *argv)
     if (rv != APR_SUCCESS) {
         fprintf(stderr, "dnstool: %s\n", acme_result_describe(r, p));
         fprintf(stderr, "dnstool: class %d\n", (int)acme_result_classify(r));
-        return 1;
     }
-    printf("ok\n");
-    return 0;
+    else {
+        printf("ok\n");
+    }
+    /* the pool's cleanups free what ldns allocated (a leak checker sees it) */
+    apr_pool_destroy(p);
+    apr_terminate();
+    return rv == APR_SUCCESS ? 0 : 1;
 }
