@@ -982,6 +982,12 @@ static apr_status_t exchange(acme_dns_msg_t **pmsg, const acme_dns_config_t *con
         rv = APR_TIMEUP;
         goto leave;
     }
+    if (ldns_pkt_id(ans) != ldns_pkt_id(q)) {
+        /* ldns does not compare them; an answer to another query is no answer */
+        *perr = "an answer with another message id";
+        rv = APR_EGENERAL;
+        goto leave;
+    }
     *pmsg = msg_from_pkt(p, ans);
     if (st == LDNS_STATUS_CRYPTO_TSIG_BOGUS && (*pmsg)->rcode == 0) {
         /* an error answer is unsigned by design (RFC 8945 5.3.2); a NOERROR is not */

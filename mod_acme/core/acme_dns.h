@@ -67,6 +67,10 @@ acme_dns_config_t *acme_dns_config_make(apr_pool_t *p);
 
 /* ---- publishing ------------------------------------------------------------- */
 
+/* Each call opens its own sockets and shares no state, so one config can
+ * serve concurrent jobs. Every query goes without recursion, UDP first and
+ * TCP when the answer is truncated. */
+
 /* Where the TXT record of a name goes. */
 typedef struct acme_dns_target_t {
     const char *record;    /* "_acme-challenge.example.org." */

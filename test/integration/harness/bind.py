@@ -4,8 +4,8 @@ import os
 import subprocess
 
 from . import util
-from .knot import KDIG_BIN, OTHER_KEY, UPDATE_KEY, default_zones, kdig_txt, new_secret, \
-    tsig_key_text
+from .knot import KDIG_BIN, OTHER_KEY, UPDATE_KEY, ServerExited, default_zones, kdig_txt, \
+    new_secret, tsig_key_text
 
 NAMED_BIN = os.environ.get("NAMED_BIN", "/usr/sbin/named")
 
@@ -86,12 +86,13 @@ class Bind:
                     return False
             return True
 
-        util.wait_for(ready, START_TIMEOUT, "named at %s" % self.addr, interval=0.2)
+        util.wait_for(ready, START_TIMEOUT, "named at %s" % self.addr, interval=0.2,
+                      fatal=(ServerExited,))
         return self
 
     def _check_running(self):
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError("named exited with %s:\n%s"
+            raise ServerExited("named exited with %s:\n%s"
                                % (self.proc.returncode, util.tail(self.log_text())))
 
     def stop(self):

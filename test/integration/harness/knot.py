@@ -2,7 +2,9 @@
 # dns-01 tests: test zones, TSIG keys and an ACL that allows TXT updates only.
 import base64
 import os
+import shutil
 import subprocess
+import tempfile
 
 from . import util
 
@@ -15,6 +17,10 @@ START_TIMEOUT = 20.0
 # that no ACL allows (the "refused" case).
 UPDATE_KEY = "acme-key"
 OTHER_KEY = "other-key"
+
+
+class ServerExited(RuntimeError):
+    """The DNS server process ended while the harness waited for it."""
 
 
 def new_secret(nbytes=32):
@@ -73,7 +79,8 @@ def kdig_txt(server, name, timeout=2):
 
 
 class Knot:
-    """One knotd with its own config, rundir and storage under workdir,
+    """One knotd with its own config and storage under workdir (its rundir,
+    which holds the control socket, is a short /tmp directory),
     listening on the given loopback addresses at one free port."""
 
     def __init__(self, workdir, zones=None, listen=("127.0.0.1",), port=None,
@@ -89,6 +96,8 @@ class Knot:
         self.config_file = os.path.join(workdir, "knot.conf")
         self.log_file = os.path.join(workdir, "knotd.log")
         self.proc = None
+        # the control socket lives in rundir: keep it short (sun_path is 108 bytes)
+        self.rundir = None
 
     def _config(self):
         zdir = os.path.join(self.workdir, "zones")
@@ -98,7 +107,7 @@ class Knot:
                 f.write(text)
         lines = [
             "server:",
-            "    rundir: %s" % os.path.join(self.workdir, "run"),
+            "    rundir: %s" % self.rundir,
             "    listen: [%s]" % ", ".join("%s@%d" % (a, self.port) for a in self.listen),
             "    udp-workers: 1",
             "    tcp-workers: 1",
@@ -141,12 +150,12 @@ class Knot:
         ]
         for zone in self.zones:
             lines += ["  - domain: %s" % zone, "    acl: [acme-update, other-update]"]
-        os.makedirs(os.path.join(self.workdir, "run"), exist_ok=True)
         os.makedirs(os.path.join(self.workdir, "db"), exist_ok=True)
         with open(self.config_file, "w") as f:
             f.write("\n".join(lines) + "\n")
 
     def start(self):
+        self.rundir = tempfile.mkdtemp(prefix="knot-", dir="/tmp")
         self._config()
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen([KNOTD_BIN, "-c", self.config_file],
@@ -166,16 +175,20 @@ class Knot:
                     return False
             return True
 
-        util.wait_for(ready, START_TIMEOUT, "knotd at %s" % self.addr, interval=0.2)
+        util.wait_for(ready, START_TIMEOUT, "knotd at %s" % self.addr, interval=0.2,
+                      fatal=(ServerExited,))
         return self
 
     def _check_running(self):
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError("knotd exited with %s:\n%s"
+            raise ServerExited("knotd exited with %s:\n%s"
                                % (self.proc.returncode, util.tail(self.log_text())))
 
     def stop(self):
         util.stop_popen(self.proc)
+        if self.rundir:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+            self.rundir = None
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
