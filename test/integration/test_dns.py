@@ -92,6 +92,18 @@ def test_acl_allows_only_listed_acme_challenge_names(dnstool, knot, test_dir):
     assert knot.txt("_acme-challenge.mail.example.test.") == []
 
 
+def test_clock_skew_is_badtime(dnstool, knot, test_dir):
+    """faketime puts this host's clock 2 hours behind: TSIG's 300 s fudge fails."""
+    key = knot.key_file(os.path.join(test_dir, "acme.key"))
+    out = subprocess.run(["faketime", "-f", "-2h", dnstool, "--server", knot.addr, "--key", key,
+                          "publish", "www.example.test", "v"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "NOTAUTH/BADTIME" in out.stderr, out.stderr
+    assert "TSIG key '%s'" % UPDATE_KEY in out.stderr
+    assert knot.txt(REC) == []
+
+
 def test_update_server_down_times_out_naming_it(dnstool, knot, test_dir):
     key = knot.key_file(os.path.join(test_dir, "acme.key"))
     dead = "127.0.0.1:%d" % util.free_port()
