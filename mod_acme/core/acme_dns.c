@@ -1084,8 +1084,8 @@ apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_co
                                  MAX_CNAME_HOPS);
             goto leave;
         }
-        acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "dns-01: %s is a CNAME to %s: the TXT "
-                 "record for %s goes there (CNAME delegation)", owner, target, name);
+        acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "ACME1201: dns-01: %s is a CNAME to %s: "
+                 "the TXT record for %s goes there (CNAME delegation)", owner, target, name);
         owner = target;
     }
     t->owner = owner;
@@ -1200,7 +1200,8 @@ static apr_status_t update(const acme_dns_config_t *conf, const acme_dns_target_
                              t->owner, t->zone, err);
         goto leave;
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "dns-01: %s TXT %s at %s (zone %s, server %s)",
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0,
+             "ACME%s: dns-01: %s TXT %s at %s (zone %s, server %s)", add ? "1202" : "1203",
              add ? "added" : "deleted", value, t->owner, t->zone, srv.label);
 leave:
     if (rr) ldns_rr_free(rr);
@@ -1303,8 +1304,8 @@ static apr_status_t check_servers(apr_array_header_t **pservers, const acme_dns_
                                      up.label);
                 goto leave;
             }
-            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "dns-01: %s (NS of %s) resolved by the "
-                     "system resolver", ns, t->zone);
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME1205: dns-01: %s (NS of %s) "
+                     "resolved by the system resolver", ns, t->zone);
             for (j = 0; j < addrs->nelts; ++j) {
                 server_add(servers, p, ns, APR_ARRAY_IDX(addrs, j, const char *), conf->ns_port);
             }
@@ -1369,7 +1370,7 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
             pending++;
         }
         if (!pending) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "dns-01: %s TXT visible at all %d "
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME1204: dns-01: %s TXT visible at all %d "
                      "server(s)", t->owner, servers->nelts);
             rv = APR_SUCCESS;
             goto leave;

@@ -59,7 +59,8 @@ START_TEST(tsig_knot_format)
     ck_assert_str_eq(key->name, "acme.key");
     ck_assert_str_eq(key->algorithm, "hmac-sha512");
     ck_assert_str_eq(key->secret, SECRET);
-    key = parse_ok("key:\n- id: \"k\"\n  secret: '" SECRET "'   # comment\n  algorithm: hmac-sha1\n");
+    key = parse_ok("key:\n- id: \"k\"\n  secret: '" SECRET "'   # comment\n"
+                   "  algorithm: hmac-sha1\n");
     ck_assert_str_eq(key->name, "k");
     ck_assert_str_eq(key->algorithm, "hmac-sha1");
 }
@@ -100,7 +101,8 @@ static const struct {
     {"key \"k\" { algorithm hmac-sha256; secret \"\"; };", "not valid base64"},
     {"key \"k\" { algorithm hmac-sha256; algorithm hmac-sha1; secret \"YWJj\"; };", "twice"},
     {"key \"k\" { algorithm hmac-sha256; secret \"YWJj\"; secret \"YWJj\"; };", "twice"},
-    {"key \"k\" { algorithm hmac-sha256; secret \"YWJj\"; owner x; };", "unknown statement 'owner'"},
+    {"key \"k\" { algorithm hmac-sha256; secret \"YWJj\"; owner x; };",
+     "unknown statement 'owner'"},
     {"key \"k\" { algorithm hmac-sha256 secret \"YWJj\"; };", "expected ';' after algorithm"},
     {"key \"k\" { algorithm; secret \"YWJj\"; };", "algorithm has no value"},
     {"key \"k\" { algorithm hmac-sha256; secret \"YWJj; };", "not closed"},
@@ -152,7 +154,8 @@ START_TEST(tsig_error_names_line)
 {
     acme_dns_tsig_t *key;
     const char *err;
-    const char *text = "key \"k\" {\n  algorithm hmac-sha256;\n  secret \"YWJj\";\n  foo bar;\n};\n";
+    const char *text = "key \"k\" {\n  algorithm hmac-sha256;\n  secret \"YWJj\";\n"
+                       "  foo bar;\n};\n";
     const char nul[] = "key \"k\" { algorithm hmac-sha256;\0 secret \"YWJj\"; };";
 
     ck_assert_int_eq(acme_dns_tsig_parse(&key, pool, text, strlen(text), &err), APR_EINVAL);
@@ -421,7 +424,8 @@ START_TEST(update_errors)
     acme_dns_msg_t *m;
 
     m = msg(5);
-    acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "_acme-challenge.example.org.");
+    acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.",
+                           "_acme-challenge.example.org.");
     ck_assert_int_eq(r->status, APR_EACCES);
     ck_assert_str_eq(r->problem, ACME_DNS_PROBLEM_CONFIG);
     ck_assert_ptr_nonnull(strstr(r->detail, "REFUSED"));
