@@ -571,6 +571,46 @@ acme_dns_config_t *acme_dns_config_make(apr_pool_t *p)
     return conf;
 }
 
+apr_status_t acme_dns_check_args(apr_array_header_t **pcheck, apr_interval_time_t *ptimeout,
+                                 apr_pool_t *p, int argc, const char *const *argv,
+                                 const char **perr)
+{
+    apr_array_header_t *check = apr_array_make(p, argc > 0 ? argc : 1,
+                                               sizeof(acme_dns_server_t *));
+    acme_dns_server_t *srv;
+    apr_interval_time_t t;
+    int i, have_timeout = 0;
+
+    *pcheck = NULL;
+    *perr = NULL;
+    for (i = 0; i < argc; ++i) {
+        if (!strncmp(argv[i], "timeout=", 8)) {
+            if (have_timeout || acme_duration_parse(&t, argv[i] + 8, "s") != APR_SUCCESS
+                || t < apr_time_from_sec(1) || t > apr_time_from_sec(3600)) {
+                *perr = apr_psprintf(p, "'%s': %s", argv[i], have_timeout
+                                     ? "the timeout is given twice"
+                                     : "expected timeout=DURATION from 1s to 1h");
+                return APR_EINVAL;
+            }
+            have_timeout = 1;
+            continue;
+        }
+        if (acme_dns_server_parse(&srv, p, argv[i], 53, perr) != APR_SUCCESS) {
+            return APR_EINVAL;
+        }
+        APR_ARRAY_PUSH(check, acme_dns_server_t *) = srv;
+    }
+    if (!check->nelts) {
+        *perr = "expected at least one SERVER[:PORT]";
+        return APR_EINVAL;
+    }
+    if (have_timeout) {
+        *ptimeout = t;
+    }
+    *pcheck = check;
+    return APR_SUCCESS;
+}
+
 /* ---- pure parts ----------------------------------------------------------------- */
 
 const char *acme_dns_fqdn(apr_pool_t *p, const char *name)

@@ -65,6 +65,14 @@ typedef struct acme_dns_config_t {
 /* A config with the defaults above; the caller fills update and key. */
 acme_dns_config_t *acme_dns_config_make(apr_pool_t *p);
 
+/* The arguments of "ManagedDNSCheck SERVER[:PORT]... [timeout=DURATION]":
+ * *pcheck gets the servers (acme_dns_server_t*), *ptimeout the timeout if
+ * one is given (1 s to 1 h; plain numbers are seconds), else it is left
+ * alone. APR_EINVAL and *perr naming the bad argument otherwise. */
+apr_status_t acme_dns_check_args(apr_array_header_t **pcheck, apr_interval_time_t *ptimeout,
+                                 apr_pool_t *p, int argc, const char *const *argv,
+                                 const char **perr);
+
 /* ---- publishing ------------------------------------------------------------- */
 
 /* Each call opens its own sockets and shares no state, so one config can

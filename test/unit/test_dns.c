@@ -252,6 +252,41 @@ START_TEST(server_spec)
 }
 END_TEST
 
+START_TEST(check_args)
+{
+    const char *ok[] = {"192.0.2.53", "ns2.example.org:5353", "timeout=5m", "[2001:db8::53]"};
+    const char *two_timeouts[] = {"ns2", "timeout=5", "timeout=6"};
+    const char *only_timeout[] = {"timeout=30s"};
+    const char *bad_timeout[] = {"ns2", "timeout=2d"};
+    const char *zero_timeout[] = {"ns2", "timeout=0"};
+    const char *bad_server[] = {"ns2", "ns3:99999"};
+    apr_array_header_t *check;
+    apr_interval_time_t t = 42;
+    const char *err;
+
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 4, ok, &err), APR_SUCCESS);
+    ck_assert_int_eq(check->nelts, 3);
+    ck_assert_str_eq(APR_ARRAY_IDX(check, 1, acme_dns_server_t *)->host, "ns2.example.org");
+    ck_assert_uint_eq(APR_ARRAY_IDX(check, 1, acme_dns_server_t *)->port, 5353);
+    ck_assert_str_eq(APR_ARRAY_IDX(check, 2, acme_dns_server_t *)->host, "2001:db8::53");
+    ck_assert_int_eq(t, apr_time_from_sec(300));
+    t = 42;
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 1, ok, &err), APR_SUCCESS);
+    ck_assert_int_eq(t, 42); /* not given: untouched */
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 3, two_timeouts, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "twice"));
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 1, only_timeout, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "at least one"));
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 2, bad_timeout, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "'timeout=2d'"));
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 2, zero_timeout, &err), APR_EINVAL);
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 2, bad_server, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "'ns3:99999'"));
+    ck_assert_ptr_null(check);
+    ck_assert_int_eq(acme_dns_check_args(&check, &t, pool, 0, NULL, &err), APR_EINVAL);
+}
+END_TEST
+
 START_TEST(config_defaults)
 {
     acme_dns_config_t *c = acme_dns_config_make(pool);
@@ -518,6 +553,7 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, tsig_load);
     tcase_add_test(tc, tsig_usable);
     tcase_add_test(tc, server_spec);
+    tcase_add_test(tc, check_args);
     tcase_add_test(tc, config_defaults);
     tcase_add_test(tc, record_names);
     tcase_add_test(tc, zone_from_soa);
