@@ -234,3 +234,27 @@ def test_pebble_validates_dns01_published_through_knot(build_dir, knot, listener
         "*.www.example.test", "www.example.test"]
     assert out.stderr.count("dns-01: deleted TXT") == 2
     assert knot.txt(REC) == []
+
+
+def _ipv6_loopback():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_update_and_check_over_ipv6(dnstool, dns_servers, test_dir):
+    server = dns_servers.knot("knot-v6", listen=("::1", "127.0.0.1"))
+    key = server.key_file(os.path.join(test_dir, "acme.key"))
+    v6 = "[::1]:%d" % server.port
+    log = run_tool(dnstool, v6, key, "publish", "www.example.test", "over-v6",
+                   check=["127.0.0.1:%d" % server.port])
+    assert "server %s" % v6 in log
+    assert server.txt(REC, v6) == ["over-v6"]
+    run_tool(dnstool, v6, key, "withdraw", "www.example.test", "over-v6")
+    assert server.txt(REC, v6) == []
