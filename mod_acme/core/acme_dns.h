@@ -59,7 +59,8 @@ typedef struct acme_dns_config_t {
     apr_interval_time_t query_timeout;   /* one query, default 3 s */
     apr_uint32_t ttl;                    /* of the TXT records, default 60 */
     apr_port_t ns_port;                  /* where the zone's NS are asked, default 53 */
-    volatile apr_uint32_t *abort_flag;   /* non-zero: stop waiting (APR_EINTR); may be NULL */
+    volatile apr_uint32_t *abort_flag;   /* non-zero: stop waiting (APR_EINTR) once the query
+                                          * in flight ends (query_timeout); may be NULL */
 } acme_dns_config_t;
 
 /* A config with the defaults above; the caller fills update and key. */
