@@ -147,7 +147,8 @@ acme_errclass_t acme_result_classify(const acme_result_t *r)
             || !strcmp(t, "invalidContact") || !strcmp(t, "unsupportedContact")
             || !strcmp(t, "accountDoesNotExist") || !strcmp(t, "caa")
             || !strcmp(t, "badSignatureAlgorithm") || !strcmp(t, "badCSR")
-            || !strcmp(t, "invalidProfile") || !strcmp(t, "acme:config")) {
+            || !strcmp(t, "invalidProfile") || !strcmp(t, "acme:config")
+            || !strcmp(t, "acme:dns-config")) {
             return ACME_ERRCLASS_CONFIG;
         }
         if (!strcmp(t, "unauthorized") || !strcmp(t, "incorrectResponse")
