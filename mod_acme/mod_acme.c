@@ -114,11 +114,17 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
         int port = !strcmp(t, "http-01") ? g->port_http : g->port_https;
 
         if (!strcmp(t, "dns-01")) {
-            if (!d->settings->dns_hook) {
+            if (!d->settings->dns_hook && !d->settings->dns_update) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0104)
-                             "%s: dns-01 is allowed but no ManagedDNSHook is configured to set "
-                             "the TXT records; dns-01 is not used", d->name);
+                             "%s: dns-01 is allowed but neither ManagedDNSUpdate nor "
+                             "ManagedDNSHook says how to set the TXT records; dns-01 is not used",
+                             d->name);
                 continue;
+            }
+            if (d->settings->dns_hook && d->settings->dns_update) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0109)
+                             "%s: both ManagedDNSUpdate and ManagedDNSHook apply; the TXT "
+                             "records are set by RFC 2136 updates, the hook is not run", d->name);
             }
             APR_ARRAY_PUSH(d->eff_challenges, const char *) = t;
             continue;
@@ -140,7 +146,7 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
             && !ap_array_str_contains(d->eff_challenges, "dns-01")) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0105)
                          "%s: the wildcard name %s can only be validated with dns-01: add "
-                         "dns-01 to ManagedChallenges and configure ManagedDNSHook",
+                         "dns-01 to ManagedChallenges and configure ManagedDNSUpdate or ManagedDNSHook",
                          d->name, APR_ARRAY_IDX(d->names, i, const char *));
             apr_array_clear(d->eff_challenges);
             break;

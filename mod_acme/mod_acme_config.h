@@ -29,6 +29,9 @@ typedef struct acme_settings_t {
     int profile_mandatory;          /* ACME_UNSET, 0, 1 */
     int ari;                        /* ACME_UNSET, 0, 1 */
     apr_array_header_t *dns_hook;   /* ManagedDNSHook program + args, NULL = none */
+    struct acme_dns_config_t *dns_update; /* ManagedDNSUpdate server and key, NULL = none */
+    apr_array_header_t *dns_check;  /* ManagedDNSCheck servers (acme_dns_server_t*), NULL = NS */
+    apr_interval_time_t dns_check_timeout; /* 0: the engine's default */
 } acme_settings_t;
 
 typedef struct acme_domain_t {

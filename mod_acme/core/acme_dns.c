@@ -11,6 +11,8 @@
 #include "acme_util.h"
 #include "acme_result.h"
 #include "acme_dns.h"
+#include "acme_jws.h"
+#include "acme_publish.h"
 
 #define MAX_KEYFILE (64 * 1024)
 #define MAX_CNAME_HOPS 8
@@ -1462,4 +1464,56 @@ apr_status_t acme_dns_withdraw(const acme_dns_config_t *conf, const char *name,
     rv = acme_dns_delete(conf, t, value, p, r);
 leave:
     return rv;
+}
+
+/* ---- the publisher --------------------------------------------------------- */
+
+/* The configuration of one call: the job's stop flag ends the waiting. */
+static acme_dns_config_t *call_conf(const acme_publisher_t *pub, const acme_answer_t *a,
+                                    apr_pool_t *p)
+{
+    acme_dns_config_t *conf = apr_pmemdup(p, pub->baton, sizeof(*conf));
+
+    conf->abort_flag = a->stop;
+    return conf;
+}
+
+static void dns_withdraw(const acme_publisher_t *pub, struct acme_store_t *s,
+                         const acme_answer_t *a, apr_pool_t *p);
+
+static apr_status_t dns_publish(const acme_publisher_t *pub, struct acme_store_t *s,
+                                const acme_answer_t *a, apr_pool_t *p, acme_result_t *r)
+{
+    apr_status_t rv = acme_dns_publish(call_conf(pub, a, p), a->name,
+                                       acme_dns01_value(p, a->key_authz), p, r);
+
+    if (rv != APR_SUCCESS) {
+        /* added but never seen everywhere: nobody else withdraws it */
+        dns_withdraw(pub, s, a, p);
+    }
+    return rv;
+}
+
+static void dns_withdraw(const acme_publisher_t *pub, struct acme_store_t *s,
+                         const acme_answer_t *a, apr_pool_t *p)
+{
+    acme_result_t *r = acme_result_make(p);
+
+    (void)s;
+    if (acme_dns_withdraw(call_conf(pub, a, p), a->name, acme_dns01_value(p, a->key_authz), p, r)
+        != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, r->status, "ACME1206: %s: the TXT record "
+                 "for %s may have stayed: %s", a->domain, a->name, acme_result_describe(r, p));
+    }
+}
+
+acme_publisher_t *acme_dns_publisher(apr_pool_t *p, const acme_dns_config_t *conf)
+{
+    acme_publisher_t *pub = apr_pcalloc(p, sizeof(*pub));
+
+    pub->type = "dns-01";
+    pub->baton = (void *)conf;
+    pub->publish = dns_publish;
+    pub->withdraw = dns_withdraw;
+    return pub;
 }

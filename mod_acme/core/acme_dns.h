@@ -110,6 +110,10 @@ apr_status_t acme_dns_publish(const acme_dns_config_t *conf, const char *name,
 apr_status_t acme_dns_withdraw(const acme_dns_config_t *conf, const char *name,
                                const char *value, apr_pool_t *p, struct acme_result_t *r);
 
+/* The dns-01 publisher for ManagedDNSUpdate (acme_publish.h). */
+struct acme_publisher_t;
+struct acme_publisher_t *acme_dns_publisher(apr_pool_t *p, const acme_dns_config_t *conf);
+
 /* ---- pure parts (no network; exposed for unit tests) ----------------------- */
 
 /* "*.Example.org" / "example.org." -> "_acme-challenge.example.org."; NULL

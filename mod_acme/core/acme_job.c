@@ -521,6 +521,7 @@ static acme_answer_t *answer_make(const run_baton_t *rb, const char *name, const
     a->name = name;
     a->token = token;
     a->key_authz = key_authz;
+    a->stop = rb->spec->stop;
     return a;
 }
 
