@@ -8,6 +8,7 @@
 #include <apr_hash.h>
 
 #include "acme_crypto.h"
+#include "acme_job.h"
 
 #define ACME_UNSET (-1)
 
@@ -78,6 +79,10 @@ acme_global_t *acme_config_global(server_rec *s);
 /* Resolves unset values of a domain's settings from the globals and the
  * built-in defaults. */
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
+
+/* The job spec for a resolved domain: everything that runs or judges its
+ * renewal uses this one. stop and memo are left NULL for the caller. */
+void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d);
 
 /* Built-in defaults */
 #define ACME_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"

@@ -1,0 +1,68 @@
+/* acme_names.h: the names of the store's items and of the JSON members in
+ * them, in one place, so every reader and writer spells them the same way. */
+#ifndef ACME_NAMES_H
+#define ACME_NAMES_H
+
+/* Items (aspects) in domains/<d>/ and staging/<d>/; certificates and keys
+ * are cert.<tag>.pem and privkey.<tag>.pem (acme_job_cert_file). */
+#define ACME_JOB_META "meta.json"
+/* jobs/<d>/job.json: the job's state (members below). */
+#define ACME_JOB_STATE "job.json"
+/* jobs/<d>/renew.json: an operator's request (acmectl renew, or the parent
+ * after a refused activation); the next check renews every key type
+ * regardless of the window, then removes it. */
+#define ACME_JOB_RENEW_REQUEST "renew.json"
+/* accounts/<ca-id>/ */
+#define ACME_ACCOUNT_JSON "account.json"
+#define ACME_ACCOUNT_KEY "account.key.pem"
+#define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */
+
+/* meta.json */
+#define ACME_MK_NAMES "names"         /* the names the certificates cover */
+#define ACME_MK_CA "ca"               /* the CA that issued them */
+#define ACME_MK_STAGED "staged"       /* RFC 3339 time the result was staged */
+
+/* job.json, written by the renewal job (and the scheduler's notices):
+ *   state          "staged" | "error" | "config-error" (absent before a run)
+ *   ca             CA directory URL of the last run
+ *   errors         consecutive failures (0 after a success)
+ *   next-attempt   unix seconds of the next attempt after a failure (0: none)
+ *   last-run, last-success  unix seconds
+ *   last-error     acme_result_to_json() of the last failure
+ *   orders         {key-type tag: order URL} of orders in flight
+ *   failed-challenges  challenge types to avoid on the next attempt
+ *   ca-index, ca-errors  the configured CA in use (failover), its failures
+ *   renewals-ok, renewals-failed  counted over the job's life
+ *   ari            {key-type tag: {cert-id, start, end, chosen, next-poll,
+ *                  explanation}} (unix seconds), plus "unsupported-until"
+ *   installed-notified / expiring-notified  what the notifier announced
+ *   events         [{time: RFC 3339, type, detail}], newest last */
+#define ACME_JK_STATE "state"
+#define ACME_JK_CA "ca"
+#define ACME_JK_ERRORS "errors"
+#define ACME_JK_NEXT_ATTEMPT "next-attempt"
+#define ACME_JK_LAST_RUN "last-run"
+#define ACME_JK_LAST_SUCCESS "last-success"
+#define ACME_JK_LAST_ERROR "last-error"
+#define ACME_JK_ORDERS "orders"
+#define ACME_JK_FAILED_CHALLENGES "failed-challenges"
+#define ACME_JK_CA_INDEX "ca-index"
+#define ACME_JK_CA_ERRORS "ca-errors"
+#define ACME_JK_RENEWALS_OK "renewals-ok"
+#define ACME_JK_RENEWALS_FAILED "renewals-failed"
+#define ACME_JK_ARI "ari"
+#define ACME_JK_ARI_UNSUPPORTED "unsupported-until"
+#define ACME_JK_ARI_CERT_ID "cert-id"
+#define ACME_JK_ARI_START "start"
+#define ACME_JK_ARI_END "end"
+#define ACME_JK_ARI_CHOSEN "chosen"
+#define ACME_JK_ARI_NEXT_POLL "next-poll"
+#define ACME_JK_ARI_EXPLANATION "explanation"
+#define ACME_JK_INSTALLED_NOTIFIED "installed-notified"
+#define ACME_JK_EXPIRING_NOTIFIED "expiring-notified"
+#define ACME_JK_EVENTS "events"
+#define ACME_JK_EV_TIME "time"
+#define ACME_JK_EV_TYPE "type"
+#define ACME_JK_EV_DETAIL "detail"
+
+#endif /* ACME_NAMES_H */
