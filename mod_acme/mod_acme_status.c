@@ -321,9 +321,9 @@ static void status_auto(request_rec *r, const apr_array_header_t *all, apr_time_
 
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ok += ds->st->state == ACME_STATE_OK;
-        renewing += ds->st->state == ACME_STATE_RENEWING;
-        errored += ds->st->state == ACME_STATE_ERROR;
+        ok += ds->st->state == ACME_DS_OK;
+        renewing += ds->st->state == ACME_DS_RENEWING;
+        errored += ds->st->state == ACME_DS_ERROR;
         expiring += ds->st->expiring;
     }
     ap_rprintf(r, "ManagedDomains: %d\nManagedOK: %d\nManagedRenewing: %d\n"
@@ -473,12 +473,12 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
                    label_esc(p, ds->d->name), ds->st->retry_after_active);
     }
     metric_head(r, "acme_domains", "gauge", "Managed domains by state.");
-    for (j = 0; j < ACME_STATE_COUNT; ++j) {
+    for (j = 0; j < ACME_DS_COUNT; ++j) {
         int n = 0;
         for (i = 0; i < all->nelts; ++i) {
-            n += APR_ARRAY_IDX(all, i, const dom_status_t *)->st->state == (acme_state_t)j;
+            n += APR_ARRAY_IDX(all, i, const dom_status_t *)->st->state == (acme_domain_state_t)j;
         }
-        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n", acme_status_state_name((acme_state_t)j), n);
+        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n", acme_status_state_name((acme_domain_state_t)j), n);
     }
 }
 

@@ -12,13 +12,13 @@
 #include "acme_names.h"
 #include "acme_status.h"
 
-static const char *const state_names[ACME_STATE_COUNT] = {
+static const char *const state_names[ACME_DS_COUNT] = {
     "missing-config", "renewing", "expiring", "error", "pending", "due", "ok"
 };
 
-const char *acme_status_state_name(acme_state_t s)
+const char *acme_status_state_name(acme_domain_state_t s)
 {
-    return s < ACME_STATE_COUNT ? state_names[s] : "unknown";
+    return s < ACME_DS_COUNT ? state_names[s] : "unknown";
 }
 
 /* A staged result counts only when it covers every configured name: one
@@ -212,34 +212,34 @@ static int is_expiring(const acme_status_cert_t *c, apr_time_t now)
 static void state_decide(acme_status_t *st, const char *config_problem, apr_time_t now)
 {
     if (config_problem) {
-        st->state = ACME_STATE_MISSING_CONFIG;
+        st->state = ACME_DS_MISSING_CONFIG;
         st->reason = config_problem;
     }
     else if (st->in_flight > 0 || st->run_in_progress || st->staged) {
-        st->state = ACME_STATE_RENEWING;
+        st->state = ACME_DS_RENEWING;
         st->reason = st->staged ? "a new certificate waits for the graceful restart"
                                 : "an order is in progress";
     }
     else if (st->expiring) {
-        st->state = ACME_STATE_EXPIRING;
+        st->state = ACME_DS_EXPIRING;
         st->reason = st->not_after <= now ? "the certificate has expired and is not renewed"
                                           : "the certificate ends soon and is not renewed yet";
     }
     else if (st->errors > 0) {
-        st->state = ACME_STATE_ERROR;
+        st->state = ACME_DS_ERROR;
         st->reason = "the last renewal attempt failed";
     }
     else if (!st->has_cert) {
-        st->state = ACME_STATE_PENDING;
+        st->state = ACME_DS_PENDING;
         st->reason = "no certificate yet";
     }
     else if (st->due->nelts > 0) {
-        st->state = ACME_STATE_DUE;
+        st->state = ACME_DS_DUE;
         st->reason = st->renew_requested ? "a renewal was requested"
                                          : "the renewal time has come";
     }
     else {
-        st->state = ACME_STATE_OK;
+        st->state = ACME_DS_OK;
         st->reason = "certificate valid";
     }
     /* What happens next, and when. */

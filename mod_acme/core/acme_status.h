@@ -9,18 +9,18 @@
 /* One state per domain: the first rule in this order that applies
  * (docs/status.md says why this set and this order). */
 typedef enum {
-    ACME_STATE_MISSING_CONFIG, /* the settings keep renewal from running */
-    ACME_STATE_RENEWING,       /* an order is under way, or a result waits for the restart */
-    ACME_STATE_EXPIRING,       /* renewal is late: a certificate is near or past its end */
-    ACME_STATE_ERROR,          /* the last attempt failed; a retry is scheduled */
-    ACME_STATE_PENDING,        /* a key type has no usable certificate yet */
-    ACME_STATE_DUE,            /* renewal time reached (or requested); the next check starts it */
-    ACME_STATE_OK,             /* valid certificates, renewal not due */
-    ACME_STATE_COUNT
-} acme_state_t;
+    ACME_DS_MISSING_CONFIG, /* the settings keep renewal from running */
+    ACME_DS_RENEWING,       /* an order is under way, or a result waits for the restart */
+    ACME_DS_EXPIRING,       /* renewal is late: a certificate is near or past its end */
+    ACME_DS_ERROR,          /* the last attempt failed; a retry is scheduled */
+    ACME_DS_PENDING,        /* a key type has no usable certificate yet */
+    ACME_DS_DUE,            /* renewal time reached (or requested); the next check starts it */
+    ACME_DS_OK,             /* valid certificates, renewal not due */
+    ACME_DS_COUNT
+} acme_domain_state_t;
 
 /* "missing-config", "renewing", "expiring", "error", "pending", "due", "ok" */
-const char *acme_status_state_name(acme_state_t s);
+const char *acme_status_state_name(acme_domain_state_t s);
 
 /* Expiring: the renewal time has passed and less than this part of the
  * lifetime is left. */
@@ -42,7 +42,7 @@ typedef struct acme_status_cert_t {
 } acme_status_cert_t;
 
 typedef struct acme_status_t {
-    acme_state_t state;
+    acme_domain_state_t state;
     const char *reason;          /* why that state, one sentence */
     apr_array_header_t *certs;   /* acme_status_cert_t*, one per key type of the spec */
     const acme_status_cert_t *first; /* the covering certificate that expires first, or NULL */

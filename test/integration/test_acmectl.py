@@ -223,8 +223,18 @@ def test_show_ari_window_from_job_state(ctl, test_dir):
     # the ARI id: base64url(AKI) "." base64url(serial)
     assert "ARI id:        " in r.out and r.out.split("ARI id:        ")[1].split("\n")[0].endswith(
         ".EjSrzQ")
+    # an answer about another certificate (cert-id "x.y") is ignored, as the server does
     doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
-    assert doc["domains"][0]["renew-at"] == "2100-01-01T12:00:00Z"
+    assert doc["domains"][0]["renew-at"] < "2100"
+    ari_id = r.out.split("ARI id:        ")[1].split("\n")[0]
+    start = int(now.timestamp()) + 30 * 86400
+    with open(os.path.join(store, "jobs", "ari.test", "job.json"), "w") as f:
+        json.dump({"errors": 0, "ari": {"p256": {
+            "cert-id": ari_id, "start": start, "end": start + 86400, "chosen": start + 3600,
+            "next-poll": 4102400000}}}, f)
+    doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
+    chosen = datetime.datetime.fromtimestamp(start + 3600, datetime.timezone.utc)
+    assert doc["domains"][0]["renew-at"] == chosen.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------- with a server
