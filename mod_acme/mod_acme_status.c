@@ -137,9 +137,9 @@ static acme_json_t *events_json(const acme_json_t *events, apr_pool_t *p)
     for (i = 0; i < n; ++i) {
         acme_json_t *ev = acme_json_array_at(events, p, i), *o;
 
-        when = acme_json_gets(ev, "time", NULL);
-        type = acme_json_gets(ev, "type", NULL);
-        detail = acme_json_gets(ev, "detail", NULL);
+        when = acme_json_gets(ev, ACME_JK_EV_TIME, NULL);
+        type = acme_json_gets(ev, ACME_JK_EV_TYPE, NULL);
+        detail = acme_json_gets(ev, ACME_JK_EV_DETAIL, NULL);
         if (!when || !type) continue;
         o = acme_json_new_object(p);
         acme_json_sets(o, when, "time", NULL);

@@ -1265,8 +1265,8 @@ static account_ref_t *account_read(ctl_t *ctl, const char *caid)
         a->json = NULL;
     }
     if (a->json) {
-        a->url = acme_json_gets(a->json, "url", NULL);
-        a->ca_url = acme_json_gets(a->json, "ca", NULL);
+        a->url = acme_json_gets(a->json, ACME_AK_URL, NULL);
+        a->ca_url = acme_json_gets(a->json, ACME_AK_CA, NULL);
     }
     if (s->load(s, ACME_SG_ACCOUNTS, caid, ACME_ACCOUNT_KEY, &a->key_pem, &a->key_len, p)
         != APR_SUCCESS) {
@@ -1540,14 +1540,14 @@ static void account_print(ctl_t *ctl, const account_ref_t *a)
 
     printf("CA:              %s\n", a->ca_url ? tx(p, a->ca_url) : "-");
     printf("Account URL:     %s\n", a->url ? tx(p, a->url) : "- (not registered yet)");
-    if (a->json) acme_json_getsa(&contact, a->json, p, "contact", NULL);
+    if (a->json) acme_json_getsa(&contact, a->json, p, ACME_AK_CONTACT, NULL);
     printf("Contact:         %s\n", contact && contact->nelts
                                     ? tx(p, apr_array_pstrcat(p, contact, ' ')) : "-");
-    if (a->json && acme_json_gets(a->json, "created", NULL)) {
-        printf("Created:         %s\n", tx(p, acme_json_gets(a->json, "created", NULL)));
+    if (a->json && acme_json_gets(a->json, ACME_AK_CREATED, NULL)) {
+        printf("Created:         %s\n", tx(p, acme_json_gets(a->json, ACME_AK_CREATED, NULL)));
     }
-    if (a->json && acme_json_gets(a->json, "key-changed", NULL)) {
-        printf("Key changed:     %s\n", tx(p, acme_json_gets(a->json, "key-changed", NULL)));
+    if (a->json && acme_json_gets(a->json, ACME_AK_KEY_CHANGED, NULL)) {
+        printf("Key changed:     %s\n", tx(p, acme_json_gets(a->json, ACME_AK_KEY_CHANGED, NULL)));
     }
     if (a->key_pem && acme_pkey_from_pem(&key, p, a->key_pem, a->key_len) == APR_SUCCESS) {
         printf("Key type:        %s\n", acme_key_type_name(acme_pkey_type(key)));
@@ -1712,7 +1712,7 @@ static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
     }
     ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p);
     if (a->json) {
-        acme_json_sets(a->json, acme_time_rfc3339(p, apr_time_now()), "key-changed", NULL);
+        acme_json_sets(a->json, acme_time_rfc3339(p, apr_time_now()), ACME_AK_KEY_CHANGED, NULL);
         acme_store_save_json(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_JSON, a->json, p);
     }
     acme_jwk_thumbprint(&thumb, p, new_key);

@@ -17,6 +17,13 @@
 #define ACME_ACCOUNT_KEY "account.key.pem"
 #define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */
 
+/* account.json */
+#define ACME_AK_URL "url"             /* the account URL */
+#define ACME_AK_CA "ca"               /* the CA's directory URL */
+#define ACME_AK_CONTACT "contact"
+#define ACME_AK_CREATED "created"     /* RFC 3339 */
+#define ACME_AK_KEY_CHANGED "key-changed"
+
 /* meta.json */
 #define ACME_MK_NAMES "names"         /* the names the certificates cover */
 #define ACME_MK_CA "ca"               /* the CA that issued them */

@@ -32,7 +32,8 @@ class Ctl:
         proc = subprocess.run([self.path] + list(args), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                               timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
-        out, err = proc.stdout.decode(), proc.stderr.decode()
+        proc.stdout_bytes = proc.stdout
+        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
         both = out + err
         # never any key material, whatever the command
         assert "PRIVATE KEY" not in both and "-----BEGIN" not in both, both
@@ -185,6 +186,25 @@ def test_damaged_store_files_do_not_break_status(ctl, test_dir):
     assert "error" in by["broken.test"]["certificates"][0]
     r = ctl("--store", store, "show", "broken.test", rc=0)
     assert "cannot read it" in r.out
+
+
+def test_text_from_the_ca_cannot_forge_output_lines(ctl, test_dir):
+    store = make_store(os.path.join(test_dir, "store"))
+    os.makedirs(os.path.join(store, "jobs", "evil.test"))
+    detail = "bad\r\nevil.test  ok  forged\x1b[31m red\x9b1m \u00e9t\u00e9 \xff"
+    with open(os.path.join(store, "jobs", "evil.test", "job.json"), "w") as f:
+        json.dump({"errors": 1, "last-error": {"status": 1, "detail": detail,
+                                               "activity": "order\x07"}}, f)
+    for args in (("status",), ("show", "evil.test")):
+        r = ctl("--store", store, *args, rc=0)
+        raw = r.stdout_bytes
+        assert not [b for b in raw if (b < 0x20 and b != 0x0A) or b == 0x7F], raw
+        assert b"\xc2\x9b" not in raw  # C1 CSI, UTF-8 encoded
+        assert "bad\\x0D\\x0Aevil.test  ok  forged\\x1B[31m red\\xC2\\x9B1m" in r.out, r.out
+        assert "\u00e9t\u00e9" in r.out  # printable UTF-8 stays
+        assert not any(line.startswith("evil.test  ok") for line in r.out.splitlines())
+    doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
+    assert doc["domains"][0]["last-error"]["detail"] == detail
 
 
 def test_show_ari_window_from_job_state(ctl, test_dir):
