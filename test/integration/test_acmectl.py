@@ -188,6 +188,31 @@ def test_damaged_store_files_do_not_break_status(ctl, test_dir):
     assert "cannot read it" in r.out
 
 
+def test_renew_and_revoke_wait_for_a_running_job(ctl, test_dir):
+    import socket
+    import time
+    store = make_store(os.path.join(test_dir, "store"))
+    os.makedirs(os.path.join(store, "domains", "busy.test"))
+    locks = os.path.join(store, "jobs", ".locks")
+    os.makedirs(locks)
+    # a live claim, as a renewal job in the server's child holds it (this pid is alive)
+    with open(os.path.join(locks, "busy.test"), "w") as f:
+        f.write("acme-lease 2\nexpires %d\ntoken 7\npid %d\nhost %s\nowner renewal job "
+                "(child pid 123)\n" % (int((time.time() + 600) * 1e6), os.getpid(),
+                                        socket.gethostname()))
+    for cmd in ("renew", "revoke"):
+        r = ctl("--store", store, cmd, "busy.test", rc=1)
+        assert ("renewal job (child pid 123) is working on busy.test right now; try again in "
+                "a minute") in r.err, r.err
+    assert not os.path.exists(os.path.join(store, "jobs", "busy.test", "renew.json"))
+    # once the job's lease is over, renew goes through
+    with open(os.path.join(locks, "busy.test"), "w") as f:
+        f.write("acme-lease 2\nexpires 1\ntoken 7\npid 1\nhost -\nowner renewal job\n")
+    ctl("--store", store, "renew", "busy.test", rc=0)
+    with open(os.path.join(store, "jobs", "busy.test", "renew.json")) as f:
+        assert json.load(f)["by"] == "acmectl"
+
+
 def test_text_from_the_ca_cannot_forge_output_lines(ctl, test_dir):
     store = make_store(os.path.join(test_dir, "store"))
     os.makedirs(os.path.join(store, "jobs", "evil.test"))
