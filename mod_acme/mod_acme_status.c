@@ -26,13 +26,17 @@
 #define STATUS_HANDLER "acme-status"
 #define METRICS_HANDLER "acme-metrics"
 #define STATUS_SCHEMA 1
-#define DAY_SECONDS 86400
 
 /* A domain and its status record (acme_status.h), the one thing rendered here. */
 typedef struct {
     acme_domain_t *d;
     acme_status_t *st;
 } dom_status_t;
+
+static const char *state_of(const dom_status_t *ds)
+{
+    return acme_status_state_name(ds->st->state);
+}
 
 /* ---- collecting: config + store --------------------------------------------- */
 
@@ -65,19 +69,6 @@ static apr_array_header_t *collect(acme_global_t *g, apr_time_t now, apr_pool_t 
         }
     }
     return all;
-}
-
-/* Whole days left, rounded down (negative once expired). apr_int64_t:
- * APR's formatter has no %lld. */
-static apr_int64_t days_left(apr_time_t not_after, apr_time_t now)
-{
-    apr_interval_time_t left = not_after - now, day = apr_time_from_sec(DAY_SECONDS);
-    apr_int64_t days = left / day;
-
-    if (left % day < 0) {
-        --days;
-    }
-    return days;
 }
 
 /* ---- JSON ------------------------------------------------------------------- */
@@ -162,7 +153,7 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
 
     acme_json_sets(j, ds->d->name, "name", NULL);
     acme_json_setsa(j, ds->d->names, "names", NULL);
-    acme_json_sets(j, acme_status_state_name(ds->st->state), "state", NULL);
+    acme_json_sets(j, state_of(ds), "state", NULL);
     acme_json_sets(j, ds->st->reason, "state-reason", NULL);
     acme_json_setsa(j, key_type_names(s->key_types, p), "key-types", NULL);
     acme_json_sets(j, ds->st->ca_url, "ca", NULL);
@@ -188,27 +179,14 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_setj(j, set, "settings", NULL);
 
     for (i = 0; i < ds->st->certs->nelts; ++i) {
-        const acme_status_cert_t *ci = APR_ARRAY_IDX(ds->st->certs, i, const acme_status_cert_t *);
-        acme_json_t *c;
-
-        if (!ci->present) continue;
-        c = acme_json_new_object(p);
-        acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
-        acme_json_setb(c, ci->covers, "covers-names", NULL);
-        set_time(c, p, ci->not_before, "valid-from");
-        set_time(c, p, ci->not_after, "valid-until");
-        acme_json_setl(c, days_left(ci->not_after, now), "days-left", NULL);
-        if (ci->issuer) acme_json_sets(c, ci->issuer, "issuer", NULL);
-        if (ci->serial) acme_json_sets(c, ci->serial, "serial", NULL);
-        if (ci->fingerprint) acme_json_sets(c, ci->fingerprint, "sha256-fingerprint", NULL);
-        if (ci->sans) acme_json_setsa(c, ci->sans, "names", NULL);
-        acme_json_array_append(certs, c);
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(ds->st->certs, i, acme_status_cert_t *);
+        if (ci->present) acme_json_array_append(certs, acme_status_cert_json(ci, now, p));
     }
     acme_json_setj(j, certs, "certificates", NULL);
     if (ds->st->first) {
         set_time(j, p, ds->st->first->not_before, "valid-from");
         set_time(j, p, ds->st->first->not_after, "valid-until");
-        acme_json_setl(j, days_left(ds->st->first->not_after, now), "days-left", NULL);
+        acme_json_setl(j, acme_status_days_left(ds->st->first->not_after, now), "days-left", NULL);
         if (ds->st->first->issuer) acme_json_sets(j, ds->st->first->issuer, "issuer", NULL);
     }
     acme_json_setb(j, ds->st->expiring, "expiring", NULL);
@@ -216,7 +194,9 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_sets(j, ds->st->next_kind, "next", NULL);
     set_time(j, p, ds->st->next, "next-attempt");
     acme_json_setl(j, ds->st->errors, "errors", NULL);
-    if (ds->st->last_error) acme_json_setj(j, error_json(ds->st->last_error, p), "last-error", NULL);
+    if (ds->st->last_error) {
+        acme_json_setj(j, error_json(ds->st->last_error, p), "last-error", NULL);
+    }
     acme_json_setb(j, ds->st->retry_after_active, "retry-after-active", NULL);
     acme_json_setb(j, ds->st->staged, "staged", NULL);
     acme_json_setb(j, ds->st->renew_requested, "renew-requested", NULL);
@@ -289,13 +269,15 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
 
     ap_rvputs(r, "<tr><td>", esc(p, ds->d->name), "</td><td>", NULL);
     html_names(r, ds->d->names);
-    ap_rvputs(r, "</td><td title=\"", esc(p, ds->st->reason), "\">", esc(p, acme_status_state_name(ds->st->state)), "</td><td>",
+    ap_rvputs(r, "</td><td title=\"", esc(p, ds->st->reason), "\">", esc(p, state_of(ds)),
+              "</td><td>",
               esc(p, apr_array_pstrcat(p, key_type_names(ds->d->settings->key_types, p), ' ')),
               "</td>", NULL);
     if (ds->st->first) {
         ap_rvputs(r, "<td>", esc(p, html_time(p, ds->st->first->not_before)), " &ndash; ",
                   esc(p, html_time(p, ds->st->first->not_after)), "</td>", NULL);
-        ap_rprintf(r, "<td>%" APR_INT64_T_FMT "</td>", days_left(ds->st->first->not_after, now));
+        ap_rprintf(r, "<td>%" APR_INT64_T_FMT "</td>",
+                   acme_status_days_left(ds->st->first->not_after, now));
         ap_rvputs(r, "<td>", esc(p, ds->st->first->issuer), "</td>", NULL);
     }
     else {
@@ -304,10 +286,10 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
     ap_rvputs(r, "<td>", esc(p, html_time(p, ds->st->last_success)), "</td><td>",
               esc(p, next_text(ds, p)), "</td><td>", NULL);
     if (ds->st->last_error) {
-        ap_rvputs(r, "<span title=\"", esc(p, ds->st->last_error->problem), "\">",
-                  esc(p, ds->st->last_error->problem ? acme_problem_short(ds->st->last_error->problem)
-                                                 : "error"),
-                  "</span>: ", esc(p, ds->st->last_error->detail), NULL);
+        const acme_result_t *e = ds->st->last_error;
+        ap_rvputs(r, "<span title=\"", esc(p, e->problem), "\">",
+                  esc(p, e->problem ? acme_problem_short(e->problem) : "error"), "</span>: ",
+                  esc(p, e->detail), NULL);
     }
     else {
         ap_rputs("-", r);
@@ -333,11 +315,12 @@ static void status_auto(request_rec *r, const apr_array_header_t *all, apr_time_
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         /* Names passed acme_name_is_valid at config time: no spaces, no newlines. */
         if (ds->st->first) {
-            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, ds->d->name, acme_status_state_name(ds->st->state),
-                       days_left(ds->st->first->not_after, now));
+            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, ds->d->name,
+                       state_of(ds),
+                       acme_status_days_left(ds->st->first->not_after, now));
         }
         else {
-            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, ds->d->name, acme_status_state_name(ds->st->state));
+            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, ds->d->name, state_of(ds));
         }
     }
 }
@@ -361,8 +344,7 @@ static int status_hook(request_rec *r, int flags)
     if (flags & AP_STATUS_NOTABLE) {
         for (i = 0; i < all->nelts; ++i) {
             const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-            ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, acme_status_state_name(ds->st->state)),
-                      NULL);
+            ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, state_of(ds)), NULL);
             if (ds->st->last_error) {
                 ap_rvputs(r, " (", esc(r->pool, ds->st->last_error->detail), ")", NULL);
             }
@@ -478,7 +460,8 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
         for (i = 0; i < all->nelts; ++i) {
             n += APR_ARRAY_IDX(all, i, const dom_status_t *)->st->state == (acme_domain_state_t)j;
         }
-        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n", acme_status_state_name((acme_domain_state_t)j), n);
+        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n",
+                   acme_status_state_name((acme_domain_state_t)j), n);
     }
 }
 

@@ -120,13 +120,9 @@ static const char *fmt_time(apr_pool_t *p, apr_time_t t)
                         e.tm_mday, e.tm_hour, e.tm_min);
 }
 
-static long days_left(apr_time_t not_after, apr_time_t now)
+static const char *fmt_rfc3339(apr_pool_t *p, apr_time_t t)
 {
-    apr_time_t d = not_after - now;
-    long secs = (long)apr_time_sec(d);
-
-    /* floor, also for expired certificates */
-    return secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    return t ? acme_time_rfc3339(p, t) : "-";
 }
 
 static const char *status_text(apr_pool_t *p, apr_status_t rv)
@@ -900,20 +896,12 @@ static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t n
     if (d->ca) acme_json_sets(j, d->ca, "ca", NULL);
     for (i = 0; i < st->certs->nelts; ++i) {
         const acme_status_cert_t *ci = APR_ARRAY_IDX(st->certs, i, acme_status_cert_t *);
-        acme_json_t *c = acme_json_new_object(p);
+        acme_json_t *c = ci->present ? acme_status_cert_json(ci, now, p)
+                                     : acme_json_new_object(p);
 
         APR_ARRAY_PUSH(kt, const char *) = acme_key_type_name(ci->type);
-        acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
-        if (ci->present) {
-            acme_json_sets(c, ci->serial, "serial", NULL);
-            acme_json_sets(c, ci->issuer ? ci->issuer : "", "issuer", NULL);
-            acme_json_sets(c, acme_time_rfc3339(p, ci->not_before), "valid-from", NULL);
-            acme_json_sets(c, acme_time_rfc3339(p, ci->not_after), "valid-until", NULL);
-            acme_json_setl(c, days_left(ci->not_after, now), "days-left", NULL);
-            acme_json_sets(c, ci->fingerprint, "sha256-fingerprint", NULL);
-            if (ci->sans) acme_json_setsa(c, ci->sans, "names", NULL);
-        }
-        else {
+        if (!ci->present) {
+            acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
             acme_json_sets(c, ci->load_error, "error", NULL);
         }
         acme_json_array_append(certs, c);
@@ -923,7 +911,7 @@ static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t n
     if (st->first) {
         acme_json_sets(j, acme_time_rfc3339(p, st->not_before), "valid-from", NULL);
         acme_json_sets(j, acme_time_rfc3339(p, st->not_after), "valid-until", NULL);
-        acme_json_setl(j, days_left(st->not_after, now), "days-left", NULL);
+        acme_json_setl(j, acme_status_days_left(st->not_after, now), "days-left", NULL);
         if (st->first->issuer) acme_json_sets(j, st->first->issuer, "issuer", NULL);
     }
     acme_json_setb(j, st->expiring, "expiring", NULL);
@@ -1003,7 +991,8 @@ static int cmd_status(ctl_t *ctl)
             r[2] = key_types_text(p, d);
             r[3] = fmt_time(p, st->not_before);
             r[4] = fmt_time(p, st->not_after);
-            r[5] = st->first ? apr_psprintf(p, "%ld", days_left(st->not_after, now)) : "-";
+            r[5] = st->first ? apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                            acme_status_days_left(st->not_after, now)) : "-";
             r[6] = st->first && st->first->issuer ? tx(p, st->first->issuer) : "-";
             r[7] = fmt_time(p, st->last_success);
             r[8] = st->renew_requested ? "requested" : st->staged ? "restart"
@@ -1105,8 +1094,8 @@ static int cmd_show(ctl_t *ctl)
     printf("Names:           %s\n", tx(p, apr_array_pstrcat(p, d->names, ' ')));
     printf("State:           %s (%s)\n", acme_status_state_name(st->state), st->reason);
     printf("CA:              %s\n", d->ca ? tx(p, d->ca) : "-");
-    printf("Last renewal:    %s\n", st->last_success ? acme_time_rfc3339(p, st->last_success) : "-");
-    printf("Renew at:        %s\n", st->renew_at ? acme_time_rfc3339(p, st->renew_at) : "-");
+    printf("Last renewal:    %s\n", fmt_rfc3339(p, st->last_success));
+    printf("Renew at:        %s\n", fmt_rfc3339(p, st->renew_at));
     if (st->errors > 0 && st->next_attempt) {
         printf("Next attempt:    %s\n", acme_time_rfc3339(p, st->next_attempt));
     }
@@ -1128,14 +1117,16 @@ static int cmd_show(ctl_t *ctl)
             continue;
         }
         printf("  Key type:      %s\n", acme_key_type_name(ci->type));
-        printf("  Names:         %s\n", ci->sans ? tx(p, apr_array_pstrcat(p, ci->sans, ' ')) : "-");
+        printf("  Names:         %s\n", ci->sans ? tx(p, apr_array_pstrcat(p, ci->sans, ' '))
+                                                : "-");
         printf("  Valid from:    %s\n", acme_time_rfc3339(p, ci->not_before));
-        printf("  Valid until:   %s (%ld days left)\n", acme_time_rfc3339(p, ci->not_after),
-               days_left(ci->not_after, now));
+        printf("  Valid until:   %s (%" APR_INT64_T_FMT " days left)\n",
+               acme_time_rfc3339(p, ci->not_after), acme_status_days_left(ci->not_after, now));
         printf("  Issuer:        %s\n", ci->issuer ? tx(p, ci->issuer) : "-");
         printf("  Serial:        %s\n", ci->serial);
         printf("  SHA-256:       %s\n", ci->fingerprint);
-        printf("  ARI id:        %s\n", ci->ari_id ? ci->ari_id : "- (no authority key identifier)");
+        printf("  ARI id:        %s\n", ci->ari_id ? ci->ari_id
+                                                  : "- (no authority key identifier)");
         if (ci->ari) {
             long long start = acme_json_getl(ci->ari, ACME_JK_ARI_START, NULL);
             long long end = acme_json_getl(ci->ari, ACME_JK_ARI_END, NULL);
@@ -1665,7 +1656,8 @@ static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
         /* The CA never saw the new key: go back to the old one. */
         rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY, old_pem, old_len);
         if (rv != APR_SUCCESS) {
-            err_printf("cannot restore %s/%s from %s: %s", a->dir, ACME_ACCOUNT_KEY, ACME_ACCOUNT_KEY_OLD,
+            err_printf("cannot restore %s/%s from %s: %s", a->dir, ACME_ACCOUNT_KEY,
+                       ACME_ACCOUNT_KEY_OLD,
                        status_text(p, rv));
             return EXIT_FAILED;
         }
@@ -1686,7 +1678,9 @@ static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
     /* Old key aside first, then the new key in place, then the CA: a crash
      * at any point leaves both keys on disk and rollover can finish. */
     rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY_OLD, a->key_pem, a->key_len);
-    if (rv == APR_SUCCESS) rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY, new_pem, strlen(new_pem));
+    if (rv == APR_SUCCESS) {
+        rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY, new_pem, strlen(new_pem));
+    }
     if (rv != APR_SUCCESS) {
         err_printf("cannot save the new account key in %s: %s. The CA was not contacted; the "
                    "old key is in %s.", a->dir, status_text(p, rv), ACME_ACCOUNT_KEY_OLD);
@@ -1698,7 +1692,8 @@ static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
         if (r->http_status >= 400) {
             /* The CA refused: it still has the old key. */
             if (account_save_key(ctl, a, ACME_ACCOUNT_KEY, a->key_pem, a->key_len) == APR_SUCCESS) {
-                ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p);
+                ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid,
+                                    ACME_ACCOUNT_KEY_OLD, p);
             }
             err_printf("the CA refused the key change: %s. The account keeps its old key.",
                        acme_result_describe(r, p));
@@ -1706,7 +1701,8 @@ static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
         else {
             err_printf("the key change did not complete: %s. Both keys are kept (%s, %s); run "
                        "'acmectl account rollover' again to finish or undo it.%s",
-                       acme_result_describe(r, p), ACME_ACCOUNT_KEY, ACME_ACCOUNT_KEY_OLD, ca_hint(ctl));
+                       acme_result_describe(r, p), ACME_ACCOUNT_KEY, ACME_ACCOUNT_KEY_OLD,
+                       ca_hint(ctl));
         }
         return EXIT_FAILED;
     }

@@ -333,3 +333,26 @@ apr_status_t acme_status_get(acme_status_t **pst, acme_store_t *store,
     *pst = st;
     return APR_SUCCESS;
 }
+
+apr_int64_t acme_status_days_left(apr_time_t not_after, apr_time_t now)
+{
+    apr_interval_time_t left = not_after - now, day = apr_time_from_sec(86400);
+
+    return left / day - (left % day < 0 ? 1 : 0);
+}
+
+acme_json_t *acme_status_cert_json(const acme_status_cert_t *c, apr_time_t now, apr_pool_t *p)
+{
+    acme_json_t *j = acme_json_new_object(p);
+
+    acme_json_sets(j, acme_key_type_name(c->type), "key-type", NULL);
+    acme_json_setb(j, c->covers, "covers-names", NULL);
+    acme_json_sets(j, acme_time_rfc3339(p, c->not_before), "valid-from", NULL);
+    acme_json_sets(j, acme_time_rfc3339(p, c->not_after), "valid-until", NULL);
+    acme_json_setl(j, acme_status_days_left(c->not_after, now), "days-left", NULL);
+    if (c->issuer) acme_json_sets(j, c->issuer, "issuer", NULL);
+    if (c->serial) acme_json_sets(j, c->serial, "serial", NULL);
+    if (c->fingerprint) acme_json_sets(j, c->fingerprint, "sha256-fingerprint", NULL);
+    if (c->sans) acme_json_setsa(j, c->sans, "names", NULL);
+    return j;
+}

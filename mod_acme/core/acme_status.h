@@ -81,4 +81,12 @@ apr_status_t acme_status_get(acme_status_t **pst, struct acme_store_t *store,
                              const acme_job_spec_t *spec, const char *config_problem,
                              apr_time_t now, apr_pool_t *p);
 
+/* Whole days left, rounded down (negative once expired). */
+apr_int64_t acme_status_days_left(apr_time_t not_after, apr_time_t now);
+
+/* A readable certificate as JSON: key-type, covers-names, valid-from,
+ * valid-until, days-left, issuer, serial, sha256-fingerprint, names. */
+struct acme_json_t *acme_status_cert_json(const acme_status_cert_t *c, apr_time_t now,
+                                          apr_pool_t *p);
+
 #endif /* ACME_STATUS_H */

@@ -149,7 +149,8 @@ END_TEST
 
 START_TEST(damaged_certificate_is_pending_with_a_load_error)
 {
-    put(ACME_SG_DOMAINS, "cert.p256.pem", "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n");
+    put(ACME_SG_DOMAINS, "cert.p256.pem",
+        "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n");
     ck_assert_str_eq(state_at(0), "pending");
     ck_assert_ptr_nonnull(APR_ARRAY_IDX(status_at(0)->certs, 0, acme_status_cert_t *)->load_error);
 }
