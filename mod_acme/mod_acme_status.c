@@ -92,31 +92,6 @@ static apr_array_header_t *key_type_names(const apr_array_header_t *types, apr_p
     return a;
 }
 
-static acme_json_t *error_json(const acme_result_t *e, apr_pool_t *p)
-{
-    acme_json_t *j = acme_json_new_object(p);
-    int i;
-
-    if (e->problem) acme_json_sets(j, e->problem, "problem", NULL);
-    if (e->detail) acme_json_sets(j, e->detail, "detail", NULL);
-    if (e->activity) acme_json_sets(j, e->activity, "activity", NULL);
-    if (e->http_status) acme_json_setl(j, e->http_status, "http-status", NULL);
-    set_time(j, p, e->retry_after, "retry-after");
-    if (e->subproblems && e->subproblems->nelts) {
-        acme_json_t *subs = acme_json_new_array(p);
-        for (i = 0; i < e->subproblems->nelts; ++i) {
-            const acme_subproblem_t *sp = APR_ARRAY_IDX(e->subproblems, i, acme_subproblem_t *);
-            acme_json_t *o = acme_json_new_object(p);
-            if (sp->type) acme_json_sets(o, sp->type, "problem", NULL);
-            if (sp->detail) acme_json_sets(o, sp->detail, "detail", NULL);
-            if (sp->id_value) acme_json_sets(o, sp->id_value, "identifier", NULL);
-            acme_json_array_append(subs, o);
-        }
-        acme_json_setj(j, subs, "subproblems", NULL);
-    }
-    return j;
-}
-
 /* Only the three known string fields: the job may keep more in an event.
  * An entry without a time and a type (a damaged job.json) is left out. */
 static acme_json_t *events_json(const acme_json_t *events, apr_pool_t *p)
@@ -195,7 +170,7 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     set_time(j, p, ds->st->next, "next-attempt");
     acme_json_setl(j, ds->st->errors, "errors", NULL);
     if (ds->st->last_error) {
-        acme_json_setj(j, error_json(ds->st->last_error, p), "last-error", NULL);
+        acme_json_setj(j, acme_status_error_json(ds->st->last_error, p), "last-error", NULL);
     }
     acme_json_setb(j, ds->st->retry_after_active, "retry-after-active", NULL);
     acme_json_setb(j, ds->st->staged, "staged", NULL);

@@ -925,16 +925,7 @@ static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t n
     acme_json_setl(j, st->in_flight, "orders-in-flight", NULL);
     acme_json_setl(j, st->errors, "errors", NULL);
     if (st->last_error) {
-        acme_json_t *e = acme_json_new_object(p);
-        if (st->last_error->problem) acme_json_sets(e, st->last_error->problem, "problem", NULL);
-        if (st->last_error->detail) acme_json_sets(e, st->last_error->detail, "detail", NULL);
-        if (st->last_error->activity) {
-            acme_json_sets(e, st->last_error->activity, "activity", NULL);
-        }
-        if (st->last_error->http_status) {
-            acme_json_setl(e, st->last_error->http_status, "http-status", NULL);
-        }
-        acme_json_setj(j, e, "last-error", NULL);
+        acme_json_setj(j, acme_status_error_json(st->last_error, p), "last-error", NULL);
     }
     return j;
 }

@@ -356,3 +356,30 @@ acme_json_t *acme_status_cert_json(const acme_status_cert_t *c, apr_time_t now, 
     if (c->sans) acme_json_setsa(j, c->sans, "names", NULL);
     return j;
 }
+
+acme_json_t *acme_status_error_json(const acme_result_t *e, apr_pool_t *p)
+{
+    acme_json_t *j = acme_json_new_object(p);
+    int i;
+
+    if (e->problem) acme_json_sets(j, e->problem, "problem", NULL);
+    if (e->detail) acme_json_sets(j, e->detail, "detail", NULL);
+    if (e->activity) acme_json_sets(j, e->activity, "activity", NULL);
+    if (e->http_status) acme_json_setl(j, e->http_status, "http-status", NULL);
+    if (e->retry_after > 0) {
+        acme_json_sets(j, acme_time_rfc3339(p, e->retry_after), "retry-after", NULL);
+    }
+    if (e->subproblems && e->subproblems->nelts) {
+        acme_json_t *subs = acme_json_new_array(p);
+        for (i = 0; i < e->subproblems->nelts; ++i) {
+            const acme_subproblem_t *sp = APR_ARRAY_IDX(e->subproblems, i, acme_subproblem_t *);
+            acme_json_t *o = acme_json_new_object(p);
+            if (sp->type) acme_json_sets(o, sp->type, "problem", NULL);
+            if (sp->detail) acme_json_sets(o, sp->detail, "detail", NULL);
+            if (sp->id_value) acme_json_sets(o, sp->id_value, "identifier", NULL);
+            acme_json_array_append(subs, o);
+        }
+        acme_json_setj(j, subs, "subproblems", NULL);
+    }
+    return j;
+}

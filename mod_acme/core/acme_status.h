@@ -89,4 +89,8 @@ apr_int64_t acme_status_days_left(apr_time_t not_after, apr_time_t now);
 struct acme_json_t *acme_status_cert_json(const acme_status_cert_t *c, apr_time_t now,
                                           apr_pool_t *p);
 
+/* An error as JSON: problem, detail, activity, http-status, retry-after,
+ * subproblems [{problem, detail, identifier}]. */
+struct acme_json_t *acme_status_error_json(const struct acme_result_t *e, apr_pool_t *p);
+
 #endif /* ACME_STATUS_H */
