@@ -248,12 +248,15 @@ static const char *usage_of(const char *cmd)
 static int usage_error(const char *cmd, const char *fmt, ...) ACME_PRINTF(2, 3);
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
+    apr_pool_t *p;
     va_list ap;
 
-    fprintf(stderr, "acmectl%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    apr_pool_create(&p, NULL);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "acmectl%s%s: %s", cmd ? " " : "", cmd ? cmd : "",
+            tx(p, apr_pvsprintf(p, fmt, ap)));
     va_end(ap);
+    apr_pool_destroy(p);
     fprintf(stderr, "\nRun 'acmectl %s%s--help' for usage.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
 }
