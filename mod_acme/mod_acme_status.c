@@ -1,5 +1,5 @@
-/* mod_acme_status.c: the managed domains' status, collected once from config and
- * store, shown as a server-status section, JSON (acme-status) and Prometheus text. */
+/* mod_acme_status.c: renders the managed domains' status records (acme_status.c)
+ * as a server-status section, JSON (acme-status) and Prometheus text. */
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_optional.h>
