@@ -781,3 +781,29 @@ apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t 
     }
     return pubs;
 }
+
+void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
+{
+    const acme_settings_t *s = d->settings;
+
+    memset(spec, 0, sizeof(*spec));
+    spec->domain = d->name;
+    spec->names = d->names;
+    spec->ca_urls = s->ca_urls;
+    spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
+                                                     : ACME_DEFAULT_CA;
+    spec->ca_file = s->ca_file;
+    spec->eab_kid = s->eab_kid;
+    spec->eab_hmac = s->eab_hmac;
+    spec->profile = s->profile;
+    spec->profile_mandatory = s->profile_mandatory;
+    spec->ari = s->ari;
+    spec->contact = s->contact;
+    spec->agree_tos = s->agree_tos;
+    spec->challenges = d->eff_challenges ? d->eff_challenges : s->challenges;
+    spec->key_types = s->key_types;
+    spec->window.is_percent = s->renew_is_percent;
+    spec->window.percent = s->renew_percent;
+    spec->window.duration = s->renew_duration;
+    spec->retry_delay = s->retry_delay;
+}

@@ -8,6 +8,7 @@
 #include <apr_hash.h>
 
 #include "acme_crypto.h"
+#include "acme_job.h"
 
 #define ACME_UNSET (-1)
 
@@ -84,6 +85,10 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
 
 /* The challenge publishers of resolved settings (acme_publisher_t*). */
 apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st);
+
+/* The job spec for a resolved domain: everything that runs or judges its
+ * renewal uses this one. stop and memo are left NULL for the caller. */
+void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d);
 
 /* Built-in defaults */
 #define ACME_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"

@@ -75,7 +75,7 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
 }
 
 /* The CA in use: failover moves through spec->ca_urls. */
-static const char *current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
+const char *acme_job_current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
 {
     long long idx;
 
@@ -243,7 +243,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         }
         goto leave;
     }
-    ca = current_ca(spec, job);
+    ca = acme_job_current_ca(spec, job);
     rv = make_client(&client, &http, spec, ca, p, r);
     if (rv == APR_SUCCESS) {
         rv = acme_client_directory(&dir, client, r);
@@ -288,191 +288,6 @@ save:
     }
 leave:
     return rv;
-}
-
-/* ---- status: what is due, from the store alone ---------------------------- */
-
-static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr_pool_t *p)
-{
-    acme_json_t *meta;
-    apr_array_header_t *names;
-    int i, j;
-
-    if (acme_store_load_json(store, ACME_SG_STAGING, spec->domain, ACME_JOB_META, &meta, p)
-        != APR_SUCCESS) {
-        return 0;
-    }
-    if (acme_json_getsa(&names, meta, p, "names", NULL) != APR_SUCCESS) {
-        return 0;
-    }
-    for (i = 0; i < spec->names->nelts; ++i) {
-        const char *n = APR_ARRAY_IDX(spec->names, i, const char *);
-        int found = 0;
-        for (j = 0; j < names->nelts && !found; ++j) {
-            found = !strcmp(n, APR_ARRAY_IDX(names, j, const char *));
-        }
-        if (!found) return 0;
-    }
-    return 1;
-}
-
-static int count_one(void *baton, const char *key, acme_json_t *value)
-{
-    (void)key;
-    (void)value;
-    ++*(int *)baton;
-    return 0;
-}
-
-static int count_keys(const acme_json_t *obj, apr_pool_t *p)
-{
-    int n = 0;
-
-    if (obj) {
-        acme_json_iter(obj, p, count_one, &n);
-    }
-    return n;
-}
-
-/* The renewal time under ARI for one certificate, from what job.json
- * remembers of the CA's last answer; falls back to the window time. Marks
- * st->ari_due when the CA should be asked (again). */
-static apr_time_t ari_renew_at(acme_job_status_t *st, const acme_json_t *job,
-                               const acme_cert_t *leaf, const char *tag, apr_time_t window_at,
-                               apr_time_t now, apr_pool_t *p)
-{
-    acme_renew_input_t in;
-    acme_renew_decision_t dec;
-    acme_ari_window_t w;
-    acme_renew_window_t win;
-    const char *certid = NULL, *known;
-    apr_time_t next_poll;
-
-    if (acme_json_getl(job, "ari", "unsupported-until", NULL) > apr_time_sec(now)) {
-        return window_at;
-    }
-    if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
-        return window_at; /* no AKI: ARI cannot name this certificate */
-    }
-    known = acme_json_gets(job, "ari", tag, "cert-id", NULL);
-    next_poll = apr_time_from_sec(acme_json_getl(job, "ari", tag, "next-poll", NULL));
-    if (!known || strcmp(known, certid) || next_poll <= now) {
-        st->ari_due = 1;
-    }
-    if (!known || strcmp(known, certid) || !acme_json_has(job, "ari", tag, "start", NULL)) {
-        return window_at;
-    }
-    memset(&in, 0, sizeof(in));
-    w.start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
-    w.end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
-    w.explanation_url = NULL;
-    win.is_percent = 1;
-    win.percent = 33.0;
-    win.duration = 0;
-    in.not_before = acme_cert_not_before(leaf);
-    in.not_after = acme_cert_not_after(leaf);
-    in.window = &win;
-    in.ari = &w;
-    in.prev_ari_start = w.start;
-    in.prev_ari_end = w.end;
-    in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
-    in.rand_fraction = 0.5;
-    in.now = now;
-    if (acme_renew_decide(&dec, &in) != APR_SUCCESS) {
-        return window_at;
-    }
-    return dec.renew_at;
-}
-
-apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
-                             const acme_job_spec_t *spec, apr_time_t now, apr_pool_t *p)
-{
-    acme_job_status_t *st = apr_pcalloc(p, sizeof(*st));
-    acme_json_t *job;
-    const char *req;
-    apr_size_t reqlen;
-    int i;
-
-    st->due = apr_array_make(p, 2, sizeof(acme_key_type_t));
-    st->staged = staged_complete(store, spec, p);
-    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
-        != APR_SUCCESS) {
-        job = NULL;
-    }
-    st->ca_url = current_ca(spec, job);
-    if (job) {
-        acme_json_t *orders = acme_json_getj(job, p, "orders", NULL);
-        st->in_flight = count_keys(orders, p);
-    }
-    if (spec->ari && (!job || acme_json_getl(job, "ari", "unsupported-until", NULL)
-                                  <= apr_time_sec(now))) {
-        /* Decided per certificate below; no certificate, no question. */
-        st->ari_due = 0;
-    }
-    for (i = 0; i < spec->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
-        const char *path = store->path(store, ACME_SG_DOMAINS, spec->domain,
-                                       acme_job_cert_file(p, t), p);
-        apr_array_header_t *chain = NULL;
-        const acme_cert_t *leaf;
-        apr_time_t at;
-
-        if (!path || acme_chain_load(&chain, p, path) != APR_SUCCESS || chain->nelts < 1) {
-            APR_ARRAY_PUSH(st->due, acme_key_type_t) = t;
-            continue;
-        }
-        leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
-        if (!acme_cert_covers(leaf, spec->names)) {
-            APR_ARRAY_PUSH(st->due, acme_key_type_t) = t;
-            continue;
-        }
-        at = acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
-                                  &spec->window);
-        if (spec->ari && job) {
-            at = ari_renew_at(st, job, leaf, acme_key_type_file_tag(t), at, now, p);
-        }
-        if (!st->renew_at || at < st->renew_at) st->renew_at = at;
-        if (!st->not_after || acme_cert_not_after(leaf) < st->not_after) {
-            st->not_after = acme_cert_not_after(leaf);
-            st->not_before = acme_cert_not_before(leaf);
-        }
-        if (at <= now) {
-            APR_ARRAY_PUSH(st->due, acme_key_type_t) = t;
-        }
-    }
-    if (job) {
-        st->errors = (int)acme_json_getl(job, "errors", NULL);
-        st->next_attempt = apr_time_from_sec(acme_json_getl(job, "next-attempt", NULL));
-        if (st->errors && acme_json_has(job, "last-error", NULL)) {
-            st->last_error = acme_result_make(p);
-            acme_result_from_json(st->last_error, acme_json_getj(job, p, "last-error", NULL));
-        }
-    }
-    if (spec->memo && spec->memo->ari_next > now) {
-        st->ari_due = 0;
-    }
-    if (spec->memo && spec->memo->next_attempt > st->next_attempt) {
-        /* This process saw failures that the store could not record. */
-        st->next_attempt = spec->memo->next_attempt;
-        if (spec->memo->errors > st->errors) st->errors = spec->memo->errors;
-    }
-    if (!st->staged && store->load(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST,
-                                   &req, &reqlen, p) == APR_SUCCESS) {
-        /* An operator asked for it (acmectl renew): every type, now. */
-        apr_array_clear(st->due);
-        for (i = 0; i < spec->key_types->nelts; ++i) {
-            APR_ARRAY_PUSH(st->due, acme_key_type_t) =
-                APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
-        }
-        st->next_attempt = 0;
-        st->renew_requested = 1;
-    }
-    if (st->staged) {
-        /* Waiting for activation: nothing is due until the restart. */
-        apr_array_clear(st->due);
-    }
-    *pst = st;
-    return APR_SUCCESS;
 }
 
 /* ---- persisted job state ---------------------------------------------------- */
@@ -815,7 +630,7 @@ static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
         != APR_SUCCESS) {
         jc->json = acme_json_new_object(p);
     }
-    jc->ca_url = current_ca(spec, jc->json);
+    jc->ca_url = acme_job_current_ca(spec, jc->json);
     acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-run", NULL);
     acme_json_sets(jc->json, jc->ca_url, "ca", NULL);
     acme_job_event(jc->json, p, "renewing", apr_array_pstrcat(p, type_names(p, types), ' '));
