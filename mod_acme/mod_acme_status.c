@@ -11,6 +11,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
+#include <scoreboard.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -389,6 +390,36 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
                        label_esc(p, acme_key_type_name(ci->type)), apr_time_sec(ci->not_after));
         }
     }
+    metric_head(r, "acme_certificate_not_before_seconds", "gauge",
+                "Start of validity (notBefore) of the active certificate as a unix time.");
+    for (i = 0; i < all->nelts; ++i) {
+        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
+        for (j = 0; j < ds->st->certs->nelts; ++j) {
+            const acme_status_cert_t *ci =
+                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
+            if (!ci->covers) continue;
+            ap_rprintf(r, "acme_certificate_not_before_seconds{domain=\"%s\",key_type=\"%s\"} %"
+                       APR_TIME_T_FMT "\n", label_esc(p, ds->d->name),
+                       label_esc(p, acme_key_type_name(ci->type)), apr_time_sec(ci->not_before));
+        }
+    }
+    metric_head(r, "acme_domain_last_error_info", "gauge",
+                "1 for a domain whose last attempt failed, with the problem type.");
+    for (i = 0; i < all->nelts; ++i) {
+        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
+        const char *pt = ds->st->last_error ? ds->st->last_error->problem : NULL;
+        if (!pt) continue;
+        if (!strncmp(pt, ACME_PROBLEM_NS, sizeof(ACME_PROBLEM_NS) - 1)) {
+            pt += sizeof(ACME_PROBLEM_NS) - 1;
+        }
+        ap_rprintf(r, "acme_domain_last_error_info{domain=\"%s\",problem=\"%s\"} 1\n",
+                   label_esc(p, ds->d->name), label_esc(p, pt));
+    }
+    metric_head(r, "acme_server_restart_time_seconds", "gauge",
+                "When httpd last (re)started, as a unix time: changes() counts restarts.");
+    ap_rprintf(r, "acme_server_restart_time_seconds %" APR_TIME_T_FMT "\n",
+               apr_time_sec(ap_scoreboard_image ? ap_scoreboard_image->global->restart_time
+                                                : 0));
     metric_head(r, "acme_renewal_next_attempt_seconds", "gauge",
                 "Seconds until the next renewal attempt or retry (0: due now).");
     for (i = 0; i < all->nelts; ++i) {

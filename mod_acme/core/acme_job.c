@@ -147,9 +147,8 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
                             const acme_job_spec_t *spec, acme_key_type_t t,
                             const acme_cert_t *leaf, apr_pool_t *p, acme_result_t *r)
 {
-    const char *tag = acme_key_type_file_tag(t), *certid, *url, *s, *e, *jerr;
+    const char *tag = acme_key_type_file_tag(t), *certid, *url;
     acme_http_response_t *resp;
-    acme_json_t *answer;
     acme_renew_input_t in;
     acme_renew_decision_t dec;
     acme_ari_window_t w;
@@ -166,21 +165,9 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (resp->status != 200) {
-        return acme_result_set(r, APR_EGENERAL, "acme:malformed-response",
-                               "renewalInfo %s answered HTTP %d", url, resp->status);
-    }
-    if (acme_json_parse(&answer, p, resp->body, resp->body_len, &jerr) != APR_SUCCESS
-        || !(s = acme_json_gets(answer, "suggestedWindow", "start", NULL))
-        || !(e = acme_json_gets(answer, "suggestedWindow", "end", NULL))
-        || acme_time_parse_rfc3339(&w.start, s) != APR_SUCCESS
-        || acme_time_parse_rfc3339(&w.end, e) != APR_SUCCESS || w.end < w.start) {
-        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
-                               "renewalInfo %s: the answer has no valid suggestedWindow", url);
-    }
-    w.explanation_url = acme_json_gets(answer, "explanationURL", NULL);
-    if (apr_table_get(resp->headers, "Retry-After")) {
-        acme_retry_after_parse(&retry, apr_table_get(resp->headers, "Retry-After"), now);
+    rv = acme_renewal_info_parse(&w, &retry, resp, url, now, p, r);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     memset(&in, 0, sizeof(in));
     in.not_before = acme_cert_not_before(leaf);

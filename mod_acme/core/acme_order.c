@@ -130,13 +130,12 @@ static apr_status_t get_object(acme_json_t **pj, apr_time_t *pra, acme_client_t 
                                acme_result_t *r)
 {
     acme_http_response_t *resp;
-    const char *ra;
     apr_status_t rv;
 
     *pra = 0;
     rv = acme_client_post_json(pj, &resp, c, url, NULL, 0, what, p, r);
-    if (rv == APR_SUCCESS && (ra = apr_table_get(resp->headers, "Retry-After"))) {
-        acme_retry_after_parse(pra, ra, apr_time_now());
+    if (rv == APR_SUCCESS) {
+        *pra = acme_response_retry_after(resp, apr_time_now());
     }
     return rv;
 }
