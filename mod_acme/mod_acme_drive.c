@@ -841,8 +841,8 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     if (!wd_get || !wd_register) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ACMELOG(0331)
                      "mod_watchdog is not loaded: certificates cannot be obtained or renewed. "
-                     "Add 'LoadModule watchdog_module modules/mod_watchdog.so' (Debian: "
-                     "a2enmod watchdog)");
+                     "Add 'LoadModule watchdog_module modules/mod_watchdog.so' (Debian's "
+                     "apache2 has it built in, see 'apache2 -l': is this another httpd?)");
         return APR_ENOTIMPL;
     }
     dc = apr_pcalloc(p, sizeof(*dc));

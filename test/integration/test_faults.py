@@ -130,3 +130,57 @@ def test_hanging_ca_never_delays_stop_or_overlaps_runners(httpd, acme_proxy):
     took = time.monotonic() - started
     assert "AH00046" not in httpd.error_log(), "a child had to be killed"
     assert took < 2.0, "stop took %.1f s" % took
+
+
+def _store_is_sound(store):
+    """Every JSON item parses and every PEM item is complete: no half write."""
+    import json
+    for dirpath, _, files in os.walk(store):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            if f.startswith("."):
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if f.endswith(".json"):
+                json.loads(data.decode("utf-8"))
+            elif f.endswith(".pem"):
+                text = data.decode("ascii")
+                assert text.count("-----BEGIN") == text.count("-----END") > 0, path
+
+
+# CI runs a few; build/soak.sh runs many (MOD_ACME_KILL_ROUNDS=100).
+KILLS = int(os.environ.get("MOD_ACME_KILL_ROUNDS", "6"))
+
+
+def test_kill9_at_random_moments_loses_nothing(httpd, acme_proxy):
+    import random
+    import signal
+    rnd = random.Random(int(os.environ.get("MOD_ACME_KILL_SEED", "1")))
+    account_key = None
+    for i in range(KILLS):
+        name = "k%d.kill.test" % i
+        httpd.write_config(base_conf(httpd, acme_proxy, [[name]]))
+        httpd.start()
+        time.sleep(rnd.uniform(0.0, 1.2))   # somewhere in the issuance
+        pid = httpd.pid()
+        for child in util.child_pids(pid):
+            util.kill_pid(child, signal.SIGKILL)
+        util.kill_pid(pid, signal.SIGKILL)
+        util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd to die")
+        _store_is_sound(httpd.store_dir)
+        httpd.start()
+        httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+        httpd.stop()
+        _store_is_sound(httpd.store_dir)
+        keys = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(httpd.store_dir,
+                                                                       "accounts"))
+                for f in fs if f == "account.key.pem"]
+        assert len(keys) == 1, keys
+        with open(keys[0]) as f:
+            key = f.read()
+        assert account_key in (None, key), "the account key changed"
+        account_key = key
+        orders = [o for o in acme_proxy.orders
+                  if any(x.get("value") == name for x in o.get("identifiers", []))]
+        assert len(orders) <= 2, "%d orders for %s after one kill" % (len(orders), name)
