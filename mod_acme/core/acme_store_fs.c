@@ -1136,6 +1136,16 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
         err = apr_psprintf(p, "cannot create the lock guard in %s", locks_dir(fs, p));
     }
     guard_release(guard);
+    if (!err) {
+        /* everything exists, but does the disk still take a file? (full) */
+        const char *tmp;
+        if (write_tmp(&tmp, base, "probe", 5, 0644, p) != APR_SUCCESS) {
+            err = apr_psprintf(p, "cannot write a file in %s", base);
+        }
+        else {
+            unlink(tmp);
+        }
+    }
     /* What is there can still be read and served; writes fail, each with
      * its own error, until the disk takes them again. */
     rv = APR_SUCCESS;
