@@ -928,9 +928,12 @@ leave:
     return rv;
 }
 
-/* Extends the lease while the claim is still the current one: never takes
- * back a claim that was released or taken over. */
-static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+/* Renews (extends) or releases (ends) c's lease while c is still the
+ * current claim: never takes back a claim that was released or taken
+ * over. The file stays after a release, so the next token is greater than
+ * every earlier one. */
+static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int release,
+                                  apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *dir = locks_dir(fs, p), *content;
@@ -942,44 +945,30 @@ static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t 
     if (rv == APR_SUCCESS && (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
                               || cur.token != c->token || strcmp(cur.owner, c->owner)
                               || !lease_held(&cur, fs_now(fs), p))) {
-        rv = ACME_STORE_EFENCED;
+        rv = release ? APR_SUCCESS : ACME_STORE_EFENCED; /* not ours (any more) */
+        goto leave;
     }
     if (rv == APR_SUCCESS) {
-        cur.expires = fs_now(fs) + c->lease;
+        cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
         rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
     }
+    else if (release && APR_STATUS_IS_ENOENT(rv)) {
+        rv = APR_SUCCESS; /* no locks directory, no lock */
+    }
+leave:
     guard_release(guard);
     return rv;
 }
 
+static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    return lease_rewrite(s, c, 0, p);
+}
+
 static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
 {
-    const fs_t *fs = s->baton;
-    const char *dir = locks_dir(fs, p), *content;
-    lease_t cur;
-    apr_status_t rv;
-    int guard = -1;
-
-    rv = guard_acquire(&guard, dir, p);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = APR_SUCCESS; /* no locks directory, no lock */
-        goto leave;
-    }
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
-        || cur.token != c->token || strcmp(cur.owner, c->owner)) {
-        goto leave; /* not ours (any more) */
-    }
-    /* The file stays, so the next token is greater than every earlier one. */
-    cur.expires = 0;
-    content = lease_format(&cur, p);
-    rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
-leave:
-    guard_release(guard);
-    return rv;
+    return lease_rewrite(s, c, 1, p);
 }
 
 /* ---- writes, fenced when the view carries a claim ------------------------ */
