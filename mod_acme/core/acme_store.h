@@ -46,6 +46,7 @@ typedef struct acme_store_claim_t {
 
 /* save flags */
 #define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
+#define ACME_STORE_VOLATILE 2    /* can be made again: atomic, but no fsync */
 
 struct acme_store_t {
     void *baton;

@@ -108,7 +108,7 @@ static int foreign_dir(struct stat *pst, const char *dir)
  * so a secret is never readable by others, not even for an instant. */
 
 static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *data,
-                              apr_size_t len, mode_t mode, apr_pool_t *p)
+                              apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     const char *tmp = apr_pstrcat(p, dir, "/", tmp_name(p, "tmp"), NULL);
@@ -141,7 +141,7 @@ static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *da
         }
         done += (apr_size_t)n;
     }
-    if (fsync(fd) < 0) {
+    if (sync && fsync(fd) < 0) {
         rv = os_err();
         goto leave;
     }
@@ -162,14 +162,16 @@ leave:
     return rv;
 }
 
+/* sync 0: for what can be made again (a temporary certificate, a lease
+ * whose holders a crash ends too): atomic, but not synced. */
 static apr_status_t write_atomic(const char *dir, const char *fname, const char *data,
-                                 apr_size_t len, mode_t mode, apr_pool_t *p)
+                                 apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
 {
     apr_status_t rv;
     const char *tmp = NULL;
     const char *target = apr_pstrcat(p, dir, "/", fname, NULL);
 
-    rv = write_tmp(&tmp, dir, data, len, mode, p);
+    rv = write_tmp(&tmp, dir, data, len, mode, sync, p);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
@@ -178,7 +180,7 @@ static apr_status_t write_atomic(const char *dir, const char *fname, const char 
         unlink(tmp);
         goto leave;
     }
-    rv = sync_dir(dir);
+    rv = sync ? sync_dir(dir) : APR_SUCCESS;
 leave:
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0901: store: writing %s failed", target);
@@ -376,7 +378,7 @@ static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char 
         goto leave;
     }
     rv = write_atomic(dir, aspect, data ? data : "", len, (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                      p);
+                      !(flags & ACME_STORE_VOLATILE), p);
 leave:
     return rv;
 }
@@ -917,7 +919,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     next.pid = (long)getpid();
     next.host = this_host(p);
     content = lease_format(&next, p);
-    rv = write_atomic(dir, name, content, strlen(content), 0644, p);
+    rv = write_atomic(dir, name, content, strlen(content), 0644, 0, p);
     if (rv == APR_SUCCESS) {
         c->owner = apr_pstrdup(p, owner);
         c->token = next.token;
@@ -951,7 +953,7 @@ static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int re
     if (rv == APR_SUCCESS) {
         cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
-        rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
+        rv = write_atomic(dir, c->name, content, strlen(content), 0644, 0, p);
     }
     else if (release && APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS; /* no locks directory, no lock */
@@ -1029,7 +1031,7 @@ static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t
 
     rv = read_file(&data, &len, path, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, p);
+        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
         if (rv != APR_SUCCESS) {
             *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
         }
@@ -1128,7 +1130,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     if (!err) {
         /* everything exists, but does the disk still take a file? (full) */
         const char *tmp;
-        if (write_tmp(&tmp, base, "probe", 5, 0644, p) != APR_SUCCESS) {
+        if (write_tmp(&tmp, base, "probe", 5, 0644, 0, p) != APR_SUCCESS) {
             err = apr_psprintf(p, "cannot write a file in %s", base);
         }
         else {
