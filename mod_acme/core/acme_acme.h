@@ -244,8 +244,6 @@ apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_client_t *c, const char 
 apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
                                     const acme_challenge_t *ch, apr_pool_t *p,
                                     struct acme_result_t *r);
-apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
-                                   struct acme_result_t *r);
 
 /* Polls the authz until it leaves "pending" or the deadline passes
  * (APR_TIMEUP). Sleeps between polls: Retry-After clamped to [1s, 10s].

@@ -194,7 +194,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
         acme_json_sets(job, w.explanation_url, ACME_JK_ARI, tag, ACME_JK_ARI_EXPLANATION, NULL);
     }
     if (dec.chosen_changed) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0401: %s: the CA suggests renewing %s between %s "
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0401) "%s: the CA suggests renewing %s between %s "
                  "and %s; chosen: %s", spec->domain, acme_key_type_name(t),
                  acme_time_rfc3339(p, w.start), acme_time_rfc3339(p, w.end),
                  acme_time_rfc3339(p, dec.renew_at));
@@ -291,7 +291,7 @@ static apr_status_t job_save(job_ctx_t *jc)
     apr_status_t rv = acme_store_save_json(jc->store, ACME_SG_JOBS, jc->domain, ACME_JOB_STATE,
                                            jc->json, jc->pool);
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0403: %s: cannot save the job state", jc->domain);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0403) "%s: cannot save the job state", jc->domain);
     }
     return rv;
 }
@@ -303,7 +303,7 @@ static void order_created_cb(void *baton, const char *order_url)
     acme_json_sets(jc->json, order_url, ACME_JK_ORDERS, jc->tag, NULL);
     job_save(jc);
     acme_job_event(jc->json, jc->pool, "order-created", order_url);
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0404: %s: order %s created", jc->domain, order_url);
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0404) "%s: order %s created", jc->domain, order_url);
 }
 
 /* The order engine's callbacks, through the spec's publishers. */
@@ -444,7 +444,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
         acme_result_set(r, rv, "acme:store", "cannot save accounts/%s/account.json", caid);
         goto leave;
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "ACME0405: created ACME account %s at %s", account->url,
+    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, ACMELOG(0405) "created ACME account %s at %s", account->url,
              ca_url);
 leave:
     apr_thread_mutex_unlock(account_mutex);
@@ -541,7 +541,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
                                                       : "none");
             }
             else {
-                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0406: %s: the CA does not offer the profile "
+                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0406) "%s: the CA does not offer the profile "
                          "'%s'; ordering with its default", spec->domain, spec->profile);
             }
         }
@@ -558,7 +558,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
         }
     }
     if (params.order_url) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0407: %s: resuming order %s", spec->domain,
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0407) "%s: resuming order %s", spec->domain,
                  params.order_url);
     }
     acme_result_activity(r, "ordering a %s certificate for %s", acme_key_type_name(t),
@@ -755,7 +755,7 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
             long long idx = (acme_json_getl(jc->json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
             const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
 
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME0408: %s: %d failures in a row with the CA "
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0408) "%s: %d failures in a row with the CA "
                      "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);
             acme_job_event(jc->json, p, "ca-switched", next_ca);
             acme_json_setl(jc->json, idx, ACME_JK_CA_INDEX, NULL);

@@ -186,21 +186,6 @@ apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
     return rv;
 }
 
-apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
-                                   acme_result_t *r)
-{
-    acme_json_t *j;
-    acme_authz_t *a;
-    apr_status_t rv;
-
-    rv = acme_client_post_json(&j, NULL, c, url, "{\"status\":\"deactivated\"}", 0,
-                               "authz deactivation", p, r);
-    if (rv == APR_SUCCESS) {
-        rv = acme_authz_parse(&a, p, j, url, "authz deactivation", r);
-    }
-    return rv;
-}
-
 apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
                                       const acme_challenge_t *ch, apr_pool_t *p, acme_result_t *r)
 {
@@ -499,7 +484,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         /* an alternate that fails to load is no reason to lose the default */
         ar = acme_result_make(p);
         if (fetch_chain(&apem, &achain, NULL, c, url, p, ar) != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, "ACME0801: %s",
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, ACMELOG(0801) "%s",
                      acme_result_describe(ar, p));
             continue;
         }
@@ -509,7 +494,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         }
     }
     acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0,
-             "ACME0802: certificate %s: no chain with issuer '%s' among %d alternates, using the default",
+             ACMELOG(0802) "certificate %s: no chain with issuer '%s' among %d alternates, using the default",
              cert_url, preferred_issuer, alts->nelts);
 leave:
     return rv;

@@ -183,7 +183,7 @@ static apr_status_t write_atomic(const char *dir, const char *fname, const char 
     rv = sync ? sync_dir(dir) : APR_SUCCESS;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0901: store: writing %s failed", target);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s failed", target);
     }
     return rv;
 }
@@ -321,7 +321,7 @@ static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_gro
     }
     if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
-                 "ACME0902: store: refusing invalid item name in group %s", acme_store_group_name(g));
+                 ACMELOG(0902) "store: refusing invalid item name in group %s", acme_store_group_name(g));
         return APR_EINVAL;
     }
     *ppath = aspect ? apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, "/", aspect, NULL)
@@ -576,7 +576,7 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
         apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
-                     "ACME0903: store: could not prune archive/%s", victim);
+                     ACMELOG(0903) "store: could not prune archive/%s", victim);
         }
     }
     return APR_SUCCESS;
@@ -672,7 +672,7 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
 leave:
     if (rv != APR_SUCCESS && rv != APR_ENOENT) {
         const char *gfrom = acme_store_group_name(from), *gto = acme_store_group_name(to);
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0904: store: moving %s/%s to %s failed",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0904) "store: moving %s/%s to %s failed",
                  gfrom ? gfrom : "?", name, gto ? gto : "?");
     }
     return rv;
@@ -844,7 +844,7 @@ static apr_status_t fence_check(const fs_t *fs, const acme_store_claim_t *c, apr
     if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
         || cur.token != c->token || strcmp(cur.owner, c->owner)
         || !lease_held(&cur, fs_now(fs), p)) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, "ACME0907: store: a write for %s with the "
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, ACMELOG(0907) "store: a write for %s with the "
                  "claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
                  "current (its lease ran out and %s)", c->name, c->token, c->owner,
                  cur.owner && cur.token != c->token
@@ -899,7 +899,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
         /* we never write partial leases, so this is damage, not a holder:
          * blocking renewals forever would be worse than taking it */
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
-                 "ACME0905: store: lock file %s is unreadable, taking it over",
+                 ACMELOG(0905) "store: lock file %s is unreadable, taking it over",
                  lock_path(fs, name, p));
         memset(&cur, 0, sizeof(cur));
     }
@@ -1158,7 +1158,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     *pstore = s;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0906: store: %s", err ? err : "failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0906) "store: %s", err ? err : "failed");
     }
     if (perr) {
         *perr = err;
@@ -1217,10 +1217,6 @@ apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p)
     return s && s->load == fs_load ? rm_rf(((const fs_t *)s->baton)->base, p) : APR_EINVAL;
 }
 
-const char *acme_store_fs_unwritable(acme_store_t *s)
-{
-    return s && s->load == fs_load ? ((const fs_t *)s->baton)->unwritable : NULL;
-}
 
 static int is_fs_store(const acme_store_t *s)
 {
@@ -1295,7 +1291,7 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
         apr_status_t rv2 = chown_r(dir, (uid_t)uid, (gid_t)gid, p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2,
-                     "ACME0907: store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
+                     ACMELOG(0907) "store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
             if (rv == APR_SUCCESS) {
                 rv = rv2;
             }
