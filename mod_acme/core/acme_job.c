@@ -153,7 +153,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     acme_renew_input_t in;
     acme_renew_decision_t dec;
     acme_ari_window_t w;
-    apr_time_t now = apr_time_now(), retry = 0;
+    apr_time_t now = job_now(spec), retry = 0;
     apr_status_t rv;
 
     if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
@@ -239,7 +239,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                         "the store cannot be written (jobs/%s/%s): the CA's renewal information "
                         "is not asked until it can", spec->domain, ACME_JOB_STATE);
         if (spec->memo) {
-            spec->memo->ari_next = apr_time_now() + spec->retry_delay;
+            spec->memo->ari_next = job_now(spec) + spec->retry_delay;
         }
         goto leave;
     }
@@ -252,7 +252,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         goto leave;
     }
     if (!dir->renewal_info) {
-        acme_json_setl(job, apr_time_sec(apr_time_now()) + 86400, "ari", "unsupported-until",
+        acme_json_setl(job, apr_time_sec(job_now(spec)) + 86400, "ari", "unsupported-until",
                        NULL);
         goto save;
     }
@@ -270,7 +270,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                       APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
         if (rv2 != APR_SUCCESS) {
             /* Ask again later; the window rule stays in force meanwhile. */
-            acme_json_setl(job, apr_time_sec(apr_time_now()) + 3600, "ari",
+            acme_json_setl(job, apr_time_sec(job_now(spec)) + 3600, "ari",
                            acme_key_type_file_tag(t), "next-poll", NULL);
             rv = rv2;
         }
