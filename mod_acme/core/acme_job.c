@@ -842,6 +842,17 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
                                "the order is resumed after it");
     }
+    /* Staged by a run that was cut off before the other types: no second order. */
+    if (acme_store_load_chain(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t),
+                              &chain, p) == APR_SUCCESS
+        && acme_store_load_pkey(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t),
+                                &key, p) == APR_SUCCESS
+        && acme_pair_check(chain, key, spec->names, job_now(spec), &why, p) == APR_SUCCESS
+        && acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                &spec->window) > job_now(spec)) {
+        return APR_SUCCESS;
+    }
     rv = load_or_make_key(&key, store, spec->domain, t, p);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:store", "cannot create the %s key for %s",

@@ -696,7 +696,9 @@ START_TEST(happy_path_stages_key_chain_then_meta)
     ck_assert_int_eq(count_items(ACME_SG_JOBS, DOMAIN), 1);
     ck_assert_int_eq(W.memo.errors, 0);
     ck_assert(W.memo.next_attempt == 0);
-    /* a second run reuses the account */
+    /* once activated, the next run orders again with the same account */
+    ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
+                     APR_SUCCESS);
     ck_assert_int_eq(run(&r), APR_SUCCESS);
     ck_assert_int_eq(W.ca.accounts, 1);
     ck_assert_int_eq(W.ca.new_orders, 2);
@@ -824,6 +826,52 @@ START_TEST(crash_between_two_steps_resumes_the_order)
     ck_assert_int_eq(W.ca.new_orders, 1);
     ck_assert_int_eq(W.ca.finalizes, 1);
     ck_assert_int_eq(W.ca.downloads, 1);
+}
+END_TEST
+
+/* The second key type's order is cut off, by the network or by a stopping
+ * server: the first type's staged result is kept, not ordered again. */
+static volatile apr_uint32_t stop_flag;
+static int cut_by_stop;
+static void cut_second_type(ca_t *ca, const char *event)
+{
+    /* the job looks at the stop flag between key types, the network fails anywhere */
+    if (cut_by_stop && !strcmp(event, "finalized")) {
+        apr_atomic_set32(&stop_flag, 1);
+    }
+    if (!cut_by_stop && !strcmp(event, "order-created") && ca->norders == 2) {
+        ca->fail_from = ca->requests + 1;
+    }
+}
+
+START_TEST(a_cut_between_key_types_keeps_the_first_result)
+{
+    apr_array_header_t *types;
+    acme_json_t *meta;
+    acme_result_t *r;
+
+    cut_by_stop = _i;
+    APR_ARRAY_PUSH(W.types, acme_key_type_t) = ACME_KEY_P384;
+    W.spec.stop = &stop_flag;
+    W.ca.hook = cut_second_type;
+    ck_assert_int_eq(run(&r), cut_by_stop ? APR_EINTR : APR_ECONNREFUSED);
+    ck_assert_int_eq(W.ca.new_orders, cut_by_stop ? 1 : 2);
+    ck_assert_int_eq(W.ca.downloads, 1);
+    ck_assert_int_eq(count_items(ACME_SG_STAGING, DOMAIN), 2); /* key and chain, no meta */
+    /* a stop is no failure */
+    ck_assert_int_eq(acme_json_getl(job_json(), "errors", NULL), cut_by_stop ? 0 : 1);
+    apr_atomic_set32(&stop_flag, 0);
+    W.ca.hook = NULL;
+    W.ca.fail_from = 0;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(acme_store_load_json(W.store, ACME_SG_STAGING, DOMAIN, ACME_JOB_META, &meta,
+                                          W.p), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_getsa(&types, meta, W.p, "key-types", NULL), APR_SUCCESS);
+    ck_assert_int_eq(types->nelts, 2);
+    ck_assert_int_eq(W.ca.new_orders, 2);
+    ck_assert_int_eq(W.ca.downloads, 2);
+    ck_assert_int_eq(count_items(ACME_SG_STAGING, DOMAIN), 5);
 }
 END_TEST
 
@@ -1022,6 +1070,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, invalid_authorization_is_recorded_and_the_other_type_used_next);
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
+    tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
     tcase_add_test(tc, failures_the_store_cannot_record_stay_in_the_memo);
