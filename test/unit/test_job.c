@@ -475,7 +475,7 @@ static apr_status_t ca_perform(acme_http_t *http, acme_http_response_t **presp,
                                const acme_http_request_t *req, apr_pool_t *p, acme_result_t *r)
 {
     ca_t *ca = http->baton;
-    const char *path = req->url + strlen(CA);
+    const char *path;
 
     *presp = NULL;
     ++ca->requests;
@@ -484,6 +484,7 @@ static apr_status_t ca_perform(acme_http_t *http, acme_http_response_t **presp,
                                req->method, req->url);
     }
     ck_assert_msg(!strncmp(req->url, CA "/", strlen(CA) + 1), "request to %s", req->url);
+    path = req->url + strlen(CA);
     if (!strcmp(req->method, "HEAD")) {
         ck_assert_str_eq(path, "/nonce");
         *presp = answer(ca, p, 200, NULL, NULL);
