@@ -660,7 +660,8 @@ static void assert_staged(void)
                                           W.p), APR_SUCCESS);
     ck_assert_int_eq(acme_json_getsa(&names, meta, W.p, "names", NULL), APR_SUCCESS);
     ck_assert_int_eq(names->nelts, 2);
-    ck_assert_str_eq(APR_ARRAY_IDX(names, 1, const char *), "www." DOMAIN);
+    ck_assert_str_eq(APR_ARRAY_IDX(names, 1, const char *),
+                     APR_ARRAY_IDX(W.spec.names, 1, const char *));
     ck_assert_str_eq(acme_json_gets(job_json(), "state", NULL), "staged");
     ck_assert_int_eq(acme_json_getl(job_json(), "errors", NULL), 0);
     ck_assert(!acme_json_has(job_json(), "orders", "p256", NULL));
@@ -827,6 +828,33 @@ START_TEST(crash_between_two_steps_resumes_the_order)
     ck_assert_int_eq(W.ca.new_orders, 1);
     ck_assert_int_eq(W.ca.finalizes, 1);
     ck_assert_int_eq(W.ca.downloads, 1);
+}
+END_TEST
+
+/* An order in flight that cannot give the certificate now wanted (it
+ * expired, or the names changed since) is replaced in the same run. */
+START_TEST(an_order_that_cannot_be_finished_is_replaced)
+{
+    acme_result_t *r;
+
+    crash_event = "order-created";
+    W.ca.hook = crash_hook;
+    ck_assert_int_ne(run(NULL), APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(job_json(), "orders", "p256", NULL), CA "/order/0");
+    W.ca.hook = NULL;
+    W.ca.fail_from = 0;
+    if (_i == 0) {
+        W.ca.orders[0].status = ACME_STATE_EXPIRED;
+    }
+    else {
+        W.spec.names = strs(DOMAIN, "other." DOMAIN);
+    }
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 2);
+    ck_assert_int_eq(W.ca.finalizes, 1);
+    ck_assert_str_eq(W.ca.orders[1].names[1], _i == 0 ? "www." DOMAIN : "other." DOMAIN);
+    ck_assert_int_eq(acme_json_getl(job_json(), "errors", NULL), 0);
 }
 END_TEST
 
@@ -1071,6 +1099,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, invalid_authorization_is_recorded_and_the_other_type_used_next);
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
+    tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
