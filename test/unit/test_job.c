@@ -1087,6 +1087,20 @@ START_TEST(ari_refresh_remembers_a_ca_without_it_for_a_day)
 }
 END_TEST
 
+START_TEST(ari_refresh_on_an_unwritable_store_asks_nothing)
+{
+    acme_result_t *r = acme_result_make(W.p);
+
+    ck_assert_int_eq(mkdir(apr_pstrcat(W.p, W.dir, "/jobs/" DOMAIN, NULL), 0755), 0);
+    ck_assert_int_eq(mkdir(job_path(), 0755), 0);
+    W.spec.ari = 1;
+    ck_assert_int_ne(acme_job_ari_refresh(W.store, &W.spec, W.p, r), APR_SUCCESS);
+    ck_assert_str_eq(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
+    ck_assert_int_eq(W.ca.requests, 0);
+    ck_assert(W.memo.ari_next == W.now + W.spec.retry_delay);
+}
+END_TEST
+
 static Suite *job_suite(void)
 {
     Suite *s = suite_create("job");
@@ -1108,6 +1122,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, a_stale_claim_writes_nothing);
     tcase_add_test(tc, ari_refresh_stores_the_window);
     tcase_add_test(tc, ari_refresh_remembers_a_ca_without_it_for_a_day);
+    tcase_add_test(tc, ari_refresh_on_an_unwritable_store_asks_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
