@@ -323,6 +323,8 @@ apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order
                                  const acme_order_params_t *params, apr_time_t deadline,
                                  apr_pool_t *p, struct acme_result_t *r);
 /* newOrder (or acme_order_get of params->order_url) + acme_order_continue.
+ * A resumed order that is over (invalid, expired...) or is for other names
+ * is left for a new one (created is called for it).
  * *porder_url (may be NULL) receives the order URL even on failure. */
 apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
                             const acme_order_params_t *params, apr_pool_t *p,

@@ -150,7 +150,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     acme_renew_input_t in;
     acme_renew_decision_t dec;
     acme_ari_window_t w;
-    apr_time_t now = apr_time_now(), retry = 0;
+    apr_time_t now = job_now(spec), retry = 0;
     apr_status_t rv;
 
     if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
@@ -224,7 +224,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                         "the store cannot be written (jobs/%s/%s): the CA's renewal information "
                         "is not asked until it can", spec->domain, ACME_JOB_STATE);
         if (spec->memo) {
-            spec->memo->ari_next = apr_time_now() + spec->retry_delay;
+            spec->memo->ari_next = job_now(spec) + spec->retry_delay;
         }
         goto leave;
     }
@@ -237,7 +237,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         goto leave;
     }
     if (!dir->renewal_info) {
-        acme_json_setl(job, apr_time_sec(apr_time_now()) + 86400, "ari", "unsupported-until",
+        acme_json_setl(job, apr_time_sec(job_now(spec)) + 86400, "ari", "unsupported-until",
                        NULL);
         goto save;
     }
@@ -255,7 +255,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                       APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
         if (rv2 != APR_SUCCESS) {
             /* Ask again later; the window rule stays in force meanwhile. */
-            acme_json_setl(job, apr_time_sec(apr_time_now()) + 3600, "ari",
+            acme_json_setl(job, apr_time_sec(job_now(spec)) + 3600, "ari",
                            acme_key_type_file_tag(t), "next-poll", NULL);
             rv = rv2;
         }
@@ -642,6 +642,17 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
     if (stopping(spec)) {
         return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
                                "the order is resumed after it");
+    }
+    /* Staged by a run that was cut off before the other types: no second order. */
+    if (acme_store_load_chain(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t),
+                              &chain, p) == APR_SUCCESS
+        && acme_store_load_pkey(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t),
+                                &key, p) == APR_SUCCESS
+        && acme_pair_check(chain, key, spec->names, job_now(spec), &why, p) == APR_SUCCESS
+        && acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                &spec->window) > job_now(spec)) {
+        return APR_SUCCESS;
     }
     rv = load_or_make_key(&key, store, spec->domain, t, p);
     if (rv != APR_SUCCESS) {

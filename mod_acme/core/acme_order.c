@@ -679,13 +679,33 @@ leave:
     return rv;
 }
 
+/* Can the order still give a certificate for exactly these names? */
+static int order_resumable(const acme_order_t *o, const apr_array_header_t *names)
+{
+    int i, j, found;
+
+    if (o->status == ACME_STATE_INVALID || o->status == ACME_STATE_EXPIRED
+        || o->status == ACME_STATE_DEACTIVATED || o->status == ACME_STATE_REVOKED
+        || o->identifiers->nelts != names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        for (j = 0, found = 0; j < o->identifiers->nelts && !found; ++j) {
+            found = !strcasecmp(APR_ARRAY_IDX(names, i, const char *),
+                                APR_ARRAY_IDX(o->identifiers, j, const acme_identifier_t *)->value);
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
 apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
                             const acme_order_params_t *params, apr_pool_t *p, acme_result_t *r)
 {
     apr_interval_time_t timeout = params->timeout > 0 ? params->timeout : ORDER_TIMEOUT_DEFAULT;
     apr_time_t deadline = apr_time_now() + timeout;
     acme_order_t *order = NULL;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
     *ppem = NULL;
     if (porder_url) {
@@ -700,8 +720,16 @@ apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_cli
     if (params->order_url) {
         acme_result_activity(r, "resuming order %s", params->order_url);
         rv = acme_order_get(&order, c, params->order_url, p, r);
+        if (rv == APR_SUCCESS && !order_resumable(order, params->names)) {
+            /* failed, expired, or for names no longer wanted: finishing
+             * it cannot help, a new order in this run can */
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0803: order %s (%s) cannot give a "
+                     "certificate for %s; ordering anew", order->url,
+                     acme_state_name(order->status), apr_array_pstrcat(p, params->names, ','));
+            order = NULL;
+        }
     }
-    else {
+    if (!order && rv == APR_SUCCESS) {
         acme_result_activity(r, "creating an order for %s",
                              apr_array_pstrcat(p, params->names, ','));
         rv = acme_order_new(&order, c, params->names, params->profile, params->replaces, p, r);
