@@ -123,11 +123,17 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
         int port = !strcmp(t, "http-01") ? g->port_http : g->port_https;
 
         if (!strcmp(t, "dns-01")) {
-            if (!d->settings->dns_hook) {
+            if (!d->settings->dns_hook && !d->settings->dns_update) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0104)
-                             "%s: dns-01 is allowed but no ManagedDNSHook is configured to set "
-                             "the TXT records; dns-01 is not used", d->name);
+                             "%s: dns-01 is allowed but neither ManagedDNSUpdate nor "
+                             "ManagedDNSHook says how to set the TXT records; dns-01 is not used",
+                             d->name);
                 continue;
+            }
+            if (d->settings->dns_hook && d->settings->dns_update) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0109)
+                             "%s: both ManagedDNSUpdate and ManagedDNSHook apply; the TXT "
+                             "records are set by RFC 2136 updates, the hook is not run", d->name);
             }
             APR_ARRAY_PUSH(d->eff_challenges, const char *) = t;
             continue;
@@ -149,7 +155,7 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
             && !ap_array_str_contains(d->eff_challenges, "dns-01")) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0105)
                          "%s: the wildcard name %s can only be validated with dns-01: add "
-                         "dns-01 to ManagedChallenges and configure ManagedDNSHook",
+                         "dns-01 to ManagedChallenges and configure ManagedDNSUpdate or ManagedDNSHook",
                          d->name, APR_ARRAY_IDX(d->names, i, const char *));
             apr_array_clear(d->eff_challenges);
             break;
@@ -293,10 +299,12 @@ static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme
     apr_status_t rv = acme_pkey_to_pem(&pem, p, key);
 
     if (rv == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem), 1, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem),
+                      ACME_STORE_SECRET | ACME_STORE_VOLATILE, p);
     }
     if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem), 0, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem),
+                      ACME_STORE_VOLATILE, p);
     }
     return rv;
 }
@@ -306,16 +314,20 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
                                     apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_cache, *tmp;  /* local: no need to share it */
-    const char *data;
-    apr_size_t len;
+    apr_array_header_t *chain;
+    const char *why;
     acme_pkey_t *key;
     acme_cert_t *cert;
     apr_status_t rv;
 
     *pst = st;
-    if (st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &data, &len, p) == APR_SUCCESS
-        && st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &data, &len, p)
-               == APR_SUCCESS) {
+    /* written without fsync: after a power loss it may be empty, and a pair
+     * mod_ssl cannot load stops the server, so it is checked */
+    if (acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
+            == APR_SUCCESS
+        && acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &key, p)
+               == APR_SUCCESS
+        && acme_pair_check(chain, key, NULL, 0, &why, p) == APR_SUCCESS) {
         return APR_SUCCESS;
     }
     rv = acme_pkey_gen(&key, p, ACME_KEY_P256);

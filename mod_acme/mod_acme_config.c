@@ -18,6 +18,7 @@
 
 #include "acme_util.h"
 #include "acme_publish.h"
+#include "acme_dns.h"
 #include "mod_acme_config.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_module;
@@ -743,6 +744,45 @@ static const char *cmd_dns_hook(cmd_parms *cmd, void *dc, int argc, char *const 
     return err ? err : parse_program(cmd, argc, argv, &target_settings(cmd)->dns_hook);
 }
 
+static const char *cmd_dns_update(cmd_parms *cmd, void *dc, const char *server,
+                                  const char *keyfile)
+{
+    const char *err = check_context(cmd, 1), *path;
+    acme_dns_config_t *conf;
+    acme_dns_server_t *srv;
+    acme_dns_tsig_t *key;
+
+    if (err) return err;
+    if (acme_dns_server_parse(&srv, cmd->pool, server, 53, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: '%s' is not SERVER[:PORT]: %s", server,
+                            err);
+    }
+    path = ap_server_root_relative(cmd->pool, keyfile);
+    /* read now, by the parent: the key file may be readable by root only */
+    if (!path || acme_dns_tsig_load(&key, cmd->pool, path, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: the TSIG key file %s: %s", keyfile,
+                            err ? err : "invalid path");
+    }
+    conf = acme_dns_config_make(cmd->pool);
+    conf->update = *srv;
+    conf->key = key;
+    target_settings(cmd)->dns_update = conf;
+    return NULL;
+}
+
+static const char *cmd_dns_check(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    if (acme_dns_check_args(&st->dns_check, &st->dns_check_timeout, cmd->pool, argc,
+                            (const char *const *)argv, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedDNSCheck: %s", err);
+    }
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ManagedDomain", cmd_domain, NULL, RSRC_CONF,
                       "names (DNS names or IP addresses) for one certificate"),
@@ -794,6 +834,11 @@ const command_rec acme_cmds[] = {
                       "program run (without a shell) with the event and the domain"),
     AP_INIT_TAKE_ARGV("ManagedDNSHook", cmd_dns_hook, NULL, RSRC_CONF,
                       "program that sets and removes the dns-01 TXT records"),
+    AP_INIT_TAKE2("ManagedDNSUpdate", cmd_dns_update, NULL, RSRC_CONF,
+                  "DNS server taking RFC 2136 updates for dns-01, and its TSIG key file"),
+    AP_INIT_TAKE_ARGV("ManagedDNSCheck", cmd_dns_check, NULL, RSRC_CONF,
+                      "servers that must show a dns-01 record before the CA is asked "
+                      "[timeout=DURATION]"),
     {NULL}
 };
 
@@ -821,6 +866,9 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
     }
     if (st->ari == ACME_UNSET) st->ari = base->ari;
     if (!st->dns_hook) st->dns_hook = base->dns_hook;
+    if (!st->dns_update) st->dns_update = base->dns_update;
+    if (!st->dns_check) st->dns_check = base->dns_check;
+    if (!st->dns_check_timeout) st->dns_check_timeout = base->dns_check_timeout;
 }
 
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
@@ -865,8 +913,41 @@ apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t 
 
     APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = &acme_publisher_http01;
     APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = &acme_publisher_tlsalpn01;
-    if (st->dns_hook && st->dns_hook->nelts > 0) {
+    if (st->dns_update) {
+        /* RFC 2136 updates, checked where ManagedDNSCheck says, else at the zone's NS */
+        acme_dns_config_t *conf = apr_pmemdup(p, st->dns_update, sizeof(*conf));
+        if (st->dns_check) conf->check = st->dns_check;
+        if (st->dns_check_timeout > 0) conf->check_timeout = st->dns_check_timeout;
+        APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = acme_dns_publisher(p, conf);
+    }
+    else if (st->dns_hook && st->dns_hook->nelts > 0) {
         APR_ARRAY_PUSH(pubs, const acme_publisher_t *) = acme_publisher_dns_hook(p, st->dns_hook);
     }
     return pubs;
+}
+
+void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
+{
+    const acme_settings_t *s = d->settings;
+
+    memset(spec, 0, sizeof(*spec));
+    spec->domain = d->name;
+    spec->names = d->names;
+    spec->ca_urls = s->ca_urls;
+    spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
+                                                     : ACME_DEFAULT_CA;
+    spec->ca_file = s->ca_file;
+    spec->eab_kid = s->eab_kid;
+    spec->eab_hmac = s->eab_hmac;
+    spec->profile = s->profile;
+    spec->profile_mandatory = s->profile_mandatory;
+    spec->ari = s->ari;
+    spec->contact = s->contact;
+    spec->agree_tos = s->agree_tos;
+    spec->challenges = d->eff_challenges ? d->eff_challenges : s->challenges;
+    spec->key_types = s->key_types;
+    spec->window.is_percent = s->renew_is_percent;
+    spec->window.percent = s->renew_percent;
+    spec->window.duration = s->renew_duration;
+    spec->retry_delay = s->retry_delay;
 }

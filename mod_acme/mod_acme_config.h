@@ -8,6 +8,7 @@
 #include <apr_hash.h>
 
 #include "acme_crypto.h"
+#include "acme_job.h"
 
 #define ACME_UNSET (-1)
 
@@ -29,6 +30,9 @@ typedef struct acme_settings_t {
     int profile_mandatory;          /* ACME_UNSET, 0, 1 */
     int ari;                        /* ACME_UNSET, 0, 1 */
     apr_array_header_t *dns_hook;   /* ManagedDNSHook program + args, NULL = none */
+    struct acme_dns_config_t *dns_update; /* ManagedDNSUpdate server and key, NULL = none */
+    apr_array_header_t *dns_check;  /* ManagedDNSCheck servers (acme_dns_server_t*), NULL = NS */
+    apr_interval_time_t dns_check_timeout; /* 0: the engine's default */
 } acme_settings_t;
 
 typedef struct acme_domain_t {
@@ -98,6 +102,10 @@ const char *acme_config_check_store(acme_global_t *g, apr_pool_t *p);
 
 /* The challenge publishers of resolved settings (acme_publisher_t*). */
 apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st);
+
+/* The job spec for a resolved domain: everything that runs or judges its
+ * renewal uses this one. stop and memo are left NULL for the caller. */
+void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d);
 
 /* Built-in defaults */
 #define ACME_DEFAULT_CA "https://acme-v02.api.letsencrypt.org/directory"

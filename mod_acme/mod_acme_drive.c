@@ -24,6 +24,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_status.h"
 #include "acme_proc.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
@@ -481,7 +482,7 @@ static int is_unwritable(const acme_result_t *r)
 static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
 {
     drive_job_t *job = data;
-    acme_job_status_t *st;
+    acme_status_t *st;
 
     job->result = acme_result_make(job->pool);
     job->ran = 0;
@@ -498,7 +499,7 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
         }
         /* The CA's answer may make a renewal due now. */
         if (!job->want_run
-            && acme_job_status(&st, acme_mod_store, &job->spec, apr_time_now(), job->pool)
+            && acme_status_get(&st, acme_mod_store, &job->spec, NULL, apr_time_now(), job->pool)
                    == APR_SUCCESS
             && st->due->nelts > 0 && st->next_attempt <= apr_time_now()) {
             job->want_run = 1;
@@ -597,8 +598,8 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     job->next_check = now; /* re-evaluate from the store */
 }
 
-/* "expiring": less than a tenth of the lifetime left, once per certificate. */
-static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_job_status_t *st,
+/* "expiring" (acme_status.h), once per certificate. */
+static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_status_t *st,
                             apr_pool_t *p)
 {
     acme_store_t *store = acme_mod_store;
@@ -608,13 +609,13 @@ static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_job_status_t
         != APR_SUCCESS) {
         jj = acme_json_new_object(p);
     }
-    if (acme_json_getl(jj, "expiring-notified", NULL) == apr_time_sec(st->not_after)) {
+    if (acme_json_getl(jj, ACME_JK_EXPIRING_NOTIFIED, NULL) == apr_time_sec(st->not_after)) {
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0328)
                  "%s: the certificate expires at %s and has not been renewed yet", job->d->name,
                  acme_time_rfc3339(p, st->not_after));
-    acme_json_setl(jj, apr_time_sec(st->not_after), "expiring-notified", NULL);
+    acme_json_setl(jj, apr_time_sec(st->not_after), ACME_JK_EXPIRING_NOTIFIED, NULL);
     acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "expiring", job->d->name, p);
 }
@@ -634,11 +635,11 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
         != APR_SUCCESS) {
         jj = acme_json_new_object(p);
     }
-    known = acme_json_gets(jj, "installed-notified", NULL);
+    known = acme_json_gets(jj, ACME_JK_INSTALLED_NOTIFIED, NULL);
     if (known && !strcmp(known, staged)) {
         return;
     }
-    acme_json_sets(jj, staged, "installed-notified", NULL);
+    acme_json_sets(jj, staged, ACME_JK_INSTALLED_NOTIFIED, NULL);
     acme_job_event(jj, p, "installed", NULL);
     acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "installed", job->d->name, p);
@@ -669,10 +670,10 @@ static apr_time_t guard_take(drive_ctx_t *dc, const char *ca_url, int count, apr
 
 static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
 {
-    acme_job_status_t *st;
+    acme_status_t *st;
     apr_time_t next;
 
-    if (acme_job_status(&st, acme_mod_store, &job->spec, now, ptemp) != APR_SUCCESS) {
+    if (acme_status_get(&st, acme_mod_store, &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
@@ -690,8 +691,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
             return;
         }
     }
-    if (st->not_after && st->not_after > now && st->not_after > st->not_before
-        && st->not_after - now < (st->not_after - st->not_before) / 10) {
+    if (st->expiring) {
         expiring_notice(dc, job, st, ptemp);
     }
     job->ari_due = st->ari_due;
@@ -896,8 +896,8 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     if (!wd_get || !wd_register) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, ACMELOG(0331)
                      "mod_watchdog is not loaded: certificates cannot be obtained or renewed. "
-                     "Add 'LoadModule watchdog_module modules/mod_watchdog.so' (Debian: "
-                     "a2enmod watchdog)");
+                     "Add 'LoadModule watchdog_module modules/mod_watchdog.so' (Debian's "
+                     "apache2 has it built in, see 'apache2 -l': is this another httpd?)");
         return APR_ENOTIMPL;
     }
     dc = apr_pcalloc(p, sizeof(*dc));
@@ -920,27 +920,9 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job = apr_pcalloc(p, sizeof(*job));
         job->d = d;
         job->s = s;
-        job->spec.domain = d->name;
-        job->spec.names = d->names;
+        acme_config_job_spec(&job->spec, d);
         job->dc = dc;
         job->first = 1;
-        job->spec.ca_url = APR_ARRAY_IDX(st->ca_urls, 0, const char *);
-        job->spec.ca_urls = st->ca_urls;
-        job->spec.eab_kid = st->eab_kid;
-        job->spec.eab_hmac = st->eab_hmac;
-        job->spec.profile = st->profile;
-        job->spec.profile_mandatory = st->profile_mandatory;
-        job->spec.ari = st->ari;
-        job->spec.dns_hook = st->dns_hook;
-        job->spec.ca_file = st->ca_file;
-        job->spec.contact = st->contact;
-        job->spec.agree_tos = st->agree_tos;
-        job->spec.challenges = d->eff_challenges;
-        job->spec.key_types = st->key_types;
-        job->spec.window.is_percent = st->renew_is_percent;
-        job->spec.window.percent = st->renew_percent;
-        job->spec.window.duration = st->renew_duration;
-        job->spec.retry_delay = st->retry_delay;
         job->spec.stop = &dc->stop;
         job->spec.memo = &job->memo;
         job->spec.publishers = acme_config_publishers(p, st);

@@ -1,5 +1,5 @@
-/* mod_acme_status.c: the managed domains' status, collected once from config and
- * store, shown as a server-status section, JSON (acme-status) and Prometheus text. */
+/* mod_acme_status.c: renders the managed domains' status records (acme_status.c)
+ * as a server-status section, JSON (acme-status) and Prometheus text. */
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_optional.h>
@@ -11,6 +11,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
+#include <scoreboard.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -19,280 +20,56 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_status.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 
 #define STATUS_HANDLER "acme-status"
 #define METRICS_HANDLER "acme-metrics"
 #define STATUS_SCHEMA 1
-#define DAY_SECONDS 86400
 
-/* States, in the order the rules in docs/status.md test them. */
-#define ST_MISSING_CONFIG "missing-config"
-#define ST_RENEWING "renewing"
-#define ST_ERROR "error"
-#define ST_PENDING "pending"
-#define ST_OK "ok"
-static const char *const all_states[] = {ST_OK, ST_RENEWING, ST_ERROR, ST_MISSING_CONFIG,
-                                         ST_PENDING, NULL};
-
-/* One certificate (one key type) of a domain, as found in domains/<d>/. */
-typedef struct {
-    acme_key_type_t type;
-    int present;               /* readable and covering all names */
-    apr_time_t not_before;
-    apr_time_t not_after;
-    const char *issuer;
-    const char *serial;
-    const char *fingerprint;
-    apr_array_header_t *sans;  /* const char* */
-} cert_info_t;
-
+/* A domain and its status record (acme_status.h), the one thing rendered here. */
 typedef struct {
     acme_domain_t *d;
-    const char *state;
-    const char *reason;        /* why that state, one sentence */
-    apr_array_header_t *certs; /* cert_info_t*, one per configured key type */
-    int has_cert;              /* every configured key type has one */
-    const cert_info_t *first;  /* the certificate that expires first, or NULL */
-    int expiring;
-    apr_time_t renew_at;       /* 0: none */
-    apr_time_t next;           /* next attempt or check (0: none scheduled) */
-    const char *next_kind;     /* "retry", "renew", "due", "activation", "none" */
-    int errors;
-    int staged;
-    int renew_requested;
-    int run_in_progress;
-    int orders_in_flight;
-    acme_json_t *orders;       /* {tag: order URL} or NULL */
-    acme_result_t *last_error; /* NULL unless errors > 0 */
-    int retry_after_active;
-    apr_time_t last_success;
-    apr_time_t last_run;
-    const char *job_state;
-    const char *job_ca;
-    const char *ca;            /* the CA the next attempt uses (failover) */
-    apr_int64_t renewals_ok;
-    apr_int64_t renewals_failed;
-    acme_json_t *events;       /* job.json "events" or NULL */
+    acme_status_t *st;
 } dom_status_t;
+
+static const char *state_of(const dom_status_t *ds)
+{
+    return acme_status_state_name(ds->st->state);
+}
 
 /* ---- collecting: config + store --------------------------------------------- */
 
-static void spec_for(acme_job_spec_t *spec, acme_domain_t *d)
+/* Why the settings keep the domain's renewal from running, or NULL. */
+static const char *config_problem(const acme_domain_t *d)
 {
-    acme_settings_t *s = d->settings;
-
-    memset(spec, 0, sizeof(*spec));
-    spec->domain = d->name;
-    spec->names = d->names;
-    spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
-                                                     : ACME_DEFAULT_CA;
-    spec->ca_urls = s->ca_urls;
-    spec->profile = s->profile;
-    spec->profile_mandatory = s->profile_mandatory;
-    spec->ari = s->ari;
-    spec->ca_file = s->ca_file;
-    spec->contact = s->contact;
-    spec->agree_tos = s->agree_tos;
-    spec->challenges = d->eff_challenges ? d->eff_challenges : s->challenges;
-    spec->key_types = s->key_types;
-    spec->window.is_percent = s->renew_is_percent;
-    spec->window.percent = s->renew_percent;
-    spec->window.duration = s->renew_duration;
-    spec->retry_delay = s->retry_delay;
-}
-
-static cert_info_t *cert_info(acme_store_t *st, acme_domain_t *d, acme_key_type_t t, apr_pool_t *p)
-{
-    cert_info_t *ci = apr_pcalloc(p, sizeof(*ci));
-    apr_array_header_t *chain;
-    const acme_cert_t *leaf;
-    const char *pem;
-    apr_size_t len;
-
-    ci->type = t;
-    if (st->load(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), &pem, &len, p)
-            != APR_SUCCESS
-        || acme_chain_from_pem(&chain, p, pem, len) != APR_SUCCESS || chain->nelts < 1) {
-        return ci;
-    }
-    leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
-    ci->present = acme_cert_covers(leaf, d->names);
-    ci->not_before = acme_cert_not_before(leaf);
-    ci->not_after = acme_cert_not_after(leaf);
-    ci->issuer = acme_cert_issuer_cn(leaf, p);
-    ci->serial = acme_cert_serial_hex(leaf, p);
-    ci->fingerprint = acme_cert_fingerprint(leaf, p);
-    if (acme_cert_sans(&ci->sans, p, leaf) != APR_SUCCESS) {
-        ci->sans = NULL;
-    }
-    return ci;
-}
-
-/* Every run begins with a "renewing" event and ends with "staged" or
- * "errored"; other events (installed, notifications...) say nothing about
- * runs. The newest run event tells whether a run is under way. */
-static int run_in_progress(acme_json_t *events, apr_pool_t *p)
-{
-    apr_size_t n = acme_json_array_len(events);
-    const char *type;
-
-    while (n-- > 0) {
-        type = acme_json_gets(acme_json_array_at(events, p, n), "type", NULL);
-        if (!type) continue;
-        if (!strcmp(type, "renewing") || !strcmp(type, "order-created")) return 1;
-        if (!strcmp(type, "staged") || !strcmp(type, "errored")) return 0;
-    }
-    return 0;
-}
-
-static int count_cb(void *baton, const char *key, acme_json_t *value)
-{
-    (void)key;
-    if (acme_json_type(value, NULL) == ACME_JSON_STRING) {
-        ++*(int *)baton;
-    }
-    return 0;
-}
-
-static void domain_status(dom_status_t **pds, acme_store_t *st, acme_domain_t *d, apr_time_t now,
-                          apr_pool_t *p)
-{
-    dom_status_t *ds = apr_pcalloc(p, sizeof(*ds));
-    acme_job_spec_t spec;
-    acme_job_status_t *js = NULL;
-    acme_json_t *job = NULL;
-    int i;
-
-    ds->d = d;
-    ds->certs = apr_array_make(p, 2, sizeof(cert_info_t *));
-    ds->has_cert = d->settings->key_types->nelts > 0;
-    for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        cert_info_t *ci = cert_info(st, d, APR_ARRAY_IDX(d->settings->key_types, i,
-                                                         acme_key_type_t), p);
-        APR_ARRAY_PUSH(ds->certs, cert_info_t *) = ci;
-        if (!ci->present) {
-            ds->has_cert = 0;
-        }
-        else if (!ds->first || ci->not_after < ds->first->not_after) {
-            ds->first = ci;
-        }
-    }
-    spec_for(&spec, d);
-    if (acme_job_status(&js, st, &spec, now, p) == APR_SUCCESS) {
-        ds->renew_at = js->renew_at;
-        ds->errors = js->errors > 0 ? js->errors : 0;
-        ds->staged = js->staged;
-        ds->renew_requested = js->renew_requested;
-        ds->ca = js->ca_url;
-        ds->last_error = js->errors > 0 ? js->last_error : NULL;
-    }
-    if (acme_store_load_json(st, ACME_SG_JOBS, d->name, ACME_JOB_STATE, &job, p) == APR_SUCCESS) {
-        ds->job_state = acme_json_gets(job, "state", NULL);
-        ds->job_ca = acme_json_gets(job, "ca", NULL);
-        ds->last_success = apr_time_from_sec(acme_json_getl(job, "last-success", NULL));
-        ds->last_run = apr_time_from_sec(acme_json_getl(job, "last-run", NULL));
-        /* Counters never go down: a damaged value counts as 0. */
-        ds->renewals_ok = acme_json_getl(job, "renewals-ok", NULL);
-        ds->renewals_failed = acme_json_getl(job, "renewals-failed", NULL);
-        if (ds->renewals_ok < 0) ds->renewals_ok = 0;
-        if (ds->renewals_failed < 0) ds->renewals_failed = 0;
-        if (acme_json_type(job, "orders", NULL) == ACME_JSON_OBJECT) {
-            ds->orders = acme_json_getj(job, p, "orders", NULL);
-            acme_json_iter(ds->orders, p, count_cb, &ds->orders_in_flight);
-        }
-        if (acme_json_type(job, "events", NULL) == ACME_JSON_ARRAY) {
-            ds->events = acme_json_getj(job, p, "events", NULL);
-            ds->run_in_progress = run_in_progress(ds->events, p);
-        }
-    }
-    ds->retry_after_active = ds->last_error && ds->last_error->retry_after > now;
-
-    if (ds->first && ds->has_cert) {
-        apr_interval_time_t life = ds->first->not_after - ds->first->not_before;
-        ds->expiring = (ds->renew_at && ds->renew_at <= now)
-                       || ds->first->not_after - now < life / 3;
-    }
-
-    /* The state: the first rule that applies (docs/status.md). */
     if (!d->driven) {
-        ds->state = ST_MISSING_CONFIG;
-        ds->reason = "no SSL virtual host uses one of its names as ServerName or ServerAlias";
+        return "no SSL virtual host uses one of its names as ServerName or ServerAlias";
     }
-    else if (!d->eff_challenges || d->eff_challenges->nelts == 0) {
-        ds->state = ST_MISSING_CONFIG;
-        ds->reason = "no challenge type can work (see ManagedChallenges, ManagedPortMap, Listen)";
+    if (!d->eff_challenges || d->eff_challenges->nelts == 0) {
+        return "no challenge type can work (see ManagedChallenges, ManagedPortMap, Listen)";
     }
-    else if (ds->orders_in_flight > 0 || ds->run_in_progress || ds->staged) {
-        ds->state = ST_RENEWING;
-        ds->reason = ds->staged ? "a new certificate waits for the graceful restart"
-                                : "an order is in progress";
-    }
-    else if (ds->errors > 0) {
-        ds->state = ST_ERROR;
-        ds->reason = "the last renewal attempt failed";
-    }
-    else if (!ds->has_cert) {
-        ds->state = ST_PENDING;
-        ds->reason = "no certificate yet";
-    }
-    else {
-        ds->state = ST_OK;
-        ds->reason = "certificate valid";
-    }
-
-    /* What happens next, and when. */
-    ds->next_kind = "none";
-    if (!strcmp(ds->state, ST_MISSING_CONFIG)) {
-        ds->next = 0;
-    }
-    else if (ds->staged) {
-        ds->next_kind = "activation";
-    }
-    else if (ds->errors > 0 && js && js->next_attempt > 0) {
-        ds->next = js->next_attempt;
-        ds->next_kind = "retry";
-    }
-    else if (!ds->has_cert || ds->renew_requested) {
-        ds->next = now;
-        ds->next_kind = "due";
-    }
-    else if (ds->renew_at) {
-        ds->next = ds->renew_at > now ? ds->renew_at : now;
-        ds->next_kind = ds->renew_at > now ? "renew" : "due";
-    }
-    *pds = ds;
+    return NULL;
 }
 
 static apr_array_header_t *collect(acme_global_t *g, apr_time_t now, apr_pool_t *p)
 {
     apr_array_header_t *all = apr_array_make(p, 5, sizeof(dom_status_t *));
     acme_store_t *st = acme_mod_store;
+    acme_job_spec_t spec;
     int i;
 
-    if (!g || !st) {
-        return all;
-    }
-    for (i = 0; i < g->domains->nelts; ++i) {
-        dom_status_t *ds;
-        domain_status(&ds, st, APR_ARRAY_IDX(g->domains, i, acme_domain_t *), now, p);
-        APR_ARRAY_PUSH(all, dom_status_t *) = ds;
+    for (i = 0; g && st && i < g->domains->nelts; ++i) {
+        dom_status_t *ds = apr_pcalloc(p, sizeof(*ds));
+
+        ds->d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        acme_config_job_spec(&spec, ds->d);
+        if (acme_status_get(&ds->st, st, &spec, config_problem(ds->d), now, p) == APR_SUCCESS) {
+            APR_ARRAY_PUSH(all, dom_status_t *) = ds;
+        }
     }
     return all;
-}
-
-/* Whole days left, rounded down (negative once expired). apr_int64_t:
- * APR's formatter has no %lld. */
-static apr_int64_t days_left(apr_time_t not_after, apr_time_t now)
-{
-    apr_interval_time_t left = not_after - now, day = apr_time_from_sec(DAY_SECONDS);
-    apr_int64_t days = left / day;
-
-    if (left % day < 0) {
-        --days;
-    }
-    return days;
 }
 
 /* ---- JSON ------------------------------------------------------------------- */
@@ -316,31 +93,6 @@ static apr_array_header_t *key_type_names(const apr_array_header_t *types, apr_p
     return a;
 }
 
-static acme_json_t *error_json(const acme_result_t *e, apr_pool_t *p)
-{
-    acme_json_t *j = acme_json_new_object(p);
-    int i;
-
-    if (e->problem) acme_json_sets(j, e->problem, "problem", NULL);
-    if (e->detail) acme_json_sets(j, e->detail, "detail", NULL);
-    if (e->activity) acme_json_sets(j, e->activity, "activity", NULL);
-    if (e->http_status) acme_json_setl(j, e->http_status, "http-status", NULL);
-    set_time(j, p, e->retry_after, "retry-after");
-    if (e->subproblems && e->subproblems->nelts) {
-        acme_json_t *subs = acme_json_new_array(p);
-        for (i = 0; i < e->subproblems->nelts; ++i) {
-            const acme_subproblem_t *sp = APR_ARRAY_IDX(e->subproblems, i, acme_subproblem_t *);
-            acme_json_t *o = acme_json_new_object(p);
-            if (sp->type) acme_json_sets(o, sp->type, "problem", NULL);
-            if (sp->detail) acme_json_sets(o, sp->detail, "detail", NULL);
-            if (sp->id_value) acme_json_sets(o, sp->id_value, "identifier", NULL);
-            acme_json_array_append(subs, o);
-        }
-        acme_json_setj(j, subs, "subproblems", NULL);
-    }
-    return j;
-}
-
 /* Only the three known string fields: the job may keep more in an event.
  * An entry without a time and a type (a damaged job.json) is left out. */
 static acme_json_t *events_json(const acme_json_t *events, apr_pool_t *p)
@@ -352,9 +104,9 @@ static acme_json_t *events_json(const acme_json_t *events, apr_pool_t *p)
     for (i = 0; i < n; ++i) {
         acme_json_t *ev = acme_json_array_at(events, p, i), *o;
 
-        when = acme_json_gets(ev, "time", NULL);
-        type = acme_json_gets(ev, "type", NULL);
-        detail = acme_json_gets(ev, "detail", NULL);
+        when = acme_json_gets(ev, ACME_JK_EV_TIME, NULL);
+        type = acme_json_gets(ev, ACME_JK_EV_TYPE, NULL);
+        detail = acme_json_gets(ev, ACME_JK_EV_DETAIL, NULL);
         if (!when || !type) continue;
         o = acme_json_new_object(p);
         acme_json_sets(o, when, "time", NULL);
@@ -377,15 +129,12 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
 
     acme_json_sets(j, ds->d->name, "name", NULL);
     acme_json_setsa(j, ds->d->names, "names", NULL);
-    acme_json_sets(j, ds->state, "state", NULL);
-    acme_json_sets(j, ds->reason, "state-reason", NULL);
+    acme_json_sets(j, state_of(ds), "state", NULL);
+    acme_json_sets(j, ds->st->reason, "state-reason", NULL);
     acme_json_setsa(j, key_type_names(s->key_types, p), "key-types", NULL);
-    acme_json_sets(j, ds->ca ? ds->ca
-                             : (s->ca_urls && s->ca_urls->nelts)
-                                   ? APR_ARRAY_IDX(s->ca_urls, 0, const char *) : ACME_DEFAULT_CA,
-                   "ca", NULL);
+    acme_json_sets(j, ds->st->ca_url, "ca", NULL);
     acme_json_setb(j, ds->d->driven, "driven", NULL);
-    acme_json_setb(j, ds->has_cert, "has-certificate", NULL);
+    acme_json_setb(j, ds->st->has_cert, "has-certificate", NULL);
 
     set = acme_json_new_object(p);
     if (s->ca_urls) acme_json_setsa(set, s->ca_urls, "ca-urls", NULL);
@@ -405,48 +154,37 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_sets(set, acme_duration_format(p, s->retry_delay), "retry-delay", NULL);
     acme_json_setj(j, set, "settings", NULL);
 
-    for (i = 0; i < ds->certs->nelts; ++i) {
-        const cert_info_t *ci = APR_ARRAY_IDX(ds->certs, i, const cert_info_t *);
-        acme_json_t *c;
-
-        if (!ci->not_after) continue;
-        c = acme_json_new_object(p);
-        acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
-        acme_json_setb(c, ci->present, "covers-names", NULL);
-        set_time(c, p, ci->not_before, "valid-from");
-        set_time(c, p, ci->not_after, "valid-until");
-        acme_json_setl(c, days_left(ci->not_after, now), "days-left", NULL);
-        if (ci->issuer) acme_json_sets(c, ci->issuer, "issuer", NULL);
-        if (ci->serial) acme_json_sets(c, ci->serial, "serial", NULL);
-        if (ci->fingerprint) acme_json_sets(c, ci->fingerprint, "sha256-fingerprint", NULL);
-        if (ci->sans) acme_json_setsa(c, ci->sans, "names", NULL);
-        acme_json_array_append(certs, c);
+    for (i = 0; i < ds->st->certs->nelts; ++i) {
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(ds->st->certs, i, acme_status_cert_t *);
+        if (ci->present) acme_json_array_append(certs, acme_status_cert_json(ci, now, p));
     }
     acme_json_setj(j, certs, "certificates", NULL);
-    if (ds->first) {
-        set_time(j, p, ds->first->not_before, "valid-from");
-        set_time(j, p, ds->first->not_after, "valid-until");
-        acme_json_setl(j, days_left(ds->first->not_after, now), "days-left", NULL);
-        if (ds->first->issuer) acme_json_sets(j, ds->first->issuer, "issuer", NULL);
+    if (ds->st->first) {
+        set_time(j, p, ds->st->first->not_before, "valid-from");
+        set_time(j, p, ds->st->first->not_after, "valid-until");
+        acme_json_setl(j, acme_status_days_left(ds->st->first->not_after, now), "days-left", NULL);
+        if (ds->st->first->issuer) acme_json_sets(j, ds->st->first->issuer, "issuer", NULL);
     }
-    acme_json_setb(j, ds->expiring, "expiring", NULL);
-    set_time(j, p, ds->renew_at, "renew-at");
-    acme_json_sets(j, ds->next_kind, "next", NULL);
-    set_time(j, p, ds->next, "next-attempt");
-    acme_json_setl(j, ds->errors, "errors", NULL);
-    if (ds->last_error) acme_json_setj(j, error_json(ds->last_error, p), "last-error", NULL);
-    acme_json_setb(j, ds->retry_after_active, "retry-after-active", NULL);
-    acme_json_setb(j, ds->staged, "staged", NULL);
-    acme_json_setb(j, ds->renew_requested, "renew-requested", NULL);
-    acme_json_setl(j, ds->orders_in_flight, "orders-in-flight", NULL);
-    set_time(j, p, ds->last_success, "last-renewal");
-    set_time(j, p, ds->last_run, "last-run");
-    if (ds->job_state) acme_json_sets(j, ds->job_state, "job-state", NULL);
-    if (ds->job_ca) acme_json_sets(j, ds->job_ca, "job-ca", NULL);
-    acme_json_setl(j, ds->renewals_ok, "renewals", "success", NULL);
-    acme_json_setl(j, ds->renewals_failed, "renewals", "error", NULL);
+    acme_json_setb(j, ds->st->expiring, "expiring", NULL);
+    set_time(j, p, ds->st->renew_at, "renew-at");
+    acme_json_sets(j, ds->st->next_kind, "next", NULL);
+    set_time(j, p, ds->st->next, "next-attempt");
+    acme_json_setl(j, ds->st->errors, "errors", NULL);
+    if (ds->st->last_error) {
+        acme_json_setj(j, acme_status_error_json(ds->st->last_error, p), "last-error", NULL);
+    }
+    acme_json_setb(j, ds->st->retry_after_active, "retry-after-active", NULL);
+    acme_json_setb(j, ds->st->staged, "staged", NULL);
+    acme_json_setb(j, ds->st->renew_requested, "renew-requested", NULL);
+    acme_json_setl(j, ds->st->in_flight, "orders-in-flight", NULL);
+    set_time(j, p, ds->st->last_success, "last-renewal");
+    set_time(j, p, ds->st->last_run, "last-run");
+    if (ds->st->job_state) acme_json_sets(j, ds->st->job_state, "job-state", NULL);
+    if (ds->st->job_ca) acme_json_sets(j, ds->st->job_ca, "job-ca", NULL);
+    acme_json_setl(j, ds->st->renewals_ok, "renewals", "success", NULL);
+    acme_json_setl(j, ds->st->renewals_failed, "renewals", "error", NULL);
     if (with_events) {
-        acme_json_setj(j, ds->events ? events_json(ds->events, p) : acme_json_new_array(p),
+        acme_json_setj(j, ds->st->events ? events_json(ds->st->events, p) : acme_json_new_array(p),
                        "events", NULL);
     }
     return j;
@@ -481,14 +219,14 @@ static const char *html_time(apr_pool_t *p, apr_time_t t)
 
 static const char *next_text(const dom_status_t *ds, apr_pool_t *p)
 {
-    if (!strcmp(ds->next_kind, "retry")) {
-        return apr_pstrcat(p, "retry at ", html_time(p, ds->next), NULL);
+    if (!strcmp(ds->st->next_kind, "retry")) {
+        return apr_pstrcat(p, "retry at ", html_time(p, ds->st->next), NULL);
     }
-    if (!strcmp(ds->next_kind, "renew")) {
-        return apr_pstrcat(p, "renew at ", html_time(p, ds->next), NULL);
+    if (!strcmp(ds->st->next_kind, "renew")) {
+        return apr_pstrcat(p, "renew at ", html_time(p, ds->st->next), NULL);
     }
-    if (!strcmp(ds->next_kind, "due")) return "due now";
-    if (!strcmp(ds->next_kind, "activation")) return "activation at the next restart";
+    if (!strcmp(ds->st->next_kind, "due")) return "due now";
+    if (!strcmp(ds->st->next_kind, "activation")) return "activation at the next restart";
     return "-";
 }
 
@@ -507,25 +245,27 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
 
     ap_rvputs(r, "<tr><td>", esc(p, ds->d->name), "</td><td>", NULL);
     html_names(r, ds->d->names);
-    ap_rvputs(r, "</td><td title=\"", esc(p, ds->reason), "\">", esc(p, ds->state), "</td><td>",
+    ap_rvputs(r, "</td><td title=\"", esc(p, ds->st->reason), "\">", esc(p, state_of(ds)),
+              "</td><td>",
               esc(p, apr_array_pstrcat(p, key_type_names(ds->d->settings->key_types, p), ' ')),
               "</td>", NULL);
-    if (ds->first) {
-        ap_rvputs(r, "<td>", esc(p, html_time(p, ds->first->not_before)), " &ndash; ",
-                  esc(p, html_time(p, ds->first->not_after)), "</td>", NULL);
-        ap_rprintf(r, "<td>%" APR_INT64_T_FMT "</td>", days_left(ds->first->not_after, now));
-        ap_rvputs(r, "<td>", esc(p, ds->first->issuer), "</td>", NULL);
+    if (ds->st->first) {
+        ap_rvputs(r, "<td>", esc(p, html_time(p, ds->st->first->not_before)), " &ndash; ",
+                  esc(p, html_time(p, ds->st->first->not_after)), "</td>", NULL);
+        ap_rprintf(r, "<td>%" APR_INT64_T_FMT "</td>",
+                   acme_status_days_left(ds->st->first->not_after, now));
+        ap_rvputs(r, "<td>", esc(p, ds->st->first->issuer), "</td>", NULL);
     }
     else {
         ap_rputs("<td>-</td><td>-</td><td>-</td>", r);
     }
-    ap_rvputs(r, "<td>", esc(p, html_time(p, ds->last_success)), "</td><td>",
+    ap_rvputs(r, "<td>", esc(p, html_time(p, ds->st->last_success)), "</td><td>",
               esc(p, next_text(ds, p)), "</td><td>", NULL);
-    if (ds->last_error) {
-        ap_rvputs(r, "<span title=\"", esc(p, ds->last_error->problem), "\">",
-                  esc(p, ds->last_error->problem ? acme_problem_short(ds->last_error->problem)
-                                                 : "error"),
-                  "</span>: ", esc(p, ds->last_error->detail), NULL);
+    if (ds->st->last_error) {
+        const acme_result_t *e = ds->st->last_error;
+        ap_rvputs(r, "<span title=\"", esc(p, e->problem), "\">",
+                  esc(p, e->problem ? acme_problem_short(e->problem) : "error"), "</span>: ",
+                  esc(p, e->detail), NULL);
     }
     else {
         ap_rputs("-", r);
@@ -539,10 +279,10 @@ static void status_auto(request_rec *r, const apr_array_header_t *all, apr_time_
 
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ok += !strcmp(ds->state, ST_OK);
-        renewing += !strcmp(ds->state, ST_RENEWING);
-        errored += !strcmp(ds->state, ST_ERROR);
-        expiring += ds->expiring;
+        ok += ds->st->state == ACME_DS_OK;
+        renewing += ds->st->state == ACME_DS_RENEWING;
+        errored += ds->st->state == ACME_DS_ERROR;
+        expiring += ds->st->expiring;
     }
     ap_rprintf(r, "ManagedDomains: %d\nManagedOK: %d\nManagedRenewing: %d\n"
                "ManagedErrored: %d\nManagedExpiring: %d\n", all->nelts, ok, renewing, errored,
@@ -550,12 +290,13 @@ static void status_auto(request_rec *r, const apr_array_header_t *all, apr_time_
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         /* Names passed acme_name_is_valid at config time: no spaces, no newlines. */
-        if (ds->first) {
-            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, ds->d->name, ds->state,
-                       days_left(ds->first->not_after, now));
+        if (ds->st->first) {
+            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, ds->d->name,
+                       state_of(ds),
+                       acme_status_days_left(ds->st->first->not_after, now));
         }
         else {
-            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, ds->d->name, ds->state);
+            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, ds->d->name, state_of(ds));
         }
     }
 }
@@ -579,10 +320,9 @@ static int status_hook(request_rec *r, int flags)
     if (flags & AP_STATUS_NOTABLE) {
         for (i = 0; i < all->nelts; ++i) {
             const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-            ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, ds->state),
-                      NULL);
-            if (ds->last_error) {
-                ap_rvputs(r, " (", esc(r->pool, ds->last_error->detail), ")", NULL);
+            ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, state_of(ds)), NULL);
+            if (ds->st->last_error) {
+                ap_rvputs(r, " (", esc(r->pool, ds->st->last_error->detail), ")", NULL);
             }
             ap_rputs("</p>\n", r);
         }
@@ -632,30 +372,60 @@ static void metric_head(request_rec *r, const char *name, const char *type, cons
     ap_rvputs(r, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", NULL);
 }
 
+/* notAfter or notBefore of every active certificate, one line each. */
+static void cert_times(request_rec *r, const apr_array_header_t *all, const char *name,
+                       const char *help, int after)
+{
+    int i, j;
+
+    metric_head(r, name, "gauge", help);
+    for (i = 0; i < all->nelts; ++i) {
+        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
+        for (j = 0; j < ds->st->certs->nelts; ++j) {
+            const acme_status_cert_t *ci =
+                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
+            if (!ci->covers) continue;
+            ap_rprintf(r, "%s{domain=\"%s\",key_type=\"%s\"} %" APR_TIME_T_FMT "\n", name,
+                       label_esc(r->pool, ds->d->name),
+                       label_esc(r->pool, acme_key_type_name(ci->type)),
+                       apr_time_sec(after ? ci->not_after : ci->not_before));
+        }
+    }
+}
+
 static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t now)
 {
     apr_pool_t *p = r->pool;
     int i, j;
 
-    metric_head(r, "acme_certificate_not_after_seconds", "gauge",
-                "Expiry (notAfter) of the active certificate as a unix time.");
+    cert_times(r, all, "acme_certificate_not_after_seconds",
+               "Expiry (notAfter) of the active certificate as a unix time.", 1);
+    cert_times(r, all, "acme_certificate_not_before_seconds",
+               "Start of validity (notBefore) of the active certificate as a unix time.", 0);
+    metric_head(r, "acme_domain_last_error_info", "gauge",
+                "1 for a domain whose last attempt failed, with the problem type.");
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        for (j = 0; j < ds->certs->nelts; ++j) {
-            const cert_info_t *ci = APR_ARRAY_IDX(ds->certs, j, const cert_info_t *);
-            if (!ci->present) continue;
-            ap_rprintf(r, "acme_certificate_not_after_seconds{domain=\"%s\",key_type=\"%s\"} %"
-                       APR_TIME_T_FMT "\n", label_esc(p, ds->d->name),
-                       label_esc(p, acme_key_type_name(ci->type)), apr_time_sec(ci->not_after));
+        const char *pt = ds->st->last_error ? ds->st->last_error->problem : NULL;
+        if (!pt) continue;
+        if (!strncmp(pt, ACME_PROBLEM_NS, sizeof(ACME_PROBLEM_NS) - 1)) {
+            pt += sizeof(ACME_PROBLEM_NS) - 1;
         }
+        ap_rprintf(r, "acme_domain_last_error_info{domain=\"%s\",problem=\"%s\"} 1\n",
+                   label_esc(p, ds->d->name), label_esc(p, pt));
     }
+    metric_head(r, "acme_server_restart_time_seconds", "gauge",
+                "When httpd last (re)started, as a unix time: changes() counts restarts.");
+    ap_rprintf(r, "acme_server_restart_time_seconds %" APR_TIME_T_FMT "\n",
+               apr_time_sec(ap_scoreboard_image ? ap_scoreboard_image->global->restart_time
+                                                : 0));
     metric_head(r, "acme_renewal_next_attempt_seconds", "gauge",
                 "Seconds until the next renewal attempt or retry (0: due now).");
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         apr_time_t left;
-        if (!ds->next) continue;
-        left = ds->next > now ? apr_time_sec(ds->next - now) : 0;
+        if (!ds->st->next) continue;
+        left = ds->st->next > now ? apr_time_sec(ds->st->next - now) : 0;
         ap_rprintf(r, "acme_renewal_next_attempt_seconds{domain=\"%s\"} %" APR_TIME_T_FMT "\n",
                    label_esc(p, ds->d->name), left);
     }
@@ -666,36 +436,37 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
         const char *dn = label_esc(p, ds->d->name);
         ap_rprintf(r, "acme_renewals_total{domain=\"%s\",result=\"success\"} %" APR_INT64_T_FMT "\n"
                    "acme_renewals_total{domain=\"%s\",result=\"error\"} %" APR_INT64_T_FMT "\n",
-                   dn, ds->renewals_ok, dn, ds->renewals_failed);
+                   dn, ds->st->renewals_ok, dn, ds->st->renewals_failed);
     }
     metric_head(r, "acme_domain_errors_consecutive", "gauge",
                 "Consecutive failed renewal attempts (0 after a success).");
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         ap_rprintf(r, "acme_domain_errors_consecutive{domain=\"%s\"} %d\n",
-                   label_esc(p, ds->d->name), ds->errors);
+                   label_esc(p, ds->d->name), ds->st->errors);
     }
     metric_head(r, "acme_orders_in_flight", "gauge",
                 "ACME orders created and not yet finished or abandoned.");
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         ap_rprintf(r, "acme_orders_in_flight{domain=\"%s\"} %d\n", label_esc(p, ds->d->name),
-                   ds->orders_in_flight);
+                   ds->st->in_flight);
     }
     metric_head(r, "acme_ca_retry_after_active", "gauge",
                 "1 while a Retry-After the CA sent with the last error lies in the future.");
     for (i = 0; i < all->nelts; ++i) {
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         ap_rprintf(r, "acme_ca_retry_after_active{domain=\"%s\"} %d\n",
-                   label_esc(p, ds->d->name), ds->retry_after_active);
+                   label_esc(p, ds->d->name), ds->st->retry_after_active);
     }
     metric_head(r, "acme_domains", "gauge", "Managed domains by state.");
-    for (j = 0; all_states[j]; ++j) {
+    for (j = 0; j < ACME_DS_COUNT; ++j) {
         int n = 0;
         for (i = 0; i < all->nelts; ++i) {
-            n += !strcmp(APR_ARRAY_IDX(all, i, const dom_status_t *)->state, all_states[j]);
+            n += APR_ARRAY_IDX(all, i, const dom_status_t *)->st->state == (acme_domain_state_t)j;
         }
-        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n", all_states[j], n);
+        ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n",
+                   acme_status_state_name((acme_domain_state_t)j), n);
     }
 }
 

@@ -8,7 +8,6 @@
 #include <glob.h>
 #include <dirent.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -29,6 +28,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_status.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -43,9 +43,6 @@
 #define CONF_MAX_FILES 4096
 #define CONF_MAX_SIZE (16 * 1024 * 1024)
 
-#define ACCOUNT_KEY "account.key.pem"
-#define ACCOUNT_KEY_OLD "account.key.pem.old"
-#define ACCOUNT_JSON "account.json"
 
 typedef struct {
     apr_pool_t *pool;
@@ -74,20 +71,25 @@ typedef struct {
     const char *ca_file;
     acme_renew_window_t window;
     acme_store_t *store;
+    acme_store_t *wstore;       /* writes under a claim (acme_store_fenced) */
 } ctl_t;
 
 /* ---- output helpers ---------------------------------------------------------- */
 
 static void err_printf(const char *fmt, ...) ACME_PRINTF(1, 2);
+static const char *tx(apr_pool_t *p, const char *s);
+
+/* Messages quote the CA and the store: they are escaped as a whole. */
 static void err_printf(const char *fmt, ...)
 {
+    apr_pool_t *p;
     va_list ap;
 
-    fputs("acmectl: ", stderr);
+    apr_pool_create(&p, NULL);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "acmectl: %s\n", tx(p, apr_pvsprintf(p, fmt, ap)));
     va_end(ap);
-    fputc('\n', stderr);
+    apr_pool_destroy(p);
 }
 
 static void log_stderr(void *baton, const char *file, int line, int level, apr_status_t rv,
@@ -97,10 +99,10 @@ static void log_stderr(void *baton, const char *file, int line, int level, apr_s
     char buf[256];
 
     if (ctl->verbose >= 2) {
-        fprintf(stderr, "acmectl: [%d] %s:%d %s", level, file, line, msg);
+        fprintf(stderr, "acmectl: [%d] %s:%d %s", level, file, line, tx(ctl->pool, msg));
     }
     else {
-        fprintf(stderr, "acmectl: %s", msg);
+        fprintf(stderr, "acmectl: %s", tx(ctl->pool, msg));
     }
     if (rv != APR_SUCCESS) {
         fprintf(stderr, " (%s)", apr_strerror(rv, buf, sizeof(buf)));
@@ -118,19 +120,45 @@ static const char *fmt_time(apr_pool_t *p, apr_time_t t)
                         e.tm_mday, e.tm_hour, e.tm_min);
 }
 
-static long days_left(apr_time_t not_after, apr_time_t now)
+static const char *fmt_rfc3339(apr_pool_t *p, apr_time_t t)
 {
-    apr_time_t d = not_after - now;
-    long secs = (long)apr_time_sec(d);
-
-    /* floor, also for expired certificates */
-    return secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    return t ? acme_time_rfc3339(p, t) : "-";
 }
 
 static const char *status_text(apr_pool_t *p, apr_status_t rv)
 {
     char buf[256];
     return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
+}
+
+/* Text from the CA or the store, made safe for a terminal: control
+ * characters (C0, DEL, C1) and bytes that are not UTF-8 become \xNN, so
+ * a CA cannot move the cursor, recolour the screen or forge output lines. */
+static const char *tx(apr_pool_t *p, const char *s)
+{
+    const unsigned char *c = (const unsigned char *)(s ? s : "");
+    char *out = apr_palloc(p, strlen((const char *)c) * 4 + 1), *o = out;
+    apr_size_t n, i;
+
+    while (*c) {
+        n = *c < 0x80 ? 1 : (*c & 0xE0) == 0xC0 ? 2 : (*c & 0xF0) == 0xE0 ? 3
+          : (*c >= 0xF0 && *c <= 0xF4) ? 4 : 0;
+        for (i = 1; i < n; ++i) {
+            if ((c[i] & 0xC0) != 0x80) n = 0;
+        }
+        if (!n || *c < 0x20 || *c == 0x7F || *c == 0xC0 || *c == 0xC1
+            || (*c == 0xC2 && c[1] < 0xA0)) {
+            apr_snprintf(o, 5, "\\x%02X", *c);
+            o += 4;
+            ++c;
+            continue;
+        }
+        memcpy(o, c, n);
+        o += n;
+        c += n;
+    }
+    *o = '\0';
+    return out;
 }
 
 /* ---- usage ----------------------------------------------------------------------- */
@@ -220,12 +248,15 @@ static const char *usage_of(const char *cmd)
 static int usage_error(const char *cmd, const char *fmt, ...) ACME_PRINTF(2, 3);
 static int usage_error(const char *cmd, const char *fmt, ...)
 {
+    apr_pool_t *p;
     va_list ap;
 
-    fprintf(stderr, "acmectl%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    apr_pool_create(&p, NULL);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "acmectl%s%s: %s", cmd ? " " : "", cmd ? cmd : "",
+            tx(p, apr_pvsprintf(p, fmt, ap)));
     va_end(ap);
+    apr_pool_destroy(p);
     fprintf(stderr, "\nRun 'acmectl %s%s--help' for usage.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
 }
@@ -708,108 +739,13 @@ static int setup(ctl_t *ctl, int need_store)
     return EXIT_OK;
 }
 
-/* ---- owner-preserving atomic writes -------------------------------------- */
-
-/* Files acmectl writes (usually as root) must stay usable by the server's
- * unprivileged child: they take the owner of the directory they land in. */
-static apr_status_t ensure_dir(const char *dir, mode_t mode, apr_pool_t *p)
-{
-    struct stat st, pst;
-    char *parent;
-
-    if (stat(dir, &st) == 0) {
-        return S_ISDIR(st.st_mode) ? APR_SUCCESS : APR_ENOTDIR;
-    }
-    parent = apr_pstrdup(p, dir);
-    if (strrchr(parent, '/')) *strrchr(parent, '/') = '\0';
-    if (stat(parent, &pst) < 0) return APR_FROM_OS_ERROR(errno);
-    if (mkdir(dir, mode) < 0 && errno != EEXIST) return APR_FROM_OS_ERROR(errno);
-    if (chmod(dir, mode) < 0) return APR_FROM_OS_ERROR(errno);
-    if (geteuid() == 0 && chown(dir, pst.st_uid, pst.st_gid) < 0) {
-        return APR_FROM_OS_ERROR(errno);
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t save_owned(const char *dir, const char *fname, const char *data,
-                               apr_size_t len, mode_t mode, mode_t dir_mode, apr_pool_t *p)
-{
-    struct stat st;
-    char *tmp;
-    const char *final = apr_pstrcat(p, dir, "/", fname, NULL);
-    apr_status_t rv = APR_SUCCESS;
-    int fd = -1, dfd;
-
-    if ((rv = ensure_dir(dir, dir_mode, p)) != APR_SUCCESS) goto leave;
-    if (stat(dir, &st) < 0) {
-        rv = APR_FROM_OS_ERROR(errno);
-        goto leave;
-    }
-    tmp = apr_pstrcat(p, dir, "/.", fname, ".acmectl.XXXXXX", NULL);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rv = APR_FROM_OS_ERROR(errno);
-        goto leave;
-    }
-    if (fchmod(fd, mode) < 0 || (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0)) {
-        rv = APR_FROM_OS_ERROR(errno);
-    }
-    while (rv == APR_SUCCESS && len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            rv = APR_FROM_OS_ERROR(errno);
-            break;
-        }
-        data += n;
-        len -= (apr_size_t)n;
-    }
-    if (rv == APR_SUCCESS && fsync(fd) < 0) rv = APR_FROM_OS_ERROR(errno);
-    if (close(fd) < 0 && rv == APR_SUCCESS) rv = APR_FROM_OS_ERROR(errno);
-    fd = -1;
-    if (rv == APR_SUCCESS && rename(tmp, final) < 0) rv = APR_FROM_OS_ERROR(errno);
-    if (rv != APR_SUCCESS) {
-        unlink(tmp);
-        goto leave;
-    }
-    dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-leave:
-    return rv;
-}
-
 /* ---- reading a domain ------------------------------------------------------------ */
-
-typedef struct {
-    acme_key_type_t type;
-    const char *file;          /* domains/<d>/cert.<tag>.pem */
-    const acme_cert_t *leaf;   /* NULL when unreadable */
-    apr_array_header_t *sans;
-    const char *load_error;
-} cert_info_t;
 
 typedef struct {
     const char *domain;
     apr_array_header_t *names;
-    const char *ca;
-    apr_array_header_t *certs;  /* cert_info_t* */
-    acme_json_t *meta;          /* domains/<d>/meta.json or NULL */
-    acme_json_t *job;           /* jobs/<d>/job.json or NULL */
-    int staged;
-    int renew_requested;
-    int in_flight;              /* orders in job.json */
-    int errors;
-    apr_time_t next_attempt;
-    apr_time_t last_renewal;
-    apr_time_t valid_from;      /* of the certificate expiring first */
-    apr_time_t valid_until;
-    apr_time_t renew_at;        /* by the renewal window, earliest */
-    const char *issuer;
-    acme_result_t *last_error;
-    const char *state;
+    const char *ca;             /* the CA that issued the certificates, or of the last run */
+    acme_status_t *st;
 } domain_info_t;
 
 static const acme_key_type_t all_types[] = {
@@ -823,117 +759,44 @@ static int has_item(acme_store_t *s, acme_store_group_t g, const char *name, con
     return s->mtime(s, g, name, aspect, &t, p) == APR_SUCCESS;
 }
 
-static int count_members(void *baton, const char *key, acme_json_t *value)
-{
-    (void)key;
-    (void)value;
-    ++*(int *)baton;
-    return 0;
-}
-
+/* acmectl does not know the server's settings: the key types are those
+ * with a certificate item, the names those of meta.json (or of the
+ * certificate), the window that of -f. The status itself is the server's
+ * own function (acme_status.c), so both say the same. */
 static domain_info_t *domain_read(ctl_t *ctl, const char *domain, apr_time_t now)
 {
     apr_pool_t *p = ctl->pool;
-    acme_store_t *s = ctl->store;
     domain_info_t *d = apr_pcalloc(p, sizeof(*d));
-    acme_json_t *staged_meta = NULL;
-    const char *t;
+    apr_array_header_t *types = apr_array_make(p, 2, sizeof(acme_key_type_t));
+    acme_job_spec_t spec;
     apr_size_t i;
 
-    d->domain = domain;
-    d->certs = apr_array_make(p, 2, sizeof(cert_info_t *));
-    if (acme_store_load_json(s, ACME_SG_DOMAINS, domain, ACME_JOB_META, &d->meta, p)
-        != APR_SUCCESS) {
-        d->meta = NULL;
-    }
-    if (acme_store_load_json(s, ACME_SG_JOBS, domain, ACME_JOB_STATE, &d->job, p)
-        != APR_SUCCESS) {
-        d->job = NULL;
-    }
-    if (acme_store_load_json(s, ACME_SG_STAGING, domain, ACME_JOB_META, &staged_meta, p)
-        == APR_SUCCESS) {
-        d->staged = 1;
-    }
-    d->renew_requested = has_item(s, ACME_SG_JOBS, domain, ACME_JOB_RENEW_REQUEST, p);
-
+    memset(&spec, 0, sizeof(spec));
+    d->domain = spec.domain = domain;
+    d->names = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(d->names, const char *) = domain;
     for (i = 0; i < sizeof(all_types) / sizeof(all_types[0]); ++i) {
-        const char *fname = acme_job_cert_file(p, all_types[i]);
-        const char *path = s->path(s, ACME_SG_DOMAINS, domain, fname, p);
-        apr_array_header_t *chain;
-        cert_info_t *ci;
-        apr_status_t rv;
-
-        if (!path || !has_item(s, ACME_SG_DOMAINS, domain, fname, p)) continue;
-        ci = apr_pcalloc(p, sizeof(*ci));
-        ci->type = all_types[i];
-        ci->file = path;
-        rv = acme_chain_load(&chain, p, path);
-        if (rv == APR_SUCCESS && chain->nelts > 0) {
-            apr_time_t at;
-            ci->leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
-            if (acme_cert_sans(&ci->sans, p, ci->leaf) != APR_SUCCESS) ci->sans = NULL;
-            if (!d->valid_until || acme_cert_not_after(ci->leaf) < d->valid_until) {
-                d->valid_until = acme_cert_not_after(ci->leaf);
-                d->valid_from = acme_cert_not_before(ci->leaf);
-                d->issuer = acme_cert_issuer_cn(ci->leaf, p);
-            }
-            at = acme_renew_at_window(acme_cert_not_before(ci->leaf),
-                                      acme_cert_not_after(ci->leaf), &ctl->window);
-            if (d->job && acme_json_getl(d->job, "ari", acme_key_type_file_tag(all_types[i]),
-                                         "chosen", NULL) > 0) {
-                /* the server follows the CA's renewal information */
-                at = apr_time_from_sec(acme_json_getl(d->job, "ari",
-                                                      acme_key_type_file_tag(all_types[i]),
-                                                      "chosen", NULL));
-            }
-            if (!d->renew_at || at < d->renew_at) d->renew_at = at;
-        }
-        else {
-            ci->load_error = rv == APR_SUCCESS || rv == APR_EINVAL || APR_STATUS_IS_ENOENT(rv)
-                             ? "the file holds no valid PEM certificate" : status_text(p, rv);
-        }
-        APR_ARRAY_PUSH(d->certs, cert_info_t *) = ci;
-    }
-
-    if (d->meta) acme_json_getsa(&d->names, d->meta, p, "names", NULL);
-    if ((!d->names || !d->names->nelts) && staged_meta) {
-        acme_json_getsa(&d->names, staged_meta, p, "names", NULL);
-    }
-    if ((!d->names || !d->names->nelts) && d->certs->nelts) {
-        d->names = APR_ARRAY_IDX(d->certs, 0, cert_info_t *)->sans;
-    }
-    if (!d->names || !d->names->nelts) {
-        d->names = apr_array_make(p, 1, sizeof(const char *));
-        APR_ARRAY_PUSH(d->names, const char *) = domain;
-    }
-    d->ca = d->meta ? acme_json_gets(d->meta, "ca", NULL) : NULL;
-    if (!d->ca && d->job) d->ca = acme_json_gets(d->job, "ca", NULL);
-
-    if (d->job) {
-        d->errors = (int)acme_json_getl(d->job, "errors", NULL);
-        d->next_attempt = apr_time_from_sec(acme_json_getl(d->job, "next-attempt", NULL));
-        d->last_renewal = apr_time_from_sec(acme_json_getl(d->job, "last-success", NULL));
-        if (d->errors > 0 && acme_json_type(d->job, "last-error", NULL) == ACME_JSON_OBJECT) {
-            d->last_error = acme_result_make(p);
-            acme_result_from_json(d->last_error, acme_json_getj(d->job, p, "last-error", NULL));
-        }
-        if (acme_json_type(d->job, "orders", NULL) == ACME_JSON_OBJECT) {
-            acme_json_iter(acme_json_getj(d->job, p, "orders", NULL), p, count_members,
-                           &d->in_flight);
+        if (has_item(ctl->store, ACME_SG_DOMAINS, domain, acme_job_cert_file(p, all_types[i]), p)) {
+            APR_ARRAY_PUSH(types, acme_key_type_t) = all_types[i];
         }
     }
-    if (!d->last_renewal && d->meta && (t = acme_json_gets(d->meta, "staged", NULL))) {
-        acme_time_parse_rfc3339(&d->last_renewal, t);
+    spec.key_types = types;
+    spec.window = ctl->window;
+    spec.ari = 1; /* renewal information in job.json is the server's: it follows it */
+    spec.names = d->names;
+    acme_status_get(&d->st, ctl->store, &spec, NULL, now, p);
+    if (d->st->meta_names && d->st->meta_names->nelts) {
+        d->names = d->st->meta_names;
     }
-
-    if (d->errors > 0) d->state = "error";
-    else if (d->staged) d->state = "staged";
-    else if (d->in_flight) d->state = "renewing";
-    else if (d->renew_requested) d->state = "renew-requested";
-    else if (!d->valid_until) d->state = "pending";
-    else if (d->valid_until <= now) d->state = "expired";
-    else if (d->renew_at && d->renew_at <= now) d->state = "due";
-    else d->state = "ok";
+    else if (d->st->certs->nelts
+             && APR_ARRAY_IDX(d->st->certs, 0, acme_status_cert_t *)->sans) {
+        d->names = APR_ARRAY_IDX(d->st->certs, 0, acme_status_cert_t *)->sans;
+    }
+    if (d->names != spec.names) {
+        spec.names = d->names;
+        acme_status_get(&d->st, ctl->store, &spec, NULL, now, p);
+    }
+    d->ca = d->st->cert_ca ? d->st->cert_ca : d->st->job_ca;
     return d;
 }
 
@@ -1004,25 +867,19 @@ static const char *error_line(apr_pool_t *p, const acme_result_t *r)
 
     if (prob) s = apr_psprintf(p, "%s (%s)", s, prob);
     if (r->activity) s = apr_psprintf(p, "%s: %s", r->activity, s);
-    return s;
+    return tx(p, s);
 }
 
+/* The key types with a certificate item (readable or not). */
 static const char *key_types_text(apr_pool_t *p, const domain_info_t *d)
 {
     apr_array_header_t *a = apr_array_make(p, 2, sizeof(const char *));
     int i;
-    for (i = 0; i < d->certs->nelts; ++i) {
+    for (i = 0; i < d->st->certs->nelts; ++i) {
         APR_ARRAY_PUSH(a, const char *) =
-            acme_key_type_name(APR_ARRAY_IDX(d->certs, i, cert_info_t *)->type);
+            acme_key_type_name(APR_ARRAY_IDX(d->st->certs, i, acme_status_cert_t *)->type);
     }
     return a->nelts ? apr_array_pstrcat(p, a, ',') : "-";
-}
-
-static apr_time_t next_time(const domain_info_t *d, apr_time_t now)
-{
-    if (d->renew_requested) return now;
-    if (d->errors > 0 && d->next_attempt) return d->next_attempt;
-    return d->renew_at;
 }
 
 /* ---- status ---------------------------------------------------------------------- */
@@ -1030,65 +887,48 @@ static apr_time_t next_time(const domain_info_t *d, apr_time_t now)
 static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t now)
 {
     apr_pool_t *p = ctl->pool;
+    const acme_status_t *st = d->st;
     acme_json_t *j = acme_json_new_object(p), *certs = acme_json_new_array(p);
     apr_array_header_t *kt = apr_array_make(p, 2, sizeof(const char *));
     int i;
 
     acme_json_sets(j, d->domain, "domain", NULL);
     acme_json_setsa(j, d->names, "names", NULL);
-    acme_json_sets(j, d->state, "state", NULL);
+    acme_json_sets(j, acme_status_state_name(st->state), "state", NULL);
+    acme_json_sets(j, st->reason, "state-reason", NULL);
     if (d->ca) acme_json_sets(j, d->ca, "ca", NULL);
-    for (i = 0; i < d->certs->nelts; ++i) {
-        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
-        acme_json_t *c = acme_json_new_object(p);
+    for (i = 0; i < st->certs->nelts; ++i) {
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(st->certs, i, acme_status_cert_t *);
+        acme_json_t *c = ci->present ? acme_status_cert_json(ci, now, p)
+                                     : acme_json_new_object(p);
 
         APR_ARRAY_PUSH(kt, const char *) = acme_key_type_name(ci->type);
-        acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
-        if (ci->leaf) {
-            acme_json_sets(c, acme_cert_serial_hex(ci->leaf, p), "serial", NULL);
-            acme_json_sets(c, acme_cert_issuer_cn(ci->leaf, p) ? acme_cert_issuer_cn(ci->leaf, p)
-                                                               : "", "issuer", NULL);
-            acme_json_sets(c, acme_time_rfc3339(p, acme_cert_not_before(ci->leaf)),
-                           "valid-from", NULL);
-            acme_json_sets(c, acme_time_rfc3339(p, acme_cert_not_after(ci->leaf)),
-                           "valid-until", NULL);
-            acme_json_setl(c, days_left(acme_cert_not_after(ci->leaf), now), "days-left", NULL);
-            acme_json_sets(c, acme_cert_fingerprint(ci->leaf, p), "sha256-fingerprint", NULL);
-            if (ci->sans) acme_json_setsa(c, ci->sans, "names", NULL);
-        }
-        else {
+        if (!ci->present) {
+            acme_json_sets(c, acme_key_type_name(ci->type), "key-type", NULL);
             acme_json_sets(c, ci->load_error, "error", NULL);
         }
         acme_json_array_append(certs, c);
     }
     acme_json_setsa(j, kt, "key-types", NULL);
     acme_json_setj(j, certs, "certificates", NULL);
-    if (d->valid_until) {
-        acme_json_sets(j, acme_time_rfc3339(p, d->valid_from), "valid-from", NULL);
-        acme_json_sets(j, acme_time_rfc3339(p, d->valid_until), "valid-until", NULL);
-        acme_json_setl(j, days_left(d->valid_until, now), "days-left", NULL);
+    if (st->first) {
+        acme_json_sets(j, acme_time_rfc3339(p, st->not_before), "valid-from", NULL);
+        acme_json_sets(j, acme_time_rfc3339(p, st->not_after), "valid-until", NULL);
+        acme_json_setl(j, acme_status_days_left(st->not_after, now), "days-left", NULL);
+        if (st->first->issuer) acme_json_sets(j, st->first->issuer, "issuer", NULL);
     }
-    if (d->issuer) acme_json_sets(j, d->issuer, "issuer", NULL);
-    if (d->last_renewal) {
-        acme_json_sets(j, acme_time_rfc3339(p, d->last_renewal), "last-renewal", NULL);
+    acme_json_setb(j, st->expiring, "expiring", NULL);
+    if (st->last_success) {
+        acme_json_sets(j, acme_time_rfc3339(p, st->last_success), "last-renewal", NULL);
     }
-    if (d->renew_at) acme_json_sets(j, acme_time_rfc3339(p, d->renew_at), "renew-at", NULL);
-    if (next_time(d, now)) {
-        acme_json_sets(j, acme_time_rfc3339(p, next_time(d, now)), "next-attempt", NULL);
-    }
-    acme_json_setb(j, d->staged, "staged", NULL);
-    acme_json_setb(j, d->renew_requested, "renew-requested", NULL);
-    acme_json_setl(j, d->in_flight, "orders-in-flight", NULL);
-    acme_json_setl(j, d->errors, "errors", NULL);
-    if (d->last_error) {
-        acme_json_t *e = acme_json_new_object(p);
-        if (d->last_error->problem) acme_json_sets(e, d->last_error->problem, "problem", NULL);
-        if (d->last_error->detail) acme_json_sets(e, d->last_error->detail, "detail", NULL);
-        if (d->last_error->activity) acme_json_sets(e, d->last_error->activity, "activity", NULL);
-        if (d->last_error->http_status) {
-            acme_json_setl(e, d->last_error->http_status, "http-status", NULL);
-        }
-        acme_json_setj(j, e, "last-error", NULL);
+    if (st->renew_at) acme_json_sets(j, acme_time_rfc3339(p, st->renew_at), "renew-at", NULL);
+    if (st->next) acme_json_sets(j, acme_time_rfc3339(p, st->next), "next-attempt", NULL);
+    acme_json_setb(j, st->staged, "staged", NULL);
+    acme_json_setb(j, st->renew_requested, "renew-requested", NULL);
+    acme_json_setl(j, st->in_flight, "orders-in-flight", NULL);
+    acme_json_setl(j, st->errors, "errors", NULL);
+    if (st->last_error) {
+        acme_json_setj(j, acme_status_error_json(st->last_error, p), "last-error", NULL);
     }
     return j;
 }
@@ -1138,18 +978,19 @@ static int cmd_status(ctl_t *ctl)
         for (c = 0; c < 9; ++c) width[c] = strlen(heads[c]);
         for (i = 0; i < infos->nelts; ++i) {
             const domain_info_t *d = APR_ARRAY_IDX(infos, i, domain_info_t *);
+            const acme_status_t *st = d->st;
             const char **r = rows[i].cols;
             r[0] = d->domain;
-            r[1] = d->state;
+            r[1] = acme_status_state_name(st->state);
             r[2] = key_types_text(p, d);
-            r[3] = fmt_time(p, d->valid_from);
-            r[4] = fmt_time(p, d->valid_until);
-            r[5] = d->valid_until ? apr_psprintf(p, "%ld", days_left(d->valid_until, now)) : "-";
-            r[6] = d->issuer ? d->issuer : "-";
-            r[7] = fmt_time(p, d->last_renewal);
-            r[8] = d->renew_requested ? "requested"
-                 : d->staged ? "restart"
-                 : fmt_time(p, next_time(d, now));
+            r[3] = fmt_time(p, st->not_before);
+            r[4] = fmt_time(p, st->not_after);
+            r[5] = st->first ? apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                            acme_status_days_left(st->not_after, now)) : "-";
+            r[6] = st->first && st->first->issuer ? tx(p, st->first->issuer) : "-";
+            r[7] = fmt_time(p, st->last_success);
+            r[8] = st->renew_requested ? "requested" : st->staged ? "restart"
+                                                                  : fmt_time(p, st->next);
             for (c = 0; c < 9; ++c) {
                 if (strlen(r[c]) > width[c]) width[c] = strlen(r[c]);
             }
@@ -1166,11 +1007,11 @@ static int cmd_status(ctl_t *ctl)
             printf("%s\n", rows[i].cols[8]);
             if (d->names->nelts > 1
                 || strcmp(APR_ARRAY_IDX(d->names, 0, const char *), d->domain)) {
-                printf("    names: %s\n", apr_array_pstrcat(p, d->names, ' '));
+                printf("    names: %s\n", tx(p, apr_array_pstrcat(p, d->names, ' ')));
             }
-            if (d->last_error) {
-                printf("    last error (%d in a row): %s\n", d->errors,
-                       error_line(p, d->last_error));
+            if (d->st->last_error) {
+                printf("    last error (%d in a row): %s\n", d->st->errors,
+                       error_line(p, d->st->last_error));
             }
         }
         printf("Times are UTC. NEXT: the next renewal (or retry after an error).\n");
@@ -1199,26 +1040,26 @@ static int ari_print_cb(void *baton, const char *key, acme_json_t *value)
         ari_print_t sub;
         sub.pool = p;
         sub.indent = apr_pstrcat(p, ap->indent, "  ", NULL);
-        printf("%s%s:\n", ap->indent, key);
+        printf("%s%s:\n", ap->indent, tx(p, key));
         acme_json_iter(value, p, ari_print_cb, &sub);
         break;
     }
     case ACME_JSON_STRING:
-        printf("%s%s: %s\n", ap->indent, key, acme_json_gets(value, NULL));
+        printf("%s%s: %s\n", ap->indent, tx(p, key), tx(p, acme_json_gets(value, NULL)));
         break;
     case ACME_JSON_INT: {
         long long v = acme_json_getl(value, NULL);
         if (v > 1000000000LL && v < 100000000000LL) {
-            printf("%s%s: %s\n", ap->indent, key,
+            printf("%s%s: %s\n", ap->indent, tx(p, key),
                    acme_time_rfc3339(p, apr_time_from_sec((apr_time_t)v)));
         }
         else {
-            printf("%s%s: %lld\n", ap->indent, key, v);
+            printf("%s%s: %lld\n", ap->indent, tx(p, key), v);
         }
         break;
     }
     case ACME_JSON_BOOL:
-        printf("%s%s: %s\n", ap->indent, key, acme_json_getb(value, NULL) ? "yes" : "no");
+        printf("%s%s: %s\n", ap->indent, tx(p, key), acme_json_getb(value, NULL) ? "yes" : "no");
         break;
     default:
         break;
@@ -1231,8 +1072,8 @@ static int cmd_show(ctl_t *ctl)
     apr_pool_t *p = ctl->pool;
     const char *domain;
     domain_info_t *d;
+    const acme_status_t *st;
     apr_time_t now = apr_time_now();
-    acme_json_t *ari = NULL;
     int i, rc;
 
     if (ctl->args->nelts != 1) {
@@ -1241,57 +1082,48 @@ static int cmd_show(ctl_t *ctl)
     domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
     if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
     d = domain_read(ctl, domain, now);
-    if (d->job && acme_json_type(d->job, "ari", NULL) == ACME_JSON_OBJECT) {
-        ari = acme_json_getj(d->job, p, "ari", NULL);
-    }
+    st = d->st;
 
-    printf("Domain:          %s\n", d->domain);
-    printf("Names:           %s\n", apr_array_pstrcat(p, d->names, ' '));
-    printf("State:           %s\n", d->state);
-    printf("CA:              %s\n", d->ca ? d->ca : "-");
-    printf("Last renewal:    %s\n", d->last_renewal ? acme_time_rfc3339(p, d->last_renewal) : "-");
-    printf("Renew at:        %s\n", d->renew_at ? acme_time_rfc3339(p, d->renew_at) : "-");
-    if (d->errors > 0 && d->next_attempt) {
-        printf("Next attempt:    %s\n", acme_time_rfc3339(p, d->next_attempt));
+    printf("Domain:          %s\n", tx(p, d->domain));
+    printf("Names:           %s\n", tx(p, apr_array_pstrcat(p, d->names, ' ')));
+    printf("State:           %s (%s)\n", acme_status_state_name(st->state), st->reason);
+    printf("CA:              %s\n", d->ca ? tx(p, d->ca) : "-");
+    printf("Last renewal:    %s\n", fmt_rfc3339(p, st->last_success));
+    printf("Renew at:        %s\n", fmt_rfc3339(p, st->renew_at));
+    if (st->errors > 0 && st->next_attempt) {
+        printf("Next attempt:    %s\n", acme_time_rfc3339(p, st->next_attempt));
     }
-    if (d->renew_requested) printf("Renewal:         requested (acmectl renew)\n");
-    if (d->staged) printf("Staged:          a new certificate waits for the server's restart\n");
-    if (d->last_error) {
-        printf("Last error:      %s (%d in a row)\n", error_line(p, d->last_error), d->errors);
+    if (st->renew_requested) printf("Renewal:         requested (acmectl renew)\n");
+    if (st->staged) printf("Staged:          a new certificate waits for the server's restart\n");
+    if (st->last_error) {
+        printf("Last error:      %s (%d in a row)\n", error_line(p, st->last_error), st->errors);
     }
-    if (!d->certs->nelts) {
+    if (!st->certs->nelts) {
         printf("\nNo certificate yet.\n");
     }
-    for (i = 0; i < d->certs->nelts; ++i) {
-        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
-        const char *ari_id = NULL;
+    for (i = 0; i < st->certs->nelts; ++i) {
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(st->certs, i, acme_status_cert_t *);
 
-        printf("\nCertificate %s (%s)\n", acme_key_type_name(ci->type), ci->file);
-        if (!ci->leaf) {
+        printf("\nCertificate %s (domains/%s/%s)\n", acme_key_type_name(ci->type),
+               tx(p, domain), acme_job_cert_file(p, ci->type));
+        if (!ci->present) {
             printf("  cannot read it: %s\n", ci->load_error);
             continue;
         }
         printf("  Key type:      %s\n", acme_key_type_name(ci->type));
-        printf("  Names:         %s\n", ci->sans ? apr_array_pstrcat(p, ci->sans, ' ') : "-");
-        printf("  Valid from:    %s\n", acme_time_rfc3339(p, acme_cert_not_before(ci->leaf)));
-        printf("  Valid until:   %s (%ld days left)\n",
-               acme_time_rfc3339(p, acme_cert_not_after(ci->leaf)),
-               days_left(acme_cert_not_after(ci->leaf), now));
-        printf("  Issuer:        %s\n", acme_cert_issuer_cn(ci->leaf, p)
-                                        ? acme_cert_issuer_cn(ci->leaf, p) : "-");
-        printf("  Serial:        %s\n", acme_cert_serial_hex(ci->leaf, p));
-        printf("  SHA-256:       %s\n", acme_cert_fingerprint(ci->leaf, p));
-        if (acme_cert_ari_id(&ari_id, p, ci->leaf) == APR_SUCCESS) {
-            printf("  ARI id:        %s\n", ari_id);
-        }
-        else {
-            printf("  ARI id:        - (no authority key identifier)\n");
-        }
-        if (ari && acme_json_type(ari, acme_key_type_file_tag(ci->type), NULL)
-                   == ACME_JSON_OBJECT) {
-            acme_json_t *w = acme_json_getj(ari, p, acme_key_type_file_tag(ci->type), NULL);
-            long long start = acme_json_getl(w, "start", NULL);
-            long long end = acme_json_getl(w, "end", NULL);
+        printf("  Names:         %s\n", ci->sans ? tx(p, apr_array_pstrcat(p, ci->sans, ' '))
+                                                : "-");
+        printf("  Valid from:    %s\n", acme_time_rfc3339(p, ci->not_before));
+        printf("  Valid until:   %s (%" APR_INT64_T_FMT " days left)\n",
+               acme_time_rfc3339(p, ci->not_after), acme_status_days_left(ci->not_after, now));
+        printf("  Issuer:        %s\n", ci->issuer ? tx(p, ci->issuer) : "-");
+        printf("  Serial:        %s\n", ci->serial);
+        printf("  SHA-256:       %s\n", ci->fingerprint);
+        printf("  ARI id:        %s\n", ci->ari_id ? ci->ari_id
+                                                  : "- (no authority key identifier)");
+        if (ci->ari) {
+            long long start = acme_json_getl(ci->ari, ACME_JK_ARI_START, NULL);
+            long long end = acme_json_getl(ci->ari, ACME_JK_ARI_END, NULL);
             ari_print_t ap;
 
             if (start && end) {
@@ -1305,36 +1137,61 @@ static int cmd_show(ctl_t *ctl)
             /* the rest (chosen time, next poll, explanation) as the server keeps it */
             ap.pool = p;
             ap.indent = "    ";
-            acme_json_iter(w, p, ari_print_cb, &ap);
+            acme_json_iter(ci->ari, p, ari_print_cb, &ap);
         }
-        else if (ari && acme_json_getl(ari, "unsupported-until", NULL)) {
+        else if (acme_json_getl(st->ari, ACME_JK_ARI_UNSUPPORTED, NULL)) {
             printf("  ARI window:    - (the CA offers no renewal information)\n");
         }
     }
     return EXIT_OK;
 }
 
+/* ---- claims: acmectl never writes while a renewal job works on a domain ---------- */
+
+#define CTL_LEASE apr_time_from_sec(120)
+
+/* Claims name for acmectl; when another holds it, says who, and fails. */
+static int claim_take(acme_store_claim_t **pc, ctl_t *ctl, const char *name)
+{
+    const char *owner = apr_psprintf(ctl->pool, "acmectl pid %ld", (long)getpid());
+    apr_status_t rv = ctl->store->claim(ctl->store, pc, name, owner, CTL_LEASE, ctl->pool);
+
+    if (rv == APR_EBUSY) {
+        err_printf("%s is working on %s right now; try again in a minute",
+                   *pc && (*pc)->owner ? (*pc)->owner : "another process", name);
+        return EXIT_FAILED;
+    }
+    if (rv != APR_SUCCESS) {
+        err_printf("cannot claim %s in the store %s: %s", name, ctl->store_dir,
+                   status_text(ctl->pool, rv));
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+static void claim_drop(ctl_t *ctl, acme_store_claim_t *c)
+{
+    if (c) ctl->store->release(ctl->store, c, ctl->pool);
+}
+
 /* ---- renew ---------------------------------------------------------------------- */
 
-static apr_status_t request_renewal(ctl_t *ctl, const char *domain)
+static apr_status_t request_renewal(ctl_t *ctl, acme_store_claim_t *c, const char *domain)
 {
     apr_pool_t *p = ctl->pool;
     acme_json_t *j = acme_json_new_object(p);
-    const char *dir = ctl->store->path(ctl->store, ACME_SG_JOBS, domain, NULL, p);
-    const char *text;
 
-    if (!dir) return APR_EINVAL;
     acme_json_sets(j, acme_time_rfc3339(p, apr_time_now()), "requested", NULL);
     acme_json_sets(j, "acmectl", "by", NULL);
-    text = apr_pstrcat(p, acme_json_dump(j, p, 0), "\n", NULL);
-    return save_owned(dir, ACME_JOB_RENEW_REQUEST, text, strlen(text), 0644, 0755, p);
+    return acme_store_save_json(acme_store_fenced(p, ctl->store, c), ACME_SG_JOBS, domain,
+                                ACME_JOB_RENEW_REQUEST, j, p);
 }
 
 static int cmd_renew(ctl_t *ctl)
 {
     apr_pool_t *p = ctl->pool;
     const char *domain;
-    domain_info_t *d;
+    acme_store_claim_t *c = NULL;
     apr_status_t rv;
     int rc;
 
@@ -1343,16 +1200,17 @@ static int cmd_renew(ctl_t *ctl)
     }
     domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
     if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
-    rv = request_renewal(ctl, domain);
+    if ((rc = claim_take(&c, ctl, domain)) != EXIT_OK) return rc;
+    rv = request_renewal(ctl, c, domain);
+    claim_drop(ctl, c);
     if (rv != APR_SUCCESS) {
         err_printf("cannot write the renewal request %s/%s/%s: %s. Run acmectl as root or as "
                    "the server's User.", ctl->store_dir, "jobs", domain, status_text(p, rv));
         return EXIT_FAILED;
     }
-    d = domain_read(ctl, domain, apr_time_now());
     printf("Renewal of %s requested. The running server renews every key type at its next "
            "check and activates the new certificate with a graceful restart.\n", domain);
-    if (d->staged) {
+    if (domain_read(ctl, domain, apr_time_now())->st->staged) {
         printf("Note: a new certificate for %s already waits for the server's restart; the "
                "request is handled after it is activated.\n", domain);
     }
@@ -1386,16 +1244,16 @@ static account_ref_t *account_read(ctl_t *ctl, const char *caid)
     account_ref_t *a = apr_pcalloc(p, sizeof(*a));
 
     a->caid = caid;
-    a->dir = s->path(s, ACME_SG_ACCOUNTS, caid, NULL, p);
-    if (acme_store_load_json(s, ACME_SG_ACCOUNTS, caid, ACCOUNT_JSON, &a->json, p)
+    a->dir = apr_pstrcat(p, s->where, "/accounts/", caid, NULL); /* for messages */
+    if (acme_store_load_json(s, ACME_SG_ACCOUNTS, caid, ACME_ACCOUNT_JSON, &a->json, p)
         != APR_SUCCESS) {
         a->json = NULL;
     }
     if (a->json) {
-        a->url = acme_json_gets(a->json, "url", NULL);
-        a->ca_url = acme_json_gets(a->json, "ca", NULL);
+        a->url = acme_json_gets(a->json, ACME_AK_URL, NULL);
+        a->ca_url = acme_json_gets(a->json, ACME_AK_CA, NULL);
     }
-    if (s->load(s, ACME_SG_ACCOUNTS, caid, ACCOUNT_KEY, &a->key_pem, &a->key_len, p)
+    if (s->load(s, ACME_SG_ACCOUNTS, caid, ACME_ACCOUNT_KEY, &a->key_pem, &a->key_len, p)
         != APR_SUCCESS) {
         a->key_pem = NULL;
     }
@@ -1474,17 +1332,17 @@ static int account_load_key(acme_pkey_t **pkey, ctl_t *ctl, const account_ref_t 
 {
     if (!a->key_pem) {
         err_printf("the account for %s has no key file %s/%s", a->ca_url ? a->ca_url : a->caid,
-                   a->dir, ACCOUNT_KEY);
+                   a->dir, ACME_ACCOUNT_KEY);
         return EXIT_FAILED;
     }
     if (acme_pkey_from_pem(pkey, ctl->pool, a->key_pem, a->key_len) != APR_SUCCESS) {
         err_printf("the account key %s/%s cannot be read (not an unencrypted private key of a "
-                   "supported type)", a->dir, ACCOUNT_KEY);
+                   "supported type)", a->dir, ACME_ACCOUNT_KEY);
         return EXIT_FAILED;
     }
     if (!a->url || !a->ca_url) {
         err_printf("%s/%s lacks the account URL or the CA: the server has not finished "
-                   "creating this account", a->dir, ACCOUNT_JSON);
+                   "creating this account", a->dir, ACME_ACCOUNT_JSON);
         return EXIT_FAILED;
     }
     return EXIT_OK;
@@ -1505,18 +1363,13 @@ static int reason_parse(const char *s)
     return -2;
 }
 
+static int revoke_claimed(ctl_t *ctl, acme_store_claim_t *c, const char *domain, int reason);
+
 static int cmd_revoke(ctl_t *ctl)
 {
-    apr_pool_t *p = ctl->pool;
     const char *domain;
-    domain_info_t *d;
-    apr_array_header_t *accts;
-    account_ref_t *a;
-    acme_pkey_t *akey;
-    acme_client_t *client = NULL;
-    acme_result_t *r = acme_result_make(p);
-    int reason = -1, i, rc, revoked = 0, failed = 0;
-    apr_status_t rv;
+    acme_store_claim_t *c = NULL;
+    int reason = -1, rc;
 
     if (ctl->args->nelts != 1) {
         return usage_error("revoke", ctl->args->nelts ? "one DOMAIN only" : "which DOMAIN?");
@@ -1528,8 +1381,26 @@ static int cmd_revoke(ctl_t *ctl)
     }
     domain = APR_ARRAY_IDX(ctl->args, 0, const char *);
     if ((rc = domain_check(ctl, domain)) != EXIT_OK) return rc;
+    if ((rc = claim_take(&c, ctl, domain)) != EXIT_OK) return rc;
+    rc = revoke_claimed(ctl, c, domain, reason);
+    claim_drop(ctl, c);
+    return rc;
+}
+
+static int revoke_claimed(ctl_t *ctl, acme_store_claim_t *c, const char *domain, int reason)
+{
+    apr_pool_t *p = ctl->pool;
+    domain_info_t *d;
+    apr_array_header_t *accts;
+    account_ref_t *a;
+    acme_pkey_t *akey;
+    acme_client_t *client = NULL;
+    acme_result_t *r = acme_result_make(p);
+    int i, rc, revoked = 0, failed = 0;
+    apr_status_t rv;
+
     d = domain_read(ctl, domain, apr_time_now());
-    if (!d->certs->nelts) {
+    if (!d->st->certs->nelts) {
         err_printf("%s has no active certificate to revoke", domain);
         return EXIT_FAILED;
     }
@@ -1552,23 +1423,23 @@ static int cmd_revoke(ctl_t *ctl)
         err_printf("%s", acme_result_describe(r, p));
         return EXIT_FAILED;
     }
-    for (i = 0; i < d->certs->nelts; ++i) {
-        const cert_info_t *ci = APR_ARRAY_IDX(d->certs, i, cert_info_t *);
+    for (i = 0; i < d->st->certs->nelts; ++i) {
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(d->st->certs, i, acme_status_cert_t *);
         const acme_pkey_t *ckey = NULL;
         const char *serial;
 
-        if (!ci->leaf) {
-            err_printf("skipping %s: %s", ci->file, ci->load_error);
+        if (!ci->present) {
+            err_printf("skipping the %s certificate: %s", acme_key_type_name(ci->type),
+                       ci->load_error);
             ++failed;
             continue;
         }
-        serial = acme_cert_serial_hex(ci->leaf, p);
+        serial = ci->serial;
         if (reason == 1) {
             /* CAs accept keyCompromise only with proof of the key. */
-            const char *kpath = ctl->store->path(ctl->store, ACME_SG_DOMAINS, domain,
-                                                 acme_job_key_file(p, ci->type), p);
             acme_pkey_t *k;
-            if (!kpath || acme_pkey_load(&k, p, kpath) != APR_SUCCESS) {
+            if (acme_store_load_pkey(ctl->store, ACME_SG_DOMAINS, domain,
+                                     acme_job_key_file(p, ci->type), &k, p) != APR_SUCCESS) {
                 err_printf("cannot read the %s key of %s to sign the keyCompromise revocation",
                            acme_key_type_name(ci->type), domain);
                 ++failed;
@@ -1598,7 +1469,7 @@ static int cmd_revoke(ctl_t *ctl)
         }
     }
     if (revoked) {
-        rv = request_renewal(ctl, domain);
+        rv = request_renewal(ctl, c, domain);
         if (rv != APR_SUCCESS) {
             err_printf("cannot write the renewal request for %s: %s. Run 'acmectl renew %s' "
                        "as root or as the server's User.", domain, status_text(p, rv), domain);
@@ -1652,16 +1523,16 @@ static void account_print(ctl_t *ctl, const account_ref_t *a)
     acme_pkey_t *key;
     const char *thumb = NULL;
 
-    printf("CA:              %s\n", a->ca_url ? a->ca_url : "-");
-    printf("Account URL:     %s\n", a->url ? a->url : "- (not registered yet)");
-    if (a->json) acme_json_getsa(&contact, a->json, p, "contact", NULL);
+    printf("CA:              %s\n", a->ca_url ? tx(p, a->ca_url) : "-");
+    printf("Account URL:     %s\n", a->url ? tx(p, a->url) : "- (not registered yet)");
+    if (a->json) acme_json_getsa(&contact, a->json, p, ACME_AK_CONTACT, NULL);
     printf("Contact:         %s\n", contact && contact->nelts
-                                    ? apr_array_pstrcat(p, contact, ' ') : "-");
-    if (a->json && acme_json_gets(a->json, "created", NULL)) {
-        printf("Created:         %s\n", acme_json_gets(a->json, "created", NULL));
+                                    ? tx(p, apr_array_pstrcat(p, contact, ' ')) : "-");
+    if (a->json && acme_json_gets(a->json, ACME_AK_CREATED, NULL)) {
+        printf("Created:         %s\n", tx(p, acme_json_gets(a->json, ACME_AK_CREATED, NULL)));
     }
-    if (a->json && acme_json_gets(a->json, "key-changed", NULL)) {
-        printf("Key changed:     %s\n", acme_json_gets(a->json, "key-changed", NULL));
+    if (a->json && acme_json_gets(a->json, ACME_AK_KEY_CHANGED, NULL)) {
+        printf("Key changed:     %s\n", tx(p, acme_json_gets(a->json, ACME_AK_KEY_CHANGED, NULL)));
     }
     if (a->key_pem && acme_pkey_from_pem(&key, p, a->key_pem, a->key_len) == APR_SUCCESS) {
         printf("Key type:        %s\n", acme_key_type_name(acme_pkey_type(key)));
@@ -1670,10 +1541,10 @@ static void account_print(ctl_t *ctl, const account_ref_t *a)
         }
     }
     else {
-        printf("Key:             missing or unreadable (%s/%s)\n", a->dir, ACCOUNT_KEY);
+        printf("Key:             missing or unreadable (%s/%s)\n", a->dir, ACME_ACCOUNT_KEY);
     }
-    printf("Directory:       %s\n", a->dir);
-    if (has_item(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p)) {
+    printf("Directory:       %s\n", tx(p, a->dir));
+    if (has_item(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p)) {
         printf("Warning:         a key rollover was interrupted; run 'acmectl account rollover'"
                " to finish it\n");
     }
@@ -1706,13 +1577,39 @@ static int account_show(ctl_t *ctl)
 static apr_status_t account_save_key(ctl_t *ctl, const account_ref_t *a, const char *fname,
                                      const char *pem, apr_size_t len)
 {
-    return save_owned(a->dir, fname, pem, len, 0600, 0700, ctl->pool);
+    return ctl->wstore->save(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, fname, pem, len,
+                             ACME_STORE_SECRET, ctl->pool);
 }
 
+static int rollover_claimed(ctl_t *ctl, account_ref_t *a);
+
+/* The account and every domain are claimed first: no job signs with the
+ * old key while it changes. Account writes carry the account's claim. */
 static int account_rollover(ctl_t *ctl)
 {
-    apr_pool_t *p = ctl->pool;
+    apr_array_header_t *domains = domain_list(ctl);
+    acme_store_claim_t *ac = NULL, **dc;
     account_ref_t *a;
+    int i, n = 0, rc;
+
+    if ((rc = account_select(&a, ctl, "rollover")) != EXIT_OK) return rc;
+    dc = apr_pcalloc(ctl->pool, sizeof(*dc) * (apr_size_t)(domains->nelts + 1));
+    rc = claim_take(&ac, ctl, a->caid);
+    for (i = 0; rc == EXIT_OK && i < domains->nelts; ++i, ++n) {
+        rc = claim_take(&dc[i], ctl, APR_ARRAY_IDX(domains, i, const char *));
+    }
+    if (rc == EXIT_OK) {
+        ctl->wstore = acme_store_fenced(ctl->pool, ctl->store, ac);
+        rc = rollover_claimed(ctl, a);
+    }
+    for (i = 0; i < n; ++i) claim_drop(ctl, dc[i]);
+    if (ac && ac->token) claim_drop(ctl, ac);
+    return rc;
+}
+
+static int rollover_claimed(ctl_t *ctl, account_ref_t *a)
+{
+    apr_pool_t *p = ctl->pool;
     acme_pkey_t *old_key, *new_key, *cur;
     acme_client_t *client;
     acme_account_t *found;
@@ -1722,10 +1619,9 @@ static int account_rollover(ctl_t *ctl)
     apr_status_t rv;
     int rc;
 
-    if ((rc = account_select(&a, ctl, "rollover")) != EXIT_OK) return rc;
     if ((rc = account_load_key(&cur, ctl, a)) != EXIT_OK) return rc;
 
-    if (ctl->store->load(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, &old_pem,
+    if (ctl->store->load(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, &old_pem,
                          &old_len, p) == APR_SUCCESS) {
         /* An earlier rollover did not finish: the CA knows either the
          * current key (keyChange went through) or the old one. */
@@ -1738,7 +1634,7 @@ static int account_rollover(ctl_t *ctl)
             return EXIT_FAILED;
         }
         if (rv == APR_SUCCESS) {
-            ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+            ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p);
             acme_jwk_thumbprint(&thumb, p, cur);
             printf("Finished the interrupted key rollover of %s: the CA uses the new key "
                    "(thumbprint %s).\n", a->url, thumb);
@@ -1752,13 +1648,14 @@ static int account_rollover(ctl_t *ctl)
             return EXIT_FAILED;
         }
         /* The CA never saw the new key: go back to the old one. */
-        rv = account_save_key(ctl, a, ACCOUNT_KEY, old_pem, old_len);
+        rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY, old_pem, old_len);
         if (rv != APR_SUCCESS) {
-            err_printf("cannot restore %s/%s from %s: %s", a->dir, ACCOUNT_KEY, ACCOUNT_KEY_OLD,
+            err_printf("cannot restore %s/%s from %s: %s", a->dir, ACME_ACCOUNT_KEY,
+                       ACME_ACCOUNT_KEY_OLD,
                        status_text(p, rv));
             return EXIT_FAILED;
         }
-        ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+        ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p);
         printf("An interrupted key rollover was undone (the CA never got the new key); "
                "starting again.\n");
         a = account_read(ctl, a->caid);
@@ -1774,11 +1671,13 @@ static int account_rollover(ctl_t *ctl)
     }
     /* Old key aside first, then the new key in place, then the CA: a crash
      * at any point leaves both keys on disk and rollover can finish. */
-    rv = account_save_key(ctl, a, ACCOUNT_KEY_OLD, a->key_pem, a->key_len);
-    if (rv == APR_SUCCESS) rv = account_save_key(ctl, a, ACCOUNT_KEY, new_pem, strlen(new_pem));
+    rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY_OLD, a->key_pem, a->key_len);
+    if (rv == APR_SUCCESS) {
+        rv = account_save_key(ctl, a, ACME_ACCOUNT_KEY, new_pem, strlen(new_pem));
+    }
     if (rv != APR_SUCCESS) {
         err_printf("cannot save the new account key in %s: %s. The CA was not contacted; the "
-                   "old key is in %s.", a->dir, status_text(p, rv), ACCOUNT_KEY_OLD);
+                   "old key is in %s.", a->dir, status_text(p, rv), ACME_ACCOUNT_KEY_OLD);
         return EXIT_FAILED;
     }
     rv = make_client(&client, ctl, a->ca_url, old_key, a->url, r);
@@ -1786,8 +1685,9 @@ static int account_rollover(ctl_t *ctl)
     if (rv != APR_SUCCESS) {
         if (r->http_status >= 400) {
             /* The CA refused: it still has the old key. */
-            if (account_save_key(ctl, a, ACCOUNT_KEY, a->key_pem, a->key_len) == APR_SUCCESS) {
-                ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+            if (account_save_key(ctl, a, ACME_ACCOUNT_KEY, a->key_pem, a->key_len) == APR_SUCCESS) {
+                ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid,
+                                    ACME_ACCOUNT_KEY_OLD, p);
             }
             err_printf("the CA refused the key change: %s. The account keeps its old key.",
                        acme_result_describe(r, p));
@@ -1795,21 +1695,37 @@ static int account_rollover(ctl_t *ctl)
         else {
             err_printf("the key change did not complete: %s. Both keys are kept (%s, %s); run "
                        "'acmectl account rollover' again to finish or undo it.%s",
-                       acme_result_describe(r, p), ACCOUNT_KEY, ACCOUNT_KEY_OLD, ca_hint(ctl));
+                       acme_result_describe(r, p), ACME_ACCOUNT_KEY, ACME_ACCOUNT_KEY_OLD,
+                       ca_hint(ctl));
         }
         return EXIT_FAILED;
     }
-    ctl->store->remove(ctl->store, ACME_SG_ACCOUNTS, a->caid, ACCOUNT_KEY_OLD, p);
+    ctl->wstore->remove(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_KEY_OLD, p);
     if (a->json) {
-        const char *text;
-        acme_json_sets(a->json, acme_time_rfc3339(p, apr_time_now()), "key-changed", NULL);
-        text = apr_pstrcat(p, acme_json_dump(a->json, p, 0), "\n", NULL);
-        save_owned(a->dir, ACCOUNT_JSON, text, strlen(text), 0644, 0700, p);
+        acme_json_sets(a->json, acme_time_rfc3339(p, apr_time_now()), ACME_AK_KEY_CHANGED, NULL);
+        acme_store_save_json(ctl->wstore, ACME_SG_ACCOUNTS, a->caid, ACME_ACCOUNT_JSON, a->json, p);
     }
     acme_jwk_thumbprint(&thumb, p, new_key);
     printf("The account %s now uses a new %s key (thumbprint %s).\n", a->url,
            acme_key_type_name(acme_pkey_type(new_key)), thumb);
     return EXIT_OK;
+}
+
+/* Renames an account item within the store (copy, then remove). */
+static apr_status_t move_aside(ctl_t *ctl, const account_ref_t *a, const char *aspect,
+                               const char *suffix, int flags)
+{
+    acme_store_t *s = ctl->store;
+    const char *data;
+    apr_size_t len;
+    apr_status_t rv = s->load(s, ACME_SG_ACCOUNTS, a->caid, aspect, &data, &len, ctl->pool);
+
+    if (rv == APR_SUCCESS) {
+        rv = s->save(s, ACME_SG_ACCOUNTS, a->caid, apr_pstrcat(ctl->pool, aspect, suffix, NULL),
+                     data, len, flags, ctl->pool);
+    }
+    if (rv == APR_SUCCESS) rv = s->remove(s, ACME_SG_ACCOUNTS, a->caid, aspect, ctl->pool);
+    return rv;
 }
 
 static int account_deactivate(ctl_t *ctl)
@@ -1841,13 +1757,11 @@ static int account_deactivate(ctl_t *ctl)
     /* Moved aside, so that the server registers a new account instead of
      * failing with the dead one. */
     suffix = apr_psprintf(p, ".deactivated-%" APR_TIME_T_FMT, apr_time_sec(apr_time_now()));
-    if (rename(apr_pstrcat(p, a->dir, "/" ACCOUNT_JSON, NULL),
-               apr_pstrcat(p, a->dir, "/" ACCOUNT_JSON, suffix, NULL)) < 0
-        || rename(apr_pstrcat(p, a->dir, "/" ACCOUNT_KEY, NULL),
-                  apr_pstrcat(p, a->dir, "/" ACCOUNT_KEY, suffix, NULL)) < 0) {
+    if (move_aside(ctl, a, ACME_ACCOUNT_JSON, suffix, 0) != APR_SUCCESS
+        || move_aside(ctl, a, ACME_ACCOUNT_KEY, suffix, ACME_STORE_SECRET) != APR_SUCCESS) {
         err_printf("the account %s is deactivated, but its files in %s could not be moved "
-                   "aside (%s): move account.json and account.key.pem away by hand so the "
-                   "server creates a new account", a->url, a->dir, strerror(errno));
+                   "aside: move account.json and account.key.pem away by hand so the "
+                   "server creates a new account", a->url, a->dir);
         return EXIT_FAILED;
     }
     printf("Deactivated the account %s. Its files were renamed with the suffix %s; the server "

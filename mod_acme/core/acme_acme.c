@@ -13,6 +13,7 @@
 #include "acme_jws.h"
 #include "acme_http.h"
 #include "acme_acme.h"
+#include "acme_renew.h"
 
 #define NONCE_MAX 256
 #define NONCE_RETRIES_DEFAULT 10
@@ -790,14 +791,48 @@ const char *acme_response_media_type(apr_pool_t *p, const acme_http_response_t *
     return mt;
 }
 
-static void note_retry_after(const acme_http_response_t *resp, acme_result_t *r)
+apr_time_t acme_response_retry_after(const acme_http_response_t *resp, apr_time_t now)
 {
     const char *ra = apr_table_get(resp->headers, "Retry-After");
-    apr_time_t t;
+    apr_time_t t = 0;
 
-    if (ra && acme_retry_after_parse(&t, ra, apr_time_now()) == APR_SUCCESS) {
+    if (!ra || acme_retry_after_parse(&t, ra, now) != APR_SUCCESS) {
+        t = 0;
+    }
+    return t;
+}
+
+static void note_retry_after(const acme_http_response_t *resp, acme_result_t *r)
+{
+    apr_time_t t = acme_response_retry_after(resp, apr_time_now());
+
+    if (t) {
         r->retry_after = t;
     }
+}
+
+apr_status_t acme_renewal_info_parse(acme_ari_window_t *pw, apr_time_t *pretry,
+                                     const acme_http_response_t *resp, const char *url,
+                                     apr_time_t now, apr_pool_t *p, acme_result_t *r)
+{
+    const char *s, *e, *jerr;
+    acme_json_t *answer;
+
+    if (resp->status != 200) {
+        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                               "renewalInfo %s answered HTTP %d", url, resp->status);
+    }
+    if (acme_json_parse(&answer, p, resp->body, resp->body_len, &jerr) != APR_SUCCESS
+        || !(s = acme_json_gets(answer, "suggestedWindow", "start", NULL))
+        || !(e = acme_json_gets(answer, "suggestedWindow", "end", NULL))
+        || acme_time_parse_rfc3339(&pw->start, s) != APR_SUCCESS
+        || acme_time_parse_rfc3339(&pw->end, e) != APR_SUCCESS || pw->end < pw->start) {
+        return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
+                               "renewalInfo %s: the answer has no valid suggestedWindow", url);
+    }
+    pw->explanation_url = acme_json_gets(answer, "explanationURL", NULL);
+    *pretry = acme_response_retry_after(resp, now);
+    return APR_SUCCESS;
 }
 
 apr_status_t acme_response_check(const acme_http_response_t *resp, apr_pool_t *p,

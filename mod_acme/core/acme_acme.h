@@ -119,6 +119,18 @@ apr_status_t acme_account_parse(acme_account_t **pacct, apr_pool_t *p,
  * the absolute time; APR_EINVAL for anything else. Negative or absurd
  * delays are rejected; a date in the past yields 'now'. */
 apr_status_t acme_retry_after_parse(apr_time_t *pt, const char *value, apr_time_t now);
+/* The Retry-After of a response as an absolute time, 0 when it has none
+ * (or a malformed one). The one reader of the header. */
+struct acme_http_response_t;
+apr_time_t acme_response_retry_after(const struct acme_http_response_t *resp, apr_time_t now);
+
+/* A renewalInfo answer (RFC 9773 4.2): the suggested window, the optional
+ * explanation URL and the Retry-After; APR_EINVAL (r says why, naming url)
+ * for anything but HTTP 200 with a valid window. */
+struct acme_ari_window_t;
+apr_status_t acme_renewal_info_parse(struct acme_ari_window_t *pw, apr_time_t *pretry,
+                                     const struct acme_http_response_t *resp, const char *url,
+                                     apr_time_t now, apr_pool_t *p, struct acme_result_t *r);
 
 /* Link headers (RFC 8288) with the given rel, from all Link values in
  * headers. Relative targets are resolved against base_url (absolute path
@@ -232,8 +244,6 @@ apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_client_t *c, const char 
 apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
                                     const acme_challenge_t *ch, apr_pool_t *p,
                                     struct acme_result_t *r);
-apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
-                                   struct acme_result_t *r);
 
 /* Polls the authz until it leaves "pending" or the deadline passes
  * (APR_TIMEUP). Sleeps between polls: Retry-After clamped to [1s, 10s].
@@ -313,6 +323,8 @@ apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order
                                  const acme_order_params_t *params, apr_time_t deadline,
                                  apr_pool_t *p, struct acme_result_t *r);
 /* newOrder (or acme_order_get of params->order_url) + acme_order_continue.
+ * A resumed order that is over (invalid, expired...) or is for other names
+ * is left for a new one (created is called for it).
  * *porder_url (may be NULL) receives the order URL even on failure. */
 apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
                             const acme_order_params_t *params, apr_pool_t *p,

@@ -12,6 +12,7 @@
 
 #include "acme_crypto.h"
 #include "acme_renew.h"
+#include "acme_names.h"
 
 struct acme_store_t;
 struct acme_result_t;
@@ -45,7 +46,6 @@ typedef struct acme_job_spec_t {
     const char *profile;                    /* ACME profile, may be NULL */
     int profile_mandatory;                  /* refuse to order without the profile */
     int ari;                                /* follow ACME Renewal Information */
-    const apr_array_header_t *dns_hook;     /* program + args setting dns-01 TXT records */
     const apr_array_header_t *publishers;   /* acme_publisher_t*, one per challenge type */
     const char *contact;                    /* "mailto:...", may be NULL */
     int agree_tos;
@@ -61,27 +61,8 @@ typedef struct acme_job_spec_t {
     void *http_baton;
 } acme_job_spec_t;
 
-/* What the store says about a domain, without network. */
-typedef struct acme_job_status_t {
-    int staged;                  /* a complete result waits for activation */
-    apr_array_header_t *due;     /* acme_key_type_t that need a (new) certificate now */
-    apr_time_t renew_at;         /* earliest renewal of the active certificates (0: none) */
-    apr_time_t not_after;        /* earliest expiry of the active certificates (0: none) */
-    apr_time_t not_before;       /* start of validity of that certificate */
-    apr_time_t next_attempt;     /* backoff after errors (0: none) */
-    int errors;                  /* consecutive failures */
-    int renew_requested;         /* acmectl renew asked for it */
-    int ari_due;                 /* the CA's renewal information should be asked now */
-    const char *ca_url;          /* the CA the next attempt uses (failover) */
-    int in_flight;               /* orders in flight */
-    struct acme_result_t *last_error; /* NULL when the last run succeeded */
-} acme_job_status_t;
-
 /* Call once per process before jobs run in threads. */
 apr_status_t acme_job_init(apr_pool_t *p);
-
-apr_status_t acme_job_status(acme_job_status_t **pst, struct acme_store_t *store,
-                             const acme_job_spec_t *spec, apr_time_t now, apr_pool_t *p);
 
 /* Runs the job for the key types in 'types'. On success the result is
  * staged (staging/<domain>/ with meta.json written last). On failure the
@@ -100,6 +81,9 @@ apr_status_t acme_job_run(struct acme_store_t *store, const acme_job_spec_t *spe
 apr_status_t acme_job_ari_refresh(struct acme_store_t *store, const acme_job_spec_t *spec,
                                   apr_pool_t *p, struct acme_result_t *r);
 
+/* The CA the next attempt uses: failover moves through spec->ca_urls
+ * (job: job.json or NULL). */
+const char *acme_job_current_ca(const acme_job_spec_t *spec, const struct acme_json_t *job);
 /* The account directory name for a CA URL: readable and unique. */
 const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
 /* The same, for an account bound to an EAB key id (kid may be NULL). */
@@ -116,39 +100,11 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);
 const char *acme_job_key_file(apr_pool_t *p, acme_key_type_t t);
-#define ACME_JOB_META "meta.json"
-/* domains/<d>/: the self-signed certificate until the first issuance */
-#define ACME_FALLBACK_CERT "fallback.cert.pem"
-#define ACME_FALLBACK_KEY "fallback.key.pem"
-#define ACME_JOB_STATE "job.json"
-/* jobs/<domain>/renew.json: written by acmectl renew; the next check
- * renews every key type regardless of the window, then removes it. */
-#define ACME_JOB_RENEW_REQUEST "renew.json"
 #define ACME_JOB_EVENTS_MAX 20
 
 /* Appends {time, type, detail} to the "events" array of a job state,
  * keeping the last ACME_JOB_EVENTS_MAX. */
 void acme_job_event(struct acme_json_t *job, apr_pool_t *p, const char *type,
                     const char *detail);
-
-/* job.json (jobs/<domain>/job.json), written by the renewal job only:
- *   state          "staged" | "error" | "config-error" (absent before a run)
- *   ca             CA directory URL of the last run
- *   errors         consecutive failures (0 after a success)
- *   next-attempt   unix seconds of the next attempt after a failure (0: none)
- *   last-run       unix seconds
- *   last-success   unix seconds of the last staged result
- *   last-error     acme_result_to_json() of the last failure
- *   orders         {key-type tag: order URL} of orders in flight
- *   failed-challenges  challenge types to avoid on the next attempt
- *   ca-index       index into the configured CAs of the one in use (failover)
- *   ca-errors      consecutive failures with that CA
- *   renewals-ok    results staged, counted over the job's life
- *   renewals-failed  failed attempts, counted over the job's life
- *   ari            {key-type tag: {cert-id, start, end, chosen, next-poll, explanation}}
- *                  (unix seconds), plus "unsupported-until" when the CA has no ARI
- *   installed-notified / expiring-notified  what the notifier already announced
- *   events         [{time: RFC 3339, type, detail}], newest last
- */
 
 #endif /* ACME_JOB_H */

@@ -6,6 +6,7 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_atomic.h>
 
 struct acme_store_t;
 struct acme_result_t;
@@ -16,6 +17,7 @@ typedef struct acme_answer_t {
     const char *name;          /* the identifier, without "*." */
     const char *token;
     const char *key_authz;
+    volatile apr_uint32_t *stop;   /* non-zero: the server stops, give up waiting */
 } acme_answer_t;
 
 typedef struct acme_publisher_t acme_publisher_t;

@@ -45,7 +45,7 @@ apr_time_t acme_renew_at_window(apr_time_t not_before, apr_time_t not_after,
                                 const acme_renew_window_t *win);
 
 /* An ARI (RFC 9773) answer for one certificate. */
-typedef struct {
+typedef struct acme_ari_window_t {
     apr_time_t start;              /* suggestedWindow.start */
     apr_time_t end;                /* suggestedWindow.end */
     const char *explanation_url;   /* explanationURL or NULL */

@@ -62,7 +62,7 @@ apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const c
     rv = acme_json_parse(pjson, p, data, len, &jerr);
     if (rv != APR_SUCCESS) {
         rv = APR_EINVAL;
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0908: store: %s/%s/%s is not valid JSON: %s",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0908) "store: %s/%s/%s is not valid JSON: %s",
                  acme_store_group_name(g), name, aspect, jerr ? jerr : "?");
     }
 leave:
@@ -145,7 +145,7 @@ apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *
     else if (!APR_STATUS_IS_ENOENT(rv)
              && cache->load(cache, g, name, aspect, &data, &len, p) == APR_SUCCESS) {
         /* The store is unreachable or gave a bad value: the last good copy. */
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, "ACME0909: store: %s/%s/%s cannot be "
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, ACMELOG(0909) "store: %s/%s/%s cannot be "
                  "read from %s; the local copy in the cache is used", acme_store_group_name(g),
                  name, aspect, s->where ? s->where : s->kind);
         rv = APR_SUCCESS;

@@ -15,6 +15,7 @@
 #   pebble_factory (function) pebble_factory(env={...}, config={...}) -> another Pebble
 #   httpd         (function) harness.httpd.Httpd, not started; teardown stops it and
 #                            fails on unexpected [error]+ lines (httpd.expect_errors)
+#   dns_servers, knot, named (function) Knot/BIND on loopback for dns-01; dnstool
 #   acme_proxy    (function) harness.acmeproxy.AcmeProxy started in front of pebble:
 #                            ARI, profiles, injected faults; acme_proxy_factory(p)
 #   etcd_cluster             harness.etcd.EtcdCluster: 3 etcd members on loopback,
@@ -323,3 +324,68 @@ def etcd_cluster(work_root):
         yield cluster
     finally:
         cluster.stop()
+# ------------------------------------------------------------------ dns-01 servers
+# harness/knot.py and harness/bind.py: authoritative servers on loopback that
+# take RFC 2136 updates signed with TSIG (an ACL/update-policy for TXT only).
+class _DNSServers:
+    """Starts Knot/BIND instances for one test and stops them afterwards."""
+
+    def __init__(self, test_dir):
+        self.test_dir = test_dir
+        self.instances = []
+
+    def knot(self, name="knot", **kw):
+        from harness.knot import Knot
+
+        server = Knot(os.path.join(self.test_dir, name), **kw)
+        self.instances.append(server)
+        return server.start()
+
+    def bind(self, name="named", **kw):
+        from harness.bind import Bind
+
+        server = Bind(os.path.join(self.test_dir, name), **kw)
+        self.instances.append(server)
+        return server.start()
+
+    def failure_logs(self):
+        out = []
+        for server in self.instances:
+            out += server.failure_logs()
+        return out
+
+    def stop_all(self):
+        for server in self.instances:
+            server.stop()
+
+
+@pytest.fixture
+def dns_servers(test_dir):
+    """(function) .knot(name, zones=, listen=, ...) / .bind(name, ...) -> a started server."""
+    servers = _DNSServers(test_dir)
+    try:
+        yield servers
+    finally:
+        servers.stop_all()
+
+
+@pytest.fixture
+def knot(dns_servers):
+    """(function) knotd with example.test. (NS on 127.0.0.1 and 127.0.0.2, where it
+    listens) and delegated.test.: .addr .port .keys .key_file(path) .txt(name)"""
+    return dns_servers.knot(listen=("127.0.0.1", "127.0.0.2"))
+
+
+@pytest.fixture
+def named(dns_servers):
+    """(function) BIND's named with the same zones on 127.0.0.1."""
+    return dns_servers.bind()
+
+
+@pytest.fixture(scope="session")
+def dnstool(build_dir):
+    """Path of test/tools/dnstool, the command-line driver of the dns-01 engine."""
+    path = os.path.join(build_dir, "test", "tools", "dnstool")
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s not built (run make)" % path, pytrace=False)
+    return path

@@ -32,7 +32,8 @@ class Ctl:
         proc = subprocess.run([self.path] + list(args), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                               timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C"})
-        out, err = proc.stdout.decode(), proc.stderr.decode()
+        proc.stdout_bytes = proc.stdout
+        out, err = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
         both = out + err
         # never any key material, whatever the command
         assert "PRIVATE KEY" not in both and "-----BEGIN" not in both, both
@@ -187,6 +188,50 @@ def test_damaged_store_files_do_not_break_status(ctl, test_dir):
     assert "cannot read it" in r.out
 
 
+def test_renew_and_revoke_wait_for_a_running_job(ctl, test_dir):
+    import socket
+    import time
+    store = make_store(os.path.join(test_dir, "store"))
+    os.makedirs(os.path.join(store, "domains", "busy.test"))
+    locks = os.path.join(store, "jobs", ".locks")
+    os.makedirs(locks)
+    # a live claim, as a renewal job in the server's child holds it (this pid is alive)
+    with open(os.path.join(locks, "busy.test"), "w") as f:
+        f.write("acme-lease 2\nexpires %d\ntoken 7\npid %d\nhost %s\nowner renewal job "
+                "(child pid 123)\n" % (int((time.time() + 600) * 1e6), os.getpid(),
+                                        socket.gethostname()))
+    for cmd in ("renew", "revoke"):
+        r = ctl("--store", store, cmd, "busy.test", rc=1)
+        assert ("renewal job (child pid 123) is working on busy.test right now; try again in "
+                "a minute") in r.err, r.err
+    assert not os.path.exists(os.path.join(store, "jobs", "busy.test", "renew.json"))
+    # once the job's lease is over, renew goes through
+    with open(os.path.join(locks, "busy.test"), "w") as f:
+        f.write("acme-lease 2\nexpires 1\ntoken 7\npid 1\nhost -\nowner renewal job\n")
+    ctl("--store", store, "renew", "busy.test", rc=0)
+    with open(os.path.join(store, "jobs", "busy.test", "renew.json")) as f:
+        assert json.load(f)["by"] == "acmectl"
+
+
+def test_text_from_the_ca_cannot_forge_output_lines(ctl, test_dir):
+    store = make_store(os.path.join(test_dir, "store"))
+    os.makedirs(os.path.join(store, "jobs", "evil.test"))
+    detail = "bad\r\nevil.test  ok  forged\x1b[31m red\x9b1m \u00e9t\u00e9 \xff"
+    with open(os.path.join(store, "jobs", "evil.test", "job.json"), "w") as f:
+        json.dump({"errors": 1, "last-error": {"status": 1, "detail": detail,
+                                               "activity": "order\x07"}}, f)
+    for args in (("status",), ("show", "evil.test")):
+        r = ctl("--store", store, *args, rc=0)
+        raw = r.stdout_bytes
+        assert not [b for b in raw if (b < 0x20 and b != 0x0A) or b == 0x7F], raw
+        assert b"\xc2\x9b" not in raw  # C1 CSI, UTF-8 encoded
+        assert "bad\\x0D\\x0Aevil.test  ok  forged\\x1B[31m red\\xC2\\x9B1m" in r.out, r.out
+        assert "\u00e9t\u00e9" in r.out  # printable UTF-8 stays
+        assert not any(line.startswith("evil.test  ok") for line in r.out.splitlines())
+    doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
+    assert doc["domains"][0]["last-error"]["detail"] == detail
+
+
 def test_show_ari_window_from_job_state(ctl, test_dir):
     import datetime
     from cryptography import x509
@@ -223,8 +268,18 @@ def test_show_ari_window_from_job_state(ctl, test_dir):
     # the ARI id: base64url(AKI) "." base64url(serial)
     assert "ARI id:        " in r.out and r.out.split("ARI id:        ")[1].split("\n")[0].endswith(
         ".EjSrzQ")
+    # an answer about another certificate (cert-id "x.y") is ignored, as the server does
     doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
-    assert doc["domains"][0]["renew-at"] == "2100-01-01T12:00:00Z"
+    assert doc["domains"][0]["renew-at"] < "2100"
+    ari_id = r.out.split("ARI id:        ")[1].split("\n")[0]
+    start = int(now.timestamp()) + 30 * 86400
+    with open(os.path.join(store, "jobs", "ari.test", "job.json"), "w") as f:
+        json.dump({"errors": 0, "ari": {"p256": {
+            "cert-id": ari_id, "start": start, "end": start + 86400, "chosen": start + 3600,
+            "next-poll": 4102400000}}}, f)
+    doc = json.loads(ctl("--store", store, "status", "--json", rc=0).out)
+    chosen = datetime.datetime.fromtimestamp(start + 3600, datetime.timezone.utc)
+    assert doc["domains"][0]["renew-at"] == chosen.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------- with a server

@@ -58,7 +58,21 @@ def tmpfs_store(httpd):
     fs.umount()
 
 
-def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_store):
+def fill(path):
+    """Fills the filesystem of path: every further write gets ENOSPC."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_unwritable_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_store, fault):
     have, new = "ro-have.test", "ro-new.test"
     httpd.write_config(base_conf(httpd, acme_proxy, [[have]]))
     httpd.start()
@@ -66,7 +80,10 @@ def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_st
     httpd.stop()
     # a domain is added while the disk is read-only: httpd still starts
     httpd.write_config(base_conf(httpd, acme_proxy, [[have], [new]]))
-    tmpfs_store.remount("ro")
+    if fault == "read-only":
+        tmpfs_store.remount("ro")
+    else:
+        filler = fill(tmpfs_store.path)
     httpd.expect_errors(r"ACME0007: the store .* cannot be written", r"ACME0901: store: writing",
                         r"ACME0329: the store .* cannot be written",
                         r"ACME0302: .*cannot activate", r"ACME0102: ")
@@ -80,7 +97,10 @@ def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_st
     assert acme_proxy.requests_to(endpoint="newOrder") == [], "nothing asked of the CA"
     assert httpd.error_log().count("ACME0329") == 1, "said once, not at every retry"
     # the disk takes writes again: the new domain is issued, no restart by hand
-    tmpfs_store.remount("rw")
+    if fault == "read-only":
+        tmpfs_store.remount("rw")
+    else:
+        os.unlink(filler)
     httpd.wait_for(lambda: served_by_ca(httpd, new), ISSUE_TIMEOUT, "the new certificate")
     assert "ACME0330: the store" in httpd.error_log()
     assert len(acme_proxy.orders) == 1
@@ -130,3 +150,57 @@ def test_hanging_ca_never_delays_stop_or_overlaps_runners(httpd, acme_proxy):
     took = time.monotonic() - started
     assert "AH00046" not in httpd.error_log(), "a child had to be killed"
     assert took < 2.0, "stop took %.1f s" % took
+
+
+def _store_is_sound(store):
+    """Every JSON item parses and every PEM item is complete: no half write."""
+    import json
+    for dirpath, _, files in os.walk(store):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            if f.startswith("."):
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if f.endswith(".json"):
+                json.loads(data.decode("utf-8"))
+            elif f.endswith(".pem"):
+                text = data.decode("ascii")
+                assert text.count("-----BEGIN") == text.count("-----END") > 0, path
+
+
+# CI runs a few; build/soak.sh runs many (MOD_ACME_KILL_ROUNDS=100).
+KILLS = int(os.environ.get("MOD_ACME_KILL_ROUNDS", "6"))
+
+
+def test_kill9_at_random_moments_loses_nothing(httpd, acme_proxy):
+    import random
+    import signal
+    rnd = random.Random(int(os.environ.get("MOD_ACME_KILL_SEED", "1")))
+    account_key = None
+    for i in range(KILLS):
+        name = "k%d.kill.test" % i
+        httpd.write_config(base_conf(httpd, acme_proxy, [[name]]))
+        httpd.start()
+        time.sleep(rnd.uniform(0.0, 1.2))   # somewhere in the issuance
+        pid = httpd.pid()
+        for child in util.child_pids(pid):
+            util.kill_pid(child, signal.SIGKILL)
+        util.kill_pid(pid, signal.SIGKILL)
+        util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd to die")
+        _store_is_sound(httpd.store_dir)
+        httpd.start()
+        httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+        httpd.stop()
+        _store_is_sound(httpd.store_dir)
+        keys = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(httpd.store_dir,
+                                                                       "accounts"))
+                for f in fs if f == "account.key.pem"]
+        assert len(keys) == 1, keys
+        with open(keys[0]) as f:
+            key = f.read()
+        assert account_key in (None, key), "the account key changed"
+        account_key = key
+        orders = [o for o in acme_proxy.orders
+                  if any(x.get("value") == name for x in o.get("identifiers", []))]
+        assert len(orders) <= 2, "%d orders for %s after one kill" % (len(orders), name)

@@ -17,17 +17,8 @@ DASHBOARD = os.path.join(MON, "grafana-dashboard.json")
 # The only metrics the rules and the dashboard may use although the module does
 # not export them yet. Remove a name here when the module exports it.
 PLANNED_METRICS = {
-    # notBefore of the active certificate (unix seconds), labels domain, key_type:
-    # the expiry alerts compare the time left with the lifetime.
-    "acme_certificate_not_before_seconds",
     # 1/0: the shared store (ManagedStore etcd) answers; comes with the cluster work.
     "acme_store_up",
-    # 1 per domain whose last attempt failed, labels domain, problem (the short
-    # ACME problem type, e.g. rateLimited): the dashboard's errors by problem type.
-    "acme_domain_last_error_info",
-    # unix time of httpd's last start or graceful restart (the scoreboard's
-    # restart_time): the dashboard's restarts panel counts its changes.
-    "acme_server_restart_time_seconds",
 }
 NAME = "m.monitoring.test"
 METRIC_RE = re.compile(r"\bacme_[a-z0-9_]+\b")

@@ -21,7 +21,7 @@ BAD_NAME = "b.status.test"
 IDLE_NAME = "c.status.test"
 HOSTILE = "<script>alert(1)</script> \"double\" 'single' & <b>bold</b>"
 RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-STATES = ("ok", "renewing", "error", "missing-config", "pending")
+STATES = ("ok", "renewing", "error", "missing-config", "pending", "expiring", "due")
 
 
 def status_config(httpd, pebble, proxy):

@@ -8,6 +8,7 @@
 #include <apr_getopt.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
+#include <apr_hash.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -16,12 +17,14 @@
 #include "acme_jws.h"
 #include "acme_http.h"
 #include "acme_acme.h"
+#include "acme_dns.h"
 
 typedef struct {
     apr_pool_t *pool;
     const char *challenge_dir;
     const char *challtestsrv;   /* management URL for dns-01 */
     acme_http_t *http;          /* to talk to challtestsrv */
+    acme_dns_config_t *dns;     /* dns-01 through RFC 2136 (--dns-update) */
 } publisher_t;
 
 static void usage(void)
@@ -40,6 +43,7 @@ static void usage(void)
         "  --challenge T[,T]    allowed challenge types (default http-01)\n"
         "  --challenge-dir D    http-01: D/<token>; tls-alpn-01: D/<name>.crt/.key\n"
         "  --challtestsrv URL   dns-01 through pebble-challtestsrv's management API\n"
+        "  --dns-update H:P --dns-key F [--dns-check H:P]...  dns-01 through RFC 2136\n"
         "  --cert-out F --key-out F   where the chain and its key go\n"
         "  --key-type T         certificate key type (default P-256)\n"
         "  --profile P --replaces ID --preferred-issuer CN\n"
@@ -98,8 +102,6 @@ static apr_status_t publish(void *baton, const char *type, const char *name, con
                             const char *key_authz, apr_pool_t *p, acme_result_t *r)
 {
     publisher_t *pub = baton;
-
-    (void)r;
     const char *cert_pem, *key_pem;
     apr_status_t rv;
 
@@ -120,6 +122,13 @@ static apr_status_t publish(void *baton, const char *type, const char *name, con
         }
         return rv;
     }
+    if (!strcmp(type, "dns-01") && pub->dns) {
+        rv = acme_dns_publish(pub->dns, name, acme_dns01_value(p, key_authz), p, r);
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "acmeclient: %s\n", acme_result_describe(r, p));
+        }
+        return rv;
+    }
     if (!strcmp(type, "dns-01") && pub->challtestsrv) {
         return challtestsrv_post(pub, "/set-txt", name, acme_dns01_value(p, key_authz), p);
     }
@@ -133,13 +142,20 @@ static void withdraw(void *baton, const char *type, const char *name, const char
 {
     publisher_t *pub = baton;
 
-    (void)key_authz;
     if (!strcmp(type, "http-01") && pub->challenge_dir) {
         apr_file_remove(apr_pstrcat(p, pub->challenge_dir, "/", token, NULL), p);
     }
     else if (!strcmp(type, "tls-alpn-01") && pub->challenge_dir) {
         apr_file_remove(apr_pstrcat(p, pub->challenge_dir, "/", name, ".crt", NULL), p);
         apr_file_remove(apr_pstrcat(p, pub->challenge_dir, "/", name, ".key", NULL), p);
+    }
+    else if (!strcmp(type, "dns-01") && pub->dns) {
+        acme_result_t *r = acme_result_make(p);
+
+        if (acme_dns_withdraw(pub->dns, name, acme_dns01_value(p, key_authz), p, r)
+            != APR_SUCCESS) {
+            fprintf(stderr, "acmeclient: %s\n", acme_result_describe(r, p));
+        }
     }
     else if (!strcmp(type, "dns-01") && pub->challtestsrv) {
         challtestsrv_post(pub, "/clear-txt", name, NULL, p);
@@ -194,7 +210,7 @@ enum {
     OPT_EXISTING, OPT_ROLLOVER, OPT_DEACTIVATE, OPT_NAMES, OPT_CHALLENGE, OPT_CHALLENGE_DIR,
     OPT_CHALLTESTSRV, OPT_CERT_OUT, OPT_KEY_OUT, OPT_KEY_TYPE, OPT_PROFILE, OPT_REPLACES,
     OPT_PREFERRED, OPT_ORDER_URL, OPT_TIMEOUT, OPT_NONCE_RETRIES, OPT_REVOKE, OPT_REASON,
-    OPT_BY_CERT_KEY, OPT_UPDATE_CONTACT
+    OPT_BY_CERT_KEY, OPT_UPDATE_CONTACT, OPT_DNS_UPDATE, OPT_DNS_KEY, OPT_DNS_CHECK
 };
 
 static const apr_getopt_option_t options[] = {
@@ -224,10 +240,40 @@ static const apr_getopt_option_t options[] = {
     {"revoke", OPT_REVOKE, 1, "certificate file"},
     {"reason", OPT_REASON, 1, "reason code"},
     {"by-cert-key", OPT_BY_CERT_KEY, 1, "certificate key file"},
+    {"dns-update", OPT_DNS_UPDATE, 1, "RFC 2136 update server"},
+    {"dns-key", OPT_DNS_KEY, 1, "TSIG key file"},
+    {"dns-check", OPT_DNS_CHECK, 1, "DNS check server"},
     {"help", 'h', 0, "help"},
     {NULL, 'v', 0, "verbose"},
     {NULL, 0, 0, NULL}
 };
+
+static int dns_option(publisher_t *pub, int ch, const char *arg)
+{
+    acme_dns_server_t *srv;
+    acme_dns_tsig_t *key;
+    const char *err;
+
+    if (!pub->dns) {
+        pub->dns = acme_dns_config_make(pub->pool);
+        pub->dns->check = apr_array_make(pub->pool, 2, sizeof(acme_dns_server_t *));
+    }
+    if (ch == OPT_DNS_KEY) {
+        if (acme_dns_tsig_load(&key, pub->pool, arg, &err) != APR_SUCCESS) {
+            fprintf(stderr, "acmeclient: %s\n", err);
+            return 0;
+        }
+        pub->dns->key = key;
+        return 1;
+    }
+    if (acme_dns_server_parse(&srv, pub->pool, arg, 53, &err) != APR_SUCCESS) {
+        fprintf(stderr, "acmeclient: %s\n", err);
+        return 0;
+    }
+    if (ch == OPT_DNS_UPDATE) pub->dns->update = *srv;
+    else APR_ARRAY_PUSH(pub->dns->check, acme_dns_server_t *) = srv;
+    return 1;
+}
 
 static int parse_int(const char *s, int min, int max, int *pv)
 {
@@ -291,6 +337,11 @@ int main(int argc, const char *const *argv)
         case OPT_CHALLENGE: challenges = arg; break;
         case OPT_CHALLENGE_DIR: pub.challenge_dir = arg; break;
         case OPT_CHALLTESTSRV: pub.challtestsrv = arg; break;
+        case OPT_DNS_UPDATE:
+        case OPT_DNS_KEY:
+        case OPT_DNS_CHECK:
+            if (!dns_option(&pub, ch, arg)) return 1;
+            break;
         case OPT_CERT_OUT: cert_out = arg; break;
         case OPT_KEY_OUT: key_out = arg; break;
         case OPT_KEY_TYPE: key_type = arg; break;
@@ -323,7 +374,8 @@ int main(int argc, const char *const *argv)
         default: usage(); return 1;
         }
     }
-    if (rv != APR_EOF || opt->ind < argc || !dir_url || !account_key_file) {
+    if (rv != APR_EOF || opt->ind < argc || !dir_url || !account_key_file
+        || (pub.dns && (!pub.dns->key || !pub.dns->update.host))) {
         usage();
         return 1;
     }

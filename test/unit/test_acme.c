@@ -14,6 +14,7 @@
 #include "acme_jws.h"
 #include "acme_http.h"
 #include "acme_acme.h"
+#include "acme_renew.h"
 #include "acme_test.h"
 
 static apr_pool_t *pool;
@@ -580,6 +581,47 @@ static acme_http_response_t *response(int status, const char *ctype, const char 
     return resp;
 }
 
+START_TEST(renewal_info_answers)
+{
+    static const char *const bad[] = {
+        "not json", "{}", "{\"suggestedWindow\": 5}",
+        "{\"suggestedWindow\": {\"start\": \"2025-01-02T00:00:00Z\"}}",
+        "{\"suggestedWindow\": {\"start\": \"yesterday\", \"end\": \"2025-01-02T00:00:00Z\"}}",
+        /* end before start */
+        "{\"suggestedWindow\": {\"start\": \"2025-01-03T00:00:00Z\", \"end\": \"2025-01-02T00:00:00Z\"}}",
+        "{\"suggestedWindow\": {\"start\": 1, \"end\": 2}}",
+        NULL
+    };
+    apr_time_t now = apr_time_from_sec(1735689600), retry = 7; /* 2025-01-01 */
+    acme_http_response_t *resp;
+    acme_ari_window_t w;
+    acme_result_t *r = acme_result_make(pool);
+    int i;
+
+    resp = response(200, "application/json",
+                    "{\"suggestedWindow\": {\"start\": \"2025-01-02T00:00:00Z\", "
+                    "\"end\": \"2025-01-03T00:00:00Z\"}, \"explanationURL\": \"https://ca/why\"}");
+    apr_table_set(resp->headers, "Retry-After", "3600");
+    ck_assert_int_eq(acme_renewal_info_parse(&w, &retry, resp, "u", now, pool, r), APR_SUCCESS);
+    ck_assert(w.start == now + apr_time_from_sec(86400));
+    ck_assert(w.end == now + apr_time_from_sec(2 * 86400));
+    ck_assert_str_eq(w.explanation_url, "https://ca/why");
+    ck_assert(retry == now + apr_time_from_sec(3600));
+    apr_table_set(resp->headers, "Retry-After", "soon");
+    ck_assert_int_eq(acme_renewal_info_parse(&w, &retry, resp, "u", now, pool, r), APR_SUCCESS);
+    ck_assert(retry == 0);
+    for (i = 0; bad[i]; ++i) {
+        acme_result_reset(r);
+        resp = response(200, "application/json", bad[i]);
+        ck_assert_msg(acme_renewal_info_parse(&w, &retry, resp, "u", now, pool, r) == APR_EINVAL,
+                      "accepted: %s", bad[i]);
+        ck_assert_str_eq(r->problem, "acme:malformed-response");
+    }
+    resp = response(404, "application/problem+json", "{}");
+    ck_assert_int_eq(acme_renewal_info_parse(&w, &retry, resp, "u", now, pool, r), APR_EINVAL);
+}
+END_TEST
+
 START_TEST(response_checks)
 {
     acme_json_t *j;
@@ -984,6 +1026,7 @@ static Suite *acme_suite(void)
     tcase_add_test(tc, link_header);
     tcase_add_test(tc, challenge_selection);
     tcase_add_test(tc, response_checks);
+    tcase_add_test(tc, renewal_info_answers);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(tcc, setup, teardown);
