@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_optional.h>
+#include <apr_shm.h>
+#include <apr_atomic.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -434,6 +436,42 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
 
 /* ---- post_config --------------------------------------------------------- */
 
+/* Failed etcd requests of every process of this server, since it started:
+ * one counter in shared memory that the children inherit. */
+static volatile apr_uint32_t *store_errors(server_rec *s)
+{
+    static apr_uint32_t local;
+    apr_pool_t *pp = s->process->pool;
+    apr_shm_t *shm = NULL;
+
+    apr_pool_userdata_get((void **)&shm, "acme-store-errors", pp);
+    if (!shm) {
+        if (apr_shm_create(&shm, sizeof(apr_uint32_t), NULL, pp) != APR_SUCCESS) {
+            return &local; /* this process only */
+        }
+        *(apr_uint32_t *)apr_shm_baseaddr_get(shm) = 0;
+        apr_pool_userdata_set(shm, "acme-store-errors", apr_pool_cleanup_null, pp);
+    }
+    return apr_shm_baseaddr_get(shm);
+}
+
+void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_pool_t *p)
+{
+    acme_store_t *st = acme_mod_store;
+    apr_time_t mt;
+    apr_status_t rv;
+
+    *perrors = 0;
+    *pup = 1;
+    if (!st || st == acme_mod_cache) {
+        return; /* the file store: no other process that could be down */
+    }
+    *perrors = apr_atomic_read32(store_errors(s));
+    /* one small read: the batch marker */
+    rv = st->mtime(st, ACME_SG_STAGING, "_batch", "staged", &mt, p);
+    *pup = rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv);
+}
+
 static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acme_global_t *g,
                                     apr_interval_time_t timeout, server_rec *s, apr_pool_t *p)
 {
@@ -450,6 +488,7 @@ static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acm
     ec.user = g->store.user;
     ec.password_file = g->store.password_file;
     ec.timeout = timeout;
+    ec.errors = store_errors(s);
     rv = acme_etcd_create(petcd, p, &ec, NULL, r);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0010)

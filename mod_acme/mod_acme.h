@@ -21,6 +21,9 @@ extern acme_store_t *acme_mod_lookup_store;
 #define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
 /* etcd could not be reached at start-up: this generation serves the cache. */
 extern int acme_mod_store_down;
+/* For status and metrics: does the store answer now (one small request to
+ * etcd; always 1 for the file store), and how many etcd requests failed. */
+void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_pool_t *p);
 
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);

@@ -8,6 +8,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
+#include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
@@ -202,6 +203,14 @@ static acme_json_t *all_json(const apr_array_header_t *all, apr_time_t now, apr_
         acme_json_array_append(arr, domain_json(APR_ARRAY_IDX(all, i, dom_status_t *), 0, now, p));
     }
     acme_json_setj(j, arr, "domains", NULL);
+    if (acme_mod_store) {
+        int up;
+        apr_uint32_t errors;
+        acme_mod_store_state(&up, &errors, ap_server_conf, p);
+        acme_json_sets(j, acme_mod_store->kind, "store", "kind", NULL);
+        acme_json_setb(j, up, "store", "up", NULL);
+        acme_json_setl(j, (long long)errors, "store", "errors", NULL);
+    }
     return j;
 }
 
@@ -317,6 +326,14 @@ static int status_hook(request_rec *r, int flags)
         return OK;
     }
     ap_rputs("<hr>\n<h2>Managed domains</h2>\n", r);
+    {
+        int up;
+        apr_uint32_t errors;
+        acme_mod_store_state(&up, &errors, r->server, r->pool);
+        ap_rprintf(r, "<p>Store: %s, %s, %u failed request(s)</p>\n",
+                   esc(r->pool, acme_mod_store->kind), up ? "up" : "DOWN (serving the cache)",
+                   (unsigned)errors);
+    }
     if (flags & AP_STATUS_NOTABLE) {
         for (i = 0; i < all->nelts; ++i) {
             const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
@@ -458,6 +475,17 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
         const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
         ap_rprintf(r, "acme_ca_retry_after_active{domain=\"%s\"} %d\n",
                    label_esc(p, ds->d->name), ds->st->retry_after_active);
+    }
+    {
+        int up;
+        apr_uint32_t errors;
+        acme_mod_store_state(&up, &errors, r->server, p);
+        metric_head(r, "acme_store_up", "gauge", "1 when the store answers (always for the "
+                    "file store), 0 when the shared store (etcd) cannot be reached.");
+        ap_rprintf(r, "acme_store_up %d\n", up);
+        metric_head(r, "acme_store_errors_total", "counter", "Requests to the shared store "
+                    "(etcd) that failed since httpd started.");
+        ap_rprintf(r, "acme_store_errors_total %u\n", (unsigned)errors);
     }
     metric_head(r, "acme_domains", "gauge", "Managed domains by state.");
     for (j = 0; j < ACME_DS_COUNT; ++j) {

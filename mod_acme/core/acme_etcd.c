@@ -29,6 +29,7 @@ struct acme_etcd_t {
     const char *cluster_id;         /* from the first answer: all endpoints must agree */
     apr_size_t max_value;
     volatile apr_uint32_t *stop;
+    volatile apr_uint32_t *errors;
 #if APR_HAS_THREADS
     apr_thread_mutex_t *mutex;      /* one exchange at a time: acme_http_t is single-threaded */
 #endif
@@ -578,6 +579,9 @@ static apr_status_t call(acme_json_t **pans, acme_etcd_t *e, const char *path,
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(e->mutex);
 #endif
+    if (rv != APR_SUCCESS && rv != APR_EINTR && e->errors) {
+        apr_atomic_inc32(e->errors);   /* for the acme_store_errors_total metric */
+    }
     return rv;
 }
 
@@ -635,6 +639,7 @@ apr_status_t acme_etcd_create(acme_etcd_t **petcd, apr_pool_t *p, const acme_etc
     *petcd = NULL;
     e->pool = p;
     e->stop = conf->stop;
+    e->errors = conf->errors;
     e->max_value = conf->max_value ? conf->max_value : ACME_ETCD_MAX_VALUE_DEFAULT;
     e->endpoints = apr_array_make(p, 4, sizeof(const char *));
     for (i = 0; conf->endpoints && i < conf->endpoints->nelts; ++i) {

@@ -29,6 +29,7 @@ typedef struct acme_etcd_config_t {
     apr_interval_time_t timeout;          /* per request; 0 = default */
     apr_size_t max_value;                 /* values above this are refused; 0 = default */
     volatile apr_uint32_t *stop;          /* non-zero aborts waits and requests; may be NULL */
+    volatile apr_uint32_t *errors;        /* counts requests that failed; may be NULL */
 } acme_etcd_config_t;
 
 typedef struct acme_etcd_kv_t {

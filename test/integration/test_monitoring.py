@@ -16,10 +16,7 @@ DASHBOARD = os.path.join(MON, "grafana-dashboard.json")
 
 # The only metrics the rules and the dashboard may use although the module does
 # not export them yet. Remove a name here when the module exports it.
-PLANNED_METRICS = {
-    # 1/0: the shared store (ManagedStore etcd) answers; comes with the cluster work.
-    "acme_store_up",
-}
+PLANNED_METRICS = set()
 NAME = "m.monitoring.test"
 METRIC_RE = re.compile(r"\bacme_[a-z0-9_]+\b")
 

@@ -160,9 +160,15 @@ def check_domain(d, where, with_events=False, top=False):
     assert len(together & set(d)) in (0, 3), where
 
 
+def _store(v):
+    check_object(v, {"kind": lambda k: k in ("file", "etcd"), "up": _bool,
+                     "errors": lambda n: _int(n) and n >= 0}, {}, "status.store")
+    return True
+
+
 def check_status(doc):
     check_object(doc, {"schema": lambda v: v == 1, "version": _str, "now": _time,
-                       "domains": lambda v: isinstance(v, list)}, {}, "status")
+                       "domains": lambda v: isinstance(v, list), "store": _store}, {}, "status")
     for i, d in enumerate(doc["domains"]):
         check_domain(d, "domains[%d]" % i)
 
