@@ -114,7 +114,7 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0302)
                      "%s: cannot activate the staged certificate in %s", d->name,
-                     acme_store_fs_base(st));
+                     st->where);
         return 0;
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(0303)
@@ -161,11 +161,6 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
                          apr_psprintf(pp, "%s@%" APR_TIME_T_FMT, d->name, mt),
                          APR_HASH_KEY_STRING, "1");
         }
-    }
-    if (n > 0 && geteuid() == 0) {
-        /* The activated files were written by the child: hand the work
-         * directories back and keep domains/ root's. */
-        acme_store_fs_set_owner(st, ap_unixd_config.user_id, ap_unixd_config.group_id, p);
     }
     return n;
 }
@@ -492,12 +487,12 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                          "served, but no certificate is obtained or renewed, and nothing is "
                          "asked of the CA, until it can be written (a full or read-only disk? "
                          "wrong owner?). Renewal resumes by itself.",
-                         acme_store_fs_base(acme_mod_store));
+                         acme_mod_store->where);
         }
         else if (!unwritable && dc->store_unwritable) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0330)
                          "the store %s can be written again: renewals resume",
-                         acme_store_fs_base(acme_mod_store));
+                         acme_mod_store->where);
         }
         dc->store_unwritable = unwritable;
         job->unwritable = unwritable;
