@@ -154,3 +154,23 @@ def test_hairpin_preflight_failure_does_not_stop_issuance(httpd, pebble, dns):
         assert other.hits >= 1
     finally:
         other.stop()
+
+
+def test_tls_alpn01_preflight_checks_the_handshake(httpd, pebble, dns):
+    good, bad = "preflight.alpn.test", "preflight.alpn-bad.test"
+    text = httpd.acme_config(pebble, preflight="127.0.0.1 80:%d 443:%d"
+                             % (httpd.http_port, httpd.tls_port))
+    text += "ManagedRetryDelay 1s\nManagedChallenges tls-alpn-01 http-01\n"
+    text += "ManagedDomain %s\n" % good + httpd.vhost(good, tls=True)
+    # from here, the CA's port 443 of this name leads to a plain HTTP server
+    text += ("<ManagedDomain %s>\n    ManagedPreflight 127.0.0.1 80:%d 443:%d\n"
+             "</ManagedDomain>\n" % (bad, httpd.http_port, httpd.http_port))
+    text += httpd.vhost(bad, tls=True)
+    httpd.write_config(text)
+    httpd.start()
+    httpd.wait_for(lambda: served_by_ca(httpd, good) and served_by_ca(httpd, bad),
+                   ISSUE_TIMEOUT, "both certificates")
+    log = httpd.error_log()
+    assert "ACME0431: %s: pre-flight passed (tls-alpn-01 http-01)" % good in log
+    assert ("ACME0432: %s: pre-flight: tls-alpn-01 for %s: the TLS handshake from here failed"
+            " from 127.0.0.1" % (bad, bad)) in log, util.tail(log, 30)
