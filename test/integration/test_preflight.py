@@ -81,7 +81,8 @@ def config(httpd, ca, name, preflight):
     text += "ManagedDomain %s\n" % name
     text += httpd.vhost(name, tls=True)
     text += httpd.vhost(name, extra="<Location /.acme-status>\nSetHandler acme-status\n"
-                                    "</Location>")
+                                    "</Location>\n<Location /server-status>\n"
+                                    "SetHandler server-status\n</Location>")
     return text
 
 
@@ -117,6 +118,9 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         assert want in st["preflight"]["diagnosis"], st
         assert st["preflight"]["holding"] is True
         assert st["state"] == "error" and "last-error" in st, st
+        page = httpd.http_get("/server-status", name).text
+        assert "pre-flight (holds back the CA): http-01 for %s: fetching it from here gave 404 " \
+               "from %s" % (name, OTHER_ADDR) in page, page
         show = subprocess.run([os.path.join(build_dir, "tools", "acmectl"), "--store",
                                httpd.store_dir, "show", name], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=60)
