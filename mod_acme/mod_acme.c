@@ -255,10 +255,12 @@ static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme
     apr_status_t rv = acme_pkey_to_pem(&pem, p, key);
 
     if (rv == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem), 1, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem),
+                      ACME_STORE_SECRET | ACME_STORE_VOLATILE, p);
     }
     if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem), 0, p);
+        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem),
+                      ACME_STORE_VOLATILE, p);
     }
     return rv;
 }
@@ -268,16 +270,20 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
                                     apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store, *tmp;
-    const char *data;
-    apr_size_t len;
+    apr_array_header_t *chain;
+    const char *why;
     acme_pkey_t *key;
     acme_cert_t *cert;
     apr_status_t rv;
 
     *pst = st;
-    if (st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &data, &len, p) == APR_SUCCESS
-        && st->load(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &data, &len, p)
-               == APR_SUCCESS) {
+    /* written without fsync: after a power loss it may be empty, and a pair
+     * mod_ssl cannot load stops the server, so it is checked */
+    if (acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
+            == APR_SUCCESS
+        && acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &key, p)
+               == APR_SUCCESS
+        && acme_pair_check(chain, key, NULL, 0, &why, p) == APR_SUCCESS) {
         return APR_SUCCESS;
     }
     rv = acme_pkey_gen(&key, p, ACME_KEY_P256);

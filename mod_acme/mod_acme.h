@@ -34,6 +34,5 @@ void acme_drive_register_hooks(void);
 void acme_status_register_hooks(void);
 
 /* Log message ids: "AH" numbers belong to httpd; ours are "ACME0nnn". */
-#define ACMELOG(n) "ACME" #n ": "
 
 #endif /* MOD_ACME_H */

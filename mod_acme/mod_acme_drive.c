@@ -554,13 +554,13 @@ static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_status_t *st
         != APR_SUCCESS) {
         jj = acme_json_new_object(p);
     }
-    if (acme_json_getl(jj, "expiring-notified", NULL) == apr_time_sec(st->not_after)) {
+    if (acme_json_getl(jj, ACME_JK_EXPIRING_NOTIFIED, NULL) == apr_time_sec(st->not_after)) {
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0328)
                  "%s: the certificate expires at %s and has not been renewed yet", job->d->name,
                  acme_time_rfc3339(p, st->not_after));
-    acme_json_setl(jj, apr_time_sec(st->not_after), "expiring-notified", NULL);
+    acme_json_setl(jj, apr_time_sec(st->not_after), ACME_JK_EXPIRING_NOTIFIED, NULL);
     acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "expiring", job->d->name, p);
 }
@@ -580,11 +580,11 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
         != APR_SUCCESS) {
         jj = acme_json_new_object(p);
     }
-    known = acme_json_gets(jj, "installed-notified", NULL);
+    known = acme_json_gets(jj, ACME_JK_INSTALLED_NOTIFIED, NULL);
     if (known && !strcmp(known, staged)) {
         return;
     }
-    acme_json_sets(jj, staged, "installed-notified", NULL);
+    acme_json_sets(jj, staged, ACME_JK_INSTALLED_NOTIFIED, NULL);
     acme_job_event(jj, p, "installed", NULL);
     acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "installed", job->d->name, p);

@@ -382,37 +382,36 @@ static void metric_head(request_rec *r, const char *name, const char *type, cons
     ap_rvputs(r, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", NULL);
 }
 
+/* notAfter or notBefore of every active certificate, one line each. */
+static void cert_times(request_rec *r, const apr_array_header_t *all, const char *name,
+                       const char *help, int after)
+{
+    int i, j;
+
+    metric_head(r, name, "gauge", help);
+    for (i = 0; i < all->nelts; ++i) {
+        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
+        for (j = 0; j < ds->st->certs->nelts; ++j) {
+            const acme_status_cert_t *ci =
+                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
+            if (!ci->covers) continue;
+            ap_rprintf(r, "%s{domain=\"%s\",key_type=\"%s\"} %" APR_TIME_T_FMT "\n", name,
+                       label_esc(r->pool, ds->d->name),
+                       label_esc(r->pool, acme_key_type_name(ci->type)),
+                       apr_time_sec(after ? ci->not_after : ci->not_before));
+        }
+    }
+}
+
 static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t now)
 {
     apr_pool_t *p = r->pool;
     int i, j;
 
-    metric_head(r, "acme_certificate_not_after_seconds", "gauge",
-                "Expiry (notAfter) of the active certificate as a unix time.");
-    for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        for (j = 0; j < ds->st->certs->nelts; ++j) {
-            const acme_status_cert_t *ci =
-                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
-            if (!ci->covers) continue;
-            ap_rprintf(r, "acme_certificate_not_after_seconds{domain=\"%s\",key_type=\"%s\"} %"
-                       APR_TIME_T_FMT "\n", label_esc(p, ds->d->name),
-                       label_esc(p, acme_key_type_name(ci->type)), apr_time_sec(ci->not_after));
-        }
-    }
-    metric_head(r, "acme_certificate_not_before_seconds", "gauge",
-                "Start of validity (notBefore) of the active certificate as a unix time.");
-    for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        for (j = 0; j < ds->st->certs->nelts; ++j) {
-            const acme_status_cert_t *ci =
-                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
-            if (!ci->covers) continue;
-            ap_rprintf(r, "acme_certificate_not_before_seconds{domain=\"%s\",key_type=\"%s\"} %"
-                       APR_TIME_T_FMT "\n", label_esc(p, ds->d->name),
-                       label_esc(p, acme_key_type_name(ci->type)), apr_time_sec(ci->not_before));
-        }
-    }
+    cert_times(r, all, "acme_certificate_not_after_seconds",
+               "Expiry (notAfter) of the active certificate as a unix time.", 1);
+    cert_times(r, all, "acme_certificate_not_before_seconds",
+               "Start of validity (notBefore) of the active certificate as a unix time.", 0);
     metric_head(r, "acme_domain_last_error_info", "gauge",
                 "1 for a domain whose last attempt failed, with the problem type.");
     for (i = 0; i < all->nelts; ++i) {

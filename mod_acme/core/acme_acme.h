@@ -244,8 +244,6 @@ apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_client_t *c, const char 
 apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
                                     const acme_challenge_t *ch, apr_pool_t *p,
                                     struct acme_result_t *r);
-apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
-                                   struct acme_result_t *r);
 
 /* Polls the authz until it leaves "pending" or the deadline passes
  * (APR_TIMEUP). Sleeps between polls: Retry-After clamped to [1s, 10s].
@@ -325,6 +323,8 @@ apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order
                                  const acme_order_params_t *params, apr_time_t deadline,
                                  apr_pool_t *p, struct acme_result_t *r);
 /* newOrder (or acme_order_get of params->order_url) + acme_order_continue.
+ * A resumed order that is over (invalid, expired...) or is for other names
+ * is left for a new one (created is called for it).
  * *porder_url (may be NULL) receives the order URL even on failure. */
 apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
                             const acme_order_params_t *params, apr_pool_t *p,

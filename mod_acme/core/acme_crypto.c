@@ -343,7 +343,7 @@ apr_status_t acme_pkey_gen(acme_pkey_t **pkey, apr_pool_t *p, acme_key_type_t ty
     rv = acme_pkey_wrap(pkey, p, evp, 1);
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0501: generating a %s key failed",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0501) "generating a %s key failed",
                  acme_key_type_name(type));
     }
     return rv;
@@ -455,7 +455,7 @@ apr_status_t acme_pkey_load(acme_pkey_t **pkey, apr_pool_t *p, const char *path)
     }
     rv = acme_pkey_from_pem(pkey, p, data, len);
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0502: %s: not a usable PEM private key", path);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0502) "%s: not a usable PEM private key", path);
     }
 leave:
     if (data) {
@@ -541,7 +541,7 @@ leave:
         BIO_free(bio);
     }
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0503: saving private key to %s", path);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0503) "saving private key to %s", path);
     }
     return rv;
 }
@@ -1221,7 +1221,7 @@ apr_status_t acme_csr_make(const unsigned char **pder, apr_size_t *plen, apr_poo
 leave:
     if (rv != APR_SUCCESS) {
         ssl_errors_drain("acme_csr_make");
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0504: creating the CSR failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0504) "creating the CSR failed");
     }
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     GENERAL_NAMES_free(gens);
@@ -1387,7 +1387,7 @@ apr_status_t acme_cert_self_signed(acme_cert_t **pcert, apr_pool_t *p, const acm
     rv = self_signed_finish(pcert, p, x, key);
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0505: creating a self-signed certificate failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0505) "creating a self-signed certificate failed");
     }
     return rv;
 }
@@ -1446,7 +1446,7 @@ apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme
 leave:
     if (rv != APR_SUCCESS) {
         ssl_errors_drain("tls-alpn-01 certificate");
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0506: creating the tls-alpn-01 certificate for %s failed",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0506) "creating the tls-alpn-01 certificate for %s failed",
                  name ? name : "(null)");
     }
     X509_EXTENSION_free(ext);

@@ -1126,7 +1126,7 @@ apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_co
                                  MAX_CNAME_HOPS);
             goto leave;
         }
-        acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "ACME1201: dns-01: %s is a CNAME to %s: "
+        acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, ACMELOG(1201) "dns-01: %s is a CNAME to %s: "
                  "the TXT record for %s goes there (CNAME delegation)", owner, target, name);
         owner = target;
     }
@@ -1346,7 +1346,7 @@ static apr_status_t check_servers(apr_array_header_t **pservers, const acme_dns_
                                      up.label);
                 goto leave;
             }
-            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME1205: dns-01: %s (NS of %s) "
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(1205) "dns-01: %s (NS of %s) "
                      "resolved by the system resolver", ns, t->zone);
             for (j = 0; j < addrs->nelts; ++j) {
                 server_add(servers, p, ns, APR_ARRAY_IDX(addrs, j, const char *), conf->ns_port);
@@ -1412,7 +1412,7 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
             pending++;
         }
         if (!pending) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME1204: dns-01: %s TXT visible at all %d "
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(1204) "dns-01: %s TXT visible at all %d "
                      "server(s)", t->owner, servers->nelts);
             rv = APR_SUCCESS;
             goto leave;
@@ -1502,7 +1502,7 @@ static void dns_withdraw(const acme_publisher_t *pub, struct acme_store_t *s,
     (void)s;
     if (acme_dns_withdraw(call_conf(pub, a, p), a->name, acme_dns01_value(p, a->key_authz), p, r)
         != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, r->status, "ACME1206: %s: the TXT record "
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, r->status, ACMELOG(1206) "%s: the TXT record "
                  "for %s may have stayed: %s", a->domain, a->name, acme_result_describe(r, p));
     }
 }

@@ -535,7 +535,7 @@ static apr_status_t call_unlocked(acme_json_t **pans, acme_etcd_t *e, const char
         rv = post(pans, &retry, &status, e, idx, path, body, 1, what, p, r);
         if (rv == APR_SUCCESS) {
             if (idx != e->good) {
-                acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME1101: etcd: %s did not "
+                acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(1101) "etcd: %s did not "
                          "answer, using %s", from, APR_ARRAY_IDX(e->endpoints, idx, const char *));
             }
             e->good = idx;

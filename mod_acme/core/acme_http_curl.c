@@ -58,7 +58,7 @@ apr_status_t acme_http_global_init(void)
     }
     rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EGENERAL, "ACME0601: curl_global_init failed: %s",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EGENERAL, ACMELOG(0601) "curl_global_init failed: %s",
                  curl_easy_strerror(rc));
         return APR_EGENERAL;
     }

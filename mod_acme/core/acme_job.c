@@ -3,7 +3,6 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
-#include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_network_io.h>
 #include <unistd.h>
@@ -19,7 +18,6 @@
 #include "acme_renew.h"
 #include "acme_job.h"
 #include "acme_publish.h"
-#include "acme_proc.h"
 #include "acme_preflight.h"
 
 /* One account per CA: jobs running in parallel must not create two. */
@@ -102,7 +100,7 @@ static int stopping(const acme_job_spec_t *spec)
 
 void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const char *detail)
 {
-    acme_json_t *old = acme_json_getj(job, p, "events", NULL);
+    acme_json_t *old = acme_json_getj(job, p, ACME_JK_EVENTS, NULL);
     acme_json_t *events = acme_json_new_array(p), *ev;
     apr_size_t n = acme_json_array_len(old), i;
 
@@ -111,10 +109,10 @@ void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const cha
     }
     ev = acme_json_new_object(p);
     acme_json_sets(ev, acme_time_rfc3339(p, apr_time_now()), "time", NULL);
-    acme_json_sets(ev, type, "type", NULL);
-    if (detail) acme_json_sets(ev, detail, "detail", NULL);
+    acme_json_sets(ev, type, ACME_JK_EV_TYPE, NULL);
+    if (detail) acme_json_sets(ev, detail, ACME_JK_EV_DETAIL, NULL);
     acme_json_array_append(events, ev);
-    acme_json_setj(job, events, "events", NULL);
+    acme_json_setj(job, events, ACME_JK_EVENTS, NULL);
 }
 
 /* ---- ARI (RFC 9773) ------------------------------------------------------------ */
@@ -153,7 +151,7 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     acme_renew_input_t in;
     acme_renew_decision_t dec;
     acme_ari_window_t w;
-    apr_time_t now = apr_time_now(), retry = 0;
+    apr_time_t now = job_now(spec), retry = 0;
     apr_status_t rv;
 
     if (acme_cert_ari_id(&certid, p, leaf) != APR_SUCCESS) {
@@ -175,10 +173,10 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     in.not_after = acme_cert_not_after(leaf);
     in.window = &spec->window;
     in.ari = &w;
-    if (!strcmp(acme_json_gets(job, "ari", tag, "cert-id", NULL) ? acme_json_gets(job, "ari", tag, "cert-id", NULL) : "", certid)) {
-        in.prev_ari_start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
-        in.prev_ari_end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
-        in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
+    if (!strcmp(acme_json_gets(job, ACME_JK_ARI, tag, ACME_JK_ARI_CERT_ID, NULL) ? acme_json_gets(job, ACME_JK_ARI, tag, ACME_JK_ARI_CERT_ID, NULL) : "", certid)) {
+        in.prev_ari_start = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_START, NULL));
+        in.prev_ari_end = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_END, NULL));
+        in.prev_chosen = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_CHOSEN, NULL));
     }
     in.rand_fraction = (double)acme_random_below(1000000) / 1000000.0;
     in.now = now;
@@ -186,18 +184,18 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
         return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
                                "renewalInfo %s: unusable window", url);
     }
-    acme_json_sets(job, certid, "ari", tag, "cert-id", NULL);
-    acme_json_setl(job, apr_time_sec(w.start), "ari", tag, "start", NULL);
-    acme_json_setl(job, apr_time_sec(w.end), "ari", tag, "end", NULL);
-    acme_json_setl(job, apr_time_sec(dec.chosen ? dec.chosen : dec.renew_at), "ari", tag,
-                   "chosen", NULL);
+    acme_json_sets(job, certid, ACME_JK_ARI, tag, ACME_JK_ARI_CERT_ID, NULL);
+    acme_json_setl(job, apr_time_sec(w.start), ACME_JK_ARI, tag, ACME_JK_ARI_START, NULL);
+    acme_json_setl(job, apr_time_sec(w.end), ACME_JK_ARI, tag, ACME_JK_ARI_END, NULL);
+    acme_json_setl(job, apr_time_sec(dec.chosen ? dec.chosen : dec.renew_at), ACME_JK_ARI, tag,
+                   ACME_JK_ARI_CHOSEN, NULL);
     acme_json_setl(job, apr_time_sec(acme_ari_next_poll(now, retry > now ? retry - now : 0)),
                    "ari", tag, "next-poll", NULL);
     if (w.explanation_url) {
-        acme_json_sets(job, w.explanation_url, "ari", tag, "explanation", NULL);
+        acme_json_sets(job, w.explanation_url, ACME_JK_ARI, tag, ACME_JK_ARI_EXPLANATION, NULL);
     }
     if (dec.chosen_changed) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0401: %s: the CA suggests renewing %s between %s "
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0401) "%s: the CA suggests renewing %s between %s "
                  "and %s; chosen: %s", spec->domain, acme_key_type_name(t),
                  acme_time_rfc3339(p, w.start), acme_time_rfc3339(p, w.end),
                  acme_time_rfc3339(p, dec.renew_at));
@@ -227,7 +225,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                         "the store cannot be written (jobs/%s/%s): the CA's renewal information "
                         "is not asked until it can", spec->domain, ACME_JOB_STATE);
         if (spec->memo) {
-            spec->memo->ari_next = apr_time_now() + spec->retry_delay;
+            spec->memo->ari_next = job_now(spec) + spec->retry_delay;
         }
         goto leave;
     }
@@ -240,11 +238,11 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         goto leave;
     }
     if (!dir->renewal_info) {
-        acme_json_setl(job, apr_time_sec(apr_time_now()) + 86400, "ari", "unsupported-until",
+        acme_json_setl(job, apr_time_sec(job_now(spec)) + 86400, "ari", "unsupported-until",
                        NULL);
         goto save;
     }
-    acme_json_del(job, "ari", "unsupported-until", NULL);
+    acme_json_del(job, ACME_JK_ARI, ACME_JK_ARI_UNSUPPORTED, NULL);
     for (i = 0; i < spec->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(spec->key_types, i, acme_key_type_t);
         apr_array_header_t *chain;
@@ -258,7 +256,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                       APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
         if (rv2 != APR_SUCCESS) {
             /* Ask again later; the window rule stays in force meanwhile. */
-            acme_json_setl(job, apr_time_sec(apr_time_now()) + 3600, "ari",
+            acme_json_setl(job, apr_time_sec(job_now(spec)) + 3600, "ari",
                            acme_key_type_file_tag(t), "next-poll", NULL);
             rv = rv2;
         }
@@ -271,7 +269,7 @@ save:
             != APR_SUCCESS) {
             cur = acme_json_new_object(p);
         }
-        acme_json_setj(cur, acme_json_getj(job, p, "ari", NULL), "ari", NULL);
+        acme_json_setj(cur, acme_json_getj(job, p, ACME_JK_ARI, NULL), ACME_JK_ARI, NULL);
         acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, cur, p);
     }
 leave:
@@ -294,7 +292,7 @@ static apr_status_t job_save(job_ctx_t *jc)
     apr_status_t rv = acme_store_save_json(jc->store, ACME_SG_JOBS, jc->domain, ACME_JOB_STATE,
                                            jc->json, jc->pool);
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0403: %s: cannot save the job state", jc->domain);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0403) "%s: cannot save the job state", jc->domain);
     }
     return rv;
 }
@@ -303,10 +301,10 @@ static void order_created_cb(void *baton, const char *order_url)
 {
     job_ctx_t *jc = baton;
 
-    acme_json_sets(jc->json, order_url, "orders", jc->tag, NULL);
+    acme_json_sets(jc->json, order_url, ACME_JK_ORDERS, jc->tag, NULL);
     job_save(jc);
     acme_job_event(jc->json, jc->pool, "order-created", order_url);
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0404: %s: order %s created", jc->domain, order_url);
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0404) "%s: order %s created", jc->domain, order_url);
 }
 
 /* The order engine's callbacks, through the spec's publishers. */
@@ -438,7 +436,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
     if (rv != APR_SUCCESS) goto leave;
     acct = acme_json_new_object(p);
     acme_json_sets(acct, account->url, "url", NULL);
-    acme_json_sets(acct, ca_url, "ca", NULL);
+    acme_json_sets(acct, ca_url, ACME_AK_CA, NULL);
     if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, "eab-kid", NULL);
     acme_json_setsa(acct, contacts, "contact", NULL);
     acme_json_sets(acct, acme_time_rfc3339(p, apr_time_now()), "created", NULL);
@@ -447,7 +445,7 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
         acme_result_set(r, rv, "acme:store", "cannot save accounts/%s/account.json", caid);
         goto leave;
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, "ACME0405: created ACME account %s at %s", account->url,
+    acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, ACMELOG(0405) "created ACME account %s at %s", account->url,
              ca_url);
 leave:
     apr_thread_mutex_unlock(account_mutex);
@@ -481,7 +479,7 @@ static apr_array_header_t *usable_challenges(job_ctx_t *jc, const acme_job_spec_
     apr_array_header_t *failed = NULL, *out;
     int i, j;
 
-    acme_json_getsa(&failed, jc->json, p, "failed-challenges", NULL);
+    acme_json_getsa(&failed, jc->json, p, ACME_JK_FAILED_CHALLENGES, NULL);
     out = apr_array_make(p, spec->challenges->nelts, sizeof(const char *));
     for (i = 0; i < spec->challenges->nelts; ++i) {
         const char *t = APR_ARRAY_IDX(spec->challenges, i, const char *);
@@ -517,7 +515,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     params.created = run_created;
     params.baton = &rb;
     params.cert_key = key;
-    params.order_url = acme_json_gets(jc->json, "orders", jc->tag, NULL);
+    params.order_url = acme_json_gets(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
     params.timeout = apr_time_from_sec(120);
     if (!params.order_url) {
         const acme_directory_t *dir;
@@ -544,7 +542,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
                                                       : "none");
             }
             else {
-                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0406: %s: the CA does not offer the profile "
+                acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0406) "%s: the CA does not offer the profile "
                          "'%s'; ordering with its default", spec->domain, spec->profile);
             }
         }
@@ -561,7 +559,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
         }
     }
     if (params.order_url) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0407: %s: resuming order %s", spec->domain,
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0407) "%s: resuming order %s", spec->domain,
                  params.order_url);
     }
     acme_result_activity(r, "ordering a %s certificate for %s", acme_key_type_name(t),
@@ -569,7 +567,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     rv = acme_order_run(ppem, &order_url, client, &params, p, r);
     if (rv != APR_SUCCESS && rv != APR_EINTR) {
         /* Resume the order next time unless the CA says it is over. */
-        const char *url = acme_json_gets(jc->json, "orders", jc->tag, NULL);
+        const char *url = acme_json_gets(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
         if (url) {
             acme_order_t *o;
             acme_result_t *r2 = acme_result_make(p);
@@ -579,14 +577,14 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
             else if (r2->http_status == 404) st = ACME_STATE_INVALID;
             if (st == ACME_STATE_INVALID || st == ACME_STATE_EXPIRED
                 || st == ACME_STATE_DEACTIVATED) {
-                acme_json_del(jc->json, "orders", jc->tag, NULL);
+                acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
             }
         }
         if (acme_result_classify(r) == ACME_ERRCLASS_VALIDATION && params.challenges->nelts > 1) {
             /* Next attempt: the next allowed type first. */
             acme_json_t *failed = acme_json_new_array(p);
             acme_json_array_appends(failed, APR_ARRAY_IDX(params.challenges, 0, const char *));
-            acme_json_setj(jc->json, failed, "failed-challenges", NULL);
+            acme_json_setj(jc->json, failed, ACME_JK_FAILED_CHALLENGES, NULL);
         }
     }
     return rv;
@@ -620,7 +618,7 @@ static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
     }
     jc->ca_url = acme_job_current_ca(spec, jc->json);
     acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-run", NULL);
-    acme_json_sets(jc->json, jc->ca_url, "ca", NULL);
+    acme_json_sets(jc->json, jc->ca_url, ACME_JK_CA, NULL);
     acme_job_event(jc->json, p, "renewing", apr_array_pstrcat(p, type_names(p, types), ' '));
     rv = acme_store_save_json(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, jc->json, p);
     if (rv != APR_SUCCESS) {
@@ -646,6 +644,17 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
                                "the order is resumed after it");
     }
+    /* Staged by a run that was cut off before the other types: no second order. */
+    if (acme_store_load_chain(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t),
+                              &chain, p) == APR_SUCCESS
+        && acme_store_load_pkey(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t),
+                                &key, p) == APR_SUCCESS
+        && acme_pair_check(chain, key, spec->names, job_now(spec), &why, p) == APR_SUCCESS
+        && acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                &spec->window) > job_now(spec)) {
+        return APR_SUCCESS;
+    }
     rv = load_or_make_key(&key, store, spec->domain, t, p);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:store", "cannot create the %s key for %s",
@@ -661,7 +670,7 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         why = "it is not a PEM certificate chain";
     }
     if (rv != APR_SUCCESS) {
-        acme_json_del(jc->json, "orders", jc->tag, NULL);
+        acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
         return acme_result_set(r, rv, "acme:malformed-response",
                                "the CA's certificate for %s cannot be used: %s", spec->domain,
                                why);
@@ -680,7 +689,7 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
                                spec->domain);
     }
     /* The order is done: never resume it again. */
-    acme_json_del(jc->json, "orders", jc->tag, NULL);
+    acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
     job_save(jc);
     return APR_SUCCESS;
 }
@@ -696,9 +705,9 @@ static apr_status_t run_stage(job_ctx_t *jc, const acme_job_spec_t *spec,
     apr_status_t rv;
     int i;
 
-    acme_json_setsa(meta, spec->names, "names", NULL);
-    acme_json_sets(meta, jc->ca_url, "ca", NULL);
-    acme_json_sets(meta, acme_time_rfc3339(p, job_now(spec)), "staged", NULL);
+    acme_json_setsa(meta, spec->names, ACME_MK_NAMES, NULL);
+    acme_json_sets(meta, jc->ca_url, ACME_MK_CA, NULL);
+    acme_json_sets(meta, acme_time_rfc3339(p, job_now(spec)), ACME_MK_STAGED, NULL);
     acme_json_setsa(meta, type_names(p, types), "key-types", NULL);
     rv = acme_store_save_json(store, ACME_SG_STAGING, spec->domain, ACME_JOB_META, meta, p);
     if (rv != APR_SUCCESS) {
@@ -721,16 +730,16 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
     const char *ca_url = jc->ca_url;
 
     if (rv == APR_SUCCESS) {
-        acme_json_setl(jc->json, 0, "errors", NULL);
-        acme_json_setl(jc->json, 0, "next-attempt", NULL);
-        acme_json_del(jc->json, "last-error", NULL);
-        acme_json_del(jc->json, "failed-challenges", NULL);
+        acme_json_setl(jc->json, 0, ACME_JK_ERRORS, NULL);
+        acme_json_setl(jc->json, 0, ACME_JK_NEXT_ATTEMPT, NULL);
+        acme_json_del(jc->json, ACME_JK_LAST_ERROR, NULL);
+        acme_json_del(jc->json, ACME_JK_FAILED_CHALLENGES, NULL);
         acme_json_del(jc->json, ACME_JK_PREFLIGHT, NULL);
         acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-success", NULL);
-        acme_json_setl(jc->json, acme_json_getl(jc->json, "renewals-ok", NULL) + 1, "renewals-ok",
+        acme_json_setl(jc->json, acme_json_getl(jc->json, ACME_JK_RENEWALS_OK, NULL) + 1, ACME_JK_RENEWALS_OK,
                        NULL);
-        acme_json_setl(jc->json, 0, "ca-errors", NULL);
-        acme_json_sets(jc->json, "staged", "state", NULL);
+        acme_json_setl(jc->json, 0, ACME_JK_CA_ERRORS, NULL);
+        acme_json_sets(jc->json, "staged", ACME_JK_STATE, NULL);
         acme_job_event(jc->json, p, "staged", NULL);
         jc->store->remove(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
         if (spec->memo) {
@@ -738,7 +747,7 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         }
     }
     else if (rv != APR_EINTR) {
-        int errors = (int)acme_json_getl(jc->json, "errors", NULL);
+        int errors = (int)acme_json_getl(jc->json, ACME_JK_ERRORS, NULL);
         double frac = (double)acme_random_below(1000000) / 1000000.0;
         acme_errclass_t cls = acme_result_classify(r);
         apr_time_t next;
@@ -752,30 +761,30 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
 
         int ca_errors = (int)acme_json_getl(jc->json, "ca-errors", NULL) + 1;
 
-        acme_json_setl(jc->json, errors, "errors", NULL);
-        acme_json_setl(jc->json, acme_json_getl(jc->json, "renewals-failed", NULL) + 1,
-                       "renewals-failed", NULL);
+        acme_json_setl(jc->json, errors, ACME_JK_ERRORS, NULL);
+        acme_json_setl(jc->json, acme_json_getl(jc->json, ACME_JK_RENEWALS_FAILED, NULL) + 1,
+                       ACME_JK_RENEWALS_FAILED, NULL);
         if (spec->ca_urls && spec->ca_urls->nelts > 1 && ca_errors >= ACME_JOB_FAILOVER_AFTER) {
             long long idx = (acme_json_getl(jc->json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
             const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
 
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME0408: %s: %d failures in a row with the CA "
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0408) "%s: %d failures in a row with the CA "
                      "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);
             acme_job_event(jc->json, p, "ca-switched", next_ca);
-            acme_json_setl(jc->json, idx, "ca-index", NULL);
-            acme_json_del(jc->json, "orders", NULL);
+            acme_json_setl(jc->json, idx, ACME_JK_CA_INDEX, NULL);
+            acme_json_del(jc->json, ACME_JK_ORDERS, NULL);
             ca_errors = 0;
             /* The next CA need not wait for this one's backoff. */
             next = job_now(spec) + spec->retry_delay;
         }
-        acme_json_setl(jc->json, ca_errors, "ca-errors", NULL);
-        acme_json_setl(jc->json, apr_time_sec(next) + 1, "next-attempt", NULL);
+        acme_json_setl(jc->json, ca_errors, ACME_JK_CA_ERRORS, NULL);
+        acme_json_setl(jc->json, apr_time_sec(next) + 1, ACME_JK_NEXT_ATTEMPT, NULL);
         if (spec->memo) {
             spec->memo->errors = errors;
             spec->memo->next_attempt = apr_time_from_sec(apr_time_sec(next) + 1);
         }
-        acme_json_setj(jc->json, acme_result_to_json(r, p), "last-error", NULL);
-        acme_json_sets(jc->json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", "state",
+        acme_json_setj(jc->json, acme_result_to_json(r, p), ACME_JK_LAST_ERROR, NULL);
+        acme_json_sets(jc->json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", ACME_JK_STATE,
                        NULL);
         acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
     }

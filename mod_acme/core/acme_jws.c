@@ -348,7 +348,7 @@ apr_status_t acme_jws_sign_raw(const unsigned char **psig, apr_size_t *plen, apr
 leave:
     if (rv != APR_SUCCESS) {
         ssl_errors_drain("acme_jws_sign_raw");
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0701: JWS signing failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0701) "JWS signing failed");
     }
     ECDSA_SIG_free(es);
     OPENSSL_free(der);
@@ -567,7 +567,7 @@ apr_status_t acme_jws_eab(acme_json_t **peab, apr_pool_t *p, const acme_pkey_t *
     if (rv != APR_SUCCESS || keylen == 0) {
         rv = APR_EINVAL;
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv,
-                 "ACME0702: EAB key for kid %s is not valid base64url", eab_kid);
+                 ACMELOG(0702) "EAB key for kid %s is not valid base64url", eab_kid);
         goto leave;
     }
     rv = acme_jwk_make(&jwk, p, account_key);

@@ -186,21 +186,6 @@ apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
     return rv;
 }
 
-apr_status_t acme_authz_deactivate(acme_client_t *c, const char *url, apr_pool_t *p,
-                                   acme_result_t *r)
-{
-    acme_json_t *j;
-    acme_authz_t *a;
-    apr_status_t rv;
-
-    rv = acme_client_post_json(&j, NULL, c, url, "{\"status\":\"deactivated\"}", 0,
-                               "authz deactivation", p, r);
-    if (rv == APR_SUCCESS) {
-        rv = acme_authz_parse(&a, p, j, url, "authz deactivation", r);
-    }
-    return rv;
-}
-
 apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
                                       const acme_challenge_t *ch, apr_pool_t *p, acme_result_t *r)
 {
@@ -499,7 +484,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         /* an alternate that fails to load is no reason to lose the default */
         ar = acme_result_make(p);
         if (fetch_chain(&apem, &achain, NULL, c, url, p, ar) != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, "ACME0801: %s",
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, ar->status, ACMELOG(0801) "%s",
                      acme_result_describe(ar, p));
             continue;
         }
@@ -509,7 +494,7 @@ apr_status_t acme_cert_download(const char **ppem, acme_client_t *c, const char 
         }
     }
     acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0,
-             "ACME0802: certificate %s: no chain with issuer '%s' among %d alternates, using the default",
+             ACMELOG(0802) "certificate %s: no chain with issuer '%s' among %d alternates, using the default",
              cert_url, preferred_issuer, alts->nelts);
 leave:
     return rv;
@@ -694,13 +679,33 @@ leave:
     return rv;
 }
 
+/* Can the order still give a certificate for exactly these names? */
+static int order_resumable(const acme_order_t *o, const apr_array_header_t *names)
+{
+    int i, j, found;
+
+    if (o->status == ACME_STATE_INVALID || o->status == ACME_STATE_EXPIRED
+        || o->status == ACME_STATE_DEACTIVATED || o->status == ACME_STATE_REVOKED
+        || o->identifiers->nelts != names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        for (j = 0, found = 0; j < o->identifiers->nelts && !found; ++j) {
+            found = !strcasecmp(APR_ARRAY_IDX(names, i, const char *),
+                                APR_ARRAY_IDX(o->identifiers, j, const acme_identifier_t *)->value);
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
 apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_client_t *c,
                             const acme_order_params_t *params, apr_pool_t *p, acme_result_t *r)
 {
     apr_interval_time_t timeout = params->timeout > 0 ? params->timeout : ORDER_TIMEOUT_DEFAULT;
     apr_time_t deadline = apr_time_now() + timeout;
     acme_order_t *order = NULL;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
     *ppem = NULL;
     if (porder_url) {
@@ -715,8 +720,16 @@ apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_cli
     if (params->order_url) {
         acme_result_activity(r, "resuming order %s", params->order_url);
         rv = acme_order_get(&order, c, params->order_url, p, r);
+        if (rv == APR_SUCCESS && !order_resumable(order, params->names)) {
+            /* failed, expired, or for names no longer wanted: finishing
+             * it cannot help, a new order in this run can */
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0803: order %s (%s) cannot give a "
+                     "certificate for %s; ordering anew", order->url,
+                     acme_state_name(order->status), apr_array_pstrcat(p, params->names, ','));
+            order = NULL;
+        }
     }
-    else {
+    if (!order && rv == APR_SUCCESS) {
         acme_result_activity(r, "creating an order for %s",
                              apr_array_pstrcat(p, params->names, ','));
         rv = acme_order_new(&order, c, params->names, params->profile, params->replaces, p, r);

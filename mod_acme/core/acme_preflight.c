@@ -338,11 +338,11 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
     acme_json_setsa(rec, passed, ACME_JK_PF_PASSED, NULL);
     if (diag) acme_json_sets(rec, diag, ACME_JK_PF_DIAGNOSIS, NULL);
     if (!diag) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0431: %s: pre-flight passed (%s)",
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0431) "%s: pre-flight passed (%s)",
                  spec->domain, apr_array_pstrcat(p, passed, ' '));
     }
     else if (!gated || passed->nelts) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, "ACME0432: %s: pre-flight: %s. The CA is "
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0432) "%s: pre-flight: %s. The CA is "
                  "asked anyway%s", spec->domain, diag, passed->nelts
                  ? apr_psprintf(p, ", with %s", APR_ARRAY_IDX(passed, 0, const char *))
                  : " (a server often cannot reach its own public address, the CA can)");

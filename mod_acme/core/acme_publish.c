@@ -112,7 +112,7 @@ static apr_status_t run_hook(const acme_publisher_t *pub, const char *op, const 
                                res.signalled ? "died of signal" : "exited with", res.exit_code,
                                *res.output ? ", output: " : "", res.output);
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, "ACME0423: %s: ManagedDNSHook %s %s done%s%s",
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0423) "%s: ManagedDNSHook %s %s done%s%s",
              a->domain, op, a->name, *res.output ? ", output: " : "", res.output);
     return APR_SUCCESS;
 }
@@ -131,7 +131,7 @@ static void hook_withdraw(const acme_publisher_t *pub, acme_store_t *s, const ac
 
     (void)s;
     if (run_hook(pub, "unset", a, p, r) != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, r->status, "ACME0422: %s: %s; the TXT record "
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, r->status, ACMELOG(0422) "%s: %s; the TXT record "
                  "may have stayed", a->domain, r->detail);
     }
 }

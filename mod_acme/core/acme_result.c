@@ -92,34 +92,6 @@ apr_status_t acme_result_from_problem(acme_result_t *r, const acme_json_t *j, in
     return APR_SUCCESS;
 }
 
-void acme_result_copy(acme_result_t *dst, const acme_result_t *src)
-{
-    apr_pool_t *p = dst->pool;
-    int i;
-
-    if (dst == src) {
-        return;
-    }
-    dst->status = src->status;
-    dst->http_status = src->http_status;
-    dst->problem = src->problem ? apr_pstrdup(p, src->problem) : NULL;
-    dst->detail = src->detail ? apr_pstrdup(p, src->detail) : NULL;
-    dst->activity = src->activity ? apr_pstrdup(p, src->activity) : NULL;
-    dst->retry_after = src->retry_after;
-    dst->subproblems = NULL;
-    if (src->subproblems) {
-        dst->subproblems = apr_array_make(p, src->subproblems->nelts, sizeof(acme_subproblem_t *));
-        for (i = 0; i < src->subproblems->nelts; ++i) {
-            const acme_subproblem_t *s = APR_ARRAY_IDX(src->subproblems, i, acme_subproblem_t *);
-            acme_subproblem_t *d = apr_pcalloc(p, sizeof(*d));
-            d->type = s->type ? apr_pstrdup(p, s->type) : NULL;
-            d->detail = s->detail ? apr_pstrdup(p, s->detail) : NULL;
-            d->id_type = s->id_type ? apr_pstrdup(p, s->id_type) : NULL;
-            d->id_value = s->id_value ? apr_pstrdup(p, s->id_value) : NULL;
-            APR_ARRAY_PUSH(dst->subproblems, acme_subproblem_t *) = d;
-        }
-    }
-}
 
 const char *acme_problem_short(const char *type)
 {

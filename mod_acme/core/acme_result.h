@@ -56,8 +56,6 @@ void acme_result_activity(acme_result_t *r, const char *fmt, ...)
  * Returns APR_SUCCESS when j looked like a problem document. */
 apr_status_t acme_result_from_problem(acme_result_t *r, const struct acme_json_t *j,
                                       int http_status);
-/* Copies src into dst (strings duplicated into dst->pool). */
-void acme_result_copy(acme_result_t *dst, const acme_result_t *src);
 acme_errclass_t acme_result_classify(const acme_result_t *r);
 /* One line for the log: "activity: detail (problem type, HTTP n)". */
 const char *acme_result_describe(const acme_result_t *r, apr_pool_t *p);

@@ -62,7 +62,7 @@ apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const c
     rv = acme_json_parse(pjson, p, data, len, &jerr);
     if (rv != APR_SUCCESS) {
         rv = APR_EINVAL;
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0908: store: %s/%s/%s is not valid JSON: %s",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0908) "store: %s/%s/%s is not valid JSON: %s",
                  acme_store_group_name(g), name, aspect, jerr ? jerr : "?");
     }
 leave:

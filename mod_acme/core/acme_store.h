@@ -46,6 +46,7 @@ typedef struct acme_store_claim_t {
 
 /* save flags */
 #define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
+#define ACME_STORE_VOLATILE 2    /* can be made again: atomic, but no fsync */
 
 struct acme_store_t {
     void *baton;
@@ -114,7 +115,7 @@ apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *
  * with its groups and a schema version file). Refuses a store with a newer
  * schema (APR_EGENERAL, *perr says so). A full or read-only disk is not
  * refused: the store opens for reading, *perr says what could not be
- * written, and acme_store_fs_unwritable() keeps saying it. */
+ * written; each write then fails with its own error. */
 apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const char *base_dir,
                                   const char **perr);
 /* Parent (root) only: makes the groups the child writes owned by uid/gid,
@@ -128,8 +129,6 @@ const char *acme_store_fs_base(acme_store_t *s);
 int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);
 /* Removes the whole store, base directory included (temporary stores). */
 apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p);
-/* Why the store could not be set up for writing at creation, or NULL. */
-const char *acme_store_fs_unwritable(acme_store_t *s);
 
 /* The clock the filesystem store uses for lease expiry and archive names;
  * tests install a fake one. NULL restores apr_time_now. */

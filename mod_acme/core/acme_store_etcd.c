@@ -41,7 +41,7 @@ static apr_status_t report(acme_result_t *r, apr_pool_t *p)
                                || !strcmp(r->problem, "acme:stopped"));
 
     acme_log(ACME_LOG_MARK, quiet ? ACME_LOG_DEBUG : ACME_LOG_ERR, r->status,
-             "ACME1102: store: %s", acme_result_describe(r, p));
+             ACMELOG(1102) "store: %s", acme_result_describe(r, p));
     return r->status != APR_SUCCESS ? r->status : APR_EGENERAL;
 }
 
@@ -90,7 +90,7 @@ static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, 
     if (secret) {
         rv = acme_seal(&payload, p, es->key, key, data, len);
         if (rv != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME1103: store: cannot seal %s", key);
+            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(1103) "store: cannot seal %s", key);
             return rv;
         }
         len = strlen(payload);
@@ -151,13 +151,13 @@ static apr_status_t decode(const char **pdata, apr_size_t *plen, apr_time_t *pmt
     }
     rv = acme_unseal(pdata, plen, p, es->key, key, value + i, vlen - i, &err);
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME1104: store: etcd item %s does not "
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(1104) "store: etcd item %s does not "
                  "decrypt with ManagedStoreEncryptionKey: %s", key, err ? err : "?");
         return APR_EINVAL;
     }
     return APR_SUCCESS;
 bad:
-    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, "ACME1105: store: etcd item %s is not "
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1105) "store: etcd item %s is not "
              "in mod_acme's item format (written by something else?)", key);
     return APR_EINVAL;
 }
@@ -500,7 +500,7 @@ static int fence_refused(const acme_etcd_txn_result_t *res, const acme_store_cla
             return 0;   /* the claim holds: something else changed */
         }
     }
-    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, ACME_STORE_EFENCED, "ACME1107: store: %s for %s with "
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, ACME_STORE_EFENCED, ACMELOG(1107) "store: %s for %s with "
              "the claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
              "current (its lease ran out and %s)", what, c->name, c->token, c->owner,
              kv ? apr_psprintf(p, "'%s' holds token %" APR_INT64_T_FMT,
@@ -827,7 +827,7 @@ static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store
     }
     apr_pool_destroy(sub);
     if (rv == APR_SUCCESS && !done) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EAGAIN, "ACME1106: store: moving %s/%s to %s "
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EAGAIN, ACMELOG(1106) "store: moving %s/%s to %s "
                  "lost to concurrent changes %d times", acme_store_group_name(from), name,
                  acme_store_group_name(to), MOVE_ATTEMPTS);
         rv = APR_EAGAIN;

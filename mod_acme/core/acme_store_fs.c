@@ -108,7 +108,7 @@ static int foreign_dir(struct stat *pst, const char *dir)
  * so a secret is never readable by others, not even for an instant. */
 
 static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *data,
-                              apr_size_t len, mode_t mode, apr_pool_t *p)
+                              apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     const char *tmp = apr_pstrcat(p, dir, "/", tmp_name(p, "tmp"), NULL);
@@ -141,7 +141,7 @@ static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *da
         }
         done += (apr_size_t)n;
     }
-    if (fsync(fd) < 0) {
+    if (sync && fsync(fd) < 0) {
         rv = os_err();
         goto leave;
     }
@@ -162,14 +162,16 @@ leave:
     return rv;
 }
 
+/* sync 0: for what can be made again (a temporary certificate, a lease
+ * whose holders a crash ends too): atomic, but not synced. */
 static apr_status_t write_atomic(const char *dir, const char *fname, const char *data,
-                                 apr_size_t len, mode_t mode, apr_pool_t *p)
+                                 apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
 {
     apr_status_t rv;
     const char *tmp = NULL;
     const char *target = apr_pstrcat(p, dir, "/", fname, NULL);
 
-    rv = write_tmp(&tmp, dir, data, len, mode, p);
+    rv = write_tmp(&tmp, dir, data, len, mode, sync, p);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
@@ -178,10 +180,10 @@ static apr_status_t write_atomic(const char *dir, const char *fname, const char 
         unlink(tmp);
         goto leave;
     }
-    rv = sync_dir(dir);
+    rv = sync ? sync_dir(dir) : APR_SUCCESS;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0901: store: writing %s failed", target);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s failed", target);
     }
     return rv;
 }
@@ -319,7 +321,7 @@ static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_gro
     }
     if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
-                 "ACME0902: store: refusing invalid item name in group %s", acme_store_group_name(g));
+                 ACMELOG(0902) "store: refusing invalid item name in group %s", acme_store_group_name(g));
         return APR_EINVAL;
     }
     *ppath = aspect ? apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, "/", aspect, NULL)
@@ -376,7 +378,7 @@ static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char 
         goto leave;
     }
     rv = write_atomic(dir, aspect, data ? data : "", len, (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                      p);
+                      !(flags & ACME_STORE_VOLATILE), p);
 leave:
     return rv;
 }
@@ -574,7 +576,7 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
         apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
-                     "ACME0903: store: could not prune archive/%s", victim);
+                     ACMELOG(0903) "store: could not prune archive/%s", victim);
         }
     }
     return APR_SUCCESS;
@@ -670,7 +672,7 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
 leave:
     if (rv != APR_SUCCESS && rv != APR_ENOENT) {
         const char *gfrom = acme_store_group_name(from), *gto = acme_store_group_name(to);
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0904: store: moving %s/%s to %s failed",
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0904) "store: moving %s/%s to %s failed",
                  gfrom ? gfrom : "?", name, gto ? gto : "?");
     }
     return rv;
@@ -842,7 +844,7 @@ static apr_status_t fence_check(const fs_t *fs, const acme_store_claim_t *c, apr
     if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
         || cur.token != c->token || strcmp(cur.owner, c->owner)
         || !lease_held(&cur, fs_now(fs), p)) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, "ACME0907: store: a write for %s with the "
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, ACMELOG(0907) "store: a write for %s with the "
                  "claim token %" APR_UINT64_T_FMT " of '%s' is refused: that claim is no longer "
                  "current (its lease ran out and %s)", c->name, c->token, c->owner,
                  cur.owner && cur.token != c->token
@@ -897,7 +899,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
         /* we never write partial leases, so this is damage, not a holder:
          * blocking renewals forever would be worse than taking it */
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
-                 "ACME0905: store: lock file %s is unreadable, taking it over",
+                 ACMELOG(0905) "store: lock file %s is unreadable, taking it over",
                  lock_path(fs, name, p));
         memset(&cur, 0, sizeof(cur));
     }
@@ -917,7 +919,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     next.pid = (long)getpid();
     next.host = this_host(p);
     content = lease_format(&next, p);
-    rv = write_atomic(dir, name, content, strlen(content), 0644, p);
+    rv = write_atomic(dir, name, content, strlen(content), 0644, 0, p);
     if (rv == APR_SUCCESS) {
         c->owner = apr_pstrdup(p, owner);
         c->token = next.token;
@@ -928,9 +930,12 @@ leave:
     return rv;
 }
 
-/* Extends the lease while the claim is still the current one: never takes
- * back a claim that was released or taken over. */
-static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+/* Renews (extends) or releases (ends) c's lease while c is still the
+ * current claim: never takes back a claim that was released or taken
+ * over. The file stays after a release, so the next token is greater than
+ * every earlier one. */
+static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int release,
+                                  apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *dir = locks_dir(fs, p), *content;
@@ -942,44 +947,30 @@ static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t 
     if (rv == APR_SUCCESS && (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
                               || cur.token != c->token || strcmp(cur.owner, c->owner)
                               || !lease_held(&cur, fs_now(fs), p))) {
-        rv = ACME_STORE_EFENCED;
+        rv = release ? APR_SUCCESS : ACME_STORE_EFENCED; /* not ours (any more) */
+        goto leave;
     }
     if (rv == APR_SUCCESS) {
-        cur.expires = fs_now(fs) + c->lease;
+        cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
-        rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
+        rv = write_atomic(dir, c->name, content, strlen(content), 0644, 0, p);
     }
+    else if (release && APR_STATUS_IS_ENOENT(rv)) {
+        rv = APR_SUCCESS; /* no locks directory, no lock */
+    }
+leave:
     guard_release(guard);
     return rv;
 }
 
+static apr_status_t fs_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
+{
+    return lease_rewrite(s, c, 0, p);
+}
+
 static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
 {
-    const fs_t *fs = s->baton;
-    const char *dir = locks_dir(fs, p), *content;
-    lease_t cur;
-    apr_status_t rv;
-    int guard = -1;
-
-    rv = guard_acquire(&guard, dir, p);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = APR_SUCCESS; /* no locks directory, no lock */
-        goto leave;
-    }
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
-        || cur.token != c->token || strcmp(cur.owner, c->owner)) {
-        goto leave; /* not ours (any more) */
-    }
-    /* The file stays, so the next token is greater than every earlier one. */
-    cur.expires = 0;
-    content = lease_format(&cur, p);
-    rv = write_atomic(dir, c->name, content, strlen(content), 0644, p);
-leave:
-    guard_release(guard);
-    return rv;
+    return lease_rewrite(s, c, 1, p);
 }
 
 /* ---- writes, fenced when the view carries a claim ------------------------ */
@@ -1040,7 +1031,7 @@ static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t
 
     rv = read_file(&data, &len, path, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, p);
+        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
         if (rv != APR_SUCCESS) {
             *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
         }
@@ -1136,6 +1127,16 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
         err = apr_psprintf(p, "cannot create the lock guard in %s", locks_dir(fs, p));
     }
     guard_release(guard);
+    if (!err) {
+        /* everything exists, but does the disk still take a file? (full) */
+        const char *tmp;
+        if (write_tmp(&tmp, base, "probe", 5, 0644, 0, p) != APR_SUCCESS) {
+            err = apr_psprintf(p, "cannot write a file in %s", base);
+        }
+        else {
+            unlink(tmp);
+        }
+    }
     /* What is there can still be read and served; writes fail, each with
      * its own error, until the disk takes them again. */
     rv = APR_SUCCESS;
@@ -1157,7 +1158,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     *pstore = s;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, "ACME0906: store: %s", err ? err : "failed");
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0906) "store: %s", err ? err : "failed");
     }
     if (perr) {
         *perr = err;
@@ -1216,10 +1217,6 @@ apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p)
     return s && s->load == fs_load ? rm_rf(((const fs_t *)s->baton)->base, p) : APR_EINVAL;
 }
 
-const char *acme_store_fs_unwritable(acme_store_t *s)
-{
-    return s && s->load == fs_load ? ((const fs_t *)s->baton)->unwritable : NULL;
-}
 
 static int is_fs_store(const acme_store_t *s)
 {
@@ -1294,7 +1291,7 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
         apr_status_t rv2 = chown_r(dir, (uid_t)uid, (gid_t)gid, p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2,
-                     "ACME0907: store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
+                     ACMELOG(0907) "store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
             if (rv == APR_SUCCESS) {
                 rv = rv2;
             }

@@ -32,6 +32,10 @@ typedef enum {
 typedef void acme_log_cb(void *baton, const char *file, int line, int level,
                          apr_status_t rv, const char *msg);
 
+/* A log line's stable message id, ACMELOG(0403) -> "ACME0403: ": ids are
+ * grepped by operators and never reused. */
+#define ACMELOG(n) "ACME" #n ": "
+
 void acme_log_set(acme_log_cb *cb, void *baton, int maxlevel);
 int acme_log_is_level(int level);
 void acme_log(const char *file, int line, int level, apr_status_t rv,

@@ -58,7 +58,21 @@ def tmpfs_store(httpd):
     fs.umount()
 
 
-def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_store):
+def fill(path):
+    """Fills the filesystem of path: every further write gets ENOSPC."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_unwritable_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_store, fault):
     have, new = "ro-have.test", "ro-new.test"
     httpd.write_config(base_conf(httpd, acme_proxy, [[have]]))
     httpd.start()
@@ -66,7 +80,10 @@ def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_st
     httpd.stop()
     # a domain is added while the disk is read-only: httpd still starts
     httpd.write_config(base_conf(httpd, acme_proxy, [[have], [new]]))
-    tmpfs_store.remount("ro")
+    if fault == "read-only":
+        tmpfs_store.remount("ro")
+    else:
+        filler = fill(tmpfs_store.path)
     httpd.expect_errors(r"ACME0007: the store .* cannot be written", r"ACME0901: store: writing",
                         r"ACME0329: the store .* cannot be written",
                         r"ACME0302: .*cannot activate", r"ACME0102: ")
@@ -80,7 +97,10 @@ def test_read_only_store_at_start_serves_and_resumes(httpd, acme_proxy, tmpfs_st
     assert acme_proxy.requests_to(endpoint="newOrder") == [], "nothing asked of the CA"
     assert httpd.error_log().count("ACME0329") == 1, "said once, not at every retry"
     # the disk takes writes again: the new domain is issued, no restart by hand
-    tmpfs_store.remount("rw")
+    if fault == "read-only":
+        tmpfs_store.remount("rw")
+    else:
+        os.unlink(filler)
     httpd.wait_for(lambda: served_by_ca(httpd, new), ISSUE_TIMEOUT, "the new certificate")
     assert "ACME0330: the store" in httpd.error_log()
     assert len(acme_proxy.orders) == 1

@@ -79,3 +79,18 @@ def test_ca_problem_lines_carry_the_problem_not_an_errno(httpd, acme_proxy):
     line = [l for l in httpd.error_log().splitlines() if "ACME0322" in l][0]
     assert "rejectedIdentifier" in line
     assert "(20014)" not in line and "Internal error" not in line, line
+
+
+def test_empty_temporary_certificate_is_made_again(httpd, pebble):
+    # temporary certificates are written without fsync: after a power loss
+    # one may be empty, and mod_ssl would refuse to start with it
+    name = "empty-fallback.test"
+    httpd.write_config(conf(httpd, pebble, name, "ManagedCA https://127.0.0.1:9/dir\n"))
+    d = os.path.join(httpd.store_dir, "domains", name)
+    os.makedirs(d)
+    open(os.path.join(d, "fallback.cert.pem"), "w").close()
+    open(os.path.join(d, "fallback.key.pem"), "w").close()
+    httpd.expect_errors(r"ACME0322: empty-fallback\.test")
+    httpd.start()
+    assert httpd.https_get("/", name).status == 503
+    assert os.path.getsize(os.path.join(d, "fallback.cert.pem")) > 0
