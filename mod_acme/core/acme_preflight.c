@@ -113,8 +113,11 @@ const char *acme_preflight_message(apr_pool_t *p, const acme_preflight_result_t 
 {
     const char *head = apr_psprintf(p, "%s for %s: ", res->type, res->name);
     const char *from = res->remote ? apr_pstrcat(p, " from ", res->remote, NULL) : "";
-    const char *dns = apr_psprintf(p, "does %s's DNS point at this server? is port %d "
-                                   "forwarded to it?", res->name, (int)res->ca_port);
+    const char *dns = res->via
+        ? apr_psprintf(p, "is %s this server (ManagedPreflight)? is port %d forwarded to it?",
+                       res->via, (int)res->ca_port)
+        : apr_psprintf(p, "does %s's DNS point at this server? is port %d forwarded to it?",
+                       res->name, (int)res->ca_port);
     const char *detail = res->detail ? apr_pstrcat(p, " (", res->detail, ")", NULL) : "";
 
     switch (res->kind) {
@@ -224,6 +227,7 @@ apr_status_t acme_preflight_check(acme_preflight_result_t **pres,
     res->type = pub->type;
     res->name = name;
     res->ca_port = strcmp(pub->type, "tls-alpn-01") ? 80 : 443;
+    res->via = conf ? conf->address : NULL;
     *pres = res;
     if (!acme_preflight_checks(pub->type) || acme_name_is_wildcard(name)
         || (acme_name_is_ip(name) && !strcmp(pub->type, "tls-alpn-01"))) {
@@ -332,7 +336,11 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
         acme_json_del(job, ACME_JK_PREFLIGHT, NULL);
         return APR_SUCCESS; /* nothing we can look at (dns-01 checks itself) */
     }
-    diag = msgs->nelts ? apr_array_pstrcat(p, msgs, ';') : NULL;
+    diag = NULL;
+    for (i = 0; i < msgs->nelts; ++i) {
+        const char *m = APR_ARRAY_IDX(msgs, i, const char *);
+        diag = diag ? apr_pstrcat(p, diag, "; ", m, NULL) : m;
+    }
     blocks = (int)acme_json_getl(job, ACME_JK_PREFLIGHT, ACME_JK_PF_BLOCKS, NULL);
     acme_json_setl(rec, apr_time_sec(now), ACME_JK_PF_TIME, NULL);
     acme_json_setsa(rec, passed, ACME_JK_PF_PASSED, NULL);
@@ -342,8 +350,8 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
                  spec->domain, apr_array_pstrcat(p, passed, ' '));
     }
     else if (!gated || passed->nelts) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0432) "%s: pre-flight: %s. The CA is "
-                 "asked anyway%s", spec->domain, diag, passed->nelts
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0432) "%s: pre-flight: %s The CA "
+                 "is asked anyway%s.", spec->domain, diag, passed->nelts
                  ? apr_psprintf(p, ", with %s", APR_ARRAY_IDX(passed, 0, const char *))
                  : " (a server often cannot reach its own public address, the CA can)");
         if (gated && passed->nelts) {

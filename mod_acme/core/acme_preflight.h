@@ -43,6 +43,7 @@ typedef struct acme_preflight_result_t {
     const char *remote;      /* the address that answered, or NULL */
     const char *detail;      /* what the transport said, or NULL */
     apr_port_t ca_port;      /* 80 or 443: the port the CA will use */
+    const char *via;         /* ManagedPreflight's address, or NULL (the name was resolved) */
 } acme_preflight_result_t;
 
 /* The diagnosis for a user, one sentence with what to check (NULL when passed). */

@@ -107,6 +107,11 @@ START_TEST(message_texts)
                      "http-01 for www.example.org: fetching it from here gave 404 from "
                      "203.0.113.5: does www.example.org's DNS point at this server? is port 80 "
                      "forwarded to it?");
+    r.via = "192.0.2.7";
+    ck_assert_str_eq(acme_preflight_message(pool, &r),
+                     "http-01 for www.example.org: fetching it from here gave 404 from "
+                     "203.0.113.5: is 192.0.2.7 this server (ManagedPreflight)? is port 80 "
+                     "forwarded to it?");
     r = result("http-01", ACME_PF_WRONG_ANSWER);
     r.remote = "198.51.100.1";
     ck_assert_str_eq(acme_preflight_message(pool, &r),
