@@ -352,7 +352,7 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
                      "%s: cannot store the temporary self-signed certificate in %s",
-                     d->name, acme_store_fs_base(st));
+                     d->name, st->where);
     }
     return rv;
 }

@@ -19,6 +19,7 @@
 #include "acme_util.h"
 #include "acme_publish.h"
 #include "acme_dns.h"
+#include "acme_preflight.h"
 #include "mod_acme_config.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_module;
@@ -783,6 +784,21 @@ static const char *cmd_dns_check(cmd_parms *cmd, void *dc, int argc, char *const
     return NULL;
 }
 
+static const char *cmd_preflight(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    st->preflight = apr_pcalloc(cmd->pool, sizeof(*st->preflight));
+    if (acme_preflight_conf_parse(st->preflight, cmd->pool, argc, (const char *const *)argv,
+                                  &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedPreflight: %s", err);
+    }
+    (void)dc;
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ManagedDomain", cmd_domain, NULL, RSRC_CONF,
                       "names (DNS names or IP addresses) for one certificate"),
@@ -839,6 +855,9 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ManagedDNSCheck", cmd_dns_check, NULL, RSRC_CONF,
                       "servers that must show a dns-01 record before the CA is asked "
                       "[timeout=DURATION]"),
+    AP_INIT_TAKE_ARGV("ManagedPreflight", cmd_preflight, NULL, RSRC_CONF,
+                      "look at http-01/tls-alpn-01 from here before asking the CA: on, off, "
+                      "or ADDRESS [80:PORT] [443:PORT] to connect to instead of the name"),
     {NULL}
 };
 
@@ -869,6 +888,7 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
     if (!st->dns_update) st->dns_update = base->dns_update;
     if (!st->dns_check) st->dns_check = base->dns_check;
     if (!st->dns_check_timeout) st->dns_check_timeout = base->dns_check_timeout;
+    if (!st->preflight) st->preflight = base->preflight;
 }
 
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
@@ -896,6 +916,10 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
         APR_ARRAY_PUSH(st->key_types, acme_key_type_t) = ACME_KEY_P256;
     }
     if (st->retry_delay == ACME_UNSET) st->retry_delay = ACME_DEFAULT_RETRY_DELAY;
+    if (!st->preflight) {
+        st->preflight = apr_pcalloc(p, sizeof(*st->preflight));
+        acme_preflight_conf_init(st->preflight); /* on */
+    }
     if (st->eab_kid && !*st->eab_kid) {
         st->eab_kid = st->eab_hmac = NULL; /* "ManagedEAB none" */
     }
@@ -950,4 +974,5 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
     spec->window.percent = s->renew_percent;
     spec->window.duration = s->renew_duration;
     spec->retry_delay = s->retry_delay;
+    spec->preflight = s->preflight;
 }

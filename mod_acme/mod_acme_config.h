@@ -33,6 +33,7 @@ typedef struct acme_settings_t {
     struct acme_dns_config_t *dns_update; /* ManagedDNSUpdate server and key, NULL = none */
     apr_array_header_t *dns_check;  /* ManagedDNSCheck servers (acme_dns_server_t*), NULL = NS */
     apr_interval_time_t dns_check_timeout; /* 0: the engine's default */
+    struct acme_preflight_conf_t *preflight; /* ManagedPreflight, NULL = unset */
 } acme_settings_t;
 
 typedef struct acme_domain_t {

@@ -175,11 +175,6 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
         /* the other servers of the cluster poll this marker */
         st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1, 0, p);
     }
-    if (n > 0 && geteuid() == 0) {
-        /* The activated files were written by the child: hand the work
-         * directories back and keep domains/ root's. */
-        acme_store_fs_set_owner(st, ap_unixd_config.user_id, ap_unixd_config.group_id, p);
-    }
     return n;
 }
 

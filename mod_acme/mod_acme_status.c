@@ -174,6 +174,9 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     if (ds->st->last_error) {
         acme_json_setj(j, acme_status_error_json(ds->st->last_error, p), "last-error", NULL);
     }
+    if (ds->st->preflight) {
+        acme_json_setj(j, acme_status_preflight_json(ds->st, p), "preflight", NULL);
+    }
     acme_json_setb(j, ds->st->retry_after_active, "retry-after-active", NULL);
     acme_json_setb(j, ds->st->staged, "staged", NULL);
     acme_json_setb(j, ds->st->renew_requested, "renew-requested", NULL);
@@ -279,6 +282,10 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
     else {
         ap_rputs("-", r);
     }
+    if (ds->st->preflight) {
+        ap_rvputs(r, "<br>pre-flight", ds->st->preflight_holding ? " (holds back the CA)" : "",
+                  ": ", esc(p, ds->st->preflight), NULL);
+    }
     ap_rputs("</td></tr>\n", r);
 }
 
@@ -340,6 +347,9 @@ static int status_hook(request_rec *r, int flags)
             ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, state_of(ds)), NULL);
             if (ds->st->last_error) {
                 ap_rvputs(r, " (", esc(r->pool, ds->st->last_error->detail), ")", NULL);
+            }
+            if (ds->st->preflight) {
+                ap_rvputs(r, " (pre-flight: ", esc(r->pool, ds->st->preflight), ")", NULL);
             }
             ap_rputs("</p>\n", r);
         }

@@ -930,6 +930,9 @@ static acme_json_t *domain_json(ctl_t *ctl, const domain_info_t *d, apr_time_t n
     if (st->last_error) {
         acme_json_setj(j, acme_status_error_json(st->last_error, p), "last-error", NULL);
     }
+    if (st->preflight) {
+        acme_json_setj(j, acme_status_preflight_json(st, p), "preflight", NULL);
+    }
     return j;
 }
 
@@ -1097,6 +1100,10 @@ static int cmd_show(ctl_t *ctl)
     if (st->staged) printf("Staged:          a new certificate waits for the server's restart\n");
     if (st->last_error) {
         printf("Last error:      %s (%d in a row)\n", error_line(p, st->last_error), st->errors);
+    }
+    if (st->preflight) {
+        printf("Pre-flight:      %s%s\n", tx(p, st->preflight),
+               st->preflight_holding ? " (the CA is not asked again until it passes)" : "");
     }
     if (!st->certs->nelts) {
         printf("\nNo certificate yet.\n");

@@ -5,10 +5,13 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
+#include <apr_portable.h>
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -20,6 +23,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -1735,5 +1739,125 @@ leave:
     if (perr) {
         *perr = err;
     }
+    return rv;
+}
+
+/* ---- tls-alpn-01 probe (the pre-flight) --------------------------------------- */
+
+static apr_status_t probe_connect(apr_socket_t **psock, const char **premote, apr_pool_t *p,
+                                  const char *host, apr_port_t port,
+                                  apr_interval_time_t timeout, const char **pdetail)
+{
+    apr_sockaddr_t *sa = NULL;
+    apr_socket_t *s = NULL;
+    apr_status_t rv;
+    char buf[120];
+
+    *psock = NULL;
+    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, port, 0, p);
+    if (rv != APR_SUCCESS) {
+        *pdetail = apr_psprintf(p, "cannot resolve %s: %s", host,
+                                apr_strerror(rv, buf, sizeof(buf)));
+        return rv;
+    }
+    for (; sa; sa = sa->next) {
+        char *ip = NULL;
+        apr_sockaddr_ip_get(&ip, sa);
+        *premote = ip;
+        rv = apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP, p);
+        if (rv == APR_SUCCESS) {
+            apr_socket_timeout_set(s, timeout);
+            rv = apr_socket_connect(s, sa);
+        }
+        if (rv == APR_SUCCESS) {
+            *psock = s;
+            return APR_SUCCESS;
+        }
+        *pdetail = apr_psprintf(p, "connecting to %s port %d: %s", ip ? ip : host, (int)port,
+                                apr_strerror(rv, buf, sizeof(buf)));
+        if (s) apr_socket_close(s);
+        s = NULL;
+    }
+    return rv;
+}
+
+apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const char *host,
+                                   apr_port_t port, const char *sni, const char *key_authz,
+                                   apr_interval_time_t timeout)
+{
+    static const unsigned char alpn[] = "\x0a" "acme-tls/1";
+    const unsigned char *chosen = NULL, *digest;
+    unsigned char want[32];
+    unsigned int chosen_len = 0;
+    apr_socket_t *sock = NULL;
+    apr_os_sock_t fd;
+    SSL_CTX *ctx = NULL;
+    SSL *ssl = NULL;
+    X509 *x;
+    struct timeval tv;
+    apr_status_t rv;
+    int critical;
+
+    memset(res, 0, sizeof(*res));
+    rv = probe_connect(&sock, &res->remote, p, host, port, timeout, &res->detail);
+    if (rv != APR_SUCCESS) goto leave;
+    res->stage = ACME_ALPN_PROBE_NO_HANDSHAKE;
+    /* OpenSSL wants a blocking socket; the time limit stays through SO_*TIMEO. */
+    apr_socket_timeout_set(sock, -1);
+    apr_os_sock_get(&fd, sock);
+    tv.tv_sec = (time_t)apr_time_sec(timeout);
+    tv.tv_usec = (suseconds_t)apr_time_usec(timeout);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)
+        || SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0
+        || !(ssl = SSL_new(ctx)) || !SSL_set_fd(ssl, fd)
+        || !SSL_set_tlsext_host_name(ssl, sni)) {
+        rv = APR_ENOMEM;
+        res->detail = "cannot set up the TLS client";
+        goto leave;
+    }
+    SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    if (SSL_connect(ssl) != 1) {
+        unsigned long e = ERR_peek_error();
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof(buf));
+        res->detail = e ? apr_pstrdup(p, buf) : "the connection was closed or timed out";
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    res->stage = ACME_ALPN_PROBE_NO_ALPN;
+    SSL_get0_alpn_selected(ssl, &chosen, &chosen_len);
+    if (chosen_len != sizeof(alpn) - 2 || memcmp(chosen, alpn + 1, chosen_len)) {
+        res->detail = chosen_len ? apr_psprintf(p, "it chose %.*s", (int)chosen_len, chosen)
+                                 : "it chose no protocol";
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    res->stage = ACME_ALPN_PROBE_WRONG_CERT;
+    x = SSL_get1_peer_certificate(ssl);
+    if (!x) {
+        res->detail = "no certificate";
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    acme_sha256(want, key_authz, strlen(key_authz));
+    if (acme_cert_get_acme_id(&digest, &critical, p, cert_wrap(p, x)) != APR_SUCCESS) {
+        res->detail = "its certificate has no valid acmeIdentifier";
+        rv = APR_EGENERAL;
+    }
+    else if (memcmp(digest, want, sizeof(want))) {
+        res->detail = "its certificate is for another key authorization";
+        rv = APR_EGENERAL;
+    }
+    else {
+        res->stage = ACME_ALPN_PROBE_OK;
+    }
+leave:
+    if (ssl) SSL_free(ssl);
+    if (ctx) SSL_CTX_free(ctx);
+    if (sock) apr_socket_close(sock);
+    ssl_errors_drain("tls-alpn-01 probe");
     return rv;
 }

@@ -7,6 +7,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <apr_network_io.h>
 
 typedef struct acme_pkey_t acme_pkey_t;
 typedef struct acme_cert_t acme_cert_t;
@@ -114,6 +115,26 @@ apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme
  * APR_ENOENT without the extension, APR_EINVAL when it is malformed. */
 apr_status_t acme_cert_get_acme_id(const unsigned char **pdigest, int *pcritical,
                                    apr_pool_t *p, const acme_cert_t *cert);
+
+/* tls-alpn-01 as the CA checks it (RFC 8737 3): connect to host:port (the
+ * system's resolver), offer only acme-tls/1 with SNI sni, and compare the
+ * certificate's acmeIdentifier with SHA-256(key_authz). No trust check: the
+ * certificate is self-signed. res->stage says how far it got. */
+typedef enum {
+    ACME_ALPN_PROBE_NO_CONNECT = 0,
+    ACME_ALPN_PROBE_NO_HANDSHAKE,
+    ACME_ALPN_PROBE_NO_ALPN,     /* the server did not choose acme-tls/1 */
+    ACME_ALPN_PROBE_WRONG_CERT,  /* no acmeIdentifier, or another one */
+    ACME_ALPN_PROBE_OK
+} acme_alpn_probe_stage_t;
+typedef struct acme_alpn_probe_t {
+    acme_alpn_probe_stage_t stage;
+    const char *remote;          /* the address connected to, or NULL */
+    const char *detail;          /* why it stopped, or NULL */
+} acme_alpn_probe_t;
+apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const char *host,
+                                   apr_port_t port, const char *sni, const char *key_authz,
+                                   apr_interval_time_t timeout);
 
 /* SHA-256 */
 void acme_sha256(unsigned char out[32], const void *data, apr_size_t len);

@@ -1,5 +1,7 @@
 /* acme_http.c: transport-independent parts of the HTTP interface
  * (configuration defaults and the convenience call). */
+#include <string.h>
+
 #include <apr_strings.h>
 
 #include "acme_http.h"
@@ -7,14 +9,10 @@
 
 void acme_http_config_init(acme_http_config_t *conf)
 {
-    conf->ca_file = NULL;
-    conf->cert_file = NULL;
-    conf->key_file = NULL;
-    conf->proxy = NULL;
+    memset(conf, 0, sizeof(*conf));
     conf->connect_timeout = ACME_HTTP_CONNECT_TIMEOUT_DEFAULT;
     conf->timeout = ACME_HTTP_TIMEOUT_DEFAULT;
     conf->max_body = ACME_HTTP_MAX_BODY_DEFAULT;
-    conf->abort = NULL;
 }
 
 apr_status_t acme_http_do(acme_http_t *http, acme_http_response_t **presp, apr_pool_t *p,

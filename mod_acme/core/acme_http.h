@@ -25,6 +25,9 @@ typedef struct acme_http_config_t {
     /* When this becomes non-zero, a transfer under way is aborted (a
      * server stopping must not wait for a slow CA). May be NULL. */
     volatile apr_uint32_t *abort;
+    /* "HOST:PORT:ADDR:PORT2" (curl's CONNECT_TO; empty HOST/PORT match any):
+     * connect there instead of resolving, keeping the URL's name. May be NULL. */
+    const char *connect_to;
 } acme_http_config_t;
 
 typedef struct acme_http_request_t {
@@ -45,6 +48,7 @@ typedef struct acme_http_response_t {
     const char *body;        /* NUL-terminated for convenience (not counted) */
     apr_size_t body_len;
     const char *effective_url;
+    const char *remote_ip;   /* the address that answered, or NULL */
 } acme_http_response_t;
 
 typedef struct acme_http_t acme_http_t;

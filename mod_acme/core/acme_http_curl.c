@@ -210,7 +210,8 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     char errbuf[CURL_ERROR_SIZE];
     CURLcode rc;
     long code = 0;
-    char *eff = NULL;
+    char *eff = NULL, *ip = NULL;
+    struct curl_slist *ct = NULL;
     apr_status_t rv = APR_SUCCESS;
     int follow = req->follow_redirects && !strcmp(req->method, "GET");
 
@@ -253,6 +254,10 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
                      (long)apr_time_as_msec(ch->conf.connect_timeout));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)apr_time_as_msec(ch->conf.timeout));
     curl_easy_setopt(c, CURLOPT_USERAGENT, ACME_USER_AGENT);
+    if (ch->conf.connect_to) {
+        ct = curl_slist_append(NULL, ch->conf.connect_to);
+        curl_easy_setopt(c, CURLOPT_CONNECT_TO, ct);
+    }
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ch->conf.max_body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
@@ -319,6 +324,7 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &eff);
+    curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip);
 
     resp = apr_pcalloc(p, sizeof(*resp));
     resp->status = (int)code;
@@ -326,6 +332,7 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     resp->body = x.buf ? x.buf : "";
     resp->body_len = x.len;
     resp->effective_url = apr_pstrdup(p, eff ? eff : req->url);
+    resp->remote_ip = ip && *ip ? apr_pstrdup(p, ip) : NULL;
     acme_log(ACME_LOG_MARK, ACME_LOG_TRACE1, 0, "http: %s %s -> %d, %lu bytes", req->method,
              req->url, resp->status, (unsigned long)resp->body_len);
 
@@ -333,6 +340,10 @@ leave:
     /* the handle must not keep pointers into this call's stack */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_CONNECT_TO, NULL);
+    if (ct) {
+        curl_slist_free_all(ct);
+    }
     curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
     if (hc.list) {
@@ -362,6 +373,7 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, apr_pool_t *p,
         ch->conf.cert_file = conf->cert_file ? apr_pstrdup(p, conf->cert_file) : NULL;
         ch->conf.key_file = conf->key_file ? apr_pstrdup(p, conf->key_file) : NULL;
         ch->conf.abort = conf->abort;
+        ch->conf.connect_to = conf->connect_to ? apr_pstrdup(p, conf->connect_to) : NULL;
         if (conf->connect_timeout > 0) {
             ch->conf.connect_timeout = conf->connect_timeout;
         }

@@ -18,6 +18,7 @@
 #include "acme_renew.h"
 #include "acme_job.h"
 #include "acme_publish.h"
+#include "acme_preflight.h"
 
 /* One account per CA: jobs running in parallel must not create two. */
 static apr_thread_mutex_t *account_mutex;
@@ -733,6 +734,7 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         acme_json_setl(jc->json, 0, ACME_JK_NEXT_ATTEMPT, NULL);
         acme_json_del(jc->json, ACME_JK_LAST_ERROR, NULL);
         acme_json_del(jc->json, ACME_JK_FAILED_CHALLENGES, NULL);
+        acme_json_del(jc->json, ACME_JK_PREFLIGHT, NULL);
         acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-success", NULL);
         acme_json_setl(jc->json, acme_json_getl(jc->json, ACME_JK_RENEWALS_OK, NULL) + 1, ACME_JK_RENEWALS_OK,
                        NULL);
@@ -843,6 +845,12 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     rv = run_begin(&jc, spec, types, r);
     if (rv != APR_SUCCESS) {
         if (spec->memo) spec->memo->next_attempt = job_now(spec) + spec->retry_delay;
+        goto leave;
+    }
+    /* Held back by a failing pre-flight: not the CA's failure, no backoff of its. */
+    if (acme_preflight_run(jc.json, jc.store, spec, job_now(spec), p, r) != APR_SUCCESS) {
+        rv = APR_EAGAIN;
+        job_save(&jc);
         goto leave;
     }
     rv = make_client(&client, NULL, spec, jc.ca_url, p, r);

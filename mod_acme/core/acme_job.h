@@ -17,6 +17,7 @@
 struct acme_store_t;
 struct acme_result_t;
 struct acme_json_t;
+struct acme_preflight_conf_t;
 
 /* What the server remembers of a job between runs, in memory. It holds the
  * backoff even when job.json cannot be written (a full or read-only disk):
@@ -59,6 +60,7 @@ typedef struct acme_job_spec_t {
     void *clock_baton;
     acme_job_http_cb *http;                 /* NULL: libcurl */
     void *http_baton;
+    const struct acme_preflight_conf_t *preflight; /* ManagedPreflight; NULL: none */
 } acme_job_spec_t;
 
 /* Call once per process before jobs run in threads. */

@@ -54,6 +54,12 @@
 #define ACME_JK_ARI_EXPLANATION "explanation"
 #define ACME_JK_INSTALLED_NOTIFIED "installed-notified" /* what the notifier announced */
 #define ACME_JK_EXPIRING_NOTIFIED "expiring-notified"
+#define ACME_JK_PREFLIGHT "preflight"    /* the last pre-flight (acme_preflight.h): */
+#define ACME_JK_PF_TIME "time"             /*   when it ran */
+#define ACME_JK_PF_PASSED "passed"         /*   the challenge types that passed */
+#define ACME_JK_PF_DIAGNOSIS "diagnosis"   /*   why the others failed, for a user */
+#define ACME_JK_PF_BLOCKS "blocks"         /*   attempts held back in a row */
+#define ACME_JK_PF_HOLDING "holding"       /*   true: the CA is not asked until it passes */
 #define ACME_JK_EVENTS "events"            /* [{time (RFC 3339), type, detail}], newest last */
 #define ACME_JK_EV_TIME "time"
 #define ACME_JK_EV_TYPE "type"

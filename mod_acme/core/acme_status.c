@@ -157,6 +157,12 @@ static void job_read(acme_status_t *st, const acme_json_t *job, apr_pool_t *p)
         st->last_error = acme_result_make(p);
         acme_result_from_json(st->last_error, acme_json_getj(job, p, ACME_JK_LAST_ERROR, NULL));
     }
+    st->preflight = acme_json_gets(job, ACME_JK_PREFLIGHT, ACME_JK_PF_DIAGNOSIS, NULL);
+    if (st->preflight) {
+        st->preflight_time = apr_time_from_sec(acme_json_getl(job, ACME_JK_PREFLIGHT,
+                                                              ACME_JK_PF_TIME, NULL));
+        st->preflight_holding = acme_json_getb(job, ACME_JK_PREFLIGHT, ACME_JK_PF_HOLDING, NULL);
+    }
     st->job_state = acme_json_gets(job, ACME_JK_STATE, NULL);
     st->job_ca = acme_json_gets(job, ACME_JK_CA, NULL);
     st->last_success = apr_time_from_sec(acme_json_getl(job, ACME_JK_LAST_SUCCESS, NULL));
@@ -381,5 +387,19 @@ acme_json_t *acme_status_error_json(const acme_result_t *e, apr_pool_t *p)
         }
         acme_json_setj(j, subs, "subproblems", NULL);
     }
+    return j;
+}
+
+acme_json_t *acme_status_preflight_json(const acme_status_t *st, apr_pool_t *p)
+{
+    acme_json_t *j;
+
+    if (!st->preflight) return NULL;
+    j = acme_json_new_object(p);
+    acme_json_sets(j, st->preflight, "diagnosis", NULL);
+    if (st->preflight_time) {
+        acme_json_sets(j, acme_time_rfc3339(p, st->preflight_time), "time", NULL);
+    }
+    acme_json_setb(j, st->preflight_holding, "holding", NULL);
     return j;
 }

@@ -72,6 +72,9 @@ typedef struct acme_status_t {
     struct acme_json_t *orders;  /* {tag: order URL}, or NULL */
     struct acme_json_t *events;  /* job.json's events, or NULL */
     struct acme_json_t *ari;     /* job.json's "ari", or NULL */
+    const char *preflight;       /* the last pre-flight's diagnosis, or NULL (it passed) */
+    apr_time_t preflight_time;
+    int preflight_holding;       /* the CA is not asked again until it passes */
 } acme_status_t;
 
 /* The status of spec->domain at 'now', from the store alone (no network).
@@ -92,5 +95,8 @@ struct acme_json_t *acme_status_cert_json(const acme_status_cert_t *c, apr_time_
 /* An error as JSON: problem, detail, activity, http-status, retry-after,
  * subproblems [{problem, detail, identifier}]. */
 struct acme_json_t *acme_status_error_json(const struct acme_result_t *e, apr_pool_t *p);
+
+/* The pre-flight's diagnosis as JSON {diagnosis, time, holding}, or NULL. */
+struct acme_json_t *acme_status_preflight_json(const acme_status_t *st, apr_pool_t *p);
 
 #endif /* ACME_STATUS_H */

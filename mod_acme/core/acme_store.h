@@ -122,7 +122,6 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
  * keeps DOMAINS and ARCHIVE owned by root. */
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
                                      apr_pool_t *p);
-const char *acme_store_fs_base(acme_store_t *s);
 /* Removes temporary files and directories of interrupted writes that are
  * older than age (a write in progress is younger); returns how many. */
 #define ACME_STORE_STALE_AGE apr_time_from_sec(15 * 60)

@@ -243,6 +243,8 @@ leave:
 }
 
 /* Removes path and everything below it, never following symlinks. */
+static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p);
+
 static apr_status_t rm_rf(const char *path, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
@@ -657,6 +659,12 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
     }
     else if (errno != ENOENT) {
         rv = os_err();
+        goto leave;
+    }
+    /* As root, what moves takes the owner of the group it lands in: the
+     * child's staged files become root's in domains/. */
+    if (geteuid() == 0 && stat(group_dir(fs, to, p), &st) == 0
+        && (rv = chown_r(src, st.st_uid, st.st_gid, p)) != APR_SUCCESS) {
         goto leave;
     }
     /* A crash here leaves src in place and dst missing: move again completes. */
@@ -1223,10 +1231,6 @@ static int is_fs_store(const acme_store_t *s)
     return s && s->load == fs_load;
 }
 
-const char *acme_store_fs_base(acme_store_t *s)
-{
-    return is_fs_store(s) ? ((const fs_t *)s->baton)->base : NULL;
-}
 
 void acme_store_fs_set_clock(acme_store_t *s, acme_store_clock_cb *cb, void *baton)
 {

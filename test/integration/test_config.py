@@ -46,6 +46,9 @@ def test_valid_config_passes(httpd, pebble):
     ("ManagedContact not-an-email", "ManagedContact", "not-an-email"),
     ("ManagedAgreeTOS maybe", "ManagedAgreeTOS", "ManagedAgreeTOS"),
     ("ManagedParallelRenewals 0", "ManagedParallelRenewals", "0"),
+    ("ManagedPreflight sometimes/often", "ManagedPreflight", "sometimes/often"),
+    ("ManagedPreflight 192.0.2.7 80:http", "ManagedPreflight", "80:http"),
+    ("ManagedPreflight 192.0.2.7 22:2222", "ManagedPreflight", "22:2222"),
 ])
 def test_bad_values_are_rejected_with_line(httpd, line, directive, value):
     text = line + "\n"

@@ -259,6 +259,7 @@ ManagedCA {dir_url}
 ManagedCACertificateFile {ca_file}
 ManagedAgreeTOS on
 ManagedPortMap 80:{http} 443:{tls}
+ManagedPreflight 127.0.0.1 80:{http} 443:{tls}
 ManagedDomain {name}
 <VirtualHost 127.0.0.1:{http}>
     ServerName {name}

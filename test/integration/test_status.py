@@ -135,6 +135,7 @@ def check_domain(d, where, with_events=False, top=False):
         "valid-from": _time, "valid-until": _time, "days-left": _int, "issuer": _str,
         "renew-at": _time, "next-attempt": _time, "last-error": lambda v: isinstance(v, dict),
         "last-renewal": _time, "last-run": _time, "job-state": _str, "job-ca": _str,
+        "preflight": lambda v: isinstance(v, dict),
     }
     if with_events:
         required["events"] = lambda v: isinstance(v, list)
@@ -153,6 +154,9 @@ def check_domain(d, where, with_events=False, top=False):
     if "last-error" in d:
         check_error(d["last-error"], where + ".last-error")
     assert ("last-error" in d) == (d["errors"] > 0), where
+    if "preflight" in d:
+        check_object(d["preflight"], {"diagnosis": _str, "holding": _bool}, {"time": _time},
+                     where + ".preflight")
     for i, e in enumerate(d.get("events", [])):
         check_event(e, "%s.events[%d]" % (where, i))
     # the members about the first-expiring certificate come together

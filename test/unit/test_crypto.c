@@ -899,6 +899,48 @@ START_TEST(store_key_load_accepts_only_a_private_32_byte_root_file)
 }
 END_TEST
 
+/* The one rule for a usable pair: key match, names, validity. */
+START_TEST(pair_check_on_crafted_pairs)
+{
+    acme_pkey_t *key, *other;
+    acme_cert_t *cert;
+    apr_array_header_t *chain = apr_array_make(pool, 1, sizeof(acme_cert_t *));
+    apr_array_header_t *empty = apr_array_make(pool, 1, sizeof(acme_cert_t *));
+    const char *why;
+    apr_time_t nb, na;
+
+    ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_gen(&other, pool, ACME_KEY_P256), APR_SUCCESS);
+    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("a.example", "b.example",
+                                                                      NULL),
+                                           NULL, apr_time_from_sec(86400)), APR_SUCCESS);
+    APR_ARRAY_PUSH(chain, acme_cert_t *) = cert;
+    nb = acme_cert_not_before(cert);
+    na = acme_cert_not_after(cert);
+    ck_assert_int_eq(acme_pair_check(chain, key, names_of("b.example", NULL), nb + 60, &why,
+                                     pool), APR_SUCCESS);
+    ck_assert_ptr_null(why);
+    /* only what is asked is checked: no names, no time */
+    ck_assert_int_eq(acme_pair_check(chain, key, NULL, 0, &why, pool), APR_SUCCESS);
+    ck_assert_int_eq(acme_pair_check(chain, other, NULL, 0, &why, pool), APR_EINVAL);
+    ck_assert_str_eq(why, "the certificate does not match its key");
+    ck_assert_int_eq(acme_pair_check(chain, NULL, NULL, 0, &why, pool), APR_EINVAL);
+    ck_assert_int_eq(acme_pair_check(chain, key, names_of("c.example", NULL), 0, &why, pool),
+                     APR_EINVAL);
+    ck_assert_str_eq(why, "the certificate does not cover all names of the domain");
+    ck_assert_int_eq(acme_pair_check(chain, key, NULL, na, &why, pool), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "expired"));
+    /* an hour of clock skew before notBefore is fine, more is not */
+    ck_assert_int_eq(acme_pair_check(chain, key, NULL, nb - apr_time_from_sec(3000), &why,
+                                     pool), APR_SUCCESS);
+    ck_assert_int_eq(acme_pair_check(chain, key, NULL, nb - apr_time_from_sec(7200), &why,
+                                     pool), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "valid only from"));
+    ck_assert_int_eq(acme_pair_check(empty, key, NULL, 0, &why, pool), APR_EINVAL);
+    ck_assert_int_eq(acme_pair_check(NULL, key, NULL, 0, &why, pool), APR_EINVAL);
+}
+END_TEST
+
 static Suite *crypto_suite(void)
 {
     Suite *s = suite_create("acme_crypto");
@@ -908,6 +950,7 @@ static Suite *crypto_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, key_type_names_parse_both_ways);
+    tcase_add_test(tc, pair_check_on_crafted_pairs);
     tcase_add_loop_test(tc, key_gen_every_type_survives_pem_round_trip, 0,
                         (int)(sizeof(all_types) / sizeof(all_types[0])));
     tcase_add_test(tc, key_gen_rejects_none);

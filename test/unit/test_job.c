@@ -22,6 +22,7 @@
 #include "acme_publish.h"
 #include "acme_job.h"
 #include "acme_status.h"
+#include "acme_preflight.h"
 #include "acme_test.h"
 
 #define CA "https://ca.test"
@@ -759,6 +760,101 @@ START_TEST(invalid_authorization_is_recorded_and_the_other_type_used_next)
 }
 END_TEST
 
+/* The pre-flight's network: http-01 fetches answered from the store (serve)
+ * or with 404; the client that connects elsewhere (connect_to) is the pre-flight's. */
+static struct {
+    int serve, fetches;
+} pf_net;
+
+static apr_status_t pf_perform(acme_http_t *http, acme_http_response_t **presp,
+                               const acme_http_request_t *req, apr_pool_t *p, acme_result_t *r)
+{
+    acme_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
+    const char *data = NULL;
+    apr_size_t len = 0;
+
+    (void)http;
+    (void)r;
+    ++pf_net.fetches;
+    resp->headers = apr_table_make(p, 1);
+    resp->remote_ip = "203.0.113.5";
+    resp->status = 404;
+    resp->body = "";
+    if (pf_net.serve && W.store->load(W.store, ACME_SG_CHALLENGES, "http-01",
+                                      strrchr(req->url, '/') + 1, &data, &len, p) == APR_SUCCESS) {
+        resp->status = 200;
+        resp->body = data;
+        resp->body_len = len;
+    }
+    *presp = resp;
+    return APR_SUCCESS;
+}
+
+static apr_status_t split_http(acme_http_t **phttp, apr_pool_t *p,
+                               const acme_http_config_t *conf, void *baton)
+{
+    if (!conf->connect_to) return ca_http(phttp, p, conf, baton);
+    *phttp = apr_pcalloc(p, sizeof(**phttp));
+    (*phttp)->perform = pf_perform;
+    return APR_SUCCESS;
+}
+
+START_TEST(after_a_failed_validation_the_ca_waits_for_the_preflight)
+{
+    acme_preflight_conf_t pf;
+    acme_result_t *r;
+    acme_json_t *job;
+    int requests;
+
+    acme_preflight_conf_init(&pf);
+    pf.address = "192.0.2.7";
+    memset(&pf_net, 0, sizeof(pf_net));
+    W.spec.preflight = &pf;
+    W.spec.http = split_http;
+    W.spec.challenges = strs("http-01", NULL);
+    W.ca.refuse = "http-01";
+    /* a failing pre-flight alone: the CA is asked (and refuses) */
+    ck_assert_int_ne(run(&r), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.ca.refused, 2);
+    ck_assert_int_eq(pf_net.fetches, 1);
+    job = job_json();
+    ck_assert_ptr_nonnull(strstr(acme_json_gets(job, "preflight", "diagnosis", NULL),
+                                 "gave 404 from 203.0.113.5"));
+    ck_assert(!acme_json_getb(job, "preflight", "holding", NULL));
+
+    /* now it holds the CA back: not one request, the CA's error stays */
+    requests = W.ca.requests;
+    ck_assert_int_eq(run(&r), APR_EAGAIN);
+    ck_assert_str_eq(r->problem, ACME_PROBLEM_PREFLIGHT);
+    ck_assert_int_eq(W.ca.requests, requests);
+    job = job_json();
+    ck_assert(acme_json_getb(job, "preflight", "holding", NULL));
+    ck_assert_int_eq(acme_json_getl(job, "errors", NULL), 1);
+    ck_assert_str_eq(acme_json_gets(job, "last-error", "problem", NULL),
+                     ACME_PROBLEM_NS "incorrectResponse");
+    ck_assert_int_eq(acme_json_getl(job, "next-attempt", NULL),
+                     apr_time_sec(W.now + W.spec.retry_delay) + 1);
+    ck_assert(W.memo.next_attempt == apr_time_from_sec(acme_json_getl(job, "next-attempt", NULL)));
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
+    {
+        acme_status_t *st;
+        ck_assert_int_eq(acme_status_get(&st, W.store, &W.spec, NULL, W.now, W.p), APR_SUCCESS);
+        ck_assert_str_eq(acme_status_state_name(st->state), "error");
+        ck_assert(st->preflight_holding && st->last_error);
+        ck_assert_ptr_nonnull(strstr(st->preflight, "http-01 for " DOMAIN ": fetching it"));
+    }
+
+    /* fixed: it passes, the CA is asked again and issues */
+    pf_net.serve = 1;
+    W.ca.refuse = NULL;
+    ck_assert_int_eq(run(&r), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 2);
+    ck_assert(!acme_json_has(job_json(), "preflight", NULL));
+}
+END_TEST
+
 /* How many requests a whole run makes, measured on a CA of its own. */
 static int requests_of_a_run(void)
 {
@@ -1112,6 +1208,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, happy_path_stages_key_chain_then_meta);
     tcase_add_test(tc, bad_nonce_is_retried_within_one_order);
     tcase_add_test(tc, invalid_authorization_is_recorded_and_the_other_type_used_next);
+    tcase_add_test(tc, after_a_failed_validation_the_ca_waits_for_the_preflight);
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);

@@ -172,7 +172,7 @@ START_TEST(create_layout_and_schema)
     /* opening an existing store keeps working and keeps the schema file */
     ck_assert_int_eq(acme_store_fs_create(&again, pool, apr_pstrcat(pool, base, "//", NULL),
                                           &err), APR_SUCCESS);
-    ck_assert_str_eq(acme_store_fs_base(again), base);
+    ck_assert_str_eq(again->where, base);
     ck_assert_str_eq(acme_store_group_name(ACME_SG_CHALLENGES), "challenges");
     ck_assert_ptr_null(acme_store_group_name(ACME_SG_COUNT));
 }

@@ -152,9 +152,12 @@ class Httpd:
         """ManagedStoreDir used by acme_config()."""
         return os.path.join(self.root, "acme-store")
 
-    def acme_config(self, ca, agree_tos=True, port_map=True):
+    def acme_config(self, ca, agree_tos=True, port_map=True, preflight="off"):
         """Global Managed* lines that point the module at a pebble instance
-        (`ca` has .dir_url and .ca_file) and at this server's ports."""
+        (`ca` has .dir_url and .ca_file) and at this server's ports.
+        preflight: the ManagedPreflight value; off by default, since the test
+        names resolve only in pebble's DNS and the system's resolver is not
+        on loopback (test_preflight.py turns it on)."""
         lines = ["ManagedCA %s" % ca.dir_url,
                  'ManagedCACertificateFile "%s"' % ca.ca_file,
                  'ManagedStoreDir "%s"' % self.store_dir]
@@ -163,6 +166,8 @@ class Httpd:
         if port_map:
             # pebble's VA connects to these ports, not to 80/443
             lines.append("ManagedPortMap 80:%d 443:%d" % (self.http_port, self.tls_port))
+        if preflight:
+            lines.append("ManagedPreflight %s" % preflight)
         return "\n".join(lines) + "\n"
 
     def vhost(self, server_name, tls=False, aliases=(), extra=""):
