@@ -29,6 +29,8 @@
 #include "acme_renew.h"
 #include "acme_job.h"
 #include "acme_status.h"
+#include "acme_etcd.h"
+#include "acme_store_etcd.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -66,6 +68,12 @@ typedef struct {
     const char *conf_ca_file_any;
     const char *conf_ca_url;
     const char *conf_window;
+    /* ManagedStore etcd and its settings (store migrate) */
+    apr_array_header_t *conf_etcd_urls;
+    const char *conf_store_key, *conf_store_prefix;
+    const char *conf_store_ca, *conf_store_cert, *conf_store_cert_key;
+    const char *conf_store_user, *conf_store_password;
+    const char *to_opt;
     /* resolved */
     const char *store_dir;
     const char *ca_file;
@@ -174,6 +182,7 @@ static const char usage_main[] =
     "  renew DOMAIN             ask the running server to renew DOMAIN now\n"
     "  revoke DOMAIN [--reason R]  revoke DOMAIN's certificates at the CA, then renew\n"
     "  account [show|rollover|deactivate] [--ca URL]  the ACME account(s)\n"
+    "  store migrate --to etcd  copy the file store into etcd (ManagedStore etcd)\n"
     "  help [COMMAND]           this text, or a command's\n"
     "\n"
     "options:\n"
@@ -234,6 +243,17 @@ static const char usage_account[] =
     "  --ca URL     the CA's directory URL (when the store has several accounts)\n"
     "  --ca-file F  trust anchors for the CA's HTTPS\n";
 
+static const char usage_store[] =
+    "usage: acmectl -f HTTPD.CONF store migrate --to etcd\n"
+    "\n"
+    "Copies accounts, certificates, keys, staged results and job state from\n"
+    "the file store (ManagedStoreDir) into the etcd store of the config's\n"
+    "ManagedStore etcd (with ManagedStoreEncryptionKey, ManagedStorePrefix,\n"
+    "ManagedStoreTLS, ManagedStoreAuth). Private keys are sealed. An item that\n"
+    "etcd has with the same or a newer time is left alone, so running it again\n"
+    "changes nothing. Archives and challenge data stay local. The first server\n"
+    "of a new cluster runs it once, before it starts on etcd.\n";
+
 static const char *usage_of(const char *cmd)
 {
     if (!cmd) return usage_main;
@@ -242,6 +262,7 @@ static const char *usage_of(const char *cmd)
     if (!strcmp(cmd, "renew")) return usage_renew;
     if (!strcmp(cmd, "revoke")) return usage_revoke;
     if (!strcmp(cmd, "account")) return usage_account;
+    if (!strcmp(cmd, "store")) return usage_store;
     return NULL;
 }
 
@@ -283,6 +304,7 @@ static const opt_def_t opt_defs[] = {
     { "--reason", NULL, OPT_VALUE, " revoke " },
     { "--ca", NULL, OPT_VALUE, " account " },
     { "--yes", NULL, OPT_FLAG, " account " },
+    { "--to", NULL, OPT_VALUE, " store " },
     { NULL, NULL, OPT_NONE, NULL }
 };
 
@@ -307,6 +329,7 @@ static void opt_set(ctl_t *ctl, const opt_def_t *d, const char *val)
     else if (!strcmp(n, "--reason")) ctl->reason_opt = val;
     else if (!strcmp(n, "--ca")) ctl->ca_opt = val;
     else if (!strcmp(n, "--yes")) ctl->yes = 1;
+    else if (!strcmp(n, "--to")) ctl->to_opt = val;
 }
 
 /* Options may come before or after the command; each command accepts only
@@ -598,6 +621,32 @@ static apr_status_t scan_line(conf_scan_t *cs, const char *line, int depth, cons
     }
     else if (!strcasecmp(dir, "Include") || !strcasecmp(dir, "IncludeOptional")) {
         return scan_include(cs, a1, !strcasecmp(dir, "IncludeOptional"), depth, where);
+    }
+    else if (!strcasecmp(dir, "ManagedStore") && cs->section_depth == 0) {
+        const char *w;
+        ctl->conf_etcd_urls = NULL;
+        if (!strcasecmp(a1, "etcd")) {
+            ctl->conf_etcd_urls = apr_array_make(p, 3, sizeof(const char *));
+            for (w = a2; w; w = next_word(&s, p)) {
+                APR_ARRAY_PUSH(ctl->conf_etcd_urls, const char *) = w;
+            }
+        }
+    }
+    else if (!strcasecmp(dir, "ManagedStoreEncryptionKey")) {
+        ctl->conf_store_key = root_relative(ctl, a1);
+    }
+    else if (!strcasecmp(dir, "ManagedStorePrefix")) {
+        ctl->conf_store_prefix = a1;
+    }
+    else if (!strcasecmp(dir, "ManagedStoreTLS")) {
+        const char *a3 = a2 ? next_word(&s, p) : NULL;
+        ctl->conf_store_ca = root_relative(ctl, a1);
+        ctl->conf_store_cert = a2 && a3 ? root_relative(ctl, a2) : NULL;
+        ctl->conf_store_cert_key = a2 && a3 ? root_relative(ctl, a3) : NULL;
+    }
+    else if (!strcasecmp(dir, "ManagedStoreAuth") && a2) {
+        ctl->conf_store_user = a1;
+        ctl->conf_store_password = root_relative(ctl, a2);
     }
     else if (!strcasecmp(dir, "ManagedStoreDir")) {
         ctl->conf_store_dir = root_relative(ctl, a1);
@@ -1792,6 +1841,140 @@ static int cmd_account(ctl_t *ctl)
 
 /* ---- main ------------------------------------------------------------------------- */
 
+/* ---- store migrate --------------------------------------------------------------- */
+
+typedef struct {
+    int copied, kept, failed;
+} migrate_count_t;
+
+/* One item: copied unless etcd has it from the same time or later. */
+static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *to,
+                         acme_store_group_t g, const char *name, const char *aspect,
+                         apr_pool_t *p)
+{
+    const char *data;
+    apr_size_t len;
+    apr_time_t src_mt = 0, dst_mt = 0;
+    apr_status_t rv;
+    int secret;
+
+    if (from->mtime(from, g, name, aspect, &src_mt, p) != APR_SUCCESS
+        || from->load(from, g, name, aspect, &data, &len, p) != APR_SUCCESS) {
+        err_printf("cannot read %s/%s/%s in %s", acme_store_group_name(g), name, aspect,
+                   from->where);
+        mc->failed++;
+        return;
+    }
+    rv = to->mtime(to, g, name, aspect, &dst_mt, p);
+    if (rv == APR_SUCCESS && dst_mt >= src_mt) {
+        mc->kept++;
+        return;
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+        err_printf("cannot read %s/%s/%s in etcd (%s)", acme_store_group_name(g), name, aspect,
+                   to->where);
+        mc->failed++;
+        return;
+    }
+    /* whatever holds a private key is sealed, whatever its name */
+    secret = strstr(data, "PRIVATE KEY") != NULL;
+    if (to->save(to, g, name, aspect, data, len, secret ? ACME_STORE_SECRET : 0, p)
+        != APR_SUCCESS) {
+        err_printf("cannot write %s/%s/%s to etcd (%s)", acme_store_group_name(g), name, aspect,
+                   to->where);
+        mc->failed++;
+        return;
+    }
+    mc->copied++;
+}
+
+static void migrate_group(migrate_count_t *mc, acme_store_t *from, acme_store_t *to,
+                          acme_store_group_t g, apr_pool_t *p)
+{
+    apr_array_header_t *names, *aspects;
+    int i, j;
+
+    if (from->list(from, g, NULL, &names, p) != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        if (!strcmp(name, "_batch")) continue;   /* this server's markers */
+        if (from->list(from, g, name, &aspects, p) != APR_SUCCESS) continue;
+        for (j = 0; j < aspects->nelts; ++j) {
+            const char *a = APR_ARRAY_IDX(aspects, j, const char *);
+            /* a server's own temporary certificate stays local */
+            if (g == ACME_SG_DOMAINS && !strncmp(a, "fallback", 8)) continue;
+            migrate_item(mc, from, to, g, name, a, p);
+        }
+    }
+}
+
+static int cmd_store(ctl_t *ctl)
+{
+    static const acme_store_group_t groups[] = {
+        ACME_SG_ACCOUNTS, ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS
+    };
+    apr_pool_t *p = ctl->pool;
+    const char *sub = ctl->args->nelts ? APR_ARRAY_IDX(ctl->args, 0, const char *) : NULL;
+    const unsigned char *key;
+    const char *err = NULL;
+    acme_etcd_config_t ec;
+    acme_etcd_t *etcd;
+    acme_store_t *to;
+    acme_result_t *r = acme_result_make(p);
+    migrate_count_t mc = {0, 0, 0};
+    apr_size_t i;
+
+    if (!sub || strcmp(sub, "migrate") || ctl->args->nelts != 1) {
+        return usage_error("store", "the only store command is 'migrate --to etcd'");
+    }
+    if (!ctl->to_opt || strcmp(ctl->to_opt, "etcd")) {
+        return usage_error("store", "migrate needs --to etcd");
+    }
+    if (!ctl->conf_file || !ctl->conf_etcd_urls || !ctl->conf_etcd_urls->nelts) {
+        return usage_error("store", "give the server's config with -f: its ManagedStore etcd "
+                           "line names the etcd endpoints");
+    }
+    if (!ctl->conf_store_key) {
+        err_printf("%s has no ManagedStoreEncryptionKey: it is required with ManagedStore etcd",
+                   ctl->conf_file);
+        return EXIT_FAILED;
+    }
+    if (acme_store_key_load(&key, p, ctl->conf_store_key,
+                            geteuid() == 0 ? 0 : ACME_KEYFILE_ANY_OWNER, &err) != APR_SUCCESS) {
+        err_printf("%s", err ? err : "cannot read ManagedStoreEncryptionKey");
+        return EXIT_FAILED;
+    }
+    acme_etcd_config_init(&ec);
+    ec.endpoints = ctl->conf_etcd_urls;
+    ec.ca_file = ctl->conf_store_ca;
+    ec.cert_file = ctl->conf_store_cert;
+    ec.key_file = ctl->conf_store_cert_key;
+    ec.user = ctl->conf_store_user;
+    ec.password_file = ctl->conf_store_password;
+    if (acme_etcd_create(&etcd, p, &ec, NULL, r) != APR_SUCCESS) {
+        err_printf("etcd: %s", acme_result_describe(r, p));
+        return EXIT_FAILED;
+    }
+    if (acme_store_etcd_create(&to, p, etcd, ctl->conf_store_prefix, key, &err) != APR_SUCCESS
+        || acme_store_etcd_verify(to, p, &err) != APR_SUCCESS) {
+        err_printf("the etcd store at %s: %s", acme_etcd_endpoints(etcd, p),
+                   err ? err : "cannot be used");
+        return EXIT_FAILED;
+    }
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); ++i) {
+        migrate_group(&mc, ctl->store, to, groups[i], p);
+    }
+    printf("%s\n", tx(p, apr_psprintf(p, "migrated %s to etcd %s (prefix %s): %d item(s) "
+                                      "copied, %d already there (same or newer), %d failed",
+                                      ctl->store_dir, to->where,
+                                      ctl->conf_store_prefix ? ctl->conf_store_prefix
+                                                             : ACME_STORE_ETCD_PREFIX_DEFAULT,
+                                      mc.copied, mc.kept, mc.failed)));
+    return mc.failed ? EXIT_FAILED : EXIT_OK;
+}
+
 int main(int argc, const char *const *argv)
 {
     apr_pool_t *pool;
@@ -1832,7 +2015,7 @@ int main(int argc, const char *const *argv)
         return EXIT_USAGE;
     }
     if (!usage_of(ctl.cmd)) {
-        return usage_error(NULL, "no command '%s' (status, show, renew, revoke, account)",
+        return usage_error(NULL, "no command '%s' (status, show, renew, revoke, account, store)",
                            ctl.cmd);
     }
     rc = setup(&ctl, 1);
@@ -1841,5 +2024,6 @@ int main(int argc, const char *const *argv)
     if (!strcmp(ctl.cmd, "show")) return cmd_show(&ctl);
     if (!strcmp(ctl.cmd, "renew")) return cmd_renew(&ctl);
     if (!strcmp(ctl.cmd, "revoke")) return cmd_revoke(&ctl);
+    if (!strcmp(ctl.cmd, "store")) return cmd_store(&ctl);
     return cmd_account(&ctl);
 }

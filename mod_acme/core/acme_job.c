@@ -359,6 +359,46 @@ static void run_created(void *baton, const char *order_url)
 
 /* ---- account ---------------------------------------------------------------- */
 
+/* Who holds a claim, as other processes and servers see it (no spaces: the
+ * etcd store takes printable owners without blanks). */
+static const char *claim_owner(apr_pool_t *p)
+{
+    char host[APRMAXHOSTLEN + 1];
+
+    if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
+        apr_cpystrn(host, "-", sizeof(host));
+    }
+    return apr_psprintf(p, "mod_acme-pid-%d@%s", (int)getpid(), host);
+}
+
+/* The servers of a cluster share the account: one creates it, the others
+ * wait for it (the mutex only covers this process's jobs). APR_EEXIST: it
+ * appeared while waiting. */
+#define ACME_ACCOUNT_WAIT apr_time_from_sec(20)
+static apr_status_t claim_account(acme_store_claim_t **pclaim, acme_store_t *store,
+                                  const char *caid, const acme_job_spec_t *spec, apr_pool_t *p)
+{
+    const char *name = apr_pstrcat(p, "account-", caid, NULL), *owner = claim_owner(p);
+    apr_time_t until = apr_time_now() + ACME_ACCOUNT_WAIT;
+    apr_time_t mt;
+    apr_status_t rv;
+
+    for (;;) {
+        rv = store->claim(store, pclaim, name, owner, ACME_JOB_LEASE, p);
+        if (rv != APR_EBUSY) {
+            return rv;
+        }
+        *pclaim = NULL;
+        if (store->mtime(store, ACME_SG_ACCOUNTS, caid, "account.json", &mt, p) == APR_SUCCESS) {
+            return APR_EEXIST;
+        }
+        if (apr_time_now() > until || stopping(spec)) {
+            return APR_EBUSY;
+        }
+        apr_sleep(apr_time_from_msec(500));
+    }
+}
+
 static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
                                    const acme_job_spec_t *spec, const char *ca_url, apr_pool_t *p,
                                    acme_result_t *r)
@@ -371,9 +411,13 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
     const char *data, *url;
     apr_size_t len;
     apr_array_header_t *contacts;
+    acme_store_claim_t *aclaim = NULL;
+    int claimed = 0;
     apr_status_t rv;
 
     apr_thread_mutex_lock(account_mutex);
+again:
+    key = NULL;
     if (store->load(store, ACME_SG_ACCOUNTS, caid, "account.key.pem", &data, &len, p)
         == APR_SUCCESS) {
         rv = acme_pkey_from_pem(&key, p, data, len);
@@ -389,6 +433,17 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
             rv = APR_SUCCESS;
             goto leave;
         }
+    }
+    if (!claimed) {
+        claimed = 1;
+        rv = claim_account(&aclaim, store, caid, spec, p);
+        if (rv == APR_SUCCESS || rv == APR_EEXIST) {
+            goto again;     /* what another server may have made meanwhile */
+        }
+        acme_result_set(r, rv, rv == APR_EBUSY ? ACME_PROBLEM_BUSY : ACME_PROBLEM_STORE_UNWRITABLE,
+                        "the ACME account for %s is being created by %s", ca_url,
+                        aclaim && aclaim->owner ? aclaim->owner : "another process");
+        goto leave;
     }
     rv = acme_client_directory(&dir, client, r);
     if (rv != APR_SUCCESS) goto leave;
@@ -448,6 +503,9 @@ static apr_status_t ensure_account(acme_client_t *client, acme_store_t *store,
     acme_log(ACME_LOG_MARK, ACME_LOG_NOTICE, 0, ACMELOG(0405) "created ACME account %s at %s", account->url,
              ca_url);
 leave:
+    if (aclaim) {
+        store->release(store, aclaim, p);
+    }
     apr_thread_mutex_unlock(account_mutex);
     return rv;
 }
@@ -797,15 +855,9 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
 static apr_status_t run_claim(acme_store_claim_t **pclaim, acme_store_t *store,
                               const acme_job_spec_t *spec, apr_pool_t *p, acme_result_t *r)
 {
-    char host[APRMAXHOSTLEN + 1];
-    const char *owner;
+    const char *owner = claim_owner(p);
     apr_status_t rv;
 
-    if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
-        apr_cpystrn(host, "-", sizeof(host));
-    }
-    /* no spaces: the etcd store takes printable owners without blanks */
-    owner = apr_psprintf(p, "mod_acme-pid-%d@%s", (int)getpid(), host);
     rv = store->claim(store, pclaim, spec->domain, owner, ACME_JOB_LEASE, p);
     if (rv == APR_EBUSY) {
         acme_result_set(r, rv, ACME_PROBLEM_BUSY, "%s is being worked on by %s; waiting for it",

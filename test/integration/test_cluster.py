@@ -145,19 +145,27 @@ def answered_by(cluster, name):
 
 
 @pytest.mark.time_limit(400)
-def test_three_servers_share_issuance_with_one_order_per_domain(cluster_factory, pebble):
-    c = cluster_factory(3)
+def test_three_servers_share_issuance_with_one_order_per_domain(cluster_factory, pebble,
+                                                                acme_proxy):
+    c = cluster_factory(3, ca=acme_proxy)
     names = ["a.cluster.test", "b.cluster.test", "c.cluster.test"]
     mark = pebble.log_mark()
     c.write_configs(names)
+    # the CA answers once every server is up, so the forwarder has all three
+    acme_proxy.set_down("close")
+    for s in c.servers:
+        s.expect_errors(r"ACME0322")
     c.start()
+    acme_proxy.set_down(None)
     c.wait_served_everywhere(names)
     assert pebble.count_orders(since=mark) == len(names), pebble.log_text()[mark:][-3000:]
     for n in names:
         assert len(staged_by(c, n)) == 1, (n, staged_by(c, n))
-    # the forwarder spread the CA's connections over all servers
+    # the forwarder spread the CA's connections over all servers, and a
+    # server whose job did not order a domain answered for it
     assert all(n > 0 for n in c.forwarders[0].counts), c.forwarders[0].counts
     assert all(answered_by(c, n) for n in names)
+    assert any(set(answered_by(c, n)) - set(staged_by(c, n)) for n in names)
     # etcd has one key per item, no big value; docs/cluster.md quotes the sizes
     values = c.etcd_values()
     assert values and max(len(v) for _, v in values) < 64 * 1024
@@ -430,3 +438,36 @@ def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
                                     r".*larger than the limit" % (name, name), s.error_log()),
                   30, "the too large job.json refused by name")
     assert s.is_running()
+
+
+@pytest.mark.time_limit(300)
+def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_factory, pebble,
+                                                                       build_dir):
+    c = cluster_factory(2)
+    s0, s1 = c.servers
+    name = "migrate.cluster.test"
+    file_conf = c.config(s0, [name])
+    file_conf = re.sub(r"ManagedStore(EncryptionKey|Prefix)? .*\n", "", file_conf)
+    s0.write_config(file_conf)
+    s0.start()
+    serial = util.wait_for(lambda: served_by_ca(s0, name), ISSUE_TIMEOUT,
+                           "the file store's certificate", interval=0.5).serial_number
+    s0.stop()
+    c.write_configs([name])
+    acmectl = os.path.join(build_dir, "tools", "acmectl")
+
+    def migrate():
+        res = subprocess.run([acmectl, "-f", s0.conf_file, "store", "migrate", "--to", "etcd"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return int(re.search(r": (\d+) item\(s\) copied", res.stdout).group(1))
+
+    assert migrate() >= 5        # account (2), certificate, key, meta, job state
+    assert migrate() == 0        # idempotent: nothing newer to copy
+    assert secrets_in_etcd(c) == []
+    mark = pebble.log_mark()
+    c.start()
+    c.wait_served_everywhere([name], timeout=60)
+    assert c.serials(name) == [serial, serial]
+    time.sleep(3)
+    assert pebble.count_orders(since=mark) == 0, "the migrated certificate was ordered again"
