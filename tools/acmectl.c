@@ -2025,5 +2025,10 @@ int main(int argc, const char *const *argv)
     if (!strcmp(ctl.cmd, "renew")) return cmd_renew(&ctl);
     if (!strcmp(ctl.cmd, "revoke")) return cmd_revoke(&ctl);
     if (!strcmp(ctl.cmd, "store")) return cmd_store(&ctl);
+    if (ctl.conf_etcd_urls) {
+        err_printf("note: %s uses ManagedStore etcd; this command reads the local cache %s, "
+                   "not etcd (acmectl %s on the etcd store is not there yet)", ctl.conf_file,
+                   ctl.store_dir, ctl.cmd);
+    }
     return cmd_account(&ctl);
 }

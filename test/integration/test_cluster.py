@@ -248,6 +248,12 @@ def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
     s.write_config(good.replace(c.key_file, short))
     rc, out = s.check_config()
     assert rc != 0 and "exactly 32 random bytes" in out, out
+    # not root's
+    other_owner = make_key_file(os.path.join(test_dir, "nobody.key"), 0o400)
+    os.chown(other_owner, 65534, 65534)
+    s.write_config(good.replace(c.key_file, other_owner))
+    rc, out = s.check_config()
+    assert rc != 0 and "not owned by root" in out, out
     # an endpoint that is not a URL
     s.write_config(good.replace("ManagedStore etcd ", "ManagedStore etcd 10.0.0.1:2379 "))
     rc, out = s.check_config()
