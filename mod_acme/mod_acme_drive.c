@@ -783,8 +783,9 @@ static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t 
             /* hourly: what interrupted writes left behind */
             acme_store_fs_sweep(acme_mod_store, ACME_STORE_STALE_AGE, ptemp);
         }
-        /* An operator's request (acmectl renew) is noticed within seconds. */
-        if (++dc->tick % 30 == 0) {
+        /* An operator's request (acmectl renew) is noticed within seconds;
+         * with etcd within 30 s (one request per domain and server). */
+        if (++dc->tick % (acme_mod_store != acme_mod_cache ? 300 : 30) == 0) {
             for (i = 0; i < dc->jobs->nelts; ++i) {
                 drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
                 apr_time_t mt;
@@ -920,6 +921,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->first = 1;
         job->spec.stop = &dc->stop;
         job->spec.memo = &job->memo;
+        job->spec.recheck = 1;
         job->spec.publishers = acme_config_publishers(p, st);
         APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
         dc->guard_limit += st->key_types->nelts;

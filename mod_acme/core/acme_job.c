@@ -19,6 +19,7 @@
 #include "acme_job.h"
 #include "acme_publish.h"
 #include "acme_preflight.h"
+#include "acme_status.h"
 
 /* One account per CA: jobs running in parallel must not create two. */
 static apr_thread_mutex_t *account_mutex;
@@ -893,6 +894,18 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     if (spec->memo) spec->memo->claim = claim;
     jc.store = acme_store_fenced(p, store, claim);
+    {
+        /* The decision to run was made before the claim: in a cluster,
+         * another server may have renewed and activated it meanwhile. */
+        acme_status_t *now_st;
+        if (spec->recheck
+            && acme_status_get(&now_st, jc.store, spec, NULL, job_now(spec), p) == APR_SUCCESS
+            && now_st->due->nelts == 0) {
+            rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: renewed by another "
+                                 "process or server meanwhile; nothing to do", spec->domain);
+            goto leave;
+        }
+    }
     /* Read after claiming: whoever held it before may have finished. */
     rv = run_begin(&jc, spec, types, r);
     if (rv != APR_SUCCESS) {

@@ -61,6 +61,9 @@ typedef struct acme_job_spec_t {
     acme_job_http_cb *http;                 /* NULL: libcurl */
     void *http_baton;
     const struct acme_preflight_conf_t *preflight; /* ManagedPreflight; NULL: none */
+    /* Re-decide after claiming: the run was decided before the claim, and
+     * another server (or process) may have renewed the domain meanwhile. */
+    int recheck;
 } acme_job_spec_t;
 
 /* Call once per process before jobs run in threads. */

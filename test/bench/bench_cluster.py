@@ -148,9 +148,13 @@ def run_cluster(work, pebble, ports, module, names, timeout, etcd, nservers):
             if n in staged and None not in got:
                 lag.append(max(got) - staged[n])
     finally:
+        errors = [l for s in servers for l in s.unexpected_errors()]
         stop_all(servers)
         for f in fwd:
             f.stop()
+    for line in errors[:8]:
+        say("   error line: " + line[:300])
+    say("   %d error line(s)" % len(errors))
     lag.sort()
     return {"ok": len(seen) == len(names) * nservers,
             "seconds": max(seen.values()) if seen else None, "served": len(seen),
