@@ -156,8 +156,32 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
 
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) == APR_SUCCESS) {
-            n += activate_domain(d, st, s, p);
+        acme_store_claim_t *c = NULL;
+
+        if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) != APR_SUCCESS) {
+            continue;
+        }
+        if (st != acme_mod_cache) {
+            /* Servers restarting at the same moment: one activates, and the
+             * others must not take its half-moved result for a broken one. */
+            char host[APRMAXHOSTLEN + 1];
+            if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
+                apr_cpystrn(host, "-", sizeof(host));
+            }
+            if (st->claim(st, &c, d->name,
+                          apr_psprintf(p, "mod_acme-parent-%d@%s", (int)getpid(), host),
+                          apr_time_from_sec(30), p) != APR_SUCCESS) {
+                continue;   /* another server is at it; its marker tells us */
+            }
+            if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p)
+                != APR_SUCCESS) {
+                st->release(st, c, p);
+                continue;   /* activated meanwhile */
+            }
+        }
+        n += activate_domain(d, st, s, p);
+        if (c) {
+            st->release(st, c, p);
         }
     }
     for (i = 0; i < g->domains->nelts; ++i) {
