@@ -154,47 +154,6 @@ static apr_time_t asn1_time_to_apr(const ASN1_TIME *t)
     return apr_time_from_sec(secs);
 }
 
-static apr_status_t read_file(char **pdata, apr_size_t *plen, apr_pool_t *p,
-                              const char *path, apr_size_t max)
-{
-    apr_file_t *f = NULL;
-    apr_finfo_t finfo;
-    apr_status_t rv;
-    apr_size_t n = 0;
-    char *buf;
-
-    *pdata = NULL;
-    *plen = 0;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    rv = apr_file_info_get(&finfo, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    if (finfo.filetype != APR_REG || finfo.size < 0 || (apr_uint64_t)finfo.size > max) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    buf = apr_palloc(p, (apr_size_t)finfo.size + 1);
-    if (finfo.size > 0) {
-        rv = apr_file_read_full(f, buf, (apr_size_t)finfo.size, &n);
-        if (rv != APR_SUCCESS && rv != APR_EOF) {
-            goto leave;
-        }
-        rv = APR_SUCCESS;
-    }
-    buf[n] = '\0';
-    *pdata = buf;
-    *plen = n;
-leave:
-    if (f) {
-        apr_file_close(f);
-    }
-    return rv;
-}
-
 /* ---- key types --------------------------------------------------------------- */
 
 static const struct {
@@ -443,12 +402,12 @@ leave:
 
 apr_status_t acme_pkey_load(acme_pkey_t **pkey, apr_pool_t *p, const char *path)
 {
-    char *data = NULL;
+    const char *data = NULL;
     apr_size_t len = 0;
     apr_status_t rv;
 
     *pkey = NULL;
-    rv = read_file(&data, &len, p, path, ACME_MAX_KEY_FILE);
+    rv = acme_file_read(&data, &len, path, ACME_MAX_KEY_FILE, p);
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, rv, "reading key file %s", path);
         goto leave;
@@ -459,7 +418,7 @@ apr_status_t acme_pkey_load(acme_pkey_t **pkey, apr_pool_t *p, const char *path)
     }
 leave:
     if (data) {
-        OPENSSL_cleanse(data, len);
+        OPENSSL_cleanse((void *)data, len);
     }
     return rv;
 }
@@ -621,12 +580,12 @@ leave:
 
 apr_status_t acme_chain_load(apr_array_header_t **pchain, apr_pool_t *p, const char *path)
 {
-    char *data = NULL;
+    const char *data = NULL;
     apr_size_t len = 0;
     apr_status_t rv;
 
     *pchain = NULL;
-    rv = read_file(&data, &len, p, path, ACME_MAX_CHAIN_FILE);
+    rv = acme_file_read(&data, &len, path, ACME_MAX_CHAIN_FILE, p);
     if (rv != APR_SUCCESS) {
         goto leave;
     }

@@ -439,39 +439,24 @@ leave:
 apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const char *path,
                                 const char **perr)
 {
-    apr_file_t *f = NULL;
-    apr_finfo_t fi;
-    char *buf = NULL;
+    const char *buf = NULL;
     apr_size_t len = 0;
     apr_status_t rv;
     char ebuf[128];
 
     *pkey = NULL;
     *perr = NULL;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-    if (rv == APR_SUCCESS) rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+    rv = acme_file_read(&buf, &len, path, MAX_KEYFILE, p);
+    if (rv == APR_EINVAL) {
+        *perr = apr_psprintf(p, "%s: not a TSIG key file (not a regular file, or larger than "
+                             "64 KiB)", path);
+        goto leave;
+    }
     if (rv != APR_SUCCESS) {
         *perr = apr_psprintf(p, "%s: cannot read the TSIG key file: %s", path,
                              apr_strerror(rv, ebuf, sizeof(ebuf)));
         goto leave;
     }
-    if (fi.filetype != APR_REG || fi.size > MAX_KEYFILE) {
-        *perr = apr_psprintf(p, "%s: not a TSIG key file (%s)", path,
-                             fi.filetype != APR_REG ? "not a regular file" : "larger than 64 KiB");
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    len = (apr_size_t)fi.size;
-    buf = apr_palloc(p, len + 1);
-    if (len) {
-        rv = apr_file_read_full(f, buf, len, &len);
-        if (rv != APR_SUCCESS) {
-            *perr = apr_psprintf(p, "%s: cannot read the TSIG key file: %s", path,
-                                 apr_strerror(rv, ebuf, sizeof(ebuf)));
-            goto leave;
-        }
-    }
-    buf[len] = '\0';
     rv = acme_dns_tsig_parse(pkey, p, buf, len, perr);
     if (rv == APR_SUCCESS) {
         rv = acme_dns_tsig_usable(*pkey, p, perr);
@@ -481,8 +466,7 @@ apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const cha
         *perr = apr_psprintf(p, "%s: %s", path, *perr);
     }
 leave:
-    if (f) apr_file_close(f);
-    if (buf) memset(buf, 0, len); /* the secret does not linger in the pool */
+    if (buf) memset((void *)buf, 0, len); /* the secret does not linger in the pool */
     return rv;
 }
 

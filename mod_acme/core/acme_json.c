@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "acme_json.h"
+#include "acme_util.h"
 
 struct acme_json_t {
     apr_pool_t *pool;
@@ -78,37 +79,22 @@ apr_status_t acme_json_parse(acme_json_t **pjson, apr_pool_t *p, const char *dat
 apr_status_t acme_json_read_file(acme_json_t **pjson, apr_pool_t *p, const char *path,
                                  const char **perr)
 {
-    apr_file_t *f;
-    apr_finfo_t fi;
-    apr_status_t rv;
-    char *buf;
+    const char *data;
     apr_size_t n;
+    apr_status_t rv;
 
     *pjson = NULL;
     if (perr) *perr = NULL;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+    rv = acme_file_read(&data, &n, path, 16 * 1024 * 1024, p);
     if (rv != APR_SUCCESS) {
-        if (perr) *perr = apr_psprintf(p, "cannot open %s", path);
+        if (perr) *perr = apr_psprintf(p, rv == APR_EINVAL ? "%s is not a regular file of "
+                                       "at most 16 MiB" : "cannot read %s", path);
         return rv;
     }
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-    if (rv == APR_SUCCESS && fi.size > 16 * 1024 * 1024) {
-        rv = APR_EINVAL;
-        if (perr) *perr = apr_psprintf(p, "%s is too large", path);
+    rv = acme_json_parse(pjson, p, data, n, perr);
+    if (rv != APR_SUCCESS && perr) {
+        *perr = apr_psprintf(p, "%s: %s", path, *perr);
     }
-    if (rv == APR_SUCCESS) {
-        n = (apr_size_t)fi.size;
-        buf = apr_palloc(p, n + 1);
-        rv = n ? apr_file_read_full(f, buf, n, &n) : APR_SUCCESS;
-        if (rv == APR_SUCCESS) {
-            buf[n] = '\0';
-            rv = acme_json_parse(pjson, p, buf, n, perr);
-            if (rv != APR_SUCCESS && perr) {
-                *perr = apr_psprintf(p, "%s: %s", path, *perr);
-            }
-        }
-    }
-    apr_file_close(f);
     return rv;
 }
 

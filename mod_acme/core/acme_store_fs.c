@@ -188,60 +188,6 @@ leave:
     return rv;
 }
 
-static apr_status_t read_file(const char **pdata, apr_size_t *plen, const char *path,
-                              apr_size_t max, apr_pool_t *p)
-{
-    apr_status_t rv = APR_SUCCESS;
-    struct stat st;
-    char *buf = NULL;
-    apr_size_t size, got = 0;
-    int fd;
-
-    *pdata = NULL;
-    *plen = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rv = os_err();
-        goto leave;
-    }
-    if (fstat(fd, &st) < 0) {
-        rv = os_err();
-        goto leave;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    size = (apr_size_t)st.st_size;
-    if (max && size > max) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    buf = apr_palloc(p, size + 1);
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            rv = os_err();
-            goto leave;
-        }
-        if (n == 0) {
-            break;
-        }
-        got += (apr_size_t)n;
-    }
-    buf[got] = '\0';
-    *pdata = buf;
-    *plen = got;
-leave:
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rv;
-}
-
 /* Removes path and everything below it, never following symlinks. */
 static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p);
 
@@ -346,7 +292,7 @@ static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *n
     }
     rv = item_path(&path, fs, g, name, aspect, p);
     if (rv == APR_SUCCESS) {
-        rv = read_file(pdata, plen, path, 0, p);
+        rv = acme_file_read(pdata, plen, path, 0, p);
     }
     return rv;
 }
@@ -763,7 +709,7 @@ static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
     int i;
 
     memset(l, 0, sizeof(*l));
-    rv = read_file(&data, &len, path, FS_LOCK_MAX, p);
+    rv = acme_file_read(&data, &len, path, FS_LOCK_MAX, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1037,7 +983,7 @@ static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t
     long long schema;
     apr_status_t rv;
 
-    rv = read_file(&data, &len, path, 64 * 1024, p);
+    rv = acme_file_read(&data, &len, path, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
         rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
         if (rv != APR_SUCCESS) {

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <stdio.h>
 #include <apr_strings.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <apr_lib.h>
 #include <apr_network_io.h>
 #include <apr_general.h>
@@ -421,4 +424,60 @@ apr_status_t acme_time_parse_rfc3339(apr_time_t *pt, const char *s)
     t -= (apr_time_t)sign * ((apr_time_t)oh * 3600 + (apr_time_t)om * 60) * APR_USEC_PER_SEC;
     *pt = t;
     return APR_SUCCESS;
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *path,
+                            apr_size_t max, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    struct stat st;
+    char *buf = NULL;
+    apr_size_t size, got = 0;
+    int fd;
+
+    *pdata = NULL;
+    *plen = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        goto leave;
+    }
+    if (fstat(fd, &st) < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        goto leave;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    size = (apr_size_t)st.st_size;
+    if (max && size > max) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    buf = apr_palloc(p, size + 1);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            rv = APR_FROM_OS_ERROR(errno);
+            goto leave;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (apr_size_t)n;
+    }
+    buf[got] = '\0';
+    *pdata = buf;
+    *plen = got;
+leave:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rv;
 }

@@ -32,6 +32,12 @@ typedef enum {
 typedef void acme_log_cb(void *baton, const char *file, int line, int level,
                          apr_status_t rv, const char *msg);
 
+/* The one reader of whole files: NUL-terminated (not counted in *plen).
+ * APR_EINVAL when it is not a regular file or larger than max (0: no
+ * bound); the OS error otherwise (APR_ENOENT when missing). */
+apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *path,
+                            apr_size_t max, apr_pool_t *p);
+
 /* A log line's stable message id, ACMELOG(0403) -> "ACME0403: ": ids are
  * grepped by operators and never reused. */
 #define ACMELOG(n) "ACME" #n ": "
