@@ -1,0 +1,27 @@
+/* fuzz_job_json.c: libFuzzer target: jobs/<domain>/job.json as a disk may
+ * leave it, read by the job status reader (acme_job_status: orders, backoff,
+ * last error through acme_result_from_json, ARI state against a real
+ * certificate). Seeds in corpus/job_json/. */
+#include "fuzz.h"
+#include "fuzz_store.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc; (void)argv;
+    fuzz_store_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p = fuzz_pool();
+    acme_job_status_t *st;
+
+    fuzz_store_put(ACME_SG_JOBS, ACME_JOB_STATE, data, size, p);
+    if (acme_job_status(&st, fuzz_store, &fuzz_spec, fuzz_now, p) == APR_SUCCESS
+        && st->last_error) {
+        acme_result_describe(st->last_error, p);
+    }
+    apr_pool_destroy(p);
+    return 0;
+}
