@@ -191,8 +191,8 @@ static void domain_status(dom_status_t **pds, acme_store_t *st, acme_domain_t *d
     if (acme_store_load_json(st, ACME_SG_JOBS, d->name, ACME_JOB_STATE, &job, p) == APR_SUCCESS) {
         ds->job_state = acme_json_gets(job, "state", NULL);
         ds->job_ca = acme_json_gets(job, "ca", NULL);
-        ds->last_success = apr_time_from_sec(acme_json_getl(job, "last-success", NULL));
-        ds->last_run = apr_time_from_sec(acme_json_getl(job, "last-run", NULL));
+        ds->last_success = acme_json_gett(job, "last-success", NULL);
+        ds->last_run = acme_json_gett(job, "last-run", NULL);
         /* Counters never go down: a damaged value counts as 0. */
         ds->renewals_ok = acme_json_getl(job, "renewals-ok", NULL);
         ds->renewals_failed = acme_json_getl(job, "renewals-failed", NULL);

@@ -616,12 +616,11 @@ static domain_info_t *domain_read(ctl_t *ctl, const char *domain, apr_time_t now
             }
             at = acme_renew_at_window(acme_cert_not_before(ci->leaf),
                                       acme_cert_not_after(ci->leaf), &ctl->window);
-            if (d->job && acme_json_getl(d->job, "ari", acme_key_type_file_tag(all_types[i]),
+            if (d->job && acme_json_gett(d->job, "ari", acme_key_type_file_tag(all_types[i]),
                                          "chosen", NULL) > 0) {
                 /* the server follows the CA's renewal information */
-                at = apr_time_from_sec(acme_json_getl(d->job, "ari",
-                                                      acme_key_type_file_tag(all_types[i]),
-                                                      "chosen", NULL));
+                at = acme_json_gett(d->job, "ari", acme_key_type_file_tag(all_types[i]),
+                                    "chosen", NULL);
             }
             if (!d->renew_at || at < d->renew_at) d->renew_at = at;
         }
@@ -648,8 +647,8 @@ static domain_info_t *domain_read(ctl_t *ctl, const char *domain, apr_time_t now
 
     if (d->job) {
         d->errors = (int)acme_json_getl(d->job, "errors", NULL);
-        d->next_attempt = apr_time_from_sec(acme_json_getl(d->job, "next-attempt", NULL));
-        d->last_renewal = apr_time_from_sec(acme_json_getl(d->job, "last-success", NULL));
+        d->next_attempt = acme_json_gett(d->job, "next-attempt", NULL);
+        d->last_renewal = acme_json_gett(d->job, "last-success", NULL);
         if (d->errors > 0 && acme_json_type(d->job, "last-error", NULL) == ACME_JSON_OBJECT) {
             d->last_error = acme_result_make(p);
             acme_result_from_json(d->last_error, acme_json_getj(d->job, p, "last-error", NULL));

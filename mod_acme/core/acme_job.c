@@ -179,9 +179,9 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     in.window = &spec->window;
     in.ari = &w;
     if (!strcmp(acme_json_gets(job, "ari", tag, "cert-id", NULL) ? acme_json_gets(job, "ari", tag, "cert-id", NULL) : "", certid)) {
-        in.prev_ari_start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
-        in.prev_ari_end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
-        in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
+        in.prev_ari_start = acme_json_gett(job, "ari", tag, "start", NULL);
+        in.prev_ari_end = acme_json_gett(job, "ari", tag, "end", NULL);
+        in.prev_chosen = acme_json_gett(job, "ari", tag, "chosen", NULL);
     }
     in.rand_fraction = (double)acme_random_below(1000000) / 1000000.0;
     in.now = now;
@@ -336,7 +336,7 @@ static apr_time_t ari_renew_at(acme_job_status_t *st, const acme_json_t *job,
         return window_at; /* no AKI: ARI cannot name this certificate */
     }
     known = acme_json_gets(job, "ari", tag, "cert-id", NULL);
-    next_poll = apr_time_from_sec(acme_json_getl(job, "ari", tag, "next-poll", NULL));
+    next_poll = acme_json_gett(job, "ari", tag, "next-poll", NULL);
     if (!known || strcmp(known, certid) || next_poll <= now) {
         st->ari_due = 1;
     }
@@ -344,8 +344,8 @@ static apr_time_t ari_renew_at(acme_job_status_t *st, const acme_json_t *job,
         return window_at;
     }
     memset(&in, 0, sizeof(in));
-    w.start = apr_time_from_sec(acme_json_getl(job, "ari", tag, "start", NULL));
-    w.end = apr_time_from_sec(acme_json_getl(job, "ari", tag, "end", NULL));
+    w.start = acme_json_gett(job, "ari", tag, "start", NULL);
+    w.end = acme_json_gett(job, "ari", tag, "end", NULL);
     w.explanation_url = NULL;
     win.is_percent = 1;
     win.percent = 33.0;
@@ -356,7 +356,7 @@ static apr_time_t ari_renew_at(acme_job_status_t *st, const acme_json_t *job,
     in.ari = &w;
     in.prev_ari_start = w.start;
     in.prev_ari_end = w.end;
-    in.prev_chosen = apr_time_from_sec(acme_json_getl(job, "ari", tag, "chosen", NULL));
+    in.prev_chosen = acme_json_gett(job, "ari", tag, "chosen", NULL);
     in.rand_fraction = 0.5;
     in.now = now;
     if (acme_renew_decide(&dec, &in) != APR_SUCCESS) {
@@ -423,7 +423,7 @@ apr_status_t acme_job_status(acme_job_status_t **pst, acme_store_t *store,
     }
     if (job) {
         st->errors = (int)acme_json_getl(job, "errors", NULL);
-        st->next_attempt = apr_time_from_sec(acme_json_getl(job, "next-attempt", NULL));
+        st->next_attempt = acme_json_gett(job, "next-attempt", NULL);
         if (st->errors && acme_json_has(job, "last-error", NULL)) {
             st->last_error = acme_result_make(p);
             acme_result_from_json(st->last_error, acme_json_getj(job, p, "last-error", NULL));
