@@ -5,7 +5,8 @@ set -eu
 
 PACKAGES="apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev
 pkg-config autoconf automake libtool make gcc check pebble python3 python3-pytest
-python3-cryptography python3-requests curl openssl ca-certificates prometheus"
+python3-cryptography python3-requests curl openssl ca-certificates prometheus
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
