@@ -10,7 +10,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc; (void)argv;
-    fuzz_store_init();
+    fuzz_store_init(0);
     return 0;
 }
 

@@ -8,7 +8,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc; (void)argv;
-    fuzz_store_init();
+    fuzz_store_init(1);
     return 0;
 }
 
