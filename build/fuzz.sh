@@ -40,7 +40,7 @@ for src in "$top"/test/fuzz/fuzz_*.c; do
     if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ .libs/libacmecore.a -nt "$bin" ] \
        || [ -n "$(find "$top/test/fuzz" -name '*.h' -newer "$bin")" ]; then
         # shellcheck disable=SC2086
-        clang $cflags -fsanitize=fuzzer $CORE_CPPFLAGS -I"$top/test/fuzz" -I. "$src" \
+        clang $cflags -Wall -Wextra -Werror=implicit-function-declaration -fsanitize=fuzzer $CORE_CPPFLAGS -I"$top/test/fuzz" -I. "$src" \
             .libs/libacmecore.a $CORE_LIBS -o "$bin" >"$bin.build.out" 2>&1 \
             || { cat "$bin.build.out"; echo "fuzz: $name does not build"; rc=1; continue; }
     fi

@@ -26,7 +26,7 @@ static void fuzz_log(void *baton, const char *file, int line, int level, apr_sta
     (void)baton; (void)file; (void)line; (void)level; (void)rv; (void)msg;
 }
 
-static void fuzz_init(void)
+static inline void fuzz_init(void)
 {
     if (fuzz_root) return;
     apr_initialize();
@@ -36,7 +36,7 @@ static void fuzz_init(void)
 
 /* The input in its own malloc block, NUL-terminated: a parser reading one
  * byte too far hits ASan's redzone, not pool memory next to it. */
-static char *fuzz_cstr(const uint8_t *data, size_t size)
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
 {
     char *s = malloc(size + 1);
     if (s) {
@@ -46,7 +46,7 @@ static char *fuzz_cstr(const uint8_t *data, size_t size)
     return s;
 }
 
-static apr_pool_t *fuzz_pool(void)
+static inline apr_pool_t *fuzz_pool(void)
 {
     apr_pool_t *p;
     apr_pool_create(&p, fuzz_root);

@@ -4,6 +4,7 @@
  * certificate). Seeds in corpus/job_json/. */
 #include "fuzz.h"
 #include "fuzz_store.h"
+#include "acme_result.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -65,7 +65,7 @@ static void fuzz_die(const char *what)
 }
 
 /* Writes an item the way a disk may leave it: no rename, no fsync. */
-static void fuzz_store_put(acme_store_group_t g, const char *aspect, const uint8_t *data,
+static inline void fuzz_store_put(acme_store_group_t g, const char *aspect, const uint8_t *data,
                            size_t size, apr_pool_t *p)
 {
     const char *path = fuzz_store->path(fuzz_store, g, FUZZ_DOMAIN, aspect, p);
@@ -77,7 +77,7 @@ static void fuzz_store_put(acme_store_group_t g, const char *aspect, const uint8
 
 /* with_cert: an active certificate for the domain, for the targets whose
  * file is read against it; without one each input runs far faster. */
-static void fuzz_store_init(int with_cert)
+static inline void fuzz_store_init(int with_cert)
 {
     /* tmpfs: a disk would make the truncating writes slow */
     static char tmpl[] = "/dev/shm/acme-fuzz-store-XXXXXX";
