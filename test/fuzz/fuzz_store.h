@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <ftw.h>
 
 #include <apr_strings.h>
 #include "acme_store.h"
@@ -58,6 +59,19 @@ static acme_store_t *fuzz_store;
 static acme_job_spec_t fuzz_spec;
 static apr_time_t fuzz_now;
 
+static char fuzz_store_dir[] = "/dev/shm/acme-fuzz-store-XXXXXX";
+
+static int fuzz_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void fuzz_store_cleanup(void)
+{
+    nftw(fuzz_store_dir, fuzz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void fuzz_die(const char *what)
 {
     fprintf(stderr, "fuzz setup: %s\n", what);
@@ -79,16 +93,18 @@ static inline void fuzz_store_put(acme_store_group_t g, const char *aspect, cons
  * file is read against it; without one each input runs far faster. */
 static inline void fuzz_store_init(int with_cert)
 {
-    /* tmpfs: a disk would make the truncating writes slow */
-    static char tmpl[] = "/dev/shm/acme-fuzz-store-XXXXXX";
     apr_array_header_t *names, *types, *cas, *chain;
     const char *err = NULL;
     acme_key_type_t t;
     apr_pool_t *tmp;
 
     fuzz_init();
-    if (!mkdtemp(tmpl)) fuzz_die("mkdtemp");
-    if (acme_store_fs_create(&fuzz_store, fuzz_root, tmpl, &err) != APR_SUCCESS) fuzz_die(err);
+    /* tmpfs: a disk would make the truncating writes slow */
+    if (!mkdtemp(fuzz_store_dir)) fuzz_die("mkdtemp");
+    atexit(fuzz_store_cleanup);
+    if (acme_store_fs_create(&fuzz_store, fuzz_root, fuzz_store_dir, &err) != APR_SUCCESS) {
+        fuzz_die(err);
+    }
     names = apr_array_make(fuzz_root, 2, sizeof(const char *));
     APR_ARRAY_PUSH(names, const char *) = FUZZ_DOMAIN;
     APR_ARRAY_PUSH(names, const char *) = "www." FUZZ_DOMAIN;
