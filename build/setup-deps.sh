@@ -8,7 +8,8 @@ pkg-config autoconf automake libtool make gcc check pebble python3 python3-pytes
 python3-cryptography python3-requests curl openssl ca-certificates prometheus
 build-essential dpkg-dev fakeroot debhelper lintian
 etcd-server etcd-client
-libldns-dev ldnsutils knot knot-dnsutils bind9 bind9-utils bind9-dnsutils faketime"
+libldns-dev ldnsutils knot knot-dnsutils bind9 bind9-utils bind9-dnsutils faketime
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test.sh: the one command that runs every test on a fresh Debian 12 machine:
 # installs dependencies, builds with warnings as errors, runs the Check unit
-# tests and the pytest integration tests (real httpd + real pebble).
+# tests and the pytest integration tests (real httpd + real pebble), then
+# the sanitizer build and the fuzz targets (build/fuzz.sh).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir="${MOD_ACME_BUILD_DIR:-$top/_build}"
@@ -33,7 +34,36 @@ cd "$top/test/integration" || exit 1
 int_rc=0
 /usr/bin/python3 -m pytest -ra "$@" || int_rc=$?
 
-if [ "$unit_rc" != 0 ] || [ "$int_rc" != 0 ]; then
+# ---- sanitizers and fuzzing: ASan+UBSan unit tests in their own build, the
+# module's end-to-end test with that mod_acme.so in apache2 (libasan
+# preloaded: apache2 itself is not instrumented), and every fuzz target for
+# a short time as a regression check (build/fuzz.sh).
+san_rc=0
+sdir="$bdir-san"
+mkdir -p "$sdir" && cd "$sdir" || exit 1
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+if ! "$top/configure" --enable-werror --enable-sanitizers >configure.out 2>&1; then
+    cat configure.out; san_rc=1
+elif ! make -j2 >make.out 2>&1; then
+    cat make.out; san_rc=1
+elif ! make -j2 check >check.out 2>&1; then
+    grep -hE ":[0-9]+:[EF]:|ERROR: |runtime error" test/unit/*.log
+    echo "unit tests under ASan+UBSan FAILED; logs in $sdir/test/unit/*.log"; san_rc=1
+else
+    echo "unit tests under ASan+UBSan: $(grep -E '^# PASS' check.out)"
+    libasan=$(readlink -f "$(gcc -print-file-name=libasan.so)")
+    cd "$top/test/integration" || exit 1
+    # detect_leaks=0: httpd exits without freeing its pools; UB is reported,
+    # and any report in the error log fails the test (harness/httpd.py).
+    MOD_ACME_BUILD_DIR="$sdir" \
+    MOD_ACME_HTTPD_ENV="LD_PRELOAD=$libasan ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1" \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        test_module.py::test_http01_issuance_without_manual_restart || san_rc=1
+fi
+unset UBSAN_OPTIONS
+FUZZ_JOBS=2 "$top/build/fuzz.sh" "${MOD_ACME_FUZZ_SECONDS:-10}" || san_rc=1
+
+if [ "$unit_rc" != 0 ] || [ "$int_rc" != 0 ] || [ "$san_rc" != 0 ]; then
     exit 1
 fi
 exit 0

@@ -20,6 +20,7 @@
 #include "acme_publish.h"
 #include "acme_dns.h"
 #include "acme_preflight.h"
+#include "acme_conf.h"
 #include "mod_acme_config.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_module;
@@ -576,23 +577,6 @@ static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-static const char *parse_port(cmd_parms *cmd, const char *s, int *pport)
-{
-    char *end;
-    apr_int64_t v;
-
-    if (!strcmp(s, "-")) {
-        *pport = 0;
-        return NULL;
-    }
-    v = apr_strtoi64(s, &end, 10);
-    if (!apr_isdigit(*s) || *end || v < 1 || v > 65535) {
-        return apr_psprintf(cmd->pool, "ManagedPortMap: '%s' is not a port number or '-'", s);
-    }
-    *pport = (int)v;
-    return NULL;
-}
-
 static const char *cmd_port_map(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_global_t *g = global_of(cmd);
@@ -604,21 +588,12 @@ static const char *cmd_port_map(cmd_parms *cmd, void *dc, int argc, char *const 
         return "ManagedPortMap takes one or two mappings like 80:8080 443:8443 ('-' = unreachable)";
     }
     for (i = 0; i < argc; ++i) {
-        const char *colon = strchr(argv[i], ':');
-        char *from;
+        int from, port;
 
-        if (!colon) {
-            return apr_psprintf(cmd->pool,
-                                "ManagedPortMap: '%s' is not of the form 80:PORT or 443:PORT",
-                                argv[i]);
+        if (acme_conf_port_map(&from, &port, &err, cmd->pool, argv[i]) != APR_SUCCESS) {
+            return err;
         }
-        from = apr_pstrndup(cmd->temp_pool, argv[i], (apr_size_t)(colon - argv[i]));
-        if (!strcmp(from, "80")) err = parse_port(cmd, colon + 1, &g->port_http);
-        else if (!strcmp(from, "443")) err = parse_port(cmd, colon + 1, &g->port_https);
-        else err = apr_psprintf(cmd->pool,
-                                "ManagedPortMap: '%s' maps port %s, but only the CA's ports 80 "
-                                "and 443 can be mapped", argv[i], from);
-        if (err) return err;
+        *(from == 80 ? &g->port_http : &g->port_https) = port;
     }
     g->port_map_set = 1;
     return NULL;
@@ -652,23 +627,16 @@ static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char
 {
     acme_settings_t *st = target_settings(cmd);
     const char *err = check_context(cmd, 1);
-    unsigned char *key;
-    apr_size_t len;
+    int none;
 
     if (err) return err;
-    if (!strcasecmp(kid, "none")) {
+    if (acme_conf_eab(&none, &err, cmd->pool, kid, hmac) != APR_SUCCESS) {
+        return err;
+    }
+    if (none) {
         st->eab_kid = "";
         st->eab_hmac = "";
         return NULL;
-    }
-    if (!hmac) {
-        return apr_psprintf(cmd->pool, "ManagedEAB %s: the HMAC key is missing (ManagedEAB "
-                            "<key id> <base64url HMAC key>, as the CA gave them)", kid);
-    }
-    if (acme_b64url_decode(&key, &len, cmd->temp_pool, hmac) != APR_SUCCESS || len < 16) {
-        /* The value is secret: name the key id, never the HMAC. */
-        return apr_psprintf(cmd->pool, "ManagedEAB %s: the HMAC key is not base64url or is "
-                            "shorter than 16 bytes", kid);
     }
     st->eab_kid = apr_pstrdup(cmd->pool, kid);
     st->eab_hmac = apr_pstrdup(cmd->pool, hmac);

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
-#include <glob.h>
-#include <dirent.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -31,6 +29,7 @@
 #include "acme_status.h"
 #include "acme_etcd.h"
 #include "acme_store_etcd.h"
+#include "acme_conf.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -39,11 +38,6 @@
 #define CA_LETSENCRYPT "https://acme-v02.api.letsencrypt.org/directory"
 #define CA_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
 #define DEFAULT_RENEW_PERCENT 33.0
-/* Include nesting and file count limits: a config that includes itself
- * must end in an error, not in a stack overflow. */
-#define CONF_MAX_DEPTH 16
-#define CONF_MAX_FILES 4096
-#define CONF_MAX_SIZE (16 * 1024 * 1024)
 
 
 typedef struct {
@@ -418,90 +412,7 @@ static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
     return EXIT_OK;
 }
 
-/* ---- httpd config scanning ------------------------------------------------- */
-
-typedef struct {
-    ctl_t *ctl;
-    apr_table_t *defines;
-    int section_depth;   /* non-conditional sections: <VirtualHost>, <ManagedDomain> ... */
-    int files;
-    const char *err;
-} conf_scan_t;
-
-static apr_status_t read_all(const char **pdata, apr_size_t *plen, const char *path,
-                             apr_size_t max, apr_pool_t *p)
-{
-    apr_file_t *f;
-    apr_finfo_t fi;
-    char *buf;
-    apr_size_t n = 0;
-    apr_status_t rv;
-
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
-    if (rv != APR_SUCCESS) return rv;
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-    if (rv == APR_SUCCESS && (apr_size_t)fi.size > max) rv = APR_ENOSPC;
-    if (rv == APR_SUCCESS) {
-        buf = apr_palloc(p, (apr_size_t)fi.size + 1);
-        n = (apr_size_t)fi.size;
-        rv = n ? apr_file_read_full(f, buf, n, &n) : APR_SUCCESS;
-        if (rv == APR_EOF) rv = APR_SUCCESS;
-        buf[n] = '\0';
-        *pdata = buf;
-        *plen = n;
-    }
-    apr_file_close(f);
-    return rv;
-}
-
-/* ${NAME}: Define'd variables first, then the environment (as httpd does). */
-static const char *expand_vars(conf_scan_t *cs, const char *s)
-{
-    apr_pool_t *p = cs->ctl->pool;
-    const char *start, *end, *val;
-    char *out = "";
-
-    while ((start = strstr(s, "${")) && (end = strchr(start + 2, '}'))) {
-        const char *name = apr_pstrndup(p, start + 2, (apr_size_t)(end - start - 2));
-        val = apr_table_get(cs->defines, name);
-        if (!val) val = getenv(name);
-        out = apr_pstrcat(p, out, apr_pstrndup(p, s, (apr_size_t)(start - s)),
-                          val ? val : apr_pstrndup(p, start, (apr_size_t)(end - start + 1)),
-                          NULL);
-        s = end + 1;
-    }
-    return apr_pstrcat(p, out, s, NULL);
-}
-
-/* One argument as httpd reads it: "quoted", 'quoted' (backslash escapes
- * the quote) or up to the next white space. NULL at the end of the line. */
-static const char *next_word(const char **pline, apr_pool_t *p)
-{
-    const char *s = *pline, *start;
-    char *out, *o;
-
-    while (*s && apr_isspace(*s)) ++s;
-    if (!*s) {
-        *pline = s;
-        return NULL;
-    }
-    if (*s == '"' || *s == '\'') {
-        char q = *s++;
-        o = out = apr_palloc(p, strlen(s) + 1);
-        while (*s && *s != q) {
-            if (*s == '\\' && (s[1] == q || s[1] == '\\')) ++s;
-            *o++ = *s++;
-        }
-        *o = '\0';
-        if (*s) ++s;
-        *pline = s;
-        return out;
-    }
-    start = s;
-    while (*s && !apr_isspace(*s)) ++s;
-    *pline = s;
-    return apr_pstrndup(p, start, (apr_size_t)(s - start));
-}
+/* ---- httpd config scanning (acme_conf.c) ---------------------------------- */
 
 static const char *root_relative(ctl_t *ctl, const char *path)
 {
@@ -509,213 +420,9 @@ static const char *root_relative(ctl_t *ctl, const char *path)
     return apr_pstrcat(ctl->pool, ctl->server_root ? ctl->server_root : ".", "/", path, NULL);
 }
 
-static int is_conditional_section(const char *name)
-{
-    /* Sections that httpd evaluates at read time; we read both branches. */
-    static const char *const cond[] = { "ifmodule", "ifdefine", "iffile", "ifdirective",
-                                        "ifsection", "ifversion", NULL };
-    int i;
-    for (i = 0; cond[i]; ++i) {
-        if (!strcasecmp(name, cond[i])) return 1;
-    }
-    return 0;
-}
-
-static apr_status_t scan_file(conf_scan_t *cs, const char *path, int depth);
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* A directory is included file by file, recursively, in sorted order. */
-static apr_status_t scan_dir(conf_scan_t *cs, const char *dir, int depth)
-{
-    apr_pool_t *p = cs->ctl->pool;
-    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
-    struct dirent *de;
-    DIR *d = opendir(dir);
-    apr_status_t rv = APR_SUCCESS;
-    int i;
-
-    if (!d) return APR_FROM_OS_ERROR(errno);
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        APR_ARRAY_PUSH(names, const char *) = apr_pstrcat(p, dir, "/", de->d_name, NULL);
-    }
-    closedir(d);
-    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
-    for (i = 0; i < names->nelts && rv == APR_SUCCESS; ++i) {
-        rv = scan_file(cs, APR_ARRAY_IDX(names, i, const char *), depth + 1);
-    }
-    return rv;
-}
-
-static apr_status_t scan_include(conf_scan_t *cs, const char *arg, int optional, int depth,
-                                 const char *where)
-{
-    apr_pool_t *p = cs->ctl->pool;
-    const char *path = root_relative(cs->ctl, arg);
-    apr_status_t rv = APR_SUCCESS;
-    glob_t g;
-    size_t i;
-    int grv;
-
-    if (!strpbrk(path, "*?[")) {
-        struct stat st;
-        if (stat(path, &st) < 0) {
-            if (optional) return APR_SUCCESS;
-            cs->err = apr_psprintf(p, "%s: cannot read the included %s: %s", where, path,
-                                   strerror(errno));
-            return APR_FROM_OS_ERROR(errno);
-        }
-        return scan_file(cs, path, depth + 1);
-    }
-    memset(&g, 0, sizeof(g));
-    grv = glob(path, 0, NULL, &g);
-    if (grv == GLOB_NOMATCH) {
-        globfree(&g);
-        return APR_SUCCESS;  /* httpd accepts a wildcard that matches nothing */
-    }
-    if (grv != 0) {
-        globfree(&g);
-        cs->err = apr_psprintf(p, "%s: cannot expand %s", where, path);
-        return APR_EGENERAL;
-    }
-    for (i = 0; i < g.gl_pathc && rv == APR_SUCCESS; ++i) {
-        rv = scan_file(cs, apr_pstrdup(p, g.gl_pathv[i]), depth + 1);
-    }
-    globfree(&g);
-    return rv;
-}
-
-static apr_status_t scan_line(conf_scan_t *cs, const char *line, int depth, const char *where)
-{
-    ctl_t *ctl = cs->ctl;
-    apr_pool_t *p = ctl->pool;
-    const char *s = line, *dir, *a1, *a2;
-
-    while (*s && apr_isspace(*s)) ++s;
-    if (!*s || *s == '#') return APR_SUCCESS;
-    if (*s == '<') {
-        int closing = s[1] == '/';
-        const char *name = s + 1 + closing, *e = name;
-        while (*e && !apr_isspace(*e) && *e != '>') ++e;
-        name = apr_pstrndup(p, name, (apr_size_t)(e - name));
-        if (!is_conditional_section(name)) {
-            cs->section_depth += closing ? -1 : 1;
-            if (cs->section_depth < 0) cs->section_depth = 0;
-        }
-        return APR_SUCCESS;
-    }
-    s = expand_vars(cs, s);
-    dir = next_word(&s, p);
-    a1 = next_word(&s, p);
-    a2 = a1 ? next_word(&s, p) : NULL;
-    if (!dir || !a1) return APR_SUCCESS;
-    if (!strcasecmp(dir, "Define")) {
-        apr_table_set(cs->defines, a1, a2 ? a2 : "");
-    }
-    else if (!strcasecmp(dir, "ServerRoot")) {
-        ctl->server_root = a1;
-    }
-    else if (!strcasecmp(dir, "Include") || !strcasecmp(dir, "IncludeOptional")) {
-        return scan_include(cs, a1, !strcasecmp(dir, "IncludeOptional"), depth, where);
-    }
-    else if (!strcasecmp(dir, "ManagedStore") && cs->section_depth == 0) {
-        const char *w;
-        ctl->conf_etcd_urls = NULL;
-        if (!strcasecmp(a1, "etcd")) {
-            ctl->conf_etcd_urls = apr_array_make(p, 3, sizeof(const char *));
-            for (w = a2; w; w = next_word(&s, p)) {
-                APR_ARRAY_PUSH(ctl->conf_etcd_urls, const char *) = w;
-            }
-        }
-    }
-    else if (!strcasecmp(dir, "ManagedStoreEncryptionKey")) {
-        ctl->conf_store_key = root_relative(ctl, a1);
-    }
-    else if (!strcasecmp(dir, "ManagedStorePrefix")) {
-        ctl->conf_store_prefix = a1;
-    }
-    else if (!strcasecmp(dir, "ManagedStoreTLS")) {
-        const char *a3 = a2 ? next_word(&s, p) : NULL;
-        ctl->conf_store_ca = root_relative(ctl, a1);
-        ctl->conf_store_cert = a2 && a3 ? root_relative(ctl, a2) : NULL;
-        ctl->conf_store_cert_key = a2 && a3 ? root_relative(ctl, a3) : NULL;
-    }
-    else if (!strcasecmp(dir, "ManagedStoreAuth") && a2) {
-        ctl->conf_store_user = a1;
-        ctl->conf_store_password = root_relative(ctl, a2);
-    }
-    else if (!strcasecmp(dir, "ManagedStoreDir")) {
-        ctl->conf_store_dir = root_relative(ctl, a1);
-    }
-    else if (!strcasecmp(dir, "ManagedCACertificateFile")) {
-        const char *f = root_relative(ctl, a1);
-        if (cs->section_depth == 0) ctl->conf_ca_file = f;
-        if (!ctl->conf_ca_file_any) ctl->conf_ca_file_any = f;
-    }
-    else if (!strcasecmp(dir, "ManagedCA") && cs->section_depth == 0) {
-        ctl->conf_ca_url = a1;
-    }
-    else if (!strcasecmp(dir, "ManagedRenewWindow") && cs->section_depth == 0) {
-        ctl->conf_window = a1;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t scan_file(conf_scan_t *cs, const char *path, int depth)
-{
-    apr_pool_t *p = cs->ctl->pool;
-    const char *data;
-    apr_size_t len;
-    struct stat st;
-    char *buf, *line, *next;
-    apr_status_t rv;
-    int lineno = 0;
-
-    if (depth > CONF_MAX_DEPTH || ++cs->files > CONF_MAX_FILES) {
-        cs->err = apr_psprintf(p, "%s: includes nest too deep (does the config include itself?)",
-                               path);
-        return APR_EINVAL;
-    }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        return scan_dir(cs, path, depth);
-    }
-    rv = read_all(&data, &len, path, CONF_MAX_SIZE, p);
-    if (rv != APR_SUCCESS) {
-        cs->err = apr_psprintf(p, "cannot read %s: %s", path, status_text(p, rv));
-        return rv;
-    }
-    buf = apr_pstrmemdup(p, data, len);
-    for (line = buf; line; line = next) {
-        char *end;
-        apr_size_t l;
-        int first = lineno + 1;
-
-        next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        ++lineno;
-        /* a trailing backslash continues the line */
-        l = strlen(line);
-        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ' || line[l - 1] == '\t')) {
-            line[--l] = '\0';
-        }
-        while (l && line[l - 1] == '\\' && next) {
-            line[l - 1] = ' ';
-            end = strchr(next, '\n');
-            if (end) *end++ = '\0';
-            ++lineno;
-            line = apr_pstrcat(p, line, next, NULL);
-            next = end;
-            l = strlen(line);
-            while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = '\0';
-        }
-        rv = scan_line(cs, line, depth, apr_psprintf(p, "%s:%d", path, first));
-        if (rv != APR_SUCCESS) return rv;
-    }
-    return APR_SUCCESS;
 }
 
 /* ---- setup -------------------------------------------------------------------- */
@@ -730,12 +437,9 @@ static int setup(ctl_t *ctl, int need_store)
     ctl->window.is_percent = 1;
     ctl->window.percent = DEFAULT_RENEW_PERCENT;
     if (ctl->conf_file) {
-        conf_scan_t cs;
+        acme_conf_scan_t cs;
         char *dir;
 
-        memset(&cs, 0, sizeof(cs));
-        cs.ctl = ctl;
-        cs.defines = apr_table_make(p, 8);
         if (ctl->server_root_opt) {
             ctl->server_root = ctl->server_root_opt;
         }
@@ -747,7 +451,22 @@ static int setup(ctl_t *ctl, int need_store)
             else dir = ".";
             ctl->server_root = dir[0] ? dir : "/";
         }
-        rv = scan_file(&cs, ctl->conf_file, 0);
+        acme_conf_scan_init(&cs, p, ctl->server_root);
+        rv = acme_conf_scan_file(&cs, ctl->conf_file);
+        ctl->server_root = cs.server_root;
+        ctl->conf_store_dir = cs.store_dir;
+        ctl->conf_ca_file = cs.ca_file;
+        ctl->conf_ca_file_any = cs.ca_file_any;
+        ctl->conf_ca_url = cs.ca_url;
+        ctl->conf_window = cs.window;
+        ctl->conf_etcd_urls = cs.etcd_urls;
+        ctl->conf_store_key = cs.store_key;
+        ctl->conf_store_prefix = cs.store_prefix;
+        ctl->conf_store_ca = cs.store_ca;
+        ctl->conf_store_cert = cs.store_cert;
+        ctl->conf_store_cert_key = cs.store_cert_key;
+        ctl->conf_store_user = cs.store_user;
+        ctl->conf_store_password = cs.store_password;
         if (rv != APR_SUCCESS) {
             err_printf("%s. Give the server's main config file with -f, or the store with "
                        "--store DIR.", cs.err ? cs.err : "cannot read the config");

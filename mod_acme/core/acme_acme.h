@@ -137,7 +137,8 @@ apr_status_t acme_renewal_info_parse(struct acme_ari_window_t *pw, apr_time_t *p
  * references only). Malformed entries are skipped. */
 apr_status_t acme_links_get(apr_array_header_t **purls, apr_pool_t *p, apr_table_t *headers,
                             const char *rel, const char *base_url);
-/* One Link header value (may hold several comma-separated links). */
+/* One Link header value (may hold several comma-separated links). The
+ * URLs are appended to *purls, which must be NULL (a new array) or an array. */
 apr_status_t acme_link_parse(apr_array_header_t **purls, apr_pool_t *p, const char *value,
                              const char *rel, const char *base_url);
 

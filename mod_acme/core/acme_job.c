@@ -175,9 +175,9 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     in.window = &spec->window;
     in.ari = &w;
     if (!strcmp(acme_json_gets(job, ACME_JK_ARI, tag, ACME_JK_ARI_CERT_ID, NULL) ? acme_json_gets(job, ACME_JK_ARI, tag, ACME_JK_ARI_CERT_ID, NULL) : "", certid)) {
-        in.prev_ari_start = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_START, NULL));
-        in.prev_ari_end = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_END, NULL));
-        in.prev_chosen = apr_time_from_sec(acme_json_getl(job, ACME_JK_ARI, tag, ACME_JK_ARI_CHOSEN, NULL));
+        in.prev_ari_start = acme_json_gett(job, ACME_JK_ARI, tag, ACME_JK_ARI_START, NULL);
+        in.prev_ari_end = acme_json_gett(job, ACME_JK_ARI, tag, ACME_JK_ARI_END, NULL);
+        in.prev_chosen = acme_json_gett(job, ACME_JK_ARI, tag, ACME_JK_ARI_CHOSEN, NULL);
     }
     in.rand_fraction = (double)acme_random_below(1000000) / 1000000.0;
     in.now = now;

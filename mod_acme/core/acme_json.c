@@ -189,6 +189,20 @@ long long acme_json_getl(const acme_json_t *aj, ...)
     return json_is_integer(j) ? (long long)json_integer_value(j) : 0;
 }
 
+/* 9999-12-31T23:59:59Z */
+#define JSON_TIME_MAX 253402300799LL
+
+apr_time_t acme_json_gett(const acme_json_t *aj, ...)
+{
+    json_t *j;
+    json_int_t v;
+
+    LOOKUP(j, aj, aj);
+    if (!json_is_integer(j)) return 0;
+    v = json_integer_value(j);
+    return v >= 0 && v <= JSON_TIME_MAX ? apr_time_from_sec((apr_time_t)v) : 0;
+}
+
 int acme_json_getb(const acme_json_t *aj, ...)
 {
     json_t *j;

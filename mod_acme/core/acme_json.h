@@ -7,6 +7,7 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_time.h>
 
 typedef struct acme_json_t acme_json_t;
 
@@ -38,6 +39,10 @@ int acme_json_has(const acme_json_t *j, ...);
 const char *acme_json_gets(const acme_json_t *j, ...);  /* string, or NULL */
 long long acme_json_getl(const acme_json_t *j, ...);    /* integer, or 0 */
 int acme_json_getb(const acme_json_t *j, ...);          /* true -> 1, else 0 */
+/* A time stored as integer seconds since the epoch. 0 when missing, of the
+ * wrong type or outside 1970..9999: a corrupt file must not overflow the
+ * microseconds of apr_time_t. */
+apr_time_t acme_json_gett(const acme_json_t *j, ...);
 /* A sub-value wrapped for pool p; shares data with the parent. */
 acme_json_t *acme_json_getj(const acme_json_t *j, apr_pool_t *p, ...);
 /* An array of strings at path; non-string elements -> APR_EINVAL. Missing -> empty. */

@@ -373,13 +373,13 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
                    ACME_JK_NEXT_ATTEMPT, NULL);
     if (spec->memo) {
         spec->memo->next_attempt =
-            apr_time_from_sec(acme_json_getl(job, ACME_JK_NEXT_ATTEMPT, NULL));
+            acme_json_gett(job, ACME_JK_NEXT_ATTEMPT, NULL);
     }
     /* a run ends with "staged" or "errored" (acme_status.c counts on it) */
     acme_job_event(job, p, "errored", apr_pstrcat(p, "held back by the pre-flight: ", diag, NULL));
     return acme_result_set(r, APR_EAGAIN, ACME_PROBLEM_PREFLIGHT,
                            "after the CA's failed validation, it is not asked again until the "
                            "pre-flight passes (checked again at %s): %s",
-                           acme_time_rfc3339(p, apr_time_from_sec(acme_json_getl(
-                               job, ACME_JK_NEXT_ATTEMPT, NULL))), diag);
+                           acme_time_rfc3339(p, acme_json_gett(
+                               job, ACME_JK_NEXT_ATTEMPT, NULL)), diag);
 }

@@ -204,7 +204,7 @@ void acme_result_from_json(acme_result_t *r, const acme_json_t *j)
     if ((s = acme_json_gets(j, "problem", NULL))) r->problem = apr_pstrdup(r->pool, s);
     if ((s = acme_json_gets(j, "detail", NULL))) r->detail = apr_pstrdup(r->pool, s);
     if ((s = acme_json_gets(j, "activity", NULL))) r->activity = apr_pstrdup(r->pool, s);
-    r->retry_after = apr_time_from_sec(acme_json_getl(j, "retry-after", NULL));
+    r->retry_after = acme_json_gett(j, "retry-after", NULL);
     if (acme_json_has(j, "subproblems", NULL)) {
         acme_json_t *doc = acme_json_new_object(r->pool);
         acme_json_setj(doc, acme_json_getj(j, r->pool, "subproblems", NULL), "subproblems", NULL);

@@ -85,15 +85,15 @@ static apr_time_t ari_renew_at(acme_status_t *st, const acme_status_cert_t *c,
     }
     known = acme_json_gets(c->ari, ACME_JK_ARI_CERT_ID, NULL);
     if (!known || strcmp(known, c->ari_id)
-        || apr_time_from_sec(acme_json_getl(c->ari, ACME_JK_ARI_NEXT_POLL, NULL)) <= now) {
+        || acme_json_gett(c->ari, ACME_JK_ARI_NEXT_POLL, NULL) <= now) {
         st->ari_due = 1;
     }
     if (!known || strcmp(known, c->ari_id) || !acme_json_has(c->ari, ACME_JK_ARI_START, NULL)) {
         return window_at;
     }
     memset(&in, 0, sizeof(in));
-    w.start = apr_time_from_sec(acme_json_getl(c->ari, ACME_JK_ARI_START, NULL));
-    w.end = apr_time_from_sec(acme_json_getl(c->ari, ACME_JK_ARI_END, NULL));
+    w.start = acme_json_gett(c->ari, ACME_JK_ARI_START, NULL);
+    w.end = acme_json_gett(c->ari, ACME_JK_ARI_END, NULL);
     w.explanation_url = NULL;
     win.is_percent = 1;
     win.percent = 33.0;
@@ -104,7 +104,7 @@ static apr_time_t ari_renew_at(acme_status_t *st, const acme_status_cert_t *c,
     in.ari = &w;
     in.prev_ari_start = w.start;
     in.prev_ari_end = w.end;
-    in.prev_chosen = apr_time_from_sec(acme_json_getl(c->ari, ACME_JK_ARI_CHOSEN, NULL));
+    in.prev_chosen = acme_json_gett(c->ari, ACME_JK_ARI_CHOSEN, NULL);
     in.rand_fraction = 0.5;
     in.now = now;
     return acme_renew_decide(&dec, &in) == APR_SUCCESS ? dec.renew_at : window_at;
@@ -152,21 +152,21 @@ static void job_read(acme_status_t *st, const acme_json_t *job, apr_pool_t *p)
 {
     st->errors = (int)acme_json_getl(job, ACME_JK_ERRORS, NULL);
     if (st->errors < 0) st->errors = 0;
-    st->next_attempt = apr_time_from_sec(acme_json_getl(job, ACME_JK_NEXT_ATTEMPT, NULL));
+    st->next_attempt = acme_json_gett(job, ACME_JK_NEXT_ATTEMPT, NULL);
     if (st->errors && acme_json_type(job, ACME_JK_LAST_ERROR, NULL) == ACME_JSON_OBJECT) {
         st->last_error = acme_result_make(p);
         acme_result_from_json(st->last_error, acme_json_getj(job, p, ACME_JK_LAST_ERROR, NULL));
     }
     st->preflight = acme_json_gets(job, ACME_JK_PREFLIGHT, ACME_JK_PF_DIAGNOSIS, NULL);
     if (st->preflight) {
-        st->preflight_time = apr_time_from_sec(acme_json_getl(job, ACME_JK_PREFLIGHT,
-                                                              ACME_JK_PF_TIME, NULL));
+        st->preflight_time = acme_json_gett(job, ACME_JK_PREFLIGHT,
+                                                              ACME_JK_PF_TIME, NULL);
         st->preflight_holding = acme_json_getb(job, ACME_JK_PREFLIGHT, ACME_JK_PF_HOLDING, NULL);
     }
     st->job_state = acme_json_gets(job, ACME_JK_STATE, NULL);
     st->job_ca = acme_json_gets(job, ACME_JK_CA, NULL);
-    st->last_success = apr_time_from_sec(acme_json_getl(job, ACME_JK_LAST_SUCCESS, NULL));
-    st->last_run = apr_time_from_sec(acme_json_getl(job, ACME_JK_LAST_RUN, NULL));
+    st->last_success = acme_json_gett(job, ACME_JK_LAST_SUCCESS, NULL);
+    st->last_run = acme_json_gett(job, ACME_JK_LAST_RUN, NULL);
     /* Counters never go down: a damaged value counts as 0. */
     st->renewals_ok = acme_json_getl(job, ACME_JK_RENEWALS_OK, NULL);
     st->renewals_failed = acme_json_getl(job, ACME_JK_RENEWALS_FAILED, NULL);

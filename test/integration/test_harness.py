@@ -292,3 +292,21 @@ def test_error_log_classifier(test_dir, acme_ports):
     h.expect_errors(r"ACME0001")
     assert h.unexpected_errors() == [lines[2], lines[3]]
     assert h.resuming_count() == 1
+
+
+def test_error_log_classifier_sees_sanitizer_reports(test_dir, acme_ports):
+    # An ASan build of mod_acme.so (build/test.sh) reports on the children's
+    # stderr, which is the error log: such a report must fail the test.
+    from harness.httpd import Httpd
+    h = Httpd(os.path.join(test_dir, "httpd"), acme_ports["http"], acme_ports["tls"])
+    lines = [
+        "=================================================================",
+        "==4242==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6020 at pc 0x7f",
+        "    #0 0x7f in acme_link_parse mod_acme/core/acme_acme.c:676",
+        "SUMMARY: AddressSanitizer: heap-buffer-overflow mod_acme/core/acme_acme.c:676",
+        "mod_acme/core/acme_renew.c:80:12: runtime error: signed integer overflow",
+        "a line that says ERROR: in passing",
+    ]
+    with open(h.error_log_file, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    assert h.error_lines() == [lines[1], lines[3], lines[4]]

@@ -17,6 +17,10 @@ APACHE_BIN = os.environ.get("APACHE_BIN", "/usr/sbin/apache2")
 APACHE_MODULES = os.environ.get("APACHE_MODULES_DIR", "/usr/lib/apache2/modules")
 RUN_USER = os.environ.get("MOD_ACME_TEST_USER", "www-data")
 RUN_GROUP = os.environ.get("MOD_ACME_TEST_GROUP", "www-data")
+# Extra environment for apache2, "NAME=value NAME=value": build/test.sh
+# preloads libasan this way to run an ASan build of mod_acme.so.
+EXTRA_ENV = dict(kv.split("=", 1) for kv in os.environ.get("MOD_ACME_HTTPD_ENV", "").split()
+                 if "=" in kv)
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -37,7 +41,9 @@ _LOG_LEVEL_RE = re.compile(r"^\[[^\]]*\] \[([^:\]]*):(\w+)\]")
 BAD_LEVELS = ("emerg", "alert", "crit", "error")
 # A crashed child is only a [core:notice] line, but it is never acceptable.
 _CRASH_RE = re.compile(r"AH00052: child pid \d+ exit signal "
-                       r"(?!Terminated)|seg fault or similar nasty error")
+                       r"(?!Terminated)|seg fault or similar nasty error"
+                       # ASan/UBSan reports: the children's stderr is the error log
+                       r"|^==\d+==ERROR: |runtime error: |^SUMMARY: \w+Sanitizer")
 RESUMING = "resuming normal operations"
 # Lines after which a starting httpd will never serve.
 _START_FATAL_RE = re.compile(r"^.*(AH00016: Configuration Failed|AH00015: Unable to open logs"
@@ -84,6 +90,7 @@ class Httpd:
         self.cmd_log_file = os.path.join(self.logs_dir, "apache2-commands.log")
         self.pid_file = os.path.join(self.run_dir, "httpd.pid")
         self._expected_errors = []
+        self._cmd_reports = []  # sanitizer lines in apache2's own output
         self._pids = set()  # parent pids we started, for a last-resort kill
         for d, mode in ((root, 0o755), (self.conf_dir, 0o755), (self.logs_dir, 0o755),
                         (self.run_dir, 0o755), (self.docroot, 0o755)):
@@ -200,9 +207,12 @@ class Httpd:
     def _cmd(self, *args, timeout=CMD_TIMEOUT):
         cmd = [APACHE_BIN, "-d", self.root, "-f", self.conf_file] + list(args)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+        env.update(EXTRA_ENV)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, env=env, timeout=timeout)
         out = proc.stdout.decode("utf-8", "replace")
+        # A sanitizer report before the server detaches goes to this output.
+        self._cmd_reports += [line for line in out.splitlines() if _CRASH_RE.search(line)]
         with open(self.cmd_log_file, "a") as f:
             f.write("$ %s\n%s[exit %d]\n" % (" ".join(cmd), out, proc.returncode))
         return proc.returncode, out
@@ -328,7 +338,7 @@ class Httpd:
 
     def error_lines(self):
         """Lines at [error], [crit], [alert] or [emerg], and child crashes."""
-        out = []
+        out = list(self._cmd_reports)
         for line in self.error_log().splitlines():
             m = _LOG_LEVEL_RE.match(line)
             if (m and m.group(2) in BAD_LEVELS) or _CRASH_RE.search(line):
