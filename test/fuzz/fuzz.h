@@ -12,6 +12,8 @@
 #include <apr_general.h>
 #include <apr_pools.h>
 
+#include "acme_json.h"
+#include "acme_result.h"
 #include "acme_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,5 +54,38 @@ static inline apr_pool_t *fuzz_pool(void)
     apr_pool_create(&p, fuzz_root);
     return p;
 }
+
+/* A target for a parser of JSON documents: the input is parsed as JSON,
+ * and fn gets it (with a pool and a result record it may fill). */
+typedef void fuzz_json_fn(acme_json_t *j, apr_pool_t *p, acme_result_t *r);
+
+static inline int fuzz_json_run(const uint8_t *data, size_t size, fuzz_json_fn *fn)
+{
+    apr_pool_t *p = fuzz_pool();
+    acme_result_t *r = acme_result_make(p);
+    acme_json_t *j;
+    const char *jerr;
+    char *s = fuzz_cstr(data, size);
+
+    if (s && acme_json_parse(&j, p, s, size, &jerr) == APR_SUCCESS) {
+        fn(j, p, r);
+        acme_result_describe(r, p);
+    }
+    free(s);
+    apr_pool_destroy(p);
+    return 0;
+}
+
+#define FUZZ_JSON_TARGET(fn)                                                  \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                         \
+    {                                                                         \
+        (void)argc; (void)argv;                                               \
+        fuzz_init();                                                          \
+        return 0;                                                             \
+    }                                                                         \
+    int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)              \
+    {                                                                         \
+        return fuzz_json_run(data, size, fn);                                 \
+    }
 
 #endif /* ACME_FUZZ_H */

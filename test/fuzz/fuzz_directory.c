@@ -5,27 +5,10 @@
 #include "acme_result.h"
 #include "acme_acme.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void run(acme_json_t *j, apr_pool_t *p, acme_result_t *r)
 {
-    (void)argc; (void)argv;
-    fuzz_init();
-    return 0;
+    acme_directory_t *dir;
+    acme_directory_parse(&dir, p, j, "https://ca.test/dir", r);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    apr_pool_t *p = fuzz_pool();
-    acme_result_t *r = acme_result_make(p);
-    acme_json_t *j;
-    const char *jerr;
-    char *s = fuzz_cstr(data, size);
-
-    if (s && acme_json_parse(&j, p, s, size, &jerr) == APR_SUCCESS) {
-        acme_directory_t *dir;
-        acme_directory_parse(&dir, p, j, "https://ca.test/dir", r);
-        acme_result_describe(r, p);
-    }
-    free(s);
-    apr_pool_destroy(p);
-    return 0;
-}
+FUZZ_JSON_TARGET(run)
