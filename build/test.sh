@@ -42,6 +42,7 @@ san_rc=0
 sdir="$bdir-san"
 mkdir -p "$sdir" && cd "$sdir" || exit 1
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="suppressions=$top/build/lsan.supp"
 if ! "$top/configure" --enable-werror --enable-sanitizers >configure.out 2>&1; then
     cat configure.out; san_rc=1
 elif ! make -j2 >make.out 2>&1; then
@@ -60,7 +61,7 @@ else
         /usr/bin/python3 -m pytest -q -p no:cacheprovider \
         test_module.py::test_http01_issuance_without_manual_restart || san_rc=1
 fi
-unset UBSAN_OPTIONS
+unset UBSAN_OPTIONS LSAN_OPTIONS
 FUZZ_JOBS=2 "$top/build/fuzz.sh" "${MOD_ACME_FUZZ_SECONDS:-10}" || san_rc=1
 
 if [ "$unit_rc" != 0 ] || [ "$int_rc" != 0 ] || [ "$san_rc" != 0 ]; then
