@@ -289,6 +289,10 @@ static const char *hook_protocol_get(const conn_rec *c)
     return apr_table_get(c->notes, ACME_TLS_1) ? ACME_TLS_1 : NULL;
 }
 
+/* Some virtual host proposes acme-tls/1 (set at post_config, read by the
+ * children it forks). */
+static int acme_tls_offered;
+
 /* RFC 8737 3: a connection that negotiated acme-tls/1 carries no
  * application data: once the handshake is done it is closed, unread. The
  * handshake runs here (an AP_MODE_INIT read, as mod_http2 does), so the
@@ -297,7 +301,9 @@ static int hook_process_connection(conn_rec *c)
 {
     apr_bucket_brigade *bb;
 
-    if (!ap_ssl_conn_is_ssl(c)) {
+    /* only where acme-tls/1 can be negotiated at all: other connections
+     * keep their handshake where mod_ssl and the protocol modules run it */
+    if (!acme_tls_offered || !ap_ssl_conn_is_ssl(c)) {
         return DECLINED;
     }
     bb = apr_brigade_create(c->pool, c->bucket_alloc);
@@ -343,6 +349,7 @@ void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p)
 {
     int i, j;
 
+    acme_tls_offered = 0;
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         if (!d->tls_alpn_ok) continue;
@@ -360,6 +367,7 @@ void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p)
             if (!ap_array_str_contains(core->protocols, ACME_TLS_1)) {
                 APR_ARRAY_PUSH(core->protocols, const char *) = ACME_TLS_1;
             }
+            acme_tls_offered = 1;
         }
     }
 }

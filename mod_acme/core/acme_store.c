@@ -156,3 +156,44 @@ apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *
     }
     return rv;
 }
+
+int acme_store_archive_parse(acme_store_archived_t *a, const char *entry, const char *name)
+{
+    apr_size_t nlen = strlen(name), i;
+    const char *rest;
+
+    if (strncmp(entry, name, nlen) || entry[nlen] != '.') {
+        return 0;
+    }
+    rest = entry + nlen + 1;
+    for (i = 0; i < ACME_STORE_ARCHIVE_TS_LEN; ++i) {
+        if (rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+    }
+    a->entry = entry;
+    a->ts = rest;
+    a->seq = 0;
+    rest += ACME_STORE_ARCHIVE_TS_LEN;
+    if (!*rest) {
+        return 1;
+    }
+    if (*rest++ != '.' || !*rest) {
+        return 0;
+    }
+    for (i = 0; rest[i]; ++i) {
+        if (i >= 9 || rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+        a->seq = a->seq * 10 + (rest[i] - '0');
+    }
+    return 1;
+}
+
+int acme_store_archived_cmp(const void *a, const void *b)
+{
+    const acme_store_archived_t *x = a, *y = b;
+    int c = strncmp(y->ts, x->ts, ACME_STORE_ARCHIVE_TS_LEN);
+
+    return c ? c : (y->seq > x->seq) - (y->seq < x->seq);
+}
