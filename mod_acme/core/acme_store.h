@@ -158,19 +158,6 @@ apr_status_t acme_store_load_chain(acme_store_t *s, acme_store_group_t g, const 
 apr_status_t acme_store_load_pkey(acme_store_t *s, acme_store_group_t g, const char *name,
                                   const char *aspect, struct acme_pkey_t **pkey, apr_pool_t *p);
 
-/* Archive entries are "<name>.<YYYYmmddHHMMSS>[.<n>]" in every backend. */
-#define ACME_STORE_ARCHIVE_TS_LEN 14
-typedef struct {
-    const char *entry;
-    const char *ts;     /* ACME_STORE_ARCHIVE_TS_LEN digits, inside entry */
-    long seq;           /* the ".n" of entries made in the same second */
-} acme_store_archived_t;
-/* Is entry one of name's archive entries? Strict, so that "example.org"
- * never claims those of "example.org.uk". */
-int acme_store_archive_parse(acme_store_archived_t *a, const char *entry, const char *name);
-/* qsort order of acme_store_archived_t: newest first. */
-int acme_store_archived_cmp(const void *a, const void *b);
-
 #define ACME_STORE_SCHEMA 1
 
 #endif /* ACME_STORE_H */

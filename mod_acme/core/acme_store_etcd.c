@@ -25,6 +25,7 @@
 #define MAX_PREFIX 200
 #define MOVE_ATTEMPTS 4
 #define LIST_PAGE 1000
+#define TS_LEN 14           /* YYYYmmddHHMMSS, as the filesystem store names archives */
 
 typedef struct {
     apr_pool_t *pool;
@@ -580,6 +581,59 @@ static apr_status_t es_remove(acme_store_t *s, acme_store_group_t g, const char 
 
 /* ---- move, with a bounded archive ------------------------------------------------------ */
 
+/* Is entry "<name>.<14 digits>[.<digits>]"? Strict, so that "example.org"
+ * never claims the archive of "example.org.uk". *pts points at the digits. */
+static int archive_entry_of(const char *entry, const char *name, const char **pts)
+{
+    apr_size_t n = strlen(name), i;
+    const char *rest;
+
+    if (strncmp(entry, name, n) || entry[n] != '.') {
+        return 0;
+    }
+    rest = entry + n + 1;
+    for (i = 0; i < TS_LEN; ++i) {
+        if (!apr_isdigit(rest[i])) {
+            return 0;
+        }
+    }
+    *pts = rest;
+    if (!rest[TS_LEN]) {
+        return 1;
+    }
+    if (rest[TS_LEN] != '.' || !rest[TS_LEN + 1]) {
+        return 0;
+    }
+    for (i = TS_LEN + 1; rest[i]; ++i) {
+        if (!apr_isdigit(rest[i]) || i > TS_LEN + 9) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    const char *entry;
+    const char *ts;     /* TS_LEN digits */
+    long seq;           /* the ".n" of entries made in the same second */
+} archived_t;
+
+static int cmp_archived_newest_first(const void *a, const void *b)
+{
+    const archived_t *x = a, *y = b;
+    int c = strncmp(y->ts, x->ts, TS_LEN);
+
+    return c ? c : (y->seq > x->seq) - (y->seq < x->seq);
+}
+
+static void archived_push(apr_array_header_t *arr, const char *entry, const char *ts)
+{
+    archived_t *a = apr_array_push(arr);
+
+    a->entry = entry;
+    a->ts = ts;
+    a->seq = ts[TS_LEN] == '.' ? strtol(ts + TS_LEN + 1, NULL, 10) : 0;
+}
 
 typedef struct {
     const char *aspect;
@@ -680,21 +734,20 @@ static apr_status_t move_once(int *pdone, const es_t *es, const acme_store_claim
         fence_txn(t, es, fence, p);
     }
 
-    entries = apr_array_make(p, 4, sizeof(acme_store_archived_t));
+    entries = apr_array_make(p, 4, sizeof(archived_t));
     if (keep > 0) {
         if (acme_etcd_get_prefix(&akvs, NULL, es->etcd, arch_pre, 1, 0, p, r) != APR_SUCCESS) {
             return report(r, p);
         }
         for (i = 0; i < akvs->nelts; ++i) {
             const char *rest = APR_ARRAY_IDX(akvs, i, acme_etcd_kv_t *)->key + strlen(arch_group);
-            const char *slash = strchr(rest, '/'), *entry;
-            acme_store_archived_t a;
+            const char *slash = strchr(rest, '/'), *entry, *ts;
 
             entry = slash ? apr_pstrmemdup(p, rest, (apr_size_t)(slash - rest)) : NULL;
-            if (entry && acme_store_archive_parse(&a, entry, name)
+            if (entry && archive_entry_of(entry, name, &ts)
                 && !apr_hash_get(seen, entry, APR_HASH_KEY_STRING)) {
                 apr_hash_set(seen, entry, APR_HASH_KEY_STRING, entry);
-                APR_ARRAY_PUSH(entries, acme_store_archived_t) = a;
+                archived_push(entries, entry, ts);
             }
         }
         if (dst_items->nelts) {
@@ -710,7 +763,7 @@ static apr_status_t move_once(int *pdone, const es_t *es, const acme_store_claim
             while (apr_hash_get(seen, entry, APR_HASH_KEY_STRING)) {
                 entry = apr_psprintf(p, "%s.%s.%ld", name, ts, n++);
             }
-            acme_store_archive_parse(apr_array_push(entries), entry, name);
+            archived_push(entries, entry, entry + strlen(name) + 1);
             rv = put_items(t, es, apr_pstrcat(p, arch_group, entry, "/", NULL), dst_items, p);
             if (rv != APR_SUCCESS) {
                 return rv;
@@ -734,11 +787,11 @@ static apr_status_t move_once(int *pdone, const es_t *es, const acme_store_claim
         return rv;
     }
     acme_etcd_txn_delete(t, ACME_ETCD_THEN, src, 1);
-    qsort(entries->elts, (size_t)entries->nelts, sizeof(acme_store_archived_t),
-          acme_store_archived_cmp);
+    qsort(entries->elts, (size_t)entries->nelts, sizeof(archived_t), cmp_archived_newest_first);
     for (i = keep > 0 ? keep : 0; i < entries->nelts; ++i) {
-        const char *victim = APR_ARRAY_IDX(entries, i, acme_store_archived_t).entry;
-        acme_etcd_txn_delete(t, ACME_ETCD_THEN, apr_pstrcat(p, arch_group, victim, "/", NULL), 1);
+        acme_etcd_txn_delete(t, ACME_ETCD_THEN,
+                             apr_pstrcat(p, arch_group, APR_ARRAY_IDX(entries, i, archived_t).entry,
+                                         "/", NULL), 1);
     }
     if (acme_etcd_txn_commit(&res, es->etcd, t, p, r) != APR_SUCCESS) {
         return report(r, p);

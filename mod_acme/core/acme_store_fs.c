@@ -25,6 +25,8 @@
  * so that it never shows up as a job name. */
 #define FS_LOCKS_DIR ".locks"
 #define FS_NAME_MAX 255
+#define FS_TS_LEN 14      /* YYYYmmddHHMMSS */
+#define FS_SEQ_MAX_LEN 9  /* archive collision counter ".n" */
 #define FS_LOCK_MAX 4096
 #define FS_LOCK_MAGIC "acme-lease 2"
 #define FS_LOCK_GUARD ".guard"
@@ -446,6 +448,57 @@ static apr_status_t fs_mtime(acme_store_t *s, acme_store_group_t g, const char *
 
 /* ---- archive ------------------------------------------------------------ */
 
+typedef struct {
+    const char *entry;
+    const char *ts;
+    long seq;
+} archived_t;
+
+/* Is entry "<name>.<14 digits>[.<1-9 digits>]"? The strict shape keeps
+ * "example.org" from claiming "example.org.uk.2024..." entries. */
+static int archive_parse(archived_t *a, const char *entry, const char *name, apr_pool_t *p)
+{
+    apr_size_t nlen = strlen(name), i;
+    const char *rest;
+
+    if (strncmp(entry, name, nlen) || entry[nlen] != '.') {
+        return 0;
+    }
+    rest = entry + nlen + 1;
+    for (i = 0; i < FS_TS_LEN; ++i) {
+        if (rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+    }
+    a->entry = entry;
+    a->ts = apr_pstrndup(p, rest, FS_TS_LEN);
+    a->seq = 0;
+    rest += FS_TS_LEN;
+    if (!*rest) {
+        return 1;
+    }
+    if (*rest++ != '.' || !*rest) {
+        return 0;
+    }
+    for (i = 0; rest[i]; ++i) {
+        if (i >= FS_SEQ_MAX_LEN || rest[i] < '0' || rest[i] > '9') {
+            return 0;
+        }
+        a->seq = a->seq * 10 + (rest[i] - '0');
+    }
+    return 1;
+}
+
+static int cmp_archived_newest_first(const void *a, const void *b)
+{
+    const archived_t *x = a, *y = b;
+    int c = strcmp(y->ts, x->ts);
+
+    if (c) {
+        return c;
+    }
+    return (y->seq > x->seq) - (y->seq < x->seq);
+}
 
 static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, apr_pool_t *p)
 {
@@ -458,16 +511,16 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    mine = apr_array_make(p, entries->nelts, sizeof(acme_store_archived_t));
+    mine = apr_array_make(p, entries->nelts, sizeof(archived_t));
     for (i = 0; i < entries->nelts; ++i) {
-        acme_store_archived_t a;
-        if (acme_store_archive_parse(&a, APR_ARRAY_IDX(entries, i, const char *), name)) {
-            APR_ARRAY_PUSH(mine, acme_store_archived_t) = a;
+        archived_t a;
+        if (archive_parse(&a, APR_ARRAY_IDX(entries, i, const char *), name, p)) {
+            APR_ARRAY_PUSH(mine, archived_t) = a;
         }
     }
-    qsort(mine->elts, (size_t)mine->nelts, sizeof(acme_store_archived_t), acme_store_archived_cmp);
+    qsort(mine->elts, (size_t)mine->nelts, sizeof(archived_t), cmp_archived_newest_first);
     for (i = keep < 0 ? 0 : keep; i < mine->nelts; ++i) {
-        const char *victim = APR_ARRAY_IDX(mine, i, acme_store_archived_t).entry;
+        const char *victim = APR_ARRAY_IDX(mine, i, archived_t).entry;
         apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
@@ -490,7 +543,7 @@ static apr_status_t archive_pick(const char **ppath, const fs_t *fs, const char 
     *ppath = NULL;
     apr_time_exp_gmt(&tm, fs_now(fs));
     apr_strftime(ts, &tslen, sizeof(ts), "%Y%m%d%H%M%S", &tm);
-    if (tslen != ACME_STORE_ARCHIVE_TS_LEN) {
+    if (tslen != FS_TS_LEN) {
         return APR_EGENERAL;
     }
     path = apr_pstrcat(p, dir, "/", name, ".", ts, NULL);
