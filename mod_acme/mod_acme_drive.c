@@ -5,10 +5,13 @@
 #include <unistd.h>
 #include <signal.h>
 #include <pthread.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <apr_thread_proc.h>
 #include <apr_atomic.h>
+#include <apr_thread_cond.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -23,6 +26,7 @@
 #include "acme_crypto.h"
 #include "acme_store.h"
 #include "acme_renew.h"
+#include "acme_acme.h"
 #include "acme_job.h"
 #include "acme_status.h"
 #include "acme_proc.h"
@@ -37,17 +41,22 @@ APLOG_USE_MODULE(acme);
  * long, but not longer than the cap, before restarting. */
 #define ACME_RESTART_QUIET apr_time_from_sec(2)
 #define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
-/* The child's mark: nothing runs or waits, everything staged is final. */
-/* How often the parent's thread looks for staged results. */
-#define ACME_RESTART_POLL apr_time_from_msec(250)
-/* With etcd: one small request per poll, and restarts spread over the fleet. */
-#define ACME_RESTART_POLL_SHARED apr_time_from_sec(1)
+/* The renewal child wakes the parent's thread the moment it stages a
+ * result; without a wake-up (results staged by acmectl, or by another server
+ * of a cluster) the thread looks this often. */
+#define ACME_RESTART_POLL apr_time_from_sec(1)
+/* Wake-ups closer than this are taken together: one scan per burst. */
+#define ACME_RESTART_COALESCE apr_time_from_msec(20)
+/* With etcd: restarts spread over the fleet. */
 #define ACME_RESTART_JITTER apr_time_from_sec(4)
+/* The child's mark: nothing runs or waits, everything staged is final. */
 #define ACME_BATCH_NAME "_batch"
 #define ACME_BATCH_DONE "done"
 /* Touched by the child whenever it stages a result: the parent scans the
  * domains only when this changes, not every poll. */
 #define ACME_BATCH_STAGED "staged"
+/* The scheduler's longest sleep when nothing is due. */
+#define ACME_DRIVE_IDLE apr_time_from_sec(60)
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
@@ -218,6 +227,8 @@ typedef struct {
     apr_pool_t *tpool;       /* unmanaged pool the thread object lives in */
     pid_t parent_pid;        /* children inherit this struct, not the thread */
     apr_time_t restart_at;   /* shared store: the jittered moment of the restart */
+    apr_time_t check_at;     /* a batch is waited for: look again at this time */
+    int wake[2];             /* socket pair: the children write, the thread reads */
     volatile apr_uint32_t stop;
 } restart_ctx_t;
 
@@ -261,6 +272,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     apr_time_t now = apr_time_now(), newest = 0;
     int i;
 
+    rc->check_at = 0;
     if (!st || rc->signalled) {
         return APR_SUCCESS;
     }
@@ -318,6 +330,10 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         if (st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, &batch, ptemp)
                 != APR_SUCCESS
             || batch < newest) {
+            rc->check_at = newest + ACME_RESTART_QUIET;
+            if (rc->check_at > rc->first_seen + ACME_RESTART_MAX_WAIT) {
+                rc->check_at = rc->first_seen + ACME_RESTART_MAX_WAIT;
+            }
             return APR_SUCCESS;
         }
     }
@@ -327,6 +343,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
             rc->restart_at = now + (apr_time_t)acme_random_below(ACME_RESTART_JITTER);
         }
         if (now < rc->restart_at) {
+            rc->check_at = rc->restart_at;
             return APR_SUCCESS;
         }
     }
@@ -340,6 +357,34 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
                      "the new certificates");
     }
     return APR_SUCCESS;
+}
+
+/* Sleeps until a child's wake-up, the stop, or the time of the next look. */
+static void wait_for_wake(restart_ctx_t *rc)
+{
+    apr_time_t now = apr_time_now(), until = now + ACME_RESTART_POLL;
+    struct pollfd pfd;
+    char buf[64];
+
+    if (rc->check_at && rc->check_at < until) {
+        until = rc->check_at;
+    }
+    pfd.fd = rc->wake[0];
+    pfd.events = POLLIN;
+    if (until > now && poll(&pfd, 1, (int)((until - now + 999) / 1000)) > 0) {
+        if (!apr_atomic_read32(&rc->stop)) apr_sleep(ACME_RESTART_COALESCE);
+        while (recv(rc->wake[0], buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+        }
+    }
+}
+
+/* The renewal child: a result is staged, or the batch is complete. Never
+ * blocks; a lost wake-up costs at most ACME_RESTART_POLL. */
+static void wake_parent(void)
+{
+    if (restart_ctx && restart_ctx->wake[1] >= 0) {
+        (void)send(restart_ctx->wake[1], "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
 }
 
 static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
@@ -358,8 +403,7 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
     while (!apr_atomic_read32(&rc->stop)) {
         restart_check(rc, ptemp);
         apr_pool_clear(ptemp);
-        apr_sleep(acme_mod_store != acme_mod_cache ? ACME_RESTART_POLL_SHARED
-                                                   : ACME_RESTART_POLL);
+        wait_for_wake(rc);
     }
     apr_pool_destroy(ptemp);
     apr_thread_exit(t, APR_SUCCESS);
@@ -376,9 +420,12 @@ static apr_status_t stop_restart_thread(void *data)
     }
     apr_atomic_set32(&rc->stop, 1);
     if (rc->thread) {
+        (void)send(rc->wake[1], "q", 1, MSG_DONTWAIT | MSG_NOSIGNAL); /* ends its wait */
         apr_thread_join(&trv, rc->thread);
         rc->thread = NULL;
     }
+    close(rc->wake[0]);
+    close(rc->wake[1]);
     apr_pool_destroy(rc->tpool);
     apr_pool_destroy(rc->own);
     return APR_SUCCESS;
@@ -428,14 +475,20 @@ typedef struct drive_ctx_t {
     int started;
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
     apr_hash_t *ca_guard;          /* CA URL -> acme_rate_guard_t*: orders in the last hour */
+    acme_ca_shared_t *shared;      /* directories, nonces and poll timing per CA */
     int guard_limit;               /* orders per CA per hour, from the domain count */
     int store_unwritable;          /* reported once until a write works again */
-    int tick;
+    apr_time_t next_sweep, next_request_look, next_claim_renewal;
+    apr_time_t requests_seen;      /* mtime of acmectl's request marker */
     int staged_since_mark;         /* results staged since the last batch mark */
-    /* mod_watchdog may call STOPPING from the exiting thread while its own
-     * thread is still in RUNNING: the two must not interleave. */
+    /* The scheduler's thread and the stoppers (mod_watchdog's STOPPING, the
+     * child's exit) must not interleave. */
     apr_thread_mutex_t *mutex;
     volatile int stopped;
+    void *volatile thread;         /* apr_thread_t *: the scheduler's */
+    apr_thread_mutex_t *wake_mutex;
+    apr_thread_cond_t *wake_cond;
+    int woken;                     /* under wake_mutex */
 } drive_ctx_t;
 
 /* ---- notifications ------------------------------------------------------------ */
@@ -498,6 +551,15 @@ static int is_unwritable(const acme_result_t *r)
            && !strcmp(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
 }
 
+/* Wakes the scheduler: a job finished, or the child stops. */
+static void drive_wake(drive_ctx_t *dc)
+{
+    apr_thread_mutex_lock(dc->wake_mutex);
+    dc->woken = 1;
+    apr_thread_cond_signal(dc->wake_cond);
+    apr_thread_mutex_unlock(dc->wake_mutex);
+}
+
 static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
 {
     drive_job_t *job = data;
@@ -539,6 +601,7 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
         }
     }
     apr_atomic_set32(&job->done, 1);
+    drive_wake(job->dc);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
 }
@@ -611,6 +674,7 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
         dc->staged_since_mark = 1;
         acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED,
                              "1", 1, 0, job->pool);
+        wake_parent();
     }
     apr_pool_destroy(job->pool);
     job->pool = NULL;
@@ -764,99 +828,169 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     job->next_check = next;
 }
 
-static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t *ptemp);
-
-static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
+/* One pass of the scheduler: reaps finished jobs, starts due ones in free
+ * slots, and runs the periodic chores. Returns when it wants to run again
+ * (a finished job wakes it earlier). Called with dc->mutex held. */
+static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
 {
-    drive_ctx_t *dc = baton;
-    apr_status_t rv;
-
-    if (dc->stopped) {
-        return APR_SUCCESS;
-    }
-    if (dc->mutex) apr_thread_mutex_lock(dc->mutex);
-    rv = dc->stopped ? APR_SUCCESS : jobs_watchdog_locked(dc, state, ptemp);
-    if (state == AP_WATCHDOG_STATE_STOPPING) dc->stopped = 1;
-    if (dc->mutex) apr_thread_mutex_unlock(dc->mutex);
-    return rv;
-}
-
-static apr_status_t jobs_watchdog_locked(drive_ctx_t *dc, int state, apr_pool_t *ptemp)
-{
-    apr_time_t now = apr_time_now();
+    acme_store_t *st = acme_mod_store;
+    apr_time_t now = apr_time_now(), next;
     int i;
 
-    switch (state) {
-    case AP_WATCHDOG_STATE_STARTING:
-        acme_job_init(dc->g->pool);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
-                     "renewal jobs start for %d domain(s), at most %d at a time",
-                     dc->jobs->nelts, dc->parallel);
-        for (i = 0; i < dc->jobs->nelts; ++i) {
-            installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+    for (i = 0; i < dc->jobs->nelts; ++i) {
+        drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+        if (job->running && apr_atomic_read32(&job->done)) {
+            reap(dc, job, now);
         }
-        break;
-    case AP_WATCHDOG_STATE_RUNNING:
-        for (i = 0; i < dc->jobs->nelts; ++i) {
-            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
-            if (job->running && apr_atomic_read32(&job->done)) {
-                reap(dc, job, now);
-            }
-        }
-        if (dc->tick % 36000 == 0) {
-            /* hourly: what interrupted writes left behind */
-            acme_store_fs_sweep(acme_mod_store, ACME_STORE_STALE_AGE, ptemp);
-        }
+    }
+    if (now >= dc->next_sweep) {
+        /* hourly: what interrupted writes left behind */
+        acme_store_fs_sweep(st, ACME_STORE_STALE_AGE, ptemp);
+        dc->next_sweep = now + apr_time_from_sec(3600);
+    }
+    if (now >= dc->next_request_look) {
         /* An operator's request (acmectl renew) is noticed within seconds;
-         * with etcd within 30 s (one request per domain and server). */
-        if (++dc->tick % (acme_mod_store != acme_mod_cache ? 300 : 30) == 0) {
+         * with etcd within 30 s. acmectl touches one marker, so the domains
+         * are looked at only when it changed. */
+        apr_time_t marker = 0;
+        st->mtime(st, ACME_SG_JOBS, ACME_REQUESTS_NAME, ACME_REQUESTS_MARKER, &marker, ptemp);
+        if (marker != dc->requests_seen) {
             for (i = 0; i < dc->jobs->nelts; ++i) {
                 drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
                 apr_time_t mt;
                 if (!job->running && job->next_check > now
-                    && acme_mod_store->mtime(acme_mod_store, ACME_SG_JOBS, job->d->name,
-                                             ACME_JOB_RENEW_REQUEST, &mt, ptemp) == APR_SUCCESS) {
+                    && st->mtime(st, ACME_SG_JOBS, job->d->name, ACME_JOB_RENEW_REQUEST, &mt,
+                                 ptemp) == APR_SUCCESS) {
                     job->next_check = now;
                 }
             }
+            dc->requests_seen = marker;
         }
-        if (dc->tick % 100 == 0) {
-            /* A claim lives for ACME_JOB_LEASE: renewed every 10 s while
-             * its job runs, so only a stuck or paused process loses it. */
-            for (i = 0; i < dc->jobs->nelts; ++i) {
-                drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
-                acme_store_claim_t *c = job->running ? job->memo.claim : NULL;
-                if (c) acme_mod_store->renew(acme_mod_store, c, ptemp);
-            }
-        }
-        for (i = 0; i < dc->jobs->nelts && dc->running < dc->parallel
-                    && !apr_atomic_read32(&dc->stop); ++i) {
+        dc->next_request_look = now + (st != acme_mod_cache ? apr_time_from_sec(30)
+                                                            : apr_time_from_sec(3));
+    }
+    if (now >= dc->next_claim_renewal) {
+        /* A claim lives for ACME_JOB_LEASE: renewed every 10 s while its job
+         * runs, so only a stuck or paused process loses it. */
+        for (i = 0; i < dc->jobs->nelts; ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
-            if (!job->running && job->next_check <= now) {
-                schedule(dc, job, now, ptemp);
-            }
+            acme_store_claim_t *c = job->running ? job->memo.claim : NULL;
+            if (c) st->renew(st, c, ptemp);
         }
-        if (dc->staged_since_mark && dc->running == 0) {
-            /* Nothing runs and nothing waits for a slot: the parent need not
-             * wait for more results before restarting. */
-            acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME,
-                                 ACME_BATCH_DONE, "1", 1, 0, ptemp);
-            dc->staged_since_mark = 0;
+        dc->next_claim_renewal = now + apr_time_from_sec(10);
+    }
+    next = now + ACME_DRIVE_IDLE;
+    if (dc->next_request_look < next) next = dc->next_request_look;
+    if (dc->running > 0 && dc->next_claim_renewal < next) next = dc->next_claim_renewal;
+    for (i = 0; i < dc->jobs->nelts && !apr_atomic_read32(&dc->stop); ++i) {
+        drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+        if (job->running) continue;
+        if (job->next_check <= now && dc->running < dc->parallel) {
+            schedule(dc, job, now, ptemp);
         }
-        break;
-    case AP_WATCHDOG_STATE_STOPPING:
-        apr_atomic_set32(&dc->stop, 1);
+        /* with every slot taken, a finishing job wakes us instead */
+        if (!job->running && job->next_check < next && dc->running < dc->parallel) {
+            next = job->next_check;
+        }
+    }
+    if (dc->staged_since_mark && dc->running == 0) {
+        /* Nothing runs and nothing waits for a slot: the parent need not
+         * wait for more results before restarting. */
+        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, "1", 1, 0, ptemp);
+        dc->staged_since_mark = 0;
+        wake_parent();
+    }
+    return next;
+}
+
+/* The scheduler's thread, in the child that holds the watchdog singleton:
+ * mod_watchdog ticks only every 100 ms at best, and a slot that frees up
+ * must be refilled at once. */
+static void *APR_THREAD_FUNC drive_thread(apr_thread_t *t, void *data)
+{
+    drive_ctx_t *dc = data;
+    apr_pool_t *ptemp;
+    apr_time_t next, now;
+
+    if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
+        apr_thread_exit(t, APR_ENOMEM);
+        return NULL;
+    }
+    while (!apr_atomic_read32(&dc->stop)) {
+        apr_thread_mutex_lock(dc->mutex);
+        next = dc->stopped ? 0 : drive_tick(dc, ptemp);
+        apr_thread_mutex_unlock(dc->mutex);
+        apr_pool_clear(ptemp);
+        apr_thread_mutex_lock(dc->wake_mutex);
+        while (!dc->woken && !apr_atomic_read32(&dc->stop) && (now = apr_time_now()) < next) {
+            apr_thread_cond_timedwait(dc->wake_cond, dc->wake_mutex, next - now);
+        }
+        dc->woken = 0;
+        apr_thread_mutex_unlock(dc->wake_mutex);
+    }
+    apr_pool_destroy(ptemp);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Stops the scheduler and waits for every job: from mod_watchdog's
+ * STOPPING or from the child's exit, whichever comes first. */
+static void drive_stop(drive_ctx_t *dc)
+{
+    apr_thread_t *t;
+    apr_status_t trv;
+    int i;
+
+    apr_atomic_set32(&dc->stop, 1); /* aborts transfers, ends jobs at their next step */
+    drive_wake(dc);
+    if ((t = apr_atomic_xchgptr((volatile void **)&dc->thread, NULL)) != NULL) {
+        apr_thread_join(&trv, t);
+    }
+    apr_thread_mutex_lock(dc->mutex);
+    if (!dc->stopped) {
         for (i = 0; i < dc->jobs->nelts; ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
             if (job->running) {
-                reap(dc, job, now);
+                reap(dc, job, apr_time_now());
             }
         }
-        break;
-    default:
-        break;
+        dc->stopped = 1;
     }
-    return APR_SUCCESS;
+    apr_thread_mutex_unlock(dc->mutex);
+}
+
+static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
+{
+    drive_ctx_t *dc = baton;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (state == AP_WATCHDOG_STATE_STOPPING) {
+        drive_stop(dc);
+    }
+    else if (state == AP_WATCHDOG_STATE_STARTING) {
+        apr_thread_mutex_lock(dc->mutex);
+        if (!dc->stopped && !dc->thread) {
+            acme_job_init(dc->g->pool);
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
+                         "renewal jobs start for %d domain(s), at most %d at a time",
+                         dc->jobs->nelts, dc->parallel);
+            for (i = 0; i < dc->jobs->nelts; ++i) {
+                installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+            }
+            apr_thread_t *t = NULL;
+            rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
+            dc->thread = t;
+            if (rv != APR_SUCCESS) {
+                dc->thread = NULL;
+                ap_log_error(APLOG_MARK, APLOG_CRIT, rv, dc->s, ACMELOG(0332)
+                             "cannot start the renewal scheduler: certificates are not "
+                             "obtained or renewed by this child");
+            }
+        }
+        apr_thread_mutex_unlock(dc->mutex);
+    }
+    return rv;
 }
 
 /* The jobs of the current generation (set at post_config, inherited by the
@@ -875,21 +1009,7 @@ static apr_status_t clear_drive_ctx(void *data)
  * own STOPPING call comes too late for that (its pool is not pchild). */
 static apr_status_t drive_child_exit(void *data)
 {
-    drive_ctx_t *dc = data;
-    int i;
-
-    apr_atomic_set32(&dc->stop, 1); /* aborts transfers, ends jobs at their next step */
-    if (dc->mutex) apr_thread_mutex_lock(dc->mutex);
-    if (!dc->stopped) {
-        for (i = 0; i < dc->jobs->nelts; ++i) {
-            drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
-            if (job->running) {
-                reap(dc, job, apr_time_now());
-            }
-        }
-        dc->stopped = 1;
-    }
-    if (dc->mutex) apr_thread_mutex_unlock(dc->mutex);
+    drive_stop(data);
     return APR_SUCCESS;
 }
 
@@ -927,9 +1047,15 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
     dc->ca_pause = apr_hash_make(p);
+    if ((rv = acme_ca_shared_create(&dc->shared, p)) != APR_SUCCESS) {
+        return rv;
+    }
     dc->ca_guard = apr_hash_make(p);
-    if (apr_thread_mutex_create(&dc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
-        dc->mutex = NULL;
+    if ((rv = apr_thread_mutex_create(&dc->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
+        || (rv = apr_thread_mutex_create(&dc->wake_mutex, APR_THREAD_MUTEX_DEFAULT, p))
+               != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&dc->wake_cond, p)) != APR_SUCCESS) {
+        return rv;
     }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
@@ -945,6 +1071,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         job->first = 1;
         job->spec.stop = &dc->stop;
         job->spec.memo = &job->memo;
+        job->spec.shared = dc->shared;
         job->spec.recheck = 1;
         job->spec.publishers = acme_config_publishers(p, st);
         APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
@@ -956,9 +1083,9 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     if (dc->jobs->nelts > 0) {
         rv = wd_get(&wd, ACME_WD_JOBS, 0, 1, p);
         if (rv == APR_SUCCESS) {
-            /* 100ms: a finished job's slot is refilled at once; idle ticks
-             * cost a loop over next_check times, nothing more. */
-            rv = wd_register(wd, apr_time_from_msec(100), dc, jobs_watchdog);
+            /* The singleton decides which child runs the scheduler; its
+             * ticks do nothing else (the scheduler has its own thread). */
+            rv = wd_register(wd, apr_time_from_sec(10), dc, jobs_watchdog);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0332)
@@ -983,12 +1110,19 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
      * staged results within a fraction of a second. It touches no pool of
      * httpd's (only its own), reads the config, stats files and signals. */
     rc->parent_pid = getpid();
-    if (apr_pool_create_unmanaged_ex(&rc->tpool, NULL, NULL) == APR_SUCCESS
+    rc->wake[0] = rc->wake[1] = -1;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, rc->wake) == 0
+        && apr_pool_create_unmanaged_ex(&rc->tpool, NULL, NULL) == APR_SUCCESS
         && apr_thread_create(&rc->thread, NULL, restart_thread, rc, rc->tpool) == APR_SUCCESS) {
         apr_pool_cleanup_register(p, rc, stop_restart_thread, apr_pool_cleanup_null);
     }
     else {
         rc->thread = NULL;
+        if (rc->wake[0] >= 0) {
+            close(rc->wake[0]);
+            close(rc->wake[1]);
+            rc->wake[0] = rc->wake[1] = -1;
+        }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0334)
                      "cannot start the activation thread; new certificates are noticed by "
                      "httpd's maintenance loop, within about 10 seconds");

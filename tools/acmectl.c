@@ -957,9 +957,16 @@ static apr_status_t request_renewal(ctl_t *ctl, acme_store_claim_t *c, const cha
     acme_json_t *j = acme_json_new_object(p);
 
     acme_json_sets(j, acme_time_rfc3339(p, apr_time_now()), "requested", NULL);
+    apr_status_t rv;
+
     acme_json_sets(j, "acmectl", "by", NULL);
-    return acme_store_save_json(acme_store_fenced(p, ctl->store, c), ACME_SG_JOBS, domain,
-                                ACME_JOB_RENEW_REQUEST, j, p);
+    rv = acme_store_save_json(acme_store_fenced(p, ctl->store, c), ACME_SG_JOBS, domain,
+                              ACME_JOB_RENEW_REQUEST, j, p);
+    if (rv == APR_SUCCESS) {
+        rv = ctl->store->save(ctl->store, ACME_SG_JOBS, ACME_REQUESTS_NAME, ACME_REQUESTS_MARKER,
+                              "1", 1, 0, p);
+    }
+    return rv;
 }
 
 static int cmd_renew(ctl_t *ctl)

@@ -2,9 +2,12 @@
  * responses, the directory, nonces, signed POSTs and accounts (RFC 8555). */
 #include <string.h>
 
+#include <stdlib.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_date.h>
+#include <apr_hash.h>
+#include <apr_thread_mutex.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -17,6 +20,13 @@
 
 #define NONCE_MAX 256
 #define NONCE_RETRIES_DEFAULT 10
+/* What the clients of one process share per CA (acme_ca_shared_t). */
+#define SHARED_DIR_TTL apr_time_from_sec(600)
+#define SHARED_NONCES 32
+#define SHARED_NONCE_TTL apr_time_from_sec(60)
+#define POLL_GUESS_FIRST apr_time_from_msec(50)   /* nothing learned yet */
+#define POLL_GUESS_MIN apr_time_from_msec(10)
+#define POLL_GUESS_MAX apr_time_from_sec(5)
 /* A Retry-After beyond this is nonsense, not a plan. */
 #define RETRY_AFTER_MAX_SEC (400L * 24 * 3600)
 
@@ -29,8 +39,29 @@ struct acme_client_t {
     const char *kid;
     int nonce_retries;
     volatile apr_uint32_t *abort;  /* set: stop waiting between polls */
+    struct ca_entry_t *shared;     /* NULL: this client keeps everything itself */
+    apr_interval_time_t guess[ACME_POLL_KINDS];
     /* Fixed storage: a long-lived client must not grow its pool per request. */
     char nonce[NONCE_MAX + 1];
+};
+
+/* One CA in acme_ca_shared_t, guarded by its mutex. */
+typedef struct ca_entry_t {
+    acme_ca_shared_t *owner;
+    char *dir_text;                /* malloc'd: the directory as the CA sent it */
+    apr_time_t dir_at;
+    struct {
+        char value[NONCE_MAX + 1];
+        apr_time_t at;
+    } nonces[SHARED_NONCES];
+    int nnonces;
+    apr_interval_time_t guess[ACME_POLL_KINDS];
+} ca_entry_t;
+
+struct acme_ca_shared_t {
+    apr_pool_t *pool;
+    apr_thread_mutex_t *mutex;
+    apr_hash_t *cas;               /* directory URL -> ca_entry_t */
 };
 
 /* ---- states ---------------------------------------------------------------- */
@@ -921,6 +952,7 @@ apr_status_t acme_client_create(acme_client_t **pclient, apr_pool_t *p, const ch
     c->http = http;
     c->dir_url = apr_pstrdup(p, dir_url);
     c->nonce_retries = NONCE_RETRIES_DEFAULT;
+    c->guess[ACME_POLL_AUTHZ] = c->guess[ACME_POLL_CERT] = POLL_GUESS_FIRST;
     *pclient = c;
     return is_url(dir_url) ? APR_SUCCESS : APR_EINVAL;
 }
@@ -966,13 +998,107 @@ void acme_client_set_nonce_retries(acme_client_t *c, int retries)
     c->nonce_retries = retries < 0 ? 0 : retries;
 }
 
+static apr_status_t free_dir_text(void *data)
+{
+    free(((ca_entry_t *)data)->dir_text);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_ca_shared_create(acme_ca_shared_t **pshared, apr_pool_t *p)
+{
+    acme_ca_shared_t *sh = apr_pcalloc(p, sizeof(*sh));
+
+    sh->pool = p;
+    sh->cas = apr_hash_make(p);
+    *pshared = sh;
+    return apr_thread_mutex_create(&sh->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+void acme_client_share(acme_client_t *c, acme_ca_shared_t *sh)
+{
+    ca_entry_t *e;
+
+    apr_thread_mutex_lock(sh->mutex);
+    e = apr_hash_get(sh->cas, c->dir_url, APR_HASH_KEY_STRING);
+    if (!e) {
+        e = apr_pcalloc(sh->pool, sizeof(*e));
+        e->owner = sh;
+        e->guess[ACME_POLL_AUTHZ] = e->guess[ACME_POLL_CERT] = POLL_GUESS_FIRST;
+        apr_pool_cleanup_register(sh->pool, e, free_dir_text, apr_pool_cleanup_null);
+        apr_hash_set(sh->cas, apr_pstrdup(sh->pool, c->dir_url), APR_HASH_KEY_STRING, e);
+    }
+    apr_thread_mutex_unlock(sh->mutex);
+    c->shared = e;
+}
+
+apr_interval_time_t acme_client_poll_guess(const acme_client_t *c, acme_poll_kind_t kind)
+{
+    apr_interval_time_t g;
+
+    if (!c->shared) return c->guess[kind];
+    apr_thread_mutex_lock(c->shared->owner->mutex);
+    g = c->shared->guess[kind];
+    apr_thread_mutex_unlock(c->shared->owner->mutex);
+    return g;
+}
+
+void acme_client_poll_learn(acme_client_t *c, acme_poll_kind_t kind, int attempt,
+                            apr_interval_time_t took)
+{
+    apr_interval_time_t g = attempt == 0 ? acme_client_poll_guess(c, kind) * 3 / 4 : took;
+
+    if (g < POLL_GUESS_MIN) g = POLL_GUESS_MIN;
+    if (g > POLL_GUESS_MAX) g = POLL_GUESS_MAX;
+    if (!c->shared) {
+        c->guess[kind] = g;
+        return;
+    }
+    apr_thread_mutex_lock(c->shared->owner->mutex);
+    c->shared->guess[kind] = g;
+    apr_thread_mutex_unlock(c->shared->owner->mutex);
+}
+
+/* A nonce from a response: the client's next one, or, when shared, one
+ * for whichever client of this CA signs next. */
 static void keep_nonce(acme_client_t *c, const acme_http_response_t *resp)
 {
     const char *n = resp ? apr_table_get(resp->headers, "Replay-Nonce") : NULL;
+    ca_entry_t *e = c->shared;
 
-    if (n && acme_b64url_is_token(n, NONCE_MAX)) {
-        apr_cpystrn(c->nonce, n, sizeof(c->nonce));
+    if (!n || !acme_b64url_is_token(n, NONCE_MAX)) {
+        return;
     }
+    if (!e) {
+        apr_cpystrn(c->nonce, n, sizeof(c->nonce));
+        return;
+    }
+    apr_thread_mutex_lock(e->owner->mutex);
+    if (e->nnonces == SHARED_NONCES) { /* the oldest goes */
+        memmove(&e->nonces[0], &e->nonces[1], sizeof(e->nonces[0]) * (SHARED_NONCES - 1));
+        --e->nnonces;
+    }
+    apr_cpystrn(e->nonces[e->nnonces].value, n, sizeof(e->nonces[0].value));
+    e->nonces[e->nnonces++].at = apr_time_now();
+    apr_thread_mutex_unlock(e->owner->mutex);
+}
+
+/* Takes the newest fresh shared nonce into c->nonce, if there is one. */
+static void take_shared_nonce(acme_client_t *c)
+{
+    ca_entry_t *e = c->shared;
+    apr_time_t now = apr_time_now();
+
+    apr_thread_mutex_lock(e->owner->mutex);
+    if (e->nnonces > 0) {
+        --e->nnonces;
+        if (now - e->nonces[e->nnonces].at < SHARED_NONCE_TTL) {
+            apr_cpystrn(c->nonce, e->nonces[e->nnonces].value, sizeof(c->nonce));
+        }
+        else {
+            e->nnonces = 0; /* the newest is stale, and so are the older ones */
+        }
+    }
+    apr_thread_mutex_unlock(e->owner->mutex);
 }
 
 apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t *c,
@@ -982,12 +1108,25 @@ apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t 
     acme_http_response_t *resp;
     acme_json_t *j;
     apr_table_t *hdrs;
+    ca_entry_t *e = c->shared;
+    const char *text = NULL, *err;
     apr_status_t rv = APR_SUCCESS;
 
     if (c->dir) {
         goto leave;
     }
     apr_pool_create(&ptemp, c->pool);
+    if (e) {
+        apr_thread_mutex_lock(e->owner->mutex);
+        if (e->dir_text && apr_time_now() - e->dir_at < SHARED_DIR_TTL) {
+            text = apr_pstrdup(ptemp, e->dir_text);
+        }
+        apr_thread_mutex_unlock(e->owner->mutex);
+    }
+    if (text && acme_json_parse(&j, ptemp, text, strlen(text), &err) == APR_SUCCESS) {
+        rv = acme_directory_parse(&c->dir, c->pool, j, c->dir_url, r);
+        goto leave;
+    }
     hdrs = apr_table_make(ptemp, 1);
     apr_table_setn(hdrs, "Accept", "application/json");
     rv = acme_http_do(c->http, &resp, ptemp, "GET", c->dir_url, hdrs, NULL, 0, 1, r);
@@ -998,6 +1137,18 @@ apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t 
     rv = acme_response_json(&j, ptemp, resp, "directory", r);
     if (rv == APR_SUCCESS) {
         rv = acme_directory_parse(&c->dir, c->pool, j, c->dir_url, r);
+    }
+    if (rv == APR_SUCCESS && e) {
+        char *copy = malloc(resp->body_len + 1);
+        if (copy) {
+            memcpy(copy, resp->body, resp->body_len);
+            copy[resp->body_len] = '\0';
+            apr_thread_mutex_lock(e->owner->mutex);
+            free(e->dir_text);
+            e->dir_text = copy;
+            e->dir_at = apr_time_now();
+            apr_thread_mutex_unlock(e->owner->mutex);
+        }
     }
 leave:
     if (ptemp) {
@@ -1013,6 +1164,9 @@ static apr_status_t fresh_nonce(acme_client_t *c, apr_pool_t *p, acme_result_t *
     acme_http_response_t *resp;
     apr_status_t rv;
 
+    if (!c->nonce[0] && c->shared) {
+        take_shared_nonce(c);
+    }
     if (c->nonce[0]) {
         return APR_SUCCESS;
     }
@@ -1027,6 +1181,9 @@ static apr_status_t fresh_nonce(acme_client_t *c, apr_pool_t *p, acme_result_t *
         return rv;
     }
     keep_nonce(c, resp);
+    if (!c->nonce[0] && c->shared) {
+        take_shared_nonce(c);
+    }
     if (!c->nonce[0]) {
         return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
                                "newNonce: no valid Replay-Nonce header from %s", dir->new_nonce);

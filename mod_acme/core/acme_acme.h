@@ -184,6 +184,24 @@ volatile apr_uint32_t *acme_client_abort(const acme_client_t *c);
 /* How often a badNonce rejection is retried (default 10). */
 void acme_client_set_nonce_retries(acme_client_t *c, int retries);
 
+/* What the clients of one process share about each CA, so that a batch of
+ * jobs does not ask for the same things again: the directory (for 10
+ * minutes), unused nonces (for a minute), and how long the CA takes to
+ * validate and to issue (the first poll waits about that long). Thread-safe;
+ * lives as long as p. */
+typedef struct acme_ca_shared_t acme_ca_shared_t;
+apr_status_t acme_ca_shared_create(acme_ca_shared_t **pshared, apr_pool_t *p);
+/* From now on c uses and feeds what is shared about its CA. */
+void acme_client_share(acme_client_t *c, acme_ca_shared_t *shared);
+
+typedef enum { ACME_POLL_AUTHZ, ACME_POLL_CERT, ACME_POLL_KINDS } acme_poll_kind_t;
+/* How long to wait before the first poll of an order being authorized or
+ * being issued: about as long as it took last time. */
+apr_interval_time_t acme_client_poll_guess(const acme_client_t *c, acme_poll_kind_t kind);
+/* The order was done after 'took', found by poll number 'attempt'. */
+void acme_client_poll_learn(acme_client_t *c, acme_poll_kind_t kind, int attempt,
+                            apr_interval_time_t took);
+
 /* Fetches the directory once and caches it for the client's lifetime. */
 apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t *c,
                                    struct acme_result_t *r);
@@ -246,14 +264,11 @@ apr_status_t acme_challenge_respond(acme_challenge_t **pch, acme_client_t *c,
                                     const acme_challenge_t *ch, apr_pool_t *p,
                                     struct acme_result_t *r);
 
-/* Polls the authz until it leaves "pending" or the deadline passes
- * (APR_TIMEUP). Sleeps between polls: Retry-After clamped to [1s, 10s].
- * An invalid authz fails with the failed challenge's problem. */
-apr_status_t acme_authz_poll(acme_authz_t **pauthz, acme_client_t *c, const char *url,
-                             apr_time_t deadline, apr_pool_t *p, struct acme_result_t *r);
 /* Polls the order while it is "pending" (wait_pending != 0) or
- * "processing"; returns it in any other state. An invalid order fails with
- * its problem document. */
+ * "processing", the first time after about as long as this CA took before,
+ * then backing off (Retry-After decides when the CA sends one); returns it
+ * in any other state, or APR_TIMEUP at the deadline. An invalid order fails
+ * with the problem of its failed challenge, else its own. */
 apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char *url,
                              int wait_pending, apr_time_t deadline, apr_pool_t *p,
                              struct acme_result_t *r);
@@ -313,11 +328,11 @@ typedef struct acme_order_params_t {
     apr_interval_time_t timeout;           /* for all polling; 0 = 5 minutes */
 } acme_order_params_t;
 
-/* Answers every pending authorization of order (publish, respond, poll,
- * withdraw). */
-apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
-                                  const acme_order_params_t *params, apr_time_t deadline,
-                                  apr_pool_t *p, struct acme_result_t *r);
+/* Answers every pending authorization of order (publish, respond), polls
+ * the order until it leaves "pending" (*porder), and withdraws. */
+apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
+                                  const acme_order_t *order, const acme_order_params_t *params,
+                                  apr_time_t deadline, apr_pool_t *p, struct acme_result_t *r);
 /* From any order state to the PEM chain: pending -> authorize, ready ->
  * finalize, processing -> poll, valid -> download. invalid fails. */
 apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order_t *order,

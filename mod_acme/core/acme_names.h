@@ -13,6 +13,10 @@
  * after a refused activation): the next check renews every key type
  * regardless of the window, then removes it. */
 #define ACME_JOB_RENEW_REQUEST "renew.json"
+/* jobs/_requests/renew: touched with every renew.json, so the server looks
+ * for requests only when it changed (one stat, not one per domain). */
+#define ACME_REQUESTS_NAME "_requests"
+#define ACME_REQUESTS_MARKER "renew"
 #define ACME_ACCOUNT_JSON "account.json"   /* accounts/<ca-id>/ */
 #define ACME_ACCOUNT_KEY "account.key.pem"
 #define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */

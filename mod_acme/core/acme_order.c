@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_atomic.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -12,9 +13,10 @@
 #include "acme_http.h"
 #include "acme_acme.h"
 
-/* The first poll comes soon (a CA like pebble finishes in milliseconds),
- * later ones back off; Retry-After from the CA decides when it sends one. */
-#define POLL_MIN apr_time_from_msec(100)
+/* Polls follow the CA: the first comes after about as long as the CA took
+ * last time (acme_client_poll_guess), later ones back off; Retry-After from the CA
+ * decides when it sends one. */
+#define POLL_MIN apr_time_from_msec(10)
 #define POLL_MAX apr_time_from_sec(10)
 #define ORDER_TIMEOUT_DEFAULT apr_time_from_sec(300)
 #define PEM_CHAIN_TYPE "application/pem-certificate-chain"
@@ -206,10 +208,10 @@ apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
 
 /* ---- polling ------------------------------------------------------------------------- */
 
-/* Sleeps before the next poll: the CA's Retry-After, else a doubling
- * backoff, always within [POLL_MIN, POLL_MAX]. Fails (APR_TIMEUP) when the
- * next poll would be past the deadline. */
-static apr_status_t poll_wait(acme_client_t *c, apr_time_t retry_after, int attempt,
+/* Sleeps before poll number 'attempt': the CA's Retry-After, else the
+ * guess, doubling per attempt, always within [POLL_MIN, POLL_MAX]. Fails
+ * (APR_TIMEUP) when the poll would be past the deadline. */
+static apr_status_t poll_wait(acme_client_t *c, acme_poll_kind_t kind, apr_time_t retry_after, int attempt,
                               apr_time_t deadline, const char *what, const char *state,
                               acme_result_t *r)
 {
@@ -222,7 +224,7 @@ static apr_status_t poll_wait(acme_client_t *c, apr_time_t retry_after, int atte
         wait = retry_after - now;
     }
     else {
-        wait = POLL_MIN << (attempt < 7 ? attempt : 7);
+        wait = acme_client_poll_guess(c, kind) << (attempt < 10 ? attempt : 10);
     }
     if (wait < POLL_MIN) {
         wait = POLL_MIN;
@@ -241,7 +243,7 @@ static apr_status_t poll_wait(acme_client_t *c, apr_time_t retry_after, int atte
             return acme_result_set(r, APR_EINTR, "acme:stopped",
                                    "%s: stopped while waiting for the CA", what);
         }
-        apr_sleep(until - now < POLL_MIN ? until - now : POLL_MIN);
+        apr_sleep(until - now < apr_time_from_msec(100) ? until - now : apr_time_from_msec(100));
     }
     return APR_SUCCESS;
 }
@@ -270,49 +272,23 @@ static apr_status_t authz_failed(const acme_authz_t *a, acme_result_t *r)
                            a->url);
 }
 
-apr_status_t acme_authz_poll(acme_authz_t **pauthz, acme_client_t *c, const char *url,
-                             apr_time_t deadline, apr_pool_t *p, acme_result_t *r)
+/* Why an order is invalid: the failed challenge of its first invalid
+ * authorization says most (what the CA saw), else the order's problem. */
+static apr_status_t order_failed(acme_client_t *c, const acme_order_t *o, apr_pool_t *p,
+                                 acme_result_t *r)
 {
-    apr_pool_t *ptemp;
-    acme_authz_t *a = NULL;
-    acme_json_t *j;
-    apr_time_t ra;
-    int attempt;
-    apr_status_t rv;
+    acme_result_t *ar = acme_result_make(p);
+    acme_authz_t *a;
+    int i;
 
-    *pauthz = NULL;
-    apr_pool_create(&ptemp, p);
-    for (attempt = 0;; ++attempt) {
-        /* each round in a fresh pool: long polls must not grow p */
-        apr_pool_clear(ptemp);
-        if ((rv = get_object(&j, &ra, c, url, "authz", ptemp, r)) != APR_SUCCESS
-            || (rv = acme_authz_parse(&a, ptemp, j, url, "authz", r)) != APR_SUCCESS) {
-            goto leave;
-        }
-        a->retry_after = ra;
-        if (a->status != ACME_STATE_PENDING) {
-            break;
-        }
-        rv = poll_wait(c, a->retry_after, attempt,
-                       deadline, apr_psprintf(r->pool, "authorization of %s", a->identifier.value),
-                       acme_state_name(a->status), r);
-        if (rv != APR_SUCCESS) {
-            goto leave;
+    for (i = 0; o->authorizations && i < o->authorizations->nelts; ++i) {
+        if (acme_authz_get(&a, c, APR_ARRAY_IDX(o->authorizations, i, const char *), p, ar)
+                == APR_SUCCESS
+            && a->status == ACME_STATE_INVALID) {
+            acme_result_reset(r);
+            return authz_failed(a, r);
         }
     }
-    /* the final answer, parsed again into the caller's pool */
-    rv = acme_authz_parse(&a, p, acme_json_clone(j, p), url, "authz", r);
-    if (rv == APR_SUCCESS && a->status == ACME_STATE_INVALID) {
-        rv = authz_failed(a, r);
-    }
-    *pauthz = a;
-leave:
-    apr_pool_destroy(ptemp);
-    return rv;
-}
-
-static apr_status_t order_failed(const acme_order_t *o, acme_result_t *r)
-{
     if (o->error) {
         acme_result_reset(r);
         if (acme_result_from_problem(r, o->error, 0) == APR_SUCCESS) {
@@ -330,18 +306,24 @@ apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char
                              int wait_pending, apr_time_t deadline, apr_pool_t *p,
                              acme_result_t *r)
 {
+    acme_poll_kind_t kind = wait_pending ? ACME_POLL_AUTHZ : ACME_POLL_CERT;
+    apr_time_t start = apr_time_now(), ra = 0;
     apr_pool_t *ptemp;
     acme_order_t *o = NULL;
     acme_json_t *j;
-    apr_time_t ra;
     int attempt;
     apr_status_t rv;
 
     *porder = NULL;
     apr_pool_create(&ptemp, p);
     for (attempt = 0;; ++attempt) {
+        /* each round in a fresh pool: long polls must not grow p */
         apr_pool_clear(ptemp);
-        if ((rv = get_object(&j, &ra, c, url, "order", ptemp, r)) != APR_SUCCESS
+        rv = poll_wait(c, kind, ra, attempt, deadline, apr_psprintf(r->pool, "order %s", url),
+                       attempt == 0 ? (wait_pending ? "pending" : "processing")
+                                    : acme_state_name(o->status), r);
+        if (rv != APR_SUCCESS
+            || (rv = get_object(&j, &ra, c, url, "order", ptemp, r)) != APR_SUCCESS
             || (rv = acme_order_parse(&o, ptemp, j, url, "order", r)) != APR_SUCCESS) {
             goto leave;
         }
@@ -350,15 +332,11 @@ apr_status_t acme_order_poll(acme_order_t **porder, acme_client_t *c, const char
               || (wait_pending && o->status == ACME_STATE_PENDING))) {
             break;
         }
-        rv = poll_wait(c, o->retry_after, attempt, deadline,
-                       apr_psprintf(r->pool, "order %s", url), acme_state_name(o->status), r);
-        if (rv != APR_SUCCESS) {
-            goto leave;
-        }
     }
+    acme_client_poll_learn(c, kind, attempt, apr_time_now() - start);
     rv = acme_order_parse(&o, p, acme_json_clone(j, p), url, "order", r);
     if (rv == APR_SUCCESS && o->status == ACME_STATE_INVALID) {
-        rv = order_failed(o, r);
+        rv = order_failed(c, o, p, r);
     }
     *porder = o;
 leave:
@@ -405,7 +383,7 @@ apr_status_t acme_order_finalize(acme_order_t **porder, acme_client_t *c,
         rv = acme_order_parse(porder, p, j, order->url, "finalize", r);
     }
     if (rv == APR_SUCCESS && (*porder)->status == ACME_STATE_INVALID) {
-        rv = order_failed(*porder, r);
+        rv = order_failed(c, *porder, p, r);
     }
 leave:
     return rv;
@@ -545,9 +523,9 @@ typedef struct {
     const char *url;           /* the authorization */
 } published_t;
 
-apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
-                                  const acme_order_params_t *params, apr_time_t deadline,
-                                  apr_pool_t *p, acme_result_t *r)
+apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
+                                  const acme_order_t *order, const acme_order_params_t *params,
+                                  apr_time_t deadline, apr_pool_t *p, acme_result_t *r)
 {
     apr_array_header_t *published = apr_array_make(p, 4, sizeof(published_t));
     const acme_challenge_t *ch;
@@ -605,16 +583,9 @@ apr_status_t acme_order_authorize(acme_client_t *c, const acme_order_t *order,
             }
         }
     }
-    for (i = 0; i < published->nelts; ++i) {
-        rv = acme_authz_poll(&a, c, APR_ARRAY_IDX(published, i, published_t).url, deadline, p, r);
-        if (rv != APR_SUCCESS) {
-            goto leave;
-        }
-        if (a->status != ACME_STATE_VALID) {
-            rv = authz_failed(a, r);
-            goto leave;
-        }
-    }
+    /* One poll of the order, not one per authorization: the order is
+     * ready once all of them are valid, and an invalid one says why. */
+    rv = acme_order_poll(porder, c, order->url, 1, deadline, p, r);
 leave:
     if (params->withdraw) {
         for (i = 0; i < published->nelts; ++i) {
@@ -644,10 +615,7 @@ apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order
         case ACME_STATE_PENDING:
             acme_result_activity(r, "authorizing %s",
                                  apr_array_pstrcat(p, params->names, ','));
-            if ((rv = acme_order_authorize(c, order, params, deadline, p, r)) != APR_SUCCESS) {
-                goto leave;
-            }
-            rv = acme_order_poll(&order, c, order->url, 1, deadline, p, r);
+            rv = acme_order_authorize(&order, c, order, params, deadline, p, r);
             break;
         case ACME_STATE_READY:
             acme_result_activity(r, "finalizing the order for %s",
@@ -665,7 +633,7 @@ apr_status_t acme_order_continue(const char **ppem, acme_client_t *c, acme_order
             rv = acme_cert_download(ppem, c, order->certificate, params->preferred_issuer, p, r);
             goto leave;
         default:
-            rv = order_failed(order, r);
+            rv = order_failed(c, order, p, r);
             goto leave;
         }
         if (rv != APR_SUCCESS) {

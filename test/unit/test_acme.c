@@ -818,6 +818,58 @@ START_TEST(client_bad_nonce_retries_with_the_fresh_nonce)
 }
 END_TEST
 
+/* Clients sharing acme_ca_shared_t: the second one asks the CA neither for
+ * the directory nor for a nonce, and learns how long the CA took. */
+START_TEST(client_shared_directory_nonces_and_poll_timing)
+{
+    static const canned_t script[] = {
+        {200, AJSON, DIR_JSON, {NULL}, {NULL}},
+        {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+        {200, AJSON, "{\"status\":\"valid\"}", {"Replay-Nonce", "Location"},
+         {"n1", "https://ca/acct/7"}},
+        /* the second client: its order is valid at the first poll */
+        {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/c\"}",
+         {"Replay-Nonce"}, {"n2"}},
+    };
+    fake_t f;
+    acme_client_t *c1 = fake_client(&f, script, 4, 0), *c2;
+    acme_ca_shared_t *sh;
+    acme_account_t *acct;
+    acme_order_t *o;
+    acme_result_t *r = acme_result_make(pool);
+    apr_interval_time_t g0;
+
+    ck_assert_int_eq(acme_ca_shared_create(&sh, pool), APR_SUCCESS);
+    acme_client_share(c1, sh);
+    ck_assert_int_eq(acme_account_new(&acct, c1, NULL, 1, NULL, NULL, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 3);
+    /* a second client of the same CA, over the same fake (the script goes on) */
+    {
+        acme_http_t *http = apr_pcalloc(pool, sizeof(*http));
+        http->baton = &f;
+        http->perform = fake_perform;
+        ck_assert_int_eq(acme_client_create(&c2, pool, "https://ca/dir", http), APR_SUCCESS);
+    }
+    acme_client_set_account(c2, acme_client_account_key(c1), "https://ca/acct/7");
+    acme_client_share(c2, sh);
+    g0 = acme_client_poll_guess(c2, ACME_POLL_CERT);
+    ck_assert_int_eq(acme_order_poll(&o, c2, "https://ca/order/1", 0,
+                                     apr_time_now() + apr_time_from_sec(10), pool, r),
+                     APR_SUCCESS);
+    ck_assert_int_eq(f.next, 4);             /* no GET of the directory, no HEAD */
+    ck_assert_str_eq(f.urls[3], "https://ca/order/1");
+    ck_assert_str_eq(jws_nonce(f.bodies[3]), "n1"); /* the nonce c1 was given */
+    /* done at the first poll: the next first poll comes sooner, for c1 too */
+    ck_assert(acme_client_poll_guess(c1, ACME_POLL_CERT) < g0);
+    acme_client_poll_learn(c1, ACME_POLL_CERT, 3, apr_time_from_sec(2));
+    ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_CERT), apr_time_from_sec(2));
+    acme_client_poll_learn(c1, ACME_POLL_CERT, 3, apr_time_from_sec(3600));
+    ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_CERT), apr_time_from_sec(5));
+    ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_AUTHZ), apr_time_from_msec(50));
+}
+END_TEST
+
 START_TEST(client_bad_nonce_retries_are_bounded)
 {
     static const canned_t script[] = {
@@ -926,8 +978,8 @@ START_TEST(client_poll_follows_states_and_stops_at_deadline)
                      APR_SUCCESS);
     ck_assert_int_eq(o->status, ACME_STATE_VALID);
     ck_assert_str_eq(o->certificate, "https://ca/cert/1");
-    /* at least the 100ms floor between polls, never a busy loop */
-    ck_assert(apr_time_now() - start >= apr_time_from_msec(95));
+    /* two waits of at least the 10ms floor, never a busy loop */
+    ck_assert(apr_time_now() - start >= apr_time_from_msec(19));
     ck_assert_int_eq(f.next, 4);
 
     /* Retry-After of an hour against a 5s deadline: fails at once, no sleep */
@@ -942,24 +994,31 @@ END_TEST
 
 START_TEST(client_authz_failure_carries_challenge_problem)
 {
+    /* The order turns invalid: its failed authorization says why. */
     static const canned_t script[] = {
         {200, AJSON, DIR_JSON, {NULL}, {NULL}},
         {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+        {200, AJSON, "{\"status\":\"invalid\",\"identifiers\":[],"
+                     "\"authorizations\":[\"https://ca/authz/0\",\"https://ca/authz/1\"],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce"}, {"n1"}},
+        {200, AJSON, "{\"identifier\":{\"type\":\"dns\",\"value\":\"www.example.org\"},"
+                     "\"status\":\"valid\",\"challenges\":[]}", {"Replay-Nonce"}, {"n2"}},
         {200, AJSON, "{\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\"},"
                      "\"status\":\"invalid\",\"challenges\":[{\"type\":\"http-01\","
                      "\"url\":\"https://c/1\",\"status\":\"invalid\",\"token\":\"tok\","
                      "\"error\":{\"type\":\"urn:ietf:params:acme:error:unauthorized\","
-                     "\"detail\":\"404 for token\"}}]}", {"Replay-Nonce"}, {"n1"}},
+                     "\"detail\":\"404 for token\"}}]}", {"Replay-Nonce"}, {"n3"}},
     };
     fake_t f;
-    acme_client_t *c = fake_client(&f, script, 3, 1);
-    acme_authz_t *a;
+    acme_client_t *c = fake_client(&f, script, 5, 1);
+    acme_order_t *o;
     acme_result_t *r = acme_result_make(pool);
 
-    ck_assert_int_eq(acme_authz_poll(&a, c, "https://ca/authz/1",
+    ck_assert_int_eq(acme_order_poll(&o, c, "https://ca/order/1", 1,
                                      apr_time_now() + apr_time_from_sec(10), pool, r),
                      APR_EGENERAL);
-    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(f.next, 5);
     ck_assert_str_eq(r->problem, "urn:ietf:params:acme:error:unauthorized");
     ck_assert(contains(r->detail, "http-01 validation of example.org failed: 404 for token"));
     ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_VALIDATION);
@@ -1033,6 +1092,7 @@ static Suite *acme_suite(void)
     tcase_set_timeout(tcc, 30);
     tcase_add_test(tcc, client_bad_nonce_retries_with_the_fresh_nonce);
     tcase_add_test(tcc, client_bad_nonce_retries_are_bounded);
+    tcase_add_test(tcc, client_shared_directory_nonces_and_poll_timing);
     tcase_add_test(tcc, client_nonce_without_header_fails_clearly);
     tcase_add_test(tcc, client_eab_required_refused_locally);
     tcase_add_test(tcc, client_order_needs_location_and_known_profile);

@@ -450,6 +450,7 @@ static acme_http_response_t *ca_post(ca_t *ca, const acme_http_request_t *req, c
     }
     if (sscanf(path, "/cert/%d", &n) == 1 && n >= 0 && n < ca->norders && ca->orders[n].chain) {
         ++ca->downloads;
+        if (ca->hook) ca->hook(ca, "downloaded");
         return answer(ca, p, 200, "application/pem-certificate-chain", ca->orders[n].chain);
     }
     return problem(ca, p, 404, "malformed", "no such resource");
@@ -962,7 +963,7 @@ static int cut_by_stop;
 static void cut_second_type(ca_t *ca, const char *event)
 {
     /* the job looks at the stop flag between key types, the network fails anywhere */
-    if (cut_by_stop && !strcmp(event, "finalized")) {
+    if (cut_by_stop && !strcmp(event, "downloaded")) {
         apr_atomic_set32(&stop_flag, 1);
     }
     if (!cut_by_stop && !strcmp(event, "order-created") && ca->norders == 2) {
