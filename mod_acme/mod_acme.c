@@ -294,64 +294,137 @@ static acme_store_t *fallback_tmp_store(server_rec *s)
     return tmp;
 }
 
-static apr_status_t save_fallback(acme_store_t *st, acme_domain_t *d, const acme_pkey_t *key,
-                                  const acme_cert_t *cert, apr_pool_t *p)
-{
-    const char *pem;
-    apr_status_t rv = acme_pkey_to_pem(&pem, p, key);
+/* One key for every temporary certificate of the server: a key per domain
+ * made a first start with many new domains wait for key generation. It is
+ * made or loaded once per process and lives in domains/_fallback/; each
+ * domain's self-signed certificate is signed with it. Both are written
+ * without fsync (they can be made again), so both are checked, once per
+ * file version: later configuration passes and restarts only stat them. */
+typedef struct {
+    acme_pkey_t *key;
+    acme_store_t *key_store;       /* where key was last seen or written */
+    apr_time_t key_mtime;
+    apr_hash_t *checked;           /* "<store>/<domain>" -> mtime of a good certificate */
+} fallback_mem_t;
 
-    if (rv == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, pem, strlen(pem),
-                      ACME_STORE_SECRET | ACME_STORE_VOLATILE, p);
+static fallback_mem_t *fallback_mem(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    fallback_mem_t *m = NULL;
+
+    apr_pool_userdata_get((void **)&m, "acme-fallback-mem", pp);
+    if (!m) {
+        m = apr_pcalloc(pp, sizeof(*m));
+        m->checked = apr_hash_make(pp);
+        apr_pool_userdata_set(m, "acme-fallback-mem", apr_pool_cleanup_null, pp);
     }
-    if (rv == APR_SUCCESS && (rv = acme_cert_to_pem(&pem, p, cert)) == APR_SUCCESS) {
-        rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem),
-                      ACME_STORE_VOLATILE, p);
-    }
-    return rv;
+    return m;
 }
 
-/* *pst: the store that holds the temporary certificate. */
-static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server_rec *s,
-                                    apr_pool_t *p)
+/* The shared key, present in st. */
+static apr_status_t fallback_key(acme_pkey_t **pkey, fallback_mem_t *m, acme_store_t *st,
+                                 server_rec *s, apr_pool_t *p)
 {
-    acme_store_t *st = acme_mod_cache, *tmp;  /* local: no need to share it */
+    apr_pool_t *pp = s->process->pool;
+    apr_time_t mt;
+    const char *pem;
+    acme_pkey_t *key;
+    apr_status_t rv;
+
+    if (st->mtime(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &mt, p)
+        == APR_SUCCESS) {
+        if (m->key && m->key_store == st && m->key_mtime == mt) {
+            *pkey = m->key;
+            return APR_SUCCESS;
+        }
+        if (acme_store_load_pkey(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY,
+                                 &key, pp) == APR_SUCCESS) {
+            m->key = key;
+            m->key_store = st;
+            m->key_mtime = mt;
+            *pkey = key;
+            return APR_SUCCESS;
+        }
+    }
+    if (!m->key && (rv = acme_pkey_gen(&m->key, pp, ACME_KEY_P256)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = acme_pkey_to_pem(&pem, p, m->key)) != APR_SUCCESS
+        || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, pem,
+                          strlen(pem), ACME_STORE_SECRET | ACME_STORE_VOLATILE, p))
+               != APR_SUCCESS
+        || (rv = st->mtime(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY,
+                           &m->key_mtime, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    m->key_store = st;
+    *pkey = m->key;
+    return APR_SUCCESS;
+}
+
+/* d's temporary certificate in st, signed with the shared key. */
+static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_domain_t *d,
+                                  server_rec *s, apr_pool_t *p)
+{
+    const char *id = apr_pstrcat(p, st->where, "/", d->name, NULL), *why, *pem;
+    apr_time_t mt, *known = apr_hash_get(m->checked, id, APR_HASH_KEY_STRING);
     apr_array_header_t *chain;
-    const char *why;
     acme_pkey_t *key;
     acme_cert_t *cert;
     apr_status_t rv;
 
-    *pst = st;
-    /* written without fsync: after a power loss it may be empty, and a pair
-     * mod_ssl cannot load stops the server, so it is checked */
-    if (acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
-            == APR_SUCCESS
-        && acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, &key, p)
-               == APR_SUCCESS
-        && acme_pair_check(chain, key, NULL, 0, &why, p) == APR_SUCCESS) {
-        return APR_SUCCESS;
-    }
-    rv = acme_pkey_gen(&key, p, ACME_KEY_P256);
-    if (rv == APR_SUCCESS) {
-        rv = acme_cert_self_signed(&cert, p, key, d->names,
-                                   "mod_acme fallback: certificate not yet issued",
-                                   apr_time_from_sec(7 * 86400));
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
-                     "%s: cannot create the temporary self-signed certificate", d->name);
+    if ((rv = fallback_key(&key, m, st, s, p)) != APR_SUCCESS) {
         return rv;
     }
-    rv = save_fallback(st, d, key, cert, p);
+    if (st->mtime(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &mt, p) == APR_SUCCESS) {
+        if (known && *known == mt) {
+            return APR_SUCCESS;
+        }
+        if (acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
+                == APR_SUCCESS
+            && acme_pair_check(chain, key, NULL, 0, &why, p) == APR_SUCCESS) {
+            goto good;
+        }
+    }
+    if ((rv = acme_cert_self_signed(&cert, p, key, d->names,
+                                    "mod_acme fallback: certificate not yet issued",
+                                    apr_time_from_sec(7 * 86400))) != APR_SUCCESS
+        || (rv = acme_cert_to_pem(&pem, p, cert)) != APR_SUCCESS
+        || (rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem),
+                          ACME_STORE_VOLATILE, p)) != APR_SUCCESS
+        || (rv = st->mtime(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &mt, p))
+               != APR_SUCCESS) {
+        return rv;
+    }
+    /* a key of its own from before the shared one */
+    st->remove(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, p);
+good:
+    if (!known) {
+        known = apr_palloc(s->process->pool, sizeof(*known));
+        apr_hash_set(m->checked, apr_pstrdup(s->process->pool, id), APR_HASH_KEY_STRING, known);
+    }
+    *known = mt;
+    return APR_SUCCESS;
+}
+
+/* *pst: the store that holds the temporary certificate and the key. */
+static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server_rec *s,
+                                    apr_pool_t *p)
+{
+    fallback_mem_t *m = fallback_mem(s);
+    acme_store_t *st = acme_mod_cache, *tmp;  /* local: no need to share it */
+    apr_status_t rv;
+
+    *pst = st;
+    rv = fallback_cert(m, st, d, s, p);
     if (rv != APR_SUCCESS && (tmp = fallback_tmp_store(s)) != NULL
-        && save_fallback(tmp, d, key, cert, p) == APR_SUCCESS) {
+        && fallback_cert(m, tmp, d, s, p) == APR_SUCCESS) {
         *pst = tmp;
         return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0102)
-                     "%s: cannot store the temporary self-signed certificate in %s",
+                     "%s: cannot make or store the temporary self-signed certificate in %s",
                      d->name, st->where);
     }
     return rv;
@@ -361,7 +434,8 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
  * store without paths has them copied into the local cache first. */
 static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t *key_files,
                              acme_store_t *st, acme_domain_t *d, const char *cert,
-                             const char *key, server_rec *s, apr_pool_t *p)
+                             const char *key_owner, const char *key, server_rec *s,
+                             apr_pool_t *p)
 {
     const char *cpath, *kpath;
     apr_status_t rv;
@@ -371,7 +445,7 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
     }
     rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, cert, 0, p);
     if (rv == APR_SUCCESS) {
-        rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, key,
+        rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, key_owner, key,
                              ACME_STORE_SECRET, p);
     }
     if (rv != APR_SUCCESS) {
@@ -409,7 +483,7 @@ static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t 
     }
     for (i = 0; i < d->served_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
-        if (hand_off(cert_files, key_files, st, d, acme_job_cert_file(p, t),
+        if (hand_off(cert_files, key_files, st, d, acme_job_cert_file(p, t), d->name,
                      acme_job_key_file(p, t), s, p) != APR_SUCCESS) {
             return DECLINED;
         }
@@ -430,8 +504,8 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (ensure_fallback(&st, d, s, p) != APR_SUCCESS) {
         return DECLINED;
     }
-    return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_CERT, ACME_FALLBACK_KEY, s, p)
-               == APR_SUCCESS ? OK : DECLINED;
+    return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
+                    ACME_FALLBACK_KEY, s, p) == APR_SUCCESS ? OK : DECLINED;
 }
 
 /* ---- post_config --------------------------------------------------------- */

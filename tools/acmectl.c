@@ -1625,7 +1625,7 @@ static void migrate_group(migrate_count_t *mc, acme_store_t *from, acme_store_t 
     }
     for (i = 0; i < names->nelts; ++i) {
         const char *name = APR_ARRAY_IDX(names, i, const char *);
-        if (!strcmp(name, "_batch")) continue;   /* this server's markers */
+        if (name[0] == '_') continue; /* this server's markers and shared fallback key */
         if (from->list(from, g, name, &aspects, p) != APR_SUCCESS) continue;
         for (j = 0; j < aspects->nelts; ++j) {
             const char *a = APR_ARRAY_IDX(aspects, j, const char *);

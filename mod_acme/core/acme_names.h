@@ -8,6 +8,9 @@
 #define ACME_JOB_META "meta.json"          /* domains/<d>/, staging/<d>/ */
 #define ACME_JOB_STATE "job.json"          /* jobs/<d>/: the renewal job's state */
 #define ACME_FALLBACK_CERT "fallback.cert.pem" /* domains/<d>/: self-signed until issued */
+/* domains/_fallback/fallback.key.pem: the one key of all temporary
+ * certificates (domains/<d>/fallback.key.pem: an older store's own key) */
+#define ACME_FALLBACK_NAME "_fallback"
 #define ACME_FALLBACK_KEY "fallback.key.pem"
 /* jobs/<d>/renew.json: an operator's request (acmectl renew, or the parent
  * after a refused activation): the next check renews every key type

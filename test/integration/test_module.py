@@ -5,6 +5,8 @@ import stat
 
 
 from harness.httpd import served_by_ca
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from harness.pki import cert_issuer_cn, cert_sans
 
 ISSUE_TIMEOUT = 90.0
@@ -111,12 +113,13 @@ def test_stop_start_keeps_certificate_and_orders_nothing(httpd, pebble):
 
 
 def test_fallback_503_before_issuance(httpd, pebble):
-    name = "pending.test"
+    name, other = "pending.test", "pending2.test"
     # port map points nowhere useful: no challenge can succeed, so the
     # fallback stays and the log says why
     text = httpd.acme_config(pebble, port_map=False)
     text += "ManagedPortMap 80:- 443:-\n"
-    text += "ManagedDomain %s\n" % name + httpd.vhost(name, tls=True)
+    for n in (name, other):
+        text += "ManagedDomain %s\n" % n + httpd.vhost(n, tls=True)
     httpd.write_config(text)
     httpd.expect_errors(r"no challenge type can work")
     httpd.start()
@@ -125,6 +128,23 @@ def test_fallback_503_before_issuance(httpd, pebble):
     r = httpd.https_get("/", name)
     assert r.status == 503
     assert "Certificate pending" in r.text
+    # one key signs every temporary certificate (no key generation per new
+    # domain at start-up); each certificate names its own domain
+    cert2 = httpd.get_cert(other)
+    spki = [c.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+            for c in (cert, cert2)]
+    assert spki[0] == spki[1]
+    assert cert.serial_number != cert2.serial_number
+    for c, n in ((cert, name), (cert2, other)):
+        sans = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.DNSName) == [n]
+    key = os.path.join(httpd.store_dir, "domains", "_fallback", "fallback.key.pem")
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert not os.path.exists(os.path.join(httpd.store_dir, "domains", name, "fallback.key.pem"))
+    # a restart makes nothing new: the same certificates are served
+    httpd.graceful()
+    assert httpd.get_cert(name).serial_number == cert.serial_number
 
 
 def test_challenge_endpoint_rejects_bad_requests(httpd, pebble):
