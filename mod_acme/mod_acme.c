@@ -167,6 +167,60 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
 
 /* ---- certificates for mod_ssl -------------------------------------------- */
 
+/* Certificate and key pairs found good in this process, by the versions
+ * (mtimes) of their two items: the second configuration pass at start-up
+ * and every graceful restart stat them instead of parsing them again
+ * (OpenSSL 3's key decoding is slow). "<store>/<domain>/<cert>" -> version. */
+static const char *pair_version(acme_store_t *st, const char *name, const char *cert,
+                                const char *key_owner, const char *key, apr_pool_t *p)
+{
+    apr_time_t mc, mk;
+
+    if (st->mtime(st, ACME_SG_DOMAINS, name, cert, &mc, p) != APR_SUCCESS
+        || st->mtime(st, ACME_SG_DOMAINS, key_owner, key, &mk, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return apr_psprintf(p, "%" APR_TIME_T_FMT "/%" APR_TIME_T_FMT, mc, mk);
+}
+
+static apr_hash_t *good_pairs(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    apr_hash_t *h = NULL;
+
+    apr_pool_userdata_get((void **)&h, "acme-good-pairs", pp);
+    if (!h) {
+        h = apr_hash_make(pp);
+        apr_pool_userdata_set(h, "acme-good-pairs", apr_pool_cleanup_null, pp);
+    }
+    return h;
+}
+
+static int pair_known_good(server_rec *s, acme_store_t *st, const char *name, const char *cert,
+                           const char *version, apr_pool_t *p)
+{
+    const char *known = apr_hash_get(good_pairs(s),
+                                     apr_pstrcat(p, st->where, "/", name, "/", cert, NULL),
+                                     APR_HASH_KEY_STRING);
+    return version && known && !strcmp(known, version);
+}
+
+static void pair_note_good(server_rec *s, acme_store_t *st, const char *name, const char *cert,
+                           const char *version, apr_pool_t *p)
+{
+    apr_pool_t *pp = s->process->pool;
+    const char *id = apr_pstrcat(p, st->where, "/", name, "/", cert, NULL);
+    char *known = apr_hash_get(good_pairs(s), id, APR_HASH_KEY_STRING);
+
+    if (!version) return;
+    if (known && strlen(known) >= strlen(version)) {
+        memcpy(known, version, strlen(version) + 1); /* no new allocation per restart */
+        return;
+    }
+    apr_hash_set(good_pairs(s), apr_pstrdup(pp, id), APR_HASH_KEY_STRING,
+                 apr_pstrdup(pp, version));
+}
+
 /* Is there an issued certificate for key type t? It is served even when it
  * does not cover a name added since (or has expired): the renewal job sees
  * that and replaces it; the self-signed fallback would serve nobody better. */
@@ -175,10 +229,17 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
     acme_store_t *st = acme_mod_store_down ? acme_mod_cache : acme_mod_store;
     apr_array_header_t *chain;
     acme_pkey_t *key = NULL;
-    const char *why = "the key cannot be read";
+    const char *why = "the key cannot be read", *cf = acme_job_cert_file(p, t);
+    const char *kf = acme_job_key_file(p, t), *version = NULL;
     apr_status_t rv;
 
-    rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t), &chain, p);
+    if (st == acme_mod_cache) { /* local files: a stat is cheap, a parse is not */
+        version = pair_version(st, d->name, cf, d->name, kf, p);
+        if (pair_known_good(s, st, d->name, cf, version, p)) {
+            return 1;
+        }
+    }
+    rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, cf, &chain, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && st != acme_mod_cache) {
         /* etcd unreachable or a bad value in it: the local copy of last time */
         st = acme_mod_cache;
@@ -210,6 +271,7 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
         st->save(st, ACME_SG_JOBS, d->name, ACME_JOB_RENEW_REQUEST, req, strlen(req), 0, p);
         return 0;
     }
+    pair_note_good(s, st, d->name, cf, version, p);
     return 1;
 }
 
@@ -304,7 +366,6 @@ typedef struct {
     acme_pkey_t *key;
     acme_store_t *key_store;       /* where key was last seen or written */
     apr_time_t key_mtime;
-    apr_hash_t *checked;           /* "<store>/<domain>" -> mtime of a good certificate */
 } fallback_mem_t;
 
 static fallback_mem_t *fallback_mem(server_rec *s)
@@ -315,7 +376,6 @@ static fallback_mem_t *fallback_mem(server_rec *s)
     apr_pool_userdata_get((void **)&m, "acme-fallback-mem", pp);
     if (!m) {
         m = apr_pcalloc(pp, sizeof(*m));
-        m->checked = apr_hash_make(pp);
         apr_pool_userdata_set(m, "acme-fallback-mem", apr_pool_cleanup_null, pp);
     }
     return m;
@@ -366,8 +426,7 @@ static apr_status_t fallback_key(acme_pkey_t **pkey, fallback_mem_t *m, acme_sto
 static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_domain_t *d,
                                   server_rec *s, apr_pool_t *p)
 {
-    const char *id = apr_pstrcat(p, st->where, "/", d->name, NULL), *why, *pem;
-    apr_time_t mt, *known = apr_hash_get(m->checked, id, APR_HASH_KEY_STRING);
+    const char *why, *pem, *version;
     apr_array_header_t *chain;
     acme_pkey_t *key;
     acme_cert_t *cert;
@@ -376,34 +435,29 @@ static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_doma
     if ((rv = fallback_key(&key, m, st, s, p)) != APR_SUCCESS) {
         return rv;
     }
-    if (st->mtime(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &mt, p) == APR_SUCCESS) {
-        if (known && *known == mt) {
-            return APR_SUCCESS;
+    version = pair_version(st, d->name, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
+                           ACME_FALLBACK_KEY, p);
+    if (pair_known_good(s, st, d->name, ACME_FALLBACK_CERT, version, p)) {
+        return APR_SUCCESS;
+    }
+    if (!version
+        || acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
+               != APR_SUCCESS
+        || acme_pair_check(chain, key, NULL, 0, &why, p) != APR_SUCCESS) {
+        if ((rv = acme_cert_self_signed(&cert, p, key, d->names,
+                                        "mod_acme fallback: certificate not yet issued",
+                                        apr_time_from_sec(7 * 86400))) != APR_SUCCESS
+            || (rv = acme_cert_to_pem(&pem, p, cert)) != APR_SUCCESS
+            || (rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem,
+                              strlen(pem), ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
+            return rv;
         }
-        if (acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
-                == APR_SUCCESS
-            && acme_pair_check(chain, key, NULL, 0, &why, p) == APR_SUCCESS) {
-            goto good;
-        }
+        /* a key of its own from before the shared one */
+        st->remove(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, p);
+        version = pair_version(st, d->name, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
+                               ACME_FALLBACK_KEY, p);
     }
-    if ((rv = acme_cert_self_signed(&cert, p, key, d->names,
-                                    "mod_acme fallback: certificate not yet issued",
-                                    apr_time_from_sec(7 * 86400))) != APR_SUCCESS
-        || (rv = acme_cert_to_pem(&pem, p, cert)) != APR_SUCCESS
-        || (rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem, strlen(pem),
-                          ACME_STORE_VOLATILE, p)) != APR_SUCCESS
-        || (rv = st->mtime(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &mt, p))
-               != APR_SUCCESS) {
-        return rv;
-    }
-    /* a key of its own from before the shared one */
-    st->remove(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, p);
-good:
-    if (!known) {
-        known = apr_palloc(s->process->pool, sizeof(*known));
-        apr_hash_set(m->checked, apr_pstrdup(s->process->pool, id), APR_HASH_KEY_STRING, known);
-    }
-    *known = mt;
+    pair_note_good(s, st, d->name, ACME_FALLBACK_CERT, version, p);
     return APR_SUCCESS;
 }
 
@@ -498,10 +552,17 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
     acme_domain_t *d = sc ? sc->domain : NULL;
     acme_store_t *st = acme_mod_store;
 
+    apr_pool_t *pd;
+    apr_status_t rv;
+
     if (!d || !st || d->has_cert) {
         return DECLINED;
     }
-    if (ensure_fallback(&st, d, s, p) != APR_SUCCESS) {
+    /* the work in a pool of its own: p lives as long as the configuration */
+    apr_pool_create(&pd, p);
+    rv = ensure_fallback(&st, d, s, pd);
+    apr_pool_destroy(pd);
+    if (rv != APR_SUCCESS) {
         return DECLINED;
     }
     return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
@@ -703,7 +764,12 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        find_served_types(d, s, pconf, ptemp);
+        apr_pool_t *pd;
+        /* one domain's certificates at a time: the pool's peak is what
+         * the process keeps, in the parent and in every child */
+        apr_pool_create(&pd, ptemp);
+        find_served_types(d, s, pconf, pd);
+        apr_pool_destroy(pd);
         d->driven = 0;
         apr_array_clear(d->servers);
     }

@@ -156,14 +156,16 @@ static apr_hash_t *refused_activations(server_rec *s)
     return h;
 }
 
-int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
+int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
     const char *data;
     apr_size_t len;
+    apr_pool_t *p;
     int i, n = 0;
 
-    for (i = 0; i < g->domains->nelts; ++i) {
+    apr_pool_create(&p, ptemp); /* one domain at a time */
+    for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         acme_store_claim_t *c = NULL;
 
@@ -193,7 +195,7 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *p)
             st->release(st, c, p);
         }
     }
-    for (i = 0; i < g->domains->nelts; ++i) {
+    for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         apr_time_t mt;
         if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
@@ -835,6 +837,7 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
     apr_time_t now = apr_time_now(), next;
+    apr_pool_t *pj;
     int i;
 
     for (i = 0; i < dc->jobs->nelts; ++i) {
@@ -882,11 +885,15 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     next = now + ACME_DRIVE_IDLE;
     if (dc->next_request_look < next) next = dc->next_request_look;
     if (dc->running > 0 && dc->next_claim_renewal < next) next = dc->next_claim_renewal;
+    apr_pool_create(&pj, ptemp);
     for (i = 0; i < dc->jobs->nelts && !apr_atomic_read32(&dc->stop); ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
         if (job->running) continue;
         if (job->next_check <= now && dc->running < dc->parallel) {
-            schedule(dc, job, now, ptemp);
+            /* one domain's status at a time: with thousands due at start,
+             * the pool's peak would stay in the process */
+            schedule(dc, job, now, pj);
+            apr_pool_clear(pj);
         }
         /* with every slot taken, a finishing job wakes us instead */
         if (!job->running && job->next_check < next && dc->running < dc->parallel) {
@@ -977,6 +984,7 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
                          dc->jobs->nelts, dc->parallel);
             for (i = 0; i < dc->jobs->nelts; ++i) {
                 installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+                apr_pool_clear(ptemp);
             }
             apr_thread_t *t = NULL;
             rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
