@@ -14,11 +14,15 @@ domain "has been setup", and that time counts. The memory columns are the
 peak over 100 ms samples of the summed VmRSS (and VmHWM) of the parent and
 all its descendants."""
 import argparse
+import http.server
 import os
+import re
 import shutil
 import ssl
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from cryptography.x509.oid import NameOID
@@ -29,7 +33,7 @@ from harness.httpd import Httpd  # noqa: E402
 from harness.pebble import Pebble, PebbleDNS  # noqa: E402
 from harness.pki import ListenerPKI, cert_issuer_cn, load_pem_certs  # noqa: E402
 
-PRODUCTS = ("mod_acme", "mod_md")
+PRODUCTS = ("mod_acme", "mod_md", "floor")
 # pebble's defaults reject 5% of nonces and reuse 50% of authorizations:
 # both would make runs differ by luck, not by the product.
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
@@ -100,6 +104,7 @@ def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, para
         raise RuntimeError("%s config rejected:\n%s" % (product, out))
     issuers = {subject_cn(c) for c in load_pem_certs(pebble.intermediates_pem())}
     orders_before = pebble.count_orders()
+    log_before = len(pebble.log_text())
     sampler = benchlib.MemorySampler(httpd.pid)
     res = {"product": product, "n": n, "ok": False, "graceful_at": None, "served_at": {}}
     wall0 = time.time()
@@ -133,6 +138,7 @@ def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, para
         res["errors"] = httpd.unexpected_errors()
         res["restarts"] = res["log"].count("resuming normal operations") - 1
         res["orders"] = pebble.count_orders() - orders_before
+        res["requests"] = ca_requests(pebble, log_before)
         try:
             if httpd.pid() is None:
                 # interrupted inside `apache2 -k start`: the daemon may be
@@ -149,6 +155,102 @@ def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, para
     res["peak_hwm"] = sampler.peak_hwm
     res["peak_procs"] = sampler.peak_procs
     res["samples"] = sampler.samples
+    return res
+
+
+def ca_requests(pebble, since):
+    """Requests pebble's web front end handled since the log offset."""
+    return len(re.findall(r"-> calling handler\(\)", pebble.log_text()[since:]))
+
+
+class _ChallengeFiles(http.server.BaseHTTPRequestHandler):
+    """http-01 for the floor: /.well-known/acme-challenge/<token> from a directory."""
+    directory = None
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        prefix = "/.well-known/acme-challenge/"
+        token = self.path[len(prefix):] if self.path.startswith(prefix) else ""
+        path = os.path.join(self.directory, token)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", token) or not os.path.isfile(path):
+            self.send_error(404)
+            return
+        with open(path, "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def run_floor(n, work, pebble, http_port, tls_port, build, timeout, keys="P-256", parallel=0):
+    """The floor: a minimal client (test/tools/acmeclient --each-name: the
+    same engine, one thread per certificate, all at once, sharing the account,
+    the directory and nonces) issues the N certificates,
+    then httpd starts once with them as static certificates and restarts
+    once. Its time is the sum of the three."""
+    names = domain_names(n)
+    root = os.path.join(work, "floor-%d" % n)
+    shutil.rmtree(root, ignore_errors=True)
+    chal, certs = os.path.join(root, "challenges"), os.path.join(root, "certs")
+    os.makedirs(chal)
+    os.makedirs(certs)
+    client = os.path.join(build, "test", "tools", "acmeclient")
+    base = [client, "--dir", pebble.dir_url, "--ca-file", pebble.ca_file,
+            "--account-key", os.path.join(root, "account.key"), "--contact",
+            "mailto:admin@example.org"]
+    handler = type("H", (_ChallengeFiles,), {"directory": chal})
+    # pebble validates from 3 perspectives at once: a short listen queue
+    # (http.server's default is 5) drops SYNs, and each costs a 1 s retry
+    server_class = type("S", (http.server.ThreadingHTTPServer,), {"request_queue_size": 1024})
+    server = server_class(("127.0.0.1", http_port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    res = {"product": "floor", "n": n, "ok": False, "served_at": {}, "restarts": 1,
+           "peak_rss": 0, "peak_hwm": 0, "peak_procs": 0, "log": "", "errors": []}
+    since = len(pebble.log_text())
+    orders_before = pebble.count_orders()
+    try:
+        subprocess.run(base, check=True, capture_output=True, timeout=60)  # the account
+        since_orders = len(pebble.log_text())
+        t0 = time.monotonic()
+        proc = subprocess.run(base + ["--each-name", ",".join(names), "--out-dir", certs,
+                                      "--challenge-dir", chal, "--key-type", keys,
+                                      "--parallel", str(parallel or n)],
+                              capture_output=True, text=True, timeout=timeout)
+        failed = 0 if proc.returncode == 0 else n
+        res["issue"] = time.monotonic() - t0
+        res["requests"] = ca_requests(pebble, since_orders)
+    finally:
+        server.shutdown()
+        server.server_close()
+    res["orders"] = pebble.count_orders() - orders_before
+    if failed:
+        res["errors"] = ["the floor client failed: %s" % proc.stderr[-500:]]
+        res["seconds"] = res["issue"]
+        return res
+    httpd = Httpd(os.path.join(root, "httpd"), http_port, tls_port)
+    text = ""
+    for name in names:
+        text += httpd.vhost(name, tls=True, extra='SSLCertificateFile "%s"\n'
+                            'SSLCertificateKeyFile "%s"' % (os.path.join(certs, name + ".crt"),
+                                                            os.path.join(certs, name + ".key")))
+    httpd.write_config(text, with_module=False)
+    issuers = {subject_cn(c) for c in load_pem_certs(pebble.intermediates_pem())}
+    try:
+        t0 = time.monotonic()
+        httpd.start(timeout=120)
+        util.wait_for(lambda: issued_by(httpd, names[-1], issuers), 60, "the floor's httpd")
+        res["start"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        httpd.graceful(timeout=120)
+        util.wait_for(lambda: issued_by(httpd, names[-1], issuers), 60, "the floor's restart")
+        res["restart"] = time.monotonic() - t0
+    finally:
+        httpd.stop()
+    res["seconds"] = res["issue"] + res["start"] + res["restart"]
+    res["ok"] = True
     return res
 
 
@@ -212,6 +314,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run")
     ap.add_argument("--parallel", type=int, default=0,
                     help="ManagedParallelRenewals for mod_acme (default: the module's)")
+    ap.add_argument("--floor-parallel", type=int, default=0,
+                    help="the floor client's certificates at a time (default: all N)")
     ap.add_argument("--keys", default="P-256", choices=sorted(KEYS),
                     help="certificate key type for both products")
     ap.add_argument("--debug", action="store_true", help="mod_acme logs at debug (slower)")
@@ -260,8 +364,15 @@ def main():
         for n in counts:
             for product in products:
                 say("== %s, N=%d" % (product, n))
-                res = run_one(product, n, work, pebble, http_port, tls_port, module,
-                              args.timeout, args.parallel, args.debug, args.keys)
+                if product == "floor":
+                    res = run_floor(n, work, pebble, http_port, tls_port,
+                                    os.path.dirname(os.path.dirname(module)), args.timeout,
+                                    args.keys, args.floor_parallel)
+                    say("   issued in %.2fs, then start %.2fs and restart %.2fs"
+                        % (res.get("issue", -1), res.get("start", -1), res.get("restart", -1)))
+                else:
+                    res = run_one(product, n, work, pebble, http_port, tls_port, module,
+                                  args.timeout, args.parallel, args.debug, args.keys)
                 results.append(res)
                 state = "all served" if res["ok"] else "NOT all served (%d of %d)" % (
                     len(res["served_at"]), n)
@@ -270,7 +381,8 @@ def main():
                     % (state, res.get("seconds", -1), res.get("started", -1), res["restarts"],
                        res["orders"], res["peak_rss"] / 1024.0, res["peak_procs"],
                        res["peak_hwm"] / 1024.0))
-                for line in (analyse_acme(res) if product == "mod_acme" else analyse_md(res)):
+                analyse = {"mod_acme": analyse_acme, "mod_md": analyse_md}.get(product)
+                for line in (analyse(res) if analyse else []):
                     say("   " + line)
                 for line in res["errors"][:10]:
                     say("   error line: " + line)
@@ -292,19 +404,22 @@ def main():
                          len(r["served_at"]), r["n"]),
                      r["restarts"], "%.1f" % (r["peak_rss"] / 1024.0),
                      "%.1f" % (r["peak_hwm"] / 1024.0),
-                     "%.0f" % (r["peak_rss"] / r["n"]), marginal])
+                     "%.0f" % (r["peak_rss"] / r["n"]), marginal,
+                     "%.1f" % (r["requests"] / float(r["n"])) if r.get("requests") else "-"])
     say("")
     say(benchlib.table(["product", "N", "s to all served", "restarts", "peak RSS MiB",
                         "peak VmHWM sum MiB", "RSS/domain KiB",
-                        "KiB/domain above N=%d" % min(counts)], rows))
+                        "KiB/domain above N=%d" % min(counts), "CA requests/cert"], rows))
     by = {(r["product"], r["n"]): r for r in results}
     for n in counts:
-        a, m = by.get(("mod_acme", n)), by.get(("mod_md", n))
+        a, m, f = by.get(("mod_acme", n)), by.get(("mod_md", n)), by.get(("floor", n))
         if a and m and a["ok"] and m["ok"]:
             ratio = m["seconds"] / a["seconds"]
             say("N=%d: mod_md time / mod_acme time = %.2f (mod_acme %.1fx %s)"
                 % (n, ratio, ratio if ratio >= 1 else 1 / ratio,
                    "faster" if ratio >= 1 else "slower"))
+        if a and f and a["ok"] and f["ok"]:
+            say("N=%d: mod_acme time / floor time = %.2f" % (n, a["seconds"] / f["seconds"]))
     if not args.keep and not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if all(r["ok"] for r in results) else 1

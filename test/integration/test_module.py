@@ -63,6 +63,22 @@ def test_http01_issuance_without_manual_restart(httpd, pebble):
     assert r.status != 503
 
 
+def test_a_batch_of_new_domains_is_activated_by_one_restart(httpd, pebble):
+    # more domains than slots: jobs follow one another, the child tells the
+    # parent when the batch is complete, and one graceful restart serves all
+    names = ["batch%02d.test" % i for i in range(12)]
+    httpd.write_config(config_for(httpd, pebble, [[n] for n in names], challenges="http-01",
+                                  extra_global="ManagedParallelRenewals 4\n"))
+    httpd.start()
+    for n in names:
+        httpd.wait_for(lambda: served_by_ca(httpd, n), ISSUE_TIMEOUT,
+                       "the CA-issued certificate served for %s" % n)
+    log = httpd.error_log()
+    assert log.count("ACME0312") == 1, log
+    assert "12 new certificate(s) ready" in log
+    assert httpd.resuming_count() == 2
+
+
 def test_tls_alpn01_only_when_port80_unreachable(httpd, pebble):
     name = "one.alpn.test"
     text = httpd.acme_config(pebble, port_map=False)

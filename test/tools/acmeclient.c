@@ -9,6 +9,8 @@
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_hash.h>
+#include <apr_atomic.h>
+#include <apr_thread_proc.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -40,6 +42,9 @@ static void usage(void)
         "  --update-contact URI replace the account's contacts (repeatable)\n"
         "  --deactivate         deactivate the account\n"
         "  --names a,b          order a certificate for these names\n"
+        "  --each-name a,b --out-dir D [--parallel K]   one certificate per name, K at\n"
+        "                       a time (default all), sharing the account, the directory\n"
+        "                       and nonces: D/<name>.crt and D/<name>.key (the benchmark's floor)\n"
         "  --challenge T[,T]    allowed challenge types (default http-01)\n"
         "  --challenge-dir D    http-01: D/<token>; tls-alpn-01: D/<name>.crt/.key\n"
         "  --challtestsrv URL   dns-01 through pebble-challtestsrv's management API\n"
@@ -192,6 +197,88 @@ static apr_status_t load_or_make_key(acme_pkey_t **pkey, apr_pool_t *p, const ch
     return rv;
 }
 
+/* --each-name: threads that take the next name until none is left. */
+typedef struct {
+    apr_array_header_t *names;
+    volatile apr_uint32_t next, failed;
+    const char *dir_url, *out_dir;
+    acme_http_config_t *hconf;
+    acme_ca_shared_t *shared;
+    const acme_pkey_t *account_key;
+    const char *kid;
+    acme_order_params_t params;   /* without names and key */
+    acme_key_type_t key_type;
+} each_t;
+
+static void *APR_THREAD_FUNC each_thread(apr_thread_t *t, void *data)
+{
+    each_t *e = data;
+    apr_pool_t *p;
+    apr_uint32_t i;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    while ((i = apr_atomic_inc32(&e->next)) < (apr_uint32_t)e->names->nelts) {
+        const char *name = APR_ARRAY_IDX(e->names, i, const char *), *pem, *url;
+        acme_order_params_t params = e->params;
+        acme_result_t *r = acme_result_make(p);
+        acme_http_t *http;
+        acme_client_t *c;
+        acme_pkey_t *key;
+        apr_status_t rv;
+
+        apr_array_header_t *one = apr_array_make(p, 1, sizeof(const char *));
+
+        APR_ARRAY_PUSH(one, const char *) = name;
+        params.names = one;
+        if ((rv = acme_http_curl_create(&http, p, e->hconf)) == APR_SUCCESS
+            && (rv = acme_client_create(&c, p, e->dir_url, http)) == APR_SUCCESS
+            && (rv = acme_pkey_gen(&key, p, e->key_type)) == APR_SUCCESS) {
+            acme_client_share(c, e->shared);
+            acme_client_set_account(c, e->account_key, e->kid);
+            params.cert_key = key;
+            rv = acme_order_run(&pem, &url, c, &params, p, r);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = write_file(apr_pstrcat(p, e->out_dir, "/", name, ".crt", NULL), pem,
+                            strlen(pem), p);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = acme_pkey_save(key, p, apr_pstrcat(p, e->out_dir, "/", name, ".key", NULL));
+        }
+        if (rv != APR_SUCCESS) {
+            fprintf(stderr, "acmeclient: %s: %s\n", name, acme_result_describe(r, p));
+            apr_atomic_inc32(&e->failed);
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static apr_status_t issue_each(each_t *e, int parallel, apr_pool_t *p)
+{
+    apr_thread_t **threads;
+    apr_status_t rv, trv;
+    int i;
+
+    if ((rv = acme_ca_shared_create(&e->shared, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (parallel <= 0 || parallel > e->names->nelts) parallel = e->names->nelts;
+    threads = apr_pcalloc(p, sizeof(*threads) * (apr_size_t)parallel);
+    for (i = 0; i < parallel; ++i) {
+        if ((rv = apr_thread_create(&threads[i], NULL, each_thread, e, p)) != APR_SUCCESS) {
+            break;
+        }
+    }
+    while (--i >= 0) {
+        apr_thread_join(&trv, threads[i]);
+    }
+    printf("issued=%d\nfailed=%u\n", e->names->nelts - (int)e->failed, e->failed);
+    return rv != APR_SUCCESS ? rv : e->failed ? APR_EGENERAL : APR_SUCCESS;
+}
+
 static apr_array_header_t *split_list(apr_pool_t *p, const char *s)
 {
     apr_array_header_t *a = apr_array_make(p, 4, sizeof(const char *));
@@ -210,7 +297,8 @@ enum {
     OPT_EXISTING, OPT_ROLLOVER, OPT_DEACTIVATE, OPT_NAMES, OPT_CHALLENGE, OPT_CHALLENGE_DIR,
     OPT_CHALLTESTSRV, OPT_CERT_OUT, OPT_KEY_OUT, OPT_KEY_TYPE, OPT_PROFILE, OPT_REPLACES,
     OPT_PREFERRED, OPT_ORDER_URL, OPT_TIMEOUT, OPT_NONCE_RETRIES, OPT_REVOKE, OPT_REASON,
-    OPT_BY_CERT_KEY, OPT_UPDATE_CONTACT, OPT_DNS_UPDATE, OPT_DNS_KEY, OPT_DNS_CHECK
+    OPT_BY_CERT_KEY, OPT_UPDATE_CONTACT, OPT_DNS_UPDATE, OPT_DNS_KEY, OPT_DNS_CHECK,
+    OPT_EACH_NAME, OPT_OUT_DIR, OPT_PARALLEL
 };
 
 static const apr_getopt_option_t options[] = {
@@ -225,6 +313,9 @@ static const apr_getopt_option_t options[] = {
     {"deactivate", OPT_DEACTIVATE, 0, "deactivate account"},
     {"update-contact", OPT_UPDATE_CONTACT, 1, "new contact URI"},
     {"names", OPT_NAMES, 1, "names"},
+    {"each-name", OPT_EACH_NAME, 1, "one certificate per name"},
+    {"out-dir", OPT_OUT_DIR, 1, "output dir for --each-name"},
+    {"parallel", OPT_PARALLEL, 1, "threads for --each-name"},
     {"challenge", OPT_CHALLENGE, 1, "challenge types"},
     {"challenge-dir", OPT_CHALLENGE_DIR, 1, "challenge dir"},
     {"challtestsrv", OPT_CHALLTESTSRV, 1, "challtestsrv management URL"},
@@ -293,7 +384,8 @@ int main(int argc, const char *const *argv)
     apr_getopt_t *opt;
     const char *arg;
     int ch, verbose = 0, existing = 0, deactivate = 0, reason = -1, timeout = 120;
-    int nonce_retries = -1;
+    int nonce_retries = -1, parallel = 0;
+    const char *each_arg = NULL, *out_dir = NULL;
     const char *dir_url = NULL, *ca_file = NULL, *account_key_file = NULL;
     const char *eab_kid = NULL, *eab_hmac = NULL, *rollover = NULL, *names_arg = NULL;
     const char *challenges = "http-01", *cert_out = NULL, *key_out = NULL;
@@ -334,6 +426,14 @@ int main(int argc, const char *const *argv)
         case OPT_DEACTIVATE: deactivate = 1; break;
         case OPT_UPDATE_CONTACT: APR_ARRAY_PUSH(new_contact, const char *) = arg; break;
         case OPT_NAMES: names_arg = arg; break;
+        case OPT_EACH_NAME: each_arg = arg; break;
+        case OPT_OUT_DIR: out_dir = arg; break;
+        case OPT_PARALLEL:
+            if (!parse_int(arg, 1, 10000, &parallel)) {
+                fprintf(stderr, "acmeclient: bad --parallel %s\n", arg);
+                return 1;
+            }
+            break;
         case OPT_CHALLENGE: challenges = arg; break;
         case OPT_CHALLENGE_DIR: pub.challenge_dir = arg; break;
         case OPT_CHALLTESTSRV: pub.challtestsrv = arg; break;
@@ -498,6 +598,33 @@ int main(int argc, const char *const *argv)
                 acme_result_set(r, rv, "acme:config", "cannot write %s", key_out);
                 goto leave;
             }
+        }
+    }
+
+    if (each_arg) {
+        each_t e;
+        memset(&e, 0, sizeof(e));
+        e.names = split_list(p, each_arg);
+        e.dir_url = dir_url;
+        e.out_dir = out_dir ? out_dir : ".";
+        e.hconf = &hconf;
+        e.account_key = account_key;
+        e.kid = acct->url;
+        e.key_type = acme_key_type_parse(key_type);
+        e.params = params;
+        e.params.challenges = split_list(p, challenges);
+        e.params.publish = publish;
+        e.params.withdraw = withdraw;
+        e.params.baton = &pub;
+        e.params.timeout = apr_time_from_sec(timeout);
+        if (e.key_type == ACME_KEY_NONE) {
+            rv = acme_result_set(r, APR_EINVAL, "acme:config", "unknown key type %s", key_type);
+            goto leave;
+        }
+        if ((rv = issue_each(&e, parallel, p)) != APR_SUCCESS) {
+            acme_result_set(r, rv, "acme:config", "%u of %d certificates failed", e.failed,
+                            e.names->nelts);
+            goto leave;
         }
     }
 

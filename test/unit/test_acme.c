@@ -992,6 +992,38 @@ START_TEST(client_poll_follows_states_and_stops_at_deadline)
 }
 END_TEST
 
+/* A CA that says when to ask again is asked then, and not before: three
+ * polls over two Retry-After seconds, whatever the learned timing says. */
+START_TEST(client_poll_waits_for_retry_after)
+{
+    static const canned_t script[] = {
+        {200, AJSON, DIR_JSON, {NULL}, {NULL}},
+        {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
+         {"n1", "1"}},
+        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
+         {"n2", "1"}},
+        {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/cert/1\"}",
+         {"Replay-Nonce"}, {"n3"}},
+    };
+    fake_t f;
+    acme_client_t *c = fake_client(&f, script, 5, 1);
+    acme_order_t *o;
+    acme_result_t *r = acme_result_make(pool);
+    apr_time_t start = apr_time_now();
+
+    ck_assert_int_eq(acme_order_poll(&o, c, "https://ca/order/1", 0,
+                                     apr_time_now() + apr_time_from_sec(30), pool, r),
+                     APR_SUCCESS);
+    ck_assert_int_eq(o->status, ACME_STATE_VALID);
+    ck_assert_int_eq(f.next, 5); /* no poll between the CA's times */
+    ck_assert(apr_time_now() - start >= apr_time_from_msec(1900));
+}
+END_TEST
+
 START_TEST(client_authz_failure_carries_challenge_problem)
 {
     /* The order turns invalid: its failed authorization says why. */
@@ -1093,6 +1125,7 @@ static Suite *acme_suite(void)
     tcase_add_test(tcc, client_bad_nonce_retries_with_the_fresh_nonce);
     tcase_add_test(tcc, client_bad_nonce_retries_are_bounded);
     tcase_add_test(tcc, client_shared_directory_nonces_and_poll_timing);
+    tcase_add_test(tcc, client_poll_waits_for_retry_after);
     tcase_add_test(tcc, client_nonce_without_header_fails_clearly);
     tcase_add_test(tcc, client_eab_required_refused_locally);
     tcase_add_test(tcc, client_order_needs_location_and_known_profile);
