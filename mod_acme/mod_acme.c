@@ -21,6 +21,7 @@
 #include "acme_json.h"
 #include "acme_crypto.h"
 #include "acme_store.h"
+#include "acme_status.h"
 #include "acme_store_etcd.h"
 #include "acme_etcd.h"
 #include "acme_result.h"
@@ -31,6 +32,7 @@
 acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
 acme_store_t *acme_mod_lookup_store;
+acme_status_cache_t *acme_mod_status_cache;
 int acme_mod_store_down;
 /* With etcd: the children's store, on clients the parent never uses, so
  * no connection or lock of the parent's crosses the fork. */
@@ -717,6 +719,9 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         g->store_dir = ap_server_root_relative(pconf, "acme");
     }
     rv = acme_store_fs_create(&acme_mod_store, pconf, g->store_dir, &err);
+    if (acme_status_cache_create(&acme_mod_status_cache, pconf) != APR_SUCCESS) {
+        acme_mod_status_cache = NULL; /* every status parses its certificates */
+    }
     acme_mod_cache = acme_mod_store;
     acme_mod_lookup_store = NULL;
     acme_mod_store_down = 0;

@@ -18,6 +18,8 @@ extern acme_store_t *acme_mod_cache;
 /* With etcd, in children: the store for challenge lookups, whose requests
  * give up after ACME_LOOKUP_TIMEOUT. NULL with the file store. */
 extern acme_store_t *acme_mod_lookup_store;
+/* Parsed certificate facts of this generation, for every acme_status_get. */
+extern struct acme_status_cache_t *acme_mod_status_cache;
 #define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
 /* etcd could not be reached at start-up: this generation serves the cache. */
 extern int acme_mod_store_down;

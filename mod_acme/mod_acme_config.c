@@ -22,6 +22,7 @@
 #include "acme_preflight.h"
 #include "acme_conf.h"
 #include "mod_acme_config.h"
+#include "mod_acme.h"
 
 extern module AP_MODULE_DECLARE_DATA acme_module;
 
@@ -925,6 +926,7 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
     memset(spec, 0, sizeof(*spec));
     spec->domain = d->name;
     spec->names = d->names;
+    spec->status_cache = acme_mod_status_cache;
     spec->ca_urls = s->ca_urls;
     spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
                                                      : ACME_DEFAULT_CA;

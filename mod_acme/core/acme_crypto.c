@@ -920,16 +920,25 @@ int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names)
 {
     apr_pool_t *ptemp = NULL;
     apr_array_header_t *sans;
+    int ok = 0;
+
+    if (!cert || !cert->x509 || !names || apr_pool_create(&ptemp, NULL) != APR_SUCCESS) {
+        return 0;
+    }
+    if (acme_cert_sans(&sans, ptemp, cert) == APR_SUCCESS) {
+        ok = acme_sans_cover(sans, names, ptemp);
+    }
+    apr_pool_destroy(ptemp);
+    return ok;
+}
+
+int acme_sans_cover(const apr_array_header_t *sans, const apr_array_header_t *names,
+                    apr_pool_t *ptemp)
+{
     int i, j, ok = 0;
 
-    if (!cert || !cert->x509 || !names) {
+    if (!sans || !names) {
         return 0;
-    }
-    if (apr_pool_create(&ptemp, NULL) != APR_SUCCESS) {
-        return 0;
-    }
-    if (acme_cert_sans(&sans, ptemp, cert) != APR_SUCCESS) {
-        goto leave;
     }
     for (i = 0; i < names->nelts; ++i) {
         const char *name = APR_ARRAY_IDX(names, i, const char *);
@@ -952,7 +961,6 @@ int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names)
     }
     ok = 1;
 leave:
-    apr_pool_destroy(ptemp);
     return ok;
 }
 

@@ -75,6 +75,9 @@ apr_status_t acme_cert_ari_id(const char **pid, apr_pool_t *p, const acme_cert_t
 int acme_cert_matches_key(const acme_cert_t *cert, const acme_pkey_t *key);
 /* Does cert cover every name (dNSName / iPAddress, wildcard-aware)? */
 int acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t *names);
+/* The same for a certificate's SANs (acme_cert_sans). */
+int acme_sans_cover(const apr_array_header_t *sans, const apr_array_header_t *names,
+                    apr_pool_t *ptemp);
 /* Is this chain and key usable as a pair? The leaf matches the key, covers
  * names (unless names is NULL) and, unless now is 0, is valid at now (a
  * clock skew of an hour is allowed before notBefore). APR_EINVAL with *pwhy

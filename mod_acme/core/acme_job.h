@@ -59,6 +59,7 @@ typedef struct acme_job_spec_t {
     acme_job_clock_cb *clock;               /* NULL: apr_time_now */
     void *clock_baton;
     struct acme_ca_shared_t *shared;        /* what jobs share per CA, may be NULL */
+    struct acme_status_cache_t *status_cache; /* parsed certificate facts, may be NULL */
     acme_job_http_cb *http;                 /* NULL: libcurl */
     void *http_baton;
     const struct acme_preflight_conf_t *preflight; /* ManagedPreflight; NULL: none */

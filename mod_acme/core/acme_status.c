@@ -2,6 +2,8 @@
  * domain's status record, with the one set of state names and rules. */
 #include <string.h>
 #include <apr_strings.h>
+#include <apr_hash.h>
+#include <apr_thread_mutex.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
@@ -110,17 +112,98 @@ static apr_time_t ari_renew_at(acme_status_t *st, const acme_status_cert_t *c,
     return acme_renew_decide(&dec, &in) == APR_SUCCESS ? dec.renew_at : window_at;
 }
 
+struct acme_status_cache_t {
+    apr_pool_t *pool;
+    apr_thread_mutex_t *mutex;
+    apr_hash_t *certs;             /* "<store>/<domain>/<file>" -> cert_facts_t */
+};
+
+typedef struct {
+    apr_time_t mtime;              /* of the file these facts are from */
+    apr_time_t not_before, not_after;
+    const char *issuer, *serial, *fingerprint, *ari_id;
+    apr_array_header_t *sans;
+} cert_facts_t;
+
+apr_status_t acme_status_cache_create(acme_status_cache_t **pcache, apr_pool_t *p)
+{
+    acme_status_cache_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    sc->pool = p;
+    sc->certs = apr_hash_make(p);
+    *pcache = sc;
+    return apr_thread_mutex_create(&sc->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+/* The facts of the file's version mt, or NULL. Entries are never freed, so
+ * the pointer stays good after the lock is released. */
+static const cert_facts_t *facts_get(acme_status_cache_t *sc, const char *id, apr_time_t mt)
+{
+    const cert_facts_t *f;
+
+    apr_thread_mutex_lock(sc->mutex);
+    f = apr_hash_get(sc->certs, id, APR_HASH_KEY_STRING);
+    apr_thread_mutex_unlock(sc->mutex);
+    return f && f->mtime == mt ? f : NULL;
+}
+
+static void facts_put(acme_status_cache_t *sc, const char *id, apr_time_t mt,
+                      const acme_status_cert_t *c)
+{
+    cert_facts_t *f;
+
+    apr_thread_mutex_lock(sc->mutex);
+    f = apr_pcalloc(sc->pool, sizeof(*f));
+    f->mtime = mt;
+    f->not_before = c->not_before;
+    f->not_after = c->not_after;
+    f->issuer = apr_pstrdup(sc->pool, c->issuer);
+    f->serial = apr_pstrdup(sc->pool, c->serial);
+    f->fingerprint = apr_pstrdup(sc->pool, c->fingerprint);
+    f->ari_id = c->ari_id ? apr_pstrdup(sc->pool, c->ari_id) : NULL;
+    if (c->sans) {
+        int i;
+        f->sans = apr_array_make(sc->pool, c->sans->nelts, sizeof(const char *));
+        for (i = 0; i < c->sans->nelts; ++i) {
+            APR_ARRAY_PUSH(f->sans, const char *) =
+                apr_pstrdup(sc->pool, APR_ARRAY_IDX(c->sans, i, const char *));
+        }
+    }
+    apr_hash_set(sc->certs, apr_pstrdup(sc->pool, id), APR_HASH_KEY_STRING, f);
+    apr_thread_mutex_unlock(sc->mutex);
+}
+
 static acme_status_cert_t *cert_read(acme_status_t *st, acme_store_t *store,
                                      const acme_job_spec_t *spec, const acme_json_t *job,
                                      acme_key_type_t t, apr_time_t now, apr_pool_t *p)
 {
     acme_status_cert_t *c = apr_pcalloc(p, sizeof(*c));
+    const char *file = acme_job_cert_file(p, t), *id = NULL;
+    const cert_facts_t *f = NULL;
     apr_array_header_t *chain;
+    apr_time_t mt = 0;
     apr_status_t rv;
 
     c->type = t;
-    rv = acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
-                               &chain, p);
+    if (spec->status_cache
+        && store->mtime(store, ACME_SG_DOMAINS, spec->domain, file, &mt, p) == APR_SUCCESS) {
+        id = apr_pstrcat(p, store->where ? store->where : store->kind, "/", spec->domain, "/",
+                         file, NULL);
+        f = facts_get(spec->status_cache, id, mt);
+    }
+    if (f) {
+        c->present = 1;
+        c->not_before = f->not_before;
+        c->not_after = f->not_after;
+        c->issuer = f->issuer;
+        c->serial = f->serial;
+        c->fingerprint = f->fingerprint;
+        c->ari_id = f->ari_id;
+        c->sans = f->sans;
+        c->covers = acme_sans_cover(c->sans, spec->names, p);
+        goto window;
+    }
+    rv = acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, file, &chain, p);
     if (rv != APR_SUCCESS) {
         if (!APR_STATUS_IS_ENOENT(rv)) {
             c->load_error = rv == APR_EINVAL ? "the item holds no valid PEM certificate"
@@ -138,6 +221,10 @@ static acme_status_cert_t *cert_read(acme_status_t *st, acme_store_t *store,
     c->fingerprint = acme_cert_fingerprint(c->leaf, p);
     if (acme_cert_ari_id(&c->ari_id, p, c->leaf) != APR_SUCCESS) c->ari_id = NULL;
     if (acme_cert_sans(&c->sans, p, c->leaf) != APR_SUCCESS) c->sans = NULL;
+    if (id) {
+        facts_put(spec->status_cache, id, mt, c);
+    }
+window:
     if (acme_json_type(st->ari, acme_key_type_file_tag(t), NULL) == ACME_JSON_OBJECT) {
         c->ari = acme_json_getj(st->ari, p, acme_key_type_file_tag(t), NULL);
     }

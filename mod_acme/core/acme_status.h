@@ -32,7 +32,7 @@ typedef struct acme_status_cert_t {
     int present;                 /* a certificate could be read */
     int covers;                  /* ... and it covers every name of the domain */
     const char *load_error;      /* the item exists but is no certificate, else NULL */
-    const acme_cert_t *leaf;
+    const acme_cert_t *leaf;     /* NULL when the facts came from spec->status_cache */
     apr_time_t not_before, not_after;
     apr_time_t renew_at;         /* by the window, or the CA's renewal information */
     const char *issuer, *serial, *fingerprint;
@@ -76,6 +76,14 @@ typedef struct acme_status_t {
     apr_time_t preflight_time;
     int preflight_holding;       /* the CA is not asked again until it passes */
 } acme_status_t;
+
+/* What a process remembers of its certificate files, by their versions
+ * (mtimes), so that a status of thousands of domains does not parse
+ * thousands of certificates each time (OpenSSL 3 is slow at it). Entries
+ * live as long as the pool: one server generation. Thread-safe. Given in
+ * spec->status_cache; without one, every status parses. */
+typedef struct acme_status_cache_t acme_status_cache_t;
+apr_status_t acme_status_cache_create(acme_status_cache_t **pcache, apr_pool_t *p);
 
 /* The status of spec->domain at 'now', from the store alone (no network).
  * config_problem: why the settings keep renewal from running, or NULL.

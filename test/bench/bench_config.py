@@ -12,6 +12,8 @@ Run by hand (not part of the test suite), as root, after building the module:
 
 Variants (all with N SSL vhosts, one per domain):
 - static: one wildcard certificate in every vhost, no ACME module;
+- mod_acme-loaded: the same, with mod_acme loaded but no ManagedDomain: what
+  the module costs before it manages anything (its libraries, its threads);
 - mod_acme: N new domains; the CA URL is a closed loopback port, so jobs
   fail at once and no traffic leaves 127.0.0.1. The first start makes N
   temporary certificates, the second finds them;
@@ -49,7 +51,7 @@ from harness.httpd import APACHE_BIN, Httpd  # noqa: E402
 from harness.pebble import Pebble, PebbleDNS  # noqa: E402
 from harness.pki import ListenerPKI  # noqa: E402
 
-VARIANTS = ("static", "mod_acme", "mod_acme-valid", "mod_md")
+VARIANTS = ("static", "mod_acme-loaded", "mod_acme", "mod_acme-valid", "mod_md")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SYSCALLS = ("fsync", "fdatasync", "rename", "renameat", "renameat2", "open", "openat")
 
@@ -99,7 +101,7 @@ def populate_valid_store(store_dir, names, pems, ca_url):
 
 def config_text(variant, httpd, names, ca_url, ca_file, cert):
     lines = []
-    if variant.startswith("mod_acme"):
+    if variant in ("mod_acme", "mod_acme-valid"):
         lines += ["ManagedCA %s" % ca_url,
                   'ManagedCACertificateFile "%s"' % ca_file,
                   'ManagedStoreDir "%s"' % httpd.store_dir,
@@ -120,7 +122,7 @@ def config_text(variant, httpd, names, ca_url, ca_file, cert):
         lines += ["MDomain %s" % n for n in names]
     text = "\n".join(lines) + "\n"
     extra = ""
-    if variant == "static":
+    if variant in ("static", "mod_acme-loaded"):
         extra = 'SSLCertificateFile "%s"\nSSLCertificateKeyFile "%s"' % cert[:2]
     for n in names:
         text += httpd.vhost(n, tls=True, extra=extra)
@@ -275,7 +277,7 @@ def run_variant(variant, n, work, names, cert, ca, args, module):
         time.sleep(args.settle)
         row["mem"] = memory(httpd)
         row["idle"] = idle_cpu(httpd, args.idle)
-        if variant.startswith("mod_acme"):
+        if variant in ("mod_acme", "mod_acme-valid"):
             row["status"] = timed_get(httpd, "/acme-status")
             row["metrics"] = timed_get(httpd, "/acme-metrics")
         row["graceful"] = statistics.median(timed_graceful(httpd, host, args.timeout)
@@ -295,7 +297,7 @@ def fmt(v, f="%.2f"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", default="1000", help="comma-separated domain counts")
-    ap.add_argument("--variants", default="static,mod_acme,mod_acme-valid")
+    ap.add_argument("--variants", default="static,mod_acme-loaded,mod_acme,mod_acme-valid")
     ap.add_argument("--build", help="mod_acme build dir (default $MOD_ACME_BUILD_DIR)")
     ap.add_argument("--module", help="path of mod_acme.so (default: <build>/.libs/mod_acme.so)")
     ap.add_argument("--settle", type=float, default=10.0,

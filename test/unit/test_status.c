@@ -147,6 +147,44 @@ START_TEST(certificate_missing_a_name_is_pending)
 }
 END_TEST
 
+/* With a cache the second status parses nothing and says the same; a new
+ * file (new mtime) is parsed again; the names are checked every time. */
+START_TEST(cache_keeps_facts_by_file_version)
+{
+    acme_status_cache_t *cache;
+    const acme_status_cert_t *a, *b, *c;
+    apr_array_header_t *one = apr_array_make(pool, 1, sizeof(const char *));
+
+    ck_assert_int_eq(acme_status_cache_create(&cache, pool), APR_SUCCESS);
+    spec.status_cache = cache;
+    put_cert(ACME_SG_DOMAINS, spec.names);
+    a = APR_ARRAY_IDX(status_at(DAY)->certs, 0, acme_status_cert_t *);
+    b = APR_ARRAY_IDX(status_at(DAY)->certs, 0, acme_status_cert_t *);
+    ck_assert_ptr_nonnull(a->leaf);   /* parsed */
+    ck_assert_ptr_null(b->leaf);      /* from the cache */
+    ck_assert_str_eq(a->serial, b->serial);
+    ck_assert_str_eq(a->fingerprint, b->fingerprint);
+    ck_assert_int_eq(a->not_after, b->not_after);
+    ck_assert_int_eq(b->covers, 1);
+    ck_assert_str_eq(state_at(DAY), "ok");
+    /* the configuration gains a name: the cached SANs no longer cover it */
+    {
+        apr_array_header_t *more = apr_array_copy(pool, spec.names);
+        APR_ARRAY_PUSH(more, const char *) = "new." D;
+        spec.names = more;
+    }
+    ck_assert_int_eq(APR_ARRAY_IDX(status_at(DAY)->certs, 0, acme_status_cert_t *)->covers, 0);
+    /* a new certificate file is parsed, not taken from the cache */
+    apr_sleep(apr_time_from_msec(20));
+    APR_ARRAY_PUSH(one, const char *) = D;
+    put_cert(ACME_SG_DOMAINS, one);
+    c = APR_ARRAY_IDX(status_at(DAY)->certs, 0, acme_status_cert_t *);
+    ck_assert_ptr_nonnull(c->leaf);
+    ck_assert_str_ne(c->serial, a->serial);
+    spec.status_cache = NULL;
+}
+END_TEST
+
 START_TEST(damaged_certificate_is_pending_with_a_load_error)
 {
     put(ACME_SG_DOMAINS, "cert.p256.pem",
@@ -302,6 +340,7 @@ static Suite *status_suite(void)
     tcase_add_test(tc, valid_certificate_is_ok_then_due_then_expiring);
     tcase_add_test(tc, short_window_is_due_before_expiring);
     tcase_add_test(tc, certificate_missing_a_name_is_pending);
+    tcase_add_test(tc, cache_keeps_facts_by_file_version);
     tcase_add_test(tc, damaged_certificate_is_pending_with_a_load_error);
     tcase_add_test(tc, failures_are_error_with_the_last_problem);
     tcase_add_test(tc, error_outranks_pending);
