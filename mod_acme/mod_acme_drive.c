@@ -1035,6 +1035,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
     ap_watchdog_t *wd;
     drive_ctx_t *dc;
+    drive_job_t *slab;
     restart_ctx_t *rc;
     apr_status_t rv;
     int i;
@@ -1065,13 +1066,17 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
         || (rv = apr_thread_cond_create(&dc->wake_cond, p)) != APR_SUCCESS) {
         return rv;
     }
+    /* The jobs in one block: the renewal child writes to them, and pages it
+     * writes stop being shared with the parent (copy on write). Spread
+     * among the configuration, they took much of it along. */
+    slab = apr_pcalloc(p, sizeof(*slab) * (apr_size_t)(g->domains->nelts + 1));
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         acme_settings_t *st = d->settings;
         drive_job_t *job;
 
         if (!d->driven || d->eff_challenges->nelts == 0) continue;
-        job = apr_pcalloc(p, sizeof(*job));
+        job = slab++;
         job->d = d;
         job->s = s;
         acme_config_job_spec(&job->spec, d);

@@ -178,12 +178,13 @@ def timed_graceful(httpd, host, timeout):
 
 
 def memory(httpd):
-    """(parent RSS KiB, [child RSS KiB], total RSS KiB)."""
+    """(parent RSS KiB, [child RSS KiB], total RSS KiB, total PSS KiB)."""
     pid = httpd.pid()
     tree = benchlib.process_tree(pid)
     parent = benchlib.rss_of(pid) or 0
     children = sorted((benchlib.rss_of(c) or 0) for c in tree if c != pid)
-    return parent, children, parent + sum(children)
+    pss = sum((benchlib.pss_of(c) or 0) for c in tree)
+    return parent, children, parent + sum(children), pss
 
 
 def cpu_ticks(pids):
@@ -361,21 +362,24 @@ def main():
     out = []
     for r in rows:
         base = [b for b in rows if b["variant"] == "static" and b["n"] == r["n"]]
-        over = None
+        over = over_pss = None
         if base and r["variant"] != "static":
             over = (r["mem"][2] - base[0]["mem"][2]) / 1024.0
+            over_pss = (r["mem"][3] - base[0]["mem"][3]) / 1024.0
         sc = r.get("syscalls")
         per = (lambda k: "%.2f" % (sc[k] / float(r["n"]))) if sc else (lambda k: "-")
         out.append([r["variant"], str(r["n"]), fmt(r["check"]), fmt(r.get("start1")),
                     fmt(r.get("start2")), fmt(r["graceful"]),
                     "%.1f" % (r["mem"][2] / 1024.0), fmt(over, "%+.1f"),
+                    "%.1f" % (r["mem"][3] / 1024.0), fmt(over_pss, "%+.1f"),
                     fmt(r["idle"], "%.3f"),
                     fmt(r["status"][0] if "status" in r else None, "%.3f"),
                     fmt(r["metrics"][0] if "metrics" in r else None, "%.3f"),
                     per("fsync"), per("rename"), per("open"), str(r["errors"])])
     say("")
     say(benchlib.table(["variant", "N", "apache2 -t s", "start s", "2nd start s",
-                        "graceful s", "RSS MiB", "MiB over static", "idle CPU s/min",
+                        "graceful s", "RSS MiB", "RSS over static", "PSS MiB",
+                        "PSS over static", "idle CPU s/min",
                         "acme-status s", "acme-metrics s", "fsync/dom", "rename/dom",
                         "open/dom", "error lines"], out))
     # every figure at the largest N against the smallest: linear means <= ratio of N
@@ -396,7 +400,7 @@ def main():
             for k, _ in keys:
                 x, y = a[0].get(k), b[0].get(k)
                 if isinstance(x, tuple):
-                    x, y = x[-1] if k == "mem" else x[0], y[-1] if k == "mem" else y[0]
+                    x, y = x[2] if k == "mem" else x[0], y[2] if k == "mem" else y[0]
                 cells.append("%.1f" % (y / x) if x and y is not None else "-")
             table.append(cells)
         say(benchlib.table(["variant"] + [label for _, label in keys], table))

@@ -86,6 +86,19 @@ def rss_of(pid):
     return _status_kib(pid, "VmRSS")
 
 
+def pss_of(pid):
+    """Proportional set size in KiB: pages shared with the parent (the
+    configuration a child inherits) count once over all processes."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class MemorySampler(threading.Thread):
     """Samples the httpd tree every `interval` s; keeps the peaks of the sum
     of VmRSS and of the sum of VmHWM over the processes alive at a sample."""
