@@ -342,15 +342,82 @@ static apr_status_t run_publish(void *baton, const char *type, const char *name,
     return pub->publish(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p, r);
 }
 
+/* A run stopped by a restart may have asked the CA to validate, and the CA
+ * may still be at it: in a cluster it asks the other servers, which read
+ * the answer from the store. Withdrawn it would fail the order, so it stays
+ * published, noted in job.json, until a later run has finished its order. */
+static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const char *token,
+                        const char *key_authz)
+{
+    apr_pool_t *p = jc->pool;
+    acme_json_t *old = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL);
+    acme_json_t *kept = acme_json_new_array(p), *a;
+    apr_size_t n = acme_json_array_len(old), i;
+
+    for (i = 0; i < n; ++i) {
+        a = acme_json_array_at(old, p, i);
+        if (!strcmp(acme_json_gets(a, "type", NULL) ? acme_json_gets(a, "type", NULL) : "", type)
+            && !strcmp(acme_json_gets(a, "token", NULL) ? acme_json_gets(a, "token", NULL) : "",
+                       token)) {
+            return;
+        }
+        acme_json_array_append(kept, a);
+    }
+    a = acme_json_new_object(p);
+    acme_json_sets(a, type, "type", NULL);
+    acme_json_sets(a, name, "name", NULL);
+    acme_json_sets(a, token, "token", NULL);
+    acme_json_sets(a, key_authz, "key-authz", NULL);
+    acme_json_array_append(kept, a);
+    acme_json_setj(jc->json, kept, ACME_JK_KEPT_ANSWERS, NULL);
+    job_save(jc);
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0409) "%s: stopped while the CA may be "
+             "validating %s for %s: the answer stays published until the order is over",
+             jc->domain, type, name);
+}
+
 static void run_withdraw(void *baton, const char *type, const char *name, const char *token,
                          const char *key_authz, apr_pool_t *p)
 {
     run_baton_t *rb = baton;
     const acme_publisher_t *pub = acme_publisher_find(rb->spec->publishers, type);
 
-    if (pub) {
-        pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+    if (!pub) {
+        return;
     }
+    if (stopping(rb->spec)) {
+        answer_keep(rb->job, type, name, token, key_authz);
+        return;
+    }
+    pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+}
+
+/* What answer_keep left published, once the orders are over. */
+static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec)
+{
+    apr_pool_t *p = jc->pool;
+    acme_json_t *kept = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL), *a;
+    apr_size_t n = acme_json_array_len(kept), i;
+    run_baton_t rb;
+
+    rb.job = jc;
+    rb.spec = spec;
+    for (i = 0; i < n; ++i) {
+        const acme_publisher_t *pub;
+        const char *name, *token;
+
+        a = acme_json_array_at(kept, p, i);
+        pub = acme_json_gets(a, "type", NULL)
+                  ? acme_publisher_find(spec->publishers, acme_json_gets(a, "type", NULL)) : NULL;
+        name = acme_json_gets(a, "name", NULL);
+        token = acme_json_gets(a, "token", NULL);
+        if (pub && name && token) {
+            pub->withdraw(pub, jc->store, answer_make(&rb, name, token,
+                                                      acme_json_gets(a, "key-authz", NULL), p),
+                          p);
+        }
+    }
+    acme_json_del(jc->json, ACME_JK_KEPT_ANSWERS, NULL);
 }
 
 static void run_created(void *baton, const char *order_url)
@@ -846,6 +913,9 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         acme_json_sets(jc->json, cls == ACME_ERRCLASS_CONFIG ? "config-error" : "error", ACME_JK_STATE,
                        NULL);
         acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
+    }
+    if (rv != APR_EINTR && !stopping(spec)) {
+        kept_answers_withdraw(jc, spec);
     }
     job_save(jc);
 }

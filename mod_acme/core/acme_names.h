@@ -40,6 +40,9 @@
 #define ACME_JK_LAST_ERROR "last-error"    /* acme_result_to_json() of the last failure */
 #define ACME_JK_ORDERS "orders"            /* {key-type tag: order URL} in flight */
 #define ACME_JK_FAILED_CHALLENGES "failed-challenges" /* types to avoid next time */
+/* [{type, name, token, key-authz}]: answers a stopped run left published,
+ * withdrawn when a later run has finished its order */
+#define ACME_JK_KEPT_ANSWERS "kept-answers"
 #define ACME_JK_CA_INDEX "ca-index"        /* the configured CA in use (failover) */
 #define ACME_JK_CA_ERRORS "ca-errors"      /* consecutive failures with it */
 #define ACME_JK_RENEWALS_OK "renewals-ok"  /* counted over the job's life */

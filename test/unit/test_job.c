@@ -51,7 +51,8 @@ struct ca_t {
     const char *refuse;          /* validations of this type fail */
     const char *retry_after;     /* newOrder answers 429 with this Retry-After */
     int ari;                     /* the directory offers renewalInfo */
-    void (*hook)(ca_t *ca, const char *event); /* "order-created", "finalized" */
+    int defer;                   /* validations wait for ca_validate_deferred() */
+    void (*hook)(ca_t *ca, const char *event); /* "order-created", "responded", "finalized" */
     /* what happened */
     int requests, posts, bad_nonces, url_mismatches, accounts, new_orders, finalizes,
         downloads, ari_asks, refused, validated[2];
@@ -362,20 +363,44 @@ static int answer_is_published(ca_t *ca, int n, int i, int t, apr_pool_t *p)
            && !memcmp(digest, want, 32);
 }
 
+static void validate(ca_t *ca, int n, int i, int t, apr_pool_t *p)
+{
+    ca_order_t *o = &ca->orders[n];
+    int ok = answer_is_published(ca, n, i, t, p);
+
+    if (ok && ca->refuse && !strcmp(ca->refuse, chall_types[t])) {
+        ok = 0;
+        ++ca->refused;
+    }
+    o->authz[i] = ok ? ACME_STATE_VALID : ACME_STATE_INVALID;
+    o->used[i] = t;
+    ca->validated[t] += ok;
+}
+
+/* A CA that validates later than it was asked to, as a real one does. */
+static void ca_validate_deferred(ca_t *ca)
+{
+    int n, i;
+
+    for (n = 0; n < ca->norders; ++n) {
+        for (i = 0; i < NAMES; ++i) {
+            if (ca->orders[n].authz[i] == ACME_STATE_PENDING && ca->orders[n].used[i] >= 0) {
+                validate(ca, n, i, ca->orders[n].used[i], ca->pool);
+            }
+        }
+    }
+}
+
 static acme_http_response_t *respond(ca_t *ca, int n, int i, int t, apr_pool_t *p)
 {
     ca_order_t *o = &ca->orders[n];
 
-    if (o->authz[i] == ACME_STATE_PENDING) {
-        int ok = answer_is_published(ca, n, i, t, p);
-
-        if (ok && ca->refuse && !strcmp(ca->refuse, chall_types[t])) {
-            ok = 0;
-            ++ca->refused;
-        }
-        o->authz[i] = ok ? ACME_STATE_VALID : ACME_STATE_INVALID;
+    if (o->authz[i] == ACME_STATE_PENDING && ca->defer) {
         o->used[i] = t;
-        ca->validated[t] += ok;
+        if (ca->hook) ca->hook(ca, "responded");
+    }
+    else if (o->authz[i] == ACME_STATE_PENDING) {
+        validate(ca, n, i, t, p);
     }
     return json_answer(ca, p, 200, challenge_json(ca, n, i, t, p), NULL);
 }
@@ -1001,6 +1026,38 @@ START_TEST(a_cut_between_key_types_keeps_the_first_result)
 }
 END_TEST
 
+/* A graceful restart stops the job while the CA validates its answers (a
+ * real CA validates after it answered the challenge POST; in a cluster it
+ * asks the other servers, which read the answers from the store). They stay
+ * published: the resumed run finishes the same order, then withdraws them. */
+static void stop_on_response(ca_t *ca, const char *event)
+{
+    (void)ca;
+    if (!strcmp(event, "responded")) apr_atomic_set32(&stop_flag, 1);
+}
+
+START_TEST(a_stop_while_the_ca_validates_keeps_the_answers_and_the_order)
+{
+    W.spec.stop = &stop_flag;
+    W.ca.defer = 1;
+    W.ca.hook = stop_on_response;
+    ck_assert_int_eq(run(NULL), APR_EINTR);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), NAMES);
+    ck_assert_int_eq(acme_json_array_len(acme_json_getj(job_json(), W.p, "kept-answers", NULL)),
+                     NAMES);
+    /* the CA validates while the server restarts */
+    ca_validate_deferred(&W.ca);
+    ck_assert_int_eq(W.ca.validated[0], NAMES);
+    apr_atomic_set32(&stop_flag, 0);
+    W.ca.hook = NULL;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
+    ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
+}
+END_TEST
+
 START_TEST(retry_after_sets_the_next_attempt)
 {
     apr_time_t at = W.now + apr_time_from_sec(2 * 86400);
@@ -1213,6 +1270,7 @@ static Suite *job_suite(void)
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
+    tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
     tcase_add_test(tc, failures_the_store_cannot_record_stay_in_the_memo);
