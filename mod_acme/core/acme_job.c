@@ -74,6 +74,41 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
     return apr_psprintf(p, "%s-eab-%s", id, k);
 }
 
+static const char *ca_pause_item(apr_pool_t *p, const char *ca_url)
+{
+    return apr_pstrcat(p, acme_job_ca_id(p, ca_url), ".json", NULL);
+}
+
+apr_time_t acme_job_ca_pause_until(acme_store_t *store, const char *ca_url, apr_pool_t *p)
+{
+    acme_json_t *j;
+    const char *ca;
+
+    if (!ca_url || acme_store_load_json(store, ACME_SG_JOBS, ACME_CA_PAUSE_NAME,
+                                        ca_pause_item(p, ca_url), &j, p) != APR_SUCCESS
+        || !(ca = acme_json_gets(j, ACME_PK_CA, NULL)) || strcmp(ca, ca_url)) {
+        return 0;
+    }
+    return apr_time_from_sec(acme_json_getl(j, ACME_PK_UNTIL, NULL));
+}
+
+apr_status_t acme_job_ca_pause_set(acme_store_t *store, const char *ca_url, apr_time_t until,
+                                   const char *detail, apr_pool_t *p)
+{
+    acme_json_t *j;
+
+    if (acme_job_ca_pause_until(store, ca_url, p) >= until) {
+        return APR_SUCCESS;
+    }
+    j = acme_json_new_object(p);
+    acme_json_sets(j, ca_url, ACME_PK_CA, NULL);
+    acme_json_setl(j, apr_time_sec(until) + (until % APR_USEC_PER_SEC ? 1 : 0), ACME_PK_UNTIL,
+                   NULL);
+    if (detail) acme_json_sets(j, detail, ACME_PK_DETAIL, NULL);
+    return acme_store_save_json(store, ACME_SG_JOBS, ACME_CA_PAUSE_NAME,
+                                ca_pause_item(p, ca_url), j, p);
+}
+
 /* The CA in use: failover moves through spec->ca_urls. */
 const char *acme_job_current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
 {
@@ -976,6 +1011,17 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
             goto leave;
         }
     }
+    {
+        /* Another server may have hit the CA's rate limit since the decision. */
+        apr_time_t paused = acme_job_ca_pause_until(store, acme_job_current_ca(spec, NULL), p);
+        if (paused > job_now(spec)) {
+            rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: the CA %s asked to wait "
+                                 "until %s", spec->domain, acme_job_current_ca(spec, NULL),
+                                 acme_time_rfc3339(p, paused));
+            if (spec->memo) spec->memo->next_attempt = paused;
+            goto leave;
+        }
+    }
     /* Read after claiming: whoever held it before may have finished. */
     rv = run_begin(&jc, spec, types, r);
     if (rv != APR_SUCCESS) {
@@ -1003,6 +1049,11 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         rv = run_stage(&jc, spec, done, r);
     }
     run_record(&jc, spec, rv, r);
+    if (rv != APR_SUCCESS && acme_result_classify(r) == ACME_ERRCLASS_RATELIMIT
+        && r->retry_after > job_now(spec)) {
+        /* Not only this domain and this server: every job for this CA. */
+        acme_job_ca_pause_set(store, jc.ca_url, r->retry_after, acme_result_describe(r, p), p);
+    }
 leave:
     if (spec->memo) spec->memo->claim = NULL;
     store->release(store, claim, p);

@@ -93,6 +93,13 @@ const char *acme_job_current_ca(const acme_job_spec_t *spec, const struct acme_j
 const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
 /* The same, for an account bound to an EAB key id (kid may be NULL). */
 const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *eab_kid);
+/* A CA's pause after a rate limit (its Retry-After), in the store so that
+ * one server's 429 pauses every server of a cluster. set never shortens a
+ * pause in force; until returns 0 when none is (or it cannot be read). */
+apr_status_t acme_job_ca_pause_set(struct acme_store_t *store, const char *ca_url,
+                                   apr_time_t until, const char *detail, apr_pool_t *p);
+apr_time_t acme_job_ca_pause_until(struct acme_store_t *store, const char *ca_url,
+                                   apr_pool_t *p);
 /* After this many consecutive failures with one CA the next one is used. */
 #define ACME_JOB_FAILOVER_AFTER 3
 #define ACME_PROBLEM_STORE_UNWRITABLE "acme:store-unwritable"

@@ -13,6 +13,12 @@
  * after a refused activation): the next check renews every key type
  * regardless of the window, then removes it. */
 #define ACME_JOB_RENEW_REQUEST "renew.json"
+/* jobs/_ca/<ca-id>.json: a CA's pause after a rate limit with Retry-After,
+ * honoured by every server of the store (acme_job_ca_pause_set) */
+#define ACME_CA_PAUSE_NAME "_ca"
+#define ACME_PK_CA "ca"                    /* the CA's directory URL */
+#define ACME_PK_UNTIL "until"              /* no order before (unix seconds) */
+#define ACME_PK_DETAIL "detail"            /* what the CA said */
 #define ACME_ACCOUNT_JSON "account.json"   /* accounts/<ca-id>/ */
 #define ACME_ACCOUNT_KEY "account.key.pem"
 #define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */

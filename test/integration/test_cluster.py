@@ -477,3 +477,28 @@ def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_f
     assert c.serials(name) == [serial, serial]
     time.sleep(3)
     assert pebble.count_orders(since=mark) == 0, "the migrated certificate was ordered again"
+
+
+@pytest.mark.time_limit(300)
+def test_one_servers_rate_limit_pauses_the_other_servers(cluster_factory, acme_proxy):
+    c = cluster_factory(2, ca=acme_proxy)
+    a, b = c.servers
+    limited, other = "limited.cluster.test", "paused.cluster.test"
+    pause = 30
+    limit = acme_proxy.inject(endpoint="newOrder", status=429, retry_after=pause, count=1)
+    # one job at a time: A's own pause (in memory) holds its second domain
+    c.write_configs([limited, other], extra="ManagedParallelRenewals 1\n")
+    a.expect_errors(r"ACME0322")
+    a.start()
+    util.wait_for(lambda: limit.hits >= 1, 60, "server A's newOrder to get the 429")
+    t429 = [r for r in acme_proxy.requests_to(endpoint="newOrder") if r.injected][0].time
+    util.wait_for(lambda: any("/jobs/_ca/" in k for k, _ in c.etcd_values()), 20,
+                  "the CA's pause in etcd")
+    # B has never talked to the CA: only the stored pause holds it back
+    b.start()
+    util.wait_for(lambda: served_by_ca(b, other), pause + 90,
+                  "server B to get %s after the pause" % other, interval=0.5)
+    orders = [r for r in acme_proxy.requests_to(endpoint="newOrder") if not r.injected]
+    assert orders, acme_proxy.requests
+    early = [r for r in orders if r.time < t429 + pause - 1]
+    assert early == [], (t429, early)

@@ -1076,6 +1076,49 @@ START_TEST(retry_after_sets_the_next_attempt)
 }
 END_TEST
 
+/* One domain's 429 pauses every job for that CA, in this process and in any
+ * other that shares the store: another domain is not ordered before. */
+START_TEST(a_rate_limit_pauses_every_domain_of_the_ca)
+{
+    apr_time_t at = W.now + apr_time_from_sec(3600);
+    char date[APR_RFC822_DATE_LEN];
+    acme_job_memo_t other_memo;
+    acme_job_spec_t other = W.spec;
+    acme_status_t *st;
+    acme_result_t *r;
+    int requests;
+
+    apr_rfc822_date(date, at);
+    W.ca.retry_after = date;
+    ck_assert_int_ne(run(&r), APR_SUCCESS);
+    ck_assert(acme_job_ca_pause_until(W.store, CA "/dir", W.p) == at);
+    ck_assert(acme_job_ca_pause_until(W.store, "https://other.ca.test/dir", W.p) == 0);
+    /* a pause is never shortened */
+    ck_assert_int_eq(acme_job_ca_pause_set(W.store, CA "/dir", W.now + 1, NULL, W.p),
+                     APR_SUCCESS);
+    ck_assert(acme_job_ca_pause_until(W.store, CA "/dir", W.p) == at);
+    W.ca.retry_after = NULL;
+    memset(&other_memo, 0, sizeof(other_memo));
+    other.domain = "other.example.org";
+    other.names = strs("other.example.org", "www.other.example.org");
+    other.memo = &other_memo;
+    ck_assert_int_eq(acme_status_get(&st, W.store, &other, NULL, W.now, W.p), APR_SUCCESS);
+    ck_assert_int_eq(st->due->nelts, 1);
+    ck_assert(st->next_attempt == at);
+    /* a job started anyway (decided before the pause) asks the CA nothing */
+    requests = W.ca.requests;
+    r = acme_result_make(W.p);
+    ck_assert_int_eq(acme_job_run(W.store, &other, W.types, W.p, r), APR_EBUSY);
+    ck_assert_int_eq(W.ca.requests, requests);
+    ck_assert(other_memo.next_attempt == at);
+    /* once it is over, the other domain is ordered */
+    W.now = at + apr_time_from_sec(1);
+    r = acme_result_make(W.p);
+    ck_assert_int_eq(acme_job_run(W.store, &other, W.types, W.p, r), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+}
+END_TEST
+
 START_TEST(unwritable_store_asks_nothing_of_the_ca)
 {
     acme_result_t *r;
@@ -1272,6 +1315,7 @@ static Suite *job_suite(void)
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
+    tcase_add_test(tc, a_rate_limit_pauses_every_domain_of_the_ca);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
     tcase_add_test(tc, failures_the_store_cannot_record_stay_in_the_memo);
     tcase_add_test(tc, a_domain_claimed_by_another_owner_is_left_alone);
