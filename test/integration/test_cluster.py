@@ -502,3 +502,56 @@ def test_one_servers_rate_limit_pauses_the_other_servers(cluster_factory, acme_p
     assert orders, acme_proxy.requests
     early = [r for r in orders if r.time < t429 + pause - 1]
     assert early == [], (t429, early)
+
+
+@pytest.mark.time_limit(500)
+def test_acmectl_works_on_the_etcd_store_with_the_file_stores_output(cluster_factory,
+                                                                    build_dir):
+    c = cluster_factory(2)
+    s0, s1 = c.servers
+    name = "ctl.cluster.test"
+    acmectl = os.path.join(build_dir, "tools", "acmectl")
+
+    def ctl(*args):
+        res = subprocess.run([acmectl, "-f", s0.conf_file] + list(args), capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+        return res.stdout
+
+    def same_view():
+        import json
+        status = json.loads(ctl("status", "--json"))
+        store = status.pop("store")
+        status.pop("time")
+        # the account's place in the store is the one line that differs
+        account = re.sub(r"(?m)^Directory: .*$", "Directory: -", ctl("account"))
+        return (store, status, ctl("status"), ctl("show", name), account)
+
+    # the file store's view, then the same data in etcd seen through the same config file
+    s0.write_config(re.sub(r"ManagedStore(EncryptionKey|Prefix)? .*\n", "",
+                           c.config(s0, [name])))
+    s0.start()
+    util.wait_for(lambda: served_by_ca(s0, name), ISSUE_TIMEOUT, "the file store's certificate",
+                  interval=0.5)
+    s0.stop()
+    file_store, *file_view = same_view()
+    c.write_configs([name])
+    ctl("store", "migrate", "--to", "etcd")
+    etcd_store, *etcd_view = same_view()
+    assert file_store == s0.store_dir and etcd_store.startswith("etcd "), etcd_store
+    assert etcd_view == file_view
+    # renew and revoke act on etcd: the servers of the cluster carry them out
+    c.start()
+    c.wait_served_everywhere([name], timeout=60)
+    first = c.serials(name)[0]
+    ctl("renew", name)
+    assert any(k.endswith("/jobs/%s/renew.json" % name) for k, _ in c.etcd_values())
+    util.wait_for(lambda: set(c.serials(name)) not in ({first}, {None}) and
+                  len(set(c.serials(name))) == 1, 120, "the renewal requested in etcd",
+                  interval=1)
+    second = c.serials(name)[0]
+    out = ctl("revoke", name)
+    assert "serial %x" % second in out.lower().replace(":", ""), (out, "%x" % second)
+    util.wait_for(lambda: len(set(c.serials(name))) == 1
+                  and c.serials(name)[0] not in (first, second, None), 120,
+                  "the renewal after the revocation", interval=1)
