@@ -904,7 +904,9 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         acme_job_event(jc->json, p, "staged", NULL);
         jc->store->remove(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
         if (spec->memo) {
+            int warned = spec->memo->settings_warned;
             memset(spec->memo, 0, sizeof(*spec->memo));
+            spec->memo->settings_warned = warned;
         }
     }
     else if (rv != APR_EINTR) {
@@ -953,6 +955,115 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         kept_answers_withdraw(jc, spec);
     }
     job_save(jc);
+}
+
+/* Members of a that are not in b, blank-separated; NULL: none. */
+static const char *names_missing(apr_pool_t *p, const apr_array_header_t *a,
+                                 const apr_array_header_t *b)
+{
+    apr_array_header_t *out = apr_array_make(p, 2, sizeof(const char *));
+    int i, j, found;
+
+    for (i = 0; i < a->nelts; ++i) {
+        const char *n = APR_ARRAY_IDX(a, i, const char *);
+        for (found = 0, j = 0; j < b->nelts && !found; ++j) {
+            found = !strcmp(n, APR_ARRAY_IDX(b, j, const char *));
+        }
+        if (!found) APR_ARRAY_PUSH(out, const char *) = n;
+    }
+    return out->nelts ? apr_array_pstrcat(p, out, ' ') : NULL;
+}
+
+const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *spec,
+                                   apr_time_t *pstaged, apr_pool_t *p)
+{
+    apr_array_header_t *names, *types, *cas, *diffs = apr_array_make(p, 3, sizeof(const char *));
+    apr_array_header_t *ours = type_names(p, spec->key_types);
+    acme_json_t *meta;
+    const char *ca, *only_here, *only_there, *t;
+
+    *pstaged = 0;
+    if (acme_store_load_json(store, ACME_SG_DOMAINS, spec->domain, ACME_JOB_META, &meta, p)
+        != APR_SUCCESS) {
+        return NULL;
+    }
+    if ((t = acme_json_gets(meta, ACME_MK_STAGED, NULL))) {
+        acme_time_parse_rfc3339(pstaged, t);
+    }
+    if (acme_json_getsa(&names, meta, p, ACME_MK_NAMES, NULL) == APR_SUCCESS) {
+        only_here = names_missing(p, spec->names, names);
+        only_there = names_missing(p, names, spec->names);
+        if (only_here || only_there) {
+            APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "names: only here %s, only "
+                "stored %s", only_here ? only_here : "none", only_there ? only_there : "none");
+        }
+    }
+    if (acme_json_getsa(&types, meta, p, "key-types", NULL) == APR_SUCCESS
+        && (names_missing(p, ours, types) || names_missing(p, types, ours))) {
+        APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "key types: here %s, stored %s",
+            apr_array_pstrcat(p, ours, ' '), apr_array_pstrcat(p, types, ' '));
+    }
+    if ((ca = acme_json_gets(meta, ACME_MK_CA, NULL))) {
+        /* any of the configured CAs: failover is no difference */
+        cas = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(cas, const char *) = ca;
+        if (spec->ca_urls && spec->ca_urls->nelts ? names_missing(p, cas, spec->ca_urls) != NULL
+                                                  : strcmp(ca, spec->ca_url) != 0) {
+            APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "CA: here %s, stored %s",
+                                                               acme_job_current_ca(spec, NULL),
+                                                               ca);
+        }
+    }
+    return diffs->nelts ? apr_array_pstrcat(p, diffs, ';') : NULL;
+}
+
+/* In a shared store, only what is due by time (or asked for by an operator)
+ * replaces another server's young certificates made with other settings. */
+static const apr_array_header_t *settings_filter(acme_store_t *store,
+                                                 const acme_job_spec_t *spec,
+                                                 const apr_array_header_t *types,
+                                                 apr_time_t *puntil, apr_pool_t *p)
+{
+    apr_array_header_t *keep;
+    apr_time_t staged, now = job_now(spec), mt;
+    const char *diff;
+    int i;
+
+    *puntil = 0;
+    if (!strcmp(store->kind, "file")
+        || !(diff = acme_job_settings_diff(store, spec, &staged, p))) {
+        return types;
+    }
+    if (!spec->memo || !spec->memo->settings_warned) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0410) "%s: this server's settings "
+                 "differ from those the stored certificates were made with (%s). Give every "
+                 "server of the cluster the same Managed* settings for the domain.",
+                 spec->domain, diff);
+        if (spec->memo) spec->memo->settings_warned = 1;
+    }
+    if (now - staged >= ACME_JOB_SETTINGS_GRACE
+        || store->mtime(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, &mt, p)
+               == APR_SUCCESS) {
+        return types;
+    }
+    keep = apr_array_make(p, types->nelts, sizeof(acme_key_type_t));
+    for (i = 0; i < types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
+        apr_array_header_t *chain;
+        const acme_cert_t *leaf;
+
+        if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
+                                  &chain, p) != APR_SUCCESS) {
+            continue; /* a type the others do not have: not added while theirs is young */
+        }
+        leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+        if (acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
+                                 &spec->window) <= now) {
+            APR_ARRAY_PUSH(keep, acme_key_type_t) = t;
+        }
+    }
+    *puntil = staged + ACME_JOB_SETTINGS_GRACE;
+    return keep;
 }
 
 /* Claims the domain for this process: no other job (an old child after a
@@ -1019,6 +1130,18 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
                                  "until %s", spec->domain, acme_job_current_ca(spec, NULL),
                                  acme_time_rfc3339(p, paused));
             if (spec->memo) spec->memo->next_attempt = paused;
+            goto leave;
+        }
+    }
+    {
+        apr_time_t until;
+        types = settings_filter(store, spec, types, &until, p);
+        if (types->nelts == 0) {
+            rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: not replacing the "
+                                 "certificates another server made with other settings before "
+                                 "%s (or 'acmectl renew')", spec->domain,
+                                 acme_time_rfc3339(p, until));
+            if (spec->memo) spec->memo->next_attempt = until;
             goto leave;
         }
     }

@@ -555,3 +555,27 @@ def test_acmectl_works_on_the_etcd_store_with_the_file_stores_output(cluster_fac
     util.wait_for(lambda: len(set(c.serials(name))) == 1
                   and c.serials(name)[0] not in (first, second, None), 120,
                   "the renewal after the revocation", interval=1)
+
+
+@pytest.mark.time_limit(300)
+def test_a_server_with_other_settings_warns_and_does_not_fight(cluster_factory, pebble):
+    c = cluster_factory(2)
+    a, b = c.servers
+    name = "differ.cluster.test"
+    a.write_config(c.config(a, [name]))
+    b.write_config(c.config(b, [name], extra="ManagedKeys P-256 P-384\n"))
+    a.start()
+    serial = util.wait_for(lambda: served_by_ca(a, name), ISSUE_TIMEOUT,
+                           "server A's certificate", interval=0.5).serial_number
+    mark = pebble.log_mark()
+    b.start()
+    util.wait_for(lambda: "ACME0410" in b.error_log(), 30, "server B's warning")
+    time.sleep(15)
+    warnings = [l for l in b.error_log().splitlines() if "ACME0410" in l]
+    assert len(warnings) == 1, warnings
+    assert name in warnings[0] and "key types: here P-256 P-384, stored P-256" in warnings[0]
+    # B did not order its P-384 certificate over A's set, and serves the stored one
+    assert pebble.count_orders(since=mark) == 0
+    assert served_by_ca(b, name).serial_number == serial
+    assert served_by_ca(a, name).serial_number == serial
+    assert "ACME0410" not in a.error_log()

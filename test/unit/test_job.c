@@ -1119,6 +1119,33 @@ START_TEST(a_rate_limit_pauses_every_domain_of_the_ca)
 }
 END_TEST
 
+/* The difference between this server's settings and those the stored
+ * certificates were made with, named for the log. */
+START_TEST(settings_that_differ_from_the_stored_ones_are_named)
+{
+    acme_job_spec_t other = W.spec;
+    apr_array_header_t *types = apr_array_make(W.p, 2, sizeof(acme_key_type_t));
+    apr_time_t staged;
+    const char *diff;
+
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert(staged == W.now);
+    other.names = strs(DOMAIN, "api." DOMAIN);
+    APR_ARRAY_PUSH(types, acme_key_type_t) = ACME_KEY_P384;
+    other.key_types = types;
+    other.ca_url = "https://other.ca.test/dir";
+    diff = acme_job_settings_diff(W.store, &other, &staged, W.p);
+    ck_assert_ptr_nonnull(diff);
+    ck_assert_str_eq(diff, "names: only here api." DOMAIN ", only stored www." DOMAIN
+                     ";key types: here P-384, stored P-256"
+                     ";CA: here https://other.ca.test/dir, stored " CA "/dir");
+}
+END_TEST
+
 START_TEST(unwritable_store_asks_nothing_of_the_ca)
 {
     acme_result_t *r;
@@ -1316,6 +1343,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
     tcase_add_test(tc, a_rate_limit_pauses_every_domain_of_the_ca);
+    tcase_add_test(tc, settings_that_differ_from_the_stored_ones_are_named);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
     tcase_add_test(tc, failures_the_store_cannot_record_stay_in_the_memo);
     tcase_add_test(tc, a_domain_claimed_by_another_owner_is_left_alone);
