@@ -85,14 +85,15 @@ class Cluster:
         m = re.search(r"^%s (\d+)$" % name, text, re.M)
         return int(m.group(1)) if m else None
 
-    def etcd_values(self):
-        """Every key and value under this cluster's prefix."""
+    def etcd_values(self, raw=False):
+        """Every key and value (bytes when raw) under this cluster's prefix."""
         import base64
         import json
         res = self.etcd.etcdctl("get", "--prefix", self.prefix, "-w", "json")
         kvs = json.loads(res.stdout).get("kvs", [])
-        return [(base64.b64decode(kv["key"]).decode(),
-                 base64.b64decode(kv.get("value", "")).decode("utf-8", "replace")) for kv in kvs]
+        out = [(base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")))
+               for kv in kvs]
+        return out if raw else [(k, v.decode("utf-8", "replace")) for k, v in out]
 
     def tool(self, build_dir, *args):
         cmd = [os.path.join(build_dir, "test", "tools", "etcdtool"), "--endpoints",
@@ -224,6 +225,34 @@ def test_no_private_key_in_etcd_and_cache_keys_are_private(cluster_factory):
         key = os.path.join(s.store_dir, "domains", name, "privkey.p256.pem")
         st = os.stat(key)
         assert st.st_uid == 0 and st.st_mode & 0o077 == 0, oct(st.st_mode)
+
+
+EAB_KID = "kid-cluster"
+EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+def test_no_eab_hmac_in_etcd(cluster_factory, pebble_factory):
+    import base64
+    ca = pebble_factory(config={"externalAccountBindingRequired": True,
+                                "externalAccountMACKeys": {EAB_KID: EAB_HMAC}})
+    c = cluster_factory(2, ca=ca)
+    name = "eab.cluster.test"
+    c.write_configs([name], extra="ManagedEAB %s %s\n" % (EAB_KID, EAB_HMAC))
+    c.start()
+    c.wait_served_everywhere([name])
+    hmac = base64.urlsafe_b64decode(EAB_HMAC + "=" * (-len(EAB_HMAC) % 4))
+    forms = [EAB_HMAC.encode(), base64.b64encode(hmac).rstrip(b"="), hmac.hex().encode(),
+             hmac.hex().upper().encode(), hmac]
+    values = c.etcd_values(raw=True)
+    # the servers share the account bound to the key id: the binding worked
+    assert any("/accounts/" in k and "-eab-kid-cluster" in k for k, _ in values), values
+    # the scan sees what is stored in the clear: the key id, not its HMAC
+    assert any(EAB_KID.encode() in v for _, v in values)
+    found = [(k, f) for k, v in values for f in forms if f in v or f in k.encode()]
+    assert found == [], found
+    assert secrets_in_etcd(c) == []
+    for s in c.servers:
+        assert EAB_HMAC not in s.error_log()
 
 
 def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
