@@ -1124,11 +1124,16 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     {
         /* Another server may have hit the CA's rate limit since the decision. */
-        apr_time_t paused = acme_job_ca_pause_until(store, acme_job_current_ca(spec, NULL), p);
+        acme_json_t *j = NULL;
+        const char *ca;
+        apr_time_t paused;
+
+        acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &j, p);
+        ca = acme_job_current_ca(spec, j);
+        paused = acme_job_ca_pause_until(store, ca, p);
         if (paused > job_now(spec)) {
             rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: the CA %s asked to wait "
-                                 "until %s", spec->domain, acme_job_current_ca(spec, NULL),
-                                 acme_time_rfc3339(p, paused));
+                                 "until %s", spec->domain, ca, acme_time_rfc3339(p, paused));
             if (spec->memo) spec->memo->next_attempt = paused;
             goto leave;
         }
