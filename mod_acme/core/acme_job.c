@@ -85,11 +85,12 @@ apr_time_t acme_job_ca_pause_until(acme_store_t *store, const char *ca_url, apr_
     const char *ca;
 
     if (!ca_url || acme_store_load_json(store, ACME_SG_JOBS, ACME_CA_PAUSE_NAME,
-                                        ca_pause_item(p, ca_url), &j, p) != APR_SUCCESS
-        || !(ca = acme_json_gets(j, ACME_PK_CA, NULL)) || strcmp(ca, ca_url)) {
+                                        ca_pause_item(p, ca_url), &j, p) != APR_SUCCESS) {
         return 0;
     }
-    return apr_time_from_sec(acme_json_getl(j, ACME_PK_UNTIL, NULL));
+    ca = acme_json_gets(j, ACME_PK_CA, NULL);
+    return ca && !strcmp(ca, ca_url) ? apr_time_from_sec(acme_json_getl(j, ACME_PK_UNTIL, NULL))
+                                     : 0;
 }
 
 apr_status_t acme_job_ca_pause_set(acme_store_t *store, const char *ca_url, apr_time_t until,
@@ -987,7 +988,8 @@ const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *s
         != APR_SUCCESS) {
         return NULL;
     }
-    if ((t = acme_json_gets(meta, ACME_MK_STAGED, NULL))) {
+    t = acme_json_gets(meta, ACME_MK_STAGED, NULL);
+    if (t) {
         acme_time_parse_rfc3339(pstaged, t);
     }
     if (acme_json_getsa(&names, meta, p, ACME_MK_NAMES, NULL) == APR_SUCCESS) {
@@ -1003,7 +1005,8 @@ const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *s
         APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "key types: here %s, stored %s",
             apr_array_pstrcat(p, ours, ' '), apr_array_pstrcat(p, types, ' '));
     }
-    if ((ca = acme_json_gets(meta, ACME_MK_CA, NULL))) {
+    ca = acme_json_gets(meta, ACME_MK_CA, NULL);
+    if (ca) {
         /* any of the configured CAs: failover is no difference */
         cas = apr_array_make(p, 1, sizeof(const char *));
         APR_ARRAY_PUSH(cas, const char *) = ca;
@@ -1030,8 +1033,8 @@ static const apr_array_header_t *settings_filter(acme_store_t *store,
     int i;
 
     *puntil = 0;
-    if (!strcmp(store->kind, "file")
-        || !(diff = acme_job_settings_diff(store, spec, &staged, p))) {
+    diff = strcmp(store->kind, "file") ? acme_job_settings_diff(store, spec, &staged, p) : NULL;
+    if (!diff) {
         return types;
     }
     if (!spec->memo || !spec->memo->settings_warned) {
