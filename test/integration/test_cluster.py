@@ -542,8 +542,16 @@ def test_acmectl_works_on_the_etcd_store_with_the_file_stores_output(cluster_fac
     acmectl = os.path.join(build_dir, "tools", "acmectl")
 
     def ctl(*args):
-        res = subprocess.run([acmectl, "-f", s0.conf_file] + list(args), capture_output=True,
-                             text=True, timeout=60)
+        # a server's job may hold the domain's claim for a moment: acmectl
+        # then says so and asks to try again, as an operator would
+        deadline = time.monotonic() + 30
+        while True:
+            res = subprocess.run([acmectl, "-f", s0.conf_file] + list(args),
+                                 capture_output=True, text=True, timeout=60)
+            if res.returncode == 0 or "is working on" not in res.stderr \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert res.returncode == 0, (args, res.stdout, res.stderr)
         return res.stdout
 
@@ -580,7 +588,9 @@ def test_acmectl_works_on_the_etcd_store_with_the_file_stores_output(cluster_fac
                   interval=1)
     second = c.serials(name)[0]
     out = ctl("revoke", name)
-    assert "serial %x" % second in out.lower().replace(":", ""), (out, "%x" % second)
+    m = re.search(r"Revoked the P-256 certificate of %s, serial ([0-9A-Fa-f:]+)" % re.escape(name),
+                  out)
+    assert m and int(m.group(1).replace(":", ""), 16) == second, (out, "%x" % second)
     util.wait_for(lambda: len(set(c.serials(name))) == 1
                   and c.serials(name)[0] not in (first, second, None), 120,
                   "the renewal after the revocation", interval=1)
