@@ -72,7 +72,9 @@ typedef struct {
     const char *store_dir;
     const char *ca_file;
     acme_renew_window_t window;
-    acme_store_t *store;
+    acme_store_t *store;        /* the server's store: the file store or etcd */
+    const char *where;          /* the store, for messages */
+    const char *etcd_prefix;    /* the store is etcd, under this prefix */
     acme_store_t *wstore;       /* writes under a claim (acme_store_fenced) */
 } ctl_t;
 
@@ -504,6 +506,7 @@ static int setup(ctl_t *ctl, int need_store)
         err_printf("cannot use the store %s: %s", ctl->store_dir, err ? err : status_text(p, rv));
         return EXIT_FAILED;
     }
+    ctl->where = ctl->store_dir;
     return EXIT_OK;
 }
 
@@ -623,7 +626,7 @@ static int domain_check(ctl_t *ctl, const char *domain)
     }
     err_printf("no managed domain '%s' in the store %s. Known: %s. A domain is named by "
                "the first name of its ManagedDomain line; run 'acmectl status' to list them.",
-               domain, ctl->store_dir,
+               domain, ctl->where,
                all->nelts ? apr_array_pstrcat(ctl->pool, all, ' ') : "none");
     return EXIT_FAILED;
 }
@@ -730,7 +733,7 @@ static int cmd_status(ctl_t *ctl)
     }
     if (ctl->json) {
         acme_json_t *top = acme_json_new_object(p), *arr = acme_json_new_array(p);
-        acme_json_sets(top, ctl->store_dir, "store", NULL);
+        acme_json_sets(top, ctl->where, "store", NULL);
         acme_json_sets(top, acme_time_rfc3339(p, now), "time", NULL);
         for (i = 0; i < infos->nelts; ++i) {
             acme_json_array_append(arr, domain_json(ctl, APR_ARRAY_IDX(infos, i, domain_info_t *),
@@ -741,7 +744,7 @@ static int cmd_status(ctl_t *ctl)
         return EXIT_OK;
     }
     if (!infos->nelts) {
-        printf("No managed domains in the store %s yet.\n", ctl->store_dir);
+        printf("No managed domains in the store %s yet.\n", ctl->where);
         return EXIT_OK;
     }
     {
@@ -928,7 +931,8 @@ static int cmd_show(ctl_t *ctl)
 /* Claims name for acmectl; when another holds it, says who, and fails. */
 static int claim_take(acme_store_claim_t **pc, ctl_t *ctl, const char *name)
 {
-    const char *owner = apr_psprintf(ctl->pool, "acmectl pid %ld", (long)getpid());
+    /* no blanks: the etcd store takes printable owners without them */
+    const char *owner = apr_psprintf(ctl->pool, "acmectl-pid-%ld", (long)getpid());
     apr_status_t rv = ctl->store->claim(ctl->store, pc, name, owner, CTL_LEASE, ctl->pool);
 
     if (rv == APR_EBUSY) {
@@ -937,7 +941,7 @@ static int claim_take(acme_store_claim_t **pc, ctl_t *ctl, const char *name)
         return EXIT_FAILED;
     }
     if (rv != APR_SUCCESS) {
-        err_printf("cannot claim %s in the store %s: %s", name, ctl->store_dir,
+        err_printf("cannot claim %s in the store %s: %s", name, ctl->where,
                    status_text(ctl->pool, rv));
         return EXIT_FAILED;
     }
@@ -987,7 +991,7 @@ static int cmd_renew(ctl_t *ctl)
     claim_drop(ctl, c);
     if (rv != APR_SUCCESS) {
         err_printf("cannot write the renewal request %s/%s/%s: %s. Run acmectl as root or as "
-                   "the server's User.", ctl->store_dir, "jobs", domain, status_text(p, rv));
+                   "the server's User.", ctl->where, "jobs", domain, status_text(p, rv));
         return EXIT_FAILED;
     }
     printf("Renewal of %s requested. The running server renews every key type at its next "
@@ -1026,7 +1030,9 @@ static account_ref_t *account_read(ctl_t *ctl, const char *caid)
     account_ref_t *a = apr_pcalloc(p, sizeof(*a));
 
     a->caid = caid;
-    a->dir = apr_pstrcat(p, s->where, "/accounts/", caid, NULL); /* for messages */
+    a->dir = ctl->etcd_prefix /* for messages */
+             ? apr_pstrcat(p, ctl->etcd_prefix, "accounts/", caid, " in etcd", NULL)
+             : apr_pstrcat(p, s->where, "/accounts/", caid, NULL);
     if (acme_store_load_json(s, ACME_SG_ACCOUNTS, caid, ACME_ACCOUNT_JSON, &a->json, p)
         != APR_SUCCESS) {
         a->json = NULL;
@@ -1188,7 +1194,7 @@ static int revoke_claimed(ctl_t *ctl, acme_store_claim_t *c, const char *domain,
     }
     if (!d->ca) {
         err_printf("cannot tell which CA issued the certificates of %s (no \"ca\" in %s/domains/"
-                   "%s/meta.json)", domain, ctl->store_dir, domain);
+                   "%s/meta.json)", domain, ctl->where, domain);
         return EXIT_FAILED;
     }
     accts = account_list(ctl);
@@ -1274,7 +1280,7 @@ static int account_select(account_ref_t **pa, ctl_t *ctl, const char *sub)
     *pa = NULL;
     if (!accts->nelts) {
         err_printf("no ACME account in the store %s yet: the server creates one at its first "
-                   "order", ctl->store_dir);
+                   "order", ctl->where);
         return EXIT_FAILED;
     }
     if (!want && accts->nelts > 1 && ctl->conf_ca_url) {
@@ -1346,7 +1352,7 @@ static int account_show(ctl_t *ctl)
     accts = account_list(ctl);
     if (!accts->nelts) {
         err_printf("no ACME account in the store %s yet: the server creates one at its first "
-                   "order", ctl->store_dir);
+                   "order", ctl->where);
         return EXIT_FAILED;
     }
     for (i = 0; i < accts->nelts; ++i) {
@@ -1636,32 +1642,18 @@ static void migrate_group(migrate_count_t *mc, acme_store_t *from, acme_store_t 
     }
 }
 
-static int cmd_store(ctl_t *ctl)
+/* The etcd store of the config's ManagedStore etcd, with its key and its
+ * TLS and auth settings, checked against the cluster's sealed schema item. */
+static int etcd_store_open(acme_store_t **pstore, ctl_t *ctl)
 {
-    static const acme_store_group_t groups[] = {
-        ACME_SG_ACCOUNTS, ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS
-    };
     apr_pool_t *p = ctl->pool;
-    const char *sub = ctl->args->nelts ? APR_ARRAY_IDX(ctl->args, 0, const char *) : NULL;
     const unsigned char *key;
     const char *err = NULL;
     acme_etcd_config_t ec;
     acme_etcd_t *etcd;
-    acme_store_t *to;
     acme_result_t *r = acme_result_make(p);
-    migrate_count_t mc = {0, 0, 0};
-    apr_size_t i;
+    acme_store_t *to;
 
-    if (!sub || strcmp(sub, "migrate") || ctl->args->nelts != 1) {
-        return usage_error("store", "the only store command is 'migrate --to etcd'");
-    }
-    if (!ctl->to_opt || strcmp(ctl->to_opt, "etcd")) {
-        return usage_error("store", "migrate needs --to etcd");
-    }
-    if (!ctl->conf_file || !ctl->conf_etcd_urls || !ctl->conf_etcd_urls->nelts) {
-        return usage_error("store", "give the server's config with -f: its ManagedStore etcd "
-                           "line names the etcd endpoints");
-    }
     if (!ctl->conf_store_key) {
         err_printf("%s has no ManagedStoreEncryptionKey: it is required with ManagedStore etcd",
                    ctl->conf_file);
@@ -1687,6 +1679,34 @@ static int cmd_store(ctl_t *ctl)
         || acme_store_etcd_verify(to, p, &err) != APR_SUCCESS) {
         err_printf("the etcd store at %s: %s", acme_etcd_endpoints(etcd, p),
                    err ? err : "cannot be used");
+        return EXIT_FAILED;
+    }
+    *pstore = to;
+    return EXIT_OK;
+}
+
+static int cmd_store(ctl_t *ctl)
+{
+    static const acme_store_group_t groups[] = {
+        ACME_SG_ACCOUNTS, ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS
+    };
+    apr_pool_t *p = ctl->pool;
+    const char *sub = ctl->args->nelts ? APR_ARRAY_IDX(ctl->args, 0, const char *) : NULL;
+    acme_store_t *to;
+    migrate_count_t mc = {0, 0, 0};
+    apr_size_t i;
+
+    if (!sub || strcmp(sub, "migrate") || ctl->args->nelts != 1) {
+        return usage_error("store", "the only store command is 'migrate --to etcd'");
+    }
+    if (!ctl->to_opt || strcmp(ctl->to_opt, "etcd")) {
+        return usage_error("store", "migrate needs --to etcd");
+    }
+    if (!ctl->conf_file || !ctl->conf_etcd_urls || !ctl->conf_etcd_urls->nelts) {
+        return usage_error("store", "give the server's config with -f: its ManagedStore etcd "
+                           "line names the etcd endpoints");
+    }
+    if (etcd_store_open(&to, ctl) != EXIT_OK) {
         return EXIT_FAILED;
     }
     for (i = 0; i < sizeof(groups) / sizeof(groups[0]); ++i) {
@@ -1746,15 +1766,19 @@ int main(int argc, const char *const *argv)
     }
     rc = setup(&ctl, 1);
     if (rc != EXIT_OK) return rc;
+    if (ctl.conf_etcd_urls && ctl.conf_etcd_urls->nelts && !ctl.store_opt
+        && strcmp(ctl.cmd, "store")) {
+        /* The server's store is etcd; ManagedStoreDir is only its cache. */
+        rc = etcd_store_open(&ctl.store, &ctl);
+        if (rc != EXIT_OK) return rc;
+        ctl.etcd_prefix = ctl.conf_store_prefix ? ctl.conf_store_prefix
+                                                : ACME_STORE_ETCD_PREFIX_DEFAULT;
+        ctl.where = apr_psprintf(pool, "etcd %s prefix %s", ctl.store->where, ctl.etcd_prefix);
+    }
     if (!strcmp(ctl.cmd, "status")) return cmd_status(&ctl);
     if (!strcmp(ctl.cmd, "show")) return cmd_show(&ctl);
     if (!strcmp(ctl.cmd, "renew")) return cmd_renew(&ctl);
     if (!strcmp(ctl.cmd, "revoke")) return cmd_revoke(&ctl);
     if (!strcmp(ctl.cmd, "store")) return cmd_store(&ctl);
-    if (ctl.conf_etcd_urls) {
-        err_printf("note: %s uses ManagedStore etcd; this command reads the local cache %s, "
-                   "not etcd (acmectl %s on the etcd store is not there yet)", ctl.conf_file,
-                   ctl.store_dir, ctl.cmd);
-    }
     return cmd_account(&ctl);
 }

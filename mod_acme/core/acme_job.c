@@ -74,6 +74,42 @@ const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *e
     return apr_psprintf(p, "%s-eab-%s", id, k);
 }
 
+static const char *ca_pause_item(apr_pool_t *p, const char *ca_url)
+{
+    return apr_pstrcat(p, acme_job_ca_id(p, ca_url), ".json", NULL);
+}
+
+apr_time_t acme_job_ca_pause_until(acme_store_t *store, const char *ca_url, apr_pool_t *p)
+{
+    acme_json_t *j;
+    const char *ca;
+
+    if (!ca_url || acme_store_load_json(store, ACME_SG_JOBS, ACME_CA_PAUSE_NAME,
+                                        ca_pause_item(p, ca_url), &j, p) != APR_SUCCESS) {
+        return 0;
+    }
+    ca = acme_json_gets(j, ACME_PK_CA, NULL);
+    return ca && !strcmp(ca, ca_url) ? apr_time_from_sec(acme_json_getl(j, ACME_PK_UNTIL, NULL))
+                                     : 0;
+}
+
+apr_status_t acme_job_ca_pause_set(acme_store_t *store, const char *ca_url, apr_time_t until,
+                                   const char *detail, apr_pool_t *p)
+{
+    acme_json_t *j;
+
+    if (acme_job_ca_pause_until(store, ca_url, p) >= until) {
+        return APR_SUCCESS;
+    }
+    j = acme_json_new_object(p);
+    acme_json_sets(j, ca_url, ACME_PK_CA, NULL);
+    acme_json_setl(j, apr_time_sec(until) + (until % APR_USEC_PER_SEC ? 1 : 0), ACME_PK_UNTIL,
+                   NULL);
+    if (detail) acme_json_sets(j, detail, ACME_PK_DETAIL, NULL);
+    return acme_store_save_json(store, ACME_SG_JOBS, ACME_CA_PAUSE_NAME,
+                                ca_pause_item(p, ca_url), j, p);
+}
+
 /* The CA in use: failover moves through spec->ca_urls. */
 const char *acme_job_current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
 {
@@ -343,15 +379,82 @@ static apr_status_t run_publish(void *baton, const char *type, const char *name,
     return pub->publish(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p, r);
 }
 
+/* A run stopped by a restart may have asked the CA to validate, and the CA
+ * may still be at it: in a cluster it asks the other servers, which read
+ * the answer from the store. Withdrawn it would fail the order, so it stays
+ * published, noted in job.json, until a later run has finished its order. */
+static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const char *token,
+                        const char *key_authz)
+{
+    apr_pool_t *p = jc->pool;
+    acme_json_t *old = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL);
+    acme_json_t *kept = acme_json_new_array(p), *a;
+    apr_size_t n = acme_json_array_len(old), i;
+
+    for (i = 0; i < n; ++i) {
+        a = acme_json_array_at(old, p, i);
+        if (!strcmp(acme_json_gets(a, "type", NULL) ? acme_json_gets(a, "type", NULL) : "", type)
+            && !strcmp(acme_json_gets(a, "token", NULL) ? acme_json_gets(a, "token", NULL) : "",
+                       token)) {
+            return;
+        }
+        acme_json_array_append(kept, a);
+    }
+    a = acme_json_new_object(p);
+    acme_json_sets(a, type, "type", NULL);
+    acme_json_sets(a, name, "name", NULL);
+    acme_json_sets(a, token, "token", NULL);
+    acme_json_sets(a, key_authz, "key-authz", NULL);
+    acme_json_array_append(kept, a);
+    acme_json_setj(jc->json, kept, ACME_JK_KEPT_ANSWERS, NULL);
+    job_save(jc);
+    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0409) "%s: stopped while the CA may be "
+             "validating %s for %s: the answer stays published until the order is over",
+             jc->domain, type, name);
+}
+
 static void run_withdraw(void *baton, const char *type, const char *name, const char *token,
                          const char *key_authz, apr_pool_t *p)
 {
     run_baton_t *rb = baton;
     const acme_publisher_t *pub = acme_publisher_find(rb->spec->publishers, type);
 
-    if (pub) {
-        pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+    if (!pub) {
+        return;
     }
+    if (stopping(rb->spec)) {
+        answer_keep(rb->job, type, name, token, key_authz);
+        return;
+    }
+    pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+}
+
+/* What answer_keep left published, once the orders are over. */
+static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec)
+{
+    apr_pool_t *p = jc->pool;
+    acme_json_t *kept = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL), *a;
+    apr_size_t n = acme_json_array_len(kept), i;
+    run_baton_t rb;
+
+    rb.job = jc;
+    rb.spec = spec;
+    for (i = 0; i < n; ++i) {
+        const acme_publisher_t *pub;
+        const char *name, *token;
+
+        a = acme_json_array_at(kept, p, i);
+        pub = acme_json_gets(a, "type", NULL)
+                  ? acme_publisher_find(spec->publishers, acme_json_gets(a, "type", NULL)) : NULL;
+        name = acme_json_gets(a, "name", NULL);
+        token = acme_json_gets(a, "token", NULL);
+        if (pub && name && token) {
+            pub->withdraw(pub, jc->store, answer_make(&rb, name, token,
+                                                      acme_json_gets(a, "key-authz", NULL), p),
+                          p);
+        }
+    }
+    acme_json_del(jc->json, ACME_JK_KEPT_ANSWERS, NULL);
 }
 
 static void run_created(void *baton, const char *order_url)
@@ -803,7 +906,9 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         acme_job_event(jc->json, p, "staged", NULL);
         jc->store->remove(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, p);
         if (spec->memo) {
+            int warned = spec->memo->settings_warned;
             memset(spec->memo, 0, sizeof(*spec->memo));
+            spec->memo->settings_warned = warned;
         }
     }
     else if (rv != APR_EINTR) {
@@ -848,7 +953,121 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
                        NULL);
         acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
     }
+    if (rv != APR_EINTR && !stopping(spec)) {
+        kept_answers_withdraw(jc, spec);
+    }
     job_save(jc);
+}
+
+/* Members of a that are not in b, blank-separated; NULL: none. */
+static const char *names_missing(apr_pool_t *p, const apr_array_header_t *a,
+                                 const apr_array_header_t *b)
+{
+    apr_array_header_t *out = apr_array_make(p, 2, sizeof(const char *));
+    int i, j, found;
+
+    for (i = 0; i < a->nelts; ++i) {
+        const char *n = APR_ARRAY_IDX(a, i, const char *);
+        for (found = 0, j = 0; j < b->nelts && !found; ++j) {
+            found = !strcmp(n, APR_ARRAY_IDX(b, j, const char *));
+        }
+        if (!found) APR_ARRAY_PUSH(out, const char *) = n;
+    }
+    return out->nelts ? apr_array_pstrcat(p, out, ' ') : NULL;
+}
+
+const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *spec,
+                                   apr_time_t *pstaged, apr_pool_t *p)
+{
+    apr_array_header_t *names, *types, *cas, *diffs = apr_array_make(p, 3, sizeof(const char *));
+    apr_array_header_t *ours = type_names(p, spec->key_types);
+    acme_json_t *meta;
+    const char *ca, *only_here, *only_there, *t;
+
+    *pstaged = 0;
+    if (acme_store_load_json(store, ACME_SG_DOMAINS, spec->domain, ACME_JOB_META, &meta, p)
+        != APR_SUCCESS) {
+        return NULL;
+    }
+    t = acme_json_gets(meta, ACME_MK_STAGED, NULL);
+    if (t) {
+        acme_time_parse_rfc3339(pstaged, t);
+    }
+    if (acme_json_getsa(&names, meta, p, ACME_MK_NAMES, NULL) == APR_SUCCESS) {
+        only_here = names_missing(p, spec->names, names);
+        only_there = names_missing(p, names, spec->names);
+        if (only_here || only_there) {
+            APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "names: only here %s, only "
+                "stored %s", only_here ? only_here : "none", only_there ? only_there : "none");
+        }
+    }
+    if (acme_json_getsa(&types, meta, p, "key-types", NULL) == APR_SUCCESS
+        && (names_missing(p, ours, types) || names_missing(p, types, ours))) {
+        APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "key types: here %s, stored %s",
+            apr_array_pstrcat(p, ours, ' '), apr_array_pstrcat(p, types, ' '));
+    }
+    ca = acme_json_gets(meta, ACME_MK_CA, NULL);
+    if (ca) {
+        /* any of the configured CAs: failover is no difference */
+        cas = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(cas, const char *) = ca;
+        if (spec->ca_urls && spec->ca_urls->nelts ? names_missing(p, cas, spec->ca_urls) != NULL
+                                                  : strcmp(ca, spec->ca_url) != 0) {
+            APR_ARRAY_PUSH(diffs, const char *) = apr_psprintf(p, "CA: here %s, stored %s",
+                                                               acme_job_current_ca(spec, NULL),
+                                                               ca);
+        }
+    }
+    return diffs->nelts ? apr_array_pstrcat(p, diffs, ';') : NULL;
+}
+
+/* In a shared store, only what is due by time (or asked for by an operator)
+ * replaces another server's young certificates made with other settings. */
+static const apr_array_header_t *settings_filter(acme_store_t *store,
+                                                 const acme_job_spec_t *spec,
+                                                 const apr_array_header_t *types,
+                                                 apr_time_t *puntil, apr_pool_t *p)
+{
+    apr_array_header_t *keep;
+    apr_time_t staged, now = job_now(spec), mt;
+    const char *diff;
+    int i;
+
+    *puntil = 0;
+    diff = strcmp(store->kind, "file") ? acme_job_settings_diff(store, spec, &staged, p) : NULL;
+    if (!diff) {
+        return types;
+    }
+    if (!spec->memo || !spec->memo->settings_warned) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0410) "%s: this server's settings "
+                 "differ from those the stored certificates were made with (%s). Give every "
+                 "server of the cluster the same Managed* settings for the domain.",
+                 spec->domain, diff);
+        if (spec->memo) spec->memo->settings_warned = 1;
+    }
+    if (now - staged >= ACME_JOB_SETTINGS_GRACE
+        || store->mtime(store, ACME_SG_JOBS, spec->domain, ACME_JOB_RENEW_REQUEST, &mt, p)
+               == APR_SUCCESS) {
+        return types;
+    }
+    keep = apr_array_make(p, types->nelts, sizeof(acme_key_type_t));
+    for (i = 0; i < types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
+        apr_array_header_t *chain;
+        const acme_cert_t *leaf;
+
+        if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
+                                  &chain, p) != APR_SUCCESS) {
+            continue; /* a type the others do not have: not added while theirs is young */
+        }
+        leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+        if (acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
+                                 &spec->window) <= now) {
+            APR_ARRAY_PUSH(keep, acme_key_type_t) = t;
+        }
+    }
+    *puntil = staged + ACME_JOB_SETTINGS_GRACE;
+    return keep;
 }
 
 /* Claims the domain for this process: no other job (an old child after a
@@ -907,6 +1126,34 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
             goto leave;
         }
     }
+    {
+        /* Another server may have hit the CA's rate limit since the decision. */
+        acme_json_t *j = NULL;
+        const char *ca;
+        apr_time_t paused;
+
+        acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &j, p);
+        ca = acme_job_current_ca(spec, j);
+        paused = acme_job_ca_pause_until(store, ca, p);
+        if (paused > job_now(spec)) {
+            rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: the CA %s asked to wait "
+                                 "until %s", spec->domain, ca, acme_time_rfc3339(p, paused));
+            if (spec->memo) spec->memo->next_attempt = paused;
+            goto leave;
+        }
+    }
+    {
+        apr_time_t until;
+        types = settings_filter(store, spec, types, &until, p);
+        if (types->nelts == 0) {
+            rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: not replacing the "
+                                 "certificates another server made with other settings before "
+                                 "%s (or 'acmectl renew')", spec->domain,
+                                 acme_time_rfc3339(p, until));
+            if (spec->memo) spec->memo->next_attempt = until;
+            goto leave;
+        }
+    }
     /* Read after claiming: whoever held it before may have finished. */
     rv = run_begin(&jc, spec, types, r);
     if (rv != APR_SUCCESS) {
@@ -934,6 +1181,11 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         rv = run_stage(&jc, spec, done, r);
     }
     run_record(&jc, spec, rv, r);
+    if (rv != APR_SUCCESS && acme_result_classify(r) == ACME_ERRCLASS_RATELIMIT
+        && r->retry_after > job_now(spec)) {
+        /* Not only this domain and this server: every job for this CA. */
+        acme_job_ca_pause_set(store, jc.ca_url, r->retry_after, acme_result_describe(r, p), p);
+    }
 leave:
     if (spec->memo) spec->memo->claim = NULL;
     store->release(store, claim, p);

@@ -27,6 +27,7 @@ typedef struct acme_job_memo_t {
     apr_time_t next_attempt;     /* no run before this (0: none) */
     apr_time_t ari_next;         /* no renewal information asked before this */
     struct acme_store_claim_t *volatile claim; /* held while a run works, for renewal */
+    int settings_warned;         /* the settings difference was logged (once per generation) */
 } acme_job_memo_t;
 
 /* The clock and the HTTP client a job uses: tests give their own. */
@@ -95,6 +96,23 @@ const char *acme_job_current_ca(const acme_job_spec_t *spec, const struct acme_j
 const char *acme_job_ca_id(apr_pool_t *p, const char *ca_url);
 /* The same, for an account bound to an EAB key id (kid may be NULL). */
 const char *acme_job_account_id(apr_pool_t *p, const char *ca_url, const char *eab_kid);
+/* A CA's pause after a rate limit (its Retry-After), in the store so that
+ * one server's 429 pauses every server of a cluster. set never shortens a
+ * pause in force; until returns 0 when none is (or it cannot be read). */
+apr_status_t acme_job_ca_pause_set(struct acme_store_t *store, const char *ca_url,
+                                   apr_time_t until, const char *detail, apr_pool_t *p);
+apr_time_t acme_job_ca_pause_until(struct acme_store_t *store, const char *ca_url,
+                                   apr_pool_t *p);
+/* How this server's settings for the domain (names, CA, key types) differ
+ * from those the stored certificates were made with (domains/<d>/meta.json),
+ * for a log line; NULL when they do not (or nothing is stored). *pstaged:
+ * when the stored set was staged. */
+const char *acme_job_settings_diff(struct acme_store_t *store, const acme_job_spec_t *spec,
+                                   apr_time_t *pstaged, apr_pool_t *p);
+/* In a shared store, another server's certificates younger than this are
+ * not replaced because this server's settings differ from theirs: servers
+ * that differ for good take turns at most this often, not at every check. */
+#define ACME_JOB_SETTINGS_GRACE apr_time_from_sec(86400)
 /* After this many consecutive failures with one CA the next one is used. */
 #define ACME_JOB_FAILOVER_AFTER 3
 #define ACME_PROBLEM_STORE_UNWRITABLE "acme:store-unwritable"

@@ -20,6 +20,12 @@
  * for requests only when it changed (one stat, not one per domain). */
 #define ACME_REQUESTS_NAME "_requests"
 #define ACME_REQUESTS_MARKER "renew"
+/* jobs/_ca/<ca-id>.json: a CA's pause after a rate limit with Retry-After,
+ * honoured by every server of the store (acme_job_ca_pause_set) */
+#define ACME_CA_PAUSE_NAME "_ca"
+#define ACME_PK_CA "ca"                    /* the CA's directory URL */
+#define ACME_PK_UNTIL "until"              /* no order before (unix seconds) */
+#define ACME_PK_DETAIL "detail"            /* what the CA said */
 #define ACME_ACCOUNT_JSON "account.json"   /* accounts/<ca-id>/ */
 #define ACME_ACCOUNT_KEY "account.key.pem"
 #define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */
@@ -47,6 +53,9 @@
 #define ACME_JK_LAST_ERROR "last-error"    /* acme_result_to_json() of the last failure */
 #define ACME_JK_ORDERS "orders"            /* {key-type tag: order URL} in flight */
 #define ACME_JK_FAILED_CHALLENGES "failed-challenges" /* types to avoid next time */
+/* [{type, name, token, key-authz}]: answers a stopped run left published,
+ * withdrawn when a later run has finished its order */
+#define ACME_JK_KEPT_ANSWERS "kept-answers"
 #define ACME_JK_CA_INDEX "ca-index"        /* the configured CA in use (failover) */
 #define ACME_JK_CA_ERRORS "ca-errors"      /* consecutive failures with it */
 #define ACME_JK_RENEWALS_OK "renewals-ok"  /* counted over the job's life */

@@ -418,6 +418,14 @@ apr_status_t acme_status_get(acme_status_t **pst, acme_store_t *store,
         st->next_attempt = 0;
         st->renew_requested = 1;
     }
+    {
+        /* One server's rate limit at the CA holds every server back. */
+        apr_time_t paused = acme_job_ca_pause_until(store, st->ca_url, p);
+        if (paused > now) {
+            if (paused > st->next_attempt) st->next_attempt = paused;
+            st->ari_due = 0;
+        }
+    }
     if (st->staged) {
         /* Waiting for activation: nothing is due until the restart. */
         apr_array_clear(st->due);

@@ -85,14 +85,15 @@ class Cluster:
         m = re.search(r"^%s (\d+)$" % name, text, re.M)
         return int(m.group(1)) if m else None
 
-    def etcd_values(self):
-        """Every key and value under this cluster's prefix."""
+    def etcd_values(self, raw=False):
+        """Every key and value (bytes when raw) under this cluster's prefix."""
         import base64
         import json
         res = self.etcd.etcdctl("get", "--prefix", self.prefix, "-w", "json")
         kvs = json.loads(res.stdout).get("kvs", [])
-        return [(base64.b64decode(kv["key"]).decode(),
-                 base64.b64decode(kv.get("value", "")).decode("utf-8", "replace")) for kv in kvs]
+        out = [(base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")))
+               for kv in kvs]
+        return out if raw else [(k, v.decode("utf-8", "replace")) for k, v in out]
 
     def tool(self, build_dir, *args):
         cmd = [os.path.join(build_dir, "test", "tools", "etcdtool"), "--endpoints",
@@ -224,6 +225,34 @@ def test_no_private_key_in_etcd_and_cache_keys_are_private(cluster_factory):
         key = os.path.join(s.store_dir, "domains", name, "privkey.p256.pem")
         st = os.stat(key)
         assert st.st_uid == 0 and st.st_mode & 0o077 == 0, oct(st.st_mode)
+
+
+EAB_KID = "kid-cluster"
+EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+def test_no_eab_hmac_in_etcd(cluster_factory, pebble_factory):
+    import base64
+    ca = pebble_factory(config={"externalAccountBindingRequired": True,
+                                "externalAccountMACKeys": {EAB_KID: EAB_HMAC}})
+    c = cluster_factory(2, ca=ca)
+    name = "eab.cluster.test"
+    c.write_configs([name], extra="ManagedEAB %s %s\n" % (EAB_KID, EAB_HMAC))
+    c.start()
+    c.wait_served_everywhere([name])
+    hmac = base64.urlsafe_b64decode(EAB_HMAC + "=" * (-len(EAB_HMAC) % 4))
+    forms = [EAB_HMAC.encode(), base64.b64encode(hmac).rstrip(b"="), hmac.hex().encode(),
+             hmac.hex().upper().encode(), hmac]
+    values = c.etcd_values(raw=True)
+    # the servers share the account bound to the key id: the binding worked
+    assert any("/accounts/" in k and "-eab-kid-cluster" in k for k, _ in values), values
+    # the scan sees what is stored in the clear: the key id, not its HMAC
+    assert any(EAB_KID.encode() in v for _, v in values)
+    found = [(k, f) for k, v in values for f in forms if f in v or f in k.encode()]
+    assert found == [], found
+    assert secrets_in_etcd(c) == []
+    for s in c.servers:
+        assert EAB_HMAC not in s.error_log()
 
 
 def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
@@ -477,3 +506,115 @@ def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_f
     assert c.serials(name) == [serial, serial]
     time.sleep(3)
     assert pebble.count_orders(since=mark) == 0, "the migrated certificate was ordered again"
+
+
+@pytest.mark.time_limit(300)
+def test_one_servers_rate_limit_pauses_the_other_servers(cluster_factory, acme_proxy):
+    c = cluster_factory(2, ca=acme_proxy)
+    a, b = c.servers
+    limited, other = "limited.cluster.test", "paused.cluster.test"
+    pause = 30
+    limit = acme_proxy.inject(endpoint="newOrder", status=429, retry_after=pause, count=1)
+    # one job at a time: A's own pause (in memory) holds its second domain
+    c.write_configs([limited, other], extra="ManagedParallelRenewals 1\n")
+    a.expect_errors(r"ACME0322")
+    a.start()
+    util.wait_for(lambda: limit.hits >= 1, 60, "server A's newOrder to get the 429")
+    t429 = [r for r in acme_proxy.requests_to(endpoint="newOrder") if r.injected][0].time
+    util.wait_for(lambda: any("/jobs/_ca/" in k for k, _ in c.etcd_values()), 20,
+                  "the CA's pause in etcd")
+    # B has never talked to the CA: only the stored pause holds it back
+    b.start()
+    util.wait_for(lambda: served_by_ca(b, other), pause + 90,
+                  "server B to get %s after the pause" % other, interval=0.5)
+    orders = [r for r in acme_proxy.requests_to(endpoint="newOrder") if not r.injected]
+    assert orders, acme_proxy.requests
+    early = [r for r in orders if r.time < t429 + pause - 1]
+    assert early == [], (t429, early)
+
+
+@pytest.mark.time_limit(500)
+def test_acmectl_works_on_the_etcd_store_with_the_file_stores_output(cluster_factory,
+                                                                    build_dir):
+    c = cluster_factory(2)
+    s0, s1 = c.servers
+    name = "ctl.cluster.test"
+    acmectl = os.path.join(build_dir, "tools", "acmectl")
+
+    def ctl(*args):
+        # a server's job may hold the domain's claim for a moment: acmectl
+        # then says so and asks to try again, as an operator would
+        deadline = time.monotonic() + 30
+        while True:
+            res = subprocess.run([acmectl, "-f", s0.conf_file] + list(args),
+                                 capture_output=True, text=True, timeout=60)
+            if res.returncode == 0 or "is working on" not in res.stderr \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+        return res.stdout
+
+    def same_view():
+        import json
+        status = json.loads(ctl("status", "--json"))
+        store = status.pop("store")
+        status.pop("time")
+        # the account's place in the store is the one line that differs
+        account = re.sub(r"(?m)^Directory: .*$", "Directory: -", ctl("account"))
+        return (store, status, ctl("status"), ctl("show", name), account)
+
+    # the file store's view, then the same data in etcd seen through the same config file
+    s0.write_config(re.sub(r"ManagedStore(EncryptionKey|Prefix)? .*\n", "",
+                           c.config(s0, [name])))
+    s0.start()
+    util.wait_for(lambda: served_by_ca(s0, name), ISSUE_TIMEOUT, "the file store's certificate",
+                  interval=0.5)
+    s0.stop()
+    file_store, *file_view = same_view()
+    c.write_configs([name])
+    ctl("store", "migrate", "--to", "etcd")
+    etcd_store, *etcd_view = same_view()
+    assert file_store == s0.store_dir and etcd_store.startswith("etcd "), etcd_store
+    assert etcd_view == file_view
+    # renew and revoke act on etcd: the servers of the cluster carry them out
+    c.start()
+    c.wait_served_everywhere([name], timeout=60)
+    first = c.serials(name)[0]
+    ctl("renew", name)
+    assert any(k.endswith("/jobs/%s/renew.json" % name) for k, _ in c.etcd_values())
+    util.wait_for(lambda: set(c.serials(name)) not in ({first}, {None}) and
+                  len(set(c.serials(name))) == 1, 120, "the renewal requested in etcd",
+                  interval=1)
+    second = c.serials(name)[0]
+    out = ctl("revoke", name)
+    m = re.search(r"Revoked the P-256 certificate of %s, serial ([0-9A-Fa-f:]+)" % re.escape(name),
+                  out)
+    assert m and int(m.group(1).replace(":", ""), 16) == second, (out, "%x" % second)
+    util.wait_for(lambda: len(set(c.serials(name))) == 1
+                  and c.serials(name)[0] not in (first, second, None), 120,
+                  "the renewal after the revocation", interval=1)
+
+
+@pytest.mark.time_limit(300)
+def test_a_server_with_other_settings_warns_and_does_not_fight(cluster_factory, pebble):
+    c = cluster_factory(2)
+    a, b = c.servers
+    name = "differ.cluster.test"
+    a.write_config(c.config(a, [name]))
+    b.write_config(c.config(b, [name], extra="ManagedKeys P-256 P-384\n"))
+    a.start()
+    serial = util.wait_for(lambda: served_by_ca(a, name), ISSUE_TIMEOUT,
+                           "server A's certificate", interval=0.5).serial_number
+    mark = pebble.log_mark()
+    b.start()
+    util.wait_for(lambda: "ACME0410" in b.error_log(), 30, "server B's warning")
+    time.sleep(15)
+    warnings = [l for l in b.error_log().splitlines() if "ACME0410" in l]
+    assert len(warnings) == 1, warnings
+    assert name in warnings[0] and "key types: here P-256 P-384, stored P-256" in warnings[0]
+    # B did not order its P-384 certificate over A's set, and serves the stored one
+    assert pebble.count_orders(since=mark) == 0
+    assert served_by_ca(b, name).serial_number == serial
+    assert served_by_ca(a, name).serial_number == serial
+    assert "ACME0410" not in a.error_log()

@@ -51,7 +51,8 @@ struct ca_t {
     const char *refuse;          /* validations of this type fail */
     const char *retry_after;     /* newOrder answers 429 with this Retry-After */
     int ari;                     /* the directory offers renewalInfo */
-    void (*hook)(ca_t *ca, const char *event); /* "order-created", "finalized" */
+    int defer;                   /* validations wait for ca_validate_deferred() */
+    void (*hook)(ca_t *ca, const char *event); /* "order-created", "responded", "finalized" */
     /* what happened */
     int requests, posts, bad_nonces, url_mismatches, accounts, new_orders, finalizes,
         downloads, ari_asks, refused, validated[2];
@@ -362,20 +363,44 @@ static int answer_is_published(ca_t *ca, int n, int i, int t, apr_pool_t *p)
            && !memcmp(digest, want, 32);
 }
 
+static void validate(ca_t *ca, int n, int i, int t, apr_pool_t *p)
+{
+    ca_order_t *o = &ca->orders[n];
+    int ok = answer_is_published(ca, n, i, t, p);
+
+    if (ok && ca->refuse && !strcmp(ca->refuse, chall_types[t])) {
+        ok = 0;
+        ++ca->refused;
+    }
+    o->authz[i] = ok ? ACME_STATE_VALID : ACME_STATE_INVALID;
+    o->used[i] = t;
+    ca->validated[t] += ok;
+}
+
+/* A CA that validates later than it was asked to, as a real one does. */
+static void ca_validate_deferred(ca_t *ca)
+{
+    int n, i;
+
+    for (n = 0; n < ca->norders; ++n) {
+        for (i = 0; i < NAMES; ++i) {
+            if (ca->orders[n].authz[i] == ACME_STATE_PENDING && ca->orders[n].used[i] >= 0) {
+                validate(ca, n, i, ca->orders[n].used[i], ca->pool);
+            }
+        }
+    }
+}
+
 static acme_http_response_t *respond(ca_t *ca, int n, int i, int t, apr_pool_t *p)
 {
     ca_order_t *o = &ca->orders[n];
 
-    if (o->authz[i] == ACME_STATE_PENDING) {
-        int ok = answer_is_published(ca, n, i, t, p);
-
-        if (ok && ca->refuse && !strcmp(ca->refuse, chall_types[t])) {
-            ok = 0;
-            ++ca->refused;
-        }
-        o->authz[i] = ok ? ACME_STATE_VALID : ACME_STATE_INVALID;
+    if (o->authz[i] == ACME_STATE_PENDING && ca->defer) {
         o->used[i] = t;
-        ca->validated[t] += ok;
+        if (ca->hook) ca->hook(ca, "responded");
+    }
+    else if (o->authz[i] == ACME_STATE_PENDING) {
+        validate(ca, n, i, t, p);
     }
     return json_answer(ca, p, 200, challenge_json(ca, n, i, t, p), NULL);
 }
@@ -1002,6 +1027,38 @@ START_TEST(a_cut_between_key_types_keeps_the_first_result)
 }
 END_TEST
 
+/* A graceful restart stops the job while the CA validates its answers (a
+ * real CA validates after it answered the challenge POST; in a cluster it
+ * asks the other servers, which read the answers from the store). They stay
+ * published: the resumed run finishes the same order, then withdraws them. */
+static void stop_on_response(ca_t *ca, const char *event)
+{
+    (void)ca;
+    if (!strcmp(event, "responded")) apr_atomic_set32(&stop_flag, 1);
+}
+
+START_TEST(a_stop_while_the_ca_validates_keeps_the_answers_and_the_order)
+{
+    W.spec.stop = &stop_flag;
+    W.ca.defer = 1;
+    W.ca.hook = stop_on_response;
+    ck_assert_int_eq(run(NULL), APR_EINTR);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), NAMES);
+    ck_assert_int_eq(acme_json_array_len(acme_json_getj(job_json(), W.p, "kept-answers", NULL)),
+                     NAMES);
+    /* the CA validates while the server restarts */
+    ca_validate_deferred(&W.ca);
+    ck_assert_int_eq(W.ca.validated[0], NAMES);
+    apr_atomic_set32(&stop_flag, 0);
+    W.ca.hook = NULL;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
+    ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
+}
+END_TEST
+
 START_TEST(retry_after_sets_the_next_attempt)
 {
     apr_time_t at = W.now + apr_time_from_sec(2 * 86400);
@@ -1017,6 +1074,76 @@ START_TEST(retry_after_sets_the_next_attempt)
     ck_assert(W.memo.next_attempt == at + apr_time_from_sec(1));
     ck_assert_int_eq(acme_json_getl(job_json(), "last-error", "retry-after", NULL),
                      apr_time_sec(at));
+}
+END_TEST
+
+/* One domain's 429 pauses every job for that CA, in this process and in any
+ * other that shares the store: another domain is not ordered before. */
+START_TEST(a_rate_limit_pauses_every_domain_of_the_ca)
+{
+    apr_time_t at = W.now + apr_time_from_sec(3600);
+    char date[APR_RFC822_DATE_LEN];
+    acme_job_memo_t other_memo;
+    acme_job_spec_t other = W.spec;
+    acme_status_t *st;
+    acme_result_t *r;
+    int requests;
+
+    apr_rfc822_date(date, at);
+    W.ca.retry_after = date;
+    ck_assert_int_ne(run(&r), APR_SUCCESS);
+    ck_assert(acme_job_ca_pause_until(W.store, CA "/dir", W.p) == at);
+    ck_assert(acme_job_ca_pause_until(W.store, "https://other.ca.test/dir", W.p) == 0);
+    /* a pause is never shortened */
+    ck_assert_int_eq(acme_job_ca_pause_set(W.store, CA "/dir", W.now + 1, NULL, W.p),
+                     APR_SUCCESS);
+    ck_assert(acme_job_ca_pause_until(W.store, CA "/dir", W.p) == at);
+    W.ca.retry_after = NULL;
+    memset(&other_memo, 0, sizeof(other_memo));
+    other.domain = "other.example.org";
+    other.names = strs("other.example.org", "www.other.example.org");
+    other.memo = &other_memo;
+    ck_assert_int_eq(acme_status_get(&st, W.store, &other, NULL, W.now, W.p), APR_SUCCESS);
+    ck_assert_int_eq(st->due->nelts, 1);
+    ck_assert(st->next_attempt == at);
+    /* a job started anyway (decided before the pause) asks the CA nothing */
+    requests = W.ca.requests;
+    r = acme_result_make(W.p);
+    ck_assert_int_eq(acme_job_run(W.store, &other, W.types, W.p, r), APR_EBUSY);
+    ck_assert_int_eq(W.ca.requests, requests);
+    ck_assert(other_memo.next_attempt == at);
+    /* once it is over, the other domain is ordered */
+    W.now = at + apr_time_from_sec(1);
+    r = acme_result_make(W.p);
+    ck_assert_int_eq(acme_job_run(W.store, &other, W.types, W.p, r), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+}
+END_TEST
+
+/* The difference between this server's settings and those the stored
+ * certificates were made with, named for the log. */
+START_TEST(settings_that_differ_from_the_stored_ones_are_named)
+{
+    acme_job_spec_t other = W.spec;
+    apr_array_header_t *types = apr_array_make(W.p, 2, sizeof(acme_key_type_t));
+    apr_time_t staged;
+    const char *diff;
+
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert(staged == W.now);
+    other.names = strs(DOMAIN, "api." DOMAIN);
+    APR_ARRAY_PUSH(types, acme_key_type_t) = ACME_KEY_P384;
+    other.key_types = types;
+    other.ca_url = "https://other.ca.test/dir";
+    diff = acme_job_settings_diff(W.store, &other, &staged, W.p);
+    ck_assert_ptr_nonnull(diff);
+    ck_assert_str_eq(diff, "names: only here api." DOMAIN ", only stored www." DOMAIN
+                     ";key types: here P-384, stored P-256"
+                     ";CA: here https://other.ca.test/dir, stored " CA "/dir");
 }
 END_TEST
 
@@ -1214,7 +1341,10 @@ static Suite *job_suite(void)
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
+    tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
+    tcase_add_test(tc, a_rate_limit_pauses_every_domain_of_the_ca);
+    tcase_add_test(tc, settings_that_differ_from_the_stored_ones_are_named);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);
     tcase_add_test(tc, failures_the_store_cannot_record_stay_in_the_memo);
     tcase_add_test(tc, a_domain_claimed_by_another_owner_is_left_alone);
