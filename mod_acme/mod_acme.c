@@ -169,6 +169,12 @@ static void compute_challenges(acme_global_t *g, acme_domain_t *d, server_rec *s
 
 /* ---- certificates for mod_ssl -------------------------------------------- */
 
+/* domains/_fallback/<d>.cert.pem: d's temporary certificate. */
+static const char *fallback_cert_item(const acme_domain_t *d, apr_pool_t *p)
+{
+    return apr_pstrcat(p, d->name, ACME_FALLBACK_CERT_SUFFIX, NULL);
+}
+
 /* Certificate and key pairs found good in this process, by the versions
  * (mtimes) of their two items: the second configuration pass at start-up
  * and every graceful restart stat them instead of parsing them again
@@ -318,6 +324,14 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
         }
     }
     d->has_cert = d->served_types->nelts > 0;
+    if (d->has_cert) { /* its temporary certificate served its time */
+        apr_time_t mt;
+        const char *cf = fallback_cert_item(d, ptemp);
+        if (acme_mod_cache->mtime(acme_mod_cache, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, &mt,
+                                  ptemp) == APR_SUCCESS) {
+            acme_mod_cache->remove(acme_mod_cache, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, ptemp);
+        }
+    }
 }
 
 static apr_status_t remove_tmp_store(void *data)
@@ -428,7 +442,7 @@ static apr_status_t fallback_key(acme_pkey_t **pkey, fallback_mem_t *m, acme_sto
 static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_domain_t *d,
                                   server_rec *s, apr_pool_t *p)
 {
-    const char *why, *pem, *version;
+    const char *why, *pem, *version, *cf = fallback_cert_item(d, p);
     apr_array_header_t *chain;
     acme_pkey_t *key;
     acme_cert_t *cert;
@@ -437,29 +451,26 @@ static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_doma
     if ((rv = fallback_key(&key, m, st, s, p)) != APR_SUCCESS) {
         return rv;
     }
-    version = pair_version(st, d->name, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
-                           ACME_FALLBACK_KEY, p);
-    if (pair_known_good(s, st, d->name, ACME_FALLBACK_CERT, version, p)) {
+    version = pair_version(st, ACME_FALLBACK_NAME, cf, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, p);
+    if (pair_known_good(s, st, ACME_FALLBACK_NAME, cf, version, p)) {
         return APR_SUCCESS;
     }
     if (!version
-        || acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, &chain, p)
+        || acme_store_load_chain(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, &chain, p)
                != APR_SUCCESS
         || acme_pair_check(chain, key, NULL, 0, &why, p) != APR_SUCCESS) {
         if ((rv = acme_cert_self_signed(&cert, p, key, d->names,
                                         "mod_acme fallback: certificate not yet issued",
                                         apr_time_from_sec(7 * 86400))) != APR_SUCCESS
             || (rv = acme_cert_to_pem(&pem, p, cert)) != APR_SUCCESS
-            || (rv = st->save(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_CERT, pem,
-                              strlen(pem), ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
+            || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, pem, strlen(pem),
+                              ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
             return rv;
         }
-        /* a key of its own from before the shared one */
-        st->remove(st, ACME_SG_DOMAINS, d->name, ACME_FALLBACK_KEY, p);
-        version = pair_version(st, d->name, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
+        version = pair_version(st, ACME_FALLBACK_NAME, cf, ACME_FALLBACK_NAME,
                                ACME_FALLBACK_KEY, p);
     }
-    pair_note_good(s, st, d->name, ACME_FALLBACK_CERT, version, p);
+    pair_note_good(s, st, ACME_FALLBACK_NAME, cf, version, p);
     return APR_SUCCESS;
 }
 
@@ -489,9 +500,8 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
 /* The one place where store items become files: mod_ssl reads files. A
  * store without paths has them copied into the local cache first. */
 static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t *key_files,
-                             acme_store_t *st, acme_domain_t *d, const char *cert,
-                             const char *key_owner, const char *key, server_rec *s,
-                             apr_pool_t *p)
+                             acme_store_t *st, acme_domain_t *d, const char *owner,
+                             const char *cert, const char *key, server_rec *s, apr_pool_t *p)
 {
     const char *cpath, *kpath;
     apr_status_t rv;
@@ -499,9 +509,9 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
     if (acme_mod_store_down) {
         st = acme_mod_cache;
     }
-    rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, d->name, cert, 0, p);
+    rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, cert, 0, p);
     if (rv == APR_SUCCESS) {
-        rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, key_owner, key,
+        rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, key,
                              ACME_STORE_SECRET, p);
     }
     if (rv != APR_SUCCESS) {
@@ -539,7 +549,7 @@ static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t 
     }
     for (i = 0; i < d->served_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
-        if (hand_off(cert_files, key_files, st, d, acme_job_cert_file(p, t), d->name,
+        if (hand_off(cert_files, key_files, st, d, d->name, acme_job_cert_file(p, t),
                      acme_job_key_file(p, t), s, p) != APR_SUCCESS) {
             return DECLINED;
         }
@@ -567,7 +577,7 @@ static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (rv != APR_SUCCESS) {
         return DECLINED;
     }
-    return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_CERT, ACME_FALLBACK_NAME,
+    return hand_off(cert_files, key_files, st, d, ACME_FALLBACK_NAME, fallback_cert_item(d, p),
                     ACME_FALLBACK_KEY, s, p) == APR_SUCCESS ? OK : DECLINED;
 }
 

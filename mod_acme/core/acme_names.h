@@ -7,11 +7,14 @@
  * in domains/<d>/ and staging/<d>/ (acme_job_cert_file). */
 #define ACME_JOB_META "meta.json"          /* domains/<d>/, staging/<d>/ */
 #define ACME_JOB_STATE "job.json"          /* jobs/<d>/: the renewal job's state */
-#define ACME_FALLBACK_CERT "fallback.cert.pem" /* domains/<d>/: self-signed until issued */
-/* domains/_fallback/fallback.key.pem: the one key of all temporary
- * certificates (domains/<d>/fallback.key.pem: an older store's own key) */
+/* domains/_fallback/: the temporary (self-signed) certificates of domains
+ * that have none yet, <d>.cert.pem, all signed with fallback.key.pem. One
+ * directory, not one per domain: creating them is most of a first start.
+ * (domains/<d>/fallback.cert.pem and .key.pem: an older store's.) */
 #define ACME_FALLBACK_NAME "_fallback"
 #define ACME_FALLBACK_KEY "fallback.key.pem"
+#define ACME_FALLBACK_CERT_SUFFIX ".cert.pem"
+#define ACME_FALLBACK_OLD_CERT "fallback.cert.pem"
 /* jobs/<d>/renew.json: an operator's request (acmectl renew, or the parent
  * after a refused activation): the next check renews every key type
  * regardless of the window, then removes it. */

@@ -86,15 +86,14 @@ def test_empty_temporary_certificate_is_made_again(httpd, pebble):
     # one may be empty, and mod_ssl would refuse to start with it
     name = "empty-fallback.test"
     httpd.write_config(conf(httpd, pebble, name, "ManagedCA https://127.0.0.1:9/dir\n"))
-    d = os.path.join(httpd.store_dir, "domains", name)
-    os.makedirs(d)
     shared = os.path.join(httpd.store_dir, "domains", "_fallback")
     os.makedirs(shared)
-    open(os.path.join(d, "fallback.cert.pem"), "w").close()
+    cert = os.path.join(shared, name + ".cert.pem")
+    open(cert, "w").close()
     open(os.path.join(shared, "fallback.key.pem"), "w").close()
     httpd.expect_errors(r"ACME0322: empty-fallback\.test")
     httpd.start()
     assert httpd.https_get("/", name).status == 503
-    assert os.path.getsize(os.path.join(d, "fallback.cert.pem")) > 0
+    assert os.path.getsize(cert) > 0
     assert os.path.getsize(os.path.join(shared, "fallback.key.pem")) > 0
     assert os.stat(os.path.join(shared, "fallback.key.pem")).st_mode & 0o777 == 0o600

@@ -157,7 +157,9 @@ def test_fallback_503_before_issuance(httpd, pebble):
         assert sans.get_values_for_type(x509.DNSName) == [n]
     key = os.path.join(httpd.store_dir, "domains", "_fallback", "fallback.key.pem")
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
-    assert not os.path.exists(os.path.join(httpd.store_dir, "domains", name, "fallback.key.pem"))
+    # one directory for them all, none per pending domain
+    assert os.path.isfile(os.path.join(httpd.store_dir, "domains", "_fallback", name + ".cert.pem"))
+    assert not os.path.exists(os.path.join(httpd.store_dir, "domains", name))
     # a restart makes nothing new: the same certificates are served
     httpd.graceful()
     assert httpd.get_cert(name).serial_number == cert.serial_number
