@@ -140,6 +140,23 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
     return 1;
 }
 
+/* Whether the coming generation is one this module's own activation
+ * restart made (no new configuration), across generations: a word in the
+ * process pool, allocated by the main thread, written by the restart
+ * thread just before it signals. */
+static volatile apr_uint32_t *self_restart_word(server_rec *s)
+{
+    apr_pool_t *pp = s->process->pool;
+    volatile apr_uint32_t *w = NULL;
+
+    apr_pool_userdata_get((void **)&w, "acme-self-restart", pp);
+    if (!w) {
+        w = apr_pcalloc(pp, sizeof(*w));
+        apr_pool_userdata_set((void *)w, "acme-self-restart", apr_pool_cleanup_null, pp);
+    }
+    return w;
+}
+
 /* Staged results that a restart did not activate, across generations:
  * restarting for them again would loop. Written only by the main thread in
  * post_config, while no checker runs. */
@@ -230,6 +247,7 @@ typedef struct {
     pid_t parent_pid;        /* children inherit this struct, not the thread */
     apr_time_t restart_at;   /* shared store: the jittered moment of the restart */
     apr_time_t check_at;     /* a batch is waited for: look again at this time */
+    volatile apr_uint32_t *self_restart; /* self_restart_word() */
     int wake[2];             /* socket pair: the children write, the thread reads */
     volatile apr_uint32_t stop;
 } restart_ctx_t;
@@ -353,7 +371,9 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
                  "%d new certificate(s) ready (%s): restarting gracefully to activate them",
                  ready->nelts, apr_array_pstrcat(ptemp, ready, ' '));
     rc->signalled = 1;
+    apr_atomic_set32(rc->self_restart, 1);
     if (kill(getpid(), AP_SIG_GRACEFUL) != 0) {
+        apr_atomic_set32(rc->self_restart, 0);
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, rc->s, ACMELOG(0313)
                      "cannot signal the graceful restart; run 'apachectl graceful' to activate "
                      "the new certificates");
@@ -480,6 +500,7 @@ typedef struct drive_ctx_t {
     acme_ca_shared_t *shared;      /* directories, nonces and poll timing per CA */
     int guard_limit;               /* orders per CA per hour, from the domain count */
     int store_unwritable;          /* reported once until a write works again */
+    int self_restart;              /* this generation comes from our activation restart */
     apr_time_t next_sweep, next_request_look, next_claim_renewal;
     apr_time_t requests_seen;      /* mtime of acmectl's request marker */
     int staged_since_mark;         /* results staged since the last batch mark */
@@ -762,10 +783,12 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
-    if (job->first && st->errors && st->last_error
+    if (job->first && !dc->self_restart && st->errors && st->last_error
         && acme_result_classify(st->last_error) == ACME_ERRCLASS_CONFIG) {
         /* A configuration problem waits a day, or for the restart that
-         * brings the corrected configuration: this is that restart. */
+         * brings the corrected configuration: this may be that one. Not
+         * the module's own activation restarts: a domain that cannot work
+         * would be ordered again with every other domain's renewal. */
         st->next_attempt = 0;
     }
     job->first = 0;
@@ -1056,6 +1079,8 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
     dc->ca_pause = apr_hash_make(p);
+    /* read once, at this generation's configuration, and cleared for the next */
+    dc->self_restart = (int)apr_atomic_xchg32(self_restart_word(s), 0);
     if ((rv = acme_ca_shared_create(&dc->shared, p)) != APR_SUCCESS) {
         return rv;
     }
@@ -1113,6 +1138,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     rc->g = g;
     rc->s = s;
     rc->refused = refused_activations(s);
+    rc->self_restart = self_restart_word(s);
     if (apr_pool_create_unmanaged_ex(&rc->own, NULL, NULL) != APR_SUCCESS) {
         return APR_ENOMEM;
     }

@@ -185,7 +185,8 @@ static acme_status_cert_t *cert_read(acme_status_t *st, acme_store_t *store,
     apr_status_t rv;
 
     c->type = t;
-    if (spec->status_cache
+    /* only where a version costs a stat: elsewhere (etcd) it costs a read */
+    if (spec->status_cache && store->path(store, ACME_SG_DOMAINS, spec->domain, file, p)
         && store->mtime(store, ACME_SG_DOMAINS, spec->domain, file, &mt, p) == APR_SUCCESS) {
         id = apr_pstrcat(p, store->where ? store->where : store->kind, "/", spec->domain, "/",
                          file, NULL);

@@ -424,17 +424,35 @@ static apr_status_t es_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     return APR_EBUSY;
 }
 
+/* Extends the lease of a claim that is still this one (same lock key
+ * revision). One that ran out stays lost, even when nobody has taken the
+ * name since: taking it again with a new token would let a paused holder's
+ * stale work through, after the server that took over has finished. */
 static apr_status_t es_renew(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)
 {
-    acme_store_claim_t *again;
-    apr_status_t rv = es_claim(s, &again, c->name, c->owner, c->lease, p);
+    const es_t *es = s->baton;
+    const char *key = lock_key(es, c->name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_int64_t left;
+    acme_etcd_kv_t *kv;
+    apr_status_t rv;
 
-    if (rv == APR_SUCCESS && again->token != c->token) {
-        /* it had run out and nobody took it: ours again, but writes made
-         * with the old token stay refused, as anybody's would be */
-        c->token = again->token;
+    if (!key) {
+        return APR_EINVAL;
     }
-    return rv == APR_EBUSY ? ACME_STORE_EFENCED : rv;
+    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    if (rv == APR_ENOENT
+        || (rv == APR_SUCCESS && ((apr_uint64_t)kv->create_revision != c->token
+                                  || !is_owner(kv, c->owner) || !kv->lease))) {
+        return ACME_STORE_EFENCED;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = acme_etcd_lease_keepalive(&left, es->etcd, kv->lease, p, r);
+        if (rv == APR_ENOENT || (rv == APR_SUCCESS && left <= 0)) {
+            return ACME_STORE_EFENCED; /* ran out just now */
+        }
+    }
+    return rv == APR_SUCCESS ? APR_SUCCESS : report(r, p);
 }
 
 static apr_status_t es_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_t *p)

@@ -3,6 +3,8 @@
 # with ManagedDNSUpdate. A base name and its wildcard in one certificate, no
 # TXT left afterwards, and a refused update that touches no other domain.
 import os
+import re
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -50,6 +52,12 @@ def test_wildcard_and_base_name_by_rfc2136(httpd, knot, knot_pebble, test_dir):
     log = httpd.error_log()
     line = [l for l in log.splitlines() if "ACME0322: example.test" in l][0]
     assert "other-key" in line and ("REFUSED" in line or "NOTAUTH" in line), line
+    # the module's own restart for the wildcard brings no new configuration:
+    # the domain with the configuration problem is not ordered again
+    assert httpd.resuming_count() == 2
+    time.sleep(2)
+    attempts = re.findall(r"ACME0324: example\.test: ", httpd.error_log())
+    assert len(attempts) == 1, httpd.error_log()
 
 
 def test_malformed_dns_key_file_fails_the_syntax_check(httpd, knot, knot_pebble, test_dir):

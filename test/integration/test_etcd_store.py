@@ -197,6 +197,13 @@ def test_claims_are_exclusive_renewable_and_expire(store):
     rc, _, _ = store("store-renew", name, "server-2", str(t2), "2")
     assert rc == 3                                          # lost: fenced
     store.ok("store-release", name, "server-1", str(t3), "30")
+    # ... and stays lost once the one that took over is done and the name is
+    # free: renewing must not take it again under a new token (the paused
+    # holder's stale work would then pass the fence)
+    rc, _, _ = store("store-renew", name, "server-2", str(t2), "2")
+    assert rc == 3
+    rc, _, err = store("store-claim", name, "server-3", "30")
+    assert rc == 0, err                                     # still free for anyone
 
 
 def test_a_stale_claim_holders_writes_are_refused(store):
