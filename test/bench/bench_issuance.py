@@ -14,7 +14,6 @@ domain "has been setup", and that time counts. The memory columns are the
 peak over 100 ms samples of the summed VmRSS (and VmHWM) of the parent and
 all its descendants."""
 import argparse
-import http.server
 import os
 import re
 import shutil
@@ -22,7 +21,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from cryptography.x509.oid import NameOID
@@ -163,93 +161,65 @@ def ca_requests(pebble, since):
     return len(re.findall(r"-> calling handler\(\)", pebble.log_text()[since:]))
 
 
-class _ChallengeFiles(http.server.BaseHTTPRequestHandler):
-    """http-01 for the floor: /.well-known/acme-challenge/<token> from a directory."""
-    directory = None
-
-    def do_GET(self):  # noqa: N802 - http.server's name
-        prefix = "/.well-known/acme-challenge/"
-        token = self.path[len(prefix):] if self.path.startswith(prefix) else ""
-        path = os.path.join(self.directory, token)
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", token) or not os.path.isfile(path):
-            self.send_error(404)
-            return
-        with open(path, "rb") as f:
-            body = f.read()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, fmt, *args):
-        pass
-
-
 def run_floor(n, work, pebble, http_port, tls_port, build, timeout, keys="P-256", parallel=0):
-    """The floor: a minimal client (test/tools/acmeclient --each-name: the
-    same engine, one thread per certificate, all at once, sharing the account,
-    the directory and nonces) issues the N certificates,
-    then httpd starts once with them as static certificates and restarts
-    once. Its time is the sum of the three."""
+    """The floor, timed like the products from start to all served: httpd
+    starts (serving http-01 answers as static files), a minimal client
+    (test/tools/acmeclient --each-name: the same engine, all certificates
+    at once in threads that share the account, the directory and nonces)
+    issues the N certificates, and one graceful restart serves them as
+    static certificates."""
     names = domain_names(n)
     root = os.path.join(work, "floor-%d" % n)
     shutil.rmtree(root, ignore_errors=True)
-    chal, certs = os.path.join(root, "challenges"), os.path.join(root, "certs")
+    httpd = Httpd(os.path.join(root, "httpd"), http_port, tls_port)
+    chal = os.path.join(httpd.root, "htdocs", ".well-known", "acme-challenge")
+    certs = os.path.join(root, "certs")
     os.makedirs(chal)
     os.makedirs(certs)
     client = os.path.join(build, "test", "tools", "acmeclient")
     base = [client, "--dir", pebble.dir_url, "--ca-file", pebble.ca_file,
             "--account-key", os.path.join(root, "account.key"), "--contact",
             "mailto:admin@example.org"]
-    handler = type("H", (_ChallengeFiles,), {"directory": chal})
-    # pebble validates from 3 perspectives at once: a short listen queue
-    # (http.server's default is 5) drops SYNs, and each costs a 1 s retry
-    server_class = type("S", (http.server.ThreadingHTTPServer,), {"request_queue_size": 1024})
-    server = server_class(("127.0.0.1", http_port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     res = {"product": "floor", "n": n, "ok": False, "served_at": {}, "restarts": 1,
            "peak_rss": 0, "peak_hwm": 0, "peak_procs": 0, "log": "", "errors": []}
-    since = len(pebble.log_text())
     orders_before = pebble.count_orders()
-    try:
-        subprocess.run(base, check=True, capture_output=True, timeout=60)  # the account
-        since_orders = len(pebble.log_text())
-        t0 = time.monotonic()
-        proc = subprocess.run(base + ["--each-name", ",".join(names), "--out-dir", certs,
-                                      "--challenge-dir", chal, "--key-type", keys,
-                                      "--parallel", str(parallel or n)],
-                              capture_output=True, text=True, timeout=timeout)
-        failed = 0 if proc.returncode == 0 else n
-        res["issue"] = time.monotonic() - t0
-        res["requests"] = ca_requests(pebble, since_orders)
-    finally:
-        server.shutdown()
-        server.server_close()
-    res["orders"] = pebble.count_orders() - orders_before
-    if failed:
-        res["errors"] = ["the floor client failed: %s" % proc.stderr[-500:]]
-        res["seconds"] = res["issue"]
-        return res
-    httpd = Httpd(os.path.join(root, "httpd"), http_port, tls_port)
-    text = ""
-    for name in names:
-        text += httpd.vhost(name, tls=True, extra='SSLCertificateFile "%s"\n'
-                            'SSLCertificateKeyFile "%s"' % (os.path.join(certs, name + ".crt"),
-                                                            os.path.join(certs, name + ".key")))
-    httpd.write_config(text, with_module=False)
+    subprocess.run(base, check=True, capture_output=True, timeout=60)  # the account, untimed
+    since = len(pebble.log_text())
+    httpd.write_config("", with_module=False)  # port 80's answers only, no TLS vhost yet
     issuers = {subject_cn(c) for c in load_pem_certs(pebble.intermediates_pem())}
     try:
         t0 = time.monotonic()
         httpd.start(timeout=120)
-        util.wait_for(lambda: issued_by(httpd, names[-1], issuers), 60, "the floor's httpd")
         res["start"] = time.monotonic() - t0
-        t0 = time.monotonic()
+        proc = subprocess.run(base + ["--each-name", ",".join(names), "--out-dir", certs,
+                                      "--challenge-dir", chal, "--key-type", keys,
+                                      "--parallel", str(parallel or n)],
+                              capture_output=True, text=True, timeout=timeout)
+        res["issue"] = time.monotonic() - t0 - res["start"]
+        res["requests"] = ca_requests(pebble, since)
+        res["orders"] = pebble.count_orders() - orders_before
+        if proc.returncode != 0:
+            res["errors"] = ["the floor client failed: %s" % proc.stderr[-500:]]
+            res["seconds"] = time.monotonic() - t0
+            return res
+        text = ""
+        for name in names:
+            text += httpd.vhost(name, tls=True, extra='SSLCertificateFile "%s"\n'
+                                'SSLCertificateKeyFile "%s"'
+                                % (os.path.join(certs, name + ".crt"),
+                                   os.path.join(certs, name + ".key")))
+        httpd.write_config(text, with_module=False)
+        t1 = time.monotonic()
         httpd.graceful(timeout=120)
-        util.wait_for(lambda: issued_by(httpd, names[-1], issuers), 60, "the floor's restart")
-        res["restart"] = time.monotonic() - t0
+        pending = list(names)
+        while pending:
+            util.wait_for(lambda: issued_by(httpd, pending[0], issuers), 60,
+                          "the floor's certificates served")
+            pending.pop(0)
+        res["restart"] = time.monotonic() - t1
+        res["seconds"] = time.monotonic() - t0
     finally:
         httpd.stop()
-    res["seconds"] = res["issue"] + res["start"] + res["restart"]
     res["ok"] = True
     return res
 
@@ -318,6 +288,8 @@ def main():
                     help="the floor client's certificates at a time (default: all N)")
     ap.add_argument("--keys", default="P-256", choices=sorted(KEYS),
                     help="certificate key type for both products")
+    ap.add_argument("--md-keys", choices=sorted(KEYS),
+                    help="mod_md's key type, when it differs (RSA-2048: mod_md's default)")
     ap.add_argument("--debug", action="store_true", help="mod_acme logs at debug (slower)")
     ap.add_argument("--pebble-env", default="",
                     help="extra pebble environment, e.g. PEBBLE_WFE_NONCEREJECT=5")
@@ -345,7 +317,7 @@ def main():
     os.chmod(work, 0o755)
     info = benchlib.machine_info()
     benchlib.print_machine(info)
-    say("key type: %s" % args.keys)
+    say("key type: %s%s" % (args.keys, ", mod_md %s" % args.md_keys if args.md_keys else ""))
     say("pebble env: %s" % " ".join("%s=%s" % kv for kv in sorted(pebble_env.items())))
     say("work dir: %s" % work)
     results = []
@@ -366,13 +338,16 @@ def main():
                 say("== %s, N=%d" % (product, n))
                 if product == "floor":
                     res = run_floor(n, work, pebble, http_port, tls_port,
-                                    os.path.dirname(os.path.dirname(module)), args.timeout,
+                                    args.build or os.environ.get("MOD_ACME_BUILD_DIR")
+                                    or os.path.dirname(os.path.dirname(module)), args.timeout,
                                     args.keys, args.floor_parallel)
-                    say("   issued in %.2fs, then start %.2fs and restart %.2fs"
-                        % (res.get("issue", -1), res.get("start", -1), res.get("restart", -1)))
+                    say("   httpd up in %.2fs, issued in %.2fs, restart until all served %.2fs"
+                        % (res.get("start", -1), res.get("issue", -1), res.get("restart", -1)))
                 else:
                     res = run_one(product, n, work, pebble, http_port, tls_port, module,
-                                  args.timeout, args.parallel, args.debug, args.keys)
+                                  args.timeout, args.parallel, args.debug,
+                                  args.md_keys if product == "mod_md" and args.md_keys
+                                  else args.keys)
                 results.append(res)
                 state = "all served" if res["ok"] else "NOT all served (%d of %d)" % (
                     len(res["served_at"]), n)
