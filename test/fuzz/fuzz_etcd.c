@@ -57,7 +57,7 @@ static apr_status_t fake_perform(acme_http_t *http, acme_http_response_t **presp
     end = memchr(f->at, 0, f->left);
     len = end ? (size_t)(end - f->at) : f->left;
     nl = memchr(f->at, '\n', len);
-    for (c = f->at; nl && c < nl; ++c) {
+    for (c = f->at; nl && c < nl && status >= 0; ++c) {
         status = (*c >= '0' && *c <= '9' && status < 1000) ? status * 10 + (*c - '0') : -1;
     }
     resp = apr_pcalloc(p, sizeof(*resp));
