@@ -7,7 +7,10 @@
  * error (the client then tries its second endpoint). The command is one of
  * test/tools/etcdtool's with fixed keys, so that the seeds capture_etcd.py
  * records from a real etcd through etcdtool fit; "auth " before it makes
- * the client log in first. Seeds in corpus/etcd/. */
+ * the client log in first. "store-verify-sealed" is different: the rest
+ * of the input is the plaintext of the store's schema item, which the
+ * target seals with the seeds' key into etcd's answer, so that what
+ * follows a successful unseal gets fuzzed too. Seeds in corpus/etcd/. */
 #include <stdio.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include "acme_store.h"
 #include "acme_store_etcd.h"
 #include "acme_crypto.h"
+#include "acme_json.h"
 
 /* The same as capture_etcd.py's: the seeds' sealed values open with it. */
 static const unsigned char fuzz_seal_key[ACME_SEAL_KEY_LEN] = "mod_acme fuzz etcd seal key 0001";
@@ -29,6 +33,7 @@ static const unsigned char fuzz_seal_key[ACME_SEAL_KEY_LEN] = "mod_acme fuzz etc
 #define FUZZ_OWNER "host-a"
 #define FUZZ_MAX_ANSWERS 64
 
+static int fuzz_verbose;
 static char fuzz_pw_file[] = "/dev/shm/acme-fuzz-etcd-pw-XXXXXX";
 
 typedef struct {
@@ -196,6 +201,9 @@ static void run_store(acme_etcd_t *e, const char *cmd, const char *args, apr_poo
     }
     else if (!strcmp(cmd, "store-verify")) {
         acme_store_etcd_verify(st, p, &err);
+        if (fuzz_verbose) {
+            fprintf(stderr, "verify: %s\n", err ? err : "ok");
+        }
     }
 }
 
@@ -212,13 +220,39 @@ static void fuzz_pw_cleanup(void)
     unlink(fuzz_pw_file);
 }
 
+/* etcd's answer to the get of <prefix>store, holding plain sealed as the
+ * store writes it. */
+static char *sealed_answer(apr_pool_t *p, const uint8_t *plain, size_t len)
+{
+    const char *key = FUZZ_PREFIX "store", *sealed;
+    acme_json_t *ans = acme_json_new_object(p), *kv = acme_json_new_object(p);
+    acme_json_t *kvs = acme_json_new_array(p);
+    const char *value, *body;
+
+    if (acme_seal(&sealed, p, fuzz_seal_key, key, plain, len) != APR_SUCCESS) {
+        return NULL;
+    }
+    value = apr_pstrcat(p, "acme-item 1 1796215524450833 s\n", sealed, NULL);
+    acme_json_sets(ans, "5", "header", "revision", NULL);
+    acme_json_sets(kv, acme_etcd_b64_encode(p, key, strlen(key)), "key", NULL);
+    acme_json_sets(kv, "2", "create_revision", NULL);
+    acme_json_sets(kv, "2", "mod_revision", NULL);
+    acme_json_sets(kv, "1", "version", NULL);
+    acme_json_sets(kv, acme_etcd_b64_encode(p, value, strlen(value)), "value", NULL);
+    acme_json_array_append(kvs, kv);
+    acme_json_setj(ans, kvs, "kvs", NULL);
+    body = acme_json_dump(ans, p, 1);
+    return apr_pstrcat(p, "200\n", body, NULL);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     int fd;
 
     (void)argc; (void)argv;
     fuzz_init();
-    if (getenv("FUZZ_LOG")) {
+    fuzz_verbose = getenv("FUZZ_LOG") != NULL;
+    if (fuzz_verbose) {
         acme_log_set(fuzz_log_print, NULL, ACME_LOG_TRACE2);
     }
     fd = mkstemp(fuzz_pw_file);
@@ -253,6 +287,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.at = nl + 1;
     f.left = size - (size_t)(nl + 1 - data);
     f.more = 1;
+    if (!strcmp(line, "store-verify-sealed")) {
+        char *ans = sealed_answer(p, f.at, f.left);
+
+        if (!ans) {
+            apr_pool_destroy(p);
+            return 0;
+        }
+        line = apr_pstrdup(p, "store-verify");
+        f.at = (const uint8_t *)ans;
+        f.left = strlen(ans);
+    }
     http.baton = &f;
     http.perform = fake_perform;
     eps = apr_array_make(p, 2, sizeof(const char *));
