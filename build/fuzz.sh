@@ -58,7 +58,8 @@ run_one() {
     name=$1
     extra=""
     [ -n "${FUZZ_RUNS:-}" ] && extra="-runs=$FUZZ_RUNS"
-    [ -f "$top/test/fuzz/fuzz_$name.options" ] && extra="$extra $(cat "$top/test/fuzz/fuzz_$name.options")"
+    opts="$top/test/fuzz/fuzz_$name.options"
+    [ -f "$opts" ] && extra="$extra $(cat "$opts")"
     work="$bdir/fuzz/run-$name"
     rm -rf "$work" && mkdir -p "$work/corpus" "$work/crashes"
     if [ -d "$top/test/fuzz/corpus/$name" ]; then
