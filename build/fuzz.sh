@@ -6,6 +6,10 @@
 #   FUZZ_BUILD_DIR  build dir (default _build-fuzz)
 #   FUZZ_TARGETS    names to run (default: all, e.g. "json_doc link")
 #   FUZZ_JOBS       targets run at once (default 1)
+#   FUZZ_RUNS       stop a target after this many inputs (long runs: -runs=)
+# test/fuzz/fuzz_NAME.options, if present, holds more libFuzzer flags for
+# that target (e.g. a smaller -max_len). LeakSanitizer reads the
+# suppressions of test/fuzz/lsan.supp (leaks inside libraries).
 set -u
 secs="${1:-20}"
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,16 +51,24 @@ for src in "$top"/test/fuzz/fuzz_*.c; do
     built="$built $name"
 done
 
+LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$top/test/fuzz/lsan.supp}"
+export LSAN_OPTIONS
+
 run_one() {
     name=$1
+    extra=""
+    [ -n "${FUZZ_RUNS:-}" ] && extra="-runs=$FUZZ_RUNS"
+    opts="$top/test/fuzz/fuzz_$name.options"
+    [ -f "$opts" ] && extra="$extra $(cat "$opts")"
     work="$bdir/fuzz/run-$name"
     rm -rf "$work" && mkdir -p "$work/corpus" "$work/crashes"
     if [ -d "$top/test/fuzz/corpus/$name" ]; then
         cp -r "$top/test/fuzz/corpus/$name/." "$work/corpus/"
     fi
+    # shellcheck disable=SC2086
     if "$bdir/fuzz/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
            -max_len=16384 -print_final_stats=1 -artifact_prefix="$work/crashes/" \
-           "$work/corpus" >"$work/log" 2>&1; then
+           $extra "$work/corpus" >"$work/log" 2>&1; then
         echo "fuzz: $name ok: $(grep -E '^#[0-9]+.*DONE' "$work/log" | tail -1)"
     else
         echo "fuzz: $name FAILED (log $work/log, inputs in $work/crashes):"

@@ -120,9 +120,13 @@ static inline void fuzz_store_init(int with_cert)
     fuzz_store->save(fuzz_store, ACME_SG_JOBS, FUZZ_DOMAIN, "x", "", 0, 0, fuzz_root);
     fuzz_store->save(fuzz_store, ACME_SG_STAGING, FUZZ_DOMAIN, "x", "", 0, 0, fuzz_root);
     if (with_cert) {
+        /* The leaf alone: the status reader looks at nothing else, and
+         * OpenSSL's decoding of the issuer would double each input's cost. */
+        const char *end = strstr(fuzz_chain_pem, "-----END CERTIFICATE-----\n");
+
         fuzz_store->save(fuzz_store, ACME_SG_DOMAINS, FUZZ_DOMAIN,
                          acme_job_cert_file(fuzz_root, t), fuzz_chain_pem,
-                         sizeof(fuzz_chain_pem) - 1, 0, fuzz_root);
+                         (apr_size_t)(end - fuzz_chain_pem) + 26, 0, fuzz_root);
     }
     apr_pool_create(&tmp, fuzz_root);
     if (acme_chain_from_pem(&chain, tmp, fuzz_chain_pem, sizeof(fuzz_chain_pem) - 1)
