@@ -36,6 +36,11 @@
 APLOG_USE_MODULE(acme);
 
 #define ACME_WD_JOBS "_acme_jobs_"
+/* ACME_THREAD_RETURN: the module's threads return from their function
+ * instead of calling apr_thread_exit(). pthread_exit() unwinds without
+ * unpoisoning the frames it leaves, and AddressSanitizer then took the
+ * thread's own teardown on that stack for an overflow. A thread's pool goes
+ * with the pool it was made from. */
 #define ACME_KEEP_ARCHIVED 5
 /* Staged results are activated together: wait until none came for this
  * long, but not longer than the cap, before restarting. */
@@ -415,11 +420,11 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
     apr_pool_t *ptemp;
     sigset_t all;
 
+    (void)t;
     /* httpd's signals (our own SIGUSR1 too) belong to its main thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
-        apr_thread_exit(t, APR_ENOMEM);
         return NULL;
     }
     while (!apr_atomic_read32(&rc->stop)) {
@@ -428,8 +433,7 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
         wait_for_wake(rc);
     }
     apr_pool_destroy(ptemp);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
 }
 
 static apr_status_t stop_restart_thread(void *data)
@@ -588,6 +592,7 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     drive_job_t *job = data;
     acme_status_t *st;
 
+    (void)t;
     job->result = acme_result_make(job->pool);
     job->ran = 0;
     job->rv = APR_SUCCESS;
@@ -625,8 +630,7 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     }
     apr_atomic_set32(&job->done, 1);
     drive_wake(job->dc);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
 }
 
 static apr_time_t jittered(apr_time_t now, apr_interval_time_t interval)
@@ -942,8 +946,8 @@ static void *APR_THREAD_FUNC drive_thread(apr_thread_t *t, void *data)
     apr_pool_t *ptemp;
     apr_time_t next, now;
 
+    (void)t;
     if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
-        apr_thread_exit(t, APR_ENOMEM);
         return NULL;
     }
     while (!apr_atomic_read32(&dc->stop)) {
@@ -959,8 +963,7 @@ static void *APR_THREAD_FUNC drive_thread(apr_thread_t *t, void *data)
         apr_thread_mutex_unlock(dc->wake_mutex);
     }
     apr_pool_destroy(ptemp);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
 }
 
 /* Stops the scheduler and waits for every job: from mod_watchdog's
