@@ -255,6 +255,7 @@ typedef struct {
     volatile apr_uint32_t *self_restart; /* self_restart_word() */
     int wake[2];             /* socket pair: the children write, the thread reads */
     volatile apr_uint32_t stop;
+    volatile apr_uint32_t running; /* the thread has started (see acme_drive_start) */
 } restart_ctx_t;
 
 /* Staged results we already restarted for, across generations: if a
@@ -425,12 +426,16 @@ static void *APR_THREAD_FUNC restart_thread(apr_thread_t *t, void *data)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (apr_pool_create_unmanaged_ex(&ptemp, NULL, NULL) != APR_SUCCESS) {
+        apr_atomic_set32(&rc->running, 1);
         return NULL;
     }
-    while (!apr_atomic_read32(&rc->stop)) {
+    apr_atomic_set32(&rc->running, 1);
+    /* Wait first: httpd forks its children right after post_config, and a
+     * thread that is allocating at that moment can leave a lock held in
+     * them. Staged results are activated by post_config itself. */
+    while (wait_for_wake(rc), !apr_atomic_read32(&rc->stop)) {
         restart_check(rc, ptemp);
         apr_pool_clear(ptemp);
-        wait_for_wake(rc);
     }
     apr_pool_destroy(ptemp);
     return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
@@ -1156,6 +1161,12 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, rc->wake) == 0
         && apr_pool_create_unmanaged_ex(&rc->tpool, NULL, NULL) == APR_SUCCESS
         && apr_thread_create(&rc->thread, NULL, restart_thread, rc, rc->tpool) == APR_SUCCESS) {
+        /* httpd forks the children next: let the thread get through its
+         * start first (a sanitizer's allocator, unlike glibc's, is not
+         * locked around fork, and a child inherited it held) */
+        for (i = 0; i < 1000 && !apr_atomic_read32(&rc->running); ++i) {
+            apr_sleep(apr_time_from_msec(1));
+        }
         apr_pool_cleanup_register(p, rc, stop_restart_thread, apr_pool_cleanup_null);
     }
     else {
