@@ -191,17 +191,30 @@ static const char *pair_version(acme_store_t *st, const char *name, const char *
     return apr_psprintf(p, "%" APR_TIME_T_FMT "/%" APR_TIME_T_FMT, mc, mk);
 }
 
-static apr_hash_t *good_pairs(server_rec *s)
+void *acme_mod_process_mem(server_rec *s, const char *key, apr_size_t size)
 {
     apr_pool_t *pp = s->process->pool;
-    apr_hash_t *h = NULL;
+    void *m = NULL;
 
-    apr_pool_userdata_get((void **)&h, "acme-good-pairs", pp);
-    if (!h) {
-        h = apr_hash_make(pp);
-        apr_pool_userdata_set(h, "acme-good-pairs", apr_pool_cleanup_null, pp);
+    apr_pool_userdata_get(&m, key, pp);
+    if (!m) {
+        m = apr_pcalloc(pp, size);
+        apr_pool_userdata_set(m, key, apr_pool_cleanup_null, pp);
     }
-    return h;
+    return m;
+}
+
+apr_hash_t *acme_mod_process_hash(server_rec *s, const char *key)
+{
+    apr_hash_t **h = acme_mod_process_mem(s, key, sizeof(*h));
+
+    if (!*h) *h = apr_hash_make(s->process->pool);
+    return *h;
+}
+
+static apr_hash_t *good_pairs(server_rec *s)
+{
+    return acme_mod_process_hash(s, "acme-good-pairs");
 }
 
 static int pair_known_good(server_rec *s, acme_store_t *st, const char *name, const char *cert,
@@ -386,15 +399,7 @@ typedef struct {
 
 static fallback_mem_t *fallback_mem(server_rec *s)
 {
-    apr_pool_t *pp = s->process->pool;
-    fallback_mem_t *m = NULL;
-
-    apr_pool_userdata_get((void **)&m, "acme-fallback-mem", pp);
-    if (!m) {
-        m = apr_pcalloc(pp, sizeof(*m));
-        apr_pool_userdata_set(m, "acme-fallback-mem", apr_pool_cleanup_null, pp);
-    }
-    return m;
+    return acme_mod_process_mem(s, "acme-fallback-mem", sizeof(fallback_mem_t));
 }
 
 /* The shared key, present in st. */

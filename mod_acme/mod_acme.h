@@ -20,6 +20,13 @@ extern acme_store_t *acme_mod_cache;
 extern acme_store_t *acme_mod_lookup_store;
 /* Parsed certificate facts of this generation, for every acme_status_get. */
 extern struct acme_status_cache_t *acme_mod_status_cache;
+
+/* What lives across server generations (httpd reloads the module at each
+ * restart, its statics with it): 'size' zeroed bytes in the process pool
+ * under 'key', made at the first call. Main thread only. */
+void *acme_mod_process_mem(server_rec *s, const char *key, apr_size_t size);
+/* The same for a hash. */
+apr_hash_t *acme_mod_process_hash(server_rec *s, const char *key);
 #define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
 /* etcd could not be reached at start-up: this generation serves the cache. */
 extern int acme_mod_store_down;

@@ -151,15 +151,7 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
  * thread just before it signals. */
 static volatile apr_uint32_t *self_restart_word(server_rec *s)
 {
-    apr_pool_t *pp = s->process->pool;
-    volatile apr_uint32_t *w = NULL;
-
-    apr_pool_userdata_get((void **)&w, "acme-self-restart", pp);
-    if (!w) {
-        w = apr_pcalloc(pp, sizeof(*w));
-        apr_pool_userdata_set((void *)w, "acme-self-restart", apr_pool_cleanup_null, pp);
-    }
-    return w;
+    return acme_mod_process_mem(s, "acme-self-restart", sizeof(apr_uint32_t));
 }
 
 /* Staged results that a restart did not activate, across generations:
@@ -167,15 +159,7 @@ static volatile apr_uint32_t *self_restart_word(server_rec *s)
  * post_config, while no checker runs. */
 static apr_hash_t *refused_activations(server_rec *s)
 {
-    apr_pool_t *pp = s->process->pool;
-    apr_hash_t *h = NULL;
-
-    apr_pool_userdata_get((void **)&h, "acme-refused-activations", pp);
-    if (!h) {
-        h = apr_hash_make(pp);
-        apr_pool_userdata_set(h, "acme-refused-activations", apr_pool_cleanup_null, pp);
-    }
-    return h;
+    return acme_mod_process_hash(s, "acme-refused-activations");
 }
 
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)

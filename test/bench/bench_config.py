@@ -48,8 +48,6 @@ from cryptography.x509.oid import NameOID
 import benchlib
 from benchlib import say, util
 from harness.httpd import APACHE_BIN, Httpd  # noqa: E402
-from harness.pebble import Pebble, PebbleDNS  # noqa: E402
-from harness.pki import ListenerPKI  # noqa: E402
 
 VARIANTS = ("static", "mod_acme-loaded", "mod_acme", "mod_acme-valid", "mod_md")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -339,15 +337,7 @@ def main():
         # A CA on a port where nothing listens: jobs fail with "connection refused".
         ca = [("https://127.0.0.1:%d/dir" % util.free_port(), cert[0])]
         if "mod_acme-valid" in variants:
-            dns = PebbleDNS(os.path.join(work, "dns"))
-            os.makedirs(dns.workdir, exist_ok=True)
-            dns.start()
-            pki_dir = os.path.join(work, "pki")
-            os.makedirs(pki_dir, exist_ok=True)
-            os.chmod(pki_dir, 0o755)
-            pebble = Pebble(work, "pebble", ListenerPKI(pki_dir).generate(), dns,
-                            util.free_port(), util.free_port())
-            pebble.start()
+            dns, pebble = benchlib.start_pebble(work, util.free_port(), util.free_port())
             ca.append((pebble.dir_url, pebble.ca_file))
         for n in counts:
             names = domain_names(n)

@@ -28,8 +28,7 @@ from cryptography.x509.oid import NameOID
 import benchlib
 from benchlib import say, util
 from harness.httpd import Httpd  # noqa: E402
-from harness.pebble import Pebble, PebbleDNS  # noqa: E402
-from harness.pki import ListenerPKI, cert_issuer_cn, load_pem_certs  # noqa: E402
+from harness.pki import cert_issuer_cn, load_pem_certs  # noqa: E402
 
 PRODUCTS = ("mod_acme", "mod_md", "floor")
 # pebble's defaults reject 5% of nonces and reuse 50% of authorizations:
@@ -323,16 +322,8 @@ def main():
     results = []
     dns = pebble = None
     try:
-        dns = PebbleDNS(os.path.join(work, "dns"))
-        os.makedirs(dns.workdir, exist_ok=True)
-        dns.start()
-        pki_dir = os.path.join(work, "pki")
-        os.makedirs(pki_dir, exist_ok=True)
-        os.chmod(pki_dir, 0o755)
-        pki = ListenerPKI(pki_dir).generate()
         http_port, tls_port = util.free_port(), util.free_port()
-        pebble = Pebble(work, "pebble", pki, dns, http_port, tls_port, env=pebble_env)
-        pebble.start()
+        dns, pebble = benchlib.start_pebble(work, http_port, tls_port, pebble_env)
         for n in counts:
             for product in products:
                 say("== %s, N=%d" % (product, n))

@@ -208,3 +208,20 @@ def table(headers, rows):
         out.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                      for i, (c, w) in enumerate(zip(r, widths))) + " |")
     return "\n".join(out)
+
+
+def start_pebble(work, http_port, tls_port, env=None):
+    """pebble-challtestsrv and pebble in work/, on loopback; (dns, pebble),
+    both started: the caller stops them."""
+    from harness.pebble import Pebble, PebbleDNS
+    from harness.pki import ListenerPKI
+    dns = PebbleDNS(os.path.join(work, "dns"))
+    os.makedirs(dns.workdir, exist_ok=True)
+    dns.start()
+    pki_dir = os.path.join(work, "pki")
+    os.makedirs(pki_dir, exist_ok=True)
+    os.chmod(pki_dir, 0o755)
+    pebble = Pebble(work, "pebble", ListenerPKI(pki_dir).generate(), dns, http_port, tls_port,
+                    env=env)
+    pebble.start()
+    return dns, pebble
