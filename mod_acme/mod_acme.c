@@ -32,12 +32,15 @@
 acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
 acme_store_t *acme_mod_lookup_store;
+acme_store_t *acme_mod_watch_store;
+volatile apr_uint32_t acme_mod_watch_stop;
 acme_status_cache_t *acme_mod_status_cache;
 int acme_mod_store_down;
 /* With etcd: the children's store, on clients the parent never uses, so
  * no connection or lock of the parent's crosses the fork. */
 static acme_store_t *child_store;
 static acme_store_t *child_lookup_store;
+static acme_store_t *child_watch_store;
 
 /* ---- logging bridge ---------------------------------------------------- */
 
@@ -625,7 +628,8 @@ void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_po
 }
 
 static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acme_global_t *g,
-                                    apr_interval_time_t timeout, server_rec *s, apr_pool_t *p)
+                                    apr_interval_time_t timeout, volatile apr_uint32_t *stop,
+                                    server_rec *s, apr_pool_t *p)
 {
     acme_etcd_config_t ec;
     acme_result_t *r = acme_result_make(p);
@@ -640,6 +644,7 @@ static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acm
     ec.user = g->store.user;
     ec.password_file = g->store.password_file;
     ec.timeout = timeout;
+    ec.stop = stop;
     ec.errors = store_errors(s);
     rv = acme_etcd_create(petcd, p, &ec, NULL, r);
     if (rv != APR_SUCCESS) {
@@ -668,10 +673,12 @@ static apr_status_t open_etcd_store(acme_global_t *g, server_rec *s, apr_pool_t 
     apr_int64_t rev;
     apr_status_t rv;
 
-    if ((rv = etcd_store_make(&st, &etcd, g, 0, s, pconf)) != APR_SUCCESS
-        || (rv = etcd_store_make(&child_store, &other, g, 0, s, pconf)) != APR_SUCCESS
-        || (rv = etcd_store_make(&child_lookup_store, &other, g, ACME_LOOKUP_TIMEOUT, s, pconf))
-               != APR_SUCCESS) {
+    if ((rv = etcd_store_make(&st, &etcd, g, 0, NULL, s, pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_store, &other, g, 0, NULL, s, pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_lookup_store, &other, g, ACME_LOOKUP_TIMEOUT, NULL, s,
+                                 pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_watch_store, &other, g, 0, &acme_mod_watch_stop, s,
+                                 pconf)) != APR_SUCCESS) {
         return rv;
     }
     acme_mod_store = st;
@@ -714,6 +721,7 @@ static void store_child_init(apr_pool_t *pchild, server_rec *s)
     if (child_store) {
         acme_mod_store = child_store;
         acme_mod_lookup_store = child_lookup_store;
+        acme_mod_watch_store = child_watch_store;
     }
 }
 
@@ -738,9 +746,9 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         acme_mod_status_cache = NULL; /* every status parses its certificates */
     }
     acme_mod_cache = acme_mod_store;
-    acme_mod_lookup_store = NULL;
+    acme_mod_lookup_store = acme_mod_watch_store = NULL;
     acme_mod_store_down = 0;
-    child_store = child_lookup_store = NULL;
+    child_store = child_lookup_store = child_watch_store = NULL;
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0001)
                      "cannot use the store directory %s: %s. Check that the directory (see "

@@ -18,6 +18,10 @@ extern acme_store_t *acme_mod_cache;
 /* With etcd, in children: the store for challenge lookups, whose requests
  * give up after ACME_LOOKUP_TIMEOUT. NULL with the file store. */
 extern acme_store_t *acme_mod_lookup_store;
+/* With etcd, in a child: the challenges' change feed (a client of its own),
+ * and the word that ends it. */
+extern acme_store_t *acme_mod_watch_store;
+extern volatile apr_uint32_t acme_mod_watch_stop;
 /* Parsed certificate facts of this generation, for every acme_status_get. */
 extern struct acme_status_cache_t *acme_mod_status_cache;
 

@@ -1,12 +1,18 @@
 /* mod_acme_challenge.c: answers the CA's challenges: http-01 from a
  * post_read_request hook, tls-alpn-01 through ALPN "acme-tls/1" and the
  * ssl_answer_challenge hook. The renewal job publishes the data in the
- * store; the hooks read it through a per-process cache (with etcd, a key
- * another server published is looked up there). */
+ * store; the hooks read it through a per-process cache. With etcd, a
+ * thread of each child follows the challenges through a watch, so that what
+ * another server publishes is here before the CA asks and a withdrawal is
+ * seen at once; a key the watch has not brought is looked up. */
+#include <signal.h>
+#include <pthread.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <apr_atomic.h>
 #include <apr_lib.h>
 
 #include <httpd.h>
@@ -34,11 +40,17 @@ APLOG_USE_MODULE(acme);
  * not flood etcd), and the answer is kept for a while. tls-alpn-01 data is
  * named after the domain, so a new publication replaces it: kept briefly. */
 #define ACME_LOOKUPS_PER_SEC 50
-#define ACME_LOOKUP_KEEP 2000          /* entries; the table starts over beyond */
+#define ACME_LOOKUP_KEEP 2000          /* entries made; the table starts over beyond */
+/* A watch is made again this often (a connection that died quietly ends
+ * with it); after a failure, the next try waits 1 s, doubling up to 30 s. */
+#define ACME_WATCH_SPAN apr_time_from_sec(300)
+#define ACME_WATCH_RETRY_MAX apr_time_from_sec(30)
 
 typedef struct {
     apr_time_t at;
     const char *value;           /* NULL: not published when asked */
+    apr_uint32_t watch;          /* the watch that brought it (0: a lookup): current
+                                  * while that watch runs, whatever its age */
 } lookup_t;
 
 /* A copy of one challenge directory, reloaded when the directory's mtime
@@ -54,6 +66,8 @@ typedef struct {
     int loaded;
     apr_pool_t *lpool;           /* shared store: lookups (lookup_t) */
     apr_hash_t *lookups;
+    int made;                    /* entries made in lpool */
+    apr_uint32_t watch;          /* the running watch's number, 0: none */
     apr_time_t window;           /* start of the second being counted */
     int window_lookups;
 } chall_cache_t;
@@ -74,6 +88,8 @@ static void cache_init(chall_cache_t *cc, apr_pool_t *p)
     }
     apr_pool_create(&cc->lpool, p);
     cc->lookups = apr_hash_make(cc->lpool);
+    cc->made = 0;
+    cc->watch = 0;
     cc->window = 0;
     cc->window_lookups = 0;
 }
@@ -103,6 +119,26 @@ static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
     cc->loaded = 1;
 }
 
+/* Shared store: remembers what key holds (value NULL: nothing). With the
+ * mutex held. */
+static void entry_set(chall_cache_t *cc, const char *key, const char *value, apr_size_t len,
+                      apr_uint32_t watch, apr_time_t now)
+{
+    lookup_t *e;
+
+    if (cc->made >= ACME_LOOKUP_KEEP) {
+        apr_pool_clear(cc->lpool);
+        cc->lookups = apr_hash_make(cc->lpool);
+        cc->made = 0;
+    }
+    cc->made++;
+    e = apr_palloc(cc->lpool, sizeof(*e));
+    e->at = now;
+    e->value = value ? apr_pstrmemdup(cc->lpool, value, len) : NULL;
+    e->watch = watch;
+    apr_hash_set(cc->lookups, apr_pstrdup(cc->lpool, key), APR_HASH_KEY_STRING, e);
+}
+
 /* Shared store: the cached answer for key, or one from etcd. Called with
  * the mutex held; it is released during the lookup. */
 static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *key,
@@ -114,7 +150,8 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
     apr_size_t len;
     apr_status_t rv;
 
-    if (e && now - e->at < (e->value ? cc->keep_found : cc->keep_missing)) {
+    if (e && ((e->watch && e->watch == cc->watch)
+              || now - e->at < (e->value ? cc->keep_found : cc->keep_missing))) {
         return e->value ? apr_pstrdup(p, e->value) : NULL;
     }
     if (now - cc->window >= apr_time_from_sec(1)) {
@@ -132,14 +169,7 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
         /* etcd unreachable: what we had, and no new lookup for a moment */
         data = e && e->value ? apr_pstrdup(p, e->value) : NULL;
     }
-    if (apr_hash_count(cc->lookups) >= ACME_LOOKUP_KEEP) {
-        apr_pool_clear(cc->lpool);
-        cc->lookups = apr_hash_make(cc->lpool);
-    }
-    e = apr_palloc(cc->lpool, sizeof(*e));
-    e->at = now;
-    e->value = data ? apr_pstrdup(cc->lpool, data) : NULL;
-    apr_hash_set(cc->lookups, apr_pstrdup(cc->lpool, key), APR_HASH_KEY_STRING, e);
+    entry_set(cc, key, data, data ? strlen(data) : 0, 0, now);
     return data;
 }
 
@@ -372,10 +402,121 @@ void acme_challenge_setup_protocols(acme_global_t *g, apr_pool_t *p)
     }
 }
 
+/* ---- the watch (etcd) ------------------------------------------------------ */
+
+static apr_thread_t *watch_thread;
+
+static chall_cache_t *cache_of(const char *dir)
+{
+    return !strcmp(dir, http_cache.dir) ? &http_cache
+           : !strcmp(dir, alpn_cache.dir) ? &alpn_cache : NULL;
+}
+
+/* Each new watch gets a new number: what an earlier one brought ages as a
+ * lookup does, since changes between two watches are not replayed. */
+static void watch_number(apr_uint32_t n)
+{
+    chall_cache_t *caches[2] = {&http_cache, &alpn_cache};
+    int i;
+
+    for (i = 0; i < 2; ++i) {
+        apr_thread_mutex_lock(caches[i]->mutex);
+        caches[i]->watch = n;
+        apr_thread_mutex_unlock(caches[i]->mutex);
+    }
+}
+
+static apr_status_t watch_change(void *baton, const char *dir, const char *key,
+                                 const char *data, apr_size_t len, apr_pool_t *p)
+{
+    apr_uint32_t *number = baton;
+    chall_cache_t *cc;
+
+    (void)p;
+    if (!dir) {
+        watch_number(++*number ? *number : ++*number);
+        return APR_SUCCESS;
+    }
+    if ((cc = cache_of(dir)) != NULL) {
+        apr_thread_mutex_lock(cc->mutex);
+        entry_set(cc, key, data, len, cc->watch, apr_time_now());
+        apr_thread_mutex_unlock(cc->mutex);
+    }
+    return APR_SUCCESS;
+}
+
+static void *APR_THREAD_FUNC watch_main(apr_thread_t *t, void *data)
+{
+    acme_store_t *st = data;
+    apr_interval_time_t pause = 0;
+    apr_uint32_t number = 0;
+    apr_pool_t *p;
+    apr_time_t began;
+    apr_status_t rv;
+    sigset_t all;
+
+    (void)t;
+    /* made before the child blocks its signals for its own signal thread */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
+        return NULL;
+    }
+    while (!apr_atomic_read32(&acme_mod_watch_stop)) {
+        began = apr_time_now();
+        rv = st->watch(st, ACME_SG_CHALLENGES, ACME_WATCH_SPAN, watch_change, &number, p);
+        watch_number(0);
+        apr_pool_clear(p);
+        if (rv == APR_EINTR) {
+            break;
+        }
+        /* a watch that failed, or ended at once, is not made again at once */
+        pause = rv == APR_SUCCESS && apr_time_now() - began > apr_time_from_sec(1) ? 0
+                : !pause ? apr_time_from_sec(1)
+                : pause * 2 > ACME_WATCH_RETRY_MAX ? ACME_WATCH_RETRY_MAX : pause * 2;
+        for (began = apr_time_now(); apr_time_now() - began < pause
+             && !apr_atomic_read32(&acme_mod_watch_stop);) {
+            apr_sleep(apr_time_from_msec(100));
+        }
+    }
+    apr_pool_destroy(p);
+    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN in mod_acme_drive.c */
+}
+
+static apr_status_t watch_child_exit(void *data)
+{
+    apr_status_t trv;
+
+    (void)data;
+    apr_atomic_set32(&acme_mod_watch_stop, 1);
+    if (watch_thread) {
+        apr_thread_join(&trv, watch_thread);
+        watch_thread = NULL;
+    }
+    return APR_SUCCESS;
+}
+
 static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_status_t rv;
+
     cache_init(&http_cache, pchild);
     cache_init(&alpn_cache, pchild);
+    watch_thread = NULL;
+    if (!acme_mod_watch_store || !acme_mod_watch_store->watch || !http_cache.mutex
+        || !alpn_cache.mutex) {
+        return;
+    }
+    apr_atomic_set32(&acme_mod_watch_stop, 0);
+    rv = apr_thread_create(&watch_thread, NULL, watch_main, acme_mod_watch_store, pchild);
+    if (rv != APR_SUCCESS) {
+        watch_thread = NULL;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, ACMELOG(0205) "cannot start the watch of "
+                     "the challenges in etcd: this child looks each one up when asked");
+        return;
+    }
+    /* before the child's own pools go: the thread uses the store's */
+    apr_pool_cleanup_register(pchild, NULL, watch_child_exit, apr_pool_cleanup_null);
 }
 
 void acme_challenge_register_hooks(void)

@@ -228,17 +228,14 @@ static apr_status_t get_b64(const char **pv, apr_size_t *plen, const acme_json_t
     return APR_SUCCESS;
 }
 
-/* One key-value of an answer. prefix (or the exact key when exact) must
- * match: an answer about other keys is garbage too. */
-static apr_status_t parse_kv(acme_etcd_kv_t **pkv, acme_etcd_t *e, const acme_json_t *j,
-                             const char *want, int exact, int keys_only, const char *what,
-                             apr_pool_t *p, acme_result_t *r)
+/* The key of a kvs entry or event; prefix (or the exact key when exact)
+ * must match: an answer about other keys is garbage too. */
+static apr_status_t parse_key(const char **pkey, const acme_json_t *j, const char *want,
+                              int exact, const char *what, apr_pool_t *p, acme_result_t *r)
 {
-    acme_etcd_kv_t *kv = apr_pcalloc(p, sizeof(*kv));
-    apr_status_t rv;
     apr_size_t klen;
+    apr_status_t rv;
 
-    *pkv = NULL;
     if (acme_json_type(j, NULL) != ACME_JSON_OBJECT) {
         return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
                                "etcd answer to %s: a kvs entry is not an object", what);
@@ -247,14 +244,29 @@ static apr_status_t parse_kv(acme_etcd_kv_t **pkv, acme_etcd_t *e, const acme_js
         return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
                                "etcd answer to %s: a kvs entry has no key string", what);
     }
-    rv = get_b64(&kv->key, &klen, j, "key", ACME_ETCD_MAX_KEY, what, p, r);
+    rv = get_b64(pkey, &klen, j, "key", ACME_ETCD_MAX_KEY, what, p, r);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (!klen || strlen(kv->key) != klen
-        || (exact ? strcmp(kv->key, want) : strncmp(kv->key, want, strlen(want)))) {
+    if (!klen || strlen(*pkey) != klen
+        || (exact ? strcmp(*pkey, want) : strncmp(*pkey, want, strlen(want)))) {
         return acme_result_set(r, APR_EINVAL, "acme:malformed-response",
                                "etcd answer to %s: it holds a key that was not asked for", what);
+    }
+    return APR_SUCCESS;
+}
+
+/* One key-value of an answer, its key checked by parse_key. */
+static apr_status_t parse_kv(acme_etcd_kv_t **pkv, acme_etcd_t *e, const acme_json_t *j,
+                             const char *want, int exact, int keys_only, const char *what,
+                             apr_pool_t *p, acme_result_t *r)
+{
+    acme_etcd_kv_t *kv = apr_pcalloc(p, sizeof(*kv));
+    apr_status_t rv;
+
+    *pkv = NULL;
+    if ((rv = parse_key(&kv->key, j, want, exact, what, p, r)) != APR_SUCCESS) {
+        return rv;
     }
     what = apr_pstrcat(p, what, " (key ", clean(p, kv->key), ")", NULL);
     if ((rv = get_i64(&kv->create_revision, j, "create_revision", what, p, r)) != APR_SUCCESS
@@ -1181,6 +1193,250 @@ apr_status_t acme_etcd_lease_revoke(acme_etcd_t *e, apr_int64_t id, apr_pool_t *
     if (rv != APR_SUCCESS && r->http_status == 404) {
         acme_result_reset(r);   /* "requested lease not found": already gone */
         rv = APR_SUCCESS;
+    }
+    return rv;
+}
+
+/* ---- watch ----------------------------------------------------------------------------- */
+
+/* The gateway streams one JSON object per line: {"result": {...}} with
+ * "created", then "events" as they happen, or {"error": ...}. */
+typedef struct {
+    acme_etcd_t *e;
+    const char *prefix;
+    const char *url;
+    acme_etcd_watch_fn *fn;
+    void *baton;
+    apr_pool_t *p;          /* the line buffer */
+    apr_pool_t *mp;         /* one message, cleared after it */
+    acme_result_t *r;
+    char *buf;
+    apr_size_t len, cap, max;
+    apr_size_t scanned;     /* buf[0..scanned) holds no newline */
+    int created;
+} watch_t;
+
+static apr_status_t watch_event(watch_t *w, const acme_json_t *ev, const char *what)
+{
+    const char *type;
+    acme_etcd_kv_t *kv;
+    apr_status_t rv;
+    int deleted;
+
+    if (acme_json_type(ev, NULL) != ACME_JSON_OBJECT
+        || acme_json_type(ev, "kv", NULL) != ACME_JSON_OBJECT) {
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s: an event without a kv object", what);
+    }
+    type = acme_json_gets(ev, "type", NULL);
+    if (acme_json_has(ev, "type", NULL) && (!type || (strcmp(type, "PUT")
+                                                      && strcmp(type, "DELETE")))) {
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s: an event of unknown type", what);
+    }
+    deleted = type && !strcmp(type, "DELETE");
+    if (deleted) {
+        /* a deletion carries the key and the revision of the deletion only */
+        kv = apr_pcalloc(w->mp, sizeof(*kv));
+        rv = parse_key(&kv->key, acme_json_getj(ev, w->mp, "kv", NULL), w->prefix, 0, what,
+                       w->mp, w->r);
+    }
+    else {
+        rv = parse_kv(&kv, w->e, acme_json_getj(ev, w->mp, "kv", NULL), w->prefix, 0, 0, what,
+                      w->mp, w->r);
+    }
+    return rv != APR_SUCCESS ? rv : w->fn(w->baton, kv, deleted, w->mp);
+}
+
+static apr_status_t watch_message(watch_t *w, const char *line, apr_size_t n)
+{
+    const char *what = apr_pstrcat(w->mp, "watch ", w->prefix, "*", NULL), *err;
+    acme_json_t *j, *res, *evs;
+    apr_size_t i, k;
+    apr_status_t rv;
+
+    if (acme_json_parse(&j, w->mp, line, n, &err) != APR_SUCCESS
+        || acme_json_type(j, NULL) != ACME_JSON_OBJECT) {
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s from %s is not a JSON object", what, w->url);
+    }
+    if (acme_json_has(j, "error", NULL)) {
+        err = acme_json_gets(j, "error", "message", NULL);
+        if (!err) err = acme_json_gets(j, "error", NULL);
+        if (acme_json_getl(j, "error", "grpc_code", NULL) == 16 || acme_json_getl(j, "code", NULL)
+            == 16) {
+            w->e->token = NULL;   /* unauthenticated: log in again next time */
+        }
+        return acme_result_set(w->r, APR_EGENERAL, "acme:store", "etcd refused %s at %s: %s",
+                               what, w->url, err ? clean(w->mp, err) : "an error");
+    }
+    if (acme_json_type(j, "result", NULL) != ACME_JSON_OBJECT) {
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s from %s: no 'result' object", what, w->url);
+    }
+    res = acme_json_getj(j, w->mp, "result", NULL);
+    if ((rv = check_cluster(w->e, res, what, w->mp, w->r)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (acme_json_getb(res, "canceled", NULL)) {
+        err = acme_json_gets(res, "cancel_reason", NULL);
+        return acme_result_set(w->r, APR_EGENERAL, "acme:store", "etcd canceled %s at %s%s%s",
+                               what, w->url, err ? ": " : "", err ? clean(w->mp, err) : "");
+    }
+    if (acme_json_getb(res, "created", NULL) && !w->created) {
+        w->created = 1;
+        if ((rv = w->fn(w->baton, NULL, 0, w->mp)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    switch (acme_json_type(res, "events", NULL)) {
+    case ACME_JSON_NONE:
+        return APR_SUCCESS;
+    case ACME_JSON_ARRAY:
+        break;
+    default:
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s: 'events' is not an array", what);
+    }
+    if (!w->created) {
+        return acme_result_set(w->r, APR_EINVAL, "acme:malformed-response",
+                               "etcd answer to %s: events before the watch was created", what);
+    }
+    evs = acme_json_getj(res, w->mp, "events", NULL);
+    for (i = 0, k = acme_json_array_len(evs); i < k; ++i) {
+        if ((rv = watch_event(w, acme_json_array_at(evs, w->mp, i), what)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* The body as it arrives: whole lines are messages. */
+static apr_status_t watch_data(void *baton, const char *data, apr_size_t n)
+{
+    watch_t *w = baton;
+    apr_size_t start = 0, i;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (n > w->max || w->len > w->max - n) {
+        return acme_result_set(w->r, APR_ENOSPC, "acme:malformed-response", "etcd watch at %s: "
+                               "a message larger than %lu bytes", w->url,
+                               (unsigned long)w->max);
+    }
+    if (w->len + n > w->cap) {
+        apr_size_t ncap = w->cap ? w->cap * 2 : 8192;
+        char *nbuf;
+        while (ncap < w->len + n) ncap *= 2;
+        nbuf = apr_palloc(w->p, ncap);
+        if (w->len) memcpy(nbuf, w->buf, w->len);
+        w->buf = nbuf;
+        w->cap = ncap;
+    }
+    memcpy(w->buf + w->len, data, n);
+    w->len += n;
+    for (i = w->scanned; i < w->len && rv == APR_SUCCESS; ++i) {
+        if (w->buf[i] == '\n') {
+            if (i > start) {
+                rv = watch_message(w, w->buf + start, i - start);
+                apr_pool_clear(w->mp);
+            }
+            start = i + 1;
+        }
+    }
+    memmove(w->buf, w->buf + start, w->len - start);
+    w->len -= start;
+    w->scanned = w->len;
+    return rv;
+}
+
+apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_interval_time_t duration,
+                             acme_etcd_watch_fn *fn, void *baton, apr_pool_t *p,
+                             acme_result_t *r)
+{
+    acme_json_t *req = acme_json_new_object(p);
+    const char *what = apr_pstrcat(p, "watch ", prefix, "*", NULL), *end, *body, *last = "";
+    acme_http_request_t hr;
+    acme_http_response_t *resp;
+    apr_table_t *hdrs;
+    watch_t w;
+    apr_size_t elen;
+    apr_status_t rv;
+    int n = e->endpoints->nelts, tries, idx, retry;
+
+    if ((rv = check_key(prefix, what, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    end = prefix_end(p, prefix, &elen);
+    acme_json_sets(req, b64s(p, prefix), "create_request", "key", NULL);
+    acme_json_sets(req, acme_etcd_b64_encode(p, end, elen), "create_request", "range_end", NULL);
+    body = acme_json_dump(req, p, 1);
+    memset(&w, 0, sizeof(w));
+    w.e = e;
+    w.prefix = prefix;
+    w.fn = fn;
+    w.baton = baton;
+    w.p = p;
+    w.r = r;
+    w.max = e->max_value * 2 + 64 * 1024;
+    apr_pool_create(&w.mp, p);
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(e->mutex);   /* the client is the watch's for its duration */
+#endif
+    for (tries = 0, rv = APR_EGENERAL; tries < n && !w.created && !is_stopped(e); ++tries) {
+        idx = (e->good + tries) % n;
+        if (e->user && !e->token && authenticate(&retry, e, idx, p, r) != APR_SUCCESS) {
+            if (!retry) break;
+            last = r->detail;
+            continue;
+        }
+        w.url = apr_pstrcat(p, APR_ARRAY_IDX(e->endpoints, idx, const char *), "/v3/watch",
+                            NULL);
+        w.len = w.scanned = 0;
+        hdrs = apr_table_make(p, 2);
+        apr_table_setn(hdrs, "Content-Type", "application/json");
+        if (e->token) apr_table_setn(hdrs, "Authorization", e->token);
+        memset(&hr, 0, sizeof(hr));
+        hr.method = "POST";
+        hr.url = w.url;
+        hr.headers = hdrs;
+        hr.body = body;
+        hr.body_len = strlen(body);
+        hr.on_data = watch_data;
+        hr.on_data_baton = &w;
+        hr.timeout = duration;
+        rv = e->http->perform(e->http, &resp, &hr, p, r);
+        if (rv == APR_SUCCESS && resp->status != 200) {
+            rv = acme_result_set(r, APR_EGENERAL, resp->status >= 500 ? "acme:network"
+                                 : "acme:store", "etcd %s at %s: HTTP %d", what, w.url,
+                                 resp->status);
+            if (resp->status == 401) e->token = NULL;
+        }
+        if (w.created) {
+            e->good = idx;
+        }
+        else if (rv == APR_SUCCESS) {
+            rv = acme_result_set(r, APR_EGENERAL, "acme:network", "etcd %s at %s: the stream "
+                                 "ended before the watch was created", what, w.url);
+        }
+        last = r->detail;
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(e->mutex);
+#endif
+    apr_pool_destroy(w.mp);
+    if (is_stopped(e)) {
+        return acme_result_set(r, APR_EINTR, "acme:stopped", "etcd %s: aborted, the server "
+                               "is stopping", what);
+    }
+    if (w.created && (rv == APR_SUCCESS || rv == APR_TIMEUP)) {
+        return APR_SUCCESS;   /* the stream ran its time (or the member closed it) */
+    }
+    if (!w.created && tries >= n && rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, "acme:network", "etcd %s: no endpoint answered (last: %s)",
+                             what, last);
+    }
+    if (e->errors) {
+        apr_atomic_inc32(e->errors);
     }
     return rv;
 }

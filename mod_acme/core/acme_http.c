@@ -22,6 +22,7 @@ apr_status_t acme_http_do(acme_http_t *http, acme_http_response_t **presp, apr_p
 {
     acme_http_request_t req;
 
+    memset(&req, 0, sizeof(req));
     req.method = method;
     req.url = url;
     req.headers = headers;

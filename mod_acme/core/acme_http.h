@@ -40,6 +40,12 @@ typedef struct acme_http_request_t {
      * ACME POSTs never follow redirects: a redirected JWS would be signed for
      * the wrong URL anyway. */
     int follow_redirects;
+    /* A stream (etcd's watch): when set, the body goes to on_data as it
+     * arrives and is not kept (max_body does not apply); a non-success
+     * return ends the transfer with that status. */
+    apr_status_t (*on_data)(void *baton, const char *data, apr_size_t len);
+    void *on_data_baton;
+    apr_interval_time_t timeout;   /* the whole transfer; 0: the client's */
 } acme_http_request_t;
 
 typedef struct acme_http_response_t {

@@ -31,6 +31,8 @@ typedef struct {
     apr_size_t cap;
     apr_size_t max;
     int too_large;
+    const acme_http_request_t *req;   /* on_data: a stream */
+    apr_status_t stream_rv;           /* what on_data returned when it ended it */
 } exchange_t;
 
 static apr_status_t curl_cleanup(void *data)
@@ -101,6 +103,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
     exchange_t *x = baton;
     size_t n = size * nmemb;
 
+    if (x->req->on_data) {
+        x->len += n;
+        x->stream_rv = x->req->on_data(x->req->on_data_baton, data, n);
+        return x->stream_rv == APR_SUCCESS ? n : 0;
+    }
     if (n > x->max || x->len > x->max - n) {
         x->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
@@ -221,6 +228,7 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     x.p = p;
     x.headers = apr_table_make(p, 16);
     x.max = ch->conf.max_body;
+    x.req = req;
 
     /* reset keeps the connection cache, so keep-alive survives requests */
     curl_easy_reset(c);
@@ -252,13 +260,20 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     curl_easy_setopt(c, CURLOPT_PROXY, ch->conf.proxy ? ch->conf.proxy : "");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)apr_time_as_msec(ch->conf.connect_timeout));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)apr_time_as_msec(ch->conf.timeout));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     (long)apr_time_as_msec(req->timeout > 0 ? req->timeout : ch->conf.timeout));
+    /* a peer that vanished without a word ends a long stream */
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 10L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, ACME_USER_AGENT);
     if (ch->conf.connect_to) {
         ct = curl_slist_append(NULL, ch->conf.connect_to);
         curl_easy_setopt(c, CURLOPT_CONNECT_TO, ct);
     }
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ch->conf.max_body);
+    if (!req->on_data) {
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ch->conf.max_body);
+    }
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -300,7 +315,10 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     acme_log(ACME_LOG_MARK, ACME_LOG_TRACE1, 0, "http: %s %s", req->method, req->url);
     rc = perform_abortable(ch);
     if (rc != CURLE_OK) {
-        if (x.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        if (x.stream_rv != APR_SUCCESS) {
+            rv = x.stream_rv;   /* on_data ended it, and said why in its own words */
+        }
+        else if (x.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
             rv = acme_result_set(result, APR_ENOSPC, "acme:malformed-response",
                                  "%s %s: response body exceeds the limit of %lu bytes, "
                                  "transfer aborted", req->method, req->url,

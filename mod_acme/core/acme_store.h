@@ -28,6 +28,11 @@ typedef enum {
 
 typedef struct acme_store_t acme_store_t;
 
+/* A change to an item (data NULL: removed), or with name NULL: the feed is
+ * established, and every change from then on follows. */
+typedef apr_status_t acme_store_watch_fn(void *baton, const char *name, const char *aspect,
+                                         const char *data, apr_size_t len, apr_pool_t *p);
+
 /* A claim on a name (a domain): the one job, in this process or in the
  * cluster, that may write that domain's items. The token is a number that
  * only grows: a holder that lost its claim (its lease ran out while it was
@@ -99,6 +104,14 @@ struct acme_store_t {
      * local cache then. Nothing else uses paths. */
     const char *(*path)(acme_store_t *s, acme_store_group_t g, const char *name,
                         const char *aspect, apr_pool_t *p);
+    /* Feeds every change to the items of group g to fn as it happens, for at
+     * most duration; returns APR_SUCCESS when that ran out (watch again:
+     * changes in between are not replayed), APR_EINTR on stop, else the
+     * failure. NULL when the backend has no change feed (the filesystem
+     * store: readers look at mtimes). It holds the store's connection for
+     * its duration: give it a store of its own. */
+    apr_status_t (*watch)(acme_store_t *s, acme_store_group_t g, apr_interval_time_t duration,
+                          acme_store_watch_fn *fn, void *baton, apr_pool_t *p);
 };
 
 /* A view of s whose writes carry the claim c (allocated from p). */

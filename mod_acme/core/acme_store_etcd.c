@@ -862,6 +862,67 @@ static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *na
 
 /* ---- the cluster's schema and key check ------------------------------------------------- */
 
+/* ---- watch -------------------------------------------------------------------------- */
+
+typedef struct {
+    const es_t *es;
+    apr_size_t skip;                 /* strlen of the group's prefix */
+    acme_store_watch_fn *fn;
+    void *baton;
+} es_watch_t;
+
+static apr_status_t es_watch_event(void *baton, const acme_etcd_kv_t *kv, int deleted,
+                                   apr_pool_t *p)
+{
+    es_watch_t *w = baton;
+    const es_t *es = w->es;
+    const char *name, *aspect, *data = NULL;
+    apr_size_t len = 0;
+    char *slash;
+
+    if (!kv) {
+        return w->fn(w->baton, NULL, NULL, NULL, 0, p);
+    }
+    name = apr_pstrdup(p, kv->key + w->skip);
+    slash = strchr(name, '/');
+    if (!slash) {
+        return APR_SUCCESS;     /* not an item: nothing of ours */
+    }
+    *slash = '\0';
+    aspect = slash + 1;
+    if (!acme_store_name_is_valid(name) || !acme_store_name_is_valid(aspect)) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL, ACMELOG(1108) "store: a changed "
+                 "etcd key below %s is not an item name (written by something else?); ignored",
+                 es->prefix);
+        return APR_SUCCESS;
+    }
+    if (!deleted && decode(&data, &len, NULL, NULL, es, kv->key, kv->value, kv->value_len, 1,
+                           p) != APR_SUCCESS) {
+        return APR_SUCCESS;     /* decode logged it, naming the key; a reader refuses it too */
+    }
+    return w->fn(w->baton, name, aspect, data, len, p);
+}
+
+static apr_status_t es_watch(acme_store_t *s, acme_store_group_t g, apr_interval_time_t duration,
+                             acme_store_watch_fn *fn, void *baton, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *pre = name_prefix(es, g, NULL, p);
+    acme_result_t *r = acme_result_make(p);
+    es_watch_t w;
+    apr_status_t rv;
+
+    if (!pre) {
+        return APR_EINVAL;
+    }
+    w.es = es;
+    w.skip = strlen(pre);
+    w.fn = fn;
+    w.baton = baton;
+    rv = acme_etcd_watch(es->etcd, pre, duration, es_watch_event, &w, p, r);
+    return rv == APR_SUCCESS || rv == APR_EINTR ? rv : report(r, p);
+}
+
 apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr)
 {
     const es_t *es = s->baton;
@@ -975,6 +1036,7 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     s->renew = es_renew;
     s->release = es_release;
     s->path = es_path;
+    s->watch = es_watch;
     s->kind = "etcd";
     s->where = acme_etcd_endpoints(etcd, p);
     *pstore = s;

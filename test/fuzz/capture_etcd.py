@@ -121,6 +121,32 @@ def post(url, path, obj, token=None):
     return resp.status, data
 
 
+def watch_seed(name, seed_cmd, url, prefix, actions):
+    """The stream a watch on prefix gets while actions() runs, as the seed's
+    one answer."""
+    import base64
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=3)
+    conn.request("POST", "/v3/watch", json.dumps({"create_request": {
+        "key": base64.b64encode(prefix.encode()).decode(),
+        "range_end": base64.b64encode(end.encode()).decode()}}),
+        {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    lines = [resp.readline()]       # created
+    actions()
+    try:
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            lines.append(line)
+    except OSError:
+        pass                        # the timeout ends the capture
+    conn.close()
+    raw_seed(name, seed_cmd, [(resp.status, b"".join(lines))])
+
+
 def b64(s):
     import base64
     return base64.b64encode(s.encode()).decode()
@@ -223,8 +249,26 @@ def main():
               name="remove-aspect")
         c.run("store-remove", ["store-remove", "domains", NAME], name="remove-name")
 
-        # error bodies of the gateway
+        # watches: the client's, and the store's on challenges/
         url = cluster.endpoints[0]
+
+        def client_changes():
+            c.run("put", ["put", PREFIX + "w", "one"], name="watched-put")
+            c.run("del", ["del", PREFIX + "w"], name="watched-del")
+
+        def challenge_changes():
+            c.run("store-save", ["store-save", "challenges", "http-01", "tok", "tok.thumb"],
+                  name="watched-save")
+            c.run("store-save secret", ["store-save", "challenges", "tls-alpn-01",
+                                        NAME + ".key", pem, "secret"], name="watched-secret")
+            c.run("store-remove", ["store-remove", "challenges", "http-01", "tok"],
+                  name="watched-remove")
+
+        watch_seed("watch", "watch", url, PREFIX, client_changes)
+        watch_seed("store-watch", "store-watch", url, PREFIX + "challenges/",
+                   challenge_changes)
+
+        # error bodies of the gateway
         raw_seed("txn-duplicate-key", "create", [post(url, "/v3/kv/txn", {
             "success": [{"request_put": {"key": b64(k), "value": b64("1")}},
                         {"request_put": {"key": b64(k), "value": b64("2")}}]})])
@@ -245,7 +289,7 @@ def main():
     finally:
         rec.stop()
         cluster.stop()
-    print("capture_etcd: %d seeds in %s (work dir %s)" % (c.count + 4, CORPUS, work))
+    print("capture_etcd: %d seeds in %s (work dir %s)" % (c.count + 6, CORPUS, work))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
  * the client log in first. "store-verify-sealed" is different: the rest
  * of the input is the plaintext of the store's schema item, which the
  * target seals with the seeds' key into etcd's answer, so that what
- * follows a successful unseal gets fuzzed too. Seeds in corpus/etcd/. */
+ * follows a successful unseal gets fuzzed too. "watch" and "store-watch"
+ * read the answer as a stream, handed over in pieces of 1 to 16 bytes (the
+ * body's first byte says how big). Seeds in corpus/etcd/. */
 #include <stdio.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -81,7 +83,36 @@ static apr_status_t fake_perform(acme_http_t *http, acme_http_response_t **presp
     resp->status = status;
     resp->headers = apr_table_make(p, 1);
     resp->effective_url = req->url;
+    if (req->on_data) {
+        size_t piece = resp->body_len ? (size_t)(resp->body[0] & 15) + 1 : 1, at, n;
+        apr_status_t rv;
+        for (at = 0; at < resp->body_len; at += n) {
+            n = resp->body_len - at < piece ? resp->body_len - at : piece;
+            if ((rv = req->on_data(req->on_data_baton, resp->body + at, n)) != APR_SUCCESS) {
+                return rv;
+            }
+        }
+    }
     *presp = resp;
+    return APR_SUCCESS;
+}
+
+static apr_status_t watch_kv(void *baton, const acme_etcd_kv_t *kv, int deleted, apr_pool_t *p)
+{
+    (void)baton; (void)deleted; (void)p;
+    if (kv && (!kv->key || (!deleted && (!kv->value || kv->value[kv->value_len] != '\0')))) {
+        __builtin_trap();   /* a put has a NUL-terminated value */
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t watch_item(void *baton, const char *name, const char *aspect,
+                               const char *data, apr_size_t len, apr_pool_t *p)
+{
+    (void)baton; (void)len; (void)data; (void)p;
+    if (name && (!acme_store_name_is_valid(name) || !acme_store_name_is_valid(aspect))) {
+        __builtin_trap();   /* only item names reach the store's readers */
+    }
     return APR_SUCCESS;
 }
 
@@ -142,6 +173,9 @@ static void run_client(acme_etcd_t *e, const char *cmd, const char *args, apr_po
     else if (!strcmp(cmd, "lease-revoke")) {
         acme_etcd_lease_revoke(e, arg_num(args), p, r);
     }
+    else if (!strcmp(cmd, "watch")) {
+        acme_etcd_watch(e, FUZZ_PREFIX, apr_time_from_sec(1), watch_kv, NULL, p, r);
+    }
 }
 
 /* The store's commands; "-fenced TOKEN" writes through a view fenced by
@@ -198,6 +232,9 @@ static void run_store(acme_etcd_t *e, const char *cmd, const char *args, apr_poo
     }
     else if (!strcmp(cmd, "store-release")) {
         st->release(st, &held, p);
+    }
+    else if (!strcmp(cmd, "store-watch")) {
+        st->watch(st, ACME_SG_CHALLENGES, apr_time_from_sec(1), watch_item, NULL, p);
     }
     else if (!strcmp(cmd, "store-verify")) {
         acme_store_etcd_verify(st, p, &err);

@@ -179,18 +179,32 @@ def test_three_servers_share_issuance_with_one_order_per_domain(cluster_factory,
     assert max(per_domain.values()) < 32 * 1024, per_domain
 
 
-def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_dir):
-    c = cluster_factory(3)
-    name = "tok.cluster.test"
-    c.write_configs([name])
+def token_cluster(cluster_factory, name, n=3):
+    """n servers whose domain's CA cannot be reached: only the challenge
+    hooks are under test."""
+    c = cluster_factory(n)
     for s in c.servers:
-        # no CA reachable for this domain: only the challenge hook is under test
         s.write_config(c.config(s, [name]).replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
         s.expect_errors(r"ACME0322")
     c.start()
-    token = "T" + uuid.uuid4().hex
-    r = c.tool(build_dir, "store-save", "challenges", "http-01", token, token + ".thumb")
+    return c
+
+
+def publish_token(c, build_dir, token, *remove):
+    r = c.tool(build_dir, *(("store-remove", "challenges", "http-01", token) if remove else
+                            ("store-save", "challenges", "http-01", token, token + ".thumb")))
     assert r.returncode == 0, r.stderr
+
+
+def token_status(server, name, token):
+    return server.http_get("/.well-known/acme-challenge/" + token, name).status
+
+
+def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_dir):
+    name = "tok.cluster.test"
+    c = token_cluster(cluster_factory, name)
+    token = "T" + uuid.uuid4().hex
+    publish_token(c, build_dir, token)
     for s in c.servers:
         resp = s.http_get("/.well-known/acme-challenge/" + token, name)
         assert resp.status == 200 and resp.text == token + ".thumb", (s.http_port, resp)
@@ -203,6 +217,56 @@ def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_d
         resp = c.servers[1].http_get("/.well-known/acme-challenge/Bogus%d" % i, name)
         assert resp.status == 404
     assert c.servers[1].http_get("/index.html", name).status == 200
+
+
+def test_the_watch_withdraws_a_token_everywhere_at_once(cluster_factory, build_dir):
+    name = "gone.cluster.test"
+    c = token_cluster(cluster_factory, name)
+    token = "G" + uuid.uuid4().hex
+    publish_token(c, build_dir, token)
+    for s in c.servers:
+        util.wait_for(lambda: token_status(s, name, token) == 200, 10, "token served")
+    publish_token(c, build_dir, token, "remove")
+    # a looked-up answer is kept 30 s; the watch brings the withdrawal
+    for s in c.servers:
+        util.wait_for(lambda: token_status(s, name, token) == 404, 3,
+                      "withdrawn token gone on server %d" % c.servers.index(s))
+
+
+def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build_dir):
+    """Lookups in etcd are limited per second and process; the watch brings
+    real tokens without one, so a flood of made-up tokens cannot make the
+    CA's request for a real one a 404."""
+    import threading
+    name = "flood.cluster.test"
+    c = token_cluster(cluster_factory, name, n=2)
+    target = c.servers[1]
+    stop = threading.Event()
+    sent = []
+
+    def flood(k):
+        i = 0
+        while not stop.is_set():
+            target.http_get("/.well-known/acme-challenge/Flood%d_%d" % (k, i), name)
+            i += 1
+        sent.append(i)
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        for k in range(3):
+            token = "R%d" % k + uuid.uuid4().hex
+            publish_token(c, build_dir, token)
+            time.sleep(1.0)
+            assert token_status(target, name, token) == 200, (k, token)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    # the flood was one: far more than the lookups allowed per second
+    assert sum(sent) > 200, sent
 
 
 def secrets_in_etcd(c):

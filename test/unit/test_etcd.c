@@ -75,6 +75,18 @@ static apr_status_t fake_perform(acme_http_t *http, acme_http_response_t **presp
     resp->headers = apr_table_make(p, 1);
     resp->body = c->body ? c->body : "";
     resp->body_len = strlen(resp->body);
+    if (req->on_data) {
+        /* a stream arrives in pieces that split its lines anywhere */
+        apr_size_t at, piece;
+        apr_status_t rv;
+        for (at = 0; at < resp->body_len; at += piece) {
+            piece = resp->body_len - at < 7 ? resp->body_len - at : 7;
+            if ((rv = req->on_data(req->on_data_baton, resp->body + at, piece)) != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        resp->body = "";
+    }
     resp->effective_url = req->url;
     *presp = resp;
     return APR_SUCCESS;
@@ -837,6 +849,197 @@ static const char *range_answer(const char *key, const char *value, apr_size_t l
                         acme_etcd_b64_encode(pool, value, len));
 }
 
+/* ---- watch ------------------------------------------------------------------------- */
+
+#define WHDR "\"header\":{\"cluster_id\":\"77\",\"revision\":\"9\"}"
+#define CREATED "{\"result\":{" WHDR ",\"created\":true}}\n"
+
+typedef struct {
+    int calls;
+    const char *seen[8];
+} watch_rec_t;
+
+static apr_status_t record_change(void *baton, const acme_etcd_kv_t *kv, int deleted,
+                                  apr_pool_t *p)
+{
+    watch_rec_t *w = baton;
+
+    (void)p;
+    if (w->calls < 8) {
+        w->seen[w->calls] = !kv ? "created"
+                            : apr_psprintf(pool, "%s %s=%s", deleted ? "del" : "put", kv->key,
+                                           kv->value ? kv->value : "");
+    }
+    w->calls++;
+    return APR_SUCCESS;
+}
+
+static const char *event(const char *type, const char *key, const char *value)
+{
+    return apr_psprintf(pool, "{\"result\":{" WHDR ",\"events\":[{%s%s%s\"kv\":{\"key\":\"%s\","
+                        "\"create_revision\":\"5\",\"mod_revision\":\"6\",\"value\":\"%s\"}}]}}\n",
+                        type ? "\"type\":\"" : "", type ? type : "", type ? "\"," : "",
+                        acme_etcd_b64_encode(pool, key, strlen(key)),
+                        acme_etcd_b64_encode(pool, value, strlen(value)));
+}
+
+START_TEST(watch_follows_puts_and_deletes_in_order_across_split_lines)
+{
+    canned_t script[1];
+    watch_rec_t w = {0};
+    fake_t f;
+    acme_etcd_t *e;
+    acme_result_t *r = acme_result_make(pool);
+    acme_json_t *req;
+
+    script[0].status = 200;
+    script[0].body = apr_pstrcat(pool, CREATED, event(NULL, "w/a", "one"),
+                                 event("PUT", "w/b", "two"),
+                                 "{\"result\":{" WHDR ",\"events\":[{\"type\":\"DELETE\","
+                                 "\"kv\":{\"key\":\"dy9h\",\"mod_revision\":\"7\"}}]}}\n", NULL);
+    e = fake_etcd(&f, script, 1, 1);
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+                     APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/watch");
+    req = js(f.bodies[0]);
+    ck_assert_str_eq(acme_json_gets(req, "create_request", "key", NULL), "dy8=");
+    ck_assert_str_eq(acme_json_gets(req, "create_request", "range_end", NULL), "dzA=");
+    ck_assert_int_eq(w.calls, 4);
+    ck_assert_str_eq(w.seen[0], "created");
+    ck_assert_str_eq(w.seen[1], "put w/a=one");
+    ck_assert_str_eq(w.seen[2], "put w/b=two");
+    ck_assert_str_eq(w.seen[3], "del w/a=");
+}
+END_TEST
+
+START_TEST(watch_refuses_malformed_messages_naming_them)
+{
+    const char *bad[] = {
+        CREATED "not json\n",
+        CREATED "{\"nothing\":1}\n",
+        CREATED "{\"result\":{" WHDR ",\"events\":{}}}\n",
+        CREATED "{\"result\":{" WHDR ",\"events\":[7]}}\n",
+        CREATED "{\"result\":{" WHDR ",\"events\":[{\"type\":\"BOOM\",\"kv\":{\"key\":\"dy9h\"}}]}}\n",
+        CREATED "{\"result\":{" WHDR ",\"events\":[{\"kv\":{\"key\":\"eA==\",\"create_revision\":\"1\"}}]}}\n",
+        CREATED "{\"result\":{" WHDR ",\"events\":[{\"kv\":{\"key\":\"dy9h\",\"create_revision\":\"1\","
+                "\"mod_revision\":\"1\",\"value\":\"!!\"}}]}}\n",
+        CREATED "{\"result\":{" WHDR ",\"canceled\":true,\"cancel_reason\":\"compacted\"}}\n",
+        CREATED "{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}\n",
+        CREATED "{\"result\":{\"header\":{\"cluster_id\":\"78\"},\"events\":[]}}\n",
+        "{\"result\":{" WHDR ",\"events\":[]}}\n",
+    };
+    const char *why[] = {"not a JSON object", "no 'result'", "not an array", "without a kv",
+                         "unknown type", "not asked for", "not valid base64", "compacted",
+                         "no leader", "cluster id", "before the watch was created"};
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        canned_t script[1] = {{200, bad[i]}};
+        watch_rec_t w = {0};
+        fake_t f;
+        acme_result_t *r = acme_result_make(pool);
+        acme_etcd_t *e = fake_etcd(&f, script, 1, 1);
+
+        ck_assert_int_ne(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool,
+                                         r), APR_SUCCESS);
+        ck_assert_msg(contains(r->detail, why[i]), "%d: %s", (int)i, r->detail);
+        ck_assert_int_le(w.calls, 1);
+    }
+}
+END_TEST
+
+START_TEST(watch_fails_over_and_a_line_over_the_limit_ends_it)
+{
+    canned_t script[2] = {{-1, NULL}, {200, CREATED}};
+    watch_rec_t w = {0};
+    fake_t f;
+    acme_result_t *r = acme_result_make(pool);
+    acme_etcd_t *e = fake_etcd(&f, script, 2, 2);
+    char *big;
+
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+                     APR_SUCCESS);
+    ck_assert_str_eq(f.urls[1], "http://e2:2379/v3/watch");
+    ck_assert_str_eq(acme_etcd_endpoint(e), "http://e2:2379");
+    /* all members down: a network error naming the prefix */
+    script[1].status = -1;
+    e = fake_etcd(&f, script, 2, 2);
+    ck_assert_int_ne(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+                     APR_SUCCESS);
+    ck_assert_str_eq(r->problem, "acme:network");
+    ck_assert_msg(contains(r->detail, "watch w/*"), "%s", r->detail);
+    /* a message that never ends is not buffered without bound (twice the
+     * value limit and 64 KiB) */
+    conf.max_value = 1000;
+    big = apr_palloc(pool, 70000);
+    memset(big, 'x', 69999);
+    big[69999] = '\0';
+    script[0].status = 200;
+    script[0].body = apr_pstrcat(pool, CREATED, "{\"a\":\"", big, NULL);
+    e = fake_etcd(&f, script, 1, 1);
+    conf.max_value = 0;
+    r = acme_result_make(pool);
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+                     APR_ENOSPC);
+}
+END_TEST
+
+typedef struct {
+    int calls;
+    const char *seen[8];
+} store_rec_t;
+
+static apr_status_t record_item(void *baton, const char *name, const char *aspect,
+                                const char *data, apr_size_t len, apr_pool_t *p)
+{
+    store_rec_t *w = baton;
+
+    (void)p;
+    if (w->calls < 8) {
+        w->seen[w->calls] = !name ? "created"
+                            : apr_psprintf(pool, "%s/%s=%s", name, aspect,
+                                           data ? apr_pstrmemdup(pool, data, len) : "(gone)");
+    }
+    w->calls++;
+    return APR_SUCCESS;
+}
+
+START_TEST(store_watch_opens_sealed_items_and_skips_foreign_keys)
+{
+    static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+    canned_t script[2] = {{200, "{" HDR "}"}, {200, NULL}};
+    store_rec_t w = {0};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, script, 1);
+    const char *sealed;
+    apr_size_t len;
+
+    ck_assert_int_eq(st->save(st, ACME_SG_CHALLENGES, "tls-alpn-01", "a.org.key", pem,
+                              strlen(pem), ACME_STORE_SECRET, pool), APR_SUCCESS);
+    sealed = put_value(&f, 0, &len);
+    script[0].body = apr_pstrcat(pool, CREATED,
+                                 event(NULL, "pfx/challenges/tls-alpn-01/a.org.key", sealed),
+                                 event(NULL, "pfx/challenges/http-01/tok", "acme-item 1 5 p\nka"),
+                                 event(NULL, "pfx/challenges/stray", "acme-item 1 5 p\nx"),
+                                 event(NULL, "pfx/challenges/http-01/.hidden", "acme-item 1 5 p\nx"),
+                                 event(NULL, "pfx/challenges/http-01/raw", "not an item"),
+                                 "{\"result\":{" WHDR ",\"events\":[{\"type\":\"DELETE\",\"kv\":{"
+                                 "\"key\":\"", acme_etcd_b64_encode(pool, "pfx/challenges/http-01/tok", 26),
+                                 "\"}}]}}\n", NULL);
+    st = fake_store(&f, script, 1);
+    ck_assert_int_eq(st->watch(st, ACME_SG_CHALLENGES, apr_time_from_sec(5), record_item, &w,
+                               pool), APR_SUCCESS);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/watch");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "create_request", "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/challenges/", 15));
+    ck_assert_int_eq(w.calls, 4);
+    ck_assert_str_eq(w.seen[0], "created");
+    ck_assert_str_eq(w.seen[1], apr_pstrcat(pool, "tls-alpn-01/a.org.key=", pem, NULL));
+    ck_assert_str_eq(w.seen[2], "http-01/tok=ka");
+    ck_assert_str_eq(w.seen[3], "http-01/tok=(gone)");
+}
+END_TEST
+
 START_TEST(store_seals_secrets_under_their_key_name)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
@@ -1059,12 +1262,16 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, malformed_write_answers_are_refused);
     tcase_add_test(tc, lease_grant_keepalive_and_revoke);
     tcase_add_test(tc, revision_reads_the_header);
+    tcase_add_test(tc, watch_follows_puts_and_deletes_in_order_across_split_lines);
+    tcase_add_test(tc, watch_refuses_malformed_messages_naming_them);
+    tcase_add_test(tc, watch_fails_over_and_a_line_over_the_limit_ends_it);
     tcase_add_test(tc, mutated_answers_are_refused_or_parsed_never_crash);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("store");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, store_seals_secrets_under_their_key_name);
+    tcase_add_test(tc, store_watch_opens_sealed_items_and_skips_foreign_keys);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
