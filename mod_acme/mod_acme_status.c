@@ -54,22 +54,95 @@ static const char *config_problem(const acme_domain_t *d)
     return NULL;
 }
 
-static apr_array_header_t *collect(acme_global_t *g, apr_time_t now, apr_pool_t *p)
+static int status_of(dom_status_t *ds, acme_domain_t *d, apr_time_t now, apr_pool_t *p)
 {
-    apr_array_header_t *all = apr_array_make(p, 5, sizeof(dom_status_t *));
-    acme_store_t *st = acme_mod_store;
     acme_job_spec_t spec;
-    int i;
 
-    for (i = 0; g && st && i < g->domains->nelts; ++i) {
-        dom_status_t *ds = apr_pcalloc(p, sizeof(*ds));
+    ds->d = d;
+    acme_config_job_spec(&spec, d);
+    return acme_status_get(&ds->st, acme_mod_store, &spec, config_problem(d), now, p)
+           == APR_SUCCESS;
+}
 
-        ds->d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        acme_config_job_spec(&spec, ds->d);
-        if (acme_status_get(&ds->st, st, &spec, config_problem(ds->d), now, p) == APR_SUCCESS) {
-            APR_ARRAY_PUSH(all, dom_status_t *) = ds;
+/* Calls fn with each managed domain's status record, made in a pool that
+ * is cleared after each: an answer for 10,000 domains is written as it is
+ * made and holds one domain's record at a time. Returns how many. */
+typedef void each_fn(request_rec *r, const dom_status_t *ds, apr_time_t now, void *baton,
+                     apr_pool_t *p);
+
+static int each_status(request_rec *r, apr_time_t now, each_fn *fn, void *baton)
+{
+    acme_global_t *g = acme_config_global(r->server);
+    dom_status_t ds;
+    apr_pool_t *p;
+    int i, n = 0;
+
+    apr_pool_create(&p, r->pool);
+    for (i = 0; g && acme_mod_store && i < g->domains->nelts; ++i, apr_pool_clear(p)) {
+        if (status_of(&ds, APR_ARRAY_IDX(g->domains, i, acme_domain_t *), now, p)) {
+            fn(r, &ds, now, baton, p);
+            ++n;
         }
     }
+    apr_pool_destroy(p);
+    return n;
+}
+
+/* What the metrics and the short status print of a domain, kept for all
+ * domains: a metric's lines must come together, one metric after another. */
+typedef struct {
+    acme_key_type_t type;
+    apr_time_t not_before, not_after;
+} facts_cert_t;
+
+typedef struct {
+    const char *name;            /* the configuration's: lives as long as it */
+    acme_domain_state_t state;
+    const char *problem;         /* the last error's type, or NULL */
+    apr_time_t next, first_not_after;
+    apr_int64_t ok, failed;
+    int errors, in_flight, retry_after, expiring, has_first, ncerts;
+    facts_cert_t *certs;         /* the covering ones */
+} facts_t;
+
+static void keep_facts(request_rec *r, const dom_status_t *ds, apr_time_t now, void *baton,
+                       apr_pool_t *p)
+{
+    apr_array_header_t *all = baton;
+    facts_t *f = &APR_ARRAY_PUSH(all, facts_t);
+    int i;
+
+    (void)now; (void)p;
+    memset(f, 0, sizeof(*f));
+    f->name = ds->d->name;
+    f->state = ds->st->state;
+    f->problem = ds->st->last_error && ds->st->last_error->problem
+                 ? apr_pstrdup(r->pool, ds->st->last_error->problem) : NULL;
+    f->next = ds->st->next;
+    f->ok = ds->st->renewals_ok;
+    f->failed = ds->st->renewals_failed;
+    f->errors = ds->st->errors;
+    f->in_flight = ds->st->in_flight;
+    f->retry_after = ds->st->retry_after_active;
+    f->expiring = ds->st->expiring;
+    f->has_first = ds->st->first != NULL;
+    f->first_not_after = ds->st->first ? ds->st->first->not_after : 0;
+    f->certs = apr_palloc(r->pool, sizeof(facts_cert_t) * (apr_size_t)(ds->st->certs->nelts + 1));
+    for (i = 0; i < ds->st->certs->nelts; ++i) {
+        const acme_status_cert_t *ci = APR_ARRAY_IDX(ds->st->certs, i, const acme_status_cert_t *);
+        if (!ci->covers) continue;
+        f->certs[f->ncerts].type = ci->type;
+        f->certs[f->ncerts].not_before = ci->not_before;
+        f->certs[f->ncerts++].not_after = ci->not_after;
+    }
+}
+
+static apr_array_header_t *all_facts(request_rec *r, apr_time_t now)
+{
+    acme_global_t *g = acme_config_global(r->server);
+    apr_array_header_t *all = apr_array_make(r->pool, g ? g->domains->nelts : 1, sizeof(facts_t));
+
+    each_status(r, now, keep_facts, all);
     return all;
 }
 
@@ -194,27 +267,38 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     return j;
 }
 
-static acme_json_t *all_json(const apr_array_header_t *all, apr_time_t now, apr_pool_t *p)
+static void json_domain(request_rec *r, const dom_status_t *ds, apr_time_t now, void *baton,
+                        apr_pool_t *p)
 {
-    acme_json_t *j = acme_json_new_object(p), *arr = acme_json_new_array(p);
-    int i;
+    int *n = baton;
+
+    ap_rvputs(r, (*n)++ ? ",\n" : "\n", acme_json_dump(domain_json(ds, 0, now, p), p, 1), NULL);
+}
+
+/* {"schema", "version", "now", "store", "domains": [...]}: jansson writes
+ * every object; the domains go out one by one as they are made. */
+static void all_json(request_rec *r, apr_time_t now)
+{
+    acme_json_t *j = acme_json_new_object(r->pool);
+    const char *head;
+    int n = 0;
 
     acme_json_setl(j, STATUS_SCHEMA, "schema", NULL);
     acme_json_sets(j, ACME_VERSION, "version", NULL);
-    acme_json_sets(j, acme_time_rfc3339(p, now), "now", NULL);
-    for (i = 0; i < all->nelts; ++i) {
-        acme_json_array_append(arr, domain_json(APR_ARRAY_IDX(all, i, dom_status_t *), 0, now, p));
-    }
-    acme_json_setj(j, arr, "domains", NULL);
+    acme_json_sets(j, acme_time_rfc3339(r->pool, now), "now", NULL);
     if (acme_mod_store) {
         int up;
         apr_uint32_t errors;
-        acme_mod_store_state(&up, &errors, ap_server_conf, p);
+        acme_mod_store_state(&up, &errors, ap_server_conf, r->pool);
         acme_json_sets(j, acme_mod_store->kind, "store", "kind", NULL);
         acme_json_setb(j, up, "store", "up", NULL);
         acme_json_setl(j, (long long)errors, "store", "errors", NULL);
     }
-    return j;
+    head = acme_json_dump(j, r->pool, 1);
+    ap_rwrite(head, (int)strlen(head) - 1, r);     /* all but its closing brace */
+    ap_rputs(",\"domains\":[", r);
+    each_status(r, now, json_domain, &n);
+    ap_rputs("]}\n", r);
 }
 
 /* ---- server-status section -------------------------------------------------- */
@@ -242,21 +326,22 @@ static const char *next_text(const dom_status_t *ds, apr_pool_t *p)
     return "-";
 }
 
-static void html_names(request_rec *r, const apr_array_header_t *names)
+static void html_names(request_rec *r, const apr_array_header_t *names, apr_pool_t *p)
 {
     int i;
 
     for (i = 0; i < names->nelts; ++i) {
-        ap_rvputs(r, i ? "<br>" : "", esc(r->pool, APR_ARRAY_IDX(names, i, const char *)), NULL);
+        ap_rvputs(r, i ? "<br>" : "", esc(p, APR_ARRAY_IDX(names, i, const char *)), NULL);
     }
 }
 
-static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
+static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now, void *baton,
+                     apr_pool_t *p)
 {
-    apr_pool_t *p = r->pool;
+    (void)baton;
 
     ap_rvputs(r, "<tr><td>", esc(p, ds->d->name), "</td><td>", NULL);
-    html_names(r, ds->d->names);
+    html_names(r, ds->d->names, p);
     ap_rvputs(r, "</td><td title=\"", esc(p, ds->st->reason), "\">", esc(p, state_of(ds)),
               "</td><td>",
               esc(p, apr_array_pstrcat(p, key_type_names(ds->d->settings->key_types, p), ' ')),
@@ -289,47 +374,60 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now)
     ap_rputs("</td></tr>\n", r);
 }
 
-static void status_auto(request_rec *r, const apr_array_header_t *all, apr_time_t now)
+static void status_auto(request_rec *r, apr_time_t now)
 {
+    const apr_array_header_t *all = all_facts(r, now);
     int i, ok = 0, renewing = 0, errored = 0, expiring = 0;
 
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ok += ds->st->state == ACME_DS_OK;
-        renewing += ds->st->state == ACME_DS_RENEWING;
-        errored += ds->st->state == ACME_DS_ERROR;
-        expiring += ds->st->expiring;
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        ok += f->state == ACME_DS_OK;
+        renewing += f->state == ACME_DS_RENEWING;
+        errored += f->state == ACME_DS_ERROR;
+        expiring += f->expiring;
     }
     ap_rprintf(r, "ManagedDomains: %d\nManagedOK: %d\nManagedRenewing: %d\n"
                "ManagedErrored: %d\nManagedExpiring: %d\n", all->nelts, ok, renewing, errored,
                expiring);
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
         /* Names passed acme_name_is_valid at config time: no spaces, no newlines. */
-        if (ds->st->first) {
-            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, ds->d->name,
-                       state_of(ds),
-                       acme_status_days_left(ds->st->first->not_after, now));
+        if (f->has_first) {
+            ap_rprintf(r, "ManagedDomain%d: %s %s %" APR_INT64_T_FMT "\n", i, f->name,
+                       acme_status_state_name(f->state),
+                       acme_status_days_left(f->first_not_after, now));
         }
         else {
-            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, ds->d->name, state_of(ds));
+            ap_rprintf(r, "ManagedDomain%d: %s %s -\n", i, f->name,
+                       acme_status_state_name(f->state));
         }
     }
+}
+
+static void html_line(request_rec *r, const dom_status_t *ds, apr_time_t now, void *baton,
+                      apr_pool_t *p)
+{
+    (void)now; (void)baton;
+    ap_rvputs(r, "<p>", esc(p, ds->d->name), ": ", esc(p, state_of(ds)), NULL);
+    if (ds->st->last_error) {
+        ap_rvputs(r, " (", esc(p, ds->st->last_error->detail), ")", NULL);
+    }
+    if (ds->st->preflight) {
+        ap_rvputs(r, " (pre-flight: ", esc(p, ds->st->preflight), ")", NULL);
+    }
+    ap_rputs("</p>\n", r);
 }
 
 static int status_hook(request_rec *r, int flags)
 {
     acme_global_t *g = acme_config_global(r->server);
     apr_time_t now = apr_time_now();
-    apr_array_header_t *all;
-    int i;
 
     if (!g || !g->domains || g->domains->nelts == 0 || !acme_mod_store) {
         return OK;
     }
-    all = collect(g, now, r->pool);
     if (flags & AP_STATUS_SHORT) {
-        status_auto(r, all, now);
+        status_auto(r, now);
         return OK;
     }
     ap_rputs("<hr>\n<h2>Managed domains</h2>\n", r);
@@ -342,25 +440,13 @@ static int status_hook(request_rec *r, int flags)
                    (unsigned)errors);
     }
     if (flags & AP_STATUS_NOTABLE) {
-        for (i = 0; i < all->nelts; ++i) {
-            const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-            ap_rvputs(r, "<p>", esc(r->pool, ds->d->name), ": ", esc(r->pool, state_of(ds)), NULL);
-            if (ds->st->last_error) {
-                ap_rvputs(r, " (", esc(r->pool, ds->st->last_error->detail), ")", NULL);
-            }
-            if (ds->st->preflight) {
-                ap_rvputs(r, " (pre-flight: ", esc(r->pool, ds->st->preflight), ")", NULL);
-            }
-            ap_rputs("</p>\n", r);
-        }
+        each_status(r, now, html_line, NULL);
         return OK;
     }
     ap_rputs("<table class=\"managed-domains\" border=\"1\">\n<tr><th>Domain</th><th>Names</th>"
              "<th>State</th><th>Key types</th><th>Valid</th><th>Days left</th><th>Issuer CA</th>"
              "<th>Last renewal</th><th>Next check or retry</th><th>Last error</th></tr>\n", r);
-    for (i = 0; i < all->nelts; ++i) {
-        html_row(r, APR_ARRAY_IDX(all, i, const dom_status_t *), now);
-    }
+    each_status(r, now, html_row, NULL);
     ap_rputs("</table>\n", r);
     return OK;
 }
@@ -407,21 +493,36 @@ static void cert_times(request_rec *r, const apr_array_header_t *all, const char
 
     metric_head(r, name, "gauge", help);
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        for (j = 0; j < ds->st->certs->nelts; ++j) {
-            const acme_status_cert_t *ci =
-                APR_ARRAY_IDX(ds->st->certs, j, const acme_status_cert_t *);
-            if (!ci->covers) continue;
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        for (j = 0; j < f->ncerts; ++j) {
             ap_rprintf(r, "%s{domain=\"%s\",key_type=\"%s\"} %" APR_TIME_T_FMT "\n", name,
-                       label_esc(r->pool, ds->d->name),
-                       label_esc(r->pool, acme_key_type_name(ci->type)),
-                       apr_time_sec(after ? ci->not_after : ci->not_before));
+                       label_esc(r->pool, f->name),
+                       label_esc(r->pool, acme_key_type_name(f->certs[j].type)),
+                       apr_time_sec(after ? f->certs[j].not_after : f->certs[j].not_before));
         }
     }
 }
 
-static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t now)
+/* One line per domain of a gauge read from its facts by field. */
+typedef enum { F_ERRORS, F_IN_FLIGHT, F_RETRY_AFTER } facts_field_t;
+
+static void per_domain(request_rec *r, const apr_array_header_t *all, const char *name,
+                       const char *help, facts_field_t field)
 {
+    int i;
+
+    metric_head(r, name, "gauge", help);
+    for (i = 0; i < all->nelts; ++i) {
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        ap_rprintf(r, "%s{domain=\"%s\"} %d\n", name, label_esc(r->pool, f->name),
+                   field == F_ERRORS ? f->errors : field == F_IN_FLIGHT ? f->in_flight
+                   : f->retry_after);
+    }
+}
+
+static void metrics(request_rec *r, apr_time_t now)
+{
+    const apr_array_header_t *all = all_facts(r, now);
     apr_pool_t *p = r->pool;
     int i, j;
 
@@ -432,14 +533,14 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
     metric_head(r, "acme_domain_last_error_info", "gauge",
                 "1 for a domain whose last attempt failed, with the problem type.");
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        const char *pt = ds->st->last_error ? ds->st->last_error->problem : NULL;
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        const char *pt = f->problem;
         if (!pt) continue;
         if (!strncmp(pt, ACME_PROBLEM_NS, sizeof(ACME_PROBLEM_NS) - 1)) {
             pt += sizeof(ACME_PROBLEM_NS) - 1;
         }
         ap_rprintf(r, "acme_domain_last_error_info{domain=\"%s\",problem=\"%s\"} 1\n",
-                   label_esc(p, ds->d->name), label_esc(p, pt));
+                   label_esc(p, f->name), label_esc(p, pt));
     }
     metric_head(r, "acme_server_restart_time_seconds", "gauge",
                 "When httpd last (re)started, as a unix time: changes() counts restarts.");
@@ -449,43 +550,27 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
     metric_head(r, "acme_renewal_next_attempt_seconds", "gauge",
                 "Seconds until the next renewal attempt or retry (0: due now).");
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        apr_time_t left;
-        if (!ds->st->next) continue;
-        left = ds->st->next > now ? apr_time_sec(ds->st->next - now) : 0;
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        if (!f->next) continue;
         ap_rprintf(r, "acme_renewal_next_attempt_seconds{domain=\"%s\"} %" APR_TIME_T_FMT "\n",
-                   label_esc(p, ds->d->name), left);
+                   label_esc(p, f->name), f->next > now ? apr_time_sec(f->next - now) : 0);
     }
     metric_head(r, "acme_renewals_total", "counter",
                 "Renewal runs by result, as counted in the domain's job state.");
     for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        const char *dn = label_esc(p, ds->d->name);
+        const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
+        const char *dn = label_esc(p, f->name);
         ap_rprintf(r, "acme_renewals_total{domain=\"%s\",result=\"success\"} %" APR_INT64_T_FMT "\n"
                    "acme_renewals_total{domain=\"%s\",result=\"error\"} %" APR_INT64_T_FMT "\n",
-                   dn, ds->st->renewals_ok, dn, ds->st->renewals_failed);
+                   dn, f->ok, dn, f->failed);
     }
-    metric_head(r, "acme_domain_errors_consecutive", "gauge",
-                "Consecutive failed renewal attempts (0 after a success).");
-    for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ap_rprintf(r, "acme_domain_errors_consecutive{domain=\"%s\"} %d\n",
-                   label_esc(p, ds->d->name), ds->st->errors);
-    }
-    metric_head(r, "acme_orders_in_flight", "gauge",
-                "ACME orders created and not yet finished or abandoned.");
-    for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ap_rprintf(r, "acme_orders_in_flight{domain=\"%s\"} %d\n", label_esc(p, ds->d->name),
-                   ds->st->in_flight);
-    }
-    metric_head(r, "acme_ca_retry_after_active", "gauge",
-                "1 while a Retry-After the CA sent with the last error lies in the future.");
-    for (i = 0; i < all->nelts; ++i) {
-        const dom_status_t *ds = APR_ARRAY_IDX(all, i, const dom_status_t *);
-        ap_rprintf(r, "acme_ca_retry_after_active{domain=\"%s\"} %d\n",
-                   label_esc(p, ds->d->name), ds->st->retry_after_active);
-    }
+    per_domain(r, all, "acme_domain_errors_consecutive",
+               "Consecutive failed renewal attempts (0 after a success).", F_ERRORS);
+    per_domain(r, all, "acme_orders_in_flight",
+               "ACME orders created and not yet finished or abandoned.", F_IN_FLIGHT);
+    per_domain(r, all, "acme_ca_retry_after_active",
+               "1 while a Retry-After the CA sent with the last error lies in the future.",
+               F_RETRY_AFTER);
     {
         int up;
         apr_uint32_t errors;
@@ -501,7 +586,7 @@ static void metrics(request_rec *r, const apr_array_header_t *all, apr_time_t no
     for (j = 0; j < ACME_DS_COUNT; ++j) {
         int n = 0;
         for (i = 0; i < all->nelts; ++i) {
-            n += APR_ARRAY_IDX(all, i, const dom_status_t *)->st->state == (acme_domain_state_t)j;
+            n += APR_ARRAY_IDX(all, i, facts_t).state == (acme_domain_state_t)j;
         }
         ap_rprintf(r, "acme_domains{state=\"%s\"} %d\n",
                    acme_status_state_name((acme_domain_state_t)j), n);
@@ -555,14 +640,14 @@ static const char *sub_path(request_rec *r)
     return rest;
 }
 
-static dom_status_t *find_domain(apr_array_header_t *all, const char *name)
+static acme_domain_t *find_domain(acme_global_t *g, const char *name)
 {
     int i, j;
 
-    for (i = 0; i < all->nelts; ++i) {
-        dom_status_t *ds = APR_ARRAY_IDX(all, i, dom_status_t *);
-        for (j = 0; j < ds->d->names->nelts; ++j) {
-            if (!strcasecmp(APR_ARRAY_IDX(ds->d->names, j, const char *), name)) return ds;
+    for (i = 0; g && i < g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        for (j = 0; j < d->names->nelts; ++j) {
+            if (!strcasecmp(APR_ARRAY_IDX(d->names, j, const char *), name)) return d;
         }
     }
     return NULL;
@@ -581,7 +666,6 @@ static int status_handler(request_rec *r)
 {
     acme_global_t *g = acme_config_global(r->server);
     apr_time_t now = apr_time_now();
-    apr_array_header_t *all;
     const char *name;
     char *trimmed;
     apr_size_t n;
@@ -590,16 +674,20 @@ static int status_handler(request_rec *r)
         return not_allowed(r, "application/json",
                            "{\"error\": \"method-not-allowed\", \"allow\": [\"GET\", \"HEAD\"]}\n");
     }
-    all = collect(g, now, r->pool);
     name = sub_path(r);
     trimmed = apr_pstrdup(r->pool, name);
     n = strlen(trimmed);
     while (n > 0 && trimmed[n - 1] == '/') trimmed[--n] = '\0';
     if (n == 0) {
-        return send_json(r, HTTP_OK, all_json(all, now, r->pool));
+        no_cache(r);
+        ap_set_content_type(r, "application/json");
+        all_json(r, now);
+        return OK;
     }
     else {
-        dom_status_t *ds = strchr(trimmed, '/') ? NULL : find_domain(all, trimmed);
+        acme_domain_t *d = strchr(trimmed, '/') ? NULL : find_domain(g, trimmed);
+        dom_status_t dsv, *ds = d && acme_mod_store && status_of(&dsv, d, now, r->pool) ? &dsv
+                                                                                       : NULL;
         acme_json_t *j;
 
         if (!ds) {
@@ -618,7 +706,6 @@ static int status_handler(request_rec *r)
 
 static int metrics_handler(request_rec *r)
 {
-    acme_global_t *g = acme_config_global(r->server);
     apr_time_t now = apr_time_now();
 
     if (r->method_number != M_GET) {
@@ -626,7 +713,7 @@ static int metrics_handler(request_rec *r)
     }
     no_cache(r);
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    metrics(r, collect(g, now, r->pool), now);
+    metrics(r, now);
     return OK;
 }
 
