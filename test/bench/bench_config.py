@@ -2,7 +2,7 @@
 """bench_config.py: what many managed domains cost when nothing is being
 issued: `apache2 -t`, start until the first TLS answer, RSS, a graceful
 restart until the new generation answers, CPU used while idle, one
-/acme-status and one /acme-metrics request, and the fsync, rename and open
+/acme-status and one /acme-metrics request (wall and server CPU), and the fsync, rename and open
 calls of a first start. For the same SSL vhosts with static certificates
 and no ACME module, for mod_acme with N new domains, for mod_acme with a
 store where every certificate is valid, and for Debian's mod_md.
@@ -207,21 +207,31 @@ def idle_cpu(httpd, seconds):
     return used * 60.0 / seconds
 
 
-def timed_get(httpd, path, runs=3):
-    """Median seconds of GET path on the plain port, and the body size."""
-    times, size = [], 0
-    for _ in range(runs):
+def timed_get(httpd, path, runs=5):
+    """One GET of path on the plain port first (it fills the child's caches),
+    then `runs` more: their median wall seconds, the server's CPU seconds per
+    request (utime + stime of all its processes over the runs: what the
+    machine's noise and the client's reading do not change), and the body
+    size."""
+    def get():
         conn = http.client.HTTPConnection("127.0.0.1", httpd.http_port, timeout=120)
         t = time.monotonic()
         conn.request("GET", path, headers={"Host": "localhost"})
         r = conn.getresponse()
         body = r.read()
-        times.append(time.monotonic() - t)
+        took = time.monotonic() - t
         conn.close()
         if r.status != 200:
             raise RuntimeError("GET %s: %d" % (path, r.status))
-        size = len(body)
-    return statistics.median(times), size
+        return took, len(body)
+
+    get()
+    pids = benchlib.process_tree(httpd.pid())
+    a = cpu_ticks(pids)
+    times = [get() for _ in range(runs)]
+    b = cpu_ticks(pids)
+    cpu = sum(b[p] - a[p] for p in b if p in a) / float(CLK_TCK) / runs
+    return statistics.median(t for t, _ in times), times[-1][1], cpu
 
 
 def count_syscalls(httpd, host, timeout, work):
@@ -367,13 +377,15 @@ def main():
                     "%.1f" % (r["mem"][3] / 1024.0), fmt(over_pss, "%+.1f"),
                     fmt(r["idle"], "%.3f"),
                     fmt(r["status"][0] if "status" in r else None, "%.3f"),
+                    fmt(r["status"][2] if "status" in r else None, "%.3f"),
                     fmt(r["metrics"][0] if "metrics" in r else None, "%.3f"),
+                    fmt(r["metrics"][2] if "metrics" in r else None, "%.3f"),
                     per("fsync"), per("rename"), per("open"), str(r["errors"])])
     say("")
     say(benchlib.table(["variant", "N", "apache2 -t s", "start s", "2nd start s",
                         "graceful s", "RSS MiB", "RSS over static", "PSS MiB",
                         "PSS over static", "idle CPU s/min",
-                        "acme-status s", "acme-metrics s", "fsync/dom", "rename/dom",
+                        "acme-status s", "its CPU s", "acme-metrics s", "its CPU s", "fsync/dom", "rename/dom",
                         "open/dom", "error lines"], out))
     # every figure at the largest N against the smallest: linear means <= ratio of N
     if len(counts) > 1:
@@ -382,7 +394,8 @@ def main():
         say("ratio N=%d / N=%d (linear: at most %.0f)" % (hi, lo, hi / float(lo)))
         keys = [("check", "apache2 -t"), ("start1", "start"), ("graceful", "graceful"),
                 ("mem", "RSS"), ("idle", "idle CPU"), ("status", "acme-status"),
-                ("metrics", "acme-metrics")]
+                ("status-cpu", "its CPU"), ("metrics", "acme-metrics"),
+                ("metrics-cpu", "its CPU")]
         table = []
         for v in variants:
             a = [r for r in rows if r["variant"] == v and r["n"] == lo]
@@ -391,7 +404,9 @@ def main():
                 continue
             cells = [v]
             for k, _ in keys:
-                x, y = a[0].get(k), b[0].get(k)
+                x, y = a[0].get(k.split("-")[0]), b[0].get(k.split("-")[0])
+                if k.endswith("-cpu") and x and y:
+                    x, y = (x[2],), (y[2],)
                 if isinstance(x, tuple):
                     x, y = x[2] if k == "mem" else x[0], y[2] if k == "mem" else y[0]
                 cells.append("%.1f" % (y / x) if x and y is not None else "-")
