@@ -257,16 +257,17 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
     const char *kf = acme_job_key_file(p, t), *version = NULL;
     apr_status_t rv;
 
-    if (st == acme_mod_cache) { /* local files: a stat is cheap, a parse is not */
-        version = pair_version(st, d->name, cf, d->name, kf, p);
-        if (pair_known_good(s, st, d->name, cf, version, p)) {
-            return 1;
-        }
+    /* A stat of local files, or with etcd the item headers of the domain's
+     * snapshot, is cheap; parsing and checking the pair is not. */
+    version = pair_version(st, d->name, cf, d->name, kf, p);
+    if (pair_known_good(s, st, d->name, cf, version, p)) {
+        return 1;
     }
     rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, cf, &chain, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && st != acme_mod_cache) {
         /* etcd unreachable or a bad value in it: the local copy of last time */
         st = acme_mod_cache;
+        version = NULL;
         rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t),
                                    &chain, p);
     }
@@ -313,7 +314,10 @@ static void note_served(acme_domain_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
     if (!acme_mod_store_down
         && acme_store_load_json(acme_mod_store, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &meta,
                                 ptemp) == APR_SUCCESS) {
-        acme_store_save_json(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META, meta, ptemp);
+        /* as acme_store_save_json writes it */
+        const char *text = apr_pstrcat(ptemp, acme_json_dump(meta, ptemp, 0), "\n", NULL);
+        acme_store_save_changed(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META, text,
+                                strlen(text), 0, ptemp);
     }
     else if (acme_store_load_json(acme_mod_cache, ACME_SG_DOMAINS, d->name, ACME_JOB_META,
                                   &meta, ptemp) != APR_SUCCESS) {
@@ -505,6 +509,15 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     return rv;
 }
 
+/* With etcd: the domain's items in one request for the reads that follow
+ * while p lives (several per domain at every restart). */
+static void snapshot_domain(const char *name, apr_pool_t *p)
+{
+    if (acme_mod_store && acme_mod_store != acme_mod_cache && !acme_mod_store_down) {
+        acme_store_etcd_snapshot(acme_mod_store, ACME_SG_DOMAINS, name, p);
+    }
+}
+
 /* The one place where store items become files: mod_ssl reads files. A
  * store without paths has them copied into the local cache first. */
 static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t *key_files,
@@ -512,16 +525,20 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
                              const char *cert, const char *key, server_rec *s, apr_pool_t *p)
 {
     const char *cpath, *kpath;
+    apr_pool_t *sp;
     apr_status_t rv;
 
     if (acme_mod_store_down) {
         st = acme_mod_cache;
     }
+    apr_pool_create(&sp, p);
+    snapshot_domain(owner, sp);
     rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, cert, 0, p);
     if (rv == APR_SUCCESS) {
         rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, key,
                              ACME_STORE_SECRET, p);
     }
+    apr_pool_destroy(sp);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0108)
                      "%s: cannot make files of %s and %s for mod_ssl", d->name, cert, key);
@@ -796,6 +813,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         /* one domain's certificates at a time: the pool's peak is what
          * the process keeps, in the parent and in every child */
         apr_pool_create(&pd, ptemp);
+        snapshot_domain(d->name, pd);
         find_served_types(d, s, pconf, pd);
         apr_pool_destroy(pd);
         d->driven = 0;

@@ -25,6 +25,7 @@
 #include "acme_result.h"
 #include "acme_crypto.h"
 #include "acme_store.h"
+#include "acme_store_etcd.h"
 #include "acme_renew.h"
 #include "acme_acme.h"
 #include "acme_job.h"
@@ -190,6 +191,8 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
                           apr_time_from_sec(30), p) != APR_SUCCESS) {
                 continue;   /* another server is at it; its marker tells us */
             }
+            /* the staged items, read once for the checks below */
+            acme_store_etcd_snapshot(st, ACME_SG_STAGING, d->name, p);
             if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p)
                 != APR_SUCCESS) {
                 st->release(st, c, p);

@@ -126,6 +126,20 @@ acme_store_t *acme_store_fenced(apr_pool_t *p, const acme_store_t *s,
     return v;
 }
 
+apr_status_t acme_store_save_changed(acme_store_t *s, acme_store_group_t g, const char *name,
+                                     const char *aspect, const char *data, apr_size_t len,
+                                     int flags, apr_pool_t *p)
+{
+    const char *old;
+    apr_size_t olen;
+
+    if (s->load(s, g, name, aspect, &old, &olen, p) == APR_SUCCESS && olen == len
+        && !memcmp(old, data, len)) {
+        return APR_SUCCESS;
+    }
+    return s->save(s, g, name, aspect, data, len, flags, p);
+}
+
 apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *cache,
                              acme_store_group_t g, const char *name, const char *aspect,
                              int flags, apr_pool_t *p)
@@ -140,7 +154,7 @@ apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *
     }
     rv = s->load(s, g, name, aspect, &data, &len, p);
     if (rv == APR_SUCCESS) {
-        rv = cache->save(cache, g, name, aspect, data, len, flags, p);
+        rv = acme_store_save_changed(cache, g, name, aspect, data, len, flags, p);
     }
     else if (!APR_STATUS_IS_ENOENT(rv)
              && cache->load(cache, g, name, aspect, &data, &len, p) == APR_SUCCESS) {

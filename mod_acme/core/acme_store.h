@@ -118,6 +118,12 @@ struct acme_store_t {
 acme_store_t *acme_store_fenced(apr_pool_t *p, const acme_store_t *s,
                                 const acme_store_claim_t *c);
 
+/* save, unless the item already holds exactly data (no write, no fsync):
+ * for copies that every restart makes again. */
+apr_status_t acme_store_save_changed(acme_store_t *s, acme_store_group_t g, const char *name,
+                                     const char *aspect, const char *data, apr_size_t len,
+                                     int flags, apr_pool_t *p);
+
 /* A file for an item, for mod_ssl: the store's own path when it has
  * paths, else a copy written into the local cache store (fs). */
 apr_status_t acme_store_file(const char **ppath, acme_store_t *s, acme_store_t *cache,

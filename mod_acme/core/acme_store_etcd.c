@@ -32,7 +32,32 @@ typedef struct {
     acme_etcd_t *etcd;
     const char *prefix;
     const unsigned char *key;
+    /* acme_store_etcd_snapshot(): the items of one name, read at once */
+    const char *snap_prefix;     /* NULL: none */
+    apr_hash_t *snap;            /* etcd key -> acme_etcd_kv_t* */
 } es_t;
+
+/* The snapshot's answer for key: *pin is set when key is of the snapshot's
+ * name, and then NULL means absent. */
+static const acme_etcd_kv_t *snap_get(const es_t *es, const char *key, int *pin)
+{
+    *pin = es->snap_prefix && !strncmp(key, es->snap_prefix, strlen(es->snap_prefix));
+    return *pin ? apr_hash_get(es->snap, key, APR_HASH_KEY_STRING) : NULL;
+}
+
+static void snap_drop(const es_t *es)
+{
+    es_t *w = (es_t *)es;   /* the store's own state, not the caller's data */
+
+    w->snap_prefix = NULL;
+    w->snap = NULL;
+}
+
+static apr_status_t snap_cleanup(void *data)
+{
+    snap_drop(data);
+    return APR_SUCCESS;
+}
 
 /* etcd down is expected and reported by the callers; garbage from etcd is not. */
 static apr_status_t report(acme_result_t *r, apr_pool_t *p)
@@ -174,12 +199,15 @@ static apr_status_t es_load(acme_store_t *s, acme_store_group_t g, const char *n
     acme_etcd_kv_t *kv;
     apr_status_t rv;
 
+    int in_snap;
+
     *pdata = NULL;
     *plen = 0;
     if (!key) {
         return APR_EINVAL;
     }
-    rv = acme_etcd_get(&kv, es->etcd, key, p, r);
+    kv = (acme_etcd_kv_t *)snap_get(es, key, &in_snap);
+    rv = in_snap ? (kv ? APR_SUCCESS : APR_ENOENT) : acme_etcd_get(&kv, es->etcd, key, p, r);
     if (rv == APR_ENOENT) {
         return rv;
     }
@@ -278,8 +306,10 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     }
     if (aspect) {
         acme_etcd_kv_t *kv;
+        int in_snap;
 
-        rv = acme_etcd_get(&kv, es->etcd, pre, p, r);
+        kv = (acme_etcd_kv_t *)snap_get(es, pre, &in_snap);
+        rv = in_snap ? (kv ? APR_SUCCESS : APR_ENOENT) : acme_etcd_get(&kv, es->etcd, pre, p, r);
         if (rv == APR_ENOENT) {
             return rv;
         }
@@ -539,6 +569,8 @@ static apr_status_t es_save(acme_store_t *s, acme_store_group_t g, const char *n
     apr_size_t vlen;
     apr_status_t rv;
 
+    snap_drop(es);   /* what it read may change now */
+
     if (!key) {
         return APR_EINVAL;
     }
@@ -574,6 +606,8 @@ static apr_status_t es_remove(acme_store_t *s, acme_store_group_t g, const char 
     acme_result_t *r = acme_result_make(p);
     acme_etcd_txn_t *t;
     acme_etcd_txn_result_t *res;
+
+    snap_drop(es);   /* what it read may change now */
 
     if (!key) {
         return APR_EINVAL;
@@ -831,6 +865,8 @@ static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store
     apr_status_t rv = APR_EGENERAL;
     int attempt, done = 0;
 
+    snap_drop(es);   /* what it read may change now */
+
     if (!name || from == to || to == ACME_SG_ARCHIVE || !name_prefix(es, from, name, p)
         || !name_prefix(es, to, name, p)) {
         return APR_EINVAL;
@@ -861,6 +897,36 @@ static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *na
 }
 
 /* ---- the cluster's schema and key check ------------------------------------------------- */
+
+/* ---- snapshot ----------------------------------------------------------------------- */
+
+apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
+                                      apr_pool_t *p)
+{
+    es_t *es = s->baton;
+    const char *pre = name_prefix(es, g, name, p);
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs;
+    apr_hash_t *items;
+    int i;
+
+    snap_drop(es);
+    if (!name || !pre) {
+        return APR_EINVAL;
+    }
+    if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 0, 0, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    items = apr_hash_make(p);
+    for (i = 0; i < kvs->nelts; ++i) {
+        acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
+    }
+    es->snap = items;
+    es->snap_prefix = pre;
+    apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
 
 /* ---- watch -------------------------------------------------------------------------- */
 

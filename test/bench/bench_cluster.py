@@ -168,6 +168,7 @@ def main():
     ap.add_argument("--servers", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run")
     ap.add_argument("--build", help="mod_acme build dir (default $MOD_ACME_BUILD_DIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
     benchlib.exit_on_sigterm()
     module = benchlib.module_path(args.build)
@@ -216,7 +217,10 @@ def main():
                         "s stored->served everywhere (median / max)"], rows))
     if f["ok"] and c["ok"]:
         say("cluster time / file time = %.2f" % (c["seconds"] / f["seconds"]))
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        say("work dir kept: %s" % work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0 if f["ok"] and c["ok"] else 1
 
 

@@ -1040,6 +1040,48 @@ START_TEST(store_watch_opens_sealed_items_and_skips_foreign_keys)
 }
 END_TEST
 
+START_TEST(store_snapshot_answers_a_names_reads_in_one_request_until_a_write)
+{
+    canned_t script[4] = {{200, NULL}, {200, "{" HDR "}"}, {200, NULL}, {200, NULL}};
+    fake_t f;
+    acme_store_t *st;
+    const char *data;
+    apr_size_t len;
+    apr_time_t mt;
+    apr_pool_t *sp;
+
+    script[0].body = apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":"
+                                  "\"3\",\"mod_revision\":\"4\",\"value\":\"%s\"}]}",
+                                  acme_etcd_b64_encode(pool, "pfx/domains/a.org/cert.pem", 26),
+                                  acme_etcd_b64_encode(pool, "acme-item 1 77 p\nC", 18));
+    script[2].body = range_answer("pfx/domains/a.org/cert.pem", "acme-item 1 78 p\nD", 18);
+    st = fake_store(&f, script, 4);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, "a.org", sp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 1);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "cert.pem", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "C");
+    ck_assert_int_eq(st->mtime(st, ACME_SG_DOMAINS, "a.org", "cert.pem", &mt, pool), APR_SUCCESS);
+    ck_assert_int_eq(mt, 77);
+    /* absent in the snapshot is absent, without asking */
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "key.pem", &data, &len, pool),
+                     APR_ENOENT);
+    ck_assert_int_eq(f.next, 1);
+    /* a write drops it: the next read asks etcd */
+    ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "a.org", "cert.pem", "D", 1, 0, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "cert.pem", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "D");
+    ck_assert_int_eq(f.next, 3);
+    /* a new snapshot asks again (this answer is garbage: refused) */
+    ck_assert_int_ne(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, "a.org", sp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 4);
+    apr_pool_destroy(sp);
+}
+END_TEST
+
 START_TEST(store_seals_secrets_under_their_key_name)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
@@ -1272,6 +1314,7 @@ static Suite *etcd_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, store_seals_secrets_under_their_key_name);
     tcase_add_test(tc, store_watch_opens_sealed_items_and_skips_foreign_keys);
+    tcase_add_test(tc, store_snapshot_answers_a_names_reads_in_one_request_until_a_write);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
