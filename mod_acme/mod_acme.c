@@ -509,12 +509,12 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     return rv;
 }
 
-/* With etcd: the domain's items in one request for the reads that follow
- * while p lives (several per domain at every restart). */
-static void snapshot_domain(const char *name, apr_pool_t *p)
+/* With etcd: every domain's items in a few requests, for the reads of the
+ * configuration pass (several per domain); p NULL ends it. */
+static void snapshot_domains(apr_pool_t *p)
 {
     if (acme_mod_store && acme_mod_store != acme_mod_cache && !acme_mod_store_down) {
-        acme_store_etcd_snapshot(acme_mod_store, ACME_SG_DOMAINS, name, p);
+        acme_store_etcd_snapshot(acme_mod_store, ACME_SG_DOMAINS, NULL, p);
     }
 }
 
@@ -525,20 +525,16 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
                              const char *cert, const char *key, server_rec *s, apr_pool_t *p)
 {
     const char *cpath, *kpath;
-    apr_pool_t *sp;
     apr_status_t rv;
 
     if (acme_mod_store_down) {
         st = acme_mod_cache;
     }
-    apr_pool_create(&sp, p);
-    snapshot_domain(owner, sp);
     rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, cert, 0, p);
     if (rv == APR_SUCCESS) {
         rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, key,
                              ACME_STORE_SECRET, p);
     }
-    apr_pool_destroy(sp);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0108)
                      "%s: cannot make files of %s and %s for mod_ssl", d->name, cert, key);
@@ -807,13 +803,13 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     if (!acme_mod_store_down) {
         acme_drive_activate(g, s, ptemp);
     }
+    snapshot_domains(ptemp);    /* until post_config_late: mod_ssl's hook reads it too */
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         apr_pool_t *pd;
         /* one domain's certificates at a time: the pool's peak is what
          * the process keeps, in the parent and in every child */
         apr_pool_create(&pd, ptemp);
-        snapshot_domain(d->name, pd);
         find_served_types(d, s, pconf, pd);
         apr_pool_destroy(pd);
         d->driven = 0;
@@ -833,6 +829,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (!g || g->domains->nelts == 0 || !acme_mod_store) {
         return OK;
     }
+    snapshot_domains(NULL);     /* the restart thread reads etcd itself */
     if (!first) {
         for (i = 0; i < g->domains->nelts; ++i) {
             acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);

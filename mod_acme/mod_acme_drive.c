@@ -163,51 +163,87 @@ static apr_hash_t *refused_activations(server_rec *s)
     return acme_mod_process_hash(s, "acme-refused-activations");
 }
 
+/* Activates d's staged result, if there is one: 1 when the domain's
+ * certificate is now the staged one. */
+static int activate_one(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
+{
+    acme_store_claim_t *c = NULL;
+    const char *data;
+    apr_size_t len;
+    int n;
+
+    if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (st != acme_mod_cache) {
+        /* Servers restarting at the same moment: one activates, and the
+         * others must not take its half-moved result for a broken one. */
+        char host[APRMAXHOSTLEN + 1];
+        if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
+            apr_cpystrn(host, "-", sizeof(host));
+        }
+        if (st->claim(st, &c, d->name,
+                      apr_psprintf(p, "mod_acme-parent-%d@%s", (int)getpid(), host),
+                      apr_time_from_sec(30), p) != APR_SUCCESS) {
+            return 0;   /* another server is at it; its marker tells us */
+        }
+        /* the staged items, read once for the checks below */
+        acme_store_etcd_snapshot(st, ACME_SG_STAGING, d->name, p);
+        if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p)
+            != APR_SUCCESS) {
+            st->release(st, c, p);
+            return 0;   /* activated meanwhile */
+        }
+    }
+    n = activate_domain(d, st, s, p);
+    if (c) {
+        st->release(st, c, p);
+    }
+    return n;
+}
+
+/* The names that have something staged: one listing, not a read per domain. */
+static apr_hash_t *staged_names(acme_store_t *st, apr_pool_t *p)
+{
+    apr_hash_t *h = apr_hash_make(p);
+    apr_array_header_t *names;
+    int i;
+
+    if (st->list(st, ACME_SG_STAGING, NULL, &names, p) == APR_SUCCESS) {
+        for (i = 0; i < names->nelts; ++i) {
+            apr_hash_set(h, APR_ARRAY_IDX(names, i, const char *), APR_HASH_KEY_STRING, "1");
+        }
+    }
+    return h;
+}
+
+/* The other servers of the cluster poll this marker. */
+static void note_cluster_activation(acme_store_t *st, apr_pool_t *p)
+{
+    if (st != acme_mod_cache) {
+        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1, 0, p);
+    }
+}
+
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
-    const char *data;
-    apr_size_t len;
+    apr_hash_t *staged = staged_names(st, ptemp);
     apr_pool_t *p;
     int i, n = 0;
 
     apr_pool_create(&p, ptemp); /* one domain at a time */
     for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        acme_store_claim_t *c = NULL;
-
-        if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) != APR_SUCCESS) {
-            continue;
-        }
-        if (st != acme_mod_cache) {
-            /* Servers restarting at the same moment: one activates, and the
-             * others must not take its half-moved result for a broken one. */
-            char host[APRMAXHOSTLEN + 1];
-            if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
-                apr_cpystrn(host, "-", sizeof(host));
-            }
-            if (st->claim(st, &c, d->name,
-                          apr_psprintf(p, "mod_acme-parent-%d@%s", (int)getpid(), host),
-                          apr_time_from_sec(30), p) != APR_SUCCESS) {
-                continue;   /* another server is at it; its marker tells us */
-            }
-            /* the staged items, read once for the checks below */
-            acme_store_etcd_snapshot(st, ACME_SG_STAGING, d->name, p);
-            if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p)
-                != APR_SUCCESS) {
-                st->release(st, c, p);
-                continue;   /* activated meanwhile */
-            }
-        }
-        n += activate_domain(d, st, s, p);
-        if (c) {
-            st->release(st, c, p);
+        if (apr_hash_get(staged, d->name, APR_HASH_KEY_STRING)) {
+            n += activate_one(d, st, s, p);
         }
     }
     for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         apr_time_t mt;
-        if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
+        if (apr_hash_get(staged, d->name, APR_HASH_KEY_STRING)
+            && st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
             /* Still there: this restart could not activate it. */
             apr_pool_t *pp = s->process->pool;
             apr_hash_set(refused_activations(s),
@@ -215,9 +251,8 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
                          APR_HASH_KEY_STRING, "1");
         }
     }
-    if (n > 0 && st != acme_mod_cache) {
-        /* the other servers of the cluster poll this marker */
-        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1, 0, p);
+    if (n > 0) {
+        note_cluster_activation(st, p);
     }
     return n;
 }
@@ -276,6 +311,32 @@ static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr
         }
         APR_ARRAY_PUSH(ready, const char *) = apr_pstrcat(ptemp, d->name, "@cluster", NULL);
     }
+}
+
+/* With etcd, a domain's activation takes several requests: done here,
+ * while the old generation still serves, and not in the configuration pass,
+ * during which nobody answers (the CA validating for another order would
+ * wait). What is left staged is activated there, as always. */
+static void activate_before_restart(restart_ctx_t *rc, const apr_array_header_t *ready,
+                                    apr_pool_t *ptemp)
+{
+    acme_store_t *st = acme_mod_store;
+    apr_pool_t *p;
+    int i, n = 0;
+
+    apr_pool_create(&p, ptemp);
+    for (i = 0; i < ready->nelts && !apr_atomic_read32(&rc->stop); ++i, apr_pool_clear(p)) {
+        const char *key = APR_ARRAY_IDX(ready, i, const char *), *at = strrchr(key, '@');
+        acme_domain_t *d;
+
+        if (!at || !strcmp(at, "@cluster")) continue;   /* activated elsewhere */
+        d = apr_hash_get(rc->g->names, key, (apr_ssize_t)(at - key));
+        if (d) n += activate_one(d, st, rc->s, p);
+    }
+    if (n > 0) {
+        note_cluster_activation(st, p);
+    }
+    apr_pool_destroy(p);
 }
 
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
@@ -359,6 +420,9 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
             rc->check_at = rc->restart_at;
             return APR_SUCCESS;
         }
+    }
+    if (st != acme_mod_cache) {
+        activate_before_restart(rc, ready, ptemp);
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0312)
                  "%d new certificate(s) ready (%s): restarting gracefully to activate them",

@@ -904,24 +904,35 @@ apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, con
                                       apr_pool_t *p)
 {
     es_t *es = s->baton;
-    const char *pre = name_prefix(es, g, name, p);
-    acme_result_t *r = acme_result_make(p);
+    const char *pre, *from = NULL;
+    acme_result_t *r;
     apr_array_header_t *kvs;
     apr_hash_t *items;
-    int i;
+    int i, more = 0;
 
     snap_drop(es);
-    if (!name || !pre) {
+    if (!p) {
+        return APR_SUCCESS;
+    }
+    if (!(pre = name_prefix(es, g, name, p))) {
         return APR_EINVAL;
     }
-    if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 0, 0, p, r) != APR_SUCCESS) {
-        return report(r, p);
-    }
+    r = acme_result_make(p);
     items = apr_hash_make(p);
-    for (i = 0; i < kvs->nelts; ++i) {
-        acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
-        apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
-    }
+    do {    /* in pages, as es_list */
+        if (acme_etcd_get_prefix_from(&kvs, &more, es->etcd, pre, from, 0, LIST_PAGE, p, r)
+            != APR_SUCCESS) {
+            return report(r, p);
+        }
+        for (i = 0; i < kvs->nelts; ++i) {
+            acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+            apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
+        }
+        if (kvs->nelts) {
+            from = apr_pstrcat(p, APR_ARRAY_IDX(kvs, kvs->nelts - 1, acme_etcd_kv_t *)->key,
+                               "\x01", NULL);
+        }
+    } while (more && kvs->nelts);
     es->snap = items;
     es->snap_prefix = pre;
     apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);

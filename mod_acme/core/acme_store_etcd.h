@@ -31,12 +31,13 @@ const char *acme_store_etcd_key(acme_store_t *s, acme_store_group_t g, const cha
  * returned as they are (etcd down: try again later). */
 apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr);
 
-/* Reads every item of (g, name) in one request; until p is cleared, or a
- * write or another snapshot through s, loads and mtimes of those items are
- * answered from that copy. A restart reads a domain's certificates, keys
- * and meta data several times over: one request instead of one per read.
- * Not thread-safe: for a store that one thread uses (the parent's, during
- * the configuration passes). */
+/* Reads every item of (g, name), or of the whole group when name is NULL
+ * (in pages), at once; until p is cleared, or a write or another snapshot
+ * through s, loads and mtimes of those items are answered from that copy.
+ * A restart reads every domain's certificates, keys and meta data, some
+ * several times: a few requests instead of one per read. p NULL only
+ * drops the copy. Not thread-safe: for a store that one thread uses (the
+ * parent's, during the configuration passes). */
 apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
                                       apr_pool_t *p);
 

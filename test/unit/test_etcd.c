@@ -1079,6 +1079,28 @@ START_TEST(store_snapshot_answers_a_names_reads_in_one_request_until_a_write)
     ck_assert_int_ne(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, "a.org", sp), APR_SUCCESS);
     ck_assert_int_eq(f.next, 4);
     apr_pool_destroy(sp);
+    /* the whole group: every name's items from one listing */
+    script[0].body = apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":"
+                                  "\"3\",\"mod_revision\":\"4\",\"value\":\"%s\"}]}",
+                                  acme_etcd_b64_encode(pool, "pfx/domains/b.org/meta.json", 27),
+                                  acme_etcd_b64_encode(pool, "acme-item 1 9 p\n{}", 18));
+    st = fake_store(&f, script, 1);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/domains/", 12));
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "b.org", "meta.json", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "{}");
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "c.org", "meta.json", &data, &len, pool),
+                     APR_ENOENT);
+    ck_assert_int_eq(f.next, 1);
+    /* p NULL ends it */
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, NULL), APR_SUCCESS);
+    ck_assert_int_ne(st->load(st, ACME_SG_DOMAINS, "b.org", "meta.json", &data, &len, pool),
+                     APR_SUCCESS);
+    /* it asked etcd: the script is exhausted, so that is a network error */
+    apr_pool_destroy(sp);
 }
 END_TEST
 
