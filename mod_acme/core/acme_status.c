@@ -116,7 +116,18 @@ struct acme_status_cache_t {
     apr_pool_t *pool;
     apr_thread_mutex_t *mutex;
     apr_hash_t *certs;             /* "<store>/<domain>/<file>" -> cert_facts_t */
+    apr_hash_t *pauses;            /* CA URL -> pause_memo_t */
 };
+
+/* A CA's shared pause (jobs/_ca/), as read at 'checked'. */
+typedef struct {
+    apr_time_t until, checked;
+} pause_memo_t;
+
+/* The pause is one item for all of a CA's domains: with the cache it is
+ * read at most once a second, not once per domain (a job reads it itself
+ * before it asks the CA anything). */
+#define ACME_PAUSE_MEMO apr_time_from_sec(1)
 
 typedef struct {
     apr_time_t mtime;              /* of the file these facts are from */
@@ -131,8 +142,38 @@ apr_status_t acme_status_cache_create(acme_status_cache_t **pcache, apr_pool_t *
 
     sc->pool = p;
     sc->certs = apr_hash_make(p);
+    sc->pauses = apr_hash_make(p);
     *pcache = sc;
     return apr_thread_mutex_create(&sc->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+}
+
+static apr_time_t ca_paused(acme_status_cache_t *sc, acme_store_t *store, const char *ca,
+                            apr_pool_t *p)
+{
+    apr_time_t real = apr_time_now(), until;
+    pause_memo_t *m = NULL;
+
+    if (sc && ca) {
+        apr_thread_mutex_lock(sc->mutex);
+        m = apr_hash_get(sc->pauses, ca, APR_HASH_KEY_STRING);
+        until = m && real - m->checked < ACME_PAUSE_MEMO ? m->until : -1;
+        apr_thread_mutex_unlock(sc->mutex);
+        if (until >= 0) {
+            return until;
+        }
+    }
+    until = acme_job_ca_pause_until(store, ca, p);
+    if (sc && ca) {
+        apr_thread_mutex_lock(sc->mutex);
+        if (!(m = apr_hash_get(sc->pauses, ca, APR_HASH_KEY_STRING))) {
+            m = apr_pcalloc(sc->pool, sizeof(*m));
+            apr_hash_set(sc->pauses, apr_pstrdup(sc->pool, ca), APR_HASH_KEY_STRING, m);
+        }
+        m->until = until;
+        m->checked = real;
+        apr_thread_mutex_unlock(sc->mutex);
+    }
+    return until;
 }
 
 /* The facts of the file's version mt, or NULL. Entries are never freed, so
@@ -421,7 +462,7 @@ apr_status_t acme_status_get(acme_status_t **pst, acme_store_t *store,
     }
     {
         /* One server's rate limit at the CA holds every server back. */
-        apr_time_t paused = acme_job_ca_pause_until(store, st->ca_url, p);
+        apr_time_t paused = ca_paused(spec->status_cache, store, st->ca_url, p);
         if (paused > now) {
             if (paused > st->next_attempt) st->next_attempt = paused;
             st->ari_due = 0;
