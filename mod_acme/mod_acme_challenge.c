@@ -165,6 +165,8 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
     apr_thread_mutex_unlock(cc->mutex);
     rv = st->load(st, ACME_SG_CHALLENGES, cc->dir, key, &data, &len, p);
     apr_thread_mutex_lock(cc->mutex);
+    /* the table may have started over meanwhile (the watch, other requests) */
+    e = apr_hash_get(cc->lookups, key, APR_HASH_KEY_STRING);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
         /* etcd unreachable: what we had, and no new lookup for a moment */
         data = e && e->value ? apr_pstrdup(p, e->value) : NULL;
