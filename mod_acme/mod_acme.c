@@ -71,40 +71,47 @@ static void server_names(apr_array_header_t **pnames, server_rec *s, apr_pool_t 
     *pnames = names;
 }
 
-static acme_domain_t *domain_for_name(acme_global_t *g, const char *name)
+/* The managed domain that has the name itself, else the one whose wildcard
+ * covers it (acme_name_covers, found by hash: a start with thousands of
+ * domains must not compare every vhost with every domain). */
+static acme_domain_t *domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p)
 {
+    acme_domain_t *d;
+    const char *dot;
     char *lc;
-    int i, j;
 
     if (!name) return NULL;
-    lc = apr_pstrdup(g->pool, name);
+    lc = apr_pstrdup(p, name);
     ap_str_tolower(lc);
-    for (i = 0; i < g->domains->nelts; ++i) {
-        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        for (j = 0; j < d->names->nelts; ++j) {
-            if (acme_name_covers(APR_ARRAY_IDX(d->names, j, const char *), lc)) return d;
-        }
+    d = apr_hash_get(g->names, lc, APR_HASH_KEY_STRING);
+    dot = strchr(lc, '.');
+    if (!d && !acme_name_is_wildcard(lc) && dot && dot != lc) {
+        d = apr_hash_get(g->names, apr_pstrcat(p, "*", dot, NULL), APR_HASH_KEY_STRING);
     }
-    return NULL;
+    return d;
 }
 
 /* Each virtual host gets the managed domain of its ServerName (or, failing
  * that, of its first ServerAlias that is managed). */
 static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
 {
+    apr_pool_t *pv;
     server_rec *s;
 
+    apr_pool_create(&pv, p);
     for (s = base; s; s = s->next) {
         acme_srv_conf_t *sc = acme_config_get(s);
         apr_array_header_t *names;
         int i;
 
+        apr_pool_clear(pv);
         sc->domain = NULL;
-        server_names(&names, s, p);
+        server_names(&names, s, pv);
         for (i = 0; i < names->nelts && !sc->domain; ++i) {
-            sc->domain = domain_for_name(g, APR_ARRAY_IDX(names, i, const char *));
+            sc->domain = domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
         }
     }
+    apr_pool_destroy(pv);
 }
 
 /* ---- which challenges can work here -------------------------------------- */
@@ -823,6 +830,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 {
     acme_global_t *g = acme_config_global(s);
     int first = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+    apr_pool_t *pv;
     server_rec *vs;
     int i;
 
@@ -856,12 +864,14 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
             }
         }
         /* Names of SSL vhosts that their domain does not cover. */
+        apr_pool_create(&pv, ptemp);
         for (vs = s; vs; vs = vs->next) {
             acme_srv_conf_t *sc = acme_config_get(vs);
             apr_array_header_t *names;
 
             if (!sc->domain || !sc->domain->driven) continue;
-            server_names(&names, vs, ptemp);
+            apr_pool_clear(pv);
+            server_names(&names, vs, pv);
             for (i = 0; i < names->nelts; ++i) {
                 const char *n = APR_ARRAY_IDX(names, i, const char *);
                 int j, covered = 0;
@@ -877,6 +887,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                 }
             }
         }
+        apr_pool_destroy(pv);
     }
     acme_challenge_setup_protocols(g, pconf);
     if (!first) {

@@ -118,7 +118,15 @@ static acme_settings_t *target_settings(cmd_parms *cmd)
 {
     acme_global_t *g = global_of(cmd);
 
-    return g->current ? g->current->settings : g->defaults;
+    if (!g->current) {
+        return g->defaults;
+    }
+    /* made for the first setting inside <ManagedDomain>: the others share
+     * the resolved globals (acme_config_resolve) */
+    if (!g->current->settings) {
+        g->current->settings = settings_make(cmd->pool);
+    }
+    return g->current->settings;
 }
 
 /* ---- ManagedDomain ---------------------------------------------------- */
@@ -135,7 +143,6 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[],
     }
     d = apr_pcalloc(cmd->pool, sizeof(*d));
     d->names = apr_array_make(cmd->pool, argc, sizeof(const char *));
-    d->settings = settings_make(cmd->pool);
     d->file = cmd->directive ? cmd->directive->filename : "?";
     d->line = cmd->directive ? cmd->directive->line_num : 0;
     d->servers = apr_array_make(cmd->pool, 2, sizeof(server_rec *));
@@ -860,11 +867,10 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
     if (!st->preflight) st->preflight = base->preflight;
 }
 
-void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
+/* Sets what is still unset to the built-in defaults; changes nothing the
+ * second time. */
+static void resolve_builtins(acme_settings_t *st, server_rec *base, apr_pool_t *p)
 {
-    acme_settings_t *st = d->settings;
-
-    settings_merge(st, g->defaults);
     if (!st->ca_urls) {
         st->ca_urls = apr_array_make(p, 1, sizeof(const char *));
         APR_ARRAY_PUSH(st->ca_urls, const char *) = ACME_DEFAULT_CA;
@@ -898,6 +904,17 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;
     }
+}
+
+void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p)
+{
+    resolve_builtins(g->defaults, base, p);
+    if (!d->settings) {
+        d->settings = g->defaults; /* nothing of its own: one object for all such domains */
+        return;
+    }
+    settings_merge(d->settings, g->defaults);
+    resolve_builtins(d->settings, base, p); /* "ManagedEAB none" of its own */
 }
 
 apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st)

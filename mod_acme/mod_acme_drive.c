@@ -521,6 +521,12 @@ static apr_status_t clear_restart_ctx(void *data)
 
 /* ---- child: the renewal jobs ---------------------------------------------- */
 
+/* A domain gets a job when an SSL vhost uses it and a challenge can work. */
+static int has_job(const acme_domain_t *d)
+{
+    return d->driven && d->eff_challenges->nelts > 0;
+}
+
 struct drive_ctx_t;
 
 typedef struct drive_job_t {
@@ -549,7 +555,12 @@ typedef struct drive_job_t {
 typedef struct drive_ctx_t {
     acme_global_t *g;
     server_rec *s;
-    apr_array_header_t *jobs;      /* drive_job_t* */
+    int njobs;                     /* domains with a job */
+    /* Made by the child that runs the scheduler, in a pool with an
+     * allocator of its own: the pages it writes are never shared with the
+     * parent, so no copy-on-write doubles them (drive_stop frees it). */
+    apr_pool_t *pool;
+    apr_array_header_t *jobs;      /* drive_job_t*, in pool */
     volatile apr_uint32_t stop;
     int running;
     int parallel;
@@ -744,10 +755,13 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                          : "");
         if (cls == ACME_ERRCLASS_RATELIMIT && job->result->retry_after > now && job->ca_url) {
             /* No request to this CA before its Retry-After, from any job. */
-            apr_time_t *until = apr_palloc(dc->g->pool, sizeof(*until));
+            apr_time_t *until = apr_hash_get(dc->ca_pause, job->ca_url, APR_HASH_KEY_STRING);
+            if (!until) {
+                until = apr_palloc(dc->pool, sizeof(*until));
+                apr_hash_set(dc->ca_pause, apr_pstrdup(dc->pool, job->ca_url),
+                             APR_HASH_KEY_STRING, until);
+            }
             *until = job->result->retry_after;
-            apr_hash_set(dc->ca_pause, apr_pstrdup(dc->g->pool, job->ca_url),
-                         APR_HASH_KEY_STRING, until);
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0327)
                          "the CA %s asked to wait until %s: no requests to it before",
                          job->ca_url, acme_time_rfc3339(job->pool, *until));
@@ -819,9 +833,9 @@ static apr_time_t guard_take(drive_ctx_t *dc, const char *ca_url, int count, apr
     apr_time_t fits;
 
     if (!g) {
-        g = apr_palloc(dc->g->pool, sizeof(*g));
-        acme_rate_guard_init(g, dc->g->pool, dc->guard_limit);
-        apr_hash_set(dc->ca_guard, apr_pstrdup(dc->g->pool, ca_url), APR_HASH_KEY_STRING, g);
+        g = apr_palloc(dc->pool, sizeof(*g));
+        acme_rate_guard_init(g, dc->pool, dc->guard_limit);
+        apr_hash_set(dc->ca_guard, apr_pstrdup(dc->pool, ca_url), APR_HASH_KEY_STRING, g);
     }
     fits = acme_rate_guard_take(g, now, count);
     if (fits) {
@@ -829,7 +843,7 @@ static apr_time_t guard_take(drive_ctx_t *dc, const char *ca_url, int count, apr
                      "SAFETY STOP: %d orders went to the CA %s in the last hour, the most this "
                      "server allows for its %d domain(s); no new order goes to it before "
                      "%s. Something keeps failing: see the errors logged before this line.",
-                     g->n, ca_url, dc->jobs->nelts, acme_time_rfc3339(dc->g->pool, fits));
+                     g->n, ca_url, dc->njobs, acme_time_rfc3339(dc->pool, fits));
     }
     return fits;
 }
@@ -1037,15 +1051,63 @@ static void drive_stop(drive_ctx_t *dc)
     }
     apr_thread_mutex_lock(dc->mutex);
     if (!dc->stopped) {
-        for (i = 0; i < dc->jobs->nelts; ++i) {
+        for (i = 0; dc->jobs && i < dc->jobs->nelts; ++i) {
             drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
             if (job->running) {
                 reap(dc, job, apr_time_now());
             }
         }
         dc->stopped = 1;
+        dc->jobs = NULL;
+        if (dc->pool) apr_pool_destroy(dc->pool);
+        dc->pool = NULL;
     }
     apr_thread_mutex_unlock(dc->mutex);
+}
+
+/* The jobs, made in the child that runs them (see drive_ctx_t.pool). */
+static apr_status_t make_jobs(drive_ctx_t *dc)
+{
+    const acme_settings_t *last = NULL;
+    apr_array_header_t *pubs = NULL;
+    drive_job_t *slab;
+    apr_status_t rv;
+    int i;
+
+    if (dc->pool) {
+        return APR_SUCCESS;
+    }
+    if ((rv = apr_pool_create_unmanaged_ex(&dc->pool, NULL, NULL)) != APR_SUCCESS) {
+        dc->pool = NULL;
+        return rv;
+    }
+    dc->ca_pause = apr_hash_make(dc->pool);
+    dc->ca_guard = apr_hash_make(dc->pool);
+    dc->jobs = apr_array_make(dc->pool, dc->njobs, sizeof(drive_job_t *));
+    slab = apr_pcalloc(dc->pool, sizeof(*slab) * (apr_size_t)(dc->njobs + 1));
+    for (i = 0; i < dc->g->domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(dc->g->domains, i, acme_domain_t *);
+        drive_job_t *job;
+
+        if (!has_job(d)) continue;
+        job = slab++;
+        job->d = d;
+        job->s = dc->s;
+        acme_config_job_spec(&job->spec, d);
+        job->dc = dc;
+        job->first = 1;
+        job->spec.stop = &dc->stop;
+        job->spec.memo = &job->memo;
+        job->spec.shared = dc->shared;
+        job->spec.recheck = 1;
+        if (d->settings != last) { /* domains without settings of their own share them */
+            last = d->settings;
+            pubs = acme_config_publishers(dc->pool, last);
+        }
+        job->spec.publishers = pubs;
+        APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
+    }
+    return APR_SUCCESS;
 }
 
 static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
@@ -1060,19 +1122,21 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
     else if (state == AP_WATCHDOG_STATE_STARTING) {
         apr_thread_mutex_lock(dc->mutex);
         if (!dc->stopped && !dc->thread) {
-            acme_job_init(dc->g->pool);
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
-                         "renewal jobs start for %d domain(s), at most %d at a time",
-                         dc->jobs->nelts, dc->parallel);
-            for (i = 0; i < dc->jobs->nelts; ++i) {
-                installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
-                apr_pool_clear(ptemp);
-            }
             apr_thread_t *t = NULL;
-            rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
-            dc->thread = t;
+
+            if ((rv = make_jobs(dc)) == APR_SUCCESS) {
+                acme_job_init(dc->g->pool);
+                ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
+                             "renewal jobs start for %d domain(s), at most %d at a time",
+                             dc->jobs->nelts, dc->parallel);
+                for (i = 0; i < dc->jobs->nelts; ++i) {
+                    installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+                    apr_pool_clear(ptemp);
+                }
+                rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
+            }
+            dc->thread = rv == APR_SUCCESS ? t : NULL;
             if (rv != APR_SUCCESS) {
-                dc->thread = NULL;
                 ap_log_error(APLOG_MARK, APLOG_CRIT, rv, dc->s, ACMELOG(0332)
                              "cannot start the renewal scheduler: certificates are not "
                              "obtained or renewed by this child");
@@ -1117,7 +1181,6 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
     ap_watchdog_t *wd;
     drive_ctx_t *dc;
-    drive_job_t *slab;
     restart_ctx_t *rc;
     apr_status_t rv;
     int i;
@@ -1134,50 +1197,30 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     dc = apr_pcalloc(p, sizeof(*dc));
     dc->g = g;
     dc->s = s;
-    dc->jobs = apr_array_make(p, g->domains->nelts, sizeof(drive_job_t *));
     dc->parallel = g->parallel > 0 ? g->parallel : ACME_DEFAULT_PARALLEL;
     dc->check_interval = g->check_interval > 0 ? g->check_interval : ACME_DEFAULT_CHECK_INTERVAL;
-    dc->ca_pause = apr_hash_make(p);
     /* read once, at this generation's configuration, and cleared for the next */
     dc->self_restart = (int)apr_atomic_xchg32(self_restart_word(s), 0);
     if ((rv = acme_ca_shared_create(&dc->shared, p)) != APR_SUCCESS) {
         return rv;
     }
-    dc->ca_guard = apr_hash_make(p);
     if ((rv = apr_thread_mutex_create(&dc->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&dc->wake_mutex, APR_THREAD_MUTEX_DEFAULT, p))
                != APR_SUCCESS
         || (rv = apr_thread_cond_create(&dc->wake_cond, p)) != APR_SUCCESS) {
         return rv;
     }
-    /* The jobs in one block: the renewal child writes to them, and pages it
-     * writes stop being shared with the parent (copy on write). Spread
-     * among the configuration, they took much of it along. */
-    slab = apr_pcalloc(p, sizeof(*slab) * (apr_size_t)(g->domains->nelts + 1));
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        acme_settings_t *st = d->settings;
-        drive_job_t *job;
 
-        if (!d->driven || d->eff_challenges->nelts == 0) continue;
-        job = slab++;
-        job->d = d;
-        job->s = s;
-        acme_config_job_spec(&job->spec, d);
-        job->dc = dc;
-        job->first = 1;
-        job->spec.stop = &dc->stop;
-        job->spec.memo = &job->memo;
-        job->spec.shared = dc->shared;
-        job->spec.recheck = 1;
-        job->spec.publishers = acme_config_publishers(p, st);
-        APR_ARRAY_PUSH(dc->jobs, drive_job_t *) = job;
-        dc->guard_limit += st->key_types->nelts;
+        if (!has_job(d)) continue;
+        dc->njobs++;
+        dc->guard_limit += d->settings->key_types->nelts;
     }
     dc->guard_limit = acme_rate_guard_limit(dc->guard_limit);
     drive_ctx = dc;
     apr_pool_cleanup_register(p, &drive_ctx, clear_drive_ctx, apr_pool_cleanup_null);
-    if (dc->jobs->nelts > 0) {
+    if (dc->njobs > 0) {
         rv = wd_get(&wd, ACME_WD_JOBS, 0, 1, p);
         if (rv == APR_SUCCESS) {
             /* The singleton decides which child runs the scheduler; its

@@ -188,15 +188,53 @@ leave:
     return rv;
 }
 
-/* Removes path and everything below it, never following symlinks. */
-static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p);
+/* Calls fn for every entry of dir but . and .., with its path in a pool
+ * cleared after each: a walk over thousands of domains keeps one entry's
+ * memory, not all of them (what a pool held at its peak stays with the
+ * process). Goes on after a failing entry; returns the first failure. */
+typedef apr_status_t entry_fn(const char *path, const char *name, void *baton, apr_pool_t *p);
 
-static apr_status_t rm_rf(const char *path, apr_pool_t *p)
+static apr_status_t each_entry(const char *dir, entry_fn *fn, void *baton, apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
-    struct stat st;
     struct dirent *de;
-    DIR *d;
+    apr_pool_t *pe;
+    DIR *d = opendir(dir);
+
+    if (!d) {
+        return os_err();
+    }
+    apr_pool_create(&pe, p);
+    while ((de = readdir(d)) != NULL) {
+        apr_status_t rv2;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+            continue;
+        }
+        apr_pool_clear(pe);
+        rv2 = fn(apr_pstrcat(pe, dir, "/", de->d_name, NULL), de->d_name, baton, pe);
+        if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
+            rv = rv2;
+        }
+    }
+    apr_pool_destroy(pe);
+    closedir(d);
+    return rv;
+}
+
+static apr_status_t rm_rf(const char *path, apr_pool_t *p);
+static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p);
+
+static apr_status_t rm_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
+{
+    (void)name; (void)baton;
+    return rm_rf(path, p);
+}
+
+/* Removes path and everything below it, never following symlinks. */
+static apr_status_t rm_rf(const char *path, apr_pool_t *p)
+{
+    apr_status_t rv;
+    struct stat st;
 
     if (lstat(path, &st) < 0) {
         return errno == ENOENT ? APR_SUCCESS : os_err();
@@ -204,21 +242,7 @@ static apr_status_t rm_rf(const char *path, apr_pool_t *p)
     if (!S_ISDIR(st.st_mode)) {
         return (unlink(path) < 0 && errno != ENOENT) ? os_err() : APR_SUCCESS;
     }
-    d = opendir(path);
-    if (!d) {
-        return os_err();
-    }
-    while ((de = readdir(d)) != NULL) {
-        apr_status_t rv2;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
-            continue;
-        }
-        rv2 = rm_rf(apr_pstrcat(p, path, "/", de->d_name, NULL), p);
-        if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
-            rv = rv2;
-        }
-    }
-    closedir(d);
+    rv = each_entry(path, rm_entry, NULL, p);
     if (rv == APR_SUCCESS && rmdir(path) < 0 && errno != ENOENT) {
         rv = os_err();
     }
@@ -1120,34 +1144,41 @@ leave:
     return rv;
 }
 
-/* Removes what interrupted writes left in dir: ".tmp.*" files and ".del.*"
- * directories last changed before 'before'; descends once into names. */
+/* Removes what interrupted writes left: ".tmp.*" files and ".del.*"
+ * directories last changed before 'before'; descends depth levels into
+ * names. */
+typedef struct {
+    apr_time_t before;
+    int depth;
+    int removed;
+} sweep_t;
+
+static apr_status_t sweep_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
+{
+    sweep_t *sw = baton;
+    int stale = !strncmp(name, ".tmp.", 5) || !strncmp(name, ".del.", 5);
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        return APR_SUCCESS;
+    }
+    if (stale && apr_time_from_sec(st.st_mtime) < sw->before) {
+        sw->removed += rm_rf(path, p) == APR_SUCCESS;
+    }
+    else if (!stale && sw->depth > 0 && S_ISDIR(st.st_mode) && acme_store_name_is_valid(name)) {
+        sweep_t below = {sw->before, sw->depth - 1, 0};
+        each_entry(path, sweep_entry, &below, p);
+        sw->removed += below.removed;
+    }
+    return APR_SUCCESS;
+}
+
 static int sweep_dir(const char *dir, apr_time_t before, int depth, apr_pool_t *p)
 {
-    struct dirent *de;
-    struct stat st;
-    int n = 0;
-    DIR *d = opendir(dir);
+    sweep_t sw = {before, depth, 0};
 
-    if (!d) {
-        return 0;
-    }
-    while ((de = readdir(d)) != NULL) {
-        const char *full = apr_pstrcat(p, dir, "/", de->d_name, NULL);
-        int stale = !strncmp(de->d_name, ".tmp.", 5) || !strncmp(de->d_name, ".del.", 5);
-
-        if (lstat(full, &st) < 0) {
-            continue;
-        }
-        if (stale && apr_time_from_sec(st.st_mtime) < before) {
-            n += rm_rf(full, p) == APR_SUCCESS;
-        }
-        else if (!stale && depth > 0 && S_ISDIR(st.st_mode) && acme_store_name_is_valid(de->d_name)) {
-            n += sweep_dir(full, before, depth - 1, p);
-        }
-    }
-    closedir(d);
-    return n;
+    each_entry(dir, sweep_entry, &sw, p);
+    return sw.removed;
 }
 
 int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
@@ -1187,12 +1218,24 @@ void acme_store_fs_set_clock(acme_store_t *s, acme_store_clock_cb *cb, void *bat
     }
 }
 
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+} owner_t;
+
+static apr_status_t chown_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
+{
+    const owner_t *o = baton;
+    apr_status_t rv = chown_r(path, o->uid, o->gid, p);
+
+    (void)name;
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv; /* removed meanwhile */
+}
+
 static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p)
 {
-    apr_status_t rv = APR_SUCCESS;
+    owner_t o = {uid, gid};
     struct stat st;
-    struct dirent *de;
-    DIR *d;
 
     if (lstat(path, &st) < 0) {
         return os_err();
@@ -1201,25 +1244,7 @@ static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *
     if (lchown(path, uid, gid) < 0) {
         return os_err();
     }
-    if (!S_ISDIR(st.st_mode)) {
-        return APR_SUCCESS;
-    }
-    d = opendir(path);
-    if (!d) {
-        return os_err();
-    }
-    while ((de = readdir(d)) != NULL) {
-        apr_status_t rv2;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
-            continue;
-        }
-        rv2 = chown_r(apr_pstrcat(p, path, "/", de->d_name, NULL), uid, gid, p);
-        if (rv2 != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv2) && rv == APR_SUCCESS) {
-            rv = rv2;
-        }
-    }
-    closedir(d);
-    return rv;
+    return S_ISDIR(st.st_mode) ? each_entry(path, chown_entry, &o, p) : APR_SUCCESS;
 }
 
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,

@@ -264,6 +264,24 @@ def test_wildcard_without_dns01_is_reported_at_start(httpd, pebble):
         in httpd.error_log()
 
 
+def test_a_vhost_takes_the_domain_of_its_own_name_before_a_wildcard(httpd, pebble):
+    """Vhosts find their domain by name (a hash, not every domain compared
+    with every vhost): the domain with the vhost's own name wins over a
+    wildcard that covers it, wherever either is in the file."""
+    text = httpd.acme_config(pebble)
+    text += "ManagedDomain *.pick.test\nManagedDomain www.pick.test\n"
+    text += httpd.vhost("www.pick.test", tls=True) + httpd.vhost("other.pick.test", tls=True)
+    httpd.write_config(text)
+    httpd.expect_errors(r"can only be validated with dns-01", r"no challenge type can work")
+    httpd.start()
+    cert = httpd.wait_for(lambda: served_by_ca(httpd, "www.pick.test"), ISSUE_TIMEOUT,
+                          "the certificate of www.pick.test")
+    assert cert_sans(cert) == ["www.pick.test"]
+    log = httpd.error_log()
+    assert "ManagedDomain www.pick.test" not in log  # ACME0003: "is not used by any SSL vhost"
+    assert "ManagedDomain *.pick.test" not in log    # other.pick.test uses it
+
+
 def test_wildcard_certificate_via_dns01_hook(httpd, pebble, pebble_dns, test_dir):
     hook_dir = os.path.join(test_dir, "dnshook")
     os.makedirs(hook_dir)
