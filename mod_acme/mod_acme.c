@@ -526,30 +526,35 @@ static void snapshot_domains(apr_pool_t *p)
 }
 
 /* The one place where store items become files: mod_ssl reads files. A
- * store without paths has them copied into the local cache first. */
+ * store without paths has them copied into the local cache first. Only the
+ * two paths go into p, which lives as long as the configuration. */
 static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t *key_files,
                              acme_store_t *st, acme_domain_t *d, const char *owner,
                              const char *cert, const char *key, server_rec *s, apr_pool_t *p)
 {
     const char *cpath, *kpath;
     apr_status_t rv;
+    apr_pool_t *pd;
 
     if (acme_mod_store_down) {
         st = acme_mod_cache;
     }
-    rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, cert, 0, p);
+    apr_pool_create(&pd, p);
+    rv = acme_store_file(&cpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, cert, 0, pd);
     if (rv == APR_SUCCESS) {
         rv = acme_store_file(&kpath, st, acme_mod_cache, ACME_SG_DOMAINS, owner, key,
-                             ACME_STORE_SECRET, p);
+                             ACME_STORE_SECRET, pd);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0108)
                      "%s: cannot make files of %s and %s for mod_ssl", d->name, cert, key);
-        return rv;
     }
-    APR_ARRAY_PUSH(cert_files, const char *) = cpath;
-    APR_ARRAY_PUSH(key_files, const char *) = kpath;
-    return APR_SUCCESS;
+    else {
+        APR_ARRAY_PUSH(cert_files, const char *) = apr_pstrdup(p, cpath);
+        APR_ARRAY_PUSH(key_files, const char *) = apr_pstrdup(p, kpath);
+    }
+    apr_pool_destroy(pd);
+    return rv;
 }
 
 static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
