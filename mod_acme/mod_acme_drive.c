@@ -1125,7 +1125,7 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
             apr_thread_t *t = NULL;
 
             if ((rv = make_jobs(dc)) == APR_SUCCESS) {
-                acme_job_init(dc->g->pool);
+                acme_job_init(dc->s->process->pool); /* its mutex outlives a generation */
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
                              "renewal jobs start for %d domain(s), at most %d at a time",
                              dc->jobs->nelts, dc->parallel);
