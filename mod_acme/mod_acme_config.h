@@ -94,7 +94,8 @@ acme_srv_conf_t *acme_config_get(server_rec *s);
 acme_global_t *acme_config_global(server_rec *s);
 
 /* Resolves unset values of a domain's settings from the globals and the
- * built-in defaults. */
+ * built-in defaults. A domain with no settings of its own gets the
+ * globals' object itself, shared with every such domain: read only. */
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
 
 /* What is missing for the configured store (checked after parsing, so
