@@ -7,6 +7,10 @@
 #   FUZZ_TARGETS    names to run (default: all, e.g. "json_doc link")
 #   FUZZ_JOBS       targets run at once (default 1)
 #   FUZZ_RUNS       stop a target after this many inputs (long runs: -runs=)
+#   FUZZ_RESUME=1   go on from the corpus a target's last run left in
+#                   BUILD/fuzz/run-NAME/corpus (long runs over several
+#                   sessions) instead of starting again from the seeds; the
+#                   log of each part is kept as log.N
 # test/fuzz/fuzz_NAME.options, if present, holds more libFuzzer flags for
 # that target (e.g. a smaller -max_len). LeakSanitizer reads the
 # suppressions of test/fuzz/lsan.supp (leaks inside libraries).
@@ -61,7 +65,13 @@ run_one() {
     opts="$top/test/fuzz/fuzz_$name.options"
     [ -f "$opts" ] && extra="$extra $(cat "$opts")"
     work="$bdir/fuzz/run-$name"
-    rm -rf "$work" && mkdir -p "$work/corpus" "$work/crashes"
+    if [ "${FUZZ_RESUME:-}" = 1 ] && [ -f "$work/log" ]; then
+        n=1; while [ -f "$work/log.$n" ]; do n=$((n + 1)); done
+        mv "$work/log" "$work/log.$n"
+    else
+        rm -rf "$work"
+    fi
+    mkdir -p "$work/corpus" "$work/crashes"
     if [ -d "$top/test/fuzz/corpus/$name" ]; then
         cp -r "$top/test/fuzz/corpus/$name/." "$work/corpus/"
     fi

@@ -464,7 +464,6 @@ static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_doma
     const char *why, *pem, *version, *cf = fallback_cert_item(d, p);
     apr_array_header_t *chain;
     acme_pkey_t *key;
-    acme_cert_t *cert;
     apr_status_t rv;
 
     if ((rv = fallback_key(&key, m, st, s, p)) != APR_SUCCESS) {
@@ -478,10 +477,9 @@ static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_doma
         || acme_store_load_chain(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, &chain, p)
                != APR_SUCCESS
         || acme_pair_check(chain, key, NULL, 0, &why, p) != APR_SUCCESS) {
-        if ((rv = acme_cert_self_signed(&cert, p, key, d->names,
-                                        "mod_acme fallback: certificate not yet issued",
-                                        apr_time_from_sec(7 * 86400))) != APR_SUCCESS
-            || (rv = acme_cert_to_pem(&pem, p, cert)) != APR_SUCCESS
+        if ((rv = acme_cert_self_signed_pem(&pem, p, key, d->names,
+                                            "mod_acme fallback: certificate not yet issued",
+                                            apr_time_from_sec(7 * 86400))) != APR_SUCCESS
             || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, pem, strlen(pem),
                               ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
             return rv;

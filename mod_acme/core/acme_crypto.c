@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
@@ -41,6 +42,11 @@ struct acme_pkey_t {
     EVP_PKEY *pkey;
     acme_key_type_t type;
     int is_private;
+    /* The public key as a certificate carries it, made on the first
+     * certificate signed with this key: OpenSSL 3.0's X509_set_pubkey
+     * encodes the key and decodes it again (most of the time of making a
+     * self-signed certificate), and one key signs every temporary one. */
+    void *spki;                   /* X509_PUBKEY, set with apr_atomic_casptr */
 };
 
 struct acme_cert_t {
@@ -70,6 +76,8 @@ static apr_status_t pkey_cleanup(void *data)
         EVP_PKEY_free(key->pkey);
         key->pkey = NULL;
     }
+    X509_PUBKEY_free(key->spki);
+    key->spki = NULL;
     return APR_SUCCESS;
 }
 
@@ -597,35 +605,30 @@ leave:
     return rv;
 }
 
-apr_status_t acme_cert_to_pem(const char **ppem, apr_pool_t *p, const acme_cert_t *cert)
+static apr_status_t x509_to_pem(const char **ppem, apr_pool_t *p, X509 *x)
 {
-    BIO *bio = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
     apr_status_t rv = APR_SUCCESS;
 
     *ppem = NULL;
-    if (!cert || !cert->x509) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    bio = BIO_new(BIO_s_mem());
     if (!bio) {
-        rv = APR_ENOMEM;
-        goto leave;
+        return APR_ENOMEM;
     }
-    if (!PEM_write_bio_X509(bio, cert->x509)) {
+    if (!PEM_write_bio_X509(bio, x)) {
         ssl_errors_drain("PEM_write_bio_X509");
         rv = APR_EGENERAL;
-        goto leave;
     }
-    *ppem = bio_to_str(p, bio);
-    if (!*ppem) {
+    else if (!(*ppem = bio_to_str(p, bio))) {
         rv = APR_EGENERAL;
     }
-leave:
-    if (bio) {
-        BIO_free(bio);
-    }
+    BIO_free(bio);
     return rv;
+}
+
+apr_status_t acme_cert_to_pem(const char **ppem, apr_pool_t *p, const acme_cert_t *cert)
+{
+    *ppem = NULL;
+    return cert && cert->x509 ? x509_to_pem(ppem, p, cert->x509) : APR_EINVAL;
 }
 
 apr_status_t acme_cert_to_der(const unsigned char **pder, apr_size_t *plen, apr_pool_t *p,
@@ -1253,11 +1256,61 @@ static apr_status_t add_ext_conf(X509 *x, int nid, const char *value)
     return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
+/* x's public key is key's: a copy of key->spki's algorithm and bits (made
+ * once per key, by whichever thread gets there first), no decoding. Only
+ * for a certificate that is encoded and freed: x has no EVP_PKEY of its
+ * public key then (X509_get0_pubkey fails). */
+static int set_spki(X509 *x, const acme_pkey_t *key)
+{
+    acme_pkey_t *k = (acme_pkey_t *)key;   /* only its cache changes */
+    X509_PUBKEY *spki = k->spki, *mine = NULL;
+    X509_ALGOR *algor;
+    const ASN1_OBJECT *alg;
+    const unsigned char *bits;
+    const void *param;
+    ASN1_OBJECT *alg_copy = NULL, *param_copy = NULL;
+    unsigned char *bits_copy = NULL;
+    int bits_len, param_type;
+
+    if (!spki) {
+        if (!X509_PUBKEY_set(&mine, key->pkey)) {
+            return 0;
+        }
+        spki = apr_atomic_casptr((volatile void **)&k->spki, mine, NULL);
+        if (spki) {
+            X509_PUBKEY_free(mine);   /* another thread made the same */
+        }
+        else {
+            spki = mine;
+        }
+    }
+    if (!X509_PUBKEY_get0_param(NULL, &bits, &bits_len, &algor, spki)) {
+        return 0;
+    }
+    X509_ALGOR_get0(&alg, &param_type, &param, algor);
+    if (param_type != V_ASN1_OBJECT && param_type != V_ASN1_NULL
+        && param_type != V_ASN1_UNDEF) {
+        return X509_set_pubkey(x, key->pkey); /* parameters of a kind we never make */
+    }
+    if ((param_type == V_ASN1_OBJECT && !(param_copy = OBJ_dup(param)))   /* EC: the curve */
+        || !(alg_copy = OBJ_dup(alg))
+        || !(bits_copy = OPENSSL_memdup(bits, (size_t)bits_len))
+        || !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), alg_copy, param_type, param_copy,
+                                   bits_copy, bits_len)) {
+        ASN1_OBJECT_free(alg_copy);
+        ASN1_OBJECT_free(param_copy);
+        OPENSSL_free(bits_copy);
+        return 0;
+    }
+    return 1;
+}
+
 /* Common frame of the fallback and the tls-alpn-01 certificates: a
  * self-signed end-entity certificate with a random positive serial. */
 static apr_status_t self_signed_make(X509 **px, const acme_pkey_t *key,
                                      const apr_array_header_t *names, const char *cn,
-                                     apr_time_t not_before, apr_interval_time_t valid_for)
+                                     apr_time_t not_before, apr_interval_time_t valid_for,
+                                     int spki_only)
 {
     X509 *x = NULL;
     GENERAL_NAMES *gens = NULL;
@@ -1297,7 +1350,7 @@ static apr_status_t self_signed_make(X509 **px, const acme_pkey_t *key,
     }
     if (name_set_cn(X509_get_subject_name(x), cn) != APR_SUCCESS
         || name_set_cn(X509_get_issuer_name(x), cn) != APR_SUCCESS
-        || !X509_set_pubkey(x, key->pkey)) {
+        || !(spki_only ? set_spki(x, key) : X509_set_pubkey(x, key->pkey))) {
         goto leave;
     }
     if (!X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT)
@@ -1334,25 +1387,31 @@ static apr_status_t self_signed_finish(acme_cert_t **pcert, apr_pool_t *p, X509 
     return APR_SUCCESS;
 }
 
-apr_status_t acme_cert_self_signed(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
-                                   const apr_array_header_t *names, const char *cn,
-                                   apr_interval_time_t valid_for)
+apr_status_t acme_cert_self_signed_pem(const char **ppem, apr_pool_t *p, const acme_pkey_t *key,
+                                       const apr_array_header_t *names, const char *cn,
+                                       apr_interval_time_t valid_for)
 {
     X509 *x = NULL;
     apr_status_t rv;
 
-    *pcert = NULL;
+    *ppem = NULL;
     if (cn && strlen(cn) > 64) {
         rv = APR_EINVAL;
         goto leave;
     }
     rv = self_signed_make(&x, key, names, cn ? cn : default_cn(names),
-                          apr_time_now() - apr_time_from_sec(3600), valid_for);
+                          apr_time_now() - apr_time_from_sec(3600), valid_for, 1);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = self_signed_finish(pcert, p, x, key);
+    if (X509_sign(x, key->pkey, EVP_sha256()) <= 0) {
+        ssl_errors_drain("X509_sign");
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    rv = x509_to_pem(ppem, p, x);
 leave:
+    X509_free(x);
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0505) "creating a self-signed certificate failed");
     }
@@ -1383,7 +1442,7 @@ apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme
      * extension, but a clock skewed by a day should not matter. */
     rv = self_signed_make(&x, key, names, default_cn(names),
                           apr_time_now() - apr_time_from_sec(2 * 86400),
-                          apr_time_from_sec(9 * 86400));
+                          apr_time_from_sec(9 * 86400), 0);
     if (rv != APR_SUCCESS) {
         goto leave;
     }

@@ -103,13 +103,14 @@ apr_status_t acme_csr_make(const unsigned char **pder, apr_size_t *plen, apr_poo
 apr_status_t acme_csr_names(apr_array_header_t **pnames, const char **pcn, apr_pool_t *p,
                             const unsigned char *der, apr_size_t len);
 
-/* A self-signed certificate for names, valid from now-1h for valid_for
- * (notAfter = notBefore + valid_for; used as the fallback certificate
+/* A self-signed certificate for names in PEM, valid from now-1h for
+ * valid_for (notAfter = notBefore + valid_for; the temporary certificate
  * before the first issuance). cn NULL: the first name when it is a DNS
- * name of at most 64 bytes, else no CN. */
-apr_status_t acme_cert_self_signed(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,
-                                   const apr_array_header_t *names, const char *cn,
-                                   apr_interval_time_t valid_for);
+ * name of at most 64 bytes, else no CN. The key's public part is encoded
+ * once, on its first certificate: one key signs many of them. */
+apr_status_t acme_cert_self_signed_pem(const char **ppem, apr_pool_t *p, const acme_pkey_t *key,
+                                       const apr_array_header_t *names, const char *cn,
+                                       apr_interval_time_t valid_for);
 /* RFC 8737 tls-alpn-01 certificate: SAN = name, critical id-pe-acmeIdentifier
  * (1.3.6.1.5.5.7.1.31) holding OCTET STRING(SHA-256(key_authz)). */
 apr_status_t acme_cert_tls_alpn01(acme_cert_t **pcert, apr_pool_t *p, const acme_pkey_t *key,

@@ -202,7 +202,7 @@ START_TEST(key_from_malformed_pem_fails_cleanly)
     ck_assert_int_eq(acme_pkey_from_pem(&k2, pool, bad_body, strlen(bad_body)), APR_EINVAL);
 
     /* a certificate where a key is expected */
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names, NULL, apr_time_from_sec(86400)),
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names, NULL, apr_time_from_sec(86400)),
                      APR_SUCCESS);
     ck_assert_int_eq(acme_cert_to_pem(&cert_pem, pool, cert), APR_SUCCESS);
     ck_assert_int_eq(acme_pkey_from_pem(&k2, pool, cert_pem, strlen(cert_pem)), APR_EINVAL);
@@ -314,7 +314,7 @@ START_TEST(self_signed_cert_parses_back)
 
     ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
     ck_assert_int_eq(acme_pkey_gen(&other, pool, ACME_KEY_P256), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key,
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key,
                                            names_of("www.example.org", "example.org", "192.0.2.1",
                                                     "2001:db8:0:0::1", NULL),
                                            NULL, apr_time_from_sec(30 * 86400)), APR_SUCCESS);
@@ -381,23 +381,23 @@ START_TEST(self_signed_cn_rules)
 
     ck_assert_uint_eq(strlen(long_name), 70);
     ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_RSA2048), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of(long_name, "b.example.org", NULL),
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of(long_name, "b.example.org", NULL),
                                            NULL, apr_time_from_sec(3600)), APR_SUCCESS);
     ck_assert_ptr_null(acme_cert_subject_cn(cert, pool));
     ck_assert_int_eq(acme_cert_sans(&sans, pool, cert), APR_SUCCESS);
     ck_assert_str_eq(name_at(sans, 0), long_name);
 
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("10.1.2.3", NULL), NULL,
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("10.1.2.3", NULL), NULL,
                                            apr_time_from_sec(3600)), APR_SUCCESS);
     ck_assert_ptr_null(acme_cert_subject_cn(cert, pool));
 
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("a.example.org", NULL),
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("a.example.org", NULL),
                                            "Fallback", apr_time_from_sec(3600)), APR_SUCCESS);
     ck_assert_str_eq(acme_cert_subject_cn(cert, pool), "Fallback");
 
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of(NULL), NULL,
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of(NULL), NULL,
                                            apr_time_from_sec(3600)), APR_EINVAL);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("a.example.org", NULL),
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("a.example.org", NULL),
                                            NULL, 0), APR_EINVAL);
 }
 END_TEST
@@ -408,7 +408,7 @@ START_TEST(wildcard_coverage)
     acme_cert_t *cert;
 
     ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("*.example.org", NULL), NULL,
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("*.example.org", NULL), NULL,
                                            apr_time_from_sec(3600)), APR_SUCCESS);
     ck_assert(acme_cert_covers(cert, names_of("a.example.org", "*.example.org", NULL)));
     ck_assert(!acme_cert_covers(cert, names_of("example.org", NULL)));
@@ -425,9 +425,9 @@ START_TEST(cert_and_chain_malformed_input)
     apr_status_t rv;
 
     ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("one.example", NULL), NULL,
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("one.example", NULL), NULL,
                                            apr_time_from_sec(3600)), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&c2, pool, key, names_of("two.example", NULL), NULL,
+    ck_assert_int_eq(acme_test_self_signed(&c2, pool, key, names_of("two.example", NULL), NULL,
                                            apr_time_from_sec(3600)), APR_SUCCESS);
     ck_assert_int_eq(acme_cert_to_pem(&pem, pool, cert), APR_SUCCESS);
     ck_assert_int_eq(acme_cert_to_pem(&pem2, pool, c2), APR_SUCCESS);
@@ -911,7 +911,7 @@ START_TEST(pair_check_on_crafted_pairs)
 
     ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
     ck_assert_int_eq(acme_pkey_gen(&other, pool, ACME_KEY_P256), APR_SUCCESS);
-    ck_assert_int_eq(acme_cert_self_signed(&cert, pool, key, names_of("a.example", "b.example",
+    ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("a.example", "b.example",
                                                                       NULL),
                                            NULL, apr_time_from_sec(86400)), APR_SUCCESS);
     APR_ARRAY_PUSH(chain, acme_cert_t *) = cert;
@@ -941,6 +941,38 @@ START_TEST(pair_check_on_crafted_pairs)
 }
 END_TEST
 
+/* Every self-signed certificate of a key carries that key, the first
+ * (which encodes it) and the later ones (which copy the encoding). */
+START_TEST(self_signed_certificates_of_one_key_pair_with_it)
+{
+    static const acme_key_type_t types[] = {ACME_KEY_P256, ACME_KEY_P384, ACME_KEY_RSA2048};
+    apr_array_header_t *chain = apr_array_make(pool, 1, sizeof(acme_cert_t *));
+    acme_pkey_t *key, *other;
+    acme_cert_t *cert;
+    const char *why, *pem;
+    size_t i;
+    int n;
+
+    ck_assert_int_eq(acme_pkey_gen(&other, pool, ACME_KEY_P256), APR_SUCCESS);
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); ++i) {
+        ck_assert_int_eq(acme_pkey_gen(&key, pool, types[i]), APR_SUCCESS);
+        for (n = 0; n < 3; ++n) {
+            ck_assert_int_eq(acme_test_self_signed(&cert, pool, key, names_of("a.example", NULL),
+                                                   NULL, apr_time_from_sec(86400)), APR_SUCCESS);
+            apr_array_clear(chain);
+            APR_ARRAY_PUSH(chain, acme_cert_t *) = cert;
+            ck_assert_int_eq(acme_pair_check(chain, key, names_of("a.example", NULL), 0, &why,
+                                             pool), APR_SUCCESS);
+            ck_assert_int_eq(acme_pair_check(chain, other, NULL, 0, &why, pool), APR_EINVAL);
+        }
+    }
+    /* no key, no certificate */
+    ck_assert_int_ne(acme_cert_self_signed_pem(&pem, pool, NULL, names_of("a.example", NULL), NULL,
+                                               apr_time_from_sec(86400)), APR_SUCCESS);
+    ck_assert_ptr_null(pem);
+}
+END_TEST
+
 static Suite *crypto_suite(void)
 {
     Suite *s = suite_create("acme_crypto");
@@ -951,6 +983,7 @@ static Suite *crypto_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, key_type_names_parse_both_ways);
     tcase_add_test(tc, pair_check_on_crafted_pairs);
+    tcase_add_test(tc, self_signed_certificates_of_one_key_pair_with_it);
     tcase_add_loop_test(tc, key_gen_every_type_survives_pem_round_trip, 0,
                         (int)(sizeof(all_types) / sizeof(all_types[0])));
     tcase_add_test(tc, key_gen_rejects_none);
