@@ -185,22 +185,6 @@ static const char *fallback_cert_item(const acme_domain_t *d, apr_pool_t *p)
     return apr_pstrcat(p, d->name, ACME_FALLBACK_CERT_SUFFIX, NULL);
 }
 
-/* Certificate and key pairs found good in this process, by the versions
- * (mtimes) of their two items: the second configuration pass at start-up
- * and every graceful restart stat them instead of parsing them again
- * (OpenSSL 3's key decoding is slow). "<store>/<domain>/<cert>" -> version. */
-static const char *pair_version(acme_store_t *st, const char *name, const char *cert,
-                                const char *key_owner, const char *key, apr_pool_t *p)
-{
-    apr_time_t mc, mk;
-
-    if (st->mtime(st, ACME_SG_DOMAINS, name, cert, &mc, p) != APR_SUCCESS
-        || st->mtime(st, ACME_SG_DOMAINS, key_owner, key, &mk, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    return apr_psprintf(p, "%" APR_TIME_T_FMT "/%" APR_TIME_T_FMT, mc, mk);
-}
-
 void *acme_mod_process_mem(server_rec *s, const char *key, apr_size_t size)
 {
     apr_pool_t *pp = s->process->pool;
@@ -222,34 +206,166 @@ apr_hash_t *acme_mod_process_hash(server_rec *s, const char *key)
     return *h;
 }
 
-static apr_hash_t *good_pairs(server_rec *s)
+/* Certificate and key pairs that passed the check that mod_ssl's loading
+ * needs (acme_pair_check without names or time), by the SHA-256 of their
+ * two files' contents. OpenSSL 3.0 takes about half a millisecond to
+ * decode a key and a certificate, and every start and restart would do it
+ * for every domain, before mod_ssl does it again. They are kept per
+ * process and in domains/_checked/pairs.sha256 (the parent's alone,
+ * written without fsync: it can be made again), so a new process hashes
+ * the files instead of decoding them. A damaged or replaced file has
+ * another digest and is checked again. What a configuration pass used is
+ * what is kept. */
+#define PAIRS_NAME "_checked"
+#define PAIRS_ITEM "pairs.sha256"
+#define PAIR_DIGEST_LEN 32
+
+typedef struct {
+    apr_pool_t *pool;    /* of known */
+    apr_hash_t *known;   /* digest -> "" */
+    apr_pool_t *upool;
+    apr_hash_t *used;    /* what this pass used or learnt; NULL outside one */
+    int loaded, dirty;   /* dirty: the file is not what the last pass used */
+} pairs_t;
+
+static pairs_t *pairs(server_rec *s)
 {
-    return acme_mod_process_hash(s, "acme-good-pairs");
+    pairs_t *m = acme_mod_process_mem(s, "acme-pairs", sizeof(pairs_t));
+    const char *data;
+    apr_size_t len, i;
+
+    if (!m->loaded) {
+        m->loaded = 1;
+        apr_pool_create(&m->pool, s->process->pool);
+        m->known = apr_hash_make(m->pool);
+        if (acme_mod_cache->load(acme_mod_cache, ACME_SG_DOMAINS, PAIRS_NAME, PAIRS_ITEM, &data,
+                                 &len, m->pool) == APR_SUCCESS) {
+            for (i = 0; i + PAIR_DIGEST_LEN <= len; i += PAIR_DIGEST_LEN) {
+                apr_hash_set(m->known, data + i, PAIR_DIGEST_LEN, "");
+            }
+        }
+    }
+    return m;
 }
 
-static int pair_known_good(server_rec *s, acme_store_t *st, const char *name, const char *cert,
-                           const char *version, apr_pool_t *p)
+static void pair_digest(unsigned char out[PAIR_DIGEST_LEN], const char *cert, apr_size_t clen,
+                        const char *key, apr_size_t klen)
 {
-    const char *known = apr_hash_get(good_pairs(s),
-                                     apr_pstrcat(p, st->where, "/", name, "/", cert, NULL),
-                                     APR_HASH_KEY_STRING);
-    return version && known && !strcmp(known, version);
+    unsigned char both[2 * PAIR_DIGEST_LEN];
+
+    acme_sha256(both, cert, clen);
+    acme_sha256(both + PAIR_DIGEST_LEN, key, klen);
+    acme_sha256(out, both, sizeof(both));
 }
 
-static void pair_note_good(server_rec *s, acme_store_t *st, const char *name, const char *cert,
-                           const char *version, apr_pool_t *p)
+static void pair_use(pairs_t *m, const unsigned char *digest, int learnt)
 {
-    apr_pool_t *pp = s->process->pool;
-    const char *id = apr_pstrcat(p, st->where, "/", name, "/", cert, NULL);
-    char *known = apr_hash_get(good_pairs(s), id, APR_HASH_KEY_STRING);
+    if (learnt && !apr_hash_get(m->known, digest, PAIR_DIGEST_LEN)) {
+        apr_hash_set(m->known, apr_pmemdup(m->pool, digest, PAIR_DIGEST_LEN), PAIR_DIGEST_LEN,
+                     "");
+        m->dirty = 1;
+    }
+    if (m->used && !apr_hash_get(m->used, digest, PAIR_DIGEST_LEN)) {
+        apr_hash_set(m->used, apr_pmemdup(m->upool, digest, PAIR_DIGEST_LEN), PAIR_DIGEST_LEN,
+                     "");
+    }
+}
 
-    if (!version) return;
-    if (known && strlen(known) >= strlen(version)) {
-        memcpy(known, version, strlen(version) + 1); /* no new allocation per restart */
+/* Notes a pair found good elsewhere (a staged one, checked at activation). */
+void acme_mod_pair_good(server_rec *s, const char *cert, apr_size_t clen, const char *key,
+                        apr_size_t klen)
+{
+    unsigned char digest[PAIR_DIGEST_LEN];
+
+    pair_digest(digest, cert, clen, key, klen);
+    pair_use(pairs(s), digest, 1);
+}
+
+/* Can mod_ssl load the certificate chain cert with the key key (in PEM)?
+ * pkey: key decoded already, or NULL. */
+static apr_status_t pair_check_pem(server_rec *s, const char *cert, apr_size_t clen,
+                                   const char *key, apr_size_t klen, acme_pkey_t *pkey,
+                                   const char **pwhy, apr_pool_t *p)
+{
+    pairs_t *m = pairs(s);
+    unsigned char digest[PAIR_DIGEST_LEN];
+    apr_array_header_t *chain;
+    apr_status_t rv;
+
+    pair_digest(digest, cert, clen, key, klen);
+    if (apr_hash_get(m->known, digest, PAIR_DIGEST_LEN)) {
+        pair_use(m, digest, 0);
+        return APR_SUCCESS;
+    }
+    *pwhy = "the certificate cannot be read";
+    rv = acme_chain_from_pem(&chain, p, cert, clen);
+    if (rv == APR_SUCCESS && chain->nelts < 1) rv = APR_EINVAL;
+    if (rv == APR_SUCCESS && !pkey) {
+        *pwhy = "the key cannot be read";
+        rv = acme_pkey_from_pem(&pkey, p, key, klen);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = acme_pair_check(chain, pkey, NULL, 0, pwhy, p);
+    }
+    if (rv == APR_SUCCESS) {
+        pair_use(m, digest, 1);
+    }
+    return rv;
+}
+
+/* A configuration pass begins (post_config, before any check) or ends
+ * (after mod_ssl's): at its end, the pairs it used are what is kept, in
+ * the file too when that differs. */
+static void pairs_pass(server_rec *s, int begin, apr_pool_t *ptemp)
+{
+    pairs_t *m = pairs(s);
+    apr_hash_index_t *hi;
+    char *data, *at;
+
+    if (begin) {
+        if (m->upool) apr_pool_destroy(m->upool);
+        apr_pool_create(&m->upool, s->process->pool);
+        m->used = apr_hash_make(m->upool);
         return;
     }
-    apr_hash_set(good_pairs(s), apr_pstrdup(pp, id), APR_HASH_KEY_STRING,
-                 apr_pstrdup(pp, version));
+    if (!m->used) {
+        return;
+    }
+    if (m->dirty || apr_hash_count(m->used) != apr_hash_count(m->known)) {
+        at = data = apr_palloc(ptemp, apr_hash_count(m->used) * PAIR_DIGEST_LEN + 1);
+        for (hi = apr_hash_first(m->upool, m->used); hi; hi = apr_hash_next(hi)) {
+            memcpy(at, apr_hash_this_key(hi), PAIR_DIGEST_LEN);
+            at += PAIR_DIGEST_LEN;
+        }
+        /* a store that cannot be written: the next process decodes again */
+        m->dirty = acme_mod_cache->save(acme_mod_cache, ACME_SG_DOMAINS, PAIRS_NAME, PAIRS_ITEM,
+                                        data, (apr_size_t)(at - data), ACME_STORE_VOLATILE,
+                                        ptemp) != APR_SUCCESS;
+    }
+    apr_pool_destroy(m->pool);
+    m->pool = m->upool;
+    m->known = m->used;
+    m->upool = NULL;
+    m->used = NULL;
+}
+
+/* The pair (cf, kf) of domain name in st: can mod_ssl load it? */
+static apr_status_t stored_pair_check(acme_store_t *st, const char *name, const char *cf,
+                                      const char *kf, server_rec *s, const char **pwhy,
+                                      apr_pool_t *p)
+{
+    const char *cert, *key;
+    apr_size_t clen, klen;
+    apr_status_t rv;
+
+    *pwhy = "the certificate cannot be read";
+    rv = st->load(st, ACME_SG_DOMAINS, name, cf, &cert, &clen, p);
+    if (rv == APR_SUCCESS) {
+        *pwhy = "the key cannot be read";
+        rv = st->load(st, ACME_SG_DOMAINS, name, kf, &key, &klen, p);
+        if (APR_STATUS_IS_ENOENT(rv)) rv = APR_EINVAL;  /* a certificate without its key */
+    }
+    return rv == APR_SUCCESS ? pair_check_pem(s, cert, clen, key, klen, NULL, pwhy, p) : rv;
 }
 
 /* Is there an issued certificate for key type t? It is served even when it
@@ -258,43 +374,21 @@ static void pair_note_good(server_rec *s, acme_store_t *st, const char *name, co
 static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, apr_pool_t *p)
 {
     acme_store_t *st = acme_mod_store_down ? acme_mod_cache : acme_mod_store;
-    apr_array_header_t *chain;
-    acme_pkey_t *key = NULL;
-    const char *why = "the key cannot be read", *cf = acme_job_cert_file(p, t);
-    const char *kf = acme_job_key_file(p, t), *version = NULL;
+    const char *why, *cf = acme_job_cert_file(p, t), *kf = acme_job_key_file(p, t);
     apr_status_t rv;
 
-    /* A stat of local files, or with etcd the item headers of the domain's
-     * snapshot, is cheap; parsing and checking the pair is not. */
-    version = pair_version(st, d->name, cf, d->name, kf, p);
-    if (pair_known_good(s, st, d->name, cf, version, p)) {
-        return 1;
-    }
-    rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, cf, &chain, p);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && st != acme_mod_cache) {
-        /* etcd unreachable or a bad value in it: the local copy of last time */
-        st = acme_mod_cache;
-        version = NULL;
-        rv = acme_store_load_chain(st, ACME_SG_DOMAINS, d->name, acme_job_cert_file(p, t),
-                                   &chain, p);
-    }
+    rv = stored_pair_check(st, d->name, cf, kf, s, &why, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
     }
+    if (rv != APR_SUCCESS && st != acme_mod_cache) {
+        /* etcd unreachable or a bad value in it: the local copy of last time */
+        const char *why2;
+        if (stored_pair_check(acme_mod_cache, d->name, cf, kf, s, &why2, p) == APR_SUCCESS) {
+            return 1;
+        }
+    }
     /* A pair mod_ssl cannot load would stop the whole server from starting. */
-    if (rv != APR_SUCCESS) {
-        why = "the certificate cannot be read";
-    }
-    else if (acme_store_load_pkey(st, ACME_SG_DOMAINS, d->name, acme_job_key_file(p, t), &key, p)
-                 == APR_SUCCESS
-             || (st != acme_mod_cache
-                 && acme_store_load_pkey(acme_mod_cache, ACME_SG_DOMAINS, d->name,
-                                         acme_job_key_file(p, t), &key, p) == APR_SUCCESS)) {
-        rv = acme_pair_check(chain, key, NULL, 0, &why, p);
-    }
-    else {
-        rv = APR_EINVAL;
-    }
     if (rv != APR_SUCCESS) {
         const char *req = "{\"by\":\"mod_acme: unusable certificate or key\"}";
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0106)
@@ -303,7 +397,6 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
         st->save(st, ACME_SG_JOBS, d->name, ACME_JOB_RENEW_REQUEST, req, strlen(req), 0, p);
         return 0;
     }
-    pair_note_good(s, st, d->name, cf, version, p);
     return 1;
 }
 
@@ -403,10 +496,13 @@ static acme_store_t *fallback_tmp_store(server_rec *s)
  * made a first start with many new domains wait for key generation. It is
  * made or loaded once per process and lives in domains/_fallback/; each
  * domain's self-signed certificate is signed with it. Both are written
- * without fsync (they can be made again), so both are checked, once per
- * file version: later configuration passes and restarts only stat them. */
+ * without fsync (they can be made again), so both are checked: the key
+ * is decoded again only when its file's mtime changes, and each
+ * certificate goes through the memo of checked pairs above. */
 typedef struct {
     acme_pkey_t *key;
+    const char *key_pem;           /* its file's content */
+    apr_size_t key_len;
     acme_store_t *key_store;       /* where key was last seen or written */
     apr_time_t key_mtime;
 } fallback_mem_t;
@@ -417,43 +513,47 @@ static fallback_mem_t *fallback_mem(server_rec *s)
 }
 
 /* The shared key, present in st. */
-static apr_status_t fallback_key(acme_pkey_t **pkey, fallback_mem_t *m, acme_store_t *st,
-                                 server_rec *s, apr_pool_t *p)
+static apr_status_t fallback_key(fallback_mem_t *m, acme_store_t *st, server_rec *s,
+                                 apr_pool_t *p)
 {
     apr_pool_t *pp = s->process->pool;
     apr_time_t mt;
     const char *pem;
+    apr_size_t len;
     acme_pkey_t *key;
     apr_status_t rv;
 
     if (st->mtime(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &mt, p)
         == APR_SUCCESS) {
         if (m->key && m->key_store == st && m->key_mtime == mt) {
-            *pkey = m->key;
             return APR_SUCCESS;
         }
-        if (acme_store_load_pkey(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY,
-                                 &key, pp) == APR_SUCCESS) {
+        if (st->load(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &pem, &len, pp)
+                == APR_SUCCESS
+            && acme_pkey_from_pem(&key, pp, pem, len) == APR_SUCCESS) {
             m->key = key;
+            m->key_pem = pem;
+            m->key_len = len;
             m->key_store = st;
             m->key_mtime = mt;
-            *pkey = key;
             return APR_SUCCESS;
         }
     }
-    if (!m->key && (rv = acme_pkey_gen(&m->key, pp, ACME_KEY_P256)) != APR_SUCCESS) {
-        return rv;
+    if (!m->key) {
+        if ((rv = acme_pkey_gen(&m->key, pp, ACME_KEY_P256)) != APR_SUCCESS
+            || (rv = acme_pkey_to_pem(&m->key_pem, pp, m->key)) != APR_SUCCESS) {
+            m->key = NULL;
+            return rv;
+        }
+        m->key_len = strlen(m->key_pem);
     }
-    if ((rv = acme_pkey_to_pem(&pem, p, m->key)) != APR_SUCCESS
-        || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, pem,
-                          strlen(pem), ACME_STORE_SECRET | ACME_STORE_VOLATILE, p))
-               != APR_SUCCESS
+    if ((rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, m->key_pem,
+                       m->key_len, ACME_STORE_SECRET | ACME_STORE_VOLATILE, p)) != APR_SUCCESS
         || (rv = st->mtime(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY,
                            &m->key_mtime, p)) != APR_SUCCESS) {
         return rv;
     }
     m->key_store = st;
-    *pkey = m->key;
     return APR_SUCCESS;
 }
 
@@ -461,33 +561,26 @@ static apr_status_t fallback_key(acme_pkey_t **pkey, fallback_mem_t *m, acme_sto
 static apr_status_t fallback_cert(fallback_mem_t *m, acme_store_t *st, acme_domain_t *d,
                                   server_rec *s, apr_pool_t *p)
 {
-    const char *why, *pem, *version, *cf = fallback_cert_item(d, p);
-    apr_array_header_t *chain;
-    acme_pkey_t *key;
+    const char *why, *pem, *cf = fallback_cert_item(d, p);
+    apr_size_t len;
     apr_status_t rv;
 
-    if ((rv = fallback_key(&key, m, st, s, p)) != APR_SUCCESS) {
+    if ((rv = fallback_key(m, st, s, p)) != APR_SUCCESS) {
         return rv;
     }
-    version = pair_version(st, ACME_FALLBACK_NAME, cf, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, p);
-    if (pair_known_good(s, st, ACME_FALLBACK_NAME, cf, version, p)) {
+    if (st->load(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, &pem, &len, p) == APR_SUCCESS
+        && pair_check_pem(s, pem, len, m->key_pem, m->key_len, m->key, &why, p)
+               == APR_SUCCESS) {
         return APR_SUCCESS;
     }
-    if (!version
-        || acme_store_load_chain(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, &chain, p)
-               != APR_SUCCESS
-        || acme_pair_check(chain, key, NULL, 0, &why, p) != APR_SUCCESS) {
-        if ((rv = acme_cert_self_signed_pem(&pem, p, key, d->names,
-                                            "mod_acme fallback: certificate not yet issued",
-                                            apr_time_from_sec(7 * 86400))) != APR_SUCCESS
-            || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, pem, strlen(pem),
-                              ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
-            return rv;
-        }
-        version = pair_version(st, ACME_FALLBACK_NAME, cf, ACME_FALLBACK_NAME,
-                               ACME_FALLBACK_KEY, p);
+    if ((rv = acme_cert_self_signed_pem(&pem, p, m->key, d->names,
+                                        "mod_acme fallback: certificate not yet issued",
+                                        apr_time_from_sec(7 * 86400))) != APR_SUCCESS
+        || (rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, cf, pem, strlen(pem),
+                          ACME_STORE_VOLATILE, p)) != APR_SUCCESS) {
+        return rv;
     }
-    pair_note_good(s, st, ACME_FALLBACK_NAME, cf, version, p);
+    acme_mod_pair_good(s, pem, strlen(pem), m->key_pem, m->key_len);
     return APR_SUCCESS;
 }
 
@@ -810,6 +903,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         compute_challenges(g, d, s, pconf);
     }
     match_servers(g, s, ptemp);
+    pairs_pass(s, 1, ptemp);
     if (!acme_mod_store_down) {
         acme_drive_activate(g, s, ptemp);
     }
@@ -841,6 +935,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         return OK;
     }
     snapshot_domains(NULL);     /* the restart thread reads etcd itself */
+    pairs_pass(s, 0, ptemp);    /* after mod_ssl's hooks, which made the fallbacks */
     if (!first) {
         for (i = 0; i < g->domains->nelts; ++i) {
             acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);

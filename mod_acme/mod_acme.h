@@ -31,6 +31,10 @@ extern struct acme_status_cache_t *acme_mod_status_cache;
 void *acme_mod_process_mem(server_rec *s, const char *key, apr_size_t size);
 /* The same for a hash. */
 apr_hash_t *acme_mod_process_hash(server_rec *s, const char *key);
+/* A certificate chain and key (their files' contents) that make a pair
+ * mod_ssl can load: not decoded again while both files stay the same. */
+void acme_mod_pair_good(server_rec *s, const char *cert, apr_size_t clen, const char *key,
+                        apr_size_t klen);
 #define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
 /* etcd could not be reached at start-up: this generation serves the cache. */
 extern int acme_mod_store_down;

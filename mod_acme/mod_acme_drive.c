@@ -68,27 +68,36 @@ APLOG_USE_MODULE(acme);
 
 /* Is the staged pair of type t usable? *ppresent: is there one at all. */
 static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key_type_t t,
-                                    int *ppresent, const char **perr, apr_pool_t *p)
+                                    int *ppresent, const char **perr, server_rec *s,
+                                    apr_pool_t *p)
 {
     apr_array_header_t *chain;
     acme_pkey_t *key = NULL;
+    const char *cert, *keypem;
+    apr_size_t clen, klen;
     apr_status_t rv;
 
-    rv = acme_store_load_chain(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), &chain, p);
+    rv = st->load(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), &cert, &clen, p);
     *ppresent = !APR_STATUS_IS_ENOENT(rv);
     if (!*ppresent) {
         return APR_SUCCESS;
     }
-    if (rv != APR_SUCCESS) {
+    if (rv != APR_SUCCESS || acme_chain_from_pem(&chain, p, cert, clen) != APR_SUCCESS
+        || chain->nelts < 1) {
         *perr = "the certificate file cannot be read";
-        return rv;
+        return rv != APR_SUCCESS ? rv : APR_EINVAL;
     }
-    if (acme_store_load_pkey(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), &key, p)
-        != APR_SUCCESS) {
+    if (st->load(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), &keypem, &klen, p)
+            != APR_SUCCESS
+        || acme_pkey_from_pem(&key, p, keypem, klen) != APR_SUCCESS) {
         *perr = "the key file cannot be read";
         return APR_EINVAL;
     }
-    return acme_pair_check(chain, key, d->names, apr_time_now(), perr, p);
+    rv = acme_pair_check(chain, key, d->names, apr_time_now(), perr, p);
+    if (rv == APR_SUCCESS) {
+        acme_mod_pair_good(s, cert, clen, keypem, klen);   /* post_config's check after it */
+    }
+    return rv;
 }
 
 static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
@@ -100,7 +109,7 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
 
     for (i = 0; i < d->settings->key_types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
-        rv = validate_staged(d, st, t, &present, &err, p);
+        rv = validate_staged(d, st, t, &present, &err, s, p);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0301)
                          "%s: the staged %s certificate is not activated: %s. It is removed; "

@@ -348,6 +348,24 @@ def test_adding_a_name_keeps_serving_until_the_new_certificate(httpd, pebble):
     assert set(cert_sans(second)) == {"grow.test", "www.grow.test"}
 
 
+def test_damaged_memo_of_checked_pairs_is_not_trusted(httpd, pebble):
+    name = "memo.store.test"
+    httpd.write_config(httpd.acme_config(pebble) + "ManagedDomain %s\n" % name
+                       + httpd.vhost(name, tls=True))
+    httpd.start()
+    first = httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "first cert")
+    httpd.stop()
+    memo = os.path.join(httpd.store_dir, "domains", "_checked", "pairs.sha256")
+    assert stat.S_IMODE(os.stat(memo).st_mode) & 0o022 == 0
+    with open(memo, "wb") as f:
+        f.write(os.urandom(77))    # not whole digests, and none of ours
+    httpd.start()
+    assert served_by_ca(httpd, name).serial_number == first.serial_number
+    with open(memo, "rb") as f:
+        data = f.read()
+    assert len(data) % 32 == 0 and len(data) >= 32, "made again from the pairs checked"
+
+
 def test_mismatched_key_in_store_does_not_stop_the_server(httpd, pebble):
     import subprocess
     name = "broken.store.test"
@@ -356,10 +374,19 @@ def test_mismatched_key_in_store_does_not_stop_the_server(httpd, pebble):
     httpd.start()
     first = httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "first cert")
     httpd.stop()
+    # the pairs found good are remembered across processes, by content: a
+    # key replaced with its file's time and size kept is checked again
+    assert os.path.getsize(os.path.join(httpd.store_dir, "domains", "_checked",
+                                        "pairs.sha256")) % 32 == 0
     key = os.path.join(httpd.store_dir, "domains", name, "privkey.p256.pem")
-    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-out", key], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    old = os.stat(key)
+    while True:
+        subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-out", key], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if os.path.getsize(key) == old.st_size:
+            break
+    os.utime(key, ns=(old.st_atime_ns, old.st_mtime_ns))
     httpd.expect_errors(r"ACME0106: broken\.store\.test: the P-256 certificate .* cannot be used")
     httpd.start()   # mod_ssl would refuse a mismatched pair: the module must not hand it over
     second = httpd.wait_for(
