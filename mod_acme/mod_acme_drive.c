@@ -230,7 +230,8 @@ static apr_hash_t *staged_names(acme_store_t *st, apr_pool_t *p)
 static void note_cluster_activation(acme_store_t *st, apr_pool_t *p)
 {
     if (st != acme_mod_cache) {
-        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1, 0, p);
+        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, "1", 1,
+                 ACME_STORE_VOLATILE, p);
     }
 }
 
@@ -779,7 +780,7 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
     if (job->ran && job->rv == APR_SUCCESS) {
         dc->staged_since_mark = 1;
         acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED,
-                             "1", 1, 0, job->pool);
+                             "1", 1, ACME_STORE_VOLATILE, job->pool);
         wake_parent();
     }
     apr_pool_destroy(job->pool);
@@ -1009,7 +1010,8 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     if (dc->staged_since_mark && dc->running == 0) {
         /* Nothing runs and nothing waits for a slot: the parent need not
          * wait for more results before restarting. */
-        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, "1", 1, 0, ptemp);
+        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, "1", 1,
+                 ACME_STORE_VOLATILE, ptemp);
         dc->staged_since_mark = 0;
         wake_parent();
     }

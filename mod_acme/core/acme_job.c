@@ -383,6 +383,23 @@ static apr_status_t run_publish(void *baton, const char *type, const char *name,
  * may still be at it: in a cluster it asks the other servers, which read
  * the answer from the store. Withdrawn it would fail the order, so it stays
  * published, noted in job.json, until a later run has finished its order. */
+static int answer_is_kept(job_ctx_t *jc, const char *type, const char *token)
+{
+    acme_json_t *kept = acme_json_getj(jc->json, jc->pool, ACME_JK_KEPT_ANSWERS, NULL), *a;
+    apr_size_t n = acme_json_array_len(kept), i;
+    const char *t, *k;
+
+    for (i = 0; i < n; ++i) {
+        a = acme_json_array_at(kept, jc->pool, i);
+        t = acme_json_gets(a, "type", NULL);
+        k = acme_json_gets(a, "token", NULL);
+        if (t && k && !strcmp(t, type) && !strcmp(k, token)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const char *token,
                         const char *key_authz)
 {
@@ -391,14 +408,11 @@ static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const
     acme_json_t *kept = acme_json_new_array(p), *a;
     apr_size_t n = acme_json_array_len(old), i;
 
+    if (answer_is_kept(jc, type, token)) {
+        return;
+    }
     for (i = 0; i < n; ++i) {
-        a = acme_json_array_at(old, p, i);
-        if (!strcmp(acme_json_gets(a, "type", NULL) ? acme_json_gets(a, "type", NULL) : "", type)
-            && !strcmp(acme_json_gets(a, "token", NULL) ? acme_json_gets(a, "token", NULL) : "",
-                       token)) {
-            return;
-        }
-        acme_json_array_append(kept, a);
+        acme_json_array_append(kept, acme_json_array_at(old, p, i));
     }
     a = acme_json_new_object(p);
     acme_json_sets(a, type, "type", NULL);
@@ -425,6 +439,9 @@ static void run_withdraw(void *baton, const char *type, const char *name, const 
     if (stopping(rb->spec)) {
         answer_keep(rb->job, type, name, token, key_authz);
         return;
+    }
+    if (answer_is_kept(rb->job, type, token)) {
+        return; /* the CA may still validate an earlier run's request: at the order's end */
     }
     pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
 }
@@ -802,6 +819,7 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
     apr_array_header_t *chain;
     acme_pkey_t *key;
     apr_status_t rv;
+    int fresh;
 
     if (stopping(spec)) {
         return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart; "
@@ -823,14 +841,30 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         return acme_result_set(r, rv, "acme:store", "cannot create the %s key for %s",
                                acme_key_type_name(t), spec->domain);
     }
-    rv = get_cert(&pem, client, store, spec, jc, t, key, p, r);
-    if (rv != APR_SUCCESS) return rv;
-    rv = acme_chain_from_pem(&chain, p, pem, strlen(pem));
-    if (rv == APR_SUCCESS) {
-        rv = acme_pair_check(chain, key, spec->names, job_now(spec), &why, p);
-    }
-    else {
-        why = "it is not a PEM certificate chain";
+    for (fresh = 0;; fresh = 1) {
+        const char *resumed = acme_json_gets(jc->json, ACME_JK_ORDERS, acme_key_type_file_tag(t),
+                                             NULL);
+        rv = get_cert(&pem, client, store, spec, jc, t, key, p, r);
+        if (rv != APR_SUCCESS) return rv;
+        rv = acme_chain_from_pem(&chain, p, pem, strlen(pem));
+        if (rv == APR_SUCCESS) {
+            rv = acme_pair_check(chain, key, spec->names, job_now(spec), &why, p);
+        }
+        else {
+            why = "it is not a PEM certificate chain";
+        }
+        if (rv != APR_SUCCESS || fresh || !resumed
+            || acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                    acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
+                                    &spec->window) > job_now(spec)) {
+            break;
+        }
+        /* A run cut off after staging left its order in job.json, and what
+         * it gave is the certificate in use since: order anew. */
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0411) "%s: the order %s gave a "
+                 "certificate that is due for renewal already; ordering a new one", spec->domain,
+                 resumed);
+        acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
     }
     if (rv != APR_SUCCESS) {
         acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
@@ -851,14 +885,13 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",
                                spec->domain);
     }
-    /* The order is done: never resume it again. */
+    /* The order is done: never resume it again (run_record saves that; a
+     * run cut off before finds the staged pair above and orders nothing). */
     acme_json_del(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
-    job_save(jc);
     return APR_SUCCESS;
 }
 
-/* Step 3: meta.json last, its presence says the staged set is complete;
- * then the keys of the orders in flight are no longer needed. */
+/* Step 3: meta.json last, its presence says the staged set is complete. */
 static apr_status_t run_stage(job_ctx_t *jc, const acme_job_spec_t *spec,
                               const apr_array_header_t *types, acme_result_t *r)
 {
@@ -866,7 +899,6 @@ static apr_status_t run_stage(job_ctx_t *jc, const acme_job_spec_t *spec,
     apr_pool_t *p = jc->pool;
     acme_json_t *meta = acme_json_new_object(p);
     apr_status_t rv;
-    int i;
 
     acme_json_setsa(meta, spec->names, ACME_MK_NAMES, NULL);
     acme_json_sets(meta, jc->ca_url, ACME_MK_CA, NULL);
@@ -877,11 +909,20 @@ static apr_status_t run_stage(job_ctx_t *jc, const acme_job_spec_t *spec,
         return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",
                                spec->domain);
     }
-    for (i = 0; i < types->nelts; ++i) {
-        store->remove(store, ACME_SG_JOBS, spec->domain,
-                      acme_job_key_file(p, APR_ARRAY_IDX(types, i, acme_key_type_t)), p);
-    }
     return APR_SUCCESS;
+}
+
+/* Step 5, after a staged set is recorded: the keys of its orders are no
+ * longer needed. Not before: job.json may still name an order of one. */
+static void run_forget_keys(job_ctx_t *jc, const apr_array_header_t *types)
+{
+    int i;
+
+    for (i = 0; i < types->nelts; ++i) {
+        jc->store->remove(jc->store, ACME_SG_JOBS, jc->domain,
+                          acme_job_key_file(jc->pool, APR_ARRAY_IDX(types, i, acme_key_type_t)),
+                          jc->pool);
+    }
 }
 
 /* Step 4: what the outcome means for the next attempt: counters, backoff,
@@ -1181,6 +1222,9 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         rv = run_stage(&jc, spec, done, r);
     }
     run_record(&jc, spec, rv, r);
+    if (rv == APR_SUCCESS) {
+        run_forget_keys(&jc, done);
+    }
     if (rv != APR_SUCCESS && acme_result_classify(r) == ACME_ERRCLASS_RATELIMIT
         && r->retry_after > job_now(spec)) {
         /* Not only this domain and this server: every job for this CA. */

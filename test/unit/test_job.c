@@ -550,6 +550,8 @@ static struct {
     acme_job_spec_t spec;
     apr_array_header_t *types;
     apr_array_header_t *staged;   /* aspects saved into staging, in order */
+    int kill_after_meta;          /* writes after staging's meta.json are lost */
+    int killed;
 } W;
 
 static apr_status_t (*fs_save)(acme_store_t *s, acme_store_group_t g, const char *name,
@@ -561,12 +563,26 @@ static apr_status_t noting_save(acme_store_t *s, acme_store_group_t g, const cha
                                 const char *aspect, const char *data, apr_size_t len, int flags,
                                 apr_pool_t *p)
 {
-    apr_status_t rv = fs_save(s, g, name, aspect, data, len, flags, p);
+    apr_status_t rv;
 
+    if (W.killed) {
+        return APR_SUCCESS; /* the process is gone: nothing reaches the disk */
+    }
+    rv = fs_save(s, g, name, aspect, data, len, flags, p);
     if (rv == APR_SUCCESS && g == ACME_SG_STAGING) {
         APR_ARRAY_PUSH(W.staged, const char *) = apr_pstrdup(W.p, aspect);
+        W.killed = W.kill_after_meta && !strcmp(aspect, ACME_JOB_META);
     }
     return rv;
+}
+
+static apr_status_t (*fs_remove)(acme_store_t *s, acme_store_group_t g, const char *name,
+                                 const char *aspect, apr_pool_t *p);
+
+static apr_status_t noting_remove(acme_store_t *s, acme_store_group_t g, const char *name,
+                                  const char *aspect, apr_pool_t *p)
+{
+    return W.killed ? APR_SUCCESS : fs_remove(s, g, name, aspect, p);
 }
 
 static apr_time_t fake_clock(void *baton)
@@ -605,6 +621,8 @@ static void setup(void)
     acme_store_fs_set_clock(W.store, fake_clock, &W.now);
     fs_save = W.store->save;
     W.store->save = noting_save;
+    fs_remove = W.store->remove;
+    W.store->remove = noting_remove;
     W.staged = apr_array_make(W.p, 4, sizeof(const char *));
 
     W.ca.pool = W.p;
@@ -981,6 +999,37 @@ START_TEST(an_order_that_cannot_be_finished_is_replaced)
 }
 END_TEST
 
+/* Killed right after staging, before job.json forgets the order: the
+ * staged set is activated, and the next renewal does not take the order's
+ * certificate (the one in use) for a new one. */
+START_TEST(an_order_left_by_a_kill_after_staging_is_not_taken_again)
+{
+    const char *first, *second;
+    apr_size_t len;
+    acme_result_t *r;
+
+    W.kill_after_meta = 1;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    W.killed = W.kill_after_meta = 0;
+    ck_assert_str_eq(acme_json_gets(job_json(), "orders", "p256", NULL), CA "/order/0");
+    ck_assert_int_eq(count_items(ACME_SG_JOBS, DOMAIN), 2); /* job.json and the order's key */
+    ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
+                     APR_SUCCESS);
+    W.now += apr_time_from_sec(61 * 86400); /* due: 2/3 of 90 days */
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 2);
+    ck_assert_int_eq(W.store->load(W.store, ACME_SG_DOMAINS, DOMAIN,
+                                   acme_job_cert_file(W.p, ACME_KEY_P256), &first, &len, W.p),
+                     APR_SUCCESS);
+    ck_assert_int_eq(W.store->load(W.store, ACME_SG_STAGING, DOMAIN,
+                                   acme_job_cert_file(W.p, ACME_KEY_P256), &second, &len, W.p),
+                     APR_SUCCESS);
+    ck_assert_str_ne(first, second);
+    ck_assert_int_eq(count_items(ACME_SG_JOBS, DOMAIN), 1);
+}
+END_TEST
+
 /* The second key type's order is cut off, by the network or by a stopping
  * server: the first type's staged result is kept, not ordered again. */
 static volatile apr_uint32_t stop_flag;
@@ -1054,6 +1103,37 @@ START_TEST(a_stop_while_the_ca_validates_keeps_the_answers_and_the_order)
     ck_assert_int_eq(run(NULL), APR_SUCCESS);
     assert_staged();
     ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
+    ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
+}
+END_TEST
+
+/* The resumed run answers the same challenges again, and the CA may still
+ * be validating the first answers (pebble and multi-perspective CAs
+ * validate each POST on their own): the kept answers stay published until
+ * the order is over, not only until the authorizations are valid. */
+static int published_at_finalize;
+static void count_on_finalize(ca_t *ca, const char *event)
+{
+    (void)ca;
+    if (!strcmp(event, "finalized")) {
+        published_at_finalize = count_items(ACME_SG_CHALLENGES, "http-01");
+    }
+}
+
+START_TEST(kept_answers_outlive_the_authorizations_of_the_resumed_run)
+{
+    W.spec.stop = &stop_flag;
+    W.ca.defer = 1;
+    W.ca.hook = stop_on_response;
+    ck_assert_int_eq(run(NULL), APR_EINTR);
+    apr_atomic_set32(&stop_flag, 0);
+    W.ca.defer = 0;
+    W.ca.hook = count_on_finalize;
+    published_at_finalize = -1;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(published_at_finalize, NAMES);
     ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
     ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
 }
@@ -1339,6 +1419,8 @@ static Suite *job_suite(void)
     tcase_add_test(tc, after_a_failed_validation_the_ca_waits_for_the_preflight);
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
+    tcase_add_test(tc, an_order_left_by_a_kill_after_staging_is_not_taken_again);
+    tcase_add_test(tc, kept_answers_outlive_the_authorizations_of_the_resumed_run);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
