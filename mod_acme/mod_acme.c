@@ -337,10 +337,12 @@ static void pairs_pass(server_rec *s, int begin, apr_pool_t *ptemp)
             memcpy(at, apr_hash_this_key(hi), PAIR_DIGEST_LEN);
             at += PAIR_DIGEST_LEN;
         }
-        /* a store that cannot be written: the next process decodes again */
+        /* a store that cannot be written: the next process decodes again.
+         * 0600: digests of private keys are nobody else's business */
         m->dirty = acme_mod_cache->save(acme_mod_cache, ACME_SG_DOMAINS, PAIRS_NAME, PAIRS_ITEM,
-                                        data, (apr_size_t)(at - data), ACME_STORE_VOLATILE,
-                                        ptemp) != APR_SUCCESS;
+                                        data, (apr_size_t)(at - data),
+                                        ACME_STORE_SECRET | ACME_STORE_VOLATILE, ptemp)
+                   != APR_SUCCESS;
     }
     apr_pool_destroy(m->pool);
     m->pool = m->upool;
