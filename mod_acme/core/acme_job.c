@@ -379,10 +379,6 @@ static apr_status_t run_publish(void *baton, const char *type, const char *name,
     return pub->publish(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p, r);
 }
 
-/* A run stopped by a restart may have asked the CA to validate, and the CA
- * may still be at it: in a cluster it asks the other servers, which read
- * the answer from the store. Withdrawn it would fail the order, so it stays
- * published, noted in job.json, until a later run has finished its order. */
 static int answer_is_kept(job_ctx_t *jc, const char *type, const char *token)
 {
     acme_json_t *kept = acme_json_getj(jc->json, jc->pool, ACME_JK_KEPT_ANSWERS, NULL), *a;
@@ -400,6 +396,10 @@ static int answer_is_kept(job_ctx_t *jc, const char *type, const char *token)
     return 0;
 }
 
+/* A run stopped by a restart may have asked the CA to validate, and the CA
+ * may still be at it: in a cluster it asks the other servers, which read
+ * the answer from the store. Withdrawn it would fail the order, so it stays
+ * published, noted in job.json, until a later run has finished its order. */
 static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const char *token,
                         const char *key_authz)
 {
@@ -809,6 +809,15 @@ static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
     return rv;
 }
 
+/* Is the leaf of chain due for renewal at now, by the renewal window? */
+static int chain_due(const apr_array_header_t *chain, const acme_job_spec_t *spec, apr_time_t now)
+{
+    const acme_cert_t *leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+
+    return acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
+                                &spec->window) <= now;
+}
+
 /* Step 2, per key type: order (or resume), check, and stage key and chain. */
 static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_job_spec_t *spec,
                              acme_key_type_t t, acme_result_t *r)
@@ -831,9 +840,7 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         && acme_store_load_pkey(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t),
                                 &key, p) == APR_SUCCESS
         && acme_pair_check(chain, key, spec->names, job_now(spec), &why, p) == APR_SUCCESS
-        && acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
-                                acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
-                                &spec->window) > job_now(spec)) {
+        && !chain_due(chain, spec, job_now(spec))) {
         return APR_SUCCESS;
     }
     rv = load_or_make_key(&key, store, spec->domain, t, p);
@@ -853,10 +860,7 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
         else {
             why = "it is not a PEM certificate chain";
         }
-        if (rv != APR_SUCCESS || fresh || !resumed
-            || acme_renew_at_window(acme_cert_not_before(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
-                                    acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)),
-                                    &spec->window) > job_now(spec)) {
+        if (rv != APR_SUCCESS || fresh || !resumed || !chain_due(chain, spec, job_now(spec))) {
             break;
         }
         /* A run cut off after staging left its order in job.json, and what
@@ -1095,15 +1099,12 @@ static const apr_array_header_t *settings_filter(acme_store_t *store,
     for (i = 0; i < types->nelts; ++i) {
         acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
         apr_array_header_t *chain;
-        const acme_cert_t *leaf;
 
         if (acme_store_load_chain(store, ACME_SG_DOMAINS, spec->domain, acme_job_cert_file(p, t),
                                   &chain, p) != APR_SUCCESS) {
             continue; /* a type the others do not have: not added while theirs is young */
         }
-        leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
-        if (acme_renew_at_window(acme_cert_not_before(leaf), acme_cert_not_after(leaf),
-                                 &spec->window) <= now) {
+        if (chain_due(chain, spec, now)) {
             APR_ARRAY_PUSH(keep, acme_key_type_t) = t;
         }
     }
