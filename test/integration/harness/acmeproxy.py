@@ -352,7 +352,8 @@ class AcmeProxy:
         with the raw `body`/`content_type`. endpoint: a directory key instead of
         path_prefix ("newOrder"). mode "close" drops the connection without an
         answer, "hang" holds it until set_down(None)/stop(). Returns the
-        Injection (its .hits counts matches)."""
+        Injection (its .hits counts matches as they arrive, before they are
+        answered and appear in requests)."""
         if endpoint is not None:
             path_prefix = self.path_of(endpoint)
         if problem is None and body is None and mode is None:
