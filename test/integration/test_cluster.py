@@ -252,6 +252,10 @@ def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build
     name = "flood.cluster.test"
     c = token_cluster(cluster_factory, name, n=2)
     target = c.servers[1]
+    # the watch is up before the flood: a token published now reaches the server
+    warm = "W" + uuid.uuid4().hex
+    publish_token(c, build_dir, warm)
+    util.wait_for(lambda: token_status(target, name, warm) == 200, 10, "the warm-up token")
     stop = threading.Event()
     sent = []
 
@@ -413,8 +417,7 @@ def test_kill9_of_the_lease_holder_mid_order_another_server_finishes(cluster_fac
                   % name, interval=0.5)
     took = time.monotonic() - t0
     assert took < 30 + 40, took  # lease TTL, busy wait and retry delay, issuance
-    orders = acme_proxy.requests_to(endpoint="newOrder")
-    assert 1 <= len(orders) <= 2, orders
+    assert 1 <= len(acme_proxy.orders) <= 2, acme_proxy.orders  # without pebble's badNonce
 
 
 def stored_pair_matches(c, build_dir, name):

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
+from harness import util
 from harness.pki import cert_issuer_cn, cert_serial_hex, load_pem_certs
 
 EAB_KID = "kid-1"
@@ -243,7 +244,9 @@ def test_tls_alpn01_issuance(client, pebble, test_dir):
     assert r.rc == 0, r
     certs = verify_chain(r.cert_file, pebble.roots_pem(), test_dir)
     assert sans(certs[0]) == (["alpn.engine.test"], [])
-    assert "acme-tls/1" in client.servers.alpn.handshakes
+    # the handshake is noted once it is complete, which pebble need not wait for
+    util.wait_for(lambda: "acme-tls/1" in client.servers.alpn.handshakes, 5,
+                  "the acme-tls/1 handshake")
     assert client.servers.http.requests == []
 
 

@@ -118,7 +118,8 @@ def test_store_read_only_during_issuance_does_not_flood_the_ca(httpd, acme_proxy
     tmpfs_store.remount("ro")
     mark = len(acme_proxy.requests)
     acme_proxy.set_down(None)   # releases the hung finalize: the job fails
-    time.sleep(10)
+    httpd.wait_for(lambda: "ACME0329" in httpd.error_log(), 30, "the failed save")
+    time.sleep(8)               # the window in which a flood would show
     after = acme_proxy.requests[mark:]
     # one failure, then no request while nothing can be saved: the backoff
     # holds in memory (before the fix: a new attempt every scheduler tick)

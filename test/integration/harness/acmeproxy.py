@@ -549,6 +549,8 @@ class AcmeProxy:
         with self._lock:
             for inj in self._injections:
                 if inj.matches(method, path):
+                    if inj.mode == "hang":  # before the hit shows: a release may follow it at once
+                        self._down_release.clear()
                     inj.hits += 1
                     if inj.remaining is not None:
                         inj.remaining -= 1
@@ -559,7 +561,6 @@ class AcmeProxy:
         if inj.mode == "close":
             raise _Drop()
         if inj.mode == "hang":
-            self._down_release.clear()
             self._down_release.wait(HANG_LIMIT)
             raise _Drop()
         headers = [("Replay-Nonce", self._fresh_nonce())]
