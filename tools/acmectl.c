@@ -135,34 +135,10 @@ static const char *status_text(apr_pool_t *p, apr_status_t rv)
     return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
 }
 
-/* Text from the CA or the store, made safe for a terminal: control
- * characters (C0, DEL, C1) and bytes that are not UTF-8 become \xNN, so
- * a CA cannot move the cursor, recolour the screen or forge output lines. */
+/* Text from the CA or the store, made safe for a terminal. */
 static const char *tx(apr_pool_t *p, const char *s)
 {
-    const unsigned char *c = (const unsigned char *)(s ? s : "");
-    char *out = apr_palloc(p, strlen((const char *)c) * 4 + 1), *o = out;
-    apr_size_t n, i;
-
-    while (*c) {
-        n = *c < 0x80 ? 1 : (*c & 0xE0) == 0xC0 ? 2 : (*c & 0xF0) == 0xE0 ? 3
-          : (*c >= 0xF0 && *c <= 0xF4) ? 4 : 0;
-        for (i = 1; i < n; ++i) {
-            if ((c[i] & 0xC0) != 0x80) n = 0;
-        }
-        if (!n || *c < 0x20 || *c == 0x7F || *c == 0xC0 || *c == 0xC1
-            || (*c == 0xC2 && c[1] < 0xA0)) {
-            apr_snprintf(o, 5, "\\x%02X", *c);
-            o += 4;
-            ++c;
-            continue;
-        }
-        memcpy(o, c, n);
-        o += n;
-        c += n;
-    }
-    *o = '\0';
-    return out;
+    return acme_str_printable(p, s);
 }
 
 /* ---- usage ----------------------------------------------------------------------- */
