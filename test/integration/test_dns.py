@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness import util
-from harness.dnsrecorder import OP_QUERY, OP_UPDATE, DnsRecorder
+from harness.dnsrecorder import OP_QUERY, OP_UPDATE, TYPE_CNAME, TYPE_TXT, DnsRecorder
 from harness.knot import (Knot, OTHER_KEY, UPDATE_KEY, default_zones, new_secret,
                           tsig_key_text)
 
@@ -336,3 +336,40 @@ def test_query_over_tcp_after_truncation_is_checked_too(dnstool, test_dir):
         assert len(set(server.ids())) >= 2, server.messages
     finally:
         server.stop()
+
+
+def test_unsigned_noerror_to_an_update_is_no_success(dnstool, test_dir):
+    """A forged NOERROR without the server's signature does not count as
+    written: the update failed (transient)."""
+    server = DnsRecorder(update_rcode=0).start()
+    try:
+        log = run_tool(dnstool, server.addr, _key_file(test_dir), "publish",
+                       "www.example.test", "v", expect=1)
+        assert "signature does not verify" in log and "class 1" in log, log
+        assert "visible" not in log
+    finally:
+        server.stop()
+
+
+def test_check_asks_what_the_ca_asks_through_the_cname(dnstool, knot, test_dir):
+    """A check server shows the value at the CNAME's target but still gives
+    the CA's question (_acme-challenge.NAME) its cached older answer: the
+    check waits, naming that question, until that answer shows it too."""
+    key = knot.key_file(os.path.join(test_dir, "acme.key"))
+    owner, rec = "cname.acme.delegated.test.", "_acme-challenge.cname.example.test."
+    run_tool(dnstool, knot.addr, key, "add", "cname.example.test", "fresh")
+    stale = [(rec, TYPE_CNAME, owner), (owner, TYPE_TXT, "older")]
+    check = DnsRecorder(records={(owner, TYPE_TXT): [(owner, TYPE_TXT, "fresh")],
+                                 (rec, TYPE_TXT): stale}).start()
+    try:
+        log = run_tool(dnstool, knot.addr, key, "wait", "cname.example.test", "fresh",
+                       check=[check.addr], timeout=3, expect=1)
+        assert "%s: asked for %s TXT, as the CA will" % (check.addr, rec) in log, log
+        assert (rec, TYPE_TXT) in {(m["qname"], m["qtype"]) for m in check.messages}
+        check.records[(rec, TYPE_TXT)] = stale + [(owner, TYPE_TXT, "fresh")]
+        log = run_tool(dnstool, knot.addr, key, "wait", "cname.example.test", "fresh",
+                       check=[check.addr], timeout=10)
+        assert "visible at all 2 server(s)" in log, log
+    finally:
+        check.stop()
+        run_tool(dnstool, knot.addr, key, "withdraw", "cname.example.test", "fresh")

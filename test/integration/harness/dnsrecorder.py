@@ -10,7 +10,9 @@ from harness.dnsquery import _encode_name
 
 OP_QUERY = 0
 OP_UPDATE = 5
+TYPE_CNAME = 5
 TYPE_SOA = 6
+TYPE_TXT = 16
 RCODE_NXDOMAIN = 3
 RCODE_REFUSED = 5
 
@@ -27,17 +29,29 @@ def _read_name(msg, off):
     return ".".join(labels) + ".", off + 1
 
 
+def _rr(owner, rtype, data):
+    """An answer RR: data is the CNAME target or the TXT string."""
+    rdata = _encode_name(data) if rtype == TYPE_CNAME else bytes([len(data)]) + data.encode()
+    return _encode_name(owner) + struct.pack(">HHIH", rtype, 1, 60, len(rdata)) + rdata
+
+
 class DnsRecorder:
     """Answers as the authoritative server of zone: every query with NXDOMAIN
     and the zone's SOA (so the engine finds the zone), every update with an
-    unsigned REFUSED. other_question: the answer to the SOA query carries
-    that name instead of the one asked. truncate_queries: the UDP answer to
-    a query is truncated (TC), so it is asked again over TCP."""
+    unsigned REFUSED (update_rcode: another rcode, still unsigned).
+    records: {(qname, qtype): [(owner, type, data), ...]} answered with
+    NOERROR instead (may be changed while it runs). other_question: the
+    answer to the SOA query carries that name instead of the one asked.
+    truncate_queries: the UDP answer to a query is truncated (TC), so it is
+    asked again over TCP."""
 
-    def __init__(self, zone="example.test.", other_question=None, truncate_queries=False):
+    def __init__(self, zone="example.test.", other_question=None, truncate_queries=False,
+                 records=None, update_rcode=RCODE_REFUSED):
         self.zone = zone
         self.other_question = other_question
         self.truncate_queries = truncate_queries
+        self.records = records if records is not None else {}
+        self.update_rcode = update_rcode
         self.messages = []   # dicts: id, opcode, qname, qtype, transport
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -139,11 +153,15 @@ class DnsRecorder:
             qname = self.other_question
         question = _encode_name(qname) + struct.pack(">HH", qtype, qclass)
         if opcode == OP_UPDATE:
-            # no TSIG record: an unsigned refusal
-            return struct.pack(">HHHHHH", mid, 0x8000 | (opcode << 11) | RCODE_REFUSED, 1, 0,
-                               0, 0) + question
+            # no TSIG record: an unsigned answer
+            return struct.pack(">HHHHHH", mid, 0x8000 | (opcode << 11) | self.update_rcode, 1,
+                               0, 0, 0) + question
         if self.truncate_queries and transport == "udp":
             return struct.pack(">HHHHHH", mid, 0x8000 | 0x0400 | 0x0200, 1, 0, 0, 0) + question
+        answer = self.records.get((qname, qtype))
+        if answer is not None:
+            return (struct.pack(">HHHHHH", mid, 0x8000 | 0x0400, 1, len(answer), 0, 0)
+                    + question + b"".join(_rr(*a) for a in answer))
         soa_rdata = (_encode_name("ns1." + self.zone) + _encode_name("hostmaster." + self.zone)
                      + struct.pack(">IIIII", 1, 3600, 600, 86400, 60))
         soa = (_encode_name(self.zone) + struct.pack(">HHIH", TYPE_SOA, 1, 60, len(soa_rdata))
