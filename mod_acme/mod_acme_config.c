@@ -735,10 +735,12 @@ static const char *cmd_dns_update(cmd_parms *cmd, void *dc, const char *server,
                             err);
     }
     path = ap_server_root_relative(cmd->pool, keyfile);
-    /* read now, by the parent: the key file may be readable by root only */
-    if (!path || acme_dns_tsig_load(&key, cmd->pool, path, &err) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: the TSIG key file %s: %s", keyfile,
-                            err ? err : "invalid path");
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: invalid path '%s'", keyfile);
+    }
+    /* read now, by the parent: the key file is root's, as the store's key */
+    if (acme_dns_tsig_load(&key, cmd->pool, path, 0, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: %s", err);
     }
     conf = acme_dns_config_make(cmd->pool);
     conf->update = *srv;

@@ -1700,6 +1700,54 @@ leave:
     return rv;
 }
 
+apr_status_t acme_secret_file_open(apr_file_t **pf, apr_finfo_t *pfi, apr_pool_t *p,
+                                   const char *path, const char *what, const char *fix,
+                                   int flags, const char **perr)
+{
+    apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
+    apr_file_t *f = NULL;
+    const char *err = NULL;
+    apr_status_t rv;
+
+    *pf = NULL;
+    /* stat first: opening a FIFO or a device could block or read forever */
+    rv = apr_stat(pfi, path, wanted, p);
+    if (rv == APR_SUCCESS && pfi->filetype == APR_REG) {
+        rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_info_get(pfi, wanted, f);   /* the file we read, not a replaced one */
+        }
+    }
+    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
+        err = apr_psprintf(p, "cannot read %s %s: %pm %s", what, path, &rv, fix);
+        goto leave;
+    }
+    rv = APR_EINVAL;
+    if (pfi->filetype != APR_REG) {
+        err = apr_psprintf(p, "%s %s is not a regular file %s", what, path, fix);
+    }
+    else if (pfi->protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
+        err = apr_psprintf(p, "%s %s can be read or written by group or others: chmod 0400 %s",
+                           what, path, path);
+    }
+    else if (!(flags & ACME_KEYFILE_ANY_OWNER) && pfi->user != 0) {
+        err = apr_psprintf(p, "%s %s is not owned by root: chown root %s", what, path, path);
+    }
+    else {
+        rv = APR_SUCCESS;
+        *pf = f;
+        f = NULL;
+    }
+leave:
+    if (f) {
+        apr_file_close(f);
+    }
+    if (perr) {
+        *perr = err;
+    }
+    return rv;
+}
+
 apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
                                  int flags, const char **perr)
 {
@@ -1709,55 +1757,31 @@ apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, cons
     apr_file_t *f = NULL;
     unsigned char *key = apr_palloc(p, ACME_SEAL_KEY_LEN + 1);
     apr_size_t n = ACME_SEAL_KEY_LEN + 1;
-    apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
     const char *err = NULL;
     apr_status_t rv;
 
     *pkey = NULL;
     wipe_with_pool(p, key, ACME_SEAL_KEY_LEN + 1);
-    /* stat first: opening a FIFO or a device could block or read forever */
-    rv = apr_stat(&fi, path, wanted, p);
-    if (rv == APR_SUCCESS && fi.filetype == APR_REG) {
-        rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
-        if (rv == APR_SUCCESS) {
-            rv = apr_file_info_get(&fi, wanted, f);   /* the file we read, not a replaced one */
-        }
-    }
-    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-        err = apr_psprintf(p, "cannot read the store encryption key file %s: %pm %s", path,
-                           &rv, fix);
+    rv = acme_secret_file_open(&f, &fi, p, path, "the store encryption key file", fix, flags,
+                               &err);
+    if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = APR_EINVAL;
-    if (fi.filetype != APR_REG) {
-        err = apr_psprintf(p, "the store encryption key file %s is not a regular file %s",
-                           path, fix);
-    }
-    else if (fi.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
-        err = apr_psprintf(p, "the store encryption key file %s can be read or written by "
-                           "group or others: chmod 0400 %s", path, path);
-    }
-    else if (!(flags & ACME_KEYFILE_ANY_OWNER) && fi.user != 0) {
-        err = apr_psprintf(p, "the store encryption key file %s is not owned by root: "
-                           "chown root %s", path, path);
-    }
-    else if (fi.size != ACME_SEAL_KEY_LEN) {
+    if (fi.size != ACME_SEAL_KEY_LEN) {
+        rv = APR_EINVAL;
         err = apr_psprintf(p, "the store encryption key file %s has %ld bytes, it must hold "
                            "exactly %d random bytes %s", path, (long)fi.size, ACME_SEAL_KEY_LEN,
                            fix);
+        goto leave;
     }
-    else {
-        rv = apr_file_read_full(f, key, n, &n);
-        if (n != ACME_SEAL_KEY_LEN || (rv != APR_SUCCESS && rv != APR_EOF)) {
-            rv = APR_EINVAL;
-            err = apr_psprintf(p, "the store encryption key file %s changed while it was read",
-                               path);
-        }
-        else {
-            rv = APR_SUCCESS;
-            *pkey = key;
-        }
+    rv = apr_file_read_full(f, key, n, &n);
+    if (n != ACME_SEAL_KEY_LEN || (rv != APR_SUCCESS && rv != APR_EOF)) {
+        rv = APR_EINVAL;
+        err = apr_psprintf(p, "the store encryption key file %s changed while it was read", path);
+        goto leave;
     }
+    rv = APR_SUCCESS;
+    *pkey = key;
 leave:
     if (f) {
         apr_file_close(f);
