@@ -108,6 +108,7 @@ def test_watched_without_any_managed_domain(httpd, test_dir):
     fd = os.open(both, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    assert os.stat(both).st_mode & 0o077 == 0     # root's alone, like a real key
     text = httpd.vhost(BOUGHT, tls=True, extra='SSLCertificateFile "%s"' % both)
     text += httpd.vhost(MANAGED)   # where the handlers are asked
     httpd.write_config(text + HANDLERS)
