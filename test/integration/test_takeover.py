@@ -6,11 +6,13 @@ import datetime
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import threading
 import time
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,7 +26,8 @@ ISSUE_TIMEOUT = 120.0
 NAME = "site.takeover.test"
 ALIAS = "www.site.takeover.test"
 OWN_CA = "Bought CA of the takeover test"
-STATUS_LOCATION = "<Location /.acme-status>\n    SetHandler acme-status\n</Location>\n"
+STATUS_LOCATION = ("<Location /.acme-status>\n    SetHandler acme-status\n</Location>\n"
+                   "<Location /server-status>\n    SetHandler server-status\n</Location>\n")
 
 
 def _name(cn):
@@ -137,9 +140,12 @@ def status_doc(httpd):
     return doc
 
 
-def test_takeover_of_a_live_https_site_has_no_outage(httpd, pebble, test_dir):
+# tls-alpn-01 is answered on the vhost being taken over, which serves its
+# own certificate to every other client meanwhile.
+@pytest.mark.parametrize("challenge", ["http-01", "tls-alpn-01"])
+def test_takeover_of_a_live_https_site_has_no_outage(httpd, pebble, test_dir, challenge):
     cert_file, key_file, _ = make_site_cert(test_dir, [NAME, ALIAS])
-    acme = httpd.acme_config(pebble)
+    acme = httpd.acme_config(pebble) + "ManagedChallenges %s\n" % challenge
     httpd.write_config(site_config(httpd, acme, cert_file, key_file))
     httpd.start()
     assert cert_issuer_cn(httpd.get_cert(NAME)) == OWN_CA
@@ -177,6 +183,9 @@ def test_takeover_of_a_live_https_site_has_no_outage(httpd, pebble, test_dir):
     assert issuers[-1] == intermediate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
     log = httpd.error_log()
+    # the CA validated through the vhost that kept its own certificate
+    assert re.search(r"ACME020[24]: %s: answering the challenge for %s"
+                     % (challenge, re.escape(NAME)), log), challenge
     assert "ACME1801: %s: the virtual host %s" % (NAME, NAME) in log
     assert "can be removed" in log and "ACME0103" not in log
     doc = status_doc(httpd)
@@ -211,3 +220,6 @@ def test_takeover_keeps_the_site_while_the_ca_fails(httpd, pebble, test_dir):
         r = httpd.https_get("/index.html", host)
         assert r.status == 200 and b"mod_acme test server" in r.body, r
     assert "ACME0005" not in httpd.error_log()   # no temporary certificate here
+    html = httpd.http_get("/server-status", NAME).text
+    row = next(r for r in re.findall(r"<tr><td>(.*?)</td></tr>", html) if r.startswith(NAME + "<"))
+    assert row.endswith("<td>vhost-file %s" % cert_file), row
