@@ -54,14 +54,14 @@ static const char *config_problem(const acme_domain_t *d)
     return NULL;
 }
 
-/* Which certificate mod_ssl has for the domain's vhosts: "managed" (an
- * issued one), "vhost-file" (a vhost's own SSLCertificateFile, until the
- * module has one: a takeover), "temporary" (self-signed, with 503) or
- * "none" (no SSL vhost uses the domain). */
+/* Which certificate mod_ssl has for the domain's vhosts: "vhost-file" (a
+ * vhost's own SSLCertificateFile, kept until the module's can replace it:
+ * a takeover), "managed" (an issued one), "temporary" (self-signed, with
+ * 503) or "none" (no SSL vhost uses the domain). */
 static const char *served_of(const acme_domain_t *d)
 {
-    if (d->has_cert) return "managed";
     if (d->vhost_cert) return "vhost-file";
+    if (d->has_cert) return "managed";
     return d->driven ? "temporary" : "none";
 }
 
@@ -221,7 +221,7 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_setb(j, ds->d->driven, "driven", NULL);
     acme_json_setb(j, ds->st->has_cert, "has-certificate", NULL);
     acme_json_sets(j, served_of(ds->d), "served", NULL);
-    if (!ds->d->has_cert && ds->d->vhost_cert) {
+    if (ds->d->vhost_cert) {
         acme_json_sets(j, ds->d->vhost_cert, "served-file", NULL);
     }
 
@@ -428,7 +428,7 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now, voi
                   ": ", esc(p, ds->st->preflight), NULL);
     }
     ap_rvputs(r, "</td><td>", esc(p, served_of(ds->d)), NULL);
-    if (!ds->d->has_cert && ds->d->vhost_cert) {
+    if (ds->d->vhost_cert) {
         ap_rvputs(r, " ", esc(p, ds->d->vhost_cert), NULL);
     }
     ap_rputs("</td></tr>\n", r);
@@ -534,10 +534,14 @@ static int status_hook(request_rec *r, int flags)
 
     if (!g || !g->domains || g->domains->nelts == 0 || !acme_mod_store) {
         /* no managed domain: the vhosts' own certificates still are watched */
+        if (!watched || watched->nelts == 0) {
+            return OK;
+        }
         if (flags & AP_STATUS_SHORT) {
-            if (watched && watched->nelts > 0) auto_watched(r, now);
+            auto_watched(r, now);
         }
         else {
+            ap_rputs("<hr>\n", r);
             html_watched(r, now);
         }
         return OK;
