@@ -50,6 +50,8 @@ typedef struct acme_domain_t {
     int tls_alpn_ok;              /* tls-alpn-01 is allowed and reachable */
     apr_array_header_t *eff_challenges; /* allowed and reachable types */
     const char *served_staged;    /* "staged" of the meta.json handed to mod_ssl, or NULL */
+    const char *vhost_cert;       /* a vhost's own SSLCertificateFile, served until the
+                                   * domain has a certificate (takeover), or NULL */
 } acme_domain_t;
 
 /* ManagedStore etcd ...: the shared store; ManagedStoreDir is then the local cache. */
@@ -78,11 +80,15 @@ typedef struct acme_global_t {
     int parallel;
     apr_array_header_t *notify_argv; /* ManagedNotifyCmd program + args, NULL = none */
     acme_domain_t *current;       /* inside <ManagedDomain> while parsing */
+    apr_array_header_t *watched;  /* acme_watched_t*: SSL vhosts' certificate files, read
+                                   * by the parent at post_config (NULL until then) */
 } acme_global_t;
 
 typedef struct acme_srv_conf_t {
     acme_global_t *global;        /* shared by all servers of a config generation */
     acme_domain_t *domain;        /* the managed domain serving this vhost, or NULL */
+    const char *own_cert;         /* its SSLCertificateFile that mod_ssl serves while the
+                                   * domain has no certificate (no 503 then), or NULL */
 } acme_srv_conf_t;
 
 extern const command_rec acme_cmds[];
