@@ -851,7 +851,10 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     apr_status_t rv;
     int i;
 
-    acme_log_set(log_bridge, s, s->log.level);
+    /* The core logs through the main server: its acme: level (LogLevel
+     * acme:debug), not the server's global one, decides what the core
+     * formats; ap_log_error then filters with the same module index. */
+    acme_log_set(log_bridge, s, ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
     acme_mod_store = NULL;
     if (!g || g->domains->nelts == 0) {
         return OK;
