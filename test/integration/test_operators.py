@@ -50,3 +50,35 @@ def test_core_info_lines_hidden_by_acme_warn(httpd, pebble):
     assert "ACME0404" not in log, log
     assert "[acme:info]" not in log and "[acme:debug]" not in log
     assert "[core:info]" in log or "[mpm_event:info]" in log or "[ssl:info]" in log, log
+
+
+# ------------------------------------------------------------------ docs
+SRC_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def section_directives_in_code():
+    """Directives whose setter accepts a <ManagedDomain> section
+    (check_context(cmd, 1)), from mod_acme_config.c's table."""
+    with open(os.path.join(SRC_ROOT, "mod_acme", "mod_acme_config.c")) as f:
+        src = f.read()
+    table = dict((fn, name) for name, fn in
+                 re.findall(r'AP_INIT_\w+\("(Managed\w+)", (cmd_\w+)', src))
+    allowed = set()
+    for fn, name in table.items():
+        body = re.search(r"\nstatic const char \*%s\(.*?\n}\n" % fn, src, re.S)
+        assert body, fn
+        if "check_context(cmd, 1)" in body.group(0):
+            allowed.add(name)
+    return allowed
+
+
+def test_directives_md_lists_every_directive_a_section_takes():
+    with open(os.path.join(SRC_ROOT, "docs", "directives.md")) as f:
+        doc = f.read()
+    para = re.search(r"with settings for this domain only inside:(.*?)Server-wide directives",
+                     doc, re.S).group(1)
+    listed = set(re.findall(r"`(Managed\w+)`", para))
+    code = section_directives_in_code()
+    assert len(code) > 10
+    assert listed == code, ("missing from the docs: %s; not allowed in a section: %s"
+                            % (sorted(code - listed), sorted(listed - code)))
