@@ -234,6 +234,19 @@ static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
 
 /* ---- CA settings -------------------------------------------------------- */
 
+/* A file named in the config, resolved against ServerRoot: a regular file now. */
+static const char *readable_file(cmd_parms *cmd, const char *arg, const char **ppath)
+{
+    apr_finfo_t fi;
+
+    *ppath = ap_server_root_relative(cmd->pool, arg);
+    if (!*ppath || apr_stat(&fi, *ppath, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_settings_t *st = target_settings(cmd);
@@ -263,18 +276,30 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_settings_t *st = target_settings(cmd);
-    const char *err = check_context(cmd, 1), *path;
-    apr_finfo_t fi;
+    const char *err = check_context(cmd, 1);
+
+    return err ? err : readable_file(cmd, arg, &st->ca_file);
+}
+
+static const char *cmd_http_proxy(cmd_parms *cmd, void *dc, const char *url,
+                                  const char *ca_file)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
 
     if (err) return err;
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ManagedCACertificateFile: '%s' is not a readable file",
-                            arg);
+    st->http_proxy_ca_file = NULL;
+    if (!strcasecmp(url, "none")) {
+        st->http_proxy = "";   /* overrides a server-wide proxy */
+        return ca_file ? "ManagedHttpProxy none takes no CA file" : NULL;
     }
-    st->ca_file = path;
-    return NULL;
+    if (acme_conf_http_proxy(&err, cmd->pool, url) != APR_SUCCESS) return err;
+    if (ca_file && strncasecmp(url, "https:", 6)) {
+        return "ManagedHttpProxy: a CA file only applies to an https:// proxy (the connection "
+               "to an http:// proxy is not encrypted)";
+    }
+    st->http_proxy = apr_pstrdup(cmd->pool, url);
+    return ca_file ? readable_file(cmd, ca_file, &st->http_proxy_ca_file) : NULL;
 }
 
 static const char *cmd_contact(cmd_parms *cmd, void *dc, const char *arg)
@@ -516,18 +541,6 @@ static const char *cmd_store_prefix(cmd_parms *cmd, void *dc, const char *arg)
                             "e.g. mod_acme/", arg);
     }
     global_of(cmd)->store.prefix = apr_pstrdup(cmd->pool, arg);
-    return NULL;
-}
-
-static const char *readable_file(cmd_parms *cmd, const char *arg, const char **ppath)
-{
-    apr_finfo_t fi;
-
-    *ppath = ap_server_root_relative(cmd->pool, arg);
-    if (!*ppath || apr_stat(&fi, *ppath, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
-    }
     return NULL;
 }
 
@@ -784,6 +797,9 @@ const command_rec acme_cmds[] = {
                       "ACME directory URL(s) of the CA, or letsencrypt / letsencrypt-staging"),
     AP_INIT_TAKE1("ManagedCACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
                   "PEM file with extra trust anchors for the CA's HTTPS server"),
+    AP_INIT_TAKE12("ManagedHttpProxy", cmd_http_proxy, NULL, RSRC_CONF,
+                   "HTTP or HTTPS proxy for every request to the CA [CA file of an https "
+                   "proxy], or none"),
     AP_INIT_TAKE1("ManagedContact", cmd_contact, NULL, RSRC_CONF,
                   "e-mail address for the ACME account (default: ServerAdmin)"),
     AP_INIT_FLAG("ManagedAgreeTOS", cmd_agree_tos, NULL, RSRC_CONF,
@@ -841,6 +857,10 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
 {
     if (!st->ca_urls) st->ca_urls = base->ca_urls;
     if (!st->ca_file) st->ca_file = base->ca_file;
+    if (!st->http_proxy) {
+        st->http_proxy = base->http_proxy;
+        st->http_proxy_ca_file = base->http_proxy_ca_file;
+    }
     if (!st->contact) st->contact = base->contact;
     if (st->agree_tos == ACME_UNSET) st->agree_tos = base->agree_tos;
     if (!st->challenges) st->challenges = base->challenges;
@@ -948,6 +968,8 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
     spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
                                                      : ACME_DEFAULT_CA;
     spec->ca_file = s->ca_file;
+    spec->proxy = s->http_proxy && *s->http_proxy ? s->http_proxy : NULL;
+    spec->proxy_ca_file = s->http_proxy_ca_file;
     spec->eab_kid = s->eab_kid;
     spec->eab_hmac = s->eab_hmac;
     spec->profile = s->profile;

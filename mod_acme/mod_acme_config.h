@@ -34,6 +34,8 @@ typedef struct acme_settings_t {
     apr_array_header_t *dns_check;  /* ManagedDNSCheck servers (acme_dns_server_t*), NULL = NS */
     apr_interval_time_t dns_check_timeout; /* 0: the engine's default */
     struct acme_preflight_conf_t *preflight; /* ManagedPreflight, NULL = unset */
+    const char *http_proxy;         /* ManagedHttpProxy URL, NULL = unset, "" = none */
+    const char *http_proxy_ca_file; /* its trust anchors, NULL = the system's */
 } acme_settings_t;
 
 typedef struct acme_domain_t {

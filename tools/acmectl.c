@@ -62,6 +62,7 @@ typedef struct {
     const char *conf_ca_file_any;
     const char *conf_ca_url;
     const char *conf_window;
+    const char *conf_proxy, *conf_proxy_ca;   /* ManagedHttpProxy */
     /* ManagedStore etcd and its settings (store migrate) */
     apr_array_header_t *conf_etcd_urls;
     const char *conf_store_key, *conf_store_prefix;
@@ -461,6 +462,8 @@ static int setup(ctl_t *ctl, int need_store)
         ctl->conf_ca_file_any = cs.ca_file_any;
         ctl->conf_ca_url = cs.ca_url;
         ctl->conf_window = cs.window;
+        ctl->conf_proxy = cs.http_proxy;
+        ctl->conf_proxy_ca = cs.http_proxy_ca;
         ctl->conf_etcd_urls = cs.etcd_urls;
         ctl->conf_store_key = cs.store_key;
         ctl->conf_store_prefix = cs.store_prefix;
@@ -1097,6 +1100,9 @@ static apr_status_t make_client(acme_client_t **pclient, ctl_t *ctl, const char 
     acme_http_global_init();
     acme_http_config_init(&hc);
     hc.ca_file = ctl->ca_file;
+    /* the server's way to the CA is acmectl's too */
+    hc.proxy = ctl->conf_proxy;
+    hc.proxy_ca_file = ctl->conf_proxy_ca;
     rv = acme_http_curl_create(&http, ctl->pool, &hc);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");

@@ -10,6 +10,7 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_file_io.h>
+#include <apr_uri.h>
 
 #include "acme_conf.h"
 #include "acme_util.h"
@@ -82,6 +83,26 @@ apr_status_t acme_conf_eab(int *pnone, const char **perr, apr_pool_t *p, const c
         /* The value is secret: name the key id, never the HMAC. */
         *perr = apr_psprintf(p, "ManagedEAB %s: the HMAC key is not base64url or is "
                              "shorter than 16 bytes", kid);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_conf_http_proxy(const char **perr, apr_pool_t *p, const char *url)
+{
+    apr_uri_t uri;
+    const char *shown = url;
+
+    memset(&uri, 0, sizeof(uri));
+    if (apr_uri_parse(p, url, &uri) == APR_SUCCESS) {
+        /* a proxy URL may carry user:password: messages leave the password out */
+        shown = apr_uri_unparse(p, &uri, APR_URI_UNP_OMITPASSWORD);
+    }
+    if (!uri.scheme || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
+        || !uri.hostname || !*uri.hostname || (uri.path && strcmp(uri.path, "/"))
+        || uri.query || uri.fragment || (uri.port_str && !uri.port)) {
+        *perr = apr_psprintf(p, "ManagedHttpProxy: '%s' is not a proxy URL: write "
+                             "http://HOST:PORT or https://HOST:PORT", shown);
         return APR_EINVAL;
     }
     return APR_SUCCESS;
@@ -337,6 +358,10 @@ static apr_status_t scan_line(acme_conf_scan_t *cs, const char *line, int depth,
     }
     else if (!strcasecmp(dir, "ManagedRenewWindow") && cs->section_depth == 0) {
         cs->window = a1;
+    }
+    else if (!strcasecmp(dir, "ManagedHttpProxy") && cs->section_depth == 0) {
+        cs->http_proxy = strcasecmp(a1, "none") ? a1 : NULL;
+        cs->http_proxy_ca = cs->http_proxy && a2 ? acme_conf_root_relative(cs, a2) : NULL;
     }
     return APR_SUCCESS;
 }

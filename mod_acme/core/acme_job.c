@@ -164,6 +164,8 @@ static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
 
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
+    hconf.proxy = spec->proxy;
+    hconf.proxy_ca_file = spec->proxy_ca_file;
     hconf.abort = spec->stop;
     rv = spec->http ? spec->http(&http, p, &hconf, spec->http_baton)
                     : acme_http_curl_create(&http, p, &hconf);

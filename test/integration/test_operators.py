@@ -3,8 +3,15 @@
 # the redirect to https with HSTS. Real apache2 and real pebble on loopback.
 import os
 import re
+import select
+import socket
+import ssl
+import threading
+import types
 
+from harness import util
 from harness.httpd import served_by_ca
+from harness.pki import ListenerPKI
 
 ISSUE_TIMEOUT = 90.0
 
@@ -82,3 +89,178 @@ def test_directives_md_lists_every_directive_a_section_takes():
     assert len(code) > 10
     assert listed == code, ("missing from the docs: %s; not allowed in a section: %s"
                             % (sorted(code - listed), sorted(listed - code)))
+
+
+# ------------------------------------------------------------------ ManagedHttpProxy
+class ConnectProxy:
+    """A CONNECT proxy on loopback (threaded; TLS on its listener when given a
+    certificate): it records every target asked for, tunnels those in
+    `routes` ("host:port" -> (address, port)) and refuses the rest with 403."""
+
+    def __init__(self, routes, cert_file=None, key_file=None):
+        self.routes = dict(routes)
+        self.connects = []
+        self.refused = []
+        self.lock = threading.Lock()
+        self.ctx = None
+        if cert_file:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert_file, key_file)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.open = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        upstream = None
+        try:
+            conn.settimeout(10)
+            if self.ctx:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            with self.lock:
+                self.open.add(conn)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            method, target = (line.split() + ["", ""])[:2]
+            route = self.routes.get(target) if method == "CONNECT" else None
+            with self.lock:
+                (self.connects if route else self.refused).append(line)
+            if not route:
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection(route, timeout=10)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            conn.settimeout(None)
+            upstream.settimeout(None)
+            self._pump(conn, upstream)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            with self.lock:
+                self.open.discard(conn)
+            for s in (conn, upstream):
+                if s:
+                    s.close()
+
+    def _pump(self, client, upstream):
+        """Both directions in one thread: an SSL socket is not for two threads."""
+        while not self.stopped:
+            ready = [client] if isinstance(client, ssl.SSLSocket) and client.pending() else []
+            if not ready:
+                ready, _, _ = select.select([client, upstream], [], [], 1.0)
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    return
+                (upstream if s is client else client).sendall(data)
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+        with self.lock:
+            for conn in list(self.open):
+                conn.close()
+
+
+def unreachable_ca(pebble):
+    """pebble under a URL that nothing answers on loopback (a free port):
+    only a proxy that maps it to pebble reaches the CA. pebble builds its
+    URLs from the Host header, so every later request names it too."""
+    dead = util.free_port()
+    target = "localhost:%d" % dead
+    ca = types.SimpleNamespace(dir_url="https://%s/dir" % target, ca_file=pebble.ca_file)
+    return ca, {target: ("127.0.0.1", pebble.port)}
+
+
+def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, test_dir):
+    name = "proxy.operators.test"
+    ca, routes = unreachable_ca(pebble)
+    # the proxy's certificate comes from a root of its own: pebble's CA file
+    # (ManagedCACertificateFile) does not vouch for it, the proxy's CA file does
+    os.makedirs(os.path.join(test_dir, "proxy-pki"))
+    pki = ListenerPKI(os.path.join(test_dir, "proxy-pki")).generate()
+    assert pki.ca_file != pebble.ca_file
+    proxy = ConnectProxy(routes, pki.cert_file, pki.key_file)
+    try:
+        # without the proxy the CA cannot be reached
+        httpd.write_config(managed_site(httpd, ca, [name]))
+        httpd.expect_errors(r"ACME\d+: .*%s" % re.escape(name))
+        httpd.start()
+        httpd.wait_for(lambda: re.search(r"%s.*(onnect|refused)" % re.escape(ca.dir_url.split("/dir")[0]),
+                                         httpd.error_log()), ISSUE_TIMEOUT,
+                       "the failed connection to the CA in the log")
+        assert not served_by_ca(httpd, name)
+        assert proxy.connects == [] and proxy.refused == []
+        # the same config with ManagedHttpProxy: every request goes through it
+        httpd.write_config(managed_site(
+            httpd, ca, [name], extra_global="ManagedHttpProxy https://localhost:%d %s\n"
+            % (proxy.port, pki.ca_file)))
+        httpd.graceful()
+        wait_issued(httpd, name)
+        assert proxy.connects and proxy.refused == [], (proxy.connects, proxy.refused)
+        assert set(proxy.connects) == {"CONNECT %s HTTP/1.1" % t for t in routes}
+    finally:
+        proxy.stop()
+
+
+def test_http_proxy_per_section_and_none(httpd, pebble):
+    # server-wide: a plain http:// proxy; one section opts out with "none"
+    # and talks to pebble directly: the proxy would refuse (and record) it
+    via, direct = "via-proxy.operators.test", "direct.operators.test"
+    ca, routes = unreachable_ca(pebble)
+    proxy = ConnectProxy(routes)
+    try:
+        text = managed_site(httpd, ca, [via],
+                            extra_global="ManagedHttpProxy http://127.0.0.1:%d\n" % proxy.port)
+        text += ("<ManagedDomain %s>\n    ManagedCA %s\n    ManagedHttpProxy none\n"
+                 "</ManagedDomain>\n" % (direct, pebble.dir_url))
+        text += httpd.vhost(direct, tls=True) + httpd.vhost(direct, tls=False)
+        httpd.write_config(text)
+        httpd.start()
+        wait_issued(httpd, via)
+        wait_issued(httpd, direct)
+        assert proxy.connects and proxy.refused == [], (proxy.connects, proxy.refused)
+    finally:
+        proxy.stop()
+
+
+def test_http_proxy_config_errors(httpd, pebble, test_dir):
+    ca_file = os.path.join(test_dir, "proxy-ca.pem")
+    with open(ca_file, "w") as f:
+        f.write(open(pebble.ca_file).read())
+    cases = [
+        ("ManagedHttpProxy proxy.example:3128",
+         "'proxy.example:3128' is not a proxy URL: write http://HOST:PORT or https://HOST:PORT"),
+        ("ManagedHttpProxy http://user:s3cret@proxy.example:3128/x", "user@proxy.example"),
+        ("ManagedHttpProxy http://proxy.example:3128 %s" % ca_file,
+         "a CA file only applies to an https:// proxy"),
+        ("ManagedHttpProxy https://proxy.example:3128 /nonexistent/ca.pem",
+         "ManagedHttpProxy: '/nonexistent/ca.pem' is not a readable file"),
+    ]
+    for line, message in cases:
+        httpd.write_config(managed_site(httpd, pebble, ["cfg.operators.test"],
+                                        extra_global=line + "\n"))
+        rc, out = httpd.check_config()
+        assert rc != 0 and message in out, (line, out)
+        assert "s3cret" not in out
+    httpd.write_config(managed_site(httpd, pebble, ["cfg.operators.test"],
+                                    extra_global="ManagedHttpProxy https://proxy.example:3128 %s\n"
+                                    % ca_file))
+    assert httpd.check_config()[0] == 0

@@ -1,5 +1,5 @@
-/* test_conf.c: the configuration text parsers of acme_conf.c: ManagedPortMap
- * and ManagedEAB values, and the httpd.conf scan acmectl uses. */
+/* test_conf.c: the configuration text parsers of acme_conf.c: ManagedPortMap,
+ * ManagedEAB and ManagedHttpProxy values, and the httpd.conf scan acmectl uses. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +70,28 @@ START_TEST(eab_values)
 }
 END_TEST
 
+START_TEST(http_proxy_values)
+{
+    const char *err = NULL;
+
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://proxy.example:3128"), APR_SUCCESS);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "https://proxy.example/"), APR_SUCCESS);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://u:p@[::1]:8080"), APR_SUCCESS);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "proxy.example:3128"), APR_EINVAL);
+    ck_assert_str_eq(err, "ManagedHttpProxy: 'proxy.example:3128' is not a proxy URL: write "
+                          "http://HOST:PORT or https://HOST:PORT");
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "socks5://proxy.example:1080"), APR_EINVAL);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://proxy.example:3128/x"), APR_EINVAL);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://proxy.example:0"), APR_EINVAL);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://:3128"), APR_EINVAL);
+    ck_assert_int_eq(acme_conf_http_proxy(&err, pool, "http://user:s3cret@proxy.example/p"),
+                     APR_EINVAL);
+    /* the password stays out of the message */
+    ck_assert_ptr_null(strstr(err, "s3cret"));
+    ck_assert_ptr_nonnull(strstr(err, "user"));
+}
+END_TEST
+
 static acme_conf_scan_t scan(const char *text)
 {
     acme_conf_scan_t cs;
@@ -93,11 +115,14 @@ START_TEST(scan_text_values)
               "  ManagedRenewWindow 10d\n"
               "</VirtualHost>\n"
               "ManagedRenewWindow \\\n"
-              "   40%\n");
+              "   40%\n"
+              "ManagedHttpProxy https://proxy.test:3128 proxy-ca.pem\n");
     ck_assert_str_eq(cs.store_dir, "/var/lib/acme");
     ck_assert_str_eq(cs.ca_url, "https://ca.test/dir");
     ck_assert_str_eq(cs.ca_file, "/etc/apache2/ca.pem");
     ck_assert_str_eq(cs.window, "40%");
+    ck_assert_str_eq(cs.http_proxy, "https://proxy.test:3128");
+    ck_assert_str_eq(cs.http_proxy_ca, "/etc/apache2/proxy-ca.pem");
     cs = scan("ServerRoot /srv/httpd\n"
               "<IfModule x>\n<ManagedDomain a.test>\nManagedCACertificateFile 'in ca'\n"
               "</ManagedDomain>\n</IfModule>\n"
@@ -107,7 +132,10 @@ START_TEST(scan_text_values)
     ck_assert_ptr_null(cs.ca_file);
     ck_assert_str_eq(cs.ca_file_any, "/srv/httpd/in ca");
     ck_assert_ptr_null(cs.ca_url);
+    ck_assert_ptr_null(cs.http_proxy);
     ck_assert_str_eq(acme_conf_root_relative(&cs, "acme"), "/srv/httpd/acme");
+    cs = scan("ManagedHttpProxy http://p.test:3128\nManagedHttpProxy none\n");
+    ck_assert_ptr_null(cs.http_proxy);
 }
 END_TEST
 
@@ -141,6 +169,7 @@ static Suite *conf_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, port_map_values);
     tcase_add_test(tc, eab_values);
+    tcase_add_test(tc, http_proxy_values);
     tcase_add_test(tc, scan_text_values);
     tcase_add_test(tc, scan_file_includes_itself);
     suite_add_tcase(s, tc);
