@@ -651,6 +651,17 @@ static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char
     int none;
 
     if (err) return err;
+    if (!strncasecmp(kid, ACME_EAB_FILE_PREFIX, strlen(ACME_EAB_FILE_PREFIX)) && !hmac) {
+        /* read now, by root: the file is readable by root only */
+        const char *path = ap_server_root_relative(cmd->pool,
+                                                   kid + strlen(ACME_EAB_FILE_PREFIX));
+        if (!path || acme_conf_eab_file(&st->eab_kid, &st->eab_hmac, &err, cmd->pool, path, 0)
+                     != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, ACMELOG(1701) "ManagedEAB %s: %s", kid,
+                                err ? err : "invalid path");
+        }
+        return NULL;
+    }
     if (acme_conf_eab(&none, &err, cmd->pool, kid, hmac) != APR_SUCCESS) {
         return err;
     }
@@ -833,7 +844,8 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE1("ManagedParallelRenewals", cmd_parallel, NULL, RSRC_CONF,
                   "how many domains are worked on at the same time"),
     AP_INIT_TAKE12("ManagedEAB", cmd_eab, NULL, RSRC_CONF,
-                   "External Account Binding: key id and base64url HMAC key from the CA"),
+                   "External Account Binding: key id and base64url HMAC key from the CA, "
+                   "file:PATH of a root-only JSON file with both, or none"),
     AP_INIT_TAKE12("ManagedProfile", cmd_profile, NULL, RSRC_CONF,
                    "ACME certificate profile to ask for, optionally 'mandatory'"),
     AP_INIT_FLAG("ManagedARI", cmd_ari, NULL, RSRC_CONF,

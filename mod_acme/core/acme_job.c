@@ -616,7 +616,7 @@ again:
     acct = acme_json_new_object(p);
     acme_json_sets(acct, account->url, "url", NULL);
     acme_json_sets(acct, ca_url, ACME_AK_CA, NULL);
-    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, "eab-kid", NULL);
+    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, ACME_AK_EAB_KID, NULL);
     acme_json_setsa(acct, contacts, "contact", NULL);
     acme_json_sets(acct, acme_time_rfc3339(p, apr_time_now()), "created", NULL);
     rv = acme_store_save_json(store, ACME_SG_ACCOUNTS, caid, "account.json", acct, p);

@@ -264,3 +264,59 @@ def test_http_proxy_config_errors(httpd, pebble, test_dir):
                                     extra_global="ManagedHttpProxy https://proxy.example:3128 %s\n"
                                     % ca_file))
     assert httpd.check_config()[0] == 0
+
+
+# ------------------------------------------------------------------ ManagedEAB file:
+EAB_KID = "kid-file"
+EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+def acmectl(build_dir, *args):
+    import subprocess
+    proc = subprocess.run([os.path.join(build_dir, "tools", "acmectl")] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+    return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+def test_eab_from_a_root_only_file(httpd, pebble_factory, test_dir, build_dir):
+    eab = pebble_factory(config={"externalAccountBindingRequired": True,
+                                 "externalAccountMACKeys": {EAB_KID: EAB_HMAC}})
+    path = os.path.join(test_dir, "eab.json")
+    with open(path, "w") as f:
+        f.write('{"kid": "%s", "hmac": "%s"}\n' % (EAB_KID, EAB_HMAC))
+    os.chmod(path, 0o600)
+    name = "eab-file.operators.test"
+    httpd.write_config(managed_site(httpd, eab, [name],
+                                    extra_global="ManagedEAB file:%s\n" % path))
+    httpd.start()
+    wait_issued(httpd, name)
+    assert eab.count_accounts() == 1
+    accounts = os.listdir(os.path.join(httpd.store_dir, "accounts"))
+    assert len(accounts) == 1 and accounts[0].endswith("-eab-" + EAB_KID), accounts
+    # acmectl reads the same file and finds the account bound to it
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "account", "show")
+    assert rc == 0 and "EAB key id:      %s" % EAB_KID in out, out
+    assert EAB_HMAC not in httpd.error_log() and EAB_HMAC not in out
+    httpd.stop()
+
+    # readable by others: apachectl -t and acmectl refuse it and say what to fix
+    os.chmod(path, 0o644)
+    rc, out = httpd.check_config()
+    assert rc != 0, out
+    assert ("ACME1701: ManagedEAB file:%s: the EAB file %s can be read or written by group or "
+            "others: chmod 0400 %s" % (path, path, path)) in out, out
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "account", "show")
+    assert rc == 1 and "can be read or written by group or others" in out, out
+    # not root's
+    os.chmod(path, 0o600)
+    os.chown(path, 65534, 65534)
+    rc, out = httpd.check_config()
+    assert rc != 0 and "is not owned by root: chown root %s" % path in out, out
+    os.chown(path, 0, 0)
+    # not the JSON object it must be; the secret is never echoed
+    with open(path, "w") as f:
+        f.write("%s %s\n" % (EAB_KID, EAB_HMAC))
+    rc, out = httpd.check_config()
+    assert rc != 0 and "is not a JSON object" in out and EAB_HMAC[:8] not in out, out
