@@ -42,6 +42,13 @@ extern int acme_mod_store_down;
  * etcd; always 1 for the file store), and how many etcd requests failed. */
 void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_pool_t *p);
 
+/* The managed domain that has the name itself, else the one whose wildcard
+ * covers it; NULL when none does. */
+acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p);
+
+/* mod_acme_https.c: ManagedRequireHttps, the redirect to https and HSTS. */
+void acme_https_register_hooks(void);
+
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);
 /* Adds acme-tls/1 to the Protocols of the SSL vhosts of domains that may

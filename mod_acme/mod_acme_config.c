@@ -39,6 +39,7 @@ static acme_settings_t *settings_make(apr_pool_t *p)
     st->renew_is_percent = ACME_UNSET;
     st->profile_mandatory = ACME_UNSET;
     st->ari = ACME_UNSET;
+    st->require_https = ACME_UNSET;
     return st;
 }
 
@@ -300,6 +301,39 @@ static const char *cmd_http_proxy(cmd_parms *cmd, void *dc, const char *url,
     }
     st->http_proxy = apr_pstrdup(cmd->pool, url);
     return ca_file ? readable_file(cmd, ca_file, &st->http_proxy_ca_file) : NULL;
+}
+
+static const char *cmd_require_https(cmd_parms *cmd, void *dc, const char *mode,
+                                     const char *opt)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1), *num;
+    char *end = NULL;
+    apr_int64_t v;
+
+    if (err) return err;
+    st->hsts_max_age = ACME_DEFAULT_HSTS_MAX_AGE;
+    if (!strcasecmp(mode, "off")) st->require_https = ACME_HTTPS_OFF;
+    else if (!strcasecmp(mode, "temporary")) st->require_https = ACME_HTTPS_TEMPORARY;
+    else if (!strcasecmp(mode, "permanent")) st->require_https = ACME_HTTPS_PERMANENT;
+    else {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps: '%s' is not off, temporary or "
+                            "permanent", mode);
+    }
+    if (!opt) return NULL;
+    if (st->require_https != ACME_HTTPS_PERMANENT) {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps %s: '%s' only goes with permanent "
+                            "(only then is Strict-Transport-Security sent)", mode, opt);
+    }
+    /* up to ten years (browsers cap it anyway); 0 tells them to forget */
+    num = strncasecmp(opt, "max-age=", 8) ? "" : opt + 8;
+    v = apr_isdigit(*num) ? apr_strtoi64(num, &end, 10) : -1;
+    if (v < 0 || *end || v > ACME_HSTS_MAX_AGE_MAX) {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps permanent: '%s' is not "
+                            "max-age=SECONDS (0 to %d)", opt, ACME_HSTS_MAX_AGE_MAX);
+    }
+    st->hsts_max_age = v;
+    return NULL;
 }
 
 static const char *cmd_contact(cmd_parms *cmd, void *dc, const char *arg)
@@ -811,6 +845,9 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE12("ManagedHttpProxy", cmd_http_proxy, NULL, RSRC_CONF,
                    "HTTP or HTTPS proxy for every request to the CA [CA file of an https "
                    "proxy], or none"),
+    AP_INIT_TAKE12("ManagedRequireHttps", cmd_require_https, NULL, RSRC_CONF,
+                   "off, temporary or permanent [max-age=SECONDS]: redirect http requests for "
+                   "managed names to https; permanent adds Strict-Transport-Security"),
     AP_INIT_TAKE1("ManagedContact", cmd_contact, NULL, RSRC_CONF,
                   "e-mail address for the ACME account (default: ServerAdmin)"),
     AP_INIT_FLAG("ManagedAgreeTOS", cmd_agree_tos, NULL, RSRC_CONF,
@@ -897,6 +934,10 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
     if (!st->dns_check) st->dns_check = base->dns_check;
     if (!st->dns_check_timeout) st->dns_check_timeout = base->dns_check_timeout;
     if (!st->preflight) st->preflight = base->preflight;
+    if (st->require_https == ACME_UNSET) {
+        st->require_https = base->require_https;
+        st->hsts_max_age = base->hsts_max_age;
+    }
 }
 
 /* Sets what is still unset to the built-in defaults; changes nothing the
@@ -932,6 +973,7 @@ static void resolve_builtins(acme_settings_t *st, server_rec *base, apr_pool_t *
     }
     if (st->profile_mandatory == ACME_UNSET) st->profile_mandatory = 0;
     if (st->ari == ACME_UNSET) st->ari = 1;
+    if (st->require_https == ACME_UNSET) st->require_https = ACME_HTTPS_OFF;
     if (st->renew_is_percent == ACME_UNSET) {
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;

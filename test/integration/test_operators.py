@@ -320,3 +320,116 @@ def test_eab_from_a_root_only_file(httpd, pebble_factory, test_dir, build_dir):
         f.write("%s %s\n" % (EAB_KID, EAB_HMAC))
     rc, out = httpd.check_config()
     assert rc != 0 and "is not a JSON object" in out and EAB_HMAC[:8] not in out, out
+
+
+# ------------------------------------------------------------------ ManagedRequireHttps
+def request(httpd, method, path, host, tls=False, body=None):
+    """(status, headers) of one request, redirects not followed."""
+    import http.client
+    port = httpd.tls_port if tls else httpd.http_port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        if tls:
+            conn.sock = httpd._tls_socket(host, port)
+        conn.request(method, path, body=body, headers={"Host": host})
+        r = conn.getresponse()
+        r.read()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders())
+    finally:
+        conn.close()
+
+
+def https_site(httpd, names_and_settings):
+    text = ""
+    for name, settings in names_and_settings:
+        text += "<ManagedDomain %s>\n%s</ManagedDomain>\n" % (name, settings)
+        text += httpd.vhost(name, tls=True) + httpd.vhost(name, tls=False)
+    return text
+
+
+def test_require_https_modes_exemption_and_hsts(httpd, pebble):
+    temp, perm, perm600, off, pending = ("temp.https.test", "perm.https.test",
+                                         "perm600.https.test", "off.https.test",
+                                         "pending.https.test")
+    # the CA's 443 is not mapped here: clients reach the SSL vhost on its own
+    # port, which the redirect names
+    text = httpd.acme_config(pebble, port_map=False)
+    text += "ManagedPortMap 80:%d 443:-\nManagedRetryDelay 2s\n" % httpd.http_port
+    text += "ManagedRequireHttps permanent\n"
+    text += https_site(httpd, [
+        (temp, "ManagedRequireHttps temporary\n"),
+        (perm, ""),
+        (perm600, "ManagedRequireHttps permanent max-age=600\n"),
+        (off, "ManagedRequireHttps off\n"),
+        # no challenge can work: it keeps its temporary certificate
+        (pending, "ManagedChallenges dns-01\n"),
+    ])
+    httpd.write_config(text)
+    httpd.expect_errors(r"%s.*(no challenge|dns-01)" % re.escape(pending))
+    httpd.start()
+    for name in (temp, perm, perm600, off):
+        wait_issued(httpd, name)
+    base = "https://%%s:%d" % httpd.tls_port
+
+    # temporary: 302 for GET and HEAD, 307 for the others; path and query kept
+    for method, code in (("GET", 302), ("HEAD", 302), ("POST", 307), ("PUT", 307)):
+        status, hdrs = request(httpd, method, "/a/b?c=1&d", temp, body=b"x" if method in
+                               ("POST", "PUT") else None)
+        assert (status, hdrs.get("location")) == (code, base % temp + "/a/b?c=1&d"), method
+    # permanent: 301 and 308
+    for method, code in (("GET", 301), ("HEAD", 301), ("POST", 308), ("DELETE", 308)):
+        status, hdrs = request(httpd, method, "/", perm)
+        assert (status, hdrs.get("location")) == (code, base % perm + "/"), method
+    # the CA's challenge requests are never redirected
+    for name in (temp, perm):
+        status, hdrs = request(httpd, "GET", "/.well-known/acme-challenge/unknownToken1", name)
+        assert status == 404 and "location" not in hdrs
+    # off, and no redirect while the temporary certificate is served
+    for name in (off, pending):
+        status, hdrs = request(httpd, "GET", "/index.html", name)
+        assert status == 200 and "location" not in hdrs, (name, status, hdrs)
+    assert not served_by_ca(httpd, pending)
+
+    # HSTS only with permanent, on https answers, with its max-age
+    hsts = {}
+    for name in (temp, perm, perm600, off, pending):
+        status, hdrs = request(httpd, "GET", "/index.html", name, tls=True)
+        assert status == (503 if name == pending else 200), (name, status)
+        hsts[name] = hdrs.get("strict-transport-security")
+    assert hsts == {temp: None, perm: "max-age=15768000", perm600: "max-age=600", off: None,
+                    pending: None}, hsts
+    # never on plain http
+    assert "strict-transport-security" not in request(httpd, "GET", "/", off)[1]
+
+
+def test_require_https_redirects_to_443_when_that_is_mapped_here(httpd, pebble):
+    # ManagedPortMap 443:PORT: the world's 443 arrives at this vhost's port,
+    # so the redirect names no port
+    name = "mapped.https.test"
+    httpd.write_config(managed_site(httpd, pebble, [name],
+                                    extra_global="ManagedRequireHttps temporary\n"))
+    httpd.start()
+    wait_issued(httpd, name)
+    status, hdrs = request(httpd, "GET", "/x", name)
+    assert (status, hdrs.get("location")) == (302, "https://%s/x" % name)
+    # an alias of the domain is redirected under its own name
+    status, hdrs = request(httpd, "GET", "/", "MAPPED.https.test")
+    assert (status, hdrs.get("location")) == (302, "https://%s/" % name)
+
+
+def test_require_https_config_errors(httpd, pebble):
+    cases = [
+        ("ManagedRequireHttps always", "'always' is not off, temporary or permanent"),
+        ("ManagedRequireHttps temporary max-age=60", "'max-age=60' only goes with permanent"),
+        ("ManagedRequireHttps permanent max-age=-1", "is not max-age=SECONDS (0 to 315360000)"),
+        ("ManagedRequireHttps permanent maxage=60", "is not max-age=SECONDS"),
+        ("ManagedRequireHttps permanent max-age=315360001", "is not max-age=SECONDS"),
+    ]
+    for line, message in cases:
+        httpd.write_config(managed_site(httpd, pebble, ["cfg.https.test"],
+                                        extra_global=line + "\n"))
+        rc, out = httpd.check_config()
+        assert rc != 0 and message in out, (line, out)
+    httpd.write_config(managed_site(httpd, pebble, ["cfg.https.test"],
+                                    section="ManagedRequireHttps permanent max-age=0\n"))
+    assert httpd.check_config()[0] == 0
