@@ -209,13 +209,17 @@ def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, t
         assert not served_by_ca(httpd, name)
         assert proxy.connects == [] and proxy.refused == []
         # the same config with ManagedHttpProxy: every request goes through it
+        # and the pre-flight, on, looks at this server directly: through the
+        # proxy it would be refused (and recorded)
         httpd.write_config(managed_site(
             httpd, ca, [name], extra_global="ManagedHttpProxy https://localhost:%d %s\n"
-            % (proxy.port, pki.ca_file)))
+            "ManagedPreflight 127.0.0.1 80:%d 443:%d\n"
+            % (proxy.port, pki.ca_file, httpd.http_port, httpd.tls_port)))
         httpd.graceful()
         wait_issued(httpd, name)
         assert proxy.connects and proxy.refused == [], (proxy.connects, proxy.refused)
         assert set(proxy.connects) == {"CONNECT %s HTTP/1.1" % t for t in routes}
+        assert re.search(r"ACME0431: %s: pre-flight passed" % re.escape(name), httpd.error_log())
     finally:
         proxy.stop()
 
