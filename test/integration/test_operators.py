@@ -189,7 +189,8 @@ def unreachable_ca(pebble):
     return ca, {target: ("127.0.0.1", pebble.port)}
 
 
-def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, test_dir):
+def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, test_dir,
+                                                               build_dir):
     name = "proxy.operators.test"
     ca, routes = unreachable_ca(pebble)
     # the proxy's certificate comes from a root of its own: pebble's CA file
@@ -220,6 +221,11 @@ def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, t
         assert proxy.connects and proxy.refused == [], (proxy.connects, proxy.refused)
         assert set(proxy.connects) == {"CONNECT %s HTTP/1.1" % t for t in routes}
         assert re.search(r"ACME0431: %s: pre-flight passed" % re.escape(name), httpd.error_log())
+        # acmectl -f takes the same way to the CA: revoke works only through it
+        before = len(proxy.connects)
+        rc, out = acmectl(build_dir, "-f", httpd.conf_file, "revoke", name)
+        assert rc == 0, out
+        assert len(proxy.connects) > before and proxy.refused == []
     finally:
         proxy.stop()
 
