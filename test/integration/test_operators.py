@@ -443,3 +443,33 @@ def test_require_https_config_errors(httpd, pebble):
     httpd.write_config(managed_site(httpd, pebble, ["cfg.https.test"],
                                     section="ManagedRequireHttps permanent max-age=0\n"))
     assert httpd.check_config()[0] == 0
+
+
+def test_require_https_for_a_name_under_a_wildcard(httpd, pebble, pebble_dns, test_dir):
+    # a name the certificate covers only through *.wild-https.test is
+    # redirected too (dns-01 through a hook that sets challtestsrv's TXT)
+    hook = os.path.join(test_dir, "hook.sh")
+    with open(hook, "w") as f:
+        f.write("""#!/bin/sh
+case "$1" in
+  set) curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$2.\\",\\"value\\":\\"$3\\"}" %(m)s/set-txt ;;
+  unset) curl -sf -X POST -d "{\\"host\\":\\"_acme-challenge.$2.\\"}" %(m)s/clear-txt ;;
+  *) exit 2 ;;
+esac
+""" % {"m": pebble_dns.mgmt_url})
+    os.chmod(hook, 0o755)
+    names = ["wild-https.test", "*.wild-https.test"]
+    text = httpd.acme_config(pebble) + "ManagedRetryDelay 1s\nManagedRequireHttps permanent\n"
+    text += "ManagedChallenges dns-01 http-01\nManagedDNSHook %s\n" % hook
+    text += "ManagedDomain %s\n" % " ".join(names)
+    text += httpd.vhost(names[0], tls=True, aliases=names[1:])
+    text += httpd.vhost(names[0], tls=False, aliases=names[1:])
+    httpd.write_config(text)
+    httpd.start()
+    wait_issued(httpd, "www.wild-https.test")
+    status, hdrs = request(httpd, "GET", "/", "www.wild-https.test")
+    assert (status, hdrs.get("location")) == (301, "https://www.wild-https.test/")
+    # one label only: a.b.wild-https.test is not under the wildcard
+    assert "location" not in request(httpd, "GET", "/index.html", "a.b.wild-https.test")[1]
+    hsts = request(httpd, "GET", "/index.html", "www.wild-https.test", tls=True)[1]
+    assert hsts.get("strict-transport-security") == "max-age=15768000"
