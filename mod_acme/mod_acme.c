@@ -71,10 +71,9 @@ static void server_names(apr_array_header_t **pnames, server_rec *s, apr_pool_t 
     *pnames = names;
 }
 
-/* The managed domain that has the name itself, else the one whose wildcard
- * covers it (acme_name_covers, found by hash: a start with thousands of
- * domains must not compare every vhost with every domain). */
-static acme_domain_t *domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p)
+/* Found by hash, not by acme_name_covers: a start with thousands of
+ * domains must not compare every vhost with every domain. */
+acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p)
 {
     acme_domain_t *d;
     const char *dot;
@@ -108,7 +107,7 @@ static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
         sc->domain = NULL;
         server_names(&names, s, pv);
         for (i = 0; i < names->nelts && !sc->domain; ++i) {
-            sc->domain = domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
+            sc->domain = acme_mod_domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
         }
     }
     apr_pool_destroy(pv);
@@ -999,7 +998,10 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     apr_status_t rv;
     int i;
 
-    acme_log_set(log_bridge, s, s->log.level);
+    /* The core logs through the main server: its acme: level (LogLevel
+     * acme:debug), not the server's global one, decides what the core
+     * formats; ap_log_error then filters with the same module index. */
+    acme_log_set(log_bridge, s, ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
     acme_mod_store = NULL;
     if (!g || g->domains->nelts == 0) {
         return OK;
@@ -1195,6 +1197,7 @@ static void acme_register_hooks(apr_pool_t *p)
     /* Runs after the challenge hook, so http-01 answers are never blocked. */
     ap_hook_post_read_request(hook_fallback_503, NULL, before_ssl, APR_HOOK_MIDDLE);
     acme_challenge_register_hooks();
+    acme_https_register_hooks();
     acme_drive_register_hooks();
     acme_status_register_hooks();
 }

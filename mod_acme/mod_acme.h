@@ -57,6 +57,13 @@ typedef struct acme_watched_t {
     apr_array_header_t *sans;     /* const char*, or NULL */
 } acme_watched_t;
 
+/* The managed domain that has the name itself, else the one whose wildcard
+ * covers it; NULL when none does. */
+acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p);
+
+/* mod_acme_https.c: ManagedRequireHttps, the redirect to https and HSTS. */
+void acme_https_register_hooks(void);
+
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);
 /* Adds acme-tls/1 to the Protocols of the SSL vhosts of domains that may

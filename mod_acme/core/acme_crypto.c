@@ -1700,43 +1700,62 @@ leave:
     return rv;
 }
 
-apr_status_t acme_secret_file_open(apr_file_t **pf, apr_finfo_t *pfi, apr_pool_t *p,
-                                   const char *path, const char *what, const char *fix,
-                                   int flags, const char **perr)
+apr_status_t acme_secret_file_read(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                                   const char *path, const char *what, apr_size_t max,
+                                   int flags, const char *fix, const char **perr)
 {
-    apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
+    apr_finfo_t fi;
     apr_file_t *f = NULL;
+    apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
     const char *err = NULL;
+    char *data;
+    apr_size_t n = 0;
     apr_status_t rv;
 
-    *pf = NULL;
+    *pdata = NULL;
+    *plen = 0;
+    fix = fix ? apr_pstrcat(p, " ", fix, NULL) : "";
     /* stat first: opening a FIFO or a device could block or read forever */
-    rv = apr_stat(pfi, path, wanted, p);
-    if (rv == APR_SUCCESS && pfi->filetype == APR_REG) {
+    rv = apr_stat(&fi, path, wanted, p);
+    if (rv == APR_SUCCESS && fi.filetype == APR_REG) {
         rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
         if (rv == APR_SUCCESS) {
-            rv = apr_file_info_get(pfi, wanted, f);   /* the file we read, not a replaced one */
+            rv = apr_file_info_get(&fi, wanted, f);   /* the file we read, not a replaced one */
         }
     }
     if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-        err = apr_psprintf(p, "cannot read %s %s: %pm %s", what, path, &rv, fix);
+        err = apr_psprintf(p, "cannot read %s %s: %pm%s", what, path, &rv, fix);
         goto leave;
     }
     rv = APR_EINVAL;
-    if (pfi->filetype != APR_REG) {
-        err = apr_psprintf(p, "%s %s is not a regular file %s", what, path, fix);
+    if (fi.filetype != APR_REG) {
+        err = apr_psprintf(p, "%s %s is not a regular file%s", what, path, fix);
     }
-    else if (pfi->protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
+    else if (fi.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
         err = apr_psprintf(p, "%s %s can be read or written by group or others: chmod 0400 %s",
                            what, path, path);
     }
-    else if (!(flags & ACME_KEYFILE_ANY_OWNER) && pfi->user != 0) {
+    else if (!(flags & ACME_KEYFILE_ANY_OWNER) && fi.user != 0) {
         err = apr_psprintf(p, "%s %s is not owned by root: chown root %s", what, path, path);
     }
+    else if (fi.size < 0 || (apr_size_t)fi.size > max) {
+        err = apr_psprintf(p, "%s %s has %ld bytes, more than the %lu it may have%s", what, path,
+                           (long)fi.size, (unsigned long)max, fix);
+    }
     else {
-        rv = APR_SUCCESS;
-        *pf = f;
-        f = NULL;
+        data = apr_palloc(p, (apr_size_t)fi.size + 1);
+        wipe_with_pool(p, data, (apr_size_t)fi.size + 1);
+        rv = apr_file_read_full(f, data, (apr_size_t)fi.size, &n);
+        if (n != (apr_size_t)fi.size || (rv != APR_SUCCESS && rv != APR_EOF)) {
+            rv = APR_EINVAL;
+            err = apr_psprintf(p, "%s %s changed while it was read", what, path);
+        }
+        else {
+            rv = APR_SUCCESS;
+            data[n] = '\0';
+            *pdata = data;
+            *plen = n;
+        }
     }
 leave:
     if (f) {
@@ -1753,38 +1772,20 @@ apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, cons
 {
     const char *fix = apr_psprintf(p, "(make one with: openssl rand -out %s 32; "
                                    "chown root %s; chmod 0400 %s)", path, path, path);
-    apr_finfo_t fi;
-    apr_file_t *f = NULL;
-    unsigned char *key = apr_palloc(p, ACME_SEAL_KEY_LEN + 1);
-    apr_size_t n = ACME_SEAL_KEY_LEN + 1;
-    const char *err = NULL;
+    const char *what = "the store encryption key file", *data, *err = NULL;
+    apr_size_t len;
     apr_status_t rv;
 
     *pkey = NULL;
-    wipe_with_pool(p, key, ACME_SEAL_KEY_LEN + 1);
-    rv = acme_secret_file_open(&f, &fi, p, path, "the store encryption key file", fix, flags,
-                               &err);
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    if (fi.size != ACME_SEAL_KEY_LEN) {
+    /* a larger file is read too, so that the message says how large it is */
+    rv = acme_secret_file_read(&data, &len, p, path, what, 4096, flags, fix, &err);
+    if (rv == APR_SUCCESS && len != ACME_SEAL_KEY_LEN) {
         rv = APR_EINVAL;
-        err = apr_psprintf(p, "the store encryption key file %s has %ld bytes, it must hold "
-                           "exactly %d random bytes %s", path, (long)fi.size, ACME_SEAL_KEY_LEN,
-                           fix);
-        goto leave;
+        err = apr_psprintf(p, "%s %s has %lu bytes, it must hold exactly %d random bytes %s",
+                           what, path, (unsigned long)len, ACME_SEAL_KEY_LEN, fix);
     }
-    rv = apr_file_read_full(f, key, n, &n);
-    if (n != ACME_SEAL_KEY_LEN || (rv != APR_SUCCESS && rv != APR_EOF)) {
-        rv = APR_EINVAL;
-        err = apr_psprintf(p, "the store encryption key file %s changed while it was read", path);
-        goto leave;
-    }
-    rv = APR_SUCCESS;
-    *pkey = key;
-leave:
-    if (f) {
-        apr_file_close(f);
+    if (rv == APR_SUCCESS) {
+        *pkey = (const unsigned char *)data;
     }
     if (perr) {
         *perr = err;

@@ -160,23 +160,20 @@ apr_status_t acme_unseal(const char **pdata, apr_size_t *plen, apr_pool_t *p,
 /* Non-zero when data starts like a sealed value. */
 int acme_is_sealed(const char *data, apr_size_t len);
 
-/* Reads the store encryption key: exactly ACME_SEAL_KEY_LEN bytes in a
- * regular file owned by root that group and others can neither read nor
- * write (made with `openssl rand -out FILE 32`). Anything else fails with
- * *perr saying what to fix. The key is wiped when p goes away.
+/* Reads a secret named in the config (a key, an EAB file): a regular file
+ * owned by root that group and others can neither read nor write, of at
+ * most max bytes. Anything else fails with *perr naming the file ("what
+ * path ...") and saying what to fix; fix (may be NULL) is added where
+ * making the file anew is the cure. The data is NUL-terminated (not
+ * counted) and wiped when p goes away.
  * ACME_KEYFILE_ANY_OWNER skips the owner check (unit tests, non-root CLI). */
 #define ACME_KEYFILE_ANY_OWNER 0x1
-/* The check every secret named in httpd.conf gets (this key, the TSIG key
- * of ManagedDNSUpdate): path is opened only if it is a regular file owned
- * by root (unless ACME_KEYFILE_ANY_OWNER) that group and others can neither
- * read nor write. *pf is open and *pfi describes it; otherwise *perr starts
- * with what ("the TSIG key file") and the path, says what to fix and ends
- * with fix (how to make a good file; may be ""). */
-struct apr_file_t;
-struct apr_finfo_t;
-apr_status_t acme_secret_file_open(struct apr_file_t **pf, struct apr_finfo_t *pfi,
-                                   apr_pool_t *p, const char *path, const char *what,
-                                   const char *fix, int flags, const char **perr);
+apr_status_t acme_secret_file_read(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                                   const char *path, const char *what, apr_size_t max,
+                                   int flags, const char *fix, const char **perr);
+
+/* Reads the store encryption key: exactly ACME_SEAL_KEY_LEN bytes in a
+ * secret file (acme_secret_file_read), made with `openssl rand -out FILE 32`. */
 apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
                                  int flags, const char **perr);
 

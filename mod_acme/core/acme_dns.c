@@ -440,31 +440,19 @@ leave:
 apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const char *path,
                                 int flags, const char **perr)
 {
-    apr_file_t *f = NULL;
-    apr_finfo_t fi;
-    char *buf = NULL;
+    const char *buf = NULL;
     apr_size_t len = 0;
     apr_status_t rv;
 
     *pkey = NULL;
     *perr = NULL;
-    /* the key signs changes to the zone: as guarded as the store's key */
-    rv = acme_secret_file_open(&f, &fi, p, path, "the TSIG key file",
+    /* the key signs changes to the zone: as guarded as the store's key (and
+     * wiped with the pool) */
+    rv = acme_secret_file_read(&buf, &len, p, path, "the TSIG key file", MAX_KEYFILE, flags,
                                apr_psprintf(p, "(tsig-keygen or keymgr -t writes one; chown root "
-                                            "%s; chmod 0400 %s)", path, path),
-                               flags, perr);
-    if (rv != APR_SUCCESS) goto leave;
-    if (fi.size > MAX_KEYFILE) {
-        rv = APR_EINVAL;
-        *perr = apr_psprintf(p, "the TSIG key file %s is larger than 64 KiB: not a key file",
-                             path);
-        goto leave;
-    }
-    buf = apr_palloc(p, (apr_size_t)fi.size + 1);
-    rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, &len);
-    if (rv != APR_SUCCESS && !(rv == APR_EOF && len == 0 && fi.size == 0)) {
-        *perr = apr_psprintf(p, "cannot read the TSIG key file %s: %pm", path, &rv);
-        goto leave;
+                                            "%s; chmod 0400 %s)", path, path), perr);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rv = acme_dns_tsig_parse(pkey, p, buf, len, perr);
     if (rv == APR_SUCCESS) {
@@ -474,9 +462,6 @@ apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const cha
         *pkey = NULL;
         *perr = apr_psprintf(p, "%s: %s", path, *perr);
     }
-leave:
-    if (f) apr_file_close(f);
-    if (buf) memset(buf, 0, len); /* the secret does not linger in the pool */
     return rv;
 }
 

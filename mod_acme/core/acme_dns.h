@@ -38,7 +38,7 @@ apr_status_t acme_dns_tsig_parse(acme_dns_tsig_t **pkey, apr_pool_t *p, const ch
  * 1.8 fails hmac-sha384). */
 apr_status_t acme_dns_tsig_usable(const acme_dns_tsig_t *key, apr_pool_t *p, const char **perr);
 /* acme_dns_tsig_parse and acme_dns_tsig_usable of a file that passes
- * acme_secret_file_open (root's, not readable by group or others; flags:
+ * acme_secret_file_read (root's, not readable by group or others; flags:
  * ACME_KEYFILE_ANY_OWNER for tools that do not run as root); *perr names
  * the path. */
 apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const char *path,

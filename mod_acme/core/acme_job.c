@@ -167,6 +167,8 @@ static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
 
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
+    hconf.proxy = spec->proxy;
+    hconf.proxy_ca_file = spec->proxy_ca_file;
     hconf.abort = spec->stop;
     rv = spec->http ? spec->http(&http, p, &hconf, spec->http_baton)
                     : acme_http_curl_create(&http, p, &hconf);
@@ -617,7 +619,7 @@ again:
     acct = acme_json_new_object(p);
     acme_json_sets(acct, account->url, "url", NULL);
     acme_json_sets(acct, ca_url, ACME_AK_CA, NULL);
-    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, "eab-kid", NULL);
+    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, ACME_AK_EAB_KID, NULL);
     acme_json_setsa(acct, contacts, "contact", NULL);
     acme_json_sets(acct, acme_time_rfc3339(p, apr_time_now()), "created", NULL);
     rv = acme_store_save_json(store, ACME_SG_ACCOUNTS, caid, "account.json", acct, p);

@@ -205,7 +205,7 @@ END_TEST
 
 START_TEST(tsig_load_checks_owner_and_mode)
 {
-    /* the check of ManagedStoreEncryptionKey (acme_secret_file_open): others
+    /* the check of ManagedStoreEncryptionKey (acme_secret_file_read): others
      * who read the key could sign changes to the zone */
     const char *path = write_tmp("key \"k\" { algorithm hmac-sha256; secret \"" SECRET
                                  "\"; };\n");
