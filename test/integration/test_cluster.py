@@ -377,9 +377,7 @@ def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
 
 def kill_server(server):
     pid = server.pid()
-    for child in util.child_pids(pid):
-        util.kill_pid(child, signal.SIGKILL)
-    util.kill_pid(pid, signal.SIGKILL)
+    util.kill_tree(pid)
     util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd %d gone" % pid)
 
 

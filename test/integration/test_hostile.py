@@ -250,3 +250,34 @@ def test_bogus_staged_results_cost_no_restart(httpd, pebble):
     assert httpd.resuming_count() == before, "the parent restarted for what the child staged"
     assert "ACME0312" not in httpd.error_log().split("ACME0301", 1)[1]
     serves_everything(httpd, [name])
+
+
+def test_rollover_does_not_follow_a_planted_symlink(httpd, pebble, decoy):
+    """acmectl runs as root: an account key that the child replaced by a
+    symlink to a root-only key must not be read, nor copied into the store
+    (as account.key.pem.old or as a restored key) where the child reads it."""
+    from test_acmectl import new_key_pem
+    name = "rollover.hostile.test"
+    issued(httpd, pebble, [name])
+    secret = os.path.join(decoy, "etc", "root-only.key.pem")
+    pem = new_key_pem()
+    with open(secret, "wb") as f:
+        f.write(pem)
+    os.chmod(secret, 0o600)
+    before = tree_state(decoy)
+    accounts = os.path.join(httpd.store_dir, "accounts")
+    (acct,) = [os.path.join(accounts, x) for x in os.listdir(accounts)]
+    as_user("mv {a}/account.key.pem {a}/saved.pem && ln -s {s} {a}/account.key.pem"
+            .format(a=acct, s=secret))
+    r = subprocess.run([os.path.join(os.environ["MOD_ACME_BUILD_DIR"], "tools", "acmectl"),
+                        "--store", httpd.store_dir, "--ca-file", pebble.ca_file,
+                        "account", "rollover"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert tree_state(decoy) == before
+    for d, _, files in os.walk(httpd.store_dir):
+        for n in files:
+            p = os.path.join(d, n)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            with open(p, "rb") as f:
+                assert pem.strip() not in f.read(), "the root-only key was copied to %s" % p
