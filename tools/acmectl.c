@@ -1671,6 +1671,7 @@ static int etcd_store_open(acme_store_t **pstore, ctl_t *ctl)
     ec.key_file = ctl->conf_store_cert_key;
     ec.user = ctl->conf_store_user;
     ec.password_file = ctl->conf_store_password;
+    ec.password_flags = geteuid() == 0 ? 0 : ACME_KEYFILE_ANY_OWNER;
     if (acme_etcd_create(&etcd, p, &ec, NULL, r) != APR_SUCCESS) {
         err_printf("etcd: %s", acme_result_describe(r, p));
         return EXIT_FAILED;

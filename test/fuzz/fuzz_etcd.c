@@ -348,6 +348,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!strncmp(cmd, "auth ", 5)) {
         conf.user = "fuzz";
         conf.password_file = fuzz_pw_file;
+        conf.password_flags = ACME_KEYFILE_ANY_OWNER;
         cmd += 5;
     }
     args = strchr(cmd, ' ');
