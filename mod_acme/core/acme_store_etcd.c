@@ -236,6 +236,14 @@ static apr_status_t refused(const char *key, const char *why)
     return APR_EINVAL;
 }
 
+static apr_status_t not_unsealed(const char *key, const char *err)
+{
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1104) "store: etcd item %s does "
+             "not decrypt with ManagedStoreEncryptionKey (%s): refused, treated as absent", key,
+             err ? err : "?");
+    return APR_EINVAL;
+}
+
 /* A version 1 sealed item: AES-256-GCM under the store key itself, with
  * the key name as associated data. The GCM tag authenticates it (its time
  * excepted, which says only which copy is newer). */
@@ -245,9 +253,7 @@ static apr_status_t open_v1_sealed(const char **pdata, apr_size_t *plen, const e
     const char *err = NULL;
 
     if (acme_unseal(pdata, plen, p, es->key, key, h->payload, h->len, &err) != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1104) "store: etcd item %s "
-                 "does not decrypt with ManagedStoreEncryptionKey: %s", key, err ? err : "?");
-        return APR_EINVAL;
+        return not_unsealed(key, err);
     }
     return APR_SUCCESS;
 }
@@ -280,7 +286,7 @@ static apr_status_t open_item(const char **pdata, apr_size_t *plen, apr_time_t *
     if (h.form == ITEM_SEALED) {
         if (acme_unseal(pdata, plen, p, es->seal_key, seal_ad(key, h.mtime, p), h.payload,
                         h.len, &err) != APR_SUCCESS) {
-            return refused(key, apr_psprintf(p, "it does not decrypt (%s)", err ? err : "?"));
+            return not_unsealed(key, err);
         }
         return APR_SUCCESS;
     }

@@ -362,6 +362,22 @@ def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
     s.write_config(good.replace(c.key_file, other_owner))
     rc, out = s.check_config()
     assert rc != 0 and "not owned by root" in out, out
+    # the etcd password file (ManagedStoreAuth) by the same rule
+    password = os.path.join(test_dir, "etcd.pw")
+    with open(password, "w") as f:
+        f.write("secret\n")
+    os.chmod(password, 0o644)
+    s.write_config(good + "ManagedStoreAuth acme %s\n" % password)
+    rc, out = s.check_config()
+    assert rc != 0 and "ManagedStoreAuth" in out and "etcd password file" in out \
+        and "group or others" in out and "chmod 0400" in out, out
+    os.chmod(password, 0o400)
+    os.chown(password, 65534, 65534)
+    rc, out = s.check_config()
+    assert rc != 0 and "etcd password file" in out and "not owned by root" in out, out
+    os.chown(password, 0, 0)
+    rc, out = s.check_config()
+    assert rc == 0, out
     # an endpoint that is not a URL
     s.write_config(good.replace("ManagedStore etcd ", "ManagedStore etcd 10.0.0.1:2379 "))
     rc, out = s.check_config()
@@ -551,6 +567,54 @@ def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
                                     r".*larger than the limit" % (name, name), s.error_log()),
                   30, "the too large job.json refused by name")
     assert s.is_running()
+
+
+def public_der(obj):
+    from cryptography.hazmat.primitives import serialization
+    return obj.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@pytest.mark.time_limit(300)
+def test_a_key_planted_in_etcd_without_the_encryption_key_is_never_certified(
+        cluster_factory, build_dir):
+    """Issue 23 item 4: a writer to etcd without the store key plants the
+    renewal job's private key, in the earlier plain item form, then with a
+    MAC made up without the key, and a renewal is requested each time. Each
+    renewal uses a key the module made; the log names the refused key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    c = cluster_factory(1)
+    s = c.servers[0]
+    name = "plant.cluster.test"
+    acmectl = os.path.join(build_dir, "tools", "acmectl")
+    c.write_configs([name])
+    c.start()
+    c.wait_served_everywhere([name])
+    planted = ec.generate_private_key(ec.SECP256R1())
+    pem = planted.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    key_item = c.prefix + "jobs/%s/privkey.p256.pem" % name
+    s.expect_errors(r"ACME1400: .*%s" % re.escape(key_item))
+    forms = [("acme-item 1 %d p\n%s", r"plain item"),
+             ("acme-item 2 %d m " + "A" * 43 + "\n%s", r"MAC does not match")]
+    for form, why in forms:
+        before = c.serials(name)[0]
+        c.etcd.etcdctl("put", key_item, form % (int(time.time() * 1e6), pem))
+        res = subprocess.run([acmectl, "-f", s.conf_file, "renew", name], capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        util.wait_for(lambda: c.serials(name)[0] not in (before, None), ISSUE_TIMEOUT,
+                      "the requested renewal served", interval=0.5)
+        served = served_by_ca(s, name)
+        assert public_der(served) != public_der(planted), "a certificate for the planted key"
+        matches, serial = stored_pair_matches(c, build_dir, name)
+        assert matches and serial == served.serial_number
+        assert re.search(r"ACME1400: .*%s.*%s" % (re.escape(key_item), why), s.error_log())
+        # the planted item is gone with the job's work, or replaced by the module's own key
+        raw = dict(c.etcd_values()).get(key_item)
+        assert raw is None or (raw.startswith("acme-item 2 ") and " s\nv1:" in raw), raw[:40]
+    assert "BEGIN PRIVATE KEY" not in s.error_log()
 
 
 @pytest.mark.time_limit(300)
