@@ -1579,7 +1579,8 @@ typedef struct {
     int copied, kept, failed;
 } migrate_count_t;
 
-/* One item: copied unless etcd has it from the same time or later. */
+/* One item: copied unless etcd has it, authenticated, from the same time
+ * or later. The store writes it in the current, authenticated form. */
 static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *to,
                          acme_store_group_t g, const char *name, const char *aspect,
                          apr_pool_t *p)
@@ -1602,7 +1603,9 @@ static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *
         mc->kept++;
         return;
     }
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+    /* APR_EINVAL: etcd's item does not authenticate (the store logged its
+     * key); the file store's copy replaces it in the authenticated form */
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && rv != APR_EINVAL) {
         err_printf("cannot read %s/%s/%s in etcd (%s)", acme_store_group_name(g), name, aspect,
                    to->where);
         mc->failed++;

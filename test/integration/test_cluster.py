@@ -641,6 +641,15 @@ def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_f
 
     assert migrate() >= 5        # account (2), certificate, key, meta, job state
     assert migrate() == 0        # idempotent: nothing newer to copy
+    # every value is in the authenticated form
+    items = [(k, v) for k, v in c.etcd_values() if not k.startswith(c.prefix + "locks/")]
+    assert items and all(v.startswith("acme-item 2 ") for _, v in items), items
+    # a plain item written without the key, with a later time, does not keep
+    # the file store's copy out: it is refused and replaced
+    meta = c.prefix + "domains/%s/meta.json" % name
+    c.etcd.etcdctl("put", meta, "acme-item 1 %d p\n{}" % (int(time.time() * 1e6) + 10 ** 12))
+    assert migrate() == 1
+    assert migrate() == 0
     assert secrets_in_etcd(c) == []
     mark = pebble.log_mark()
     c.start()
