@@ -7,6 +7,8 @@
  * back, which must give the data; then the byte at the position (modulo the
  * value's length) is changed by the mask, and the value must not open: the
  * envelope lets nothing altered through. Seeds in corpus/etcd_item/. */
+#include <apr_strings.h>
+
 #include "fuzz.h"
 #include "acme_http.h"
 #include "acme_etcd.h"
