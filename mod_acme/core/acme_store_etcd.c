@@ -417,15 +417,16 @@ static apr_status_t open_old(apr_hash_t **popened, const es_t *es, const char *d
     }
     items = apr_array_make(p, kvs->nelts, sizeof(old_t));
     for (i = 0; i < kvs->nelts; ++i) {
-        old_t *o = apr_array_push(items);
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        old_t *o;
 
-        memset(o, 0, sizeof(*o));
-        o->kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
-        o->aspect = o->kv->key + dlen;
-        if (strchr(o->aspect, '/') || !acme_store_name_is_valid(o->aspect)) {
-            items->nelts--;
-            continue;
+        if (strchr(kv->key + dlen, '/') || !acme_store_name_is_valid(kv->key + dlen)) {
+            continue;   /* not an item of ours, as in list */
         }
+        o = apr_array_push(items);
+        memset(o, 0, sizeof(*o));
+        o->kv = kv;
+        o->aspect = kv->key + dlen;
         parse_head(&o->h, o->kv->value, o->kv->value_len);
         if (open_item(&o->data, &o->len, NULL, es, o->kv->key, o->kv->value, o->kv->value_len,
                       p) == ITEM_EOLD && o->h.form == ITEM_SEALED) {
