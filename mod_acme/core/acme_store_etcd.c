@@ -523,9 +523,11 @@ static apr_status_t open_any(const char **pdata, apr_size_t *plen, const es_t *e
     const char *slash = strrchr(kv->key, '/');
     apr_hash_t *old = NULL;
 
+    if (!slash) {
+        return refused(kv->key, "not an item key");     /* every item key has the prefix */
+    }
     return open_in_dir(pdata, plen, NULL, NULL, &old, es,
-                       apr_pstrmemdup(p, kv->key, slash ? (apr_size_t)(slash - kv->key + 1) : 0),
-                       kv, p);
+                       apr_pstrmemdup(p, kv->key, (apr_size_t)(slash - kv->key + 1)), kv, p);
 }
 
 /* ---- items --------------------------------------------------------------------------- */
