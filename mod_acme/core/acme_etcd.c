@@ -614,8 +614,8 @@ static apr_status_t read_password(const char **ppw, apr_pool_t *p, const char *p
     apr_status_t rv;
 
     *ppw = NULL;
-    rv = acme_secret_file_read(&data, &n, p, path, "etcd password file", ACME_ETCD_MAX_PASSWORD, flags,
-                               &err);
+    rv = acme_secret_file_read(&data, &n, p, path, "etcd password file", ACME_ETCD_MAX_PASSWORD,
+                               flags, &err);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:config", "%s (ManagedStoreAuth)",
                                err ? err : path);

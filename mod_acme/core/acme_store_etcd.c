@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -45,6 +46,7 @@
 #define MOVE_ATTEMPTS 4
 #define LIST_PAGE 1000
 #define TS_LEN 14           /* YYYYmmddHHMMSS, as the filesystem store names archives */
+#define REFUSAL_SLOTS 64    /* refusals remembered, so each is logged at error level once */
 
 typedef struct {
     apr_pool_t *pool;
@@ -53,6 +55,9 @@ typedef struct {
     const unsigned char *key;                   /* the store key: version 1 items only */
     unsigned char seal_key[ACME_SEAL_KEY_LEN];  /* derived from it */
     unsigned char mac_key[ACME_MAC_LEN];
+    /* per slot (by the hash of an etcd key): the hashes of the key and the
+     * value last refused there (see refusal_level) */
+    volatile apr_uint64_t *refusals;
     /* acme_store_etcd_snapshot(): the items of one name, read at once */
     const char *snap_prefix;     /* NULL: none */
     apr_hash_t *snap;            /* etcd key -> acme_etcd_kv_t* */
@@ -227,20 +232,41 @@ static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, 
     return APR_SUCCESS;
 }
 
-static apr_status_t refused(const char *key, const char *why)
+/* The level of a refusal's log line: an error the first time this process
+ * refuses this value at this key, debug when it is refused again. Some
+ * items are polled every second (the batch markers), and a refused one
+ * would otherwise fill the error log; a new value written there is logged
+ * again. Threads share the slots: a lost update costs one line more. */
+static int refusal_level(const es_t *es, const char *key, const char *value, apr_size_t vlen)
 {
-    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1400) "store: etcd item %s is "
-             "refused and treated as absent: %s. Only a holder of ManagedStoreEncryptionKey "
-             "writes valid items; if this server did not, someone else with write access to "
-             "etcd did", key, why);
+    apr_ssize_t klen = APR_HASH_KEY_STRING, n = (apr_ssize_t)vlen;
+    apr_uint64_t kh = apr_hashfunc_default(key, &klen);
+    apr_uint64_t mark = kh << 32 | apr_hashfunc_default(value, &n);
+    volatile apr_uint64_t *slot = &es->refusals[kh % REFUSAL_SLOTS];
+
+    if (apr_atomic_read64(slot) == mark) {
+        return ACME_LOG_DEBUG;
+    }
+    apr_atomic_set64(slot, mark);
+    return ACME_LOG_ERR;
+}
+
+static apr_status_t refused(const es_t *es, const char *key, const char *value,
+                            apr_size_t vlen, const char *why)
+{
+    acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1400)
+             "store: etcd item %s is refused and treated as absent: %s. Only a holder of "
+             "ManagedStoreEncryptionKey writes valid items; if this server did not, someone "
+             "else with write access to etcd did", key, why);
     return APR_EINVAL;
 }
 
-static apr_status_t not_unsealed(const char *key, const char *err)
+static apr_status_t not_unsealed(const es_t *es, const char *key, const char *value,
+                                 apr_size_t vlen, const char *err)
 {
-    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1104) "store: etcd item %s does "
-             "not decrypt with ManagedStoreEncryptionKey (%s): refused, treated as absent", key,
-             err ? err : "?");
+    acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1104)
+             "store: etcd item %s does not decrypt with ManagedStoreEncryptionKey (%s): refused, "
+             "treated as absent", key, err ? err : "?");
     return APR_EINVAL;
 }
 
@@ -248,12 +274,13 @@ static apr_status_t not_unsealed(const char *key, const char *err)
  * the key name as associated data. The GCM tag authenticates it (its time
  * excepted, which says only which copy is newer). */
 static apr_status_t open_v1_sealed(const char **pdata, apr_size_t *plen, const es_t *es,
-                                   const char *key, const head_t *h, apr_pool_t *p)
+                                   const acme_etcd_kv_t *kv, const head_t *h, apr_pool_t *p)
 {
     const char *err = NULL;
 
-    if (acme_unseal(pdata, plen, p, es->key, key, h->payload, h->len, &err) != APR_SUCCESS) {
-        return not_unsealed(key, err);
+    if (acme_unseal(pdata, plen, p, es->key, kv->key, h->payload, h->len, &err)
+        != APR_SUCCESS) {
+        return not_unsealed(es, kv->key, kv->value, kv->value_len, err);
     }
     return APR_SUCCESS;
 }
@@ -273,8 +300,9 @@ static apr_status_t open_item(const char **pdata, apr_size_t *plen, apr_time_t *
     *pdata = NULL;
     *plen = 0;
     if (!parse_head(&h, value, vlen)) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1105) "store: etcd item %s is "
-                 "not in mod_acme's item format (written by something else?)", key);
+        acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1105)
+                 "store: etcd item %s is not in mod_acme's item format (written by something "
+                 "else?)", key);
         return APR_EINVAL;
     }
     if (pmtime) {
@@ -286,7 +314,7 @@ static apr_status_t open_item(const char **pdata, apr_size_t *plen, apr_time_t *
     if (h.form == ITEM_SEALED) {
         if (acme_unseal(pdata, plen, p, es->seal_key, seal_ad(key, h.mtime, p), h.payload,
                         h.len, &err) != APR_SUCCESS) {
-            return not_unsealed(key, err);
+            return not_unsealed(es, key, value, vlen, err);
         }
         return APR_SUCCESS;
     }
@@ -294,8 +322,8 @@ static apr_status_t open_item(const char **pdata, apr_size_t *plen, apr_time_t *
         != APR_SUCCESS || glen != ACME_MAC_LEN
         || item_mac(want, es, key, h.mtime, h.payload, h.len, p) != APR_SUCCESS
         || !acme_mac_equal(want, got, ACME_MAC_LEN)) {
-        return refused(key, "its MAC does not match (altered, copied from another key, or "
-                       "written without the store key)");
+        return refused(es, key, value, vlen, "its MAC does not match (altered, copied from "
+                       "another key, or written without the store key)");
     }
     *pdata = h.payload;
     *plen = h.len;
@@ -315,7 +343,8 @@ apr_status_t acme_store_etcd_item_open(const char **pdata, apr_size_t *plen, apr
 {
     apr_status_t rv = open_item(pdata, plen, pmtime, s->baton, key, value, vlen, p);
 
-    return rv == ITEM_EOLD ? refused(key, "an item of mod_acme's earlier format") : rv;
+    return rv == ITEM_EOLD ? refused(s->baton, key, value, vlen,
+                                     "an item of mod_acme's earlier format") : rv;
 }
 
 /* ---- the items of version 1 ------------------------------------------------------------ */
@@ -430,7 +459,7 @@ static apr_status_t open_old(apr_hash_t **popened, const es_t *es, const char *d
         parse_head(&o->h, o->kv->value, o->kv->value_len);
         if (open_item(&o->data, &o->len, NULL, es, o->kv->key, o->kv->value, o->kv->value_len,
                       p) == ITEM_EOLD && o->h.form == ITEM_SEALED) {
-            o->rewrite = open_v1_sealed(&o->data, &o->len, es, o->kv->key, &o->h, p)
+            o->rewrite = open_v1_sealed(&o->data, &o->len, es, o->kv, &o->h, p)
                          == APR_SUCCESS;
         }
     }
@@ -455,7 +484,8 @@ static apr_status_t open_old(apr_hash_t **popened, const es_t *es, const char *d
                 o->rewrite = 1;
             }
             else {
-                refused(o->kv->key, "it is a plain item of mod_acme's earlier item format, "
+                refused(es, o->kv->key, o->kv->value, o->kv->value_len, "it is a plain item "
+                        "of mod_acme's earlier item format, "
                         "which anyone with write access to etcd could have written, and "
                         "nothing vouches for it (only a certificate of the sealed key beside "
                         "it and that certificate's meta.json are taken over)");
@@ -524,7 +554,8 @@ static apr_status_t open_any(const char **pdata, apr_size_t *plen, const es_t *e
     apr_hash_t *old = NULL;
 
     if (!slash) {
-        return refused(kv->key, "not an item key");     /* every item key has the prefix */
+        /* every item key has the prefix */
+        return refused(es, kv->key, kv->value, kv->value_len, "not an item key");
     }
     return open_in_dir(pdata, plen, NULL, NULL, &old, es,
                        apr_pstrmemdup(p, kv->key, (apr_size_t)(slash - kv->key + 1)), kv, p);
@@ -1333,7 +1364,8 @@ static apr_status_t es_watch_event(void *baton, const acme_etcd_kv_t *kv, int de
     rv = deleted ? APR_SUCCESS : open_item(&data, &len, NULL, es, kv->key, kv->value,
                                            kv->value_len, p);
     if (rv == ITEM_EOLD) {
-        refused(kv->key, "a challenge in mod_acme's earlier item format");
+        refused(es, kv->key, kv->value, kv->value_len,
+                "a challenge in mod_acme's earlier item format");
     }
     if (rv != APR_SUCCESS) {
         return APR_SUCCESS;     /* logged, naming the key; a reader refuses it too */
@@ -1375,9 +1407,10 @@ static apr_status_t upgrade_schema_item(const char **pdata, apr_size_t *plen, co
     apr_status_t rv;
 
     if (!parse_head(&h, kv->value, kv->value_len) || h.form != ITEM_SEALED) {
-        return refused(kv->key, "the store's schema item is plain (mod_acme never wrote it so)");
+        return refused(es, kv->key, kv->value, kv->value_len,
+                       "the store's schema item is plain (mod_acme never wrote it so)");
     }
-    rv = open_v1_sealed(pdata, plen, es, kv->key, &h, p);
+    rv = open_v1_sealed(pdata, plen, es, kv, &h, p);
     if (rv != APR_SUCCESS
         || encode(&value, &vlen, es, kv->key, *pdata, *plen, 1, h.mtime, p) != APR_SUCCESS) {
         return rv != APR_SUCCESS ? rv : APR_EGENERAL;
@@ -1511,6 +1544,7 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
         return APR_EGENERAL;
     }
     apr_pool_cleanup_register(p, es, es_wipe, apr_pool_cleanup_null);
+    es->refusals = apr_pcalloc(p, REFUSAL_SLOTS * sizeof(*es->refusals));
     s = apr_pcalloc(p, sizeof(*s));
     s->baton = es;
     s->load = es_load;

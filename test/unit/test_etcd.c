@@ -1524,6 +1524,64 @@ START_TEST(store_takes_over_version_1_items_only_where_a_sealed_key_vouches)
 }
 END_TEST
 
+typedef struct {
+    const char *key;
+    int errors, debugs;
+} refusals_t;
+
+static void count_refusals(void *baton, const char *file, int line, int level, apr_status_t rv,
+                           const char *msg)
+{
+    refusals_t *r = baton;
+
+    (void)file; (void)line; (void)rv;
+    if (strstr(msg, "ACME1400: ") && strstr(msg, r->key)) {
+        r->errors += level == ACME_LOG_ERR;
+        r->debugs += level == ACME_LOG_DEBUG;
+    }
+}
+
+START_TEST(a_refused_item_is_an_error_once_per_value_not_at_every_poll)
+{
+    /* the parent polls the batch markers every second: a plain one that a
+     * server before the authenticated format left must not fill the log */
+    const char *keys[] = {"pfx/staging/_batch/staged"}, *values[] = {"acme-item 1 5 p\n"};
+    const char *bad_mac = "acme-item 2 5 m AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", *data;
+    canned_t script[6];
+    refusals_t r = {"pfx/staging/_batch/staged", 0, 0};
+    fake_t f;
+    acme_store_t *st;
+    apr_size_t len;
+    apr_time_t mt;
+    int i;
+
+    for (i = 0; i < 6; i += 2) {
+        script[i].status = script[i + 1].status = 200;
+        script[i].body = range_answer(keys[0], values[0], strlen(values[0]));
+        script[i + 1].body = kvs_answer(1, keys, values);
+    }
+    st = fake_store(&f, script, 6);
+    acme_log_set(count_refusals, &r, ACME_LOG_DEBUG);
+    for (i = 0; i < 3; ++i) {
+        ck_assert_int_eq(st->mtime(st, ACME_SG_STAGING, "_batch", "staged", &mt, pool),
+                         APR_EINVAL);
+    }
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_int_eq(r.debugs, 2);
+    /* another value at the key is news, and so is the first one after it */
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], bad_mac,
+                                               strlen(bad_mac), pool), APR_EINVAL);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], bad_mac,
+                                               strlen(bad_mac), pool), APR_EINVAL);
+    ck_assert_int_eq(r.errors, 2);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], values[0],
+                                               strlen(values[0]), pool), APR_EINVAL);
+    ck_assert_int_eq(r.errors, 3);
+    ck_assert_int_eq(r.debugs, 3);
+    acme_log_set(NULL, NULL, 0);
+}
+END_TEST
+
 START_TEST(store_verify_takes_over_a_version_1_schema_item)
 {
     canned_t script[3];
@@ -1632,6 +1690,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, item_envelope_refuses_plain_tampered_moved_and_foreign_key_items);
     tcase_add_test(tc, store_takes_over_version_1_items_only_where_a_sealed_key_vouches);
     tcase_add_test(tc, store_verify_takes_over_a_version_1_schema_item);
+    tcase_add_test(tc, a_refused_item_is_an_error_once_per_value_not_at_every_poll);
     suite_add_tcase(s, tc);
     return s;
 }
