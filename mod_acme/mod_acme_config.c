@@ -20,6 +20,8 @@
 #include "acme_publish.h"
 #include "acme_dns.h"
 #include "acme_preflight.h"
+#include "acme_crypto.h"
+#include "acme_etcd.h"
 #include "acme_conf.h"
 #include "mod_acme_config.h"
 #include "mod_acme.h"
@@ -600,12 +602,24 @@ static const char *cmd_store_tls(cmd_parms *cmd, void *dc, int argc, char *const
 static const char *cmd_store_auth(cmd_parms *cmd, void *dc, const char *user, const char *file)
 {
     acme_store_conf_t *sc = &global_of(cmd)->store;
-    const char *err = check_context(cmd, 0);
+    const char *err = check_context(cmd, 0), *why = NULL, *pw;
+    apr_size_t len;
 
     if (err) return err;
     if (!*user) return "ManagedStoreAuth: the etcd user name is empty";
     sc->user = apr_pstrdup(cmd->pool, user);
-    return readable_file(cmd, file, &sc->password_file);
+    sc->password_file = ap_server_root_relative(cmd->pool, file);
+    if (!sc->password_file) {
+        return apr_psprintf(cmd->pool, "ManagedStoreAuth: invalid path '%s'", file);
+    }
+    /* checked here, as the encryption key is, so that configtest says what
+     * to fix; the parent reads it again when it connects */
+    if (acme_secret_file_read(&pw, &len, cmd->temp_pool, sc->password_file,
+                              "the etcd password file", ACME_ETCD_MAX_PASSWORD, 0, NULL, &why)
+        != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedStoreAuth: %s", why ? why : "cannot be read");
+    }
+    return NULL;
 }
 
 const char *acme_config_check_store(acme_global_t *g, apr_pool_t *p)

@@ -1592,7 +1592,8 @@ typedef struct {
     int copied, kept, failed;
 } migrate_count_t;
 
-/* One item: copied unless etcd has it from the same time or later. */
+/* One item: copied unless etcd has it, authenticated, from the same time
+ * or later. The store writes it in the current, authenticated form. */
 static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *to,
                          acme_store_group_t g, const char *name, const char *aspect,
                          apr_pool_t *p)
@@ -1615,7 +1616,9 @@ static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *
         mc->kept++;
         return;
     }
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+    /* APR_EINVAL: etcd's item does not authenticate (the store logged its
+     * key); the file store's copy replaces it in the authenticated form */
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && rv != APR_EINVAL) {
         err_printf("cannot read %s/%s/%s in etcd (%s)", acme_store_group_name(g), name, aspect,
                    to->where);
         mc->failed++;
@@ -1684,6 +1687,7 @@ static int etcd_store_open(acme_store_t **pstore, ctl_t *ctl)
     ec.key_file = ctl->conf_store_cert_key;
     ec.user = ctl->conf_store_user;
     ec.password_file = ctl->conf_store_password;
+    ec.password_flags = geteuid() == 0 ? 0 : ACME_KEYFILE_ANY_OWNER;
     if (acme_etcd_create(&etcd, p, &ec, NULL, r) != APR_SUCCESS) {
         err_printf("etcd: %s", acme_result_describe(r, p));
         return EXIT_FAILED;

@@ -20,6 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -1698,6 +1699,56 @@ leave:
         *perr = err;
     }
     return rv;
+}
+
+apr_status_t acme_key_derive(unsigned char *out, apr_size_t out_len, const unsigned char *key,
+                             apr_size_t key_len, const char *info)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t n = out_len;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!ctx) {
+        return APR_ENOMEM;
+    }
+    if (key_len > INT_MAX || strlen(info) > INT_MAX
+        || EVP_PKEY_derive_init(ctx) != 1
+        || EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) != 1
+        || EVP_PKEY_CTX_set1_hkdf_key(ctx, key, (int)key_len) != 1
+        || EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)) != 1
+        || EVP_PKEY_derive(ctx, out, &n) != 1 || n != out_len) {
+        ssl_errors_drain("HKDF");
+        OPENSSL_cleanse(out, out_len);
+        goto leave;
+    }
+    rv = APR_SUCCESS;
+leave:
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
+apr_status_t acme_mac(unsigned char out[ACME_MAC_LEN], const unsigned char *key,
+                      apr_size_t key_len, const void *data, apr_size_t len)
+{
+    size_t n = 0;
+
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, data, len, out,
+                   ACME_MAC_LEN, &n) || n != ACME_MAC_LEN) {
+        ssl_errors_drain("HMAC-SHA256");
+        memset(out, 0, ACME_MAC_LEN);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+int acme_mac_equal(const unsigned char *a, const unsigned char *b, apr_size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void acme_wipe(void *data, apr_size_t len)
+{
+    OPENSSL_cleanse(data, len);
 }
 
 apr_status_t acme_secret_file_read(const char **pdata, apr_size_t *plen, apr_pool_t *p,
