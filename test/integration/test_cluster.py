@@ -563,7 +563,7 @@ def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
     assert re.search(r"ACME0908: .*domains/%s/meta.json" % name, log)
     util.wait_for(lambda: re.search(r"larger than the limit.*jobs/%s/job.json|jobs/%s/job.json"
                                     r".*larger than the limit" % (name, name), s.error_log()),
-                  30, "the too large job.json refused by name")
+                  60, "the too large job.json refused by name")
     assert s.is_running()
 
 
