@@ -270,9 +270,16 @@ static int gate_enter(lookup_gate_t *g, int follow, apr_time_t now)
     return ok;
 }
 
+/* Whether etcd answered a lookup: a value that does not open (EINVAL; the
+ * store logs it, naming the key) is a miss, not a sign that etcd fails. */
+static int lookup_answered(apr_status_t rv)
+{
+    return rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv) || rv == APR_EINVAL;
+}
+
 static void gate_leave(lookup_gate_t *g, int follow, apr_status_t rv)
 {
-    int answered = rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv);
+    int answered = lookup_answered(rv);
 
     apr_thread_mutex_lock(g->mutex);
     if (follow) {
@@ -360,11 +367,12 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
     /* the tables may have changed meanwhile (the watch, other requests) */
     e = table_get(&cc->answers, key);
     m = miss_get(cc, key);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+    if (!lookup_answered(rv)) {
         return e ? apr_pstrdup(p, e->value) : NULL;
     }
     if (rv != APR_SUCCESS) {
         data = NULL;
+        len = 0;
     }
     /* what the running watch brought during the lookup is newer */
     if (!(e && e->watch && e->watch == cc->watch) && !(m && m->watch && m->watch == cc->watch)) {

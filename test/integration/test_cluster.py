@@ -284,6 +284,21 @@ def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build
     assert sum(sent) > 200, sent
 
 
+def test_a_challenge_value_that_does_not_open_is_a_miss_not_an_etcd_failure(cluster_factory):
+    """A value written to etcd by something else is refused, naming the key;
+    etcd answered, so the lookups do not stop as they do when etcd fails."""
+    name = "garbage.cluster.test"
+    c = token_cluster(cluster_factory, name, n=1)
+    s = c.servers[0]
+    s.expect_errors(r"ACME1105")
+    token = "B" + uuid.uuid4().hex
+    c.etcd.etcdctl("put", c.prefix + "challenges/http-01/" + token, "garbage")
+    for _ in range(3):
+        assert token_status(s, name, token) == 404
+    assert re.search(r"ACME1105: .*challenges/http-01/%s" % token, s.error_log())
+    assert "ACME1600" not in s.error_log()
+
+
 def test_a_server_without_the_name_answers_a_token_the_store_holds(cluster_factory, build_dir):
     """In a rolling change the CA may ask a server that does not have the new
     name yet: a token in the store is answered whatever the Host, and for a
