@@ -352,11 +352,12 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
         e = table_get(&cc->answers, key);
         return e ? apr_pstrdup(p, e->value) : NULL;
     }
-    if (!gate_enter(&gate, 0, now)) {
+    /* a slot frees only after its lookup left the gate: both are checked */
+    slot = asked_slot(cc, NULL);
+    if (slot < 0 || !gate_enter(&gate, 0, now)) {
         /* etcd is failing or busy: what we had, at once */
         return e ? apr_pstrdup(p, e->value) : NULL;
     }
-    slot = asked_slot(cc, NULL);       /* one is free: the gate admits no more lookups */
     cc->asked[slot] = key;
     apr_thread_mutex_unlock(cc->mutex);
     rv = st->load(st, ACME_SG_CHALLENGES, cc->dir, key, &data, &len, p);
