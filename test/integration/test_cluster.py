@@ -284,6 +284,61 @@ def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build
     assert sum(sent) > 200, sent
 
 
+def etcd_reads(etcd):
+    """Range requests (reads) that the etcd members have started so far."""
+    total = 0
+    for url in etcd.endpoints:
+        text = etcd.http.get(url + "/metrics", timeout=10).text
+        total += sum(int(float(v)) for v in re.findall(
+            r'^grpc_server_started_total\{[^}]*grpc_method="Range"[^}]*\} (\S+)$', text, re.M))
+    return total
+
+
+@pytest.mark.time_limit(300)
+def test_misses_never_push_out_an_answer_the_watch_brought(cluster_factory, build_dir,
+                                                         etcd_cluster):
+    """More made-up tokens than the miss cache holds, then etcd lost: the
+    token the watch brought is still answered (the cache used to start over
+    at 2,000 entries, answers included)."""
+    import threading
+    name = "keep.cluster.test"
+    c = cluster_factory(1)
+    s = c.servers[0]
+    # one child process: every lookup fills the same cache
+    s.write_config(c.config(s, [name], extra="ServerLimit 1\nMaxRequestWorkers 8\n")
+                   .replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
+    s.expect_errors(r"ACME0322", *OUTAGE_ERRORS)
+    s.start()
+    token = "K" + uuid.uuid4().hex
+    publish_token(c, build_dir, token)
+    util.wait_for(lambda: token_status(s, name, token) == 200, 10, "the token served")
+    stop = threading.Event()
+    statuses = {}
+
+    def flood(k):
+        i = 0
+        while not stop.is_set():
+            status = token_status(s, name, "Miss%d_%d" % (k, i))
+            statuses[status] = statuses.get(status, 0) + 1
+            i += 1
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
+    reads = etcd_reads(etcd_cluster)
+    for t in threads:
+        t.start()
+    try:
+        # each lookup is one read; 300 more for the server's other reads
+        util.wait_for(lambda: etcd_reads(etcd_cluster) - reads >= 2100 + 300, 120,
+                      "2,100 lookups of made-up tokens", interval=1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert list(statuses) == [404], statuses
+    etcd_cluster.kill_all()
+    assert token_status(s, name, token) == 200
+
+
 def test_a_challenge_value_that_does_not_open_is_a_miss_not_an_etcd_failure(cluster_factory):
     """A value written to etcd by something else is refused, naming the key;
     etcd answered, so the lookups do not stop as they do when etcd fails."""
