@@ -305,7 +305,8 @@ def test_misses_never_push_out_an_answer_the_watch_brought(cluster_factory, buil
     c = cluster_factory(1)
     s = c.servers[0]
     # one child process: every lookup fills the same cache
-    s.write_config(c.config(s, [name], extra="ServerLimit 1\nMaxRequestWorkers 8\n")
+    one_child = "ServerLimit 1\nThreadsPerChild 16\nMaxRequestWorkers 16\n"
+    s.write_config(c.config(s, [name], extra=one_child)
                    .replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
     s.expect_errors(r"ACME0322", *OUTAGE_ERRORS)
     s.start()
