@@ -71,10 +71,9 @@ static void server_names(apr_array_header_t **pnames, server_rec *s, apr_pool_t 
     *pnames = names;
 }
 
-/* The managed domain that has the name itself, else the one whose wildcard
- * covers it (acme_name_covers, found by hash: a start with thousands of
- * domains must not compare every vhost with every domain). */
-static acme_domain_t *domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p)
+/* Found by hash, not by acme_name_covers: a start with thousands of
+ * domains must not compare every vhost with every domain. */
+acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p)
 {
     acme_domain_t *d;
     const char *dot;
@@ -108,7 +107,7 @@ static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
         sc->domain = NULL;
         server_names(&names, s, pv);
         for (i = 0; i < names->nelts && !sc->domain; ++i) {
-            sc->domain = domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
+            sc->domain = acme_mod_domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
         }
     }
     apr_pool_destroy(pv);
@@ -650,37 +649,185 @@ static apr_status_t hand_off(apr_array_header_t *cert_files, apr_array_header_t 
     return rv;
 }
 
+/* The files of d's issued certificates, one pair per key type served, in
+ * cert_files and key_files. APR_SUCCESS when every pair was made. */
+static apr_status_t managed_files(apr_array_header_t *cert_files, apr_array_header_t *key_files,
+                                  acme_domain_t *d, server_rec *s, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    for (i = 0; i < d->served_types->nelts && rv == APR_SUCCESS; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
+        rv = hand_off(cert_files, key_files, acme_mod_store, d, d->name, acme_job_cert_file(p, t),
+                      acme_job_key_file(p, t), s, p);
+    }
+    return rv;
+}
+
+/* ---- certificates of SSL vhosts, watched ---------------------------------- */
+
+/* "name:port" of a vhost, as its <VirtualHost> says (s->port is the
+ * ServerName's port, 0 when it has none). */
+static const char *vhost_id(server_rec *s, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s:%d", s->server_hostname ? s->server_hostname : "-",
+                        s->addrs ? (int)s->addrs->host_port : (int)s->port);
+}
+
+/* The watched entry of the certificate file path, made (and the file read)
+ * at its first vhost: many vhosts name the same wildcard certificate. The
+ * parent reads it as root, at config time only; only certificates are
+ * decoded, and the file's bytes (which may hold a key too) live in a pool
+ * destroyed at once. */
+static acme_watched_t *watched_file(acme_global_t *g, const char *path, server_rec *s,
+                                    apr_pool_t *p)
+{
+    apr_hash_t *index = NULL;
+    acme_watched_t *w;
+    apr_array_header_t *chain;
+    const acme_cert_t *leaf;
+    apr_pool_t *pf;
+    apr_status_t rv;
+    char err[120];
+
+    apr_pool_userdata_get((void **)&index, "acme-watched-index", p);
+    if (!index) {
+        index = apr_hash_make(p);
+        apr_pool_userdata_setn(index, "acme-watched-index", NULL, p);
+    }
+    if (!g->watched) {
+        g->watched = apr_array_make(p, 4, sizeof(acme_watched_t *));
+    }
+    w = apr_hash_get(index, path, APR_HASH_KEY_STRING);
+    if (w) {
+        return w;
+    }
+    w = apr_pcalloc(p, sizeof(*w));
+    w->file = apr_pstrdup(p, path);
+    w->name = s->server_hostname ? s->server_hostname : "-";
+    w->vhosts = apr_array_make(p, 1, sizeof(const char *));
+    apr_hash_set(index, w->file, APR_HASH_KEY_STRING, w);
+    APR_ARRAY_PUSH(g->watched, acme_watched_t *) = w;
+    if (path[0] != '/') {
+        w->error = "not a file (a key store URI?): its expiry cannot be read here";
+        return w;
+    }
+    apr_pool_create(&pf, p);
+    rv = acme_chain_load(&chain, pf, path);
+    if (rv != APR_SUCCESS) {
+        w->error = apr_pstrcat(p, "cannot be read: ",
+                               rv == APR_EINVAL || rv == APR_ENOENT
+                               ? "no PEM certificate in it, or a damaged one"
+                               : apr_strerror(rv, err, sizeof(err)), NULL);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, ACMELOG(1802)
+                     "the certificate file %s (SSLCertificateFile of the virtual host %s) "
+                     "%s; its expiry is not shown in the status and metrics",
+                     path, vhost_id(s, pf), w->error);
+    }
+    else {
+        leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+        w->not_before = acme_cert_not_before(leaf);
+        w->not_after = acme_cert_not_after(leaf);
+        w->issuer = acme_cert_issuer_cn(leaf, p);
+        w->subject = acme_cert_subject_cn(leaf, p);
+        w->fingerprint = acme_cert_fingerprint(leaf, p);
+        if (acme_cert_sans(&w->sans, p, leaf) != APR_SUCCESS) {
+            w->sans = NULL;
+        }
+    }
+    apr_pool_destroy(pf);
+    return w;
+}
+
+/* Notes the certificate files of the SSL vhost s (files: its
+ * SSLCertificateFile values) and whether mod_ssl serves them. */
+static void watch_files(acme_global_t *g, server_rec *s, const acme_domain_t *d,
+                        const apr_array_header_t *files, int served, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < files->nelts; ++i) {
+        acme_watched_t *w = watched_file(g, APR_ARRAY_IDX(files, i, const char *), s, p);
+        APR_ARRAY_PUSH(w->vhosts, const char *) = vhost_id(s, p);
+        w->served |= served;
+        if (d && !w->managed_by) {
+            w->managed_by = d->name;
+        }
+    }
+}
+
+/* A vhost of d that has its own SSLCertificateFile (in cert_files): it keeps
+ * serving it until d has an issued certificate, which then replaces it, and
+ * never the temporary one. Clearing the vhost's arrays is what makes
+ * mod_ssl load ours alone: it loads every file the hook leaves there. */
+static int take_over(acme_domain_t *d, server_rec *s, apr_pool_t *p,
+                     apr_array_header_t *cert_files, apr_array_header_t *key_files)
+{
+    acme_srv_conf_t *sc = acme_config_get(s);
+    int first = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+    apr_array_header_t *cf = apr_array_make(p, 2, sizeof(const char *));
+    apr_array_header_t *kf = apr_array_make(p, 2, sizeof(const char *));
+    const char *own = APR_ARRAY_IDX(cert_files, 0, const char *);
+
+    if (d->has_cert && managed_files(cf, kf, d, s, p) == APR_SUCCESS) {
+        apr_array_clear(cert_files);
+        apr_array_clear(key_files);
+        apr_array_cat(cert_files, cf);
+        apr_array_cat(key_files, kf);
+        if (!first) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(1801)
+                         "%s: the virtual host %s (line %u of %s) now serves the "
+                         "certificate mod_acme obtained, in place of its own (%s): its "
+                         "SSLCertificateFile and SSLCertificateKeyFile lines can be removed",
+                         d->name, vhost_id(s, p), s->defn_line_number,
+                         s->defn_name ? s->defn_name : "the configuration", own);
+        }
+        return OK;
+    }
+    /* no certificate yet, or its files cannot be made (ACME0108 says why):
+     * the site's own is better than the temporary one and a 503 */
+    sc->own_cert = own;
+    if (!d->vhost_cert) {
+        d->vhost_cert = own;
+    }
+    if (!first) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(1800)
+                     "%s: the virtual host %s keeps serving its own certificate (%s) "
+                     "until mod_acme has one for the domain",
+                     d->name, vhost_id(s, p), own);
+    }
+    return DECLINED;
+}
+
 static int hook_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
                                apr_array_header_t *key_files)
 {
     acme_srv_conf_t *sc = acme_config_get(s);
     acme_domain_t *d = sc ? sc->domain : NULL;
-    acme_store_t *st = acme_mod_store;
-    int i;
+    const apr_array_header_t *own = apr_array_copy(p, cert_files);
+    int rc = DECLINED;
 
-    if (!d || !st) {
+    if (!sc) {
         return DECLINED;
     }
-    if (cert_files->nelts > 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0103)
-                     "%s: the virtual host %s:%d has its own SSLCertificateFile; mod_acme "
-                     "leaves it alone and does not manage certificates for it",
-                     d->name, s->server_hostname, s->port);
-        return DECLINED;
-    }
-    d->driven = 1;
-    APR_ARRAY_PUSH(d->servers, server_rec *) = s;
-    if (!d->has_cert) {
-        return DECLINED; /* the fallback hook supplies the temporary one */
-    }
-    for (i = 0; i < d->served_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->served_types, i, acme_key_type_t);
-        if (hand_off(cert_files, key_files, st, d, d->name, acme_job_cert_file(p, t),
-                     acme_job_key_file(p, t), s, p) != APR_SUCCESS) {
-            return DECLINED;
+    sc->own_cert = NULL;
+    if (d && acme_mod_store) {
+        d->driven = 1;
+        APR_ARRAY_PUSH(d->servers, server_rec *) = s;
+        if (own->nelts > 0) {
+            rc = take_over(d, s, p, cert_files, key_files);
         }
+        else if (d->has_cert) {
+            /* the pairs made before one failed are served all the same */
+            rc = managed_files(cert_files, key_files, d, s, p) == APR_SUCCESS ? OK : DECLINED;
+        }
+        /* else the fallback hook supplies the temporary certificate */
     }
-    return OK;
+    if (sc->global && own->nelts > 0) {
+        watch_files(sc->global, s, d && acme_mod_store ? d : NULL, own, rc != OK, p);
+    }
+    return rc;
 }
 
 static int hook_add_fallback_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
@@ -851,7 +998,10 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     apr_status_t rv;
     int i;
 
-    acme_log_set(log_bridge, s, s->log.level);
+    /* The core logs through the main server: its acme: level (LogLevel
+     * acme:debug), not the server's global one, decides what the core
+     * formats; ap_log_error then filters with the same module index. */
+    acme_log_set(log_bridge, s, ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
     acme_mod_store = NULL;
     if (!g || g->domains->nelts == 0) {
         return OK;
@@ -919,9 +1069,24 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         find_served_types(d, s, pconf, pd);
         apr_pool_destroy(pd);
         d->driven = 0;
+        d->vhost_cert = NULL;
         apr_array_clear(d->servers);
     }
     return OK;
+}
+
+/* Does a vhost of d serve the temporary certificate (one without a
+ * certificate of its own)? */
+static int on_fallback(const acme_domain_t *d)
+{
+    int i;
+
+    for (i = 0; i < d->servers->nelts; ++i) {
+        if (!acme_config_get(APR_ARRAY_IDX(d->servers, i, server_rec *))->own_cert) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -957,7 +1122,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                              apr_array_pstrcat(ptemp, d->settings->challenges, ' '),
                              g->port_http, g->port_https);
             }
-            else if (!d->has_cert) {
+            else if (!d->has_cert && on_fallback(d)) {
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ACMELOG(0005)
                              "%s: no certificate yet; serving a temporary self-signed one "
                              "(requests get 503) until the CA has issued one", d->name);
@@ -1003,7 +1168,9 @@ static int hook_fallback_503(request_rec *r)
     acme_srv_conf_t *sc = acme_config_get(r->server);
     acme_domain_t *d = sc ? sc->domain : NULL;
 
-    if (!d || d->has_cert || !d->driven || !ap_ssl_conn_is_ssl(r->connection)) {
+    /* a vhost that serves its own certificate is a working site, not a
+     * pending one */
+    if (!d || d->has_cert || !d->driven || sc->own_cert || !ap_ssl_conn_is_ssl(r->connection)) {
         return DECLINED;
     }
     apr_table_setn(r->err_headers_out, "Retry-After", "30");
@@ -1030,6 +1197,7 @@ static void acme_register_hooks(apr_pool_t *p)
     /* Runs after the challenge hook, so http-01 answers are never blocked. */
     ap_hook_post_read_request(hook_fallback_503, NULL, before_ssl, APR_HOOK_MIDDLE);
     acme_challenge_register_hooks();
+    acme_https_register_hooks();
     acme_drive_register_hooks();
     acme_status_register_hooks();
 }

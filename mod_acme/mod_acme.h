@@ -42,6 +42,28 @@ extern int acme_mod_store_down;
  * etcd; always 1 for the file store), and how many etcd requests failed. */
 void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_pool_t *p);
 
+/* A certificate file of SSL vhosts (their SSLCertificateFile), as the
+ * parent read it at post_config: how the status shows certificates the
+ * module does not manage. Never a key, nor a key file's path. */
+typedef struct acme_watched_t {
+    const char *file;
+    const char *name;             /* ServerName of its first vhost: the metrics' label */
+    apr_array_header_t *vhosts;   /* const char*: "name:port" of every vhost naming it */
+    const char *managed_by;       /* the ManagedDomain of one of them (a takeover), or NULL */
+    int served;                   /* mod_ssl serves it for at least one of them */
+    const char *error;            /* why its expiry is unknown, or NULL */
+    apr_time_t not_before, not_after;
+    const char *issuer, *subject, *fingerprint;  /* CNs; SHA-256 "AB:CD:..." */
+    apr_array_header_t *sans;     /* const char*, or NULL */
+} acme_watched_t;
+
+/* The managed domain that has the name itself, else the one whose wildcard
+ * covers it; NULL when none does. */
+acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_pool_t *p);
+
+/* mod_acme_https.c: ManagedRequireHttps, the redirect to https and HSTS. */
+void acme_https_register_hooks(void);
+
 /* mod_acme_challenge.c */
 void acme_challenge_register_hooks(void);
 /* Adds acme-tls/1 to the Protocols of the SSL vhosts of domains that may

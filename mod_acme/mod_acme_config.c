@@ -20,6 +20,8 @@
 #include "acme_publish.h"
 #include "acme_dns.h"
 #include "acme_preflight.h"
+#include "acme_crypto.h"
+#include "acme_etcd.h"
 #include "acme_conf.h"
 #include "mod_acme_config.h"
 #include "mod_acme.h"
@@ -39,6 +41,7 @@ static acme_settings_t *settings_make(apr_pool_t *p)
     st->renew_is_percent = ACME_UNSET;
     st->profile_mandatory = ACME_UNSET;
     st->ari = ACME_UNSET;
+    st->require_https = ACME_UNSET;
     return st;
 }
 
@@ -234,6 +237,19 @@ static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
 
 /* ---- CA settings -------------------------------------------------------- */
 
+/* A file named in the config, resolved against ServerRoot: a regular file now. */
+static const char *readable_file(cmd_parms *cmd, const char *arg, const char **ppath)
+{
+    apr_finfo_t fi;
+
+    *ppath = ap_server_root_relative(cmd->pool, arg);
+    if (!*ppath || apr_stat(&fi, *ppath, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_settings_t *st = target_settings(cmd);
@@ -263,17 +279,62 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_settings_t *st = target_settings(cmd);
-    const char *err = check_context(cmd, 1), *path;
-    apr_finfo_t fi;
+    const char *err = check_context(cmd, 1);
+
+    return err ? err : readable_file(cmd, arg, &st->ca_file);
+}
+
+static const char *cmd_http_proxy(cmd_parms *cmd, void *dc, const char *url,
+                                  const char *ca_file)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
 
     if (err) return err;
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ManagedCACertificateFile: '%s' is not a readable file",
-                            arg);
+    st->http_proxy_ca_file = NULL;
+    if (!strcasecmp(url, "none")) {
+        st->http_proxy = "";   /* overrides a server-wide proxy */
+        return ca_file ? "ManagedHttpProxy none takes no CA file" : NULL;
     }
-    st->ca_file = path;
+    if (acme_conf_http_proxy(&err, cmd->pool, url) != APR_SUCCESS) return err;
+    if (ca_file && strncasecmp(url, "https:", 6)) {
+        return "ManagedHttpProxy: a CA file only applies to an https:// proxy (the connection "
+               "to an http:// proxy is not encrypted)";
+    }
+    st->http_proxy = apr_pstrdup(cmd->pool, url);
+    return ca_file ? readable_file(cmd, ca_file, &st->http_proxy_ca_file) : NULL;
+}
+
+static const char *cmd_require_https(cmd_parms *cmd, void *dc, const char *mode,
+                                     const char *opt)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1), *num;
+    char *end = NULL;
+    apr_int64_t v;
+
+    if (err) return err;
+    st->hsts_max_age = ACME_DEFAULT_HSTS_MAX_AGE;
+    if (!strcasecmp(mode, "off")) st->require_https = ACME_HTTPS_OFF;
+    else if (!strcasecmp(mode, "temporary")) st->require_https = ACME_HTTPS_TEMPORARY;
+    else if (!strcasecmp(mode, "permanent")) st->require_https = ACME_HTTPS_PERMANENT;
+    else {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps: '%s' is not off, temporary or "
+                            "permanent", mode);
+    }
+    if (!opt) return NULL;
+    if (st->require_https != ACME_HTTPS_PERMANENT) {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps %s: '%s' only goes with permanent "
+                            "(only then is Strict-Transport-Security sent)", mode, opt);
+    }
+    /* up to ten years (browsers cap it anyway); 0 tells them to forget */
+    num = strncasecmp(opt, "max-age=", 8) ? "" : opt + 8;
+    v = apr_isdigit(*num) ? apr_strtoi64(num, &end, 10) : -1;
+    if (v < 0 || *end || v > ACME_HSTS_MAX_AGE_MAX) {
+        return apr_psprintf(cmd->pool, "ManagedRequireHttps permanent: '%s' is not "
+                            "max-age=SECONDS (0 to %d)", opt, ACME_HSTS_MAX_AGE_MAX);
+    }
+    st->hsts_max_age = v;
     return NULL;
 }
 
@@ -519,18 +580,6 @@ static const char *cmd_store_prefix(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *readable_file(cmd_parms *cmd, const char *arg, const char **ppath)
-{
-    apr_finfo_t fi;
-
-    *ppath = ap_server_root_relative(cmd->pool, arg);
-    if (!*ppath || apr_stat(&fi, *ppath, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
-    }
-    return NULL;
-}
-
 static const char *cmd_store_tls(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_store_conf_t *sc = &global_of(cmd)->store;
@@ -553,12 +602,24 @@ static const char *cmd_store_tls(cmd_parms *cmd, void *dc, int argc, char *const
 static const char *cmd_store_auth(cmd_parms *cmd, void *dc, const char *user, const char *file)
 {
     acme_store_conf_t *sc = &global_of(cmd)->store;
-    const char *err = check_context(cmd, 0);
+    const char *err = check_context(cmd, 0), *why = NULL, *pw;
+    apr_size_t len;
 
     if (err) return err;
     if (!*user) return "ManagedStoreAuth: the etcd user name is empty";
     sc->user = apr_pstrdup(cmd->pool, user);
-    return readable_file(cmd, file, &sc->password_file);
+    sc->password_file = ap_server_root_relative(cmd->pool, file);
+    if (!sc->password_file) {
+        return apr_psprintf(cmd->pool, "ManagedStoreAuth: invalid path '%s'", file);
+    }
+    /* checked here, as the encryption key is, so that configtest says what
+     * to fix; the parent reads it again when it connects */
+    if (acme_secret_file_read(&pw, &len, cmd->temp_pool, sc->password_file,
+                              "the etcd password file", ACME_ETCD_MAX_PASSWORD, 0, NULL, &why)
+        != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedStoreAuth: %s", why ? why : "cannot be read");
+    }
+    return NULL;
 }
 
 const char *acme_config_check_store(acme_global_t *g, apr_pool_t *p)
@@ -638,6 +699,17 @@ static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char
     int none;
 
     if (err) return err;
+    if (!strncasecmp(kid, ACME_EAB_FILE_PREFIX, strlen(ACME_EAB_FILE_PREFIX)) && !hmac) {
+        /* read now, by root: the file is readable by root only */
+        const char *path = ap_server_root_relative(cmd->pool,
+                                                   kid + strlen(ACME_EAB_FILE_PREFIX));
+        if (!path || acme_conf_eab_file(&st->eab_kid, &st->eab_hmac, &err, cmd->pool, path, 0)
+                     != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, ACMELOG(1701) "ManagedEAB %s: %s", kid,
+                                err ? err : "invalid path");
+        }
+        return NULL;
+    }
     if (acme_conf_eab(&none, &err, cmd->pool, kid, hmac) != APR_SUCCESS) {
         return err;
     }
@@ -735,10 +807,12 @@ static const char *cmd_dns_update(cmd_parms *cmd, void *dc, const char *server,
                             err);
     }
     path = ap_server_root_relative(cmd->pool, keyfile);
-    /* read now, by the parent: the key file may be readable by root only */
-    if (!path || acme_dns_tsig_load(&key, cmd->pool, path, &err) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: the TSIG key file %s: %s", keyfile,
-                            err ? err : "invalid path");
+    if (!path) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: invalid path '%s'", keyfile);
+    }
+    /* read now, by the parent: the key file is root's, as the store's key */
+    if (acme_dns_tsig_load(&key, cmd->pool, path, 0, &err) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "ManagedDNSUpdate: %s", err);
     }
     conf = acme_dns_config_make(cmd->pool);
     conf->update = *srv;
@@ -784,6 +858,12 @@ const command_rec acme_cmds[] = {
                       "ACME directory URL(s) of the CA, or letsencrypt / letsencrypt-staging"),
     AP_INIT_TAKE1("ManagedCACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
                   "PEM file with extra trust anchors for the CA's HTTPS server"),
+    AP_INIT_TAKE12("ManagedHttpProxy", cmd_http_proxy, NULL, RSRC_CONF,
+                   "HTTP or HTTPS proxy for every request to the CA [CA file of an https "
+                   "proxy], or none"),
+    AP_INIT_TAKE12("ManagedRequireHttps", cmd_require_https, NULL, RSRC_CONF,
+                   "off, temporary or permanent [max-age=SECONDS]: redirect http requests for "
+                   "managed names to https; permanent adds Strict-Transport-Security"),
     AP_INIT_TAKE1("ManagedContact", cmd_contact, NULL, RSRC_CONF,
                   "e-mail address for the ACME account (default: ServerAdmin)"),
     AP_INIT_FLAG("ManagedAgreeTOS", cmd_agree_tos, NULL, RSRC_CONF,
@@ -817,7 +897,8 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE1("ManagedParallelRenewals", cmd_parallel, NULL, RSRC_CONF,
                   "how many domains are worked on at the same time"),
     AP_INIT_TAKE12("ManagedEAB", cmd_eab, NULL, RSRC_CONF,
-                   "External Account Binding: key id and base64url HMAC key from the CA"),
+                   "External Account Binding: key id and base64url HMAC key from the CA, "
+                   "file:PATH of a root-only JSON file with both, or none"),
     AP_INIT_TAKE12("ManagedProfile", cmd_profile, NULL, RSRC_CONF,
                    "ACME certificate profile to ask for, optionally 'mandatory'"),
     AP_INIT_FLAG("ManagedARI", cmd_ari, NULL, RSRC_CONF,
@@ -841,6 +922,10 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
 {
     if (!st->ca_urls) st->ca_urls = base->ca_urls;
     if (!st->ca_file) st->ca_file = base->ca_file;
+    if (!st->http_proxy) {
+        st->http_proxy = base->http_proxy;
+        st->http_proxy_ca_file = base->http_proxy_ca_file;
+    }
     if (!st->contact) st->contact = base->contact;
     if (st->agree_tos == ACME_UNSET) st->agree_tos = base->agree_tos;
     if (!st->challenges) st->challenges = base->challenges;
@@ -865,6 +950,10 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
     if (!st->dns_check) st->dns_check = base->dns_check;
     if (!st->dns_check_timeout) st->dns_check_timeout = base->dns_check_timeout;
     if (!st->preflight) st->preflight = base->preflight;
+    if (st->require_https == ACME_UNSET) {
+        st->require_https = base->require_https;
+        st->hsts_max_age = base->hsts_max_age;
+    }
 }
 
 /* Sets what is still unset to the built-in defaults; changes nothing the
@@ -900,6 +989,7 @@ static void resolve_builtins(acme_settings_t *st, server_rec *base, apr_pool_t *
     }
     if (st->profile_mandatory == ACME_UNSET) st->profile_mandatory = 0;
     if (st->ari == ACME_UNSET) st->ari = 1;
+    if (st->require_https == ACME_UNSET) st->require_https = ACME_HTTPS_OFF;
     if (st->renew_is_percent == ACME_UNSET) {
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;
@@ -948,6 +1038,8 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d)
     spec->ca_url = (s->ca_urls && s->ca_urls->nelts) ? APR_ARRAY_IDX(s->ca_urls, 0, const char *)
                                                      : ACME_DEFAULT_CA;
     spec->ca_file = s->ca_file;
+    spec->proxy = s->http_proxy && *s->http_proxy ? s->http_proxy : NULL;
+    spec->proxy_ca_file = s->http_proxy_ca_file;
     spec->eab_kid = s->eab_kid;
     spec->eab_hmac = s->eab_hmac;
     spec->profile = s->profile;

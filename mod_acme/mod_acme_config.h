@@ -34,7 +34,18 @@ typedef struct acme_settings_t {
     apr_array_header_t *dns_check;  /* ManagedDNSCheck servers (acme_dns_server_t*), NULL = NS */
     apr_interval_time_t dns_check_timeout; /* 0: the engine's default */
     struct acme_preflight_conf_t *preflight; /* ManagedPreflight, NULL = unset */
+    const char *http_proxy;         /* ManagedHttpProxy URL, NULL = unset, "" = none */
+    const char *http_proxy_ca_file; /* its trust anchors, NULL = the system's */
+    int require_https;              /* ACME_UNSET or acme_require_https_t */
+    apr_int64_t hsts_max_age;       /* seconds, with ACME_HTTPS_PERMANENT */
 } acme_settings_t;
+
+/* ManagedRequireHttps */
+typedef enum {
+    ACME_HTTPS_OFF = 0,
+    ACME_HTTPS_TEMPORARY,   /* redirect http to https (302/307) */
+    ACME_HTTPS_PERMANENT    /* 301/308, and Strict-Transport-Security on https */
+} acme_require_https_t;
 
 typedef struct acme_domain_t {
     const char *name;             /* first name: the domain's id in the store */
@@ -50,6 +61,8 @@ typedef struct acme_domain_t {
     int tls_alpn_ok;              /* tls-alpn-01 is allowed and reachable */
     apr_array_header_t *eff_challenges; /* allowed and reachable types */
     const char *served_staged;    /* "staged" of the meta.json handed to mod_ssl, or NULL */
+    const char *vhost_cert;       /* a vhost's own SSLCertificateFile, served until the
+                                   * domain has a certificate (takeover), or NULL */
 } acme_domain_t;
 
 /* ManagedStore etcd ...: the shared store; ManagedStoreDir is then the local cache. */
@@ -78,11 +91,15 @@ typedef struct acme_global_t {
     int parallel;
     apr_array_header_t *notify_argv; /* ManagedNotifyCmd program + args, NULL = none */
     acme_domain_t *current;       /* inside <ManagedDomain> while parsing */
+    apr_array_header_t *watched;  /* acme_watched_t*: SSL vhosts' certificate files, read
+                                   * by the parent at post_config (NULL until then) */
 } acme_global_t;
 
 typedef struct acme_srv_conf_t {
     acme_global_t *global;        /* shared by all servers of a config generation */
     acme_domain_t *domain;        /* the managed domain serving this vhost, or NULL */
+    const char *own_cert;         /* its SSLCertificateFile that mod_ssl serves while the
+                                   * domain has no certificate (no 503 then), or NULL */
 } acme_srv_conf_t;
 
 extern const command_rec acme_cmds[];
@@ -116,5 +133,7 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d);
 #define ACME_DEFAULT_CHECK_INTERVAL apr_time_from_sec(3600)
 #define ACME_DEFAULT_RENEW_PERCENT 33.0
 #define ACME_DEFAULT_PARALLEL 8
+#define ACME_DEFAULT_HSTS_MAX_AGE 15768000   /* half a year, in seconds */
+#define ACME_HSTS_MAX_AGE_MAX 315360000      /* ten years */
 
 #endif /* MOD_ACME_CONFIG_H */

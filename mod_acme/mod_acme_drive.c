@@ -66,18 +66,23 @@ APLOG_USE_MODULE(acme);
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
-/* Is the staged pair of type t usable? *ppresent: is there one at all. */
+/* Is the staged pair of type t usable? *ppresent: is there one at all.
+ * The child wrote it, and the child's account is every web application's:
+ * a result must be a pair for d's names, and newer than what is active (a
+ * certificate staged again would otherwise be a restart at the child's
+ * will, and an older one a downgrade). s: remember the good pair for post_config's check (the main
+ * thread only). */
 static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key_type_t t,
                                     int *ppresent, const char **perr, server_rec *s,
                                     apr_pool_t *p)
 {
-    apr_array_header_t *chain;
+    apr_array_header_t *chain, *active;
     acme_pkey_t *key = NULL;
-    const char *cert, *keypem;
-    apr_size_t clen, klen;
+    const char *cert, *keypem, *cur, *cf = acme_job_cert_file(p, t);
+    apr_size_t clen, klen, curlen;
     apr_status_t rv;
 
-    rv = st->load(st, ACME_SG_STAGING, d->name, acme_job_cert_file(p, t), &cert, &clen, p);
+    rv = st->load(st, ACME_SG_STAGING, d->name, cf, &cert, &clen, p);
     *ppresent = !APR_STATUS_IS_ENOENT(rv);
     if (!*ppresent) {
         return APR_SUCCESS;
@@ -93,31 +98,67 @@ static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key
         *perr = "the key file cannot be read";
         return APR_EINVAL;
     }
+    if (st->load(st, ACME_SG_DOMAINS, d->name, cf, &cur, &curlen, p) == APR_SUCCESS) {
+        if (curlen == clen && !memcmp(cur, cert, clen)) {
+            *ppresent = 0; /* the active one: nothing new */
+            return APR_SUCCESS;
+        }
+        if (acme_chain_from_pem(&active, p, cur, curlen) == APR_SUCCESS && active->nelts > 0
+            && acme_cert_not_before(APR_ARRAY_IDX(chain, 0, const acme_cert_t *))
+                   < acme_cert_not_before(APR_ARRAY_IDX(active, 0, const acme_cert_t *))) {
+            *perr = "it is older than the active certificate";
+            return APR_EINVAL;
+        }
+    }
     rv = acme_pair_check(chain, key, d->names, apr_time_now(), perr, p);
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && s) {
         acme_mod_pair_good(s, cert, clen, keypem, klen);   /* post_config's check after it */
     }
     return rv;
+}
+
+/* Checks every key type d has staged: 0 when none is, 1 when all staged
+ * ones are good, -1 (with *perr, and the type in *pbad) when one is not. */
+static int staged_check(acme_domain_t *d, acme_store_t *st, const char **perr,
+                        acme_key_type_t *pbad, apr_status_t *prv, server_rec *s, apr_pool_t *p)
+{
+    int i, present, staged = 0;
+
+    for (i = 0; i < d->settings->key_types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+        *prv = validate_staged(d, st, t, &present, perr, s, p);
+        if (*prv != APR_SUCCESS) {
+            *pbad = t;
+            return -1;
+        }
+        staged += present;
+    }
+    return staged > 0;
+}
+
+/* A staged result that fails its checks is refused once: logged, and
+ * removed, so that it costs no further restart and the next run orders a
+ * good one (within its backoff). */
+static void refuse_staged(acme_domain_t *d, acme_store_t *st, acme_key_type_t t, apr_status_t rv,
+                          const char *err, server_rec *s, apr_pool_t *p)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv == APR_EINVAL ? 0 : rv, s, ACMELOG(0301)
+                 "%s: the staged %s certificate is not activated: %s. It is removed; "
+                 "a new one will be ordered.", d->name, acme_key_type_name(t), err);
+    st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
 }
 
 static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
 {
     const char *err = NULL, *data;
     apr_size_t len;
-    apr_status_t rv;
-    int i, present, staged = 0;
+    apr_status_t rv = APR_SUCCESS;
+    acme_key_type_t bad = 0;
+    int i, staged = staged_check(d, st, &err, &bad, &rv, s, p);
 
-    for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
-        rv = validate_staged(d, st, t, &present, &err, s, p);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ACMELOG(0301)
-                         "%s: the staged %s certificate is not activated: %s. It is removed; "
-                         "a new one will be ordered.", d->name, acme_key_type_name(t), err);
-            st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
-            return 0;
-        }
-        staged += present;
+    if (staged < 0) {
+        refuse_staged(d, st, bad, rv, err, s, p);
+        return 0;
     }
     if (!staged) {
         st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
@@ -164,8 +205,9 @@ static volatile apr_uint32_t *self_restart_word(server_rec *s)
     return acme_mod_process_mem(s, "acme-self-restart", sizeof(apr_uint32_t));
 }
 
-/* Staged results that a restart did not activate, across generations:
- * restarting for them again would loop. Written only by the main thread in
+/* Staged results that a restart did not activate, across generations
+ * (domain -> the mtime of its staged meta.json): restarting for them again
+ * would loop. Written only by the main thread in
  * post_config, while no checker runs. */
 static apr_hash_t *refused_activations(server_rec *s)
 {
@@ -254,11 +296,16 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
         apr_time_t mt;
         if (apr_hash_get(staged, d->name, APR_HASH_KEY_STRING)
             && st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
-            /* Still there: this restart could not activate it. */
-            apr_pool_t *pp = s->process->pool;
-            apr_hash_set(refused_activations(s),
-                         apr_psprintf(pp, "%s@%" APR_TIME_T_FMT, d->name, mt),
-                         APR_HASH_KEY_STRING, "1");
+            /* Still there: this restart could not activate it. One entry
+             * per domain, so the table is as large as the configuration. */
+            apr_hash_t *refused = refused_activations(s);
+            apr_time_t *at = apr_hash_get(refused, d->name, APR_HASH_KEY_STRING);
+            if (!at) {
+                at = apr_palloc(s->process->pool, sizeof(*at));
+                apr_hash_set(refused, apr_pstrdup(s->process->pool, d->name),
+                             APR_HASH_KEY_STRING, at);
+            }
+            *at = mt;
         }
     }
     if (n > 0) {
@@ -269,13 +316,26 @@ int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
 
 /* ---- parent: restart when results are staged -------------------------------- */
 
+/* The restarts this module made, across generations: at most
+ * ACME_RESTART_BUDGET in any hour. Whatever the child stages (its account
+ * is every web application's), it cannot restart the root parent more
+ * often than that. */
+#define ACME_RESTART_BUDGET 10
+#define ACME_RESTART_BUDGET_WINDOW apr_time_from_sec(3600)
+typedef struct {
+    apr_time_t at[ACME_RESTART_BUDGET]; /* a ring: at[next] is the oldest */
+    unsigned next;
+    int deferred;                       /* the wait is logged once */
+} restart_budget_t;
+
 typedef struct {
     acme_global_t *g;        /* read only while the check runs */
     server_rec *s;
     apr_time_t first_seen;
     apr_pool_t *own;         /* the checker's own pool: nothing shared with httpd */
     apr_hash_t *announced;   /* domain -> staged mtime, announced (auto restart off) */
-    apr_hash_t *refused;     /* "domain@mtime" a restart did not activate (read only) */
+    apr_hash_t *refused;     /* domain -> staged mtime a restart did not activate (read only) */
+    apr_hash_t *checked;     /* "domain@mtime" whose staged files passed the checks */
     int signalled;
     int scanned;             /* a full scan was done */
     apr_time_t marker_seen;  /* mtime of the child's "staged" marker at that scan */
@@ -285,6 +345,7 @@ typedef struct {
     apr_time_t restart_at;   /* shared store: the jittered moment of the restart */
     apr_time_t check_at;     /* a batch is waited for: look again at this time */
     volatile apr_uint32_t *self_restart; /* self_restart_word() */
+    restart_budget_t *budget; /* across generations; this thread's alone */
     int wake[2];             /* socket pair: the children write, the thread reads */
     volatile apr_uint32_t stop;
     volatile apr_uint32_t running; /* the thread has started (see acme_drive_start) */
@@ -349,6 +410,55 @@ static void activate_before_restart(restart_ctx_t *rc, const apr_array_header_t 
     apr_pool_destroy(p);
 }
 
+/* Takes one restart from the budget, or says when the next one may be. */
+static int restart_budget_take(restart_ctx_t *rc, apr_time_t now)
+{
+    restart_budget_t *b = rc->budget;
+    apr_time_t oldest = b->at[b->next % ACME_RESTART_BUDGET];
+
+    if (oldest && now - oldest < ACME_RESTART_BUDGET_WINDOW) {
+        rc->check_at = oldest + ACME_RESTART_BUDGET_WINDOW;
+        if (!b->deferred) {
+            char when[APR_RFC822_DATE_LEN];
+            apr_rfc822_date(when, rc->check_at);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rc->s, ACMELOG(0345)
+                         "%d graceful restarts for new certificates in the last hour, the most "
+                         "allowed: the next is at %s, or at 'apachectl graceful'",
+                         ACME_RESTART_BUDGET, when);
+            b->deferred = 1;
+        }
+        return 0;
+    }
+    b->at[b->next++ % ACME_RESTART_BUDGET] = now;
+    b->deferred = 0;
+    return 1;
+}
+
+/* The local store: the staged files are checked here, before a restart is
+ * spent on them (the child wrote them). Each staged result once. */
+static int staged_good(restart_ctx_t *rc, acme_domain_t *d, const char *key, apr_pool_t *ptemp)
+{
+    const char *err = NULL;
+    acme_key_type_t bad = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (apr_hash_get(rc->checked, key, APR_HASH_KEY_STRING)) {
+        return 1;
+    }
+    switch (staged_check(d, acme_mod_store, &err, &bad, &rv, NULL, ptemp)) {
+    case -1:
+        refuse_staged(d, acme_mod_store, bad, rv, err, rc->s, ptemp);
+        return 0;
+    case 0:
+        return 0; /* nothing new: the next configuration pass clears it */
+    }
+    if (apr_hash_count(rc->checked) >= (unsigned)rc->g->domains->nelts) {
+        apr_hash_clear(rc->checked); /* bounded: results are activated, then forgotten */
+    }
+    apr_hash_set(rc->checked, apr_pstrdup(rc->own, key), APR_HASH_KEY_STRING, "1");
+    return 1;
+}
+
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
@@ -372,15 +482,19 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
     for (i = 0; i < rc->g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
-        apr_time_t mt;
+        apr_time_t mt, *refused_at;
         const char *key, *seen;
 
         if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp) != APR_SUCCESS) {
             continue;
         }
         key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
-        if (apr_hash_get(rc->refused, key, APR_HASH_KEY_STRING)) {
+        refused_at = apr_hash_get(rc->refused, d->name, APR_HASH_KEY_STRING);
+        if (refused_at && *refused_at == mt) {
             continue; /* a restart did not activate it: reported at that restart */
+        }
+        if (st == acme_mod_cache && rc->g->auto_restart && !staged_good(rc, d, key, ptemp)) {
+            continue; /* refused now, without a restart */
         }
         if (!rc->g->auto_restart) {
             seen = apr_hash_get(rc->announced, d->name, APR_HASH_KEY_STRING);
@@ -433,6 +547,9 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     }
     if (st != acme_mod_cache) {
         activate_before_restart(rc, ready, ptemp);
+    }
+    if (!restart_budget_take(rc, now)) {
+        return APR_SUCCESS;
     }
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rc->s, ACMELOG(0312)
                  "%d new certificate(s) ready (%s): restarting gracefully to activate them",
@@ -1252,10 +1369,12 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     rc->s = s;
     rc->refused = refused_activations(s);
     rc->self_restart = self_restart_word(s);
+    rc->budget = acme_mod_process_mem(s, "acme-restart-budget", sizeof(*rc->budget));
     if (apr_pool_create_unmanaged_ex(&rc->own, NULL, NULL) != APR_SUCCESS) {
         return APR_ENOMEM;
     }
     rc->announced = apr_hash_make(rc->own);
+    rc->checked = apr_hash_make(rc->own);
     restart_ctx = rc;
     apr_pool_cleanup_register(p, &restart_ctx, clear_restart_ctx, apr_pool_cleanup_null);
     /* httpd runs the monitor hook only every 10 seconds; a thread sees

@@ -54,6 +54,17 @@ static const char *config_problem(const acme_domain_t *d)
     return NULL;
 }
 
+/* Which certificate mod_ssl has for the domain's vhosts: "vhost-file" (a
+ * vhost's own SSLCertificateFile, kept until the module's can replace it:
+ * a takeover), "managed" (an issued one), "temporary" (self-signed, with
+ * 503) or "none" (no SSL vhost uses the domain). */
+static const char *served_of(const acme_domain_t *d)
+{
+    if (d->vhost_cert) return "vhost-file";
+    if (d->has_cert) return "managed";
+    return d->driven ? "temporary" : "none";
+}
+
 static int status_of(dom_status_t *ds, acme_domain_t *d, apr_time_t now, apr_pool_t *p)
 {
     acme_job_spec_t spec;
@@ -209,6 +220,10 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_sets(j, ds->st->ca_url, "ca", NULL);
     acme_json_setb(j, ds->d->driven, "driven", NULL);
     acme_json_setb(j, ds->st->has_cert, "has-certificate", NULL);
+    acme_json_sets(j, served_of(ds->d), "served", NULL);
+    if (ds->d->vhost_cert) {
+        acme_json_sets(j, ds->d->vhost_cert, "served-file", NULL);
+    }
 
     set = acme_json_new_object(p);
     if (s->ca_urls) acme_json_setsa(set, s->ca_urls, "ca-urls", NULL);
@@ -275,13 +290,47 @@ static void json_domain(request_rec *r, const dom_status_t *ds, apr_time_t now, 
     ap_rvputs(r, (*n)++ ? ",\n" : "\n", acme_json_dump(domain_json(ds, 0, now, p), p, 1), NULL);
 }
 
-/* {"schema", "version", "now", "store", "domains": [...]}: jansson writes
+/* A watched certificate file: its certificate's facts, never a key. */
+static acme_json_t *watched_json(const acme_watched_t *w, apr_time_t now, apr_pool_t *p)
+{
+    acme_json_t *j = acme_json_new_object(p);
+
+    acme_json_sets(j, w->file, "file", NULL);
+    acme_json_setsa(j, w->vhosts, "vhosts", NULL);
+    acme_json_setb(j, w->managed_by != NULL, "managed", NULL);
+    if (w->managed_by) acme_json_sets(j, w->managed_by, "managed-by", NULL);
+    acme_json_setb(j, w->served, "served", NULL);
+    if (w->error) {
+        acme_json_sets(j, w->error, "error", NULL);
+        return j;
+    }
+    set_time(j, p, w->not_before, "valid-from");
+    set_time(j, p, w->not_after, "valid-until");
+    acme_json_setl(j, acme_status_days_left(w->not_after, now), "days-left", NULL);
+    if (w->subject) acme_json_sets(j, w->subject, "subject", NULL);
+    if (w->issuer) acme_json_sets(j, w->issuer, "issuer", NULL);
+    if (w->fingerprint) acme_json_sets(j, w->fingerprint, "sha256-fingerprint", NULL);
+    if (w->sans) acme_json_setsa(j, w->sans, "names", NULL);
+    return j;
+}
+
+/* The SSL vhosts' certificate files (acme_watched_t*), or NULL. */
+static const apr_array_header_t *watched_of(request_rec *r)
+{
+    acme_global_t *g = acme_config_global(r->server);
+
+    return g ? g->watched : NULL;
+}
+
+/* {"schema", "version", "now", "store", "watched-certificates", "domains":
+ * [...]}: jansson writes
  * every object; the domains go out one by one as they are made. */
 static void all_json(request_rec *r, apr_time_t now)
 {
-    acme_json_t *j = acme_json_new_object(r->pool);
+    acme_json_t *j = acme_json_new_object(r->pool), *watched;
+    const apr_array_header_t *all_watched = watched_of(r);
     const char *head;
-    int n = 0;
+    int i, n = 0;
 
     acme_json_setl(j, STATUS_SCHEMA, "schema", NULL);
     acme_json_sets(j, ACME_VERSION, "version", NULL);
@@ -294,6 +343,13 @@ static void all_json(request_rec *r, apr_time_t now)
         acme_json_setb(j, up, "store", "up", NULL);
         acme_json_setl(j, (long long)errors, "store", "errors", NULL);
     }
+    watched = acme_json_new_array(r->pool);
+    for (i = 0; all_watched && i < all_watched->nelts; ++i) {
+        acme_json_array_append(watched, watched_json(APR_ARRAY_IDX(all_watched, i,
+                                                                   const acme_watched_t *),
+                                                     now, r->pool));
+    }
+    acme_json_setj(j, watched, "watched-certificates", NULL);
     head = acme_json_dump(j, r->pool, 1);
     ap_rwrite(head, (int)strlen(head) - 1, r);     /* all but its closing brace */
     ap_rputs(",\"domains\":[", r);
@@ -371,6 +427,10 @@ static void html_row(request_rec *r, const dom_status_t *ds, apr_time_t now, voi
         ap_rvputs(r, "<br>pre-flight", ds->st->preflight_holding ? " (holds back the CA)" : "",
                   ": ", esc(p, ds->st->preflight), NULL);
     }
+    ap_rvputs(r, "</td><td>", esc(p, served_of(ds->d)), NULL);
+    if (ds->d->vhost_cert) {
+        ap_rvputs(r, " ", esc(p, ds->d->vhost_cert), NULL);
+    }
     ap_rputs("</td></tr>\n", r);
 }
 
@@ -418,16 +478,77 @@ static void html_line(request_rec *r, const dom_status_t *ds, apr_time_t now, vo
     ap_rputs("</p>\n", r);
 }
 
+/* The certificate files of SSL vhosts, a table after the domains'. */
+static void html_watched(request_rec *r, apr_time_t now)
+{
+    const apr_array_header_t *all = watched_of(r);
+    apr_pool_t *p = r->pool;
+    int i;
+
+    if (!all || all->nelts == 0) {
+        return;
+    }
+    ap_rputs("<h2>Certificates from SSLCertificateFile</h2>\n<table class=\"watched-certificates\" "
+             "border=\"1\">\n<tr><th>File</th><th>Virtual hosts</th><th>Managed by</th>"
+             "<th>Served</th><th>Valid</th><th>Days left</th><th>Issuer CA</th></tr>\n", r);
+    for (i = 0; i < all->nelts; ++i) {
+        const acme_watched_t *w = APR_ARRAY_IDX(all, i, const acme_watched_t *);
+        ap_rvputs(r, "<tr><td>", esc(p, w->file), "</td><td>", NULL);
+        html_names(r, w->vhosts, p);
+        ap_rvputs(r, "</td><td>", w->managed_by ? esc(p, w->managed_by) : "-", "</td><td>",
+                  w->served ? "yes" : "no (replaced by the managed certificate)", "</td>", NULL);
+        if (w->error) {
+            ap_rvputs(r, "<td colspan=\"3\">", esc(p, w->error), "</td></tr>\n", NULL);
+            continue;
+        }
+        ap_rvputs(r, "<td>", esc(p, html_time(p, w->not_before)), " &ndash; ",
+                  esc(p, html_time(p, w->not_after)), "</td>", NULL);
+        ap_rprintf(r, "<td>%" APR_INT64_T_FMT "</td>", acme_status_days_left(w->not_after, now));
+        ap_rvputs(r, "<td>", esc(p, w->issuer), "</td></tr>\n", NULL);
+    }
+    ap_rputs("</table>\n", r);
+}
+
+/* ?auto: "WatchedCertificate<n>: <vhost> <days-left|-> <served|replaced> <file>". */
+static void auto_watched(request_rec *r, apr_time_t now)
+{
+    const apr_array_header_t *all = watched_of(r);
+    int i;
+
+    ap_rprintf(r, "WatchedCertificates: %d\n", all ? all->nelts : 0);
+    for (i = 0; all && i < all->nelts; ++i) {
+        const acme_watched_t *w = APR_ARRAY_IDX(all, i, const acme_watched_t *);
+        const char *days = w->error ? "-" : apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                                         acme_status_days_left(w->not_after, now));
+        /* a path has no newline: httpd's configuration is read line by line */
+        ap_rprintf(r, "WatchedCertificate%d: %s %s %s %s\n", i, w->name, days,
+                   w->served ? "served" : "replaced", w->file);
+    }
+}
+
 static int status_hook(request_rec *r, int flags)
 {
     acme_global_t *g = acme_config_global(r->server);
+    const apr_array_header_t *watched = watched_of(r);
     apr_time_t now = apr_time_now();
 
     if (!g || !g->domains || g->domains->nelts == 0 || !acme_mod_store) {
+        /* no managed domain: the vhosts' own certificates still are watched */
+        if (!watched || watched->nelts == 0) {
+            return OK;
+        }
+        if (flags & AP_STATUS_SHORT) {
+            auto_watched(r, now);
+        }
+        else {
+            ap_rputs("<hr>\n", r);
+            html_watched(r, now);
+        }
         return OK;
     }
     if (flags & AP_STATUS_SHORT) {
         status_auto(r, now);
+        auto_watched(r, now);
         return OK;
     }
     ap_rputs("<hr>\n<h2>Managed domains</h2>\n", r);
@@ -441,13 +562,16 @@ static int status_hook(request_rec *r, int flags)
     }
     if (flags & AP_STATUS_NOTABLE) {
         each_status(r, now, html_line, NULL);
+        html_watched(r, now);
         return OK;
     }
     ap_rputs("<table class=\"managed-domains\" border=\"1\">\n<tr><th>Domain</th><th>Names</th>"
              "<th>State</th><th>Key types</th><th>Valid</th><th>Days left</th><th>Issuer CA</th>"
-             "<th>Last renewal</th><th>Next check or retry</th><th>Last error</th></tr>\n", r);
+             "<th>Last renewal</th><th>Next check or retry</th><th>Last error</th>"
+             "<th>Served</th></tr>\n", r);
     each_status(r, now, html_row, NULL);
     ap_rputs("</table>\n", r);
+    html_watched(r, now);
     return OK;
 }
 
@@ -485,21 +609,31 @@ static void metric_head(request_rec *r, const char *name, const char *type, cons
     ap_rvputs(r, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", NULL);
 }
 
-/* notAfter or notBefore of every active certificate, one line each. */
+/* notAfter or notBefore of every active certificate, one line each: the
+ * managed domains' (managed="true"), then those that vhosts' own
+ * SSLCertificateFile serve (managed="false", by file). */
 static void cert_times(request_rec *r, const apr_array_header_t *all, const char *name,
                        const char *help, int after)
 {
+    const apr_array_header_t *watched = watched_of(r);
     int i, j;
 
     metric_head(r, name, "gauge", help);
     for (i = 0; i < all->nelts; ++i) {
         const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
         for (j = 0; j < f->ncerts; ++j) {
-            ap_rprintf(r, "%s{domain=\"%s\",key_type=\"%s\"} %" APR_TIME_T_FMT "\n", name,
-                       label_esc(r->pool, f->name),
+            ap_rprintf(r, "%s{domain=\"%s\",key_type=\"%s\",managed=\"true\"} %" APR_TIME_T_FMT
+                       "\n", name, label_esc(r->pool, f->name),
                        label_esc(r->pool, acme_key_type_name(f->certs[j].type)),
                        apr_time_sec(after ? f->certs[j].not_after : f->certs[j].not_before));
         }
+    }
+    for (i = 0; watched && i < watched->nelts; ++i) {
+        const acme_watched_t *w = APR_ARRAY_IDX(watched, i, const acme_watched_t *);
+        if (!w->served || w->error) continue;
+        ap_rprintf(r, "%s{domain=\"%s\",file=\"%s\",managed=\"false\"} %" APR_TIME_T_FMT "\n",
+                   name, label_esc(r->pool, w->name), label_esc(r->pool, w->file),
+                   apr_time_sec(after ? w->not_after : w->not_before));
     }
 }
 

@@ -62,6 +62,8 @@ typedef struct {
     const char *conf_ca_file_any;
     const char *conf_ca_url;
     const char *conf_window;
+    const char *conf_proxy, *conf_proxy_ca;   /* ManagedHttpProxy */
+    const char *conf_eab_kid, *conf_eab_file; /* ManagedEAB KID ..., or file:PATH */
     /* ManagedStore etcd and its settings (store migrate) */
     apr_array_header_t *conf_etcd_urls;
     const char *conf_store_key, *conf_store_prefix;
@@ -135,34 +137,10 @@ static const char *status_text(apr_pool_t *p, apr_status_t rv)
     return apr_pstrdup(p, apr_strerror(rv, buf, sizeof(buf)));
 }
 
-/* Text from the CA or the store, made safe for a terminal: control
- * characters (C0, DEL, C1) and bytes that are not UTF-8 become \xNN, so
- * a CA cannot move the cursor, recolour the screen or forge output lines. */
+/* Text from the CA or the store, made safe for a terminal. */
 static const char *tx(apr_pool_t *p, const char *s)
 {
-    const unsigned char *c = (const unsigned char *)(s ? s : "");
-    char *out = apr_palloc(p, strlen((const char *)c) * 4 + 1), *o = out;
-    apr_size_t n, i;
-
-    while (*c) {
-        n = *c < 0x80 ? 1 : (*c & 0xE0) == 0xC0 ? 2 : (*c & 0xF0) == 0xE0 ? 3
-          : (*c >= 0xF0 && *c <= 0xF4) ? 4 : 0;
-        for (i = 1; i < n; ++i) {
-            if ((c[i] & 0xC0) != 0x80) n = 0;
-        }
-        if (!n || *c < 0x20 || *c == 0x7F || *c == 0xC0 || *c == 0xC1
-            || (*c == 0xC2 && c[1] < 0xA0)) {
-            apr_snprintf(o, 5, "\\x%02X", *c);
-            o += 4;
-            ++c;
-            continue;
-        }
-        memcpy(o, c, n);
-        o += n;
-        c += n;
-    }
-    *o = '\0';
-    return out;
+    return acme_str_printable(p, s);
 }
 
 /* ---- usage ----------------------------------------------------------------------- */
@@ -461,6 +439,10 @@ static int setup(ctl_t *ctl, int need_store)
         ctl->conf_ca_file_any = cs.ca_file_any;
         ctl->conf_ca_url = cs.ca_url;
         ctl->conf_window = cs.window;
+        ctl->conf_proxy = cs.http_proxy;
+        ctl->conf_proxy_ca = cs.http_proxy_ca;
+        ctl->conf_eab_kid = cs.eab_kid;
+        ctl->conf_eab_file = cs.eab_file;
         ctl->conf_etcd_urls = cs.etcd_urls;
         ctl->conf_store_key = cs.store_key;
         ctl->conf_store_prefix = cs.store_prefix;
@@ -1074,12 +1056,19 @@ static const char *account_names(apr_pool_t *p, apr_array_header_t *accts)
     return apr_array_pstrcat(p, n, ' ');
 }
 
-/* The account for a CA URL (its directory name is derived from the URL). */
-static account_ref_t *account_for(ctl_t *ctl, apr_array_header_t *accts, const char *ca_url)
+/* The account for a CA URL (its directory name is derived from the URL and
+ * the EAB key id): the one bound to eab_kid first, as the server uses it. */
+static account_ref_t *account_for(ctl_t *ctl, apr_array_header_t *accts, const char *ca_url,
+                                  const char *eab_kid)
 {
     const char *caid = acme_job_ca_id(ctl->pool, ca_url);
+    const char *bound = acme_job_account_id(ctl->pool, ca_url, eab_kid);
     int i;
 
+    for (i = 0; i < accts->nelts; ++i) {
+        account_ref_t *a = APR_ARRAY_IDX(accts, i, account_ref_t *);
+        if (!strcmp(a->caid, bound)) return a;
+    }
     for (i = 0; i < accts->nelts; ++i) {
         account_ref_t *a = APR_ARRAY_IDX(accts, i, account_ref_t *);
         if (!strcmp(a->caid, caid) || (a->ca_url && !strcmp(a->ca_url, ca_url))) return a;
@@ -1097,6 +1086,9 @@ static apr_status_t make_client(acme_client_t **pclient, ctl_t *ctl, const char 
     acme_http_global_init();
     acme_http_config_init(&hc);
     hc.ca_file = ctl->ca_file;
+    /* the server's way to the CA is acmectl's too */
+    hc.proxy = ctl->conf_proxy;
+    hc.proxy_ca_file = ctl->conf_proxy_ca;
     rv = acme_http_curl_create(&http, ctl->pool, &hc);
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:internal", "cannot set up the HTTP client");
@@ -1198,7 +1190,7 @@ static int revoke_claimed(ctl_t *ctl, acme_store_claim_t *c, const char *domain,
         return EXIT_FAILED;
     }
     accts = account_list(ctl);
-    a = account_for(ctl, accts, d->ca);
+    a = account_for(ctl, accts, d->ca, NULL);
     if (!a) {
         err_printf("no account for the CA %s in the store (accounts: %s); the certificates of "
                    "%s cannot be revoked by account", d->ca,
@@ -1271,13 +1263,31 @@ static int revoke_claimed(ctl_t *ctl, acme_store_claim_t *c, const char *domain,
 
 /* ---- account --------------------------------------------------------------------- */
 
+/* The config's EAB key id, read from its file the way the server reads it. */
+static int eab_kid_of_config(const char **pkid, ctl_t *ctl)
+{
+    const char *hmac, *err = NULL;
+
+    *pkid = ctl->conf_eab_kid;
+    if (ctl->conf_eab_file
+        && acme_conf_eab_file(pkid, &hmac, &err, ctl->pool, ctl->conf_eab_file,
+                              geteuid() == 0 ? 0 : ACME_KEYFILE_ANY_OWNER) != APR_SUCCESS) {
+        err_printf("ManagedEAB %s%s in %s: %s", ACME_EAB_FILE_PREFIX, ctl->conf_eab_file,
+                   ctl->conf_file, err ? err : "cannot be read");
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
 static int account_select(account_ref_t **pa, ctl_t *ctl, const char *sub)
 {
     apr_pool_t *p = ctl->pool;
     apr_array_header_t *accts = account_list(ctl);
-    const char *want = ctl->ca_opt ? ca_alias(ctl->ca_opt) : NULL;
+    const char *want = ctl->ca_opt ? ca_alias(ctl->ca_opt) : NULL, *eab_kid;
+    int rc;
 
     *pa = NULL;
+    if ((rc = eab_kid_of_config(&eab_kid, ctl)) != EXIT_OK) return rc;
     if (!accts->nelts) {
         err_printf("no ACME account in the store %s yet: the server creates one at its first "
                    "order", ctl->where);
@@ -1287,7 +1297,7 @@ static int account_select(account_ref_t **pa, ctl_t *ctl, const char *sub)
         want = ca_alias(ctl->conf_ca_url);
     }
     if (want) {
-        *pa = account_for(ctl, accts, want);
+        *pa = account_for(ctl, accts, want, eab_kid);
         if (!*pa) {
             err_printf("no account for the CA %s in the store (accounts: %s)", want,
                        account_names(p, accts));
@@ -1313,6 +1323,9 @@ static void account_print(ctl_t *ctl, const account_ref_t *a)
 
     printf("CA:              %s\n", a->ca_url ? tx(p, a->ca_url) : "-");
     printf("Account URL:     %s\n", a->url ? tx(p, a->url) : "- (not registered yet)");
+    if (a->json && acme_json_gets(a->json, ACME_AK_EAB_KID, NULL)) {
+        printf("EAB key id:      %s\n", tx(p, acme_json_gets(a->json, ACME_AK_EAB_KID, NULL)));
+    }
     if (a->json) acme_json_getsa(&contact, a->json, p, ACME_AK_CONTACT, NULL);
     printf("Contact:         %s\n", contact && contact->nelts
                                     ? tx(p, apr_array_pstrcat(p, contact, ' ')) : "-");
@@ -1579,7 +1592,8 @@ typedef struct {
     int copied, kept, failed;
 } migrate_count_t;
 
-/* One item: copied unless etcd has it from the same time or later. */
+/* One item: copied unless etcd has it, authenticated, from the same time
+ * or later. The store writes it in the current, authenticated form. */
 static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *to,
                          acme_store_group_t g, const char *name, const char *aspect,
                          apr_pool_t *p)
@@ -1602,7 +1616,9 @@ static void migrate_item(migrate_count_t *mc, acme_store_t *from, acme_store_t *
         mc->kept++;
         return;
     }
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+    /* APR_EINVAL: etcd's item does not authenticate (the store logged its
+     * key); the file store's copy replaces it in the authenticated form */
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && rv != APR_EINVAL) {
         err_printf("cannot read %s/%s/%s in etcd (%s)", acme_store_group_name(g), name, aspect,
                    to->where);
         mc->failed++;
@@ -1671,6 +1687,7 @@ static int etcd_store_open(acme_store_t **pstore, ctl_t *ctl)
     ec.key_file = ctl->conf_store_cert_key;
     ec.user = ctl->conf_store_user;
     ec.password_file = ctl->conf_store_password;
+    ec.password_flags = geteuid() == 0 ? 0 : ACME_KEYFILE_ANY_OWNER;
     if (acme_etcd_create(&etcd, p, &ec, NULL, r) != APR_SUCCESS) {
         err_printf("etcd: %s", acme_result_describe(r, p));
         return EXIT_FAILED;

@@ -10,8 +10,11 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_file_io.h>
+#include <apr_uri.h>
 
 #include "acme_conf.h"
+#include "acme_crypto.h"
+#include "acme_json.h"
 #include "acme_util.h"
 
 /* Include nesting and file count limits: a config that includes itself
@@ -75,13 +78,77 @@ apr_status_t acme_conf_eab(int *pnone, const char **perr, apr_pool_t *p, const c
     }
     if (!hmac) {
         *perr = apr_psprintf(p, "ManagedEAB %s: the HMAC key is missing (ManagedEAB "
-                             "<key id> <base64url HMAC key>, as the CA gave them)", kid);
+                             "<key id> <base64url HMAC key>, as the CA gave them, or "
+                             "ManagedEAB file:PATH)", kid);
         return APR_EINVAL;
     }
     if (acme_b64url_decode(&key, &len, p, hmac) != APR_SUCCESS || len < 16) {
         /* The value is secret: name the key id, never the HMAC. */
         *perr = apr_psprintf(p, "ManagedEAB %s: the HMAC key is not base64url or is "
                              "shorter than 16 bytes", kid);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_conf_eab_file(const char **pkid, const char **phmac, const char **perr,
+                                apr_pool_t *p, const char *path, int flags)
+{
+    const char *data, *kid = NULL, *hmac = NULL, *err = NULL;
+    acme_json_t *j = NULL;
+    apr_size_t len;
+    apr_status_t rv;
+    int none;
+
+    *pkid = *phmac = NULL;
+    rv = acme_secret_file_read(&data, &len, p, path, "the EAB file", 64 * 1024, flags, NULL,
+                               &err);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    /* the parser's own message may quote the text, and so the HMAC key */
+    rv = APR_EINVAL;
+    if (acme_json_parse(&j, p, data, len, NULL) != APR_SUCCESS
+        || acme_json_type(j, NULL) != ACME_JSON_OBJECT) {
+        err = apr_psprintf(p, "the EAB file %s is not a JSON object: write "
+                           "{\"kid\": \"KEY ID\", \"hmac\": \"BASE64URL HMAC KEY\"}, as the CA "
+                           "gave them", path);
+        goto leave;
+    }
+    kid = acme_json_gets(j, "kid", NULL);
+    hmac = acme_json_gets(j, "hmac", NULL);
+    if (!kid || !*kid || !strcasecmp(kid, "none") || !hmac) {
+        err = apr_psprintf(p, "the EAB file %s needs a \"kid\" (the key id) and an \"hmac\" "
+                           "(the base64url HMAC key) string, as the CA gave them", path);
+        goto leave;
+    }
+    if (acme_conf_eab(&none, &err, p, kid, hmac) != APR_SUCCESS) {
+        err = apr_psprintf(p, "the EAB file %s: %s", path, err);
+        goto leave;
+    }
+    *pkid = apr_pstrdup(p, kid);
+    *phmac = apr_pstrdup(p, hmac);
+    rv = APR_SUCCESS;
+leave:
+    *perr = err;
+    return rv;
+}
+
+apr_status_t acme_conf_http_proxy(const char **perr, apr_pool_t *p, const char *url)
+{
+    apr_uri_t uri;
+    const char *shown = url;
+
+    memset(&uri, 0, sizeof(uri));
+    if (apr_uri_parse(p, url, &uri) == APR_SUCCESS) {
+        /* a proxy URL may carry user:password: messages leave the password out */
+        shown = apr_uri_unparse(p, &uri, APR_URI_UNP_OMITPASSWORD);
+    }
+    if (!uri.scheme || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
+        || !uri.hostname || !*uri.hostname || (uri.path && strcmp(uri.path, "/"))
+        || uri.query || uri.fragment || (uri.port_str && !uri.port)) {
+        *perr = apr_psprintf(p, "ManagedHttpProxy: '%s' is not a proxy URL: write "
+                             "http://HOST:PORT or https://HOST:PORT", shown);
         return APR_EINVAL;
     }
     return APR_SUCCESS;
@@ -337,6 +404,16 @@ static apr_status_t scan_line(acme_conf_scan_t *cs, const char *line, int depth,
     }
     else if (!strcasecmp(dir, "ManagedRenewWindow") && cs->section_depth == 0) {
         cs->window = a1;
+    }
+    else if (!strcasecmp(dir, "ManagedEAB") && cs->section_depth == 0) {
+        int file = !strncasecmp(a1, ACME_EAB_FILE_PREFIX, strlen(ACME_EAB_FILE_PREFIX));
+        cs->eab_file = file ? acme_conf_root_relative(cs, a1 + strlen(ACME_EAB_FILE_PREFIX))
+                            : NULL;
+        cs->eab_kid = file || !strcasecmp(a1, "none") ? NULL : a1;
+    }
+    else if (!strcasecmp(dir, "ManagedHttpProxy") && cs->section_depth == 0) {
+        cs->http_proxy = strcasecmp(a1, "none") ? a1 : NULL;
+        cs->http_proxy_ca = cs->http_proxy && a2 ? acme_conf_root_relative(cs, a2) : NULL;
     }
     return APR_SUCCESS;
 }

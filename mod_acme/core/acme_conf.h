@@ -18,6 +18,19 @@ apr_status_t acme_conf_port_map(int *pfrom, int *pport, const char **perr, apr_p
 apr_status_t acme_conf_eab(int *pnone, const char **perr, apr_pool_t *p, const char *kid,
                            const char *hmac);
 
+/* ManagedEAB file:PATH: a JSON object {"kid": "...", "hmac": "..."} in a
+ * secret file (acme_secret_file_read: root's, no access for group and
+ * others; flags as there). APR_EINVAL or the read error, with *perr
+ * naming the file and what to fix, never the HMAC key. */
+#define ACME_EAB_FILE_PREFIX "file:"
+apr_status_t acme_conf_eab_file(const char **pkid, const char **phmac, const char **perr,
+                                apr_pool_t *p, const char *path, int flags);
+
+/* ManagedHttpProxy's URL: http:// or https://, a host, an optional port
+ * and nothing after it but "/". APR_EINVAL with *perr, which shows the
+ * URL without its password. */
+apr_status_t acme_conf_http_proxy(const char **perr, apr_pool_t *p, const char *url);
+
 /* What acmectl needs from the server's config, read the way httpd reads it
  * (Include, Define, ${VAR}, line continuations) without evaluating
  * conditional sections (both branches count). */
@@ -35,6 +48,10 @@ typedef struct acme_conf_scan_t {
     const char *ca_file_any;  /* the first ManagedCACertificateFile anywhere */
     const char *ca_url;       /* ManagedCA outside any section */
     const char *window;       /* ManagedRenewWindow outside any section */
+    const char *http_proxy;   /* ManagedHttpProxy outside any section (not "none") */
+    const char *http_proxy_ca; /* its CA file, resolved */
+    const char *eab_kid;      /* ManagedEAB's key id outside any section */
+    const char *eab_file;     /* or its file:PATH, resolved (read by the caller) */
     /* ManagedStore etcd URL... and its settings (acmectl store migrate) */
     apr_array_header_t *etcd_urls;
     const char *store_key, *store_prefix, *store_ca, *store_cert, *store_cert_key;

@@ -20,6 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -1700,21 +1701,71 @@ leave:
     return rv;
 }
 
-apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
-                                 int flags, const char **perr)
+apr_status_t acme_key_derive(unsigned char *out, apr_size_t out_len, const unsigned char *key,
+                             apr_size_t key_len, const char *info)
 {
-    const char *fix = apr_psprintf(p, "(make one with: openssl rand -out %s 32; "
-                                   "chown root %s; chmod 0400 %s)", path, path, path);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+    size_t n = out_len;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (!ctx) {
+        return APR_ENOMEM;
+    }
+    if (key_len > INT_MAX || strlen(info) > INT_MAX
+        || EVP_PKEY_derive_init(ctx) != 1
+        || EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) != 1
+        || EVP_PKEY_CTX_set1_hkdf_key(ctx, key, (int)key_len) != 1
+        || EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)info, (int)strlen(info)) != 1
+        || EVP_PKEY_derive(ctx, out, &n) != 1 || n != out_len) {
+        ssl_errors_drain("HKDF");
+        OPENSSL_cleanse(out, out_len);
+        goto leave;
+    }
+    rv = APR_SUCCESS;
+leave:
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
+apr_status_t acme_mac(unsigned char out[ACME_MAC_LEN], const unsigned char *key,
+                      apr_size_t key_len, const void *data, apr_size_t len)
+{
+    size_t n = 0;
+
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, data, len, out,
+                   ACME_MAC_LEN, &n) || n != ACME_MAC_LEN) {
+        ssl_errors_drain("HMAC-SHA256");
+        memset(out, 0, ACME_MAC_LEN);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+int acme_mac_equal(const unsigned char *a, const unsigned char *b, apr_size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void acme_wipe(void *data, apr_size_t len)
+{
+    OPENSSL_cleanse(data, len);
+}
+
+apr_status_t acme_secret_file_read(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                                   const char *path, const char *what, apr_size_t max,
+                                   int flags, const char *fix, const char **perr)
+{
     apr_finfo_t fi;
     apr_file_t *f = NULL;
-    unsigned char *key = apr_palloc(p, ACME_SEAL_KEY_LEN + 1);
-    apr_size_t n = ACME_SEAL_KEY_LEN + 1;
     apr_int32_t wanted = APR_FINFO_TYPE | APR_FINFO_PROT | APR_FINFO_USER | APR_FINFO_SIZE;
     const char *err = NULL;
+    char *data;
+    apr_size_t n = 0;
     apr_status_t rv;
 
-    *pkey = NULL;
-    wipe_with_pool(p, key, ACME_SEAL_KEY_LEN + 1);
+    *pdata = NULL;
+    *plen = 0;
+    fix = fix ? apr_pstrcat(p, " ", fix, NULL) : "";
     /* stat first: opening a FIFO or a device could block or read forever */
     rv = apr_stat(&fi, path, wanted, p);
     if (rv == APR_SUCCESS && fi.filetype == APR_REG) {
@@ -1724,43 +1775,68 @@ apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, cons
         }
     }
     if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-        err = apr_psprintf(p, "cannot read the store encryption key file %s: %pm %s", path,
-                           &rv, fix);
+        err = apr_psprintf(p, "cannot read %s %s: %pm%s", what, path, &rv, fix);
         goto leave;
     }
     rv = APR_EINVAL;
     if (fi.filetype != APR_REG) {
-        err = apr_psprintf(p, "the store encryption key file %s is not a regular file %s",
-                           path, fix);
+        err = apr_psprintf(p, "%s %s is not a regular file%s", what, path, fix);
     }
     else if (fi.protection & (APR_GREAD | APR_GWRITE | APR_WREAD | APR_WWRITE)) {
-        err = apr_psprintf(p, "the store encryption key file %s can be read or written by "
-                           "group or others: chmod 0400 %s", path, path);
+        err = apr_psprintf(p, "%s %s can be read or written by group or others: chmod 0400 %s",
+                           what, path, path);
     }
     else if (!(flags & ACME_KEYFILE_ANY_OWNER) && fi.user != 0) {
-        err = apr_psprintf(p, "the store encryption key file %s is not owned by root: "
-                           "chown root %s", path, path);
+        err = apr_psprintf(p, "%s %s is not owned by root: chown root %s", what, path, path);
     }
-    else if (fi.size != ACME_SEAL_KEY_LEN) {
-        err = apr_psprintf(p, "the store encryption key file %s has %ld bytes, it must hold "
-                           "exactly %d random bytes %s", path, (long)fi.size, ACME_SEAL_KEY_LEN,
-                           fix);
+    else if (fi.size < 0 || (apr_size_t)fi.size > max) {
+        err = apr_psprintf(p, "%s %s has %ld bytes, more than the %lu it may have%s", what, path,
+                           (long)fi.size, (unsigned long)max, fix);
     }
     else {
-        rv = apr_file_read_full(f, key, n, &n);
-        if (n != ACME_SEAL_KEY_LEN || (rv != APR_SUCCESS && rv != APR_EOF)) {
+        data = apr_palloc(p, (apr_size_t)fi.size + 1);
+        wipe_with_pool(p, data, (apr_size_t)fi.size + 1);
+        rv = apr_file_read_full(f, data, (apr_size_t)fi.size, &n);
+        if (n != (apr_size_t)fi.size || (rv != APR_SUCCESS && rv != APR_EOF)) {
             rv = APR_EINVAL;
-            err = apr_psprintf(p, "the store encryption key file %s changed while it was read",
-                               path);
+            err = apr_psprintf(p, "%s %s changed while it was read", what, path);
         }
         else {
             rv = APR_SUCCESS;
-            *pkey = key;
+            data[n] = '\0';
+            *pdata = data;
+            *plen = n;
         }
     }
 leave:
     if (f) {
         apr_file_close(f);
+    }
+    if (perr) {
+        *perr = err;
+    }
+    return rv;
+}
+
+apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
+                                 int flags, const char **perr)
+{
+    const char *fix = apr_psprintf(p, "(make one with: openssl rand -out %s 32; "
+                                   "chown root %s; chmod 0400 %s)", path, path, path);
+    const char *what = "the store encryption key file", *data, *err = NULL;
+    apr_size_t len;
+    apr_status_t rv;
+
+    *pkey = NULL;
+    /* a larger file is read too, so that the message says how large it is */
+    rv = acme_secret_file_read(&data, &len, p, path, what, 4096, flags, fix, &err);
+    if (rv == APR_SUCCESS && len != ACME_SEAL_KEY_LEN) {
+        rv = APR_EINVAL;
+        err = apr_psprintf(p, "%s %s has %lu bytes, it must hold exactly %d random bytes %s",
+                           what, path, (unsigned long)len, ACME_SEAL_KEY_LEN, fix);
+    }
+    if (rv == APR_SUCCESS) {
+        *pkey = (const unsigned char *)data;
     }
     if (perr) {
         *perr = err;

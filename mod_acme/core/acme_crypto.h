@@ -160,12 +160,34 @@ apr_status_t acme_unseal(const char **pdata, apr_size_t *plen, apr_pool_t *p,
 /* Non-zero when data starts like a sealed value. */
 int acme_is_sealed(const char *data, apr_size_t len);
 
-/* Reads the store encryption key: exactly ACME_SEAL_KEY_LEN bytes in a
- * regular file owned by root that group and others can neither read nor
- * write (made with `openssl rand -out FILE 32`). Anything else fails with
- * *perr saying what to fix. The key is wiped when p goes away.
+/* A key of its own for each use of one secret (RFC 5869 HKDF-SHA256, no
+ * salt): out_len bytes for info, so that sealing and MACs never share a key. */
+apr_status_t acme_key_derive(unsigned char *out, apr_size_t out_len, const unsigned char *key,
+                             apr_size_t key_len, const char *info);
+/* HMAC-SHA256 of data under key. */
+#define ACME_MAC_LEN 32
+apr_status_t acme_mac(unsigned char out[ACME_MAC_LEN], const unsigned char *key,
+                      apr_size_t key_len, const void *data, apr_size_t len);
+/* Non-zero when two MACs of len bytes are equal; takes the same time
+ * whatever the bytes, so that a forger learns nothing from the answer's time. */
+int acme_mac_equal(const unsigned char *a, const unsigned char *b, apr_size_t len);
+/* Overwrites a secret in a way the compiler does not drop. */
+void acme_wipe(void *data, apr_size_t len);
+
+/* Reads a secret named in the config (a key, an EAB file): a regular file
+ * owned by root that group and others can neither read nor write, of at
+ * most max bytes. Anything else fails with *perr naming the file ("what
+ * path ...") and saying what to fix; fix (may be NULL) is added where
+ * making the file anew is the cure. The data is NUL-terminated (not
+ * counted) and wiped when p goes away.
  * ACME_KEYFILE_ANY_OWNER skips the owner check (unit tests, non-root CLI). */
 #define ACME_KEYFILE_ANY_OWNER 0x1
+apr_status_t acme_secret_file_read(const char **pdata, apr_size_t *plen, apr_pool_t *p,
+                                   const char *path, const char *what, apr_size_t max,
+                                   int flags, const char *fix, const char **perr);
+
+/* Reads the store encryption key: exactly ACME_SEAL_KEY_LEN bytes in a
+ * secret file (acme_secret_file_read), made with `openssl rand -out FILE 32`. */
 apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, const char *path,
                                  int flags, const char **perr);
 

@@ -9,6 +9,7 @@
 #include <ldns/ldns.h>
 
 #include "acme_util.h"
+#include "acme_crypto.h"
 #include "acme_result.h"
 #include "acme_dns.h"
 #include "acme_jws.h"
@@ -437,25 +438,21 @@ leave:
 }
 
 apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const char *path,
-                                const char **perr)
+                                int flags, const char **perr)
 {
     const char *buf = NULL;
     apr_size_t len = 0;
     apr_status_t rv;
-    char ebuf[128];
 
     *pkey = NULL;
     *perr = NULL;
-    rv = acme_file_read(&buf, &len, path, MAX_KEYFILE, p);
-    if (rv == APR_EINVAL) {
-        *perr = apr_psprintf(p, "%s: not a TSIG key file (not a regular file, or larger than "
-                             "64 KiB)", path);
-        goto leave;
-    }
+    /* the key signs changes to the zone: as guarded as the store's key (and
+     * wiped with the pool) */
+    rv = acme_secret_file_read(&buf, &len, p, path, "the TSIG key file", MAX_KEYFILE, flags,
+                               apr_psprintf(p, "(tsig-keygen or keymgr -t writes one; chown root "
+                                            "%s; chmod 0400 %s)", path, path), perr);
     if (rv != APR_SUCCESS) {
-        *perr = apr_psprintf(p, "%s: cannot read the TSIG key file: %s", path,
-                             apr_strerror(rv, ebuf, sizeof(ebuf)));
-        goto leave;
+        return rv;
     }
     rv = acme_dns_tsig_parse(pkey, p, buf, len, perr);
     if (rv == APR_SUCCESS) {
@@ -465,8 +462,6 @@ apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const cha
         *pkey = NULL;
         *perr = apr_psprintf(p, "%s: %s", path, *perr);
     }
-leave:
-    if (buf) memset((void *)buf, 0, len); /* the secret does not linger in the pool */
     return rv;
 }
 
@@ -722,6 +717,70 @@ apr_array_header_t *acme_dns_msg_data(apr_pool_t *p, const acme_dns_msg_t *m, co
     return out;
 }
 
+apr_status_t acme_dns_msg_answers(const acme_dns_msg_t *q, const acme_dns_msg_t *a,
+                                  const char **pwhy)
+{
+    const char *why = NULL;
+
+    if (!a->qr) {
+        why = "a message that is not an answer";
+    }
+    else if (a->id != q->id) {
+        why = "an answer with another message id";
+    }
+    else if (a->opcode != q->opcode) {
+        why = "an answer with another opcode";
+    }
+    else if (a->qdcount == 0 && q->opcode == 5) {
+        /* RFC 2136 3.8: an update's answer may leave its sections out */
+    }
+    else if (a->qdcount != 1 || !a->qname || !q->qname || strcmp(a->qname, q->qname)
+             || a->qtype != q->qtype || a->qclass != q->qclass) {
+        why = "an answer to another question";
+    }
+    *pwhy = why;
+    return why ? APR_EGENERAL : APR_SUCCESS;
+}
+
+acme_dns_txt_view_t acme_dns_msg_txt_view(const acme_dns_msg_t *m, const char *qname,
+                                          const char *value)
+{
+    const char *name = qname, *next;
+    int i, hops;
+
+    if (!m || m->rcode == 5 || m->rcode == 9 || (!m->aa && m->rcode == 0)) {
+        return ACME_DNS_TXT_ELSEWHERE;
+    }
+    if (m->rcode != 0 && m->rcode != 3) {
+        return ACME_DNS_TXT_MISSING;
+    }
+    for (hops = 0; hops <= MAX_CNAME_HOPS; ++hops) {
+        if (acme_dns_msg_has_txt(m, name, value)) {
+            return ACME_DNS_TXT_SHOWN;
+        }
+        if (acme_dns_msg_cname(&next, m, name) != APR_SUCCESS) {
+            break;
+        }
+        name = next;
+    }
+    if (hops > MAX_CNAME_HOPS || !strcmp(name, qname)) {
+        return ACME_DNS_TXT_MISSING; /* a loop, or nothing at qname where it speaks for it */
+    }
+    for (i = 0; m->rrs && i < m->rrs->nelts; ++i) {
+        const acme_dns_rr_t *rr = APR_ARRAY_IDX(m->rrs, i, const acme_dns_rr_t *);
+
+        /* other values at the chain's end, or its zone's SOA (NXDOMAIN, NODATA):
+         * a cache of an older answer looks like this */
+        if ((rr->section == ACME_DNS_SEC_ANSWER && rr->type == ACME_DNS_T_TXT
+             && !strcmp(rr->owner, name))
+            || (rr->section == ACME_DNS_SEC_AUTHORITY && rr->type == ACME_DNS_T_SOA
+                && in_zone(name, rr->owner))) {
+            return ACME_DNS_TXT_MISSING;
+        }
+    }
+    return ACME_DNS_TXT_ELSEWHERE;
+}
+
 const char *acme_dns_rcode_name(apr_pool_t *p, int rcode)
 {
     static const char *const names[] = {
@@ -753,10 +812,16 @@ apr_status_t acme_dns_update_failed(acme_result_t *r, const acme_dns_msg_t *m,
     apr_pool_t *p = r->pool;
     const char *what = apr_psprintf(p, "DNS server %s answered the update of %s TXT in zone %s",
                                     server, owner, zone);
+    const char *answer = acme_dns_rcode_name(p, m->rcode), *why;
+    /* Only the key proves the server said it: an unsigned refusal may be one
+     * forged packet, and must not stop renewals for a day. */
+    const char *problem = m->tsig_verified ? ACME_DNS_PROBLEM_CONFIG : ACME_DNS_PROBLEM;
+    const char *retry = m->tsig_verified ? ""
+                        : " (an unsigned answer: retried with the normal backoff)";
+    apr_status_t rv = APR_EACCES;
 
     if (m->tsig_error) {
-        const char *why;
-
+        answer = apr_pstrcat(p, answer, "/", acme_dns_tsig_error_name(p, m->tsig_error), NULL);
         switch (m->tsig_error) {
         case 16:
             why = "the signature with TSIG key '%s' does not verify: the secret or the "
@@ -774,34 +839,41 @@ apr_status_t acme_dns_update_failed(acme_result_t *r, const acme_dns_msg_t *m,
         default:
             why = "the server refused TSIG key '%s'";
         }
-        return acme_result_set(r, APR_EACCES, ACME_DNS_PROBLEM_CONFIG, "%s with %s/%s: %s",
-                               what, acme_dns_rcode_name(p, m->rcode),
-                               acme_dns_tsig_error_name(p, m->tsig_error),
-                               apr_psprintf(p, why, key_name));
+        why = apr_psprintf(p, why, key_name);
     }
-    switch (m->rcode) {
-    case 5:
-        return acme_result_set(r, APR_EACCES, ACME_DNS_PROBLEM_CONFIG,
-                               "%s with REFUSED: its ACL or update-policy does not allow TSIG key "
-                               "'%s' to update it", what, key_name);
-    case 9:
-        return acme_result_set(r, APR_EACCES, ACME_DNS_PROBLEM_CONFIG,
-                               "%s with NOTAUTH: the server is not authoritative for the zone or "
-                               "does not accept TSIG key '%s' for it", what, key_name);
-    case 10:
-        return acme_result_set(r, APR_EINVAL, ACME_DNS_PROBLEM_CONFIG,
-                               "%s with NOTZONE: the name is not in that zone", what);
-    case 4:
-        return acme_result_set(r, APR_ENOTIMPL, ACME_DNS_PROBLEM_CONFIG,
-                               "%s with NOTIMP: the server does not take dynamic updates", what);
-    case 2:
-        return acme_result_set(r, APR_EGENERAL, ACME_DNS_PROBLEM,
-                               "%s with SERVFAIL: it could not apply the update (for a "
-                               "secondary: is the primary reachable?)", what);
-    default:
-        return acme_result_set(r, APR_EGENERAL, ACME_DNS_PROBLEM_CONFIG, "%s with %s", what,
-                               acme_dns_rcode_name(p, m->rcode));
+    else {
+        switch (m->rcode) {
+        case 5:
+            /* PowerDNS answers a badly signed update so, without a TSIG error */
+            why = apr_psprintf(p, "its ACL or update-policy does not allow TSIG key '%s' to "
+                               "update it, or the key's secret differs from the server's",
+                               key_name);
+            break;
+        case 9:
+            why = apr_psprintf(p, "the server is not authoritative for the zone or does not "
+                               "accept TSIG key '%s' for it", key_name);
+            break;
+        case 10:
+            rv = APR_EINVAL;
+            why = "the name is not in that zone";
+            break;
+        case 4:
+            rv = APR_ENOTIMPL;
+            why = "the server does not take dynamic updates";
+            break;
+        case 2:
+            problem = ACME_DNS_PROBLEM;
+            retry = "";
+            rv = APR_EGENERAL;
+            why = "it could not apply the update (for a secondary: is the primary reachable?)";
+            break;
+        default:
+            rv = APR_EGENERAL;
+            why = NULL;
+        }
     }
+    return acme_result_set(r, rv, problem, "%s with %s%s%s%s", what, answer, why ? ": " : "",
+                           why ? why : "", retry);
 }
 
 /* ---- ldns glue ------------------------------------------------------------------- */
@@ -890,6 +962,19 @@ static acme_dns_msg_t *msg_from_pkt(apr_pool_t *p, const ldns_pkt *pkt)
     acme_dns_msg_t *m = apr_pcalloc(p, sizeof(*m));
     const ldns_rr *tsig = ldns_pkt_tsig(pkt);
 
+    const ldns_rr_list *question = ldns_pkt_question(pkt);
+
+    m->id = ldns_pkt_id(pkt);
+    m->qr = ldns_pkt_qr(pkt) ? 1 : 0;
+    m->opcode = (int)ldns_pkt_get_opcode(pkt);
+    m->qdcount = question ? (int)ldns_rr_list_rr_count(question) : 0;
+    if (m->qdcount) {
+        const ldns_rr *q = ldns_rr_list_rr(question, 0);
+
+        m->qname = rdf_str(p, ldns_rr_owner(q), 1);
+        m->qtype = (int)ldns_rr_get_type(q);
+        m->qclass = (int)ldns_rr_get_class(q);
+    }
     m->rcode = ldns_pkt_get_rcode(pkt);
     m->aa = ldns_pkt_aa(pkt) ? 1 : 0;
     m->rrs = apr_array_make(p, 8, sizeof(acme_dns_rr_t *));
@@ -921,7 +1006,8 @@ typedef struct {
     const char *label;     /* "127.0.0.1:53" or "ns1.example.org. (192.0.2.1:53)" */
     const char *ip;
     apr_port_t port;
-    int seen;
+    int seen;              /* the value showed at the owner */
+    int done;              /* and where the CA asks */
     const char *last;      /* what it answered last, for the failure message */
 } server_t;
 
@@ -949,8 +1035,10 @@ static apr_status_t host_addrs(apr_array_header_t **paddrs, apr_pool_t *p, const
     return out->nelts ? APR_SUCCESS : (rv != APR_SUCCESS ? rv : APR_ENOENT);
 }
 
-/* Sends q to ip:port and returns the answer. sign: TSIG with conf->key,
- * and the answer's signature is verified. On no usable answer *perr says why. */
+/* Sends q to ip:port with a new random id and returns the answer. sign:
+ * TSIG with conf->key, and the answer's signature is verified. A packet
+ * that does not answer q (id, question) is no answer. On no usable answer
+ * *perr says why. */
 static apr_status_t exchange(acme_dns_msg_t **pmsg, const acme_dns_config_t *conf,
                              const char *ip, apr_port_t port, ldns_pkt *q, int sign,
                              apr_pool_t *p, const char **perr)
@@ -960,10 +1048,19 @@ static apr_status_t exchange(acme_dns_msg_t **pmsg, const acme_dns_config_t *con
     ldns_pkt *ans = NULL;
     ldns_status st;
     struct timeval tv;
+    unsigned char id[2];
+    acme_dns_msg_t *m;
+    const char *why;
     apr_status_t rv = APR_SUCCESS;
 
     *pmsg = NULL;
     *perr = NULL;
+    /* with id 0 a forged answer only had to guess the port */
+    if (acme_random_bytes(id, sizeof(id)) != APR_SUCCESS) {
+        *perr = "no random message id (the system's random source failed)";
+        return APR_EGENERAL;
+    }
+    ldns_pkt_set_id(q, (uint16_t)((id[0] << 8) | id[1]));
     res = ldns_resolver_new();
     if (!res) {
         return APR_ENOMEM;
@@ -1008,15 +1105,17 @@ static apr_status_t exchange(acme_dns_msg_t **pmsg, const acme_dns_config_t *con
         rv = APR_TIMEUP;
         goto leave;
     }
-    if (ldns_pkt_id(ans) != ldns_pkt_id(q)) {
-        /* ldns does not compare them; an answer to another query is no answer */
-        *perr = "an answer with another message id";
-        rv = APR_EGENERAL;
+    m = msg_from_pkt(p, ans);
+    /* ldns compares neither id nor question */
+    if (acme_dns_msg_answers(msg_from_pkt(p, q), m, &why) != APR_SUCCESS) {
+        *perr = apr_psprintf(p, "no answer (only %s, ignored)", why);
+        rv = APR_TIMEUP;
         goto leave;
     }
-    *pmsg = msg_from_pkt(p, ans);
-    if (st == LDNS_STATUS_CRYPTO_TSIG_BOGUS && (*pmsg)->rcode == 0) {
-        /* an error answer is unsigned by design (RFC 8945 5.3.2); a NOERROR is not */
+    m->tsig_verified = sign && st == LDNS_STATUS_OK && ldns_pkt_tsig(ans);
+    *pmsg = m;
+    if (st == LDNS_STATUS_CRYPTO_TSIG_BOGUS && m->rcode == 0) {
+        /* an error answer may be unsigned (RFC 8945 5.3.2); a NOERROR may not */
         *perr = "the answer's TSIG signature does not verify";
         rv = APR_EGENERAL;
     }
@@ -1076,6 +1175,8 @@ static apr_status_t lookup_failed(acme_result_t *r, apr_status_t rv, const serve
                            srv->label, name, type, err);
 }
 
+/* Every answer here is unsigned: what it says (no zone, a CNAME loop) is
+ * transient (ACME_DNS_PROBLEM), as one forged packet could say it. */
 apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_config_t *conf,
                                   const char *name, apr_pool_t *p, acme_result_t *r)
 {
@@ -1105,7 +1206,7 @@ apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_co
             break;
         }
         if (hops >= MAX_CNAME_HOPS) {
-            rv = acme_result_set(r, APR_EINVAL, ACME_DNS_PROBLEM_CONFIG,
+            rv = acme_result_set(r, APR_EINVAL, ACME_DNS_PROBLEM,
                                  "%s: more than %d CNAMEs in a row (a loop?)", t->record,
                                  MAX_CNAME_HOPS);
             goto leave;
@@ -1127,7 +1228,7 @@ apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_co
             break;
         }
         if (m->rcode == 5 || m->rcode == 9 || !strcmp(qname, ".")) {
-            rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM_CONFIG,
+            rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM,
                                  "zone not found: DNS update server %s has no zone for %s "
                                  "(SOA query answered %s%s)", srv.label, owner,
                                  acme_dns_rcode_name(p, m->rcode),
@@ -1138,7 +1239,7 @@ apr_status_t acme_dns_target_find(acme_dns_target_t **ptarget, const acme_dns_co
         if (!*qname) qname = ".";
     }
     if (!in_zone(t->owner, t->zone)) {
-        rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM_CONFIG, "zone not found for %s at "
+        rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM, "zone not found for %s at "
                              "%s (SOA owner %s)", t->owner, srv.label, t->zone);
         goto leave;
     }
@@ -1307,7 +1408,7 @@ static apr_status_t check_servers(apr_array_header_t **pservers, const acme_dns_
     }
     names = acme_dns_msg_data(p, m, t->zone, ACME_DNS_T_NS);
     if (!names->nelts) {
-        rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM_CONFIG, "zone %s has no NS records "
+        rv = acme_result_set(r, APR_ENOENT, ACME_DNS_PROBLEM, "zone %s has no NS records "
                              "at %s (configure ManagedDNSCheck)", t->zone, up.label);
         goto leave;
     }
@@ -1346,6 +1447,46 @@ static int aborted(const acme_dns_config_t *conf)
     return conf->abort_flag && apr_atomic_read32(conf->abort_flag);
 }
 
+/* Does s show value where it is written (t->owner) and where the CA asks
+ * (t->record, through its CNAMEs)? A packet cache can keep the CNAME
+ * owner's older answer for its TTL (PowerDNS does) after the target shows
+ * the value. s->last says what is missing. */
+static int server_shows(server_t *s, const acme_dns_config_t *qconf, const acme_dns_target_t *t,
+                        const char *value, apr_pool_t *ptemp, apr_pool_t *p)
+{
+    acme_dns_msg_t *m;
+    const char *err;
+
+    if (!s->seen) {
+        if (query(&m, qconf, s->ip, s->port, t->owner, ACME_DNS_T_TXT, ptemp, &err)
+            != APR_SUCCESS) {
+            s->last = apr_pstrdup(p, err);
+            return 0;
+        }
+        if (!acme_dns_msg_has_txt(m, t->owner, value)) {
+            s->last = apr_psprintf(p, "it answered %s%s", acme_dns_rcode_name(p, m->rcode),
+                                   m->rcode ? "" : " without the value");
+            return 0;
+        }
+        s->seen = 1;
+    }
+    if (!strcmp(t->record, t->owner)) {
+        return 1;
+    }
+    if (query(&m, qconf, s->ip, s->port, t->record, ACME_DNS_T_TXT, ptemp, &err)
+        != APR_SUCCESS) {
+        s->last = apr_psprintf(p, "asked for %s TXT, as the CA will: %s", t->record, err);
+        return 0;
+    }
+    if (acme_dns_msg_txt_view(m, t->record, value) == ACME_DNS_TXT_MISSING) {
+        s->last = apr_psprintf(p, "asked for %s TXT, as the CA will, it answered %s without "
+                               "the value (an older answer in its cache?)", t->record,
+                               acme_dns_rcode_name(p, m->rcode));
+        return 0;
+    }
+    return 1;
+}
+
 apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_t *t,
                            const char *value, apr_pool_t *p, acme_result_t *r)
 {
@@ -1353,8 +1494,7 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
     apr_pool_t *ptemp;
     acme_dns_config_t qconf = *conf;
     apr_time_t deadline, next, left;
-    acme_dns_msg_t *m;
-    const char *err, *missing;
+    const char *missing;
     int i, pending;
     apr_status_t rv;
 
@@ -1367,7 +1507,7 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
         for (i = 0; i < servers->nelts; ++i) {
             server_t *s = APR_ARRAY_IDX(servers, i, server_t *);
 
-            if (s->seen) continue;
+            if (s->done) continue;
             if (aborted(conf)) {
                 rv = acme_result_set(r, APR_EINTR, ACME_DNS_PROBLEM, "dns-01: stopped while "
                                      "waiting for %s TXT", t->owner);
@@ -1379,19 +1519,11 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
             if (qconf.query_timeout < apr_time_from_msec(500)) {
                 qconf.query_timeout = apr_time_from_msec(500);
             }
-            if (query(&m, &qconf, s->ip, s->port, t->owner, ACME_DNS_T_TXT, ptemp, &err)
-                != APR_SUCCESS) {
-                s->last = apr_pstrdup(p, err);
-            }
-            else if (acme_dns_msg_has_txt(m, t->owner, value)) {
-                s->seen = 1;
+            if (server_shows(s, &qconf, t, value, ptemp, p)) {
+                s->done = 1;
                 acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "dns-01: %s TXT visible at %s",
                          t->owner, s->label);
                 continue;
-            }
-            else {
-                s->last = apr_psprintf(p, "it answered %s%s", acme_dns_rcode_name(p, m->rcode),
-                                       m->rcode ? "" : " without the value");
             }
             pending++;
         }
@@ -1412,7 +1544,7 @@ apr_status_t acme_dns_wait(const acme_dns_config_t *conf, const acme_dns_target_
     for (i = 0; i < servers->nelts; ++i) {
         const server_t *s = APR_ARRAY_IDX(servers, i, server_t *);
 
-        if (s->seen) continue;
+        if (s->done) continue;
         missing = apr_psprintf(p, "%s%s%s: %s", missing ? missing : "", missing ? "; " : "",
                                s->label, s->last);
     }

@@ -10,9 +10,12 @@
 
 struct acme_result_t;
 
-/* Problem ids. "acme:dns-config" (refused, bad key, no zone) is not retried
- * until the configuration changes; "acme:dns" (timeouts, a record that does
- * not show) is transient. */
+/* Problem ids. "acme:dns-config" is not retried until the configuration
+ * changes: only what this host decides (a name without a record, an
+ * unusable key) or an answer signed with the TSIG key (a verified refusal)
+ * says so. "acme:dns" is transient: timeouts, a record that does not show,
+ * and every conclusion from an unsigned answer, which anyone who can send
+ * a packet to this host might have forged. */
 #define ACME_DNS_PROBLEM "acme:dns"
 #define ACME_DNS_PROBLEM_CONFIG "acme:dns-config"
 
@@ -34,10 +37,12 @@ apr_status_t acme_dns_tsig_parse(acme_dns_tsig_t **pkey, apr_pool_t *p, const ch
 /* Can this ldns sign with the key? APR_ENOTIMPL and *perr if not (ldns
  * 1.8 fails hmac-sha384). */
 apr_status_t acme_dns_tsig_usable(const acme_dns_tsig_t *key, apr_pool_t *p, const char **perr);
-/* acme_dns_tsig_parse and acme_dns_tsig_usable of a file; *perr starts
- * with the path. */
+/* acme_dns_tsig_parse and acme_dns_tsig_usable of a file that passes
+ * acme_secret_file_read (root's, not readable by group or others; flags:
+ * ACME_KEYFILE_ANY_OWNER for tools that do not run as root); *perr names
+ * the path. */
 apr_status_t acme_dns_tsig_load(acme_dns_tsig_t **pkey, apr_pool_t *p, const char *path,
-                                const char **perr);
+                                int flags, const char **perr);
 
 /* ---- configuration ---------------------------------------------------------- */
 
@@ -144,8 +149,16 @@ typedef struct acme_dns_rr_t {
 } acme_dns_rr_t;
 
 typedef struct acme_dns_msg_t {
+    int id;                /* the message id */
+    int qr;                /* 1 in an answer */
+    int opcode;            /* 0 QUERY, 5 UPDATE */
+    int qdcount;           /* questions (an update's zone section) */
+    const char *qname;     /* the first question: lower case FQDN, NULL if none */
+    int qtype, qclass;
     int rcode;             /* 0 NOERROR, 3 NXDOMAIN, 5 REFUSED, 9 NOTAUTH ... */
     int tsig_error;        /* the TSIG RR's error (16 BADSIG, 17 BADKEY, 18 BADTIME), 0 if none */
+    int tsig_verified;     /* the answer is signed with our key and the signature verified:
+                            * set by the exchange that checked it, never by parsing */
     int aa;
     apr_array_header_t *rrs; /* acme_dns_rr_t* */
 } acme_dns_msg_t;
@@ -153,6 +166,26 @@ typedef struct acme_dns_msg_t {
 /* A message from wire format (parsed by ldns). APR_EINVAL if malformed. */
 apr_status_t acme_dns_msg_from_wire(acme_dns_msg_t **pmsg, apr_pool_t *p,
                                     const unsigned char *wire, apr_size_t len);
+
+/* Is a the answer to q? a must be an answer (QR) with q's id and opcode
+ * and hold q's question (name in any case, type and class). An update's
+ * answer may leave the zone section out (RFC 2136 3.8); a query's must not.
+ * APR_EGENERAL and *pwhy otherwise: such a packet is no answer at all (a
+ * stray or forged one), never a reason to act. */
+apr_status_t acme_dns_msg_answers(const acme_dns_msg_t *q, const acme_dns_msg_t *a,
+                                  const char **pwhy);
+
+/* What the answer m to "qname TXT" shows of value, following the CNAMEs in
+ * it as the CA's resolver would. */
+typedef enum {
+    ACME_DNS_TXT_SHOWN,     /* the chain from qname ends at a TXT with value */
+    ACME_DNS_TXT_MISSING,   /* the server speaks for the chain's end (TXT there, an SOA
+                             * that covers it, or an error) and has no such value */
+    ACME_DNS_TXT_ELSEWHERE  /* it does not (REFUSED, NOTAUTH, not authoritative, or a CNAME
+                             * it says nothing more of): the CA asks another server */
+} acme_dns_txt_view_t;
+acme_dns_txt_view_t acme_dns_msg_txt_view(const acme_dns_msg_t *m, const char *qname,
+                                          const char *value);
 
 /* The zone of qname from the answer to "qname SOA": an SOA in the answer
  * owned by qname, or one in the authority section owned by a parent of
@@ -172,8 +205,10 @@ const char *acme_dns_rcode_name(apr_pool_t *p, int rcode);
 /* "BADSIG", "BADKEY", "BADTIME", ...; "TSIG error n" for others. */
 const char *acme_dns_tsig_error_name(apr_pool_t *p, int err);
 /* Fills r for a failed update answer m (rcode != 0), in words a DNS
- * operator knows, naming the key, the server and the zone. Returns the
- * status set. */
+ * operator knows, naming the key, the server and the zone. A configuration
+ * error (ACME_DNS_PROBLEM_CONFIG) only if m->tsig_verified; an unsigned
+ * refusal (as BADSIG and BADKEY answers are, RFC 8945 5.3.2) may be forged
+ * and is transient. SERVFAIL is always transient. Returns the status set. */
 apr_status_t acme_dns_update_failed(struct acme_result_t *r, const acme_dns_msg_t *m,
                                     const char *key_name, const char *server, const char *zone,
                                     const char *owner);

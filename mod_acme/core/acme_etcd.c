@@ -14,9 +14,9 @@
 #include "acme_result.h"
 #include "acme_http.h"
 #include "acme_etcd.h"
+#include "acme_crypto.h"
 
 #define MAX_TOKEN 2048
-#define MAX_PASSWORD 4096
 
 struct acme_etcd_t {
     apr_pool_t *pool;
@@ -604,39 +604,30 @@ void acme_etcd_config_init(acme_etcd_config_t *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
-static apr_status_t read_password(const char **ppw, apr_pool_t *p, const char *path,
+/* The password file is a secret like the store key, and checked by the
+ * same rule: anyone who can replace it chooses the identity we write as. */
+static apr_status_t read_password(const char **ppw, apr_pool_t *p, const char *path, int flags,
                                   acme_result_t *r)
 {
-    apr_file_t *f;
-    char buf[MAX_PASSWORD + 2];
-    apr_size_t n = sizeof(buf) - 1;
+    const char *data, *err = NULL;
+    apr_size_t n;
     apr_status_t rv;
 
     *ppw = NULL;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+    rv = acme_secret_file_read(&data, &n, p, path, "the etcd password file",
+                               ACME_ETCD_MAX_PASSWORD, flags, NULL, &err);
     if (rv != APR_SUCCESS) {
-        return acme_result_set(r, rv, "acme:config", "cannot open the etcd password file %s",
-                               path);
+        return acme_result_set(r, rv, "acme:config", "%s (ManagedStoreAuth)",
+                               err ? err : path);
     }
-    rv = apr_file_read_full(f, buf, n, &n);
-    apr_file_close(f);
-    if (rv != APR_SUCCESS && rv != APR_EOF) {
-        return acme_result_set(r, rv, "acme:config", "cannot read the etcd password file %s",
-                               path);
-    }
-    if (n > MAX_PASSWORD) {
-        return acme_result_set(r, APR_EINVAL, "acme:config", "the etcd password file %s is "
-                               "longer than %d bytes", path, MAX_PASSWORD);
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+    while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r')) {
         --n;
     }
-    if (!n || memchr(buf, '\0', n) || memchr(buf, '\n', n)) {
+    if (!n || memchr(data, '\0', n) || memchr(data, '\n', n)) {
         return acme_result_set(r, APR_EINVAL, "acme:config", "the etcd password file %s must "
                                "hold the password on one line", path);
     }
-    *ppw = apr_pstrmemdup(p, buf, n);
-    memset(buf, 0, sizeof(buf));
+    *ppw = apr_pstrmemdup(p, data, n);
     return APR_SUCCESS;
 }
 
@@ -684,7 +675,7 @@ apr_status_t acme_etcd_create(acme_etcd_t **petcd, apr_pool_t *p, const acme_etc
             goto leave;
         }
         e->user = apr_pstrdup(p, conf->user);
-        rv = read_password(&e->password, p, conf->password_file, r);
+        rv = read_password(&e->password, p, conf->password_file, conf->password_flags, r);
         if (rv != APR_SUCCESS) {
             goto leave;
         }

@@ -14,6 +14,8 @@ struct acme_result_t;
 #define ACME_ETCD_TIMEOUT_DEFAULT apr_time_from_sec(5)
 /* Keys are text for us; a longer or binary one in an answer is garbage. */
 #define ACME_ETCD_MAX_KEY 1024
+/* The longest password file (ManagedStoreAuth) read. */
+#define ACME_ETCD_MAX_PASSWORD 4096
 
 typedef struct acme_etcd_t acme_etcd_t;
 
@@ -26,6 +28,8 @@ typedef struct acme_etcd_config_t {
     const char *key_file;
     const char *user;           /* NULL: no etcd auth */
     const char *password_file;  /* with user: the password (one line) */
+    int password_flags;         /* ACME_KEYFILE_ANY_OWNER: a password file of any owner
+                                 * (a CLI not run as root); the mode is always checked */
     apr_interval_time_t timeout;          /* per request; 0 = default */
     apr_size_t max_value;                 /* values above this are refused; 0 = default */
     volatile apr_uint32_t *stop;          /* non-zero aborts waits and requests; may be NULL */
@@ -45,7 +49,8 @@ typedef struct acme_etcd_kv_t {
 void acme_etcd_config_init(acme_etcd_config_t *conf);
 
 /* http NULL: a libcurl client with the TLS settings of conf. The password
- * file is read here (the parent reads it at start-up). Failures fill r
+ * file is read here (the parent reads it at start-up), under the rule of
+ * acme_secret_file_read. Failures fill r
  * (problem "acme:config" when the configuration is wrong). */
 apr_status_t acme_etcd_create(acme_etcd_t **petcd, apr_pool_t *p, const acme_etcd_config_t *conf,
                               struct acme_http_t *http, struct acme_result_t *r);

@@ -18,7 +18,8 @@ typedef struct acme_http_config_t {
     const char *ca_file;                    /* PEM trust anchors; NULL = system bundle */
     const char *cert_file;                  /* PEM client certificate (mTLS) or NULL */
     const char *key_file;                   /* its private key (PEM) or NULL */
-    const char *proxy;                      /* "http://host:port" or NULL */
+    const char *proxy;                      /* "http[s]://host:port" or NULL */
+    const char *proxy_ca_file;              /* PEM trust anchors of an https proxy; NULL = system */
     apr_interval_time_t connect_timeout;    /* 0 = default */
     apr_interval_time_t timeout;            /* whole transfer; 0 = default */
     apr_size_t max_body;                    /* response bodies above this abort; 0 = default */

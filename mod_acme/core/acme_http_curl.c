@@ -256,8 +256,17 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
         curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
     }
     /* Only an explicitly configured proxy: a daemon must not change its
-     * route because of an environment variable it happened to inherit. */
+     * route because of an environment variable it happened to inherit
+     * (no_proxy included, which would let some requests bypass it). */
     curl_easy_setopt(c, CURLOPT_PROXY, ch->conf.proxy ? ch->conf.proxy : "");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+    if (ch->conf.proxy) {
+        curl_easy_setopt(c, CURLOPT_PROXY_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(c, CURLOPT_PROXY_SSL_VERIFYHOST, 2L);
+        if (ch->conf.proxy_ca_file) {
+            curl_easy_setopt(c, CURLOPT_PROXY_CAINFO, ch->conf.proxy_ca_file);
+        }
+    }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)apr_time_as_msec(ch->conf.connect_timeout));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
@@ -388,6 +397,8 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, apr_pool_t *p,
     if (conf) {
         ch->conf.ca_file = conf->ca_file ? apr_pstrdup(p, conf->ca_file) : NULL;
         ch->conf.proxy = conf->proxy ? apr_pstrdup(p, conf->proxy) : NULL;
+        ch->conf.proxy_ca_file = conf->proxy_ca_file ? apr_pstrdup(p, conf->proxy_ca_file)
+                                                     : NULL;
         ch->conf.cert_file = conf->cert_file ? apr_pstrdup(p, conf->cert_file) : NULL;
         ch->conf.key_file = conf->key_file ? apr_pstrdup(p, conf->key_file) : NULL;
         ch->conf.abort = conf->abort;

@@ -111,18 +111,21 @@ apr_status_t acme_job_ca_pause_set(acme_store_t *store, const char *ca_url, apr_
 }
 
 /* The CA in use: failover moves through spec->ca_urls. */
+/* job.json's "ca-index", within the configured CAs (the file is the
+ * child's: anything else counts as the first). */
+static int ca_index(const acme_job_spec_t *spec, const acme_json_t *job)
+{
+    long long idx = job ? acme_json_getl(job, ACME_JK_CA_INDEX, NULL) : 0;
+
+    return (idx < 0 || idx >= spec->ca_urls->nelts) ? 0 : (int)idx;
+}
+
 const char *acme_job_current_ca(const acme_job_spec_t *spec, const acme_json_t *job)
 {
-    long long idx;
-
     if (!spec->ca_urls || spec->ca_urls->nelts == 0) {
         return spec->ca_url;
     }
-    idx = job ? acme_json_getl(job, "ca-index", NULL) : 0;
-    if (idx < 0 || idx >= spec->ca_urls->nelts) {
-        idx = 0;
-    }
-    return APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
+    return APR_ARRAY_IDX(spec->ca_urls, ca_index(spec, job), const char *);
 }
 
 static apr_time_t job_now(const acme_job_spec_t *spec)
@@ -164,6 +167,8 @@ static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
 
     acme_http_config_init(&hconf);
     hconf.ca_file = spec->ca_file;
+    hconf.proxy = spec->proxy;
+    hconf.proxy_ca_file = spec->proxy_ca_file;
     hconf.abort = spec->stop;
     rv = spec->http ? spec->http(&http, p, &hconf, spec->http_baton)
                     : acme_http_curl_create(&http, p, &hconf);
@@ -614,7 +619,7 @@ again:
     acct = acme_json_new_object(p);
     acme_json_sets(acct, account->url, "url", NULL);
     acme_json_sets(acct, ca_url, ACME_AK_CA, NULL);
-    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, "eab-kid", NULL);
+    if (spec->eab_kid) acme_json_sets(acct, spec->eab_kid, ACME_AK_EAB_KID, NULL);
     acme_json_setsa(acct, contacts, "contact", NULL);
     acme_json_sets(acct, acme_time_rfc3339(p, apr_time_now()), "created", NULL);
     rv = acme_store_save_json(store, ACME_SG_ACCOUNTS, caid, "account.json", acct, p);
@@ -975,8 +980,8 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
         acme_json_setl(jc->json, acme_json_getl(jc->json, ACME_JK_RENEWALS_FAILED, NULL) + 1,
                        ACME_JK_RENEWALS_FAILED, NULL);
         if (spec->ca_urls && spec->ca_urls->nelts > 1 && ca_errors >= ACME_JOB_FAILOVER_AFTER) {
-            long long idx = (acme_json_getl(jc->json, "ca-index", NULL) + 1) % spec->ca_urls->nelts;
-            const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, (int)idx, const char *);
+            int idx = (ca_index(spec, jc->json) + 1) % spec->ca_urls->nelts;
+            const char *next_ca = APR_ARRAY_IDX(spec->ca_urls, idx, const char *);
 
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0408) "%s: %d failures in a row with the CA "
                      "%s; switching to %s", spec->domain, ca_errors, ca_url, next_ca);

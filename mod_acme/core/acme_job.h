@@ -43,6 +43,8 @@ typedef struct acme_job_spec_t {
     const char *ca_url;                     /* the CA when ca_urls is NULL */
     const apr_array_header_t *ca_urls;      /* const char*: CAs in failover order, may be NULL */
     const char *ca_file;                    /* extra trust anchors, may be NULL */
+    const char *proxy;                      /* ManagedHttpProxy URL for the CA, may be NULL */
+    const char *proxy_ca_file;              /* its trust anchors, may be NULL */
     const char *eab_kid;                    /* External Account Binding, may be NULL */
     const char *eab_hmac;                   /* base64url; secret */
     const char *profile;                    /* ACME profile, may be NULL */

@@ -39,6 +39,7 @@
 #define ACME_AK_CONTACT "contact"
 #define ACME_AK_CREATED "created"          /* RFC 3339, as all times named so */
 #define ACME_AK_KEY_CHANGED "key-changed"
+#define ACME_AK_EAB_KID "eab-kid"          /* the EAB key id it is bound to */
 
 /* meta.json */
 #define ACME_MK_NAMES "names"              /* the names the certificates cover */

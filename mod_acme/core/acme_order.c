@@ -523,6 +523,27 @@ typedef struct {
     const char *url;           /* the authorization */
 } published_t;
 
+/* The CA chose the authorization's identifier: it must be one of the names
+ * the order asked for (a wildcard authorization for "*.NAME" is NAME with
+ * the flag), never a string of the CA's making. */
+static int authz_asked_for(const acme_authz_t *a, const apr_array_header_t *names)
+{
+    const char *v = a->identifier.value;
+    int i;
+
+    if (!v || !acme_name_is_valid(v) || acme_name_is_wildcard(v)) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; ++i) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        if (a->wildcard ? (acme_name_is_wildcard(n) && !strcasecmp(n + 2, v))
+                        : !strcasecmp(n, v)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
                                   const acme_order_t *order, const acme_order_params_t *params,
                                   apr_time_t deadline, apr_pool_t *p, acme_result_t *r)
@@ -542,6 +563,13 @@ apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
         published_t *pub;
 
         if ((rv = acme_authz_get(&a, c, url, p, r)) != APR_SUCCESS) {
+            goto leave;
+        }
+        if (!authz_asked_for(a, params->names)) {
+            /* it becomes a record name, a hook's argument, a log line */
+            rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response", "the CA's "
+                                 "authorization %s is for '%s', a name this order did not ask "
+                                 "for", url, acme_str_printable(p, a->identifier.value));
             goto leave;
         }
         if (a->status == ACME_STATE_VALID) {

@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <apr_uri.h>
 
 #include "acme_util.h"
 #include "acme_result.h"
@@ -17,6 +18,8 @@
 #include "acme_preflight.h"
 
 #define PREFLIGHT_TIMEOUT apr_time_from_sec(10)
+/* As many as the CAs follow (Let's Encrypt: 10). */
+#define PREFLIGHT_MAX_REDIRECTS 10
 
 void acme_preflight_conf_init(acme_preflight_conf_t *conf)
 {
@@ -158,19 +161,70 @@ static int body_matches(const char *body, apr_size_t len, const char *key_authz)
     return len == n && !memcmp(body, key_authz, n);
 }
 
+/* Where a redirect from 'from' to 'location' leads, if the CA would go
+ * there: http or https, on port 80 or 443 (RFC 8555 8.3, and what the CAs
+ * do). NULL with *pwhy otherwise. */
+static const char *redirect_target(apr_pool_t *p, const char *from, const char *location,
+                                   const char **pwhy)
+{
+    apr_uri_t u;
+    const char *url = location;
+    int port;
+
+    if (location[0] == '/' && location[1] != '/') {
+        if (apr_uri_parse(p, from, &u) != APR_SUCCESS || !u.scheme || !u.hostinfo) {
+            *pwhy = "a redirect that cannot be followed";
+            return NULL;
+        }
+        url = apr_pstrcat(p, u.scheme, "://", u.hostinfo, location, NULL);
+    }
+    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.scheme || !u.hostname) {
+        *pwhy = "a redirect to something that is not a URL";
+        return NULL;
+    }
+    if (strcasecmp(u.scheme, "http") && strcasecmp(u.scheme, "https")) {
+        *pwhy = "a redirect to a scheme other than http and https, which the CA does not follow";
+        return NULL;
+    }
+    port = u.port_str ? (int)u.port : (int)apr_uri_port_of_scheme(u.scheme);
+    if (port != 80 && port != 443) {
+        *pwhy = apr_psprintf(p, "a redirect to port %d, which the CA does not follow (only 80 "
+                             "and 443)", port);
+        return NULL;
+    }
+    return url;
+}
+
 static void fetch_http01(acme_preflight_result_t *res, acme_http_t *http, const char *name,
                          const char *token, const char *key_authz, apr_pool_t *p)
 {
     acme_result_t *r = acme_result_make(p);
     acme_http_response_t *resp = NULL;
     const char *url = apr_psprintf(p, "http://%s/.well-known/acme-challenge/%s",
-                                   host_part(p, name), token);
+                                   host_part(p, name), token), *loc, *why = NULL;
+    int hops = 0;
 
-    /* The CA follows redirects for http-01: so do we. */
-    if (acme_http_do(http, &resp, p, "GET", url, NULL, NULL, 0, 1, r) != APR_SUCCESS) {
-        res->kind = ACME_PF_UNREACHABLE;
-        res->detail = r->detail;
-        return;
+    /* The CA follows redirects for http-01, so do we, but only where it
+     * goes: the redirects are followed here, one by one. */
+    for (;;) {
+        if (acme_http_do(http, &resp, p, "GET", url, NULL, NULL, 0, 0, r) != APR_SUCCESS) {
+            res->kind = ACME_PF_UNREACHABLE;
+            res->detail = r->detail;
+            return;
+        }
+        loc = resp->status >= 300 && resp->status < 400
+                  ? apr_table_get(resp->headers, "Location") : NULL;
+        if (!loc) {
+            break;
+        }
+        if (++hops > PREFLIGHT_MAX_REDIRECTS) {
+            why = apr_psprintf(p, "more than %d redirects", PREFLIGHT_MAX_REDIRECTS);
+        }
+        if (why || !(url = redirect_target(p, url, loc, &why))) {
+            res->kind = ACME_PF_UNREACHABLE;
+            res->detail = acme_str_printable(p, why);
+            return;
+        }
     }
     res->remote = resp->remote_ip;
     if (resp->status != 200) {

@@ -1,37 +1,63 @@
-/* acme_store_etcd.c: the cluster store on etcd. Each item is one key whose value
- * carries its mtime and whether it is sealed; private keys are stored only sealed. */
+/* acme_store_etcd.c: the cluster store on etcd. Each item is one key whose
+ * value carries its mtime and is authenticated with the store key: sealed
+ * (secrets) or with a MAC (the rest), bound to its key name. */
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "acme_util.h"
 #include "acme_json.h"
+#include "acme_names.h"
 #include "acme_result.h"
 #include "acme_crypto.h"
 #include "acme_etcd.h"
 #include "acme_store.h"
 #include "acme_store_etcd.h"
 
-/* "acme-item 1 <mtime in usec> <p|s>\n" then the payload: plain, or sealed
- * with the item's etcd key as associated data. */
-#define ITEM_MAGIC "acme-item 1 "
-#define ITEM_PLAIN 'p'
+/* The item envelope, "acme-item 2 <mtime in usec> " then
+ *   "m <base64url HMAC-SHA256>\n<data>": the MAC covers the etcd key, the
+ *       mtime and the data;
+ *   "s\n<sealed data>": AES-256-GCM with the etcd key and the mtime as
+ *       associated data.
+ * Both keys are derived from the store key, one per use. So a value opens
+ * only under its own key name, with its own time, and only if a holder of
+ * the store key wrote it. Version 1 ("acme-item 1 <mtime> <p|s>\n") sealed
+ * secrets with the store key itself and left the rest plain, which anyone
+ * who can write to etcd could have written: see open_old(). */
+#define ITEM_MAGIC "acme-item "
+#define ITEM_V1 '1'
+#define ITEM_V2 '2'
+#define ITEM_MAC 'm'
 #define ITEM_SEALED 's'
+#define ITEM_PLAIN 'p'          /* version 1 only */
+#define ITEM_MAC_B64 43         /* base64url of ACME_MAC_LEN bytes, unpadded */
+#define ITEM_MAC_CONTEXT "acme-item 2 m"
+#define KDF_SEAL "mod_acme etcd item seal v2"
+#define KDF_MAC "mod_acme etcd item mac v2"
+/* open_item(): a version 1 item, which only open_old() may vouch for */
+#define ITEM_EOLD APR_INCOMPLETE
 #define LOCKS_DIR "locks/"
 #define META_KEY "store"        /* <prefix>store: schema, sealed (see acme_store_etcd_verify) */
 #define MAX_PREFIX 200
 #define MOVE_ATTEMPTS 4
 #define LIST_PAGE 1000
 #define TS_LEN 14           /* YYYYmmddHHMMSS, as the filesystem store names archives */
+#define REFUSAL_SLOTS 64    /* refusals remembered, so each is logged at error level once */
 
 typedef struct {
     apr_pool_t *pool;
     acme_etcd_t *etcd;
     const char *prefix;
-    const unsigned char *key;
+    const unsigned char *key;                   /* the store key: version 1 items only */
+    unsigned char seal_key[ACME_SEAL_KEY_LEN];  /* derived from it */
+    unsigned char mac_key[ACME_MAC_LEN];
+    /* per slot (by the hash of an etcd key): the hashes of the key and the
+     * value last refused there (see refusal_level) */
+    volatile apr_uint64_t *refusals;
     /* acme_store_etcd_snapshot(): the items of one name, read at once */
     const char *snap_prefix;     /* NULL: none */
     apr_hash_t *snap;            /* etcd key -> acme_etcd_kv_t* */
@@ -101,10 +127,79 @@ const char *acme_store_etcd_key(acme_store_t *s, acme_store_group_t g, const cha
 
 /* ---- the item envelope --------------------------------------------------------------- */
 
+typedef struct {
+    char version;           /* ITEM_V1, ITEM_V2 */
+    char form;              /* ITEM_MAC, ITEM_SEALED, ITEM_PLAIN */
+    apr_time_t mtime;
+    const char *mac;        /* ITEM_MAC: ITEM_MAC_B64 characters */
+    const char *payload;    /* into the value, which the etcd client NUL-terminates */
+    apr_size_t len;
+} head_t;
+
+static int parse_head(head_t *h, const char *value, apr_size_t vlen)
+{
+    apr_size_t i = sizeof(ITEM_MAGIC) - 1, digits = 0;
+
+    memset(h, 0, sizeof(*h));
+    if (vlen < i + 2 || memcmp(value, ITEM_MAGIC, i) || value[i + 1] != ' ') {
+        return 0;
+    }
+    h->version = value[i];
+    for (i += 2; i < vlen && apr_isdigit(value[i]) && digits < 18; ++i, ++digits) {
+        h->mtime = h->mtime * 10 + (value[i] - '0');
+    }
+    if ((h->version != ITEM_V1 && h->version != ITEM_V2) || !digits || i + 2 > vlen
+        || value[i] != ' ') {
+        return 0;
+    }
+    h->form = value[i + 1];
+    i += 2;
+    if (h->version == ITEM_V2 && h->form == ITEM_MAC) {
+        if (i + ITEM_MAC_B64 + 1 >= vlen || value[i] != ' ') {
+            return 0;
+        }
+        h->mac = value + i + 1;
+        i += ITEM_MAC_B64 + 1;
+    }
+    else if (h->form != ITEM_SEALED && !(h->version == ITEM_V1 && h->form == ITEM_PLAIN)) {
+        return 0;
+    }
+    if (i >= vlen || value[i] != '\n') {
+        return 0;
+    }
+    h->payload = value + i + 1;
+    h->len = vlen - i - 1;
+    return 1;
+}
+
+/* The MAC's input: NUL cannot occur in a key name or a time, so no field
+ * can shift into another. */
+static apr_status_t item_mac(unsigned char mac[ACME_MAC_LEN], const es_t *es, const char *key,
+                             apr_time_t mtime, const char *data, apr_size_t len, apr_pool_t *p)
+{
+    const char *ts = apr_psprintf(p, "%" APR_TIME_T_FMT, mtime);
+    apr_size_t klen = strlen(key) + 1, tlen = strlen(ts) + 1, clen = sizeof(ITEM_MAC_CONTEXT);
+    char *buf = apr_palloc(p, clen + klen + tlen + len + 1);
+
+    memcpy(buf, ITEM_MAC_CONTEXT, clen);
+    memcpy(buf + clen, key, klen);
+    memcpy(buf + clen + klen, ts, tlen);
+    memcpy(buf + clen + klen + tlen, data, len);
+    return acme_mac(mac, es->mac_key, sizeof(es->mac_key), buf, clen + klen + tlen + len);
+}
+
+/* A sealed item's associated data; the time is digits only, so the key
+ * name after it cannot make two different pairs look alike. */
+static const char *seal_ad(const char *key, apr_time_t mtime, apr_pool_t *p)
+{
+    return apr_psprintf(p, "acme-item 2 s\n%" APR_TIME_T_FMT "\n%s", mtime, key);
+}
+
 static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, const char *key,
                            const char *data, apr_size_t len, int secret, apr_time_t mtime,
                            apr_pool_t *p)
 {
+    unsigned char mac[ACME_MAC_LEN];
     const char *payload = data, *head;
     apr_size_t hlen;
     char *out;
@@ -112,16 +207,21 @@ static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, 
 
     *pout = NULL;
     *plen = 0;
-    if (secret) {
-        rv = acme_seal(&payload, p, es->key, key, data, len);
-        if (rv != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(1103) "store: cannot seal %s", key);
-            return rv;
-        }
-        len = strlen(payload);
+    rv = secret ? acme_seal(&payload, p, es->seal_key, seal_ad(key, mtime, p), data, len)
+                : item_mac(mac, es, key, mtime, data, len, p);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(1103) "store: cannot %s %s",
+                 secret ? "seal" : "authenticate", key);
+        return rv;
     }
-    head = apr_psprintf(p, ITEM_MAGIC "%" APR_TIME_T_FMT " %c\n", mtime,
-                        secret ? ITEM_SEALED : ITEM_PLAIN);
+    if (secret) {
+        len = strlen(payload);
+        head = apr_psprintf(p, ITEM_MAGIC "2 %" APR_TIME_T_FMT " s\n", mtime);
+    }
+    else {
+        head = apr_psprintf(p, ITEM_MAGIC "2 %" APR_TIME_T_FMT " m %s\n", mtime,
+                            acme_b64url_encode(p, mac, sizeof(mac)));
+    }
     hlen = strlen(head);
     out = apr_palloc(p, hlen + len + 1);
     memcpy(out, head, hlen);
@@ -132,59 +232,333 @@ static apr_status_t encode(const char **pout, apr_size_t *plen, const es_t *es, 
     return APR_SUCCESS;
 }
 
-/* open_secret 0: only the header is checked (for mtime). The payload points
- * into value, which the etcd client NUL-terminates. */
-static apr_status_t decode(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
-                           int *psealed, const es_t *es, const char *key, const char *value,
-                           apr_size_t vlen, int open_secret, apr_pool_t *p)
+/* The level of a refusal's log line: an error the first time this process
+ * refuses this value at this key, debug when it is refused again. Some
+ * items are polled every second (the batch markers), and a refused one
+ * would otherwise fill the error log; a new value written there is logged
+ * again. Threads share the slots: a lost update costs one line more. */
+static int refusal_level(const es_t *es, const char *key, const char *value, apr_size_t vlen)
 {
-    apr_size_t mlen = sizeof(ITEM_MAGIC) - 1, i = mlen, digits = 0;
-    apr_time_t mtime = 0;
-    const char *err;
-    char flag;
-    apr_status_t rv;
+    apr_ssize_t klen = APR_HASH_KEY_STRING, n = (apr_ssize_t)vlen;
+    apr_uint64_t kh = apr_hashfunc_default(key, &klen);
+    apr_uint64_t mark = kh << 32 | apr_hashfunc_default(value, &n);
+    volatile apr_uint64_t *slot = &es->refusals[kh % REFUSAL_SLOTS];
+
+    if (apr_atomic_read64(slot) == mark) {
+        return ACME_LOG_DEBUG;
+    }
+    apr_atomic_set64(slot, mark);
+    return ACME_LOG_ERR;
+}
+
+static apr_status_t refused(const es_t *es, const char *key, const char *value,
+                            apr_size_t vlen, const char *why)
+{
+    acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1400)
+             "store: etcd item %s is refused and treated as absent: %s. Only a holder of "
+             "ManagedStoreEncryptionKey writes valid items; if this server did not, someone "
+             "else with write access to etcd did", key, why);
+    return APR_EINVAL;
+}
+
+static apr_status_t not_unsealed(const es_t *es, const char *key, const char *value,
+                                 apr_size_t vlen, const char *err)
+{
+    acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1104)
+             "store: etcd item %s does not decrypt with ManagedStoreEncryptionKey (%s): refused, "
+             "treated as absent", key, err ? err : "?");
+    return APR_EINVAL;
+}
+
+/* A version 1 sealed item: AES-256-GCM under the store key itself, with
+ * the key name as associated data. The GCM tag authenticates it (its time
+ * excepted, which says only which copy is newer). */
+static apr_status_t open_v1_sealed(const char **pdata, apr_size_t *plen, const es_t *es,
+                                   const acme_etcd_kv_t *kv, const head_t *h, apr_pool_t *p)
+{
+    const char *err = NULL;
+
+    if (acme_unseal(pdata, plen, p, es->key, kv->key, h->payload, h->len, &err)
+        != APR_SUCCESS) {
+        return not_unsealed(es, kv->key, kv->value, kv->value_len, err);
+    }
+    return APR_SUCCESS;
+}
+
+/* An item as it is now: APR_SUCCESS with its data (and mtime, when pmtime),
+ * APR_EINVAL (logged, naming the key) for anything that does not
+ * authenticate, ITEM_EOLD (not logged) for a version 1 item. */
+static apr_status_t open_item(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
+                              const es_t *es, const char *key, const char *value,
+                              apr_size_t vlen, apr_pool_t *p)
+{
+    unsigned char want[ACME_MAC_LEN], *got;
+    apr_size_t glen;
+    const char *err = NULL;
+    head_t h;
 
     *pdata = NULL;
     *plen = 0;
-    if (vlen < mlen || memcmp(value, ITEM_MAGIC, mlen)) {
-        goto bad;
-    }
-    for (; i < vlen && apr_isdigit(value[i]) && digits < 18; ++i, ++digits) {
-        mtime = mtime * 10 + (value[i] - '0');
-    }
-    if (!digits || i + 3 > vlen || value[i] != ' ' || value[i + 2] != '\n') {
-        goto bad;
-    }
-    flag = value[i + 1];
-    i += 3;
-    if (pmtime) {
-        *pmtime = mtime;
-    }
-    if (psealed) {
-        *psealed = flag == ITEM_SEALED;
-    }
-    if (flag == ITEM_PLAIN) {
-        *pdata = value + i;
-        *plen = vlen - i;
-        return APR_SUCCESS;
-    }
-    if (flag != ITEM_SEALED) {
-        goto bad;
-    }
-    if (!open_secret) {
-        return APR_SUCCESS;
-    }
-    rv = acme_unseal(pdata, plen, p, es->key, key, value + i, vlen - i, &err);
-    if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(1104) "store: etcd item %s does not "
-                 "decrypt with ManagedStoreEncryptionKey: %s", key, err ? err : "?");
+    if (!parse_head(&h, value, vlen)) {
+        acme_log(ACME_LOG_MARK, refusal_level(es, key, value, vlen), APR_EINVAL, ACMELOG(1105)
+                 "store: etcd item %s is not in mod_acme's item format (written by something "
+                 "else?)", key);
         return APR_EINVAL;
     }
+    if (pmtime) {
+        *pmtime = h.mtime;
+    }
+    if (h.version == ITEM_V1) {
+        return ITEM_EOLD;
+    }
+    if (h.form == ITEM_SEALED) {
+        if (acme_unseal(pdata, plen, p, es->seal_key, seal_ad(key, h.mtime, p), h.payload,
+                        h.len, &err) != APR_SUCCESS) {
+            return not_unsealed(es, key, value, vlen, err);
+        }
+        return APR_SUCCESS;
+    }
+    if (acme_b64url_decode(&got, &glen, p, apr_pstrmemdup(p, h.mac, ITEM_MAC_B64))
+        != APR_SUCCESS || glen != ACME_MAC_LEN
+        || item_mac(want, es, key, h.mtime, h.payload, h.len, p) != APR_SUCCESS
+        || !acme_mac_equal(want, got, ACME_MAC_LEN)) {
+        return refused(es, key, value, vlen, "its MAC does not match (altered, copied from "
+                       "another key, or written without the store key)");
+    }
+    *pdata = h.payload;
+    *plen = h.len;
     return APR_SUCCESS;
-bad:
-    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_EINVAL, ACMELOG(1105) "store: etcd item %s is not "
-             "in mod_acme's item format (written by something else?)", key);
-    return APR_EINVAL;
+}
+
+apr_status_t acme_store_etcd_item_encode(const char **pvalue, apr_size_t *plen, acme_store_t *s,
+                                         const char *key, const char *data, apr_size_t len,
+                                         int secret, apr_time_t mtime, apr_pool_t *p)
+{
+    return encode(pvalue, plen, s->baton, key, data, len, secret, mtime, p);
+}
+
+apr_status_t acme_store_etcd_item_open(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
+                                       acme_store_t *s, const char *key, const char *value,
+                                       apr_size_t vlen, apr_pool_t *p)
+{
+    apr_status_t rv = open_item(pdata, plen, pmtime, s->baton, key, value, vlen, p);
+
+    return rv == ITEM_EOLD ? refused(s->baton, key, value, vlen,
+                                     "an item of mod_acme's earlier format") : rv;
+}
+
+/* ---- the items of version 1 ------------------------------------------------------------ */
+
+typedef struct {
+    const acme_etcd_kv_t *kv;
+    const char *aspect;
+    head_t h;
+    const char *data;       /* opened; NULL: refused */
+    apr_size_t len;
+    int rewrite;            /* vouched for as version 1: write it in the new form */
+} old_t;
+
+static old_t *old_find(apr_array_header_t *items, const char *aspect)
+{
+    int i;
+
+    for (i = 0; i < items->nelts; ++i) {
+        old_t *o = &APR_ARRAY_IDX(items, i, old_t);
+        if (!strcmp(o->aspect, aspect)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* A version 1 plain cert.<tag>.pem: its leaf must belong to the key beside
+ * it, and that key must still be a version 1 sealed item: once a name's
+ * items are in the new form, no plain certificate is ever taken again. */
+static const acme_cert_t *old_cert_leaf(apr_array_header_t *items, const old_t *o,
+                                        apr_pool_t *p)
+{
+    apr_size_t n = strlen(o->aspect);
+    const old_t *k;
+    apr_array_header_t *chain;
+    acme_pkey_t *key;
+    const acme_cert_t *leaf;
+
+    if (n <= 9 || strncmp(o->aspect, "cert.", 5) || strcmp(o->aspect + n - 4, ".pem")) {
+        return NULL;
+    }
+    k = old_find(items, apr_pstrcat(p, "privkey.", apr_pstrmemdup(p, o->aspect + 5, n - 9),
+                                    ".pem", NULL));
+    if (!k || !k->data || k->h.version != ITEM_V1 || k->h.form != ITEM_SEALED
+        || acme_chain_from_pem(&chain, p, o->h.payload, o->h.len) != APR_SUCCESS
+        || acme_pkey_from_pem(&key, p, k->data, k->len) != APR_SUCCESS) {
+        return NULL;
+    }
+    leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+    return acme_cert_matches_key(leaf, key) ? leaf : NULL;
+}
+
+/* A version 1 plain meta.json: only beside certificates vouched for, and
+ * naming nothing that all of them do not cover. */
+static int old_meta_ok(const old_t *o, const apr_array_header_t *leaves, apr_pool_t *p)
+{
+    acme_json_t *json;
+    apr_array_header_t *names;
+    const char *jerr;
+    int i;
+
+    if (strcmp(o->aspect, ACME_JOB_META) || !leaves->nelts
+        || acme_json_parse(&json, p, o->h.payload, o->h.len, &jerr) != APR_SUCCESS
+        || acme_json_getsa(&names, json, p, ACME_MK_NAMES, NULL) != APR_SUCCESS
+        || !names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < leaves->nelts; ++i) {
+        if (!acme_cert_covers(APR_ARRAY_IDX(leaves, i, const acme_cert_t *), names)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The items under dir (one name's) as a server of version 1 left them,
+ * read once and written anew. A sealed item authenticates itself. A plain
+ * one could have been written by anyone, so only what the sealed items
+ * vouch for is taken: a certificate whose leaf is the sealed key beside it,
+ * and the meta.json beside such certificates. The rest is refused (logged,
+ * treated as absent) and left as it is; a server writes it anew when it
+ * needs it. Returns aspect -> old_t* of the items that open, in either form. */
+static apr_status_t open_old(apr_hash_t **popened, const es_t *es, const char *dir,
+                             apr_pool_t *p)
+{
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs, *items, *leaves = apr_array_make(p, 2, sizeof(const acme_cert_t *));
+    apr_hash_t *opened = apr_hash_make(p);
+    acme_etcd_txn_t *t = acme_etcd_txn_make(p);
+    acme_etcd_txn_result_t *res;
+    apr_size_t dlen = strlen(dir);
+    const char *value;
+    apr_size_t vlen;
+    int i, puts = 0;
+
+    *popened = opened;
+    if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, dir, 0, 0, p, r) != APR_SUCCESS) {
+        return report(r, p);
+    }
+    items = apr_array_make(p, kvs->nelts, sizeof(old_t));
+    for (i = 0; i < kvs->nelts; ++i) {
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        old_t *o;
+
+        if (strchr(kv->key + dlen, '/') || !acme_store_name_is_valid(kv->key + dlen)) {
+            continue;   /* not an item of ours, as in list */
+        }
+        o = apr_array_push(items);
+        memset(o, 0, sizeof(*o));
+        o->kv = kv;
+        o->aspect = kv->key + dlen;
+        parse_head(&o->h, o->kv->value, o->kv->value_len);
+        if (open_item(&o->data, &o->len, NULL, es, o->kv->key, o->kv->value, o->kv->value_len,
+                      p) == ITEM_EOLD && o->h.form == ITEM_SEALED) {
+            o->rewrite = open_v1_sealed(&o->data, &o->len, es, o->kv, &o->h, p)
+                         == APR_SUCCESS;
+        }
+    }
+    for (i = 0; i < items->nelts; ++i) {
+        old_t *o = &APR_ARRAY_IDX(items, i, old_t);
+        const acme_cert_t *leaf;
+
+        if (o->h.form == ITEM_PLAIN && (leaf = old_cert_leaf(items, o, p)) != NULL) {
+            APR_ARRAY_PUSH(leaves, const acme_cert_t *) = leaf;
+            o->data = o->h.payload;
+            o->len = o->h.len;
+            o->rewrite = 1;
+        }
+    }
+    for (i = 0; i < items->nelts; ++i) {
+        old_t *o = &APR_ARRAY_IDX(items, i, old_t);
+
+        if (o->h.form == ITEM_PLAIN && !o->data) {
+            if (old_meta_ok(o, leaves, p)) {
+                o->data = o->h.payload;
+                o->len = o->h.len;
+                o->rewrite = 1;
+            }
+            else {
+                refused(es, o->kv->key, o->kv->value, o->kv->value_len, "it is a plain item "
+                        "of mod_acme's earlier item format, "
+                        "which anyone with write access to etcd could have written, and "
+                        "nothing vouches for it (only a certificate of the sealed key beside "
+                        "it and that certificate's meta.json are taken over)");
+            }
+        }
+        if (o->data) {
+            apr_hash_set(opened, o->aspect, APR_HASH_KEY_STRING, o);
+        }
+        if (o->rewrite && encode(&value, &vlen, es, o->kv->key, o->data, o->len,
+                                 o->h.form == ITEM_SEALED, o->h.mtime, p) == APR_SUCCESS) {
+            /* only if nobody wrote it meanwhile */
+            acme_etcd_txn_if_mod(t, o->kv->key, o->kv->mod_revision);
+            acme_etcd_txn_put(t, ACME_ETCD_THEN, o->kv->key, value, vlen, 0);
+            ++puts;
+        }
+    }
+    if (puts && acme_etcd_txn_commit(&res, es->etcd, t, p, r) == APR_SUCCESS
+        && res->succeeded) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(1401) "store: %d item(s) "
+                 "under %s rewritten in the authenticated item format", puts, dir);
+    }
+    /* a rewrite that did not apply (etcd down, or a concurrent write) is
+     * tried again at the next read: what was vouched for holds meanwhile */
+    return APR_SUCCESS;
+}
+
+/* kv, an item of dir, whatever its form: version 1 items are opened with
+ * the other items of their name, by open_old() once per *pold. */
+static apr_status_t open_in_dir(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
+                                int *psealed, apr_hash_t **pold, const es_t *es, const char *dir,
+                                const acme_etcd_kv_t *kv, apr_pool_t *p)
+{
+    const old_t *o;
+    head_t h;
+    apr_status_t rv;
+
+    rv = open_item(pdata, plen, pmtime, es, kv->key, kv->value, kv->value_len, p);
+    if (psealed) {
+        *psealed = parse_head(&h, kv->value, kv->value_len) && h.form == ITEM_SEALED;
+    }
+    if (rv != ITEM_EOLD) {
+        return rv;
+    }
+    if (!*pold && (rv = open_old(pold, es, dir, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    o = apr_hash_get(*pold, kv->key + strlen(dir), APR_HASH_KEY_STRING);
+    if (!o) {
+        return APR_EINVAL;      /* open_old said why */
+    }
+    *pdata = o->data;
+    *plen = o->len;
+    if (pmtime) {
+        *pmtime = o->h.mtime;
+    }
+    if (psealed) {
+        *psealed = o->h.form == ITEM_SEALED;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t open_any(const char **pdata, apr_size_t *plen, const es_t *es,
+                             const acme_etcd_kv_t *kv, apr_pool_t *p)
+{
+    const char *slash = strrchr(kv->key, '/');
+    apr_hash_t *old = NULL;
+
+    if (!slash) {
+        /* every item key has the prefix */
+        return refused(es, kv->key, kv->value, kv->value_len, "not an item key");
+    }
+    return open_in_dir(pdata, plen, NULL, NULL, &old, es,
+                       apr_pstrmemdup(p, kv->key, (apr_size_t)(slash - kv->key + 1)), kv, p);
 }
 
 /* ---- items --------------------------------------------------------------------------- */
@@ -214,7 +588,7 @@ static apr_status_t es_load(acme_store_t *s, acme_store_group_t g, const char *n
     if (rv != APR_SUCCESS) {
         return report(r, p);
     }
-    return decode(pdata, plen, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
+    return open_any(pdata, plen, es, kv, p);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -290,7 +664,8 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     const es_t *es = s->baton;
     acme_result_t *r = acme_result_make(p);
     apr_array_header_t *kvs;
-    const char *pre, *data;
+    apr_hash_t *old = NULL;
+    const char *pre, *dir, *data;
     apr_size_t len;
     apr_time_t t;
     apr_status_t rv;
@@ -300,7 +675,8 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     if (!name) {
         return APR_EINVAL;
     }
-    pre = aspect ? item_key(es, g, name, aspect, p) : name_prefix(es, g, name, p);
+    dir = name_prefix(es, g, name, p);
+    pre = aspect ? item_key(es, g, name, aspect, p) : dir;
     if (!pre) {
         return APR_EINVAL;
     }
@@ -322,7 +698,8 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
     else if (acme_etcd_get_prefix(&kvs, NULL, es->etcd, pre, 0, 0, p, r) != APR_SUCCESS) {
         return report(r, p);
     }
-    /* a name's time is that of its newest item, as a directory's would be */
+    /* a name's time is that of its newest item, as a directory's would be;
+     * a time counts only from an item that authenticates */
     for (i = 0, n = 0; i < kvs->nelts; ++i) {
         const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
         const char *rest = kv->key + strlen(pre);
@@ -330,11 +707,14 @@ static apr_status_t es_mtime(acme_store_t *s, acme_store_group_t g, const char *
         if (!aspect && (strchr(rest, '/') || !acme_store_name_is_valid(rest))) {
             continue;   /* not an item of ours, as in list */
         }
-        ++n;
-        rv = decode(&data, &len, &t, NULL, es, kv->key, kv->value, kv->value_len, 0, p);
+        rv = open_in_dir(&data, &len, &t, NULL, &old, es, dir, kv, p);
+        if (rv == APR_EINVAL && !aspect) {
+            continue;   /* refused (logged): as if absent */
+        }
         if (rv != APR_SUCCESS) {
             return rv;
         }
+        ++n;
         if (t > *pmtime) {
             *pmtime = t;
         }
@@ -696,11 +1076,14 @@ typedef struct {
 } item_t;
 
 /* The items under pre, opened (sealed ones too: they are resealed for
- * their new key, since the old key name is their associated data). */
+ * their new key, since the old key name is their associated data). One
+ * that does not authenticate is left out, as if absent: it is never moved
+ * or archived, and goes with the name it was under. */
 static apr_status_t read_items(apr_array_header_t **pitems, const es_t *es, const char *pre,
                                apr_pool_t *p, acme_result_t *r)
 {
     apr_array_header_t *kvs, *items;
+    apr_hash_t *old = NULL;
     apr_size_t plen = strlen(pre);
     apr_status_t rv;
     int i;
@@ -718,10 +1101,12 @@ static apr_status_t read_items(apr_array_header_t **pitems, const es_t *es, cons
         if (strchr(it.aspect, '/') || !acme_store_name_is_valid(it.aspect)) {
             continue;
         }
-        rv = decode(&it.data, &it.len, &it.mtime, &it.sealed, es, kv->key, kv->value,
-                    kv->value_len, 1, p);
+        rv = open_in_dir(&it.data, &it.len, &it.mtime, &it.sealed, &old, es, pre, kv, p);
+        if (rv == APR_EINVAL) {
+            continue;   /* logged, naming the key */
+        }
         if (rv != APR_SUCCESS) {
-            return rv;      /* never move (or archive) what we cannot read back */
+            return rv;
         }
         APR_ARRAY_PUSH(items, item_t) = it;
     }
@@ -956,6 +1341,7 @@ static apr_status_t es_watch_event(void *baton, const acme_etcd_kv_t *kv, int de
     const char *name, *aspect, *data = NULL;
     apr_size_t len = 0;
     char *slash;
+    apr_status_t rv;
 
     if (!kv) {
         return w->fn(w->baton, NULL, NULL, NULL, 0, p);
@@ -973,9 +1359,16 @@ static apr_status_t es_watch_event(void *baton, const acme_etcd_kv_t *kv, int de
                  es->prefix);
         return APR_SUCCESS;
     }
-    if (!deleted && decode(&data, &len, NULL, NULL, es, kv->key, kv->value, kv->value_len, 1,
-                           p) != APR_SUCCESS) {
-        return APR_SUCCESS;     /* decode logged it, naming the key; a reader refuses it too */
+    /* a challenge of the earlier item format is not taken over: it is
+     * plain, and answers for a few minutes at most */
+    rv = deleted ? APR_SUCCESS : open_item(&data, &len, NULL, es, kv->key, kv->value,
+                                           kv->value_len, p);
+    if (rv == ITEM_EOLD) {
+        refused(es, kv->key, kv->value, kv->value_len,
+                "a challenge in mod_acme's earlier item format");
+    }
+    if (rv != APR_SUCCESS) {
+        return APR_SUCCESS;     /* logged, naming the key; a reader refuses it too */
     }
     return w->fn(w->baton, name, aspect, data, len, p);
 }
@@ -998,6 +1391,36 @@ static apr_status_t es_watch(acme_store_t *s, acme_store_group_t g, apr_interval
     w.baton = baton;
     rv = acme_etcd_watch(es->etcd, pre, duration, es_watch_event, &w, p, r);
     return rv == APR_SUCCESS || rv == APR_EINTR ? rv : report(r, p);
+}
+
+/* The schema item of a cluster that version 1 set up: sealed with the store
+ * key itself, so it authenticates; written anew in the current form. */
+static apr_status_t upgrade_schema_item(const char **pdata, apr_size_t *plen, const es_t *es,
+                                        const acme_etcd_kv_t *kv, apr_pool_t *p)
+{
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_txn_t *t;
+    acme_etcd_txn_result_t *res;
+    const char *value;
+    apr_size_t vlen;
+    head_t h;
+    apr_status_t rv;
+
+    if (!parse_head(&h, kv->value, kv->value_len) || h.form != ITEM_SEALED) {
+        return refused(es, kv->key, kv->value, kv->value_len,
+                       "the store's schema item is plain (mod_acme never wrote it so)");
+    }
+    rv = open_v1_sealed(pdata, plen, es, kv, &h, p);
+    if (rv != APR_SUCCESS
+        || encode(&value, &vlen, es, kv->key, *pdata, *plen, 1, h.mtime, p) != APR_SUCCESS) {
+        return rv != APR_SUCCESS ? rv : APR_EGENERAL;
+    }
+    t = acme_etcd_txn_make(p);
+    acme_etcd_txn_if_mod(t, kv->key, kv->mod_revision);
+    acme_etcd_txn_put(t, ACME_ETCD_THEN, kv->key, value, vlen, 0);
+    /* lost to another server that did the same: its copy is as good */
+    acme_etcd_txn_commit(&res, es->etcd, t, p, r);
+    return APR_SUCCESS;
 }
 
 apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char **perr)
@@ -1044,7 +1467,10 @@ apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char *
         *perr = acme_result_describe(r, p);
         return r->status;
     }
-    rv = decode(&data, &len, NULL, NULL, es, key, kv->value, kv->value_len, 1, p);
+    rv = open_item(&data, &len, NULL, es, key, kv->value, kv->value_len, p);
+    if (rv == ITEM_EOLD) {
+        rv = upgrade_schema_item(&data, &len, es, kv, p);
+    }
     if (rv != APR_SUCCESS) {
         *perr = apr_psprintf(p, "the etcd store under %s was set up with another "
                              "ManagedStoreEncryptionKey (%s does not decrypt): every server of "
@@ -1064,6 +1490,15 @@ apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char *
                              (apr_int64_t)schema, ACME_STORE_SCHEMA);
         return APR_EGENERAL;
     }
+    return APR_SUCCESS;
+}
+
+static apr_status_t es_wipe(void *data)
+{
+    es_t *es = data;
+
+    acme_wipe(es->seal_key, sizeof(es->seal_key));
+    acme_wipe(es->mac_key, sizeof(es->mac_key));
     return APR_SUCCESS;
 }
 
@@ -1101,6 +1536,15 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     es->etcd = etcd;
     es->prefix = prefix[n - 1] == '/' ? apr_pstrdup(p, prefix) : apr_pstrcat(p, prefix, "/", NULL);
     es->key = seal_key;
+    if (acme_key_derive(es->seal_key, sizeof(es->seal_key), seal_key, ACME_SEAL_KEY_LEN,
+                        KDF_SEAL) != APR_SUCCESS
+        || acme_key_derive(es->mac_key, sizeof(es->mac_key), seal_key, ACME_SEAL_KEY_LEN,
+                           KDF_MAC) != APR_SUCCESS) {
+        *perr = "cannot derive the item keys from the encryption key";
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(p, es, es_wipe, apr_pool_cleanup_null);
+    es->refusals = apr_pcalloc(p, REFUSAL_SLOTS * sizeof(*es->refusals));
     s = apr_pcalloc(p, sizeof(*s));
     s->baton = es;
     s->load = es_load;

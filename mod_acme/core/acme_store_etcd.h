@@ -1,5 +1,7 @@
 /* acme_store_etcd.h: the cluster store, acme_store_t on etcd v3. One key per
- * item, <prefix><group>/<name>/<aspect>; secret items only sealed (AES-256-GCM). */
+ * item, <prefix><group>/<name>/<aspect>; every value authenticated with the
+ * store key and bound to its key name: secrets sealed (AES-256-GCM), the
+ * rest with an HMAC-SHA256. */
 #ifndef ACME_STORE_ETCD_H
 #define ACME_STORE_ETCD_H
 
@@ -40,5 +42,18 @@ apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char *
  * parent's, during the configuration passes). */
 apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
                                       apr_pool_t *p);
+
+/* The item envelope, for tests and the fuzz target. encode: the value that
+ * the store writes for data at key (sealed when secret). open: the data of
+ * a value read at key; APR_EINVAL (logged, naming key) when it does not
+ * authenticate with the store's key as key's item, an item of the earlier
+ * format included (the store takes those over only with the other items of
+ * their name, see docs/etcd.md). */
+apr_status_t acme_store_etcd_item_encode(const char **pvalue, apr_size_t *plen, acme_store_t *s,
+                                         const char *key, const char *data, apr_size_t len,
+                                         int secret, apr_time_t mtime, apr_pool_t *p);
+apr_status_t acme_store_etcd_item_open(const char **pdata, apr_size_t *plen, apr_time_t *pmtime,
+                                       acme_store_t *s, const char *key, const char *value,
+                                       apr_size_t vlen, apr_pool_t *p);
 
 #endif /* ACME_STORE_ETCD_H */

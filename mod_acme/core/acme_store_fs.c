@@ -1,5 +1,13 @@
 /* acme_store_fs.c: the filesystem store, the embedded default backend.
- * Atomic writes (temp file, fsync, rename, fsync dir), lease locks, bounded archive. */
+ * Atomic writes (temp file, fsync, rename, fsync dir), lease locks, bounded archive.
+ *
+ * The unprivileged child (www-data: every web application's account) owns
+ * accounts/, staging/, challenges/ and jobs/, and root works in them too. So
+ * nothing here resolves a path below the store directory: every operation
+ * walks from the store's descriptor, one component at a time, with
+ * O_NOFOLLOW, and acts relative to the directory it opened (openat, fstatat,
+ * unlinkat, renameat). A symlink or a swapped directory can then only lead
+ * back into what its writer could reach anyway. */
 
 #include <apr_file_info.h>
 #include <apr_file_io.h>
@@ -30,6 +38,13 @@
 #define FS_LOCK_MAX 4096
 #define FS_LOCK_MAGIC "acme-lease 2"
 #define FS_LOCK_GUARD ".guard"
+/* The store is base/group/name/aspect; anything deeper was not made by us. */
+#define FS_WALK_DEPTH 4
+/* A staged result holds a few files; more is not a result. */
+#define FS_COPY_MAX 64
+/* The guard is held for microseconds; whoever holds it longer (a stopped
+ * process, or the child's account on purpose) must not stall the parent. */
+#define FS_GUARD_WAIT apr_time_from_sec(10)
 
 typedef struct {
     apr_pool_t *pool;
@@ -57,6 +72,16 @@ static apr_status_t os_err(void)
     return APR_FROM_OS_ERROR(errno);
 }
 
+static void fd_close(int *pfd)
+{
+    if (*pfd >= 0) {
+        int saved = errno;
+        close(*pfd);
+        errno = saved;
+        *pfd = -1;
+    }
+}
+
 /* A name that cannot collide with a valid store name (leading dot) nor
  * with a concurrent writer (random). */
 static const char *tmp_name(apr_pool_t *p, const char *kind)
@@ -81,52 +106,212 @@ static const char *tmp_name(apr_pool_t *p, const char *kind)
     return apr_pstrcat(p, ".", kind, ".", hex, NULL);
 }
 
-static apr_status_t sync_dir(const char *dir)
+static apr_status_t sync_fd(int fd)
 {
-    apr_status_t rv = APR_SUCCESS;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0) {
-        return os_err();
-    }
     /* some filesystems cannot fsync directories; nothing to do then */
-    if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS) {
-        rv = os_err();
-    }
-    close(fd);
-    return rv;
+    return (fsync(fd) < 0 && errno != EINVAL && errno != EROFS) ? os_err() : APR_SUCCESS;
+}
+
+/* ---- descriptors ------------------------------------------------------------ */
+
+/* Opens the directory name below dirfd; a symlink there is refused (ELOOP
+ * or ENOTDIR), never followed. */
+static int dir_open_at(int dirfd, const char *name)
+{
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 /* As root, a new file or directory takes the owner of the directory it is
  * made in: non-zero when that is someone else, with *pst saying who. */
-static int foreign_dir(struct stat *pst, const char *dir)
+static int foreign_dir(struct stat *pst, int dirfd)
 {
-    return geteuid() == 0 && stat(dir, pst) == 0 && pst->st_uid != 0;
+    return geteuid() == 0 && fstat(dirfd, pst) == 0 && pst->st_uid != 0;
 }
 
-/* Writes data to a new temporary file in dir, created with its final mode
- * so a secret is never readable by others, not even for an instant. */
-
-static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *data,
-                              apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
+/* Opens (and with mode != 0 first makes) the directory name below dirfd.
+ * What exists already is used only if it is a real directory. */
+static apr_status_t sub_open(int *pfd, int dirfd, const char *name, mode_t mode)
 {
     apr_status_t rv = APR_SUCCESS;
-    const char *tmp = apr_pstrcat(p, dir, "/", tmp_name(p, "tmp"), NULL);
-    apr_size_t done = 0;
     struct stat dst;
-    int fd, created = 0;
+    int made = 0;
 
-    *ptmp = NULL;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) {
+    if (mode && mkdirat(dirfd, name, mode) == 0) {
+        made = 1;
+    }
+    else if (mode && errno != EEXIST) {
+        *pfd = -1;
+        return os_err();
+    }
+    *pfd = dir_open_at(dirfd, name);
+    if (*pfd < 0) {
+        return os_err();
+    }
+    /* the umask must not loosen or tighten what we decided */
+    if (made && (fchmod(*pfd, mode) < 0
+                 || (foreign_dir(&dst, dirfd) && fchown(*pfd, dst.st_uid, dst.st_gid) < 0))) {
         rv = os_err();
+        fd_close(pfd);
+    }
+    return rv;
+}
+
+static mode_t name_dir_mode(acme_store_group_t g)
+{
+    return g == ACME_SG_ACCOUNTS ? 0700 : 0755;
+}
+
+/* Where an item is, for messages and for mod_ssl's hand-off (domains/ is
+ * root's): never opened by this file. */
+static const char *item_where(const fs_t *fs, acme_store_group_t g, const char *name,
+                              const char *aspect, apr_pool_t *p)
+{
+    return apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), name ? "/" : "",
+                       name ? name : "", aspect ? "/" : "", aspect ? aspect : "", NULL);
+}
+
+/* The one place names are checked: they come from config and from the CA. */
+static apr_status_t names_check(acme_store_group_t g, const char *name, const char *aspect)
+{
+    if (!acme_store_group_name(g) || (!name && aspect)) {
+        return APR_EINVAL;
+    }
+    if ((name && !acme_store_name_is_valid(name)) || (aspect && !acme_store_name_is_valid(aspect))) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
+                 ACMELOG(0902) "store: refusing invalid item name in group %s", acme_store_group_name(g));
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t base_open(int *pfd, const fs_t *fs)
+{
+    /* the configured directory itself is root's choice: it may be a symlink */
+    *pfd = open(fs->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return *pfd < 0 ? os_err() : APR_SUCCESS;
+}
+
+/* Opens group g's directory, or with name its directory for name; with
+ * create, makes what is missing on the way. */
+static apr_status_t dir_open(int *pfd, const fs_t *fs, acme_store_group_t g, const char *name,
+                             int create)
+{
+    mode_t mode = create ? name_dir_mode(g) : 0;
+    int base = -1, gfd = -1;
+    apr_status_t rv;
+
+    *pfd = -1;
+    if ((rv = names_check(g, name, NULL)) != APR_SUCCESS
+        || (rv = base_open(&base, fs)) != APR_SUCCESS
+        || (rv = sub_open(&gfd, base, acme_store_group_name(g), mode)) != APR_SUCCESS) {
         goto leave;
     }
-    created = 1;
+    if (!name) {
+        *pfd = gfd;
+        gfd = -1;
+        goto leave;
+    }
+    rv = sub_open(pfd, gfd, name, mode);
+leave:
+    fd_close(&gfd);
+    fd_close(&base);
+    return rv;
+}
+
+/* Calls fn for every entry of the open directory dirfd but . and .., in a
+ * pool cleared after each: a walk over thousands of domains keeps one
+ * entry's memory, not all of them. Goes on after a failing entry; returns
+ * the first failure. */
+typedef apr_status_t entry_fn(int dirfd, const char *name, void *baton, apr_pool_t *p);
+
+static apr_status_t each_entry(int dirfd, entry_fn *fn, void *baton, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    struct dirent *de;
+    apr_pool_t *pe;
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+    if (!d) {
+        rv = os_err();
+        fd_close(&fd);
+        return rv;
+    }
+    apr_pool_create(&pe, p);
+    while ((de = readdir(d)) != NULL) {
+        apr_status_t rv2;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+            continue;
+        }
+        apr_pool_clear(pe);
+        rv2 = fn(dirfd, de->d_name, baton, pe);
+        if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
+            rv = rv2;
+        }
+    }
+    apr_pool_destroy(pe);
+    closedir(d);
+    return rv;
+}
+
+/* Removes the entry name of dirfd and everything below it, at most depth
+ * directory levels deep, never following a symlink. */
+static apr_status_t rm_at(int dirfd, const char *name, int depth, apr_pool_t *p);
+
+static apr_status_t rm_entry(int dirfd, const char *name, void *baton, apr_pool_t *p)
+{
+    return rm_at(dirfd, name, *(const int *)baton, p);
+}
+
+static apr_status_t rm_at(int dirfd, const char *name, int depth, apr_pool_t *p)
+{
+    apr_status_t rv;
+    struct stat st;
+    int fd, below = depth - 1;
+
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        return errno == ENOENT ? APR_SUCCESS : os_err();
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) ? os_err() : APR_SUCCESS;
+    }
+    if (depth <= 0) {
+        return APR_EINVAL; /* deeper than anything the store makes */
+    }
+    fd = dir_open_at(dirfd, name);
+    if (fd < 0) {
+        return errno == ENOENT ? APR_SUCCESS : os_err();
+    }
+    rv = each_entry(fd, rm_entry, &below, p);
+    fd_close(&fd);
+    if (rv == APR_SUCCESS && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+        rv = os_err();
+    }
+    return rv;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+/* Writes data to a new temporary file in dirfd, created with its final
+ * mode so a secret is never readable by others, not even for an instant. */
+static apr_status_t write_tmp(const char **ptmp, int dirfd, const char *data, apr_size_t len,
+                              mode_t mode, int sync, apr_pool_t *p)
+{
+    apr_status_t rv = APR_SUCCESS;
+    const char *tmp = tmp_name(p, "tmp");
+    apr_size_t done = 0;
+    struct stat dst;
+    int fd;
+
+    *ptmp = NULL;
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return os_err();
+    }
     /* the umask may have taken bits away that we want (0644); root (the
      * parent, acmectl) writes files that the directory's owner, the
      * unprivileged child, must still be able to replace */
-    if (fchmod(fd, mode) < 0 || (foreign_dir(&dst, dir) && fchown(fd, dst.st_uid, dst.st_gid) < 0)) {
+    if (fchmod(fd, mode) < 0 || (foreign_dir(&dst, dirfd) && fchown(fd, dst.st_uid, dst.st_gid) < 0)) {
         rv = os_err();
         goto leave;
     }
@@ -153,152 +338,39 @@ static apr_status_t write_tmp(const char **ptmp, const char *dir, const char *da
     fd = -1;
     *ptmp = tmp;
 leave:
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rv != APR_SUCCESS && created) {
-        unlink(tmp);
+    fd_close(&fd);
+    if (rv != APR_SUCCESS) {
+        unlinkat(dirfd, tmp, 0);
     }
     return rv;
 }
 
 /* sync 0: for what can be made again (a temporary certificate, a lease
- * whose holders a crash ends too): atomic, but not synced. */
-static apr_status_t write_atomic(const char *dir, const char *fname, const char *data,
-                                 apr_size_t len, mode_t mode, int sync, apr_pool_t *p)
+ * whose holders a crash ends too): atomic, but not synced. where: dirfd's
+ * path, for the message. */
+static apr_status_t write_atomic(int dirfd, const char *where, const char *fname,
+                                 const char *data, apr_size_t len, mode_t mode, int sync,
+                                 apr_pool_t *p)
 {
     apr_status_t rv;
     const char *tmp = NULL;
-    const char *target = apr_pstrcat(p, dir, "/", fname, NULL);
 
-    rv = write_tmp(&tmp, dir, data, len, mode, sync, p);
+    rv = write_tmp(&tmp, dirfd, data, len, mode, sync, p);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    if (rename(tmp, target) < 0) {
+    if (renameat(dirfd, tmp, dirfd, fname) < 0) {
         rv = os_err();
-        unlink(tmp);
+        unlinkat(dirfd, tmp, 0);
         goto leave;
     }
-    rv = sync ? sync_dir(dir) : APR_SUCCESS;
+    rv = sync ? sync_fd(dirfd) : APR_SUCCESS;
 leave:
     if (rv != APR_SUCCESS) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s failed", target);
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s/%s failed",
+                 where, fname);
     }
     return rv;
-}
-
-/* Calls fn for every entry of dir but . and .., with its path in a pool
- * cleared after each: a walk over thousands of domains keeps one entry's
- * memory, not all of them (what a pool held at its peak stays with the
- * process). Goes on after a failing entry; returns the first failure. */
-typedef apr_status_t entry_fn(const char *path, const char *name, void *baton, apr_pool_t *p);
-
-static apr_status_t each_entry(const char *dir, entry_fn *fn, void *baton, apr_pool_t *p)
-{
-    apr_status_t rv = APR_SUCCESS;
-    struct dirent *de;
-    apr_pool_t *pe;
-    DIR *d = opendir(dir);
-
-    if (!d) {
-        return os_err();
-    }
-    apr_pool_create(&pe, p);
-    while ((de = readdir(d)) != NULL) {
-        apr_status_t rv2;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
-            continue;
-        }
-        apr_pool_clear(pe);
-        rv2 = fn(apr_pstrcat(pe, dir, "/", de->d_name, NULL), de->d_name, baton, pe);
-        if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
-            rv = rv2;
-        }
-    }
-    apr_pool_destroy(pe);
-    closedir(d);
-    return rv;
-}
-
-static apr_status_t rm_rf(const char *path, apr_pool_t *p);
-static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p);
-
-static apr_status_t rm_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
-{
-    (void)name; (void)baton;
-    return rm_rf(path, p);
-}
-
-/* Removes path and everything below it, never following symlinks. */
-static apr_status_t rm_rf(const char *path, apr_pool_t *p)
-{
-    apr_status_t rv;
-    struct stat st;
-
-    if (lstat(path, &st) < 0) {
-        return errno == ENOENT ? APR_SUCCESS : os_err();
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        return (unlink(path) < 0 && errno != ENOENT) ? os_err() : APR_SUCCESS;
-    }
-    rv = each_entry(path, rm_entry, NULL, p);
-    if (rv == APR_SUCCESS && rmdir(path) < 0 && errno != ENOENT) {
-        rv = os_err();
-    }
-    return rv;
-}
-
-static apr_status_t make_dir(const char *path, mode_t mode)
-{
-    if (mkdir(path, mode) == 0) {
-        char *parent = strdup(path), *slash = parent ? strrchr(parent, '/') : NULL;
-        struct stat pst;
-        int bad;
-        if (slash) *slash = '\0';
-        /* the umask must not loosen or tighten what we decided */
-        bad = chmod(path, mode) < 0
-              || (slash && foreign_dir(&pst, parent) && chown(path, pst.st_uid, pst.st_gid) < 0);
-        bad = bad ? errno : 0;
-        free(parent);
-        return bad ? APR_FROM_OS_ERROR(bad) : APR_SUCCESS;
-    }
-    return errno == EEXIST ? APR_SUCCESS : os_err();
-}
-
-static mode_t name_dir_mode(acme_store_group_t g)
-{
-    return g == ACME_SG_ACCOUNTS ? 0700 : 0755;
-}
-
-static const char *group_dir(const fs_t *fs, acme_store_group_t g, apr_pool_t *p)
-{
-    return apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), NULL);
-}
-
-/* The one place names become paths: everything is validated here. */
-static apr_status_t item_path(const char **ppath, const fs_t *fs, acme_store_group_t g,
-                              const char *name, const char *aspect, apr_pool_t *p)
-{
-    *ppath = NULL;
-    if (!acme_store_group_name(g)) {
-        return APR_EINVAL;
-    }
-    if (!name) {
-        if (aspect) {
-            return APR_EINVAL;
-        }
-        *ppath = group_dir(fs, g, p);
-        return APR_SUCCESS;
-    }
-    if (!acme_store_name_is_valid(name) || (aspect && !acme_store_name_is_valid(aspect))) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, APR_EINVAL,
-                 ACMELOG(0902) "store: refusing invalid item name in group %s", acme_store_group_name(g));
-        return APR_EINVAL;
-    }
-    *ppath = aspect ? apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, "/", aspect, NULL)
-                    : apr_pstrcat(p, fs->base, "/", acme_store_group_name(g), "/", name, NULL);
-    return APR_SUCCESS;
 }
 
 static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *name,
@@ -306,18 +378,24 @@ static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *n
                             apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *path;
     apr_status_t rv;
+    int fd = -1;
 
     *pdata = NULL;
     *plen = 0;
     if (!name || !aspect) {
         return APR_EINVAL;
     }
-    rv = item_path(&path, fs, g, name, aspect, p);
-    if (rv == APR_SUCCESS) {
-        rv = acme_file_read(pdata, plen, path, 0, p);
+    if ((rv = names_check(g, name, aspect)) == APR_SUCCESS
+        && (rv = dir_open(&fd, fs, g, name, 0)) == APR_SUCCESS) {
+        rv = acme_file_read_at(pdata, plen, fd, aspect, 0, p);
+        if (rv == APR_EINVAL) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, ACMELOG(0920) "store: %s is not a "
+                     "regular file of at most %d bytes; it is ignored",
+                     item_where(fs, g, name, aspect, p), ACME_FILE_MAX);
+        }
     }
+    fd_close(&fd);
     return rv;
 }
 
@@ -326,32 +404,19 @@ static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char 
                               int flags, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir;
     apr_status_t rv;
+    int fd = -1;
 
     if (!name || !aspect || (!data && len)) {
         return APR_EINVAL;
     }
-    rv = item_path(&dir, fs, g, name, NULL, p);
-    if (rv != APR_SUCCESS) {
-        goto leave;
+    if ((rv = names_check(g, name, aspect)) == APR_SUCCESS
+        && (rv = dir_open(&fd, fs, g, name, 1)) == APR_SUCCESS) {
+        rv = write_atomic(fd, item_where(fs, g, name, NULL, p), aspect, data ? data : "", len,
+                          (flags & ACME_STORE_SECRET) ? 0600 : 0644,
+                          !(flags & ACME_STORE_VOLATILE), p);
     }
-    if (!acme_store_name_is_valid(aspect)) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    rv = make_dir(dir, name_dir_mode(g));
-    if (APR_STATUS_IS_ENOENT(rv) && (rv = make_dir(group_dir(fs, g, p), name_dir_mode(g)))
-                                        == APR_SUCCESS) {
-        /* the group is missing: the store could not be set up at start */
-        rv = make_dir(dir, name_dir_mode(g));
-    }
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    rv = write_atomic(dir, aspect, data ? data : "", len, (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                      !(flags & ACME_STORE_VOLATILE), p);
-leave:
+    fd_close(&fd);
     return rv;
 }
 
@@ -359,38 +424,40 @@ static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const cha
                                 const char *aspect, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *path, *dir, *aside;
+    const char *aside;
     apr_status_t rv;
+    int fd = -1;
 
     if (!name) {
         return APR_EINVAL;
     }
-    rv = item_path(&path, fs, g, name, aspect, p);
-    if (rv != APR_SUCCESS) {
+    if ((rv = names_check(g, name, aspect)) != APR_SUCCESS) {
         goto leave;
     }
     if (aspect) {
-        if (unlink(path) < 0) {
-            rv = errno == ENOENT ? APR_SUCCESS : os_err();
-            goto leave;
+        rv = dir_open(&fd, fs, g, name, 0);
+        if (rv == APR_SUCCESS) {
+            rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : sync_fd(fd);
         }
-        rv = sync_dir(apr_pstrcat(p, group_dir(fs, g, p), "/", name, NULL));
         goto leave;
     }
     /* Rename first so the name vanishes at once; a crash during the
      * recursive delete leaves only a dot directory that nobody lists. */
-    dir = group_dir(fs, g, p);
-    aside = apr_pstrcat(p, dir, "/", tmp_name(p, "del"), NULL);
-    if (rename(path, aside) < 0) {
-        rv = errno == ENOENT ? APR_SUCCESS : os_err();
+    if ((rv = dir_open(&fd, fs, g, NULL, 0)) != APR_SUCCESS) {
         goto leave;
     }
-    rv = sync_dir(dir);
+    aside = tmp_name(p, "del");
+    if (renameat(fd, name, fd, aside) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    rv = sync_fd(fd);
     if (rv == APR_SUCCESS) {
-        rv = rm_rf(aside, p);
+        rv = rm_at(fd, aside, FS_WALK_DEPTH, p);
     }
 leave:
-    return rv;
+    fd_close(&fd);
+    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -398,75 +465,76 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Entries of dir that are valid store names, of the wanted type. */
-static apr_status_t list_dir(apr_array_header_t **pnames, const char *dir, int want_dirs,
+/* Entries of the open directory dirfd that are valid store names, of the
+ * wanted type. */
+typedef struct {
+    apr_array_header_t *names;
+    int want_dirs;
+    apr_pool_t *p;
+} list_t;
+
+static apr_status_t list_entry(int dirfd, const char *name, void *baton, apr_pool_t *p)
+{
+    list_t *l = baton;
+    struct stat st;
+
+    (void)p;
+    /* dotfiles, temp files, anything we would not create; removed meanwhile */
+    if (acme_store_name_is_valid(name) && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && (l->want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode))) {
+        APR_ARRAY_PUSH(l->names, const char *) = apr_pstrdup(l->p, name);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t list_dir(apr_array_header_t **pnames, int dirfd, int want_dirs,
                              apr_pool_t *p)
 {
-    apr_array_header_t *names = apr_array_make(p, 10, sizeof(const char *));
-    struct dirent *de;
-    struct stat st;
-    DIR *d;
+    list_t l = {apr_array_make(p, 10, sizeof(const char *)), want_dirs, p};
+    apr_status_t rv = each_entry(dirfd, list_entry, &l, p);
 
-    *pnames = names;
-    d = opendir(dir);
-    if (!d) {
-        return os_err();
-    }
-    while ((de = readdir(d)) != NULL) {
-        const char *full;
-        if (!acme_store_name_is_valid(de->d_name)) {
-            continue; /* dotfiles, temp files, anything we would not create */
-        }
-        full = apr_pstrcat(p, dir, "/", de->d_name, NULL);
-        if (lstat(full, &st) < 0) {
-            continue; /* removed meanwhile */
-        }
-        if (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) {
-            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
-    return APR_SUCCESS;
+    qsort(l.names->elts, (size_t)l.names->nelts, sizeof(const char *), cmp_str);
+    *pnames = l.names;
+    return rv;
 }
 
 static apr_status_t fs_list(acme_store_t *s, acme_store_group_t g, const char *name,
                             apr_array_header_t **pnames, apr_pool_t *p)
 {
-    const fs_t *fs = s->baton;
-    const char *dir;
     apr_status_t rv;
+    int fd = -1;
 
     *pnames = apr_array_make(p, 1, sizeof(const char *));
-    rv = item_path(&dir, fs, g, name, NULL, p);
+    rv = dir_open(&fd, s->baton, g, name, 0);
     if (rv == APR_SUCCESS) {
-        rv = list_dir(pnames, dir, name == NULL, p);
+        rv = list_dir(pnames, fd, name == NULL, p);
     }
+    fd_close(&fd);
     return rv;
 }
 
 static apr_status_t fs_mtime(acme_store_t *s, acme_store_group_t g, const char *name,
                              const char *aspect, apr_time_t *pmtime, apr_pool_t *p)
 {
-    const fs_t *fs = s->baton;
-    const char *path;
-    apr_finfo_t fi;
+    struct stat st;
     apr_status_t rv;
+    int fd = -1;
 
+    (void)p;
     *pmtime = 0;
     if (!name) {
         return APR_EINVAL;
     }
-    rv = item_path(&path, fs, g, name, aspect, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_stat(&fi, path, APR_FINFO_MTIME, p);
-        if (rv == APR_INCOMPLETE) {
-            rv = APR_SUCCESS;
+    if ((rv = names_check(g, name, aspect)) == APR_SUCCESS
+        && (rv = dir_open(&fd, s->baton, g, aspect ? name : NULL, 0)) == APR_SUCCESS) {
+        if (fstatat(fd, aspect ? aspect : name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rv = os_err();
         }
-        if (rv == APR_SUCCESS) {
-            *pmtime = fi.mtime;
+        else {
+            *pmtime = apr_time_from_sec(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1000;
         }
     }
+    fd_close(&fd);
     return rv;
 }
 
@@ -524,14 +592,13 @@ static int cmp_archived_newest_first(const void *a, const void *b)
     return (y->seq > x->seq) - (y->seq < x->seq);
 }
 
-static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, apr_pool_t *p)
+static apr_status_t archive_prune(int afd, const char *name, int keep, apr_pool_t *p)
 {
-    const char *dir = group_dir(fs, ACME_SG_ARCHIVE, p);
     apr_array_header_t *entries, *mine;
     apr_status_t rv;
     int i;
 
-    rv = list_dir(&entries, dir, 1, p);
+    rv = list_dir(&entries, afd, 1, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -545,7 +612,7 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
     qsort(mine->elts, (size_t)mine->nelts, sizeof(archived_t), cmp_archived_newest_first);
     for (i = keep < 0 ? 0 : keep; i < mine->nelts; ++i) {
         const char *victim = APR_ARRAY_IDX(mine, i, archived_t).entry;
-        apr_status_t rv2 = rm_rf(apr_pstrcat(p, dir, "/", victim, NULL), p);
+        apr_status_t rv2 = rm_at(afd, victim, FS_WALK_DEPTH, p);
         if (rv2 != APR_SUCCESS) {
             acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv2,
                      ACMELOG(0903) "store: could not prune archive/%s", victim);
@@ -554,76 +621,143 @@ static apr_status_t archive_prune(const fs_t *fs, const char *name, int keep, ap
     return APR_SUCCESS;
 }
 
-static apr_status_t archive_pick(const char **ppath, const fs_t *fs, const char *name,
+static apr_status_t archive_pick(const char **pentry, const fs_t *fs, int afd, const char *name,
                                  apr_pool_t *p)
 {
-    const char *dir = group_dir(fs, ACME_SG_ARCHIVE, p), *path;
+    const char *entry;
     apr_time_exp_t tm;
     char ts[32];
     apr_size_t tslen = 0;
     struct stat st;
     long n;
 
-    *ppath = NULL;
+    *pentry = NULL;
     apr_time_exp_gmt(&tm, fs_now(fs));
     apr_strftime(ts, &tslen, sizeof(ts), "%Y%m%d%H%M%S", &tm);
     if (tslen != FS_TS_LEN) {
         return APR_EGENERAL;
     }
-    path = apr_pstrcat(p, dir, "/", name, ".", ts, NULL);
-    for (n = 1; lstat(path, &st) == 0; ++n) {
+    entry = apr_pstrcat(p, name, ".", ts, NULL);
+    for (n = 1; fstatat(afd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0; ++n) {
         if (n > 999999999L) {
             return APR_EEXIST;
         }
-        path = apr_psprintf(p, "%s/%s.%s.%ld", dir, name, ts, n);
+        entry = apr_psprintf(p, "%s.%s.%ld", name, ts, n);
     }
     if (errno != ENOENT) {
         return os_err();
     }
-    *ppath = path;
+    *pentry = entry;
     return APR_SUCCESS;
+}
+
+/* Copies the regular files of the directory src below sfd into a new
+ * directory tmp below dfd, made by us: what lands in root's domains/ is
+ * root's, whatever the child left in staging/ (a FIFO, a sparse giant, a
+ * symlink, a subdirectory: the move is refused). */
+static apr_status_t copy_entry(int sfd, const char *name, void *baton, apr_pool_t *p)
+{
+    int tfd = *(const int *)baton;
+    const char *data;
+    apr_size_t len;
+    struct stat st;
+    apr_status_t rv;
+
+    if (!acme_store_name_is_valid(name)) {
+        return APR_SUCCESS; /* an interrupted write's temporary file */
+    }
+    if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        return os_err();
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return APR_EINVAL;
+    }
+    rv = acme_file_read_at(&data, &len, sfd, name, 0, p);
+    if (rv == APR_SUCCESS) {
+        /* a file only its owner may read stays so: a key */
+        rv = write_atomic(tfd, "(a copy)", name, data, len, (st.st_mode & 077) ? 0644 : 0600, 1, p);
+    }
+    return rv;
+}
+
+static apr_status_t count_entry(int dirfd, const char *name, void *baton, apr_pool_t *p)
+{
+    (void)dirfd; (void)name; (void)p;
+    return ++*(int *)baton > FS_COPY_MAX ? APR_EINVAL : APR_SUCCESS;
+}
+
+static apr_status_t copy_dir(int sgfd, const char *src, int dfd, const char *tmp, apr_pool_t *p)
+{
+    int sfd = -1, tfd = -1, n = 0;
+    apr_status_t rv;
+
+    if ((sfd = dir_open_at(sgfd, src)) < 0) {
+        return os_err();
+    }
+    if ((rv = each_entry(sfd, count_entry, &n, p)) == APR_SUCCESS
+        && (rv = sub_open(&tfd, dfd, tmp, 0755)) == APR_SUCCESS
+        && (rv = each_entry(sfd, copy_entry, &tfd, p)) == APR_SUCCESS) {
+        rv = sync_fd(tfd);
+    }
+    fd_close(&tfd);
+    fd_close(&sfd);
+    if (rv != APR_SUCCESS) {
+        rm_at(dfd, tmp, 1, p);
+    }
+    return rv;
 }
 
 static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
                               const char *name, int keep_archived, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *src, *dst, *archived = NULL;
-    struct stat st;
+    const char *archived = NULL, *tmp = NULL;
+    struct stat st, sst, dst;
     apr_status_t rv;
+    int sfd = -1, dfd = -1, afd = -1;
 
     if (!name || from == to || to == ACME_SG_ARCHIVE) {
         return APR_EINVAL;
     }
-    rv = item_path(&src, fs, from, name, NULL, p);
-    if (rv == APR_SUCCESS) {
-        rv = item_path(&dst, fs, to, name, NULL, p);
-    }
-    if (rv != APR_SUCCESS) {
+    if ((rv = names_check(from, name, NULL)) != APR_SUCCESS
+        || (rv = dir_open(&sfd, fs, from, NULL, 0)) != APR_SUCCESS
+        || (rv = dir_open(&dfd, fs, to, NULL, 1)) != APR_SUCCESS
+        || (rv = dir_open(&afd, fs, ACME_SG_ARCHIVE, NULL, 1)) != APR_SUCCESS) {
         goto leave;
     }
     /* Nothing to move: the current one must stay, not go to the archive.
      * This is also what a repeated move after full completion sees. */
-    if (lstat(src, &st) < 0) {
+    if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         rv = os_err();
         goto leave;
     }
-    if (!S_ISDIR(st.st_mode)) {
+    if (!S_ISDIR(st.st_mode) || fstat(sfd, &sst) < 0 || fstat(dfd, &dst) < 0) {
         rv = APR_EINVAL;
         goto leave;
     }
-    if (lstat(dst, &st) == 0) {
-        rv = archive_pick(&archived, fs, name, p);
-        if (rv != APR_SUCCESS) {
+    /* Between owners (the child's staging/ and root's domains/) the files
+     * are copied, not renamed: root never takes over a directory someone
+     * else could still change, nor walks it to change its owner. */
+    if (sst.st_uid != dst.st_uid) {
+        tmp = tmp_name(p, "tmp");
+        if ((rv = copy_dir(sfd, name, dfd, tmp, p)) != APR_SUCCESS) {
+            tmp = NULL;
+            if (rv == APR_EINVAL) acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0921) "store: %s holds something "
+                     "other than at most %d regular files of at most %d bytes; it is not moved",
+                     item_where(fs, from, name, NULL, p), FS_COPY_MAX, ACME_FILE_MAX);
             goto leave;
         }
-        if (rename(dst, archived) < 0) {
+    }
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if ((rv = archive_pick(&archived, fs, afd, name, p)) != APR_SUCCESS) {
+            goto leave;
+        }
+        if (renameat(dfd, name, afd, archived) < 0) {
             rv = os_err();
             goto leave;
         }
-        /* the archive entry must be durable before dst is reused */
-        if ((rv = sync_dir(group_dir(fs, ACME_SG_ARCHIVE, p))) != APR_SUCCESS
-            || (rv = sync_dir(group_dir(fs, to, p))) != APR_SUCCESS) {
+        /* the archive entry must be durable before the name is reused */
+        if ((rv = sync_fd(afd)) != APR_SUCCESS || (rv = sync_fd(dfd)) != APR_SUCCESS) {
             goto leave;
         }
     }
@@ -631,23 +765,28 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
         rv = os_err();
         goto leave;
     }
-    /* As root, what moves takes the owner of the group it lands in: the
-     * child's staged files become root's in domains/. */
-    if (geteuid() == 0 && stat(group_dir(fs, to, p), &st) == 0
-        && (rv = chown_r(src, st.st_uid, st.st_gid, p)) != APR_SUCCESS) {
-        goto leave;
-    }
-    /* A crash here leaves src in place and dst missing: move again completes. */
-    if (rename(src, dst) < 0) {
+    /* A crash here leaves the source in place and the target missing: the
+     * move done again completes it. */
+    if (renameat(tmp ? dfd : sfd, tmp ? tmp : name, dfd, name) < 0) {
         rv = os_err();
         goto leave;
     }
-    if ((rv = sync_dir(group_dir(fs, to, p))) != APR_SUCCESS
-        || (rv = sync_dir(group_dir(fs, from, p))) != APR_SUCCESS) {
+    tmp = NULL;
+    if ((rv = sync_fd(dfd)) != APR_SUCCESS
+        || (sst.st_uid == dst.st_uid && (rv = sync_fd(sfd)) != APR_SUCCESS)) {
         goto leave;
     }
-    rv = archive_prune(fs, name, keep_archived, p);
+    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, p)) != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = archive_prune(afd, name, keep_archived, p);
 leave:
+    if (tmp) {
+        rm_at(dfd, tmp, 1, p);
+    }
+    fd_close(&afd);
+    fd_close(&dfd);
+    fd_close(&sfd);
     if (rv != APR_SUCCESS && rv != APR_ENOENT) {
         const char *gfrom = acme_store_group_name(from), *gto = acme_store_group_name(to);
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0904) "store: moving %s/%s to %s failed",
@@ -723,7 +862,7 @@ static apr_status_t lease_number(apr_int64_t *pn, const char *line, const char *
 }
 
 /* APR_ENOENT when missing, APR_EINVAL when not a lease file. */
-static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
+static apr_status_t lease_read(lease_t *l, int lfd, const char *name, apr_pool_t *p)
 {
     const char *data;
     char *lines[6], *last = NULL, *text;
@@ -733,7 +872,7 @@ static apr_status_t lease_read(lease_t *l, const char *path, apr_pool_t *p)
     int i;
 
     memset(l, 0, sizeof(*l));
-    rv = acme_file_read(&data, &len, path, FS_LOCK_MAX, p);
+    rv = acme_file_read_at(&data, &len, lfd, name, FS_LOCK_MAX, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -774,31 +913,77 @@ static int lease_held(const lease_t *l, apr_time_t now, apr_pool_t *p)
     return 1;
 }
 
-static const char *locks_dir(const fs_t *fs, apr_pool_t *p)
+static const char *lock_where(const fs_t *fs, const char *name, apr_pool_t *p)
 {
-    return apr_pstrcat(p, group_dir(fs, ACME_SG_JOBS, p), "/" FS_LOCKS_DIR, NULL);
+    return apr_pstrcat(p, item_where(fs, ACME_SG_JOBS, NULL, NULL, p), "/" FS_LOCKS_DIR,
+                       name ? "/" : "", name ? name : "", NULL);
+}
+
+/* Opens jobs/.locks (made if missing when create). */
+static apr_status_t locks_open(int *pfd, const fs_t *fs, int create, apr_pool_t *p)
+{
+    int jfd = -1;
+    apr_status_t rv = dir_open(&jfd, fs, ACME_SG_JOBS, NULL, create);
+
+    *pfd = -1;
+    if (rv == APR_SUCCESS) {
+        rv = sub_open(pfd, jfd, FS_LOCKS_DIR, create ? 0755 : 0);
+    }
+    if (create && (rv == APR_FROM_OS_ERROR(ELOOP) || rv == APR_FROM_OS_ERROR(ENOTDIR))) {
+        /* something else in its place (a symlink): every claim needs it */
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, ACMELOG(0924) "store: %s is not a "
+                 "directory; it is replaced", lock_where(fs, NULL, p));
+        if ((rv = rm_at(jfd, FS_LOCKS_DIR, 0, p)) == APR_SUCCESS) {
+            rv = sub_open(pfd, jfd, FS_LOCKS_DIR, 0755);
+        }
+    }
+    fd_close(&jfd);
+    return rv;
 }
 
 /* Returns the guard's descriptor in *pfd, held exclusively. */
-static apr_status_t guard_acquire(int *pfd, const char *dir, apr_pool_t *p)
+static apr_status_t guard_acquire(int *pfd, const fs_t *fs, int lfd, apr_pool_t *p)
 {
-    const char *path = apr_pstrcat(p, dir, "/" FS_LOCK_GUARD, NULL);
+    apr_time_t until = apr_time_now() + FS_GUARD_WAIT;
+    apr_interval_time_t pause = 1000;
+    apr_status_t rv = APR_SUCCESS;
+    struct stat st, dst;
     int fd;
 
     *pfd = -1;
-    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    fd = openat(lfd, FS_LOCK_GUARD, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
     if (fd < 0) {
         return os_err();
     }
-    while (flock(fd, LOCK_EX) < 0) {
-        if (errno != EINTR) {
-            apr_status_t rv = os_err();
-            close(fd);
-            return rv;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
+    /* made by root: the child must be able to take it too */
+    if (foreign_dir(&dst, lfd) && st.st_uid != dst.st_uid && fchown(fd, dst.st_uid, dst.st_gid) < 0) {
+        rv = os_err();
+        goto leave;
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            rv = os_err();
+            goto leave;
         }
+        if (apr_time_now() >= until) {
+            rv = APR_TIMEUP;
+            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0922) "store: the lock guard %s "
+                     "has been held for %d s; giving up on this change", lock_where(fs, FS_LOCK_GUARD, p),
+                     (int)apr_time_sec(FS_GUARD_WAIT));
+            goto leave;
+        }
+        apr_sleep(pause);
+        pause = pause < 20000 ? pause * 2 : pause;
     }
     *pfd = fd;
-    return APR_SUCCESS;
+    fd = -1;
+leave:
+    fd_close(&fd);
+    return rv;
 }
 
 static void guard_release(int fd)
@@ -808,18 +993,12 @@ static void guard_release(int fd)
     }
 }
 
-
-static const char *lock_path(const fs_t *fs, const char *name, apr_pool_t *p)
-{
-    return apr_pstrcat(p, locks_dir(fs, p), "/", name, NULL);
-}
-
 /* Under the guard: is c still the current claim? */
-static apr_status_t fence_check(const fs_t *fs, const acme_store_claim_t *c, apr_pool_t *p)
+static apr_status_t fence_check(int lfd, const fs_t *fs, const acme_store_claim_t *c, apr_pool_t *p)
 {
     lease_t cur;
 
-    if (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
+    if (lease_read(&cur, lfd, c->name, p) != APR_SUCCESS
         || cur.token != c->token || strcmp(cur.owner, c->owner)
         || !lease_held(&cur, fs_now(fs), p)) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, ACMELOG(0907) "store: a write for %s with the "
@@ -838,15 +1017,17 @@ static apr_status_t fence_enter(int *pguard, acme_store_t *s, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     apr_status_t rv;
+    int lfd = -1;
 
     *pguard = -1;
     if (!s->fence) {
         return APR_SUCCESS;
     }
-    rv = guard_acquire(pguard, locks_dir(fs, p), p);
-    if (rv == APR_SUCCESS) {
-        rv = fence_check(fs, s->fence, p);
+    if ((rv = locks_open(&lfd, fs, 0, p)) == APR_SUCCESS
+        && (rv = guard_acquire(pguard, fs, lfd, p)) == APR_SUCCESS) {
+        rv = fence_check(lfd, fs, s->fence, p);
     }
+    fd_close(&lfd);
     return rv;
 }
 
@@ -854,32 +1035,33 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
                              const char *owner, apr_interval_time_t lease, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir, *content;
+    const char *content;
     acme_store_claim_t *c;
     apr_time_t now;
     lease_t cur, next;
     apr_status_t rv;
-    int guard = -1;
+    int guard = -1, lfd = -1;
 
     *pclaim = NULL;
     if (!acme_store_name_is_valid(name) || !owner_is_valid(owner) || lease <= 0) {
         return APR_EINVAL;
     }
-    dir = locks_dir(fs, p);
-    if ((rv = make_dir(dir, 0755)) != APR_SUCCESS
-        || (rv = guard_acquire(&guard, dir, p)) != APR_SUCCESS) {
+    if ((rv = locks_open(&lfd, fs, 1, p)) != APR_SUCCESS
+        || (rv = guard_acquire(&guard, fs, lfd, p)) != APR_SUCCESS) {
         goto leave;
     }
     /* the clock is read once we may act, not while we waited */
     now = fs_now(fs);
-    rv = lease_read(&cur, lock_path(fs, name, p), p);
+    rv = lease_read(&cur, lfd, name, p);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
         /* we never write partial leases, so this is damage, not a holder:
          * blocking renewals forever would be worse than taking it */
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv,
                  ACMELOG(0905) "store: lock file %s is unreadable, taking it over",
-                 lock_path(fs, name, p));
+                 lock_where(fs, name, p));
         memset(&cur, 0, sizeof(cur));
+        /* whatever it is (a directory, a FIFO), the lease replaces it */
+        rm_at(lfd, name, 1, p);
     }
     c = apr_pcalloc(p, sizeof(*c));
     c->name = apr_pstrdup(p, name);
@@ -897,7 +1079,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     next.pid = (long)getpid();
     next.host = this_host(p);
     content = lease_format(&next, p);
-    rv = write_atomic(dir, name, content, strlen(content), 0644, 0, p);
+    rv = write_atomic(lfd, lock_where(fs, NULL, p), name, content, strlen(content), 0644, 0, p);
     if (rv == APR_SUCCESS) {
         c->owner = apr_pstrdup(p, owner);
         c->token = next.token;
@@ -905,6 +1087,7 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     }
 leave:
     guard_release(guard);
+    fd_close(&lfd);
     return rv;
 }
 
@@ -916,13 +1099,16 @@ static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int re
                                   apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
-    const char *dir = locks_dir(fs, p), *content;
+    const char *content;
     lease_t cur;
     apr_status_t rv;
-    int guard = -1;
+    int guard = -1, lfd = -1;
 
-    rv = guard_acquire(&guard, dir, p);
-    if (rv == APR_SUCCESS && (lease_read(&cur, lock_path(fs, c->name, p), p) != APR_SUCCESS
+    rv = locks_open(&lfd, fs, 0, p);
+    if (rv == APR_SUCCESS) {
+        rv = guard_acquire(&guard, fs, lfd, p);
+    }
+    if (rv == APR_SUCCESS && (lease_read(&cur, lfd, c->name, p) != APR_SUCCESS
                               || cur.token != c->token || strcmp(cur.owner, c->owner)
                               || !lease_held(&cur, fs_now(fs), p))) {
         rv = release ? APR_SUCCESS : ACME_STORE_EFENCED; /* not ours (any more) */
@@ -931,13 +1117,14 @@ static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int re
     if (rv == APR_SUCCESS) {
         cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
-        rv = write_atomic(dir, c->name, content, strlen(content), 0644, 0, p);
+        rv = write_atomic(lfd, lock_where(fs, NULL, p), c->name, content, strlen(content), 0644, 0, p);
     }
     else if (release && APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS; /* no locks directory, no lock */
     }
 leave:
     guard_release(guard);
+    fd_close(&lfd);
     return rv;
 }
 
@@ -990,14 +1177,13 @@ static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store
 static const char *fs_path(acme_store_t *s, acme_store_group_t g, const char *name,
                            const char *aspect, apr_pool_t *p)
 {
-    const char *path;
-
-    return item_path(&path, s->baton, g, name, aspect, p) == APR_SUCCESS ? path : NULL;
+    return names_check(g, name, aspect) == APR_SUCCESS ? item_where(s->baton, g, name, aspect, p)
+                                                         : NULL;
 }
 
 /* ---- creation and ownership ---------------------------------------------- */
 
-static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t *p)
+static apr_status_t schema_check(int basefd, const char *base, const char **perr, apr_pool_t *p)
 {
     const char *path = apr_pstrcat(p, base, "/" FS_SCHEMA_FILE, NULL);
     const char *data, *jerr = NULL;
@@ -1007,9 +1193,9 @@ static apr_status_t schema_check(const char *base, const char **perr, apr_pool_t
     long long schema;
     apr_status_t rv;
 
-    rv = acme_file_read(&data, &len, path, 64 * 1024, p);
+    rv = acme_file_read_at(&data, &len, basefd, FS_SCHEMA_FILE, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = write_atomic(base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
+        rv = write_atomic(basefd, base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
         if (rv != APR_SUCCESS) {
             *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
         }
@@ -1055,8 +1241,8 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     char *base;
     apr_size_t blen;
     apr_status_t rv;
-    const char *err = NULL;
-    int g, guard = -1;
+    const char *err = NULL, *tmp;
+    int g, guard = -1, basefd = -1, lfd = -1;
 
     *pstore = NULL;
     if (!base_dir || !base_dir[0]) {
@@ -1069,51 +1255,52 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     while (blen > 1 && base[blen - 1] == '/') {
         base[--blen] = '\0';
     }
+    fs = apr_pcalloc(p, sizeof(*fs));
+    fs->pool = p;
+    fs->base = base;
     rv = apr_dir_make_recursive(base, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE
                                           | APR_FPROT_GREAD | APR_FPROT_GEXECUTE
                                           | APR_FPROT_WREAD | APR_FPROT_WEXECUTE, p);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
+    if (rv == APR_SUCCESS || APR_STATUS_IS_EEXIST(rv)) {
+        rv = base_open(&basefd, fs);
+    }
+    if (rv != APR_SUCCESS) {
         /* The directory is not there, and cannot be made: an error in the
          * configuration, unless the disk is full or read-only, when the
          * server must still start (with temporary certificates). */
+        err = apr_psprintf(p, "cannot create the store directory %s", base);
         if (!disk_refuses(rv)) {
-            err = apr_psprintf(p, "cannot create the store directory %s", base);
             goto leave;
         }
-        err = apr_psprintf(p, "cannot create the store directory %s", base);
     }
     else {
-        rv = schema_check(base, &err, p);
+        rv = schema_check(basefd, base, &err, p);
         if (rv != APR_SUCCESS && !disk_refuses(rv)) {
             goto leave;
         }
     }
-    fs = apr_pcalloc(p, sizeof(*fs));
-    fs->pool = p;
-    fs->base = base;
     for (g = 0; g < ACME_SG_COUNT && !err; ++g) {
-        const char *dir = group_dir(fs, (acme_store_group_t)g, p);
-        if (make_dir(dir, name_dir_mode((acme_store_group_t)g)) != APR_SUCCESS) {
-            err = apr_psprintf(p, "cannot create the store directory %s", dir);
+        int gfd = -1;
+        if (sub_open(&gfd, basefd, acme_store_group_name((acme_store_group_t)g),
+                     name_dir_mode((acme_store_group_t)g)) != APR_SUCCESS) {
+            err = apr_psprintf(p, "cannot create the store directory %s",
+                               item_where(fs, (acme_store_group_t)g, NULL, NULL, p));
         }
+        fd_close(&gfd);
     }
-    if (!err && make_dir(locks_dir(fs, p), 0755) != APR_SUCCESS) {
-        err = apr_psprintf(p, "cannot create the store directory %s", locks_dir(fs, p));
-    }
-    /* created now, by the parent, so that set_owner hands it to the child */
-    if (!err && guard_acquire(&guard, locks_dir(fs, p), p) != APR_SUCCESS) {
-        err = apr_psprintf(p, "cannot create the lock guard in %s", locks_dir(fs, p));
+    /* the guard is made now, by the parent, like everything the child uses */
+    if (!err && (locks_open(&lfd, fs, 1, p) != APR_SUCCESS
+                 || guard_acquire(&guard, fs, lfd, p) != APR_SUCCESS)) {
+        err = apr_psprintf(p, "cannot create the lock guard in %s", lock_where(fs, NULL, p));
     }
     guard_release(guard);
-    if (!err) {
-        /* everything exists, but does the disk still take a file? (full) */
-        const char *tmp;
-        if (write_tmp(&tmp, base, "probe", 5, 0644, 0, p) != APR_SUCCESS) {
-            err = apr_psprintf(p, "cannot write a file in %s", base);
-        }
-        else {
-            unlink(tmp);
-        }
+    fd_close(&lfd);
+    /* everything exists, but does the disk still take a file? (full) */
+    if (!err && write_tmp(&tmp, basefd, "probe", 5, 0644, 0, p) != APR_SUCCESS) {
+        err = apr_psprintf(p, "cannot write a file in %s", base);
+    }
+    else if (!err) {
+        unlinkat(basefd, tmp, 0);
     }
     /* What is there can still be read and served; writes fail, each with
      * its own error, until the disk takes them again. */
@@ -1135,6 +1322,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     s->path = fs_path;
     *pstore = s;
 leave:
+    fd_close(&basefd);
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0906) "store: %s", err ? err : "failed");
     }
@@ -1153,61 +1341,85 @@ typedef struct {
     int removed;
 } sweep_t;
 
-static apr_status_t sweep_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
+static apr_status_t sweep_entry(int dirfd, const char *name, void *baton, apr_pool_t *p)
 {
     sweep_t *sw = baton;
     int stale = !strncmp(name, ".tmp.", 5) || !strncmp(name, ".del.", 5);
     struct stat st;
 
-    if (lstat(path, &st) < 0) {
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         return APR_SUCCESS;
     }
     if (stale && apr_time_from_sec(st.st_mtime) < sw->before) {
-        sw->removed += rm_rf(path, p) == APR_SUCCESS;
+        sw->removed += rm_at(dirfd, name, FS_WALK_DEPTH, p) == APR_SUCCESS;
     }
     else if (!stale && sw->depth > 0 && S_ISDIR(st.st_mode) && acme_store_name_is_valid(name)) {
         sweep_t below = {sw->before, sw->depth - 1, 0};
-        each_entry(path, sweep_entry, &below, p);
+        int fd = dir_open_at(dirfd, name);
+        if (fd >= 0) {
+            each_entry(fd, sweep_entry, &below, p);
+            fd_close(&fd);
+        }
         sw->removed += below.removed;
     }
     return APR_SUCCESS;
 }
 
-static int sweep_dir(const char *dir, apr_time_t before, int depth, apr_pool_t *p)
-{
-    sweep_t sw = {before, depth, 0};
-
-    each_entry(dir, sweep_entry, &sw, p);
-    return sw.removed;
-}
-
 int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
 {
     const fs_t *fs;
-    int g, n = 0;
+    sweep_t sw;
+    int g, fd = -1;
 
     if (!s || s->load != fs_load) {
         return 0;
     }
     fs = s->baton;
+    sw.before = fs_now(fs) - age;
+    sw.removed = 0;
     for (g = 0; g < ACME_SG_COUNT; ++g) {
-        n += sweep_dir(group_dir(fs, (acme_store_group_t)g, p), fs_now(fs) - age, 1, p);
+        if (dir_open(&fd, fs, (acme_store_group_t)g, NULL, 0) == APR_SUCCESS) {
+            sw.depth = 1;
+            each_entry(fd, sweep_entry, &sw, p);
+        }
+        fd_close(&fd);
     }
-    n += sweep_dir(fs->base, fs_now(fs) - age, 0, p);
-    return n;
+    if (base_open(&fd, fs) == APR_SUCCESS) {
+        sw.depth = 0;
+        each_entry(fd, sweep_entry, &sw, p);
+    }
+    fd_close(&fd);
+    return sw.removed;
 }
 
 apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p)
 {
-    return s && s->load == fs_load ? rm_rf(((const fs_t *)s->baton)->base, p) : APR_EINVAL;
-}
+    char *parent, *slash;
+    apr_status_t rv;
+    int fd;
 
+    if (!s || s->load != fs_load) {
+        return APR_EINVAL;
+    }
+    parent = apr_pstrdup(p, ((const fs_t *)s->baton)->base);
+    slash = strrchr(parent, '/');
+    if (!slash || !slash[1]) {
+        return APR_EINVAL;
+    }
+    *slash = '\0';
+    fd = open(slash == parent ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return os_err();
+    }
+    rv = rm_at(fd, slash + 1, FS_WALK_DEPTH + 1, p);
+    fd_close(&fd);
+    return rv;
+}
 
 static int is_fs_store(const acme_store_t *s)
 {
     return s && s->load == fs_load;
 }
-
 
 void acme_store_fs_set_clock(acme_store_t *s, acme_store_clock_cb *cb, void *baton)
 {
@@ -1218,35 +1430,52 @@ void acme_store_fs_set_clock(acme_store_t *s, acme_store_clock_cb *cb, void *bat
     }
 }
 
+/* Gives the entry name of dirfd, and what is below it, to uid:gid. Acts
+ * on the inode it opened (O_PATH, O_NOFOLLOW), not on a name that could be
+ * swapped meanwhile; leaves symlinks, and files with other links (a hard
+ * link to a file elsewhere), alone. */
 typedef struct {
     uid_t uid;
     gid_t gid;
+    int depth;
 } owner_t;
 
-static apr_status_t chown_entry(const char *path, const char *name, void *baton, apr_pool_t *p)
+static apr_status_t chown_at(int dirfd, const char *name, void *baton, apr_pool_t *p)
 {
     const owner_t *o = baton;
-    apr_status_t rv = chown_r(path, o->uid, o->gid, p);
-
-    (void)name;
-    return APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv; /* removed meanwhile */
-}
-
-static apr_status_t chown_r(const char *path, uid_t uid, gid_t gid, apr_pool_t *p)
-{
-    owner_t o = {uid, gid};
+    owner_t below = {o->uid, o->gid, o->depth - 1};
+    apr_status_t rv = APR_SUCCESS;
     struct stat st;
+    int fd = dir_open_at(dirfd, name);
 
-    if (lstat(path, &st) < 0) {
-        return os_err();
+    if (fd >= 0) {
+        if (fchown(fd, o->uid, o->gid) < 0) {
+            rv = os_err();
+        }
+        else if (o->depth > 0) {
+            rv = each_entry(fd, chown_at, &below, p);
+        }
+        fd_close(&fd);
+        return rv;
     }
-    /* lchown: a symlink planted below must not hand out a foreign file */
-    if (lchown(path, uid, gid) < 0) {
-        return os_err();
+    if (errno != ENOTDIR && errno != ELOOP) {
+        return errno == ENOENT ? APR_SUCCESS : os_err(); /* removed meanwhile */
     }
-    return S_ISDIR(st.st_mode) ? each_entry(path, chown_entry, &o, p) : APR_SUCCESS;
+    fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? APR_SUCCESS : os_err();
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+        && fchownat(fd, "", o->uid, o->gid, AT_EMPTY_PATH) < 0) {
+        rv = os_err();
+    }
+    fd_close(&fd);
+    return rv;
 }
 
+/* The groups the child writes are its own from when they are made: the
+ * walk runs only where a group is not its owner's yet (a new store, or a
+ * changed User), when nobody but root could have written below it. */
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
                                      apr_pool_t *p)
 {
@@ -1256,36 +1485,34 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
     const fs_t *fs;
     apr_status_t rv = APR_SUCCESS;
     apr_size_t i;
+    int base = -1;
 
     if (!is_fs_store(s)) {
         return APR_EINVAL;
     }
     fs = s->baton;
+    if ((rv = base_open(&base, fs)) != APR_SUCCESS) {
+        return rv;
+    }
     for (i = 0; i < sizeof(child_groups) / sizeof(child_groups[0]); ++i) {
-        const char *dir = group_dir(fs, child_groups[i], p);
-        apr_status_t rv2 = chown_r(dir, (uid_t)uid, (gid_t)gid, p);
+        const char *gname = acme_store_group_name(child_groups[i]);
+        owner_t o = {(uid_t)uid, (gid_t)gid, FS_WALK_DEPTH};
+        struct stat st;
+        apr_status_t rv2 = APR_SUCCESS;
+
+        if (fstatat(base, gname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rv2 = os_err();
+        }
+        else if (st.st_uid != o.uid || st.st_gid != o.gid) {
+            rv2 = chown_at(base, gname, &o, p);
+        }
         if (rv2 != APR_SUCCESS) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2,
-                     ACMELOG(0907) "store: cannot hand %s to uid %ld gid %ld", dir, (long)uid, (long)gid);
-            if (rv == APR_SUCCESS) {
-                rv = rv2;
-            }
+            acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv2, ACMELOG(0923) "store: cannot hand %s to "
+                     "uid %ld gid %ld", item_where(fs, child_groups[i], NULL, NULL, p),
+                     (long)uid, (long)gid);
+            rv = rv == APR_SUCCESS ? rv2 : rv;
         }
     }
-    /* Activated results were written by the child: domains/ and the
-     * archive belong to the parent alone. */
-    {
-        static const acme_store_group_t parent_groups[] = {ACME_SG_DOMAINS, ACME_SG_ARCHIVE};
-        for (i = 0; i < sizeof(parent_groups) / sizeof(parent_groups[0]); ++i) {
-            const char *dir = group_dir(fs, parent_groups[i], p);
-            apr_status_t rv2 = chown_r(dir, geteuid(), getegid(), p);
-            if (rv2 != APR_SUCCESS && rv == APR_SUCCESS) {
-                rv = rv2;
-            }
-        }
-    }
+    fd_close(&base);
     return rv;
 }
-
-/* ---- JSON convenience ------------------------------------------------------ */
-

@@ -202,6 +202,51 @@ int acme_name_is_wildcard(const char *name)
     return name && name[0] == '*' && name[1] == '.';
 }
 
+/* U+061C, U+200E-F, U+202A-E, U+2066-9 */
+static int is_bidi_control(const unsigned char *c, apr_size_t n)
+{
+    return (n == 2 && c[0] == 0xD8 && c[1] == 0x9C)
+           || (n == 3 && c[0] == 0xE2 && c[1] == 0x80
+               && ((c[2] >= 0x8E && c[2] <= 0x8F) || (c[2] >= 0xAA && c[2] <= 0xAE)))
+           || (n == 3 && c[0] == 0xE2 && c[1] == 0x81 && c[2] >= 0xA6 && c[2] <= 0xA9);
+}
+
+const char *acme_str_printable(apr_pool_t *p, const char *s)
+{
+    const unsigned char *c = (const unsigned char *)(s ? s : "");
+    char *out = apr_palloc(p, strlen((const char *)c) * 4 + 1), *o = out;
+    apr_size_t n, i;
+
+    while (*c) {
+        n = *c < 0x80 ? 1 : (*c & 0xE0) == 0xC0 ? 2 : (*c & 0xF0) == 0xE0 ? 3
+          : (*c >= 0xF0 && *c <= 0xF4) ? 4 : 0;
+        for (i = 1; i < n; ++i) {
+            if ((c[i] & 0xC0) != 0x80) n = 0;
+        }
+        if (!n || *c < 0x20 || *c == 0x7F || *c == 0xC0 || *c == 0xC1
+            || (*c == 0xC2 && c[1] < 0xA0)) {
+            apr_snprintf(o, 5, "\\x%02X", *c);
+            o += 4;
+            ++c;
+            continue;
+        }
+        if (is_bidi_control(c, n)) {
+            /* as many bytes in as characters out, at most */
+            unsigned cp = n == 2 ? ((c[0] & 0x1Fu) << 6 | (c[1] & 0x3Fu))
+                                 : ((c[0] & 0x0Fu) << 12 | (c[1] & 0x3Fu) << 6 | (c[2] & 0x3Fu));
+            apr_snprintf(o, 7, "\\u%04X", cp);
+            o += 6;
+            c += n;
+            continue;
+        }
+        memcpy(o, c, n);
+        o += n;
+        c += n;
+    }
+    *o = '\0';
+    return out;
+}
+
 int acme_name_is_valid(const char *name)
 {
     apr_size_t len, label = 0, labels = 0;
@@ -428,35 +473,31 @@ apr_status_t acme_time_parse_rfc3339(apr_time_t *pt, const char *s)
 
 /* ---- files ---------------------------------------------------------------------- */
 
-apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *path,
-                            apr_size_t max, apr_pool_t *p)
+/* Reads all of fd, which must be a regular file of at most max bytes.
+ * Takes fd: it is closed. */
+static apr_status_t read_fd(const char **pdata, apr_size_t *plen, int fd, apr_size_t max,
+                            apr_pool_t *p)
 {
     apr_status_t rv = APR_SUCCESS;
     struct stat st;
     char *buf = NULL;
     apr_size_t size, got = 0;
-    int fd;
 
     *pdata = NULL;
     *plen = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        rv = APR_FROM_OS_ERROR(errno);
-        goto leave;
+        return APR_FROM_OS_ERROR(errno);
     }
     if (fstat(fd, &st) < 0) {
         rv = APR_FROM_OS_ERROR(errno);
         goto leave;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st.st_mode) || st.st_size < 0
+        || (apr_size_t)st.st_size > (max ? max : ACME_FILE_MAX)) {
         rv = APR_EINVAL;
         goto leave;
     }
     size = (apr_size_t)st.st_size;
-    if (max && size > max) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
     buf = apr_palloc(p, size + 1);
     while (got < size) {
         ssize_t n = read(fd, buf + got, size - got);
@@ -476,8 +517,19 @@ apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *pa
     *pdata = buf;
     *plen = got;
 leave:
-    if (fd >= 0) {
-        close(fd);
-    }
+    close(fd);
     return rv;
+}
+
+apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *path,
+                            apr_size_t max, apr_pool_t *p)
+{
+    return read_fd(pdata, plen, open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), max, p);
+}
+
+apr_status_t acme_file_read_at(const char **pdata, apr_size_t *plen, int dirfd,
+                               const char *name, apr_size_t max, apr_pool_t *p)
+{
+    return read_fd(pdata, plen,
+                   openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC), max, p);
 }

@@ -32,11 +32,21 @@ typedef enum {
 typedef void acme_log_cb(void *baton, const char *file, int line, int level,
                          apr_status_t rv, const char *msg);
 
-/* The one reader of whole files: NUL-terminated (not counted in *plen).
- * APR_EINVAL when it is not a regular file or larger than max (0: no
- * bound); the OS error otherwise (APR_ENOENT when missing). */
+/* What a whole-file read takes at most when the caller gives no bound:
+ * far above any certificate chain, far below what a hostile sparse file
+ * could make the reader allocate. */
+#define ACME_FILE_MAX (1024 * 1024)
+
+/* The readers of whole files: NUL-terminated (not counted in *plen).
+ * APR_EINVAL when it is not a regular file or larger than max (0:
+ * ACME_FILE_MAX); the OS error otherwise (APR_ENOENT when missing). Neither
+ * blocks on a FIFO or a device. acme_file_read follows symlinks (paths from
+ * the configuration); acme_file_read_at reads the entry name of the open
+ * directory dirfd and never follows one (files someone else could write). */
 apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *path,
                             apr_size_t max, apr_pool_t *p);
+apr_status_t acme_file_read_at(const char **pdata, apr_size_t *plen, int dirfd,
+                               const char *name, apr_size_t max, apr_pool_t *p);
 
 /* A log line's stable message id, ACMELOG(0403) -> "ACME0403: ": ids are
  * grepped by operators and never reused. */
@@ -66,6 +76,13 @@ const char *acme_duration_format(apr_pool_t *p, apr_interval_time_t dur);
 /* A DNS name as ManagedDomain accepts it: LDH labels, optional leading "*.",
  * at most 253 chars, no trailing dot; or an IPv4/IPv6 literal. */
 int acme_name_is_valid(const char *name);
+
+/* Text from the CA, the store or the network, made safe for a terminal and
+ * a log line: control characters (C0, DEL, C1) and bytes that are not
+ * UTF-8 become \xNN, and the Unicode bidi controls (which reorder what a
+ * terminal shows) \uNNNN, so that nobody can move the cursor, recolour the
+ * screen, forge lines or make one name read as another. */
+const char *acme_str_printable(apr_pool_t *p, const char *s);
 int acme_name_is_ip(const char *name);
 int acme_name_is_wildcard(const char *name);
 /* Does pattern (possibly "*.example.org") cover host? Case-insensitive. */

@@ -258,24 +258,38 @@ static void fuzz_pw_cleanup(void)
 }
 
 /* etcd's answer to the get of <prefix>store, holding plain sealed as the
- * store writes it. */
+ * store writes it (with a store whose etcd never answers: sealing asks
+ * nothing). */
 static char *sealed_answer(apr_pool_t *p, const uint8_t *plain, size_t len)
 {
-    const char *key = FUZZ_PREFIX "store", *sealed;
+    const char *key = FUZZ_PREFIX "store", *err;
     acme_json_t *ans = acme_json_new_object(p), *kv = acme_json_new_object(p);
     acme_json_t *kvs = acme_json_new_array(p);
     const char *value, *body;
+    apr_size_t vlen;
+    fake_t none;
+    acme_http_t http = {&none, fake_perform};
+    acme_etcd_config_t conf;
+    apr_array_header_t *eps = apr_array_make(p, 1, sizeof(const char *));
+    acme_etcd_t *e;
+    acme_store_t *st;
 
-    if (acme_seal(&sealed, p, fuzz_seal_key, key, plain, len) != APR_SUCCESS) {
+    memset(&none, 0, sizeof(none));
+    APR_ARRAY_PUSH(eps, const char *) = "http://127.0.0.1:2379";
+    acme_etcd_config_init(&conf);
+    conf.endpoints = eps;
+    if (acme_etcd_create(&e, p, &conf, &http, acme_result_make(p)) != APR_SUCCESS
+        || acme_store_etcd_create(&st, p, e, FUZZ_PREFIX, fuzz_seal_key, &err) != APR_SUCCESS
+        || acme_store_etcd_item_encode(&value, &vlen, st, key, (const char *)plain, len, 1,
+                                       1796215524450833, p) != APR_SUCCESS) {
         return NULL;
     }
-    value = apr_pstrcat(p, "acme-item 1 1796215524450833 s\n", sealed, NULL);
     acme_json_sets(ans, "5", "header", "revision", NULL);
     acme_json_sets(kv, acme_etcd_b64_encode(p, key, strlen(key)), "key", NULL);
     acme_json_sets(kv, "2", "create_revision", NULL);
     acme_json_sets(kv, "2", "mod_revision", NULL);
     acme_json_sets(kv, "1", "version", NULL);
-    acme_json_sets(kv, acme_etcd_b64_encode(p, value, strlen(value)), "value", NULL);
+    acme_json_sets(kv, acme_etcd_b64_encode(p, value, vlen), "value", NULL);
     acme_json_array_append(kvs, kv);
     acme_json_setj(ans, kvs, "kvs", NULL);
     body = acme_json_dump(ans, p, 1);
@@ -348,6 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!strncmp(cmd, "auth ", 5)) {
         conf.user = "fuzz";
         conf.password_file = fuzz_pw_file;
+        conf.password_flags = ACME_KEYFILE_ANY_OWNER;
         cmd += 5;
     }
     args = strchr(cmd, ' ');

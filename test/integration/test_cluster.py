@@ -487,6 +487,22 @@ def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
     s.write_config(good.replace(c.key_file, other_owner))
     rc, out = s.check_config()
     assert rc != 0 and "not owned by root" in out, out
+    # the etcd password file (ManagedStoreAuth) by the same rule
+    password = os.path.join(test_dir, "etcd.pw")
+    with open(password, "w") as f:
+        f.write("secret\n")
+    os.chmod(password, 0o644)
+    s.write_config(good + "ManagedStoreAuth acme %s\n" % password)
+    rc, out = s.check_config()
+    assert rc != 0 and "ManagedStoreAuth" in out and "etcd password file" in out \
+        and "group or others" in out and "chmod 0400" in out, out
+    os.chmod(password, 0o400)
+    os.chown(password, 65534, 65534)
+    rc, out = s.check_config()
+    assert rc != 0 and "etcd password file" in out and "not owned by root" in out, out
+    os.chown(password, 0, 0)
+    rc, out = s.check_config()
+    assert rc == 0, out
     # an endpoint that is not a URL
     s.write_config(good.replace("ManagedStore etcd ", "ManagedStore etcd 10.0.0.1:2379 "))
     rc, out = s.check_config()
@@ -502,9 +518,7 @@ def test_store_directives_are_checked_by_apachectl_t(cluster_factory, test_dir):
 
 def kill_server(server):
     pid = server.pid()
-    for child in util.child_pids(pid):
-        util.kill_pid(child, signal.SIGKILL)
-    util.kill_pid(pid, signal.SIGKILL)
+    util.kill_tree(pid)
     util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd %d gone" % pid)
 
 
@@ -678,6 +692,98 @@ def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
     assert s.is_running()
 
 
+def public_der(obj):
+    from cryptography.hazmat.primitives import serialization
+    return obj.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def item_mac_value(store_key, key_name, mtime, data):
+    """An etcd value with a MAC as docs/etcd.md describes it, under store_key
+    (32 bytes): HKDF-SHA256 (no salt) derives the MAC key, the HMAC covers
+    the item's context, the etcd key, the time and the data."""
+    import base64
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    mac_key = HKDF(hashes.SHA256(), 32, None, b"mod_acme etcd item mac v2").derive(store_key)
+    msg = b"acme-item 2 m\0%s\0%d\0%s" % (key_name.encode(), mtime, data)
+    mac = base64.urlsafe_b64encode(hmac.new(mac_key, msg, hashlib.sha256).digest()).rstrip(b"=")
+    return b"acme-item 2 %d m %s\n%s" % (mtime, mac, data)
+
+
+@pytest.mark.time_limit(420)
+def test_a_key_planted_in_etcd_without_the_encryption_key_is_never_certified(
+        cluster_factory, build_dir):
+    """Issue 23 item 4: a writer to etcd without the store key plants the
+    renewal job's private key: in the earlier plain item form, with a MAC
+    made up, with a MAC made right but under another store key, and as the
+    module's own sealed key copied from another etcd key. A renewal is
+    requested each time. Each renewal uses a new key the module made; the
+    log names the refused key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    c = cluster_factory(1)
+    s = c.servers[0]
+    name = "plant.cluster.test"
+    acmectl = os.path.join(build_dir, "tools", "acmectl")
+    c.write_configs([name])
+    c.start()
+    c.wait_served_everywhere([name])
+    planted = ec.generate_private_key(ec.SECP256R1())
+    pem = planted.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    key_item = c.prefix + "jobs/%s/privkey.p256.pem" % name
+    domain_key_item = c.prefix + "domains/%s/privkey.p256.pem" % name
+    cert_item = c.prefix + "domains/%s/cert.p256.pem" % name
+    s.expect_errors(r"ACME1400: .*%s" % re.escape(key_item),
+                    r"ACME1104: .*%s" % re.escape(key_item))
+
+    def now():
+        return int(time.time() * 1e6)
+
+    def foreign_mac():
+        # made as the module makes it: with the cluster's own key it gives
+        # the MAC the module wrote on the certificate, so only the key differs
+        with open(c.key_file, "rb") as f:
+            store_key = f.read()
+        written = dict(c.etcd_values(raw=True))[cert_item]
+        head, data = written.split(b"\n", 1)
+        assert item_mac_value(store_key, cert_item, int(head.split(b" ")[2]), data) == written
+        return item_mac_value(os.urandom(32), key_item, now(), pem)
+
+    forms = [
+        (lambda: b"acme-item 1 %d p\n%s" % (now(), pem), r"ACME1400: .*%s.*plain item"),
+        (lambda: b"acme-item 2 %d m %s\n%s" % (now(), b"A" * 43, pem),
+         r"ACME1400: .*%s.*MAC does not match"),
+        (foreign_mac, r"ACME1400: .*%s.*MAC does not match"),
+        (lambda: dict(c.etcd_values(raw=True))[domain_key_item],
+         r"ACME1104: .*%s.*does not decrypt"),
+    ]
+    for value, logged in forms:
+        before = served_by_ca(s, name)
+        log_before = len(s.error_log())
+        res = c.etcd.etcdctl("put", key_item, value().decode())
+        assert res.returncode == 0, res.stderr
+        res = subprocess.run([acmectl, "-f", s.conf_file, "renew", name], capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        util.wait_for(lambda: c.serials(name)[0] not in (before.serial_number, None),
+                      ISSUE_TIMEOUT, "the requested renewal served", interval=0.5)
+        served = served_by_ca(s, name)
+        # neither the planted key nor the one copied from the domain's item
+        assert public_der(served) != public_der(planted), "a certificate for the planted key"
+        assert public_der(served) != public_der(before), "a certificate for the copied key"
+        matches, serial = stored_pair_matches(c, build_dir, name)
+        assert matches and serial == served.serial_number
+        assert re.search(logged % re.escape(key_item), s.error_log()[log_before:]), logged
+        # the planted item is gone with the job's work, or replaced by the module's own key
+        raw = dict(c.etcd_values()).get(key_item)
+        assert raw is None or (raw.startswith("acme-item 2 ") and " s\nv1:" in raw), raw[:40]
+    assert "BEGIN PRIVATE KEY" not in s.error_log()
+
+
 @pytest.mark.time_limit(300)
 def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_factory, pebble,
                                                                        build_dir):
@@ -702,6 +808,15 @@ def test_acmectl_store_migrate_then_two_servers_serve_without_ordering(cluster_f
 
     assert migrate() >= 5        # account (2), certificate, key, meta, job state
     assert migrate() == 0        # idempotent: nothing newer to copy
+    # every value is in the authenticated form
+    items = [(k, v) for k, v in c.etcd_values() if not k.startswith(c.prefix + "locks/")]
+    assert items and all(v.startswith("acme-item 2 ") for _, v in items), items
+    # a plain item written without the key, with a later time, does not keep
+    # the file store's copy out: it is refused and replaced
+    meta = c.prefix + "domains/%s/meta.json" % name
+    c.etcd.etcdctl("put", meta, "acme-item 1 %d p\n{}" % (int(time.time() * 1e6) + 10 ** 12))
+    assert migrate() == 1
+    assert migrate() == 0
     assert secrets_in_etcd(c) == []
     mark = pebble.log_mark()
     c.start()

@@ -7,7 +7,9 @@ import time
 import pytest
 
 from harness import util
-from harness.knot import Knot, OTHER_KEY, UPDATE_KEY, default_zones, new_secret
+from harness.dnsrecorder import OP_QUERY, OP_UPDATE, TYPE_CNAME, TYPE_TXT, DnsRecorder
+from harness.knot import (Knot, OTHER_KEY, UPDATE_KEY, default_zones, new_secret,
+                          tsig_key_text)
 
 REC = "_acme-challenge.www.example.test."
 
@@ -71,7 +73,9 @@ def test_wrong_tsig_secret_is_badsig_naming_the_key(dnstool, knot, test_dir):
     log = run_tool(dnstool, knot.addr, key, "publish", "www.example.test", "v", expect=1)
     assert "NOTAUTH/BADSIG" in log, log
     assert "TSIG key '%s'" % UPDATE_KEY in log
-    assert "class 3" in log  # a configuration problem: not retried in a loop
+    # a BADSIG answer is unsigned (RFC 8945 5.3.2): anyone could have sent
+    # it, so it is retried with the normal backoff (class 1), never paused
+    assert "class 1" in log and "unsigned answer" in log
     assert knot.txt(REC) == []
 
 
@@ -81,7 +85,7 @@ def test_key_the_acl_does_not_allow_is_refused_naming_the_key(dnstool, knot, tes
     log = run_tool(dnstool, knot.addr, key, "publish", "www.example.test", "v", expect=1)
     assert "NOTAUTH" in log or "REFUSED" in log, log
     assert "TSIG key '%s'" % OTHER_KEY in log
-    assert "class 3" in log
+    assert "class 1" in log  # BADKEY is unsigned as well
     assert knot.txt(REC) == []
 
 
@@ -119,7 +123,7 @@ def test_zone_not_found(dnstool, knot, test_dir):
     log = run_tool(dnstool, knot.addr, key, "publish", "www.elsewhere.test", "v", expect=1)
     assert "zone not found" in log, log
     assert "_acme-challenge.www.elsewhere.test." in log
-    assert "class 3" in log
+    assert "class 1" in log  # an unsigned REFUSED to a query says it
 
 
 @pytest.mark.time_limit(90)
@@ -159,6 +163,7 @@ def test_key_file_errors_name_the_file(dnstool, knot, test_dir):
     path = os.path.join(test_dir, "broken.key")
     with open(path, "w") as f:
         f.write('key "acme-key" {\n  algorithm hmac-md5;\n  secret "YWJj";\n};\n')
+    os.chmod(path, 0o600)
     out = subprocess.run([dnstool, "--server", knot.addr, "--key", path, "publish",
                           "www.example.test", "v"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
@@ -189,6 +194,9 @@ def test_bind_add_two_values_withdraw_one_and_errors(dnstool, named, test_dir):
     other = named.key_file(os.path.join(test_dir, "other.key"), name=OTHER_KEY)
     log = run_tool(dnstool, named.addr, other, "publish", "www.example.test", "x", expect=1)
     assert "with REFUSED" in log and "TSIG key '%s'" % OTHER_KEY in log, log
+    # named signs the refusal of a request it could verify: that is a
+    # configuration error (class 3), the only DNS answer that is
+    assert "class 3" in log and "unsigned" not in log, log
     # the update-policy allows TXT only at the names it lists
     log = run_tool(dnstool, named.addr, key, "publish", "mail.example.test", "x", expect=1)
     assert "with REFUSED" in log, log
@@ -258,3 +266,110 @@ def test_update_and_check_over_ipv6(dnstool, dns_servers, test_dir):
     assert server.txt(REC, v6) == ["over-v6"]
     run_tool(dnstool, v6, key, "withdraw", "www.example.test", "over-v6")
     assert server.txt(REC, v6) == []
+
+
+@pytest.fixture
+def recorder():
+    server = DnsRecorder().start()
+    yield server
+    server.stop()
+
+
+def _key_file(test_dir):
+    path = os.path.join(test_dir, "acme.key")
+    with open(path, "w") as f:
+        f.write(tsig_key_text(UPDATE_KEY, new_secret()))
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_random_ids_and_unsigned_refusal_is_transient(dnstool, recorder, test_dir):
+    """A server of the test's own answers the update with a plain REFUSED and
+    no TSIG, as a forger would: the failure is transient (class 1), and no
+    message went out with a fixed id (it was 0 for all)."""
+    key = _key_file(test_dir)
+    for value in ("v1", "v2"):
+        log = run_tool(dnstool, recorder.addr, key, "publish", "www.example.test", value,
+                       expect=1)
+        assert "with REFUSED" in log, log
+        assert "class 1" in log, log
+        assert "unsigned answer" in log
+        assert "secret" in log  # a wrong secret is named beside the ACL
+    kinds = [(m["opcode"], m["qtype"]) for m in recorder.messages]
+    # CNAME and SOA lookups, then the update, twice
+    assert kinds == [(OP_QUERY, 5), (OP_QUERY, 6), (OP_UPDATE, 6)] * 2, kinds
+    ids = recorder.ids()
+    assert len(set(ids)) >= 4, ids   # six 16-bit random ids: equal ones are rare
+    assert 0 not in ids or len(set(ids)) == len(ids), ids
+
+
+def test_answer_to_another_question_is_no_answer(dnstool, test_dir):
+    """The SOA answer carries the right id but another question: it is
+    ignored, so no zone is taken from it and no update is sent."""
+    server = DnsRecorder(other_question="evil.example.").start()
+    try:
+        log = run_tool(dnstool, server.addr, _key_file(test_dir), "publish",
+                       "www.example.test", "v", expect=1)
+        assert "an answer to another question" in log, log
+        assert "class 1" in log
+        assert server.updates() == []
+    finally:
+        server.stop()
+
+
+def test_query_over_tcp_after_truncation_is_checked_too(dnstool, test_dir):
+    """Truncated UDP answers: the lookups are asked again over TCP with the
+    same random id, and those answers go through the same check."""
+    server = DnsRecorder(truncate_queries=True).start()
+    try:
+        log = run_tool(dnstool, server.addr, _key_file(test_dir), "publish",
+                       "www.example.test", "v", expect=1)
+        assert "with REFUSED" in log and "class 1" in log, log
+        by_question = {}
+        for m in server.messages:
+            by_question.setdefault((m["opcode"], m["qtype"]), []).append(m)
+        assert sorted(by_question) == [(OP_QUERY, 5), (OP_QUERY, 6), (OP_UPDATE, 6)]
+        for key in ((OP_QUERY, 5), (OP_QUERY, 6)):
+            sent = by_question[key]
+            assert sent[-1]["transport"] == "tcp", sent
+            assert len({m["id"] for m in sent}) == 1, sent  # one message, resent
+        assert len(set(server.ids())) >= 2, server.messages
+    finally:
+        server.stop()
+
+
+def test_unsigned_noerror_to_an_update_is_no_success(dnstool, test_dir):
+    """A forged NOERROR without the server's signature does not count as
+    written: the update failed (transient)."""
+    server = DnsRecorder(update_rcode=0).start()
+    try:
+        log = run_tool(dnstool, server.addr, _key_file(test_dir), "publish",
+                       "www.example.test", "v", expect=1)
+        assert "signature does not verify" in log and "class 1" in log, log
+        assert "visible" not in log
+    finally:
+        server.stop()
+
+
+def test_check_asks_what_the_ca_asks_through_the_cname(dnstool, knot, test_dir):
+    """A check server shows the value at the CNAME's target but still gives
+    the CA's question (_acme-challenge.NAME) its cached older answer: the
+    check waits, naming that question, until that answer shows it too."""
+    key = knot.key_file(os.path.join(test_dir, "acme.key"))
+    owner, rec = "cname.acme.delegated.test.", "_acme-challenge.cname.example.test."
+    run_tool(dnstool, knot.addr, key, "add", "cname.example.test", "fresh")
+    stale = [(rec, TYPE_CNAME, owner), (owner, TYPE_TXT, "older")]
+    check = DnsRecorder(records={(owner, TYPE_TXT): [(owner, TYPE_TXT, "fresh")],
+                                 (rec, TYPE_TXT): stale}).start()
+    try:
+        log = run_tool(dnstool, knot.addr, key, "wait", "cname.example.test", "fresh",
+                       check=[check.addr], timeout=3, expect=1)
+        assert "%s: asked for %s TXT, as the CA will" % (check.addr, rec) in log, log
+        assert (rec, TYPE_TXT) in {(m["qname"], m["qtype"]) for m in check.messages}
+        check.records[(rec, TYPE_TXT)] = stale + [(owner, TYPE_TXT, "fresh")]
+        log = run_tool(dnstool, knot.addr, key, "wait", "cname.example.test", "fresh",
+                       check=[check.addr], timeout=10)
+        assert "visible at all 2 server(s)" in log, log
+    finally:
+        check.stop()
+        run_tool(dnstool, knot.addr, key, "withdraw", "cname.example.test", "fresh")

@@ -197,6 +197,12 @@ def test_auth_token_user_and_password_file(etcdtool_bin, secure_etcd, test_dir):
     secure_etcd.enable_auth("mod_acme", pw, "mod_acme/")
     tool = Tool(etcdtool_bin, secure_etcd.endpoints,
                 extra=tls_args(pki) + ["--user", "mod_acme", "--password-file", pw_file])
+    # a password that others can read is refused, as the encryption key is
+    os.chmod(pw_file, 0o644)
+    rc, _, err = tool("get", "mod_acme/x")
+    assert rc == 1 and pw_file in err and "group or others" in err, err
+    assert pw not in err
+    os.chmod(pw_file, 0o600)
     tool.ok("put", "mod_acme/x", "with a token")
     assert tool.ok("get", "mod_acme/x")["value"] == "with a token"
     res = secure_etcd.etcdctl("get", "--print-value-only", "mod_acme/x")

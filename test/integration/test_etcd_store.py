@@ -76,7 +76,7 @@ def test_secret_items_are_sealed_in_etcd_and_open_on_load(store):
     key = store.key("domains", "example.org", "privkey.p256.pem")
     assert key == store.prefix + "domains/example.org/privkey.p256.pem"
     raw = store.raw(key)
-    assert raw.startswith("acme-item 1 ") and "\nv1:" in raw
+    assert raw.startswith("acme-item 2 ") and " s\nv1:" in raw
     assert "PRIVATE KEY" not in raw and "MIGHAgEA" not in raw
     assert store.raw(store.key("domains", "example.org", "cert.p256.pem")).endswith("\nCERT")
     assert store.ok("store-load", "domains", "example.org", "privkey.p256.pem")["data"] == PEM
@@ -285,7 +285,7 @@ def test_the_store_works_with_one_member_down(store):
 def test_verify_refuses_another_key_and_a_moved_schema_item(store, test_dir):
     store.ok("store-verify")                 # the first server writes the sealed schema item
     raw = store.raw(store.prefix + "store")
-    assert raw.startswith("acme-item 1 ") and "\nv1:" in raw
+    assert raw.startswith("acme-item 2 ") and " s\nv1:" in raw
     store.ok("store-verify")                 # the next one with the same key agrees
     other = make_key_file(os.path.join(test_dir, "other.key"))
     rc, _, err = store("store-verify", key_file=other)

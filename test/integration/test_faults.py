@@ -176,7 +176,6 @@ KILLS = int(os.environ.get("MOD_ACME_KILL_ROUNDS", "6"))
 
 def test_kill9_at_random_moments_loses_nothing(httpd, acme_proxy):
     import random
-    import signal
     rnd = random.Random(int(os.environ.get("MOD_ACME_KILL_SEED", "1")))
     account_key = None
     for i in range(KILLS):
@@ -185,10 +184,8 @@ def test_kill9_at_random_moments_loses_nothing(httpd, acme_proxy):
         httpd.start()
         time.sleep(rnd.uniform(0.0, 1.2))   # somewhere in the issuance
         pid = httpd.pid()
-        for child in util.child_pids(pid):
-            util.kill_pid(child, signal.SIGKILL)
-        util.kill_pid(pid, signal.SIGKILL)
-        util.wait_for(lambda: not util.pid_alive(pid), 10, "httpd to die")
+        util.kill_tree(pid)
+        util.wait_for(lambda: not util.pids_with_arg(httpd.root), 10, "httpd and its children to die")
         _store_is_sound(httpd.store_dir)
         httpd.start()
         httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")

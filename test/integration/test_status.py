@@ -130,12 +130,13 @@ def check_domain(d, where, with_events=False, top=False):
         "staged": _bool, "renew-requested": _bool,
         "orders-in-flight": lambda v: _int(v) and v >= 0,
         "renewals": lambda v: isinstance(v, dict),
+        "served": lambda v: v in ("managed", "vhost-file", "temporary", "none"),
     }
     optional = {
         "valid-from": _time, "valid-until": _time, "days-left": _int, "issuer": _str,
         "renew-at": _time, "next-attempt": _time, "last-error": lambda v: isinstance(v, dict),
         "last-renewal": _time, "last-run": _time, "job-state": _str, "job-ca": _str,
-        "preflight": lambda v: isinstance(v, dict),
+        "preflight": lambda v: isinstance(v, dict), "served-file": _str,
     }
     if with_events:
         required["events"] = lambda v: isinstance(v, list)
@@ -162,6 +163,20 @@ def check_domain(d, where, with_events=False, top=False):
     # the members about the first-expiring certificate come together
     together = {"valid-from", "valid-until", "days-left"}
     assert len(together & set(d)) in (0, 3), where
+    assert ("served-file" in d) == (d["served"] == "vhost-file"), where
+
+
+def check_watched(w, where):
+    check_object(w, {"file": _str, "vhosts": lambda v: _strs(v) and len(v) >= 1,
+                     "managed": _bool, "served": _bool},
+                 {"managed-by": _str, "error": _str, "valid-from": _time, "valid-until": _time,
+                  "days-left": _int, "subject": _str, "issuer": _str,
+                  "sha256-fingerprint": lambda v: _str(v) and re.match(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$", v),
+                  "names": _strs}, where)
+    assert ("managed-by" in w) == w["managed"], where
+    # either the certificate's facts or why they are unknown
+    together = {"valid-from", "valid-until", "days-left"}
+    assert len(together & set(w)) == (0 if "error" in w else 3), where
 
 
 def _store(v):
@@ -172,9 +187,13 @@ def _store(v):
 
 def check_status(doc):
     check_object(doc, {"schema": lambda v: v == 1, "version": _str, "now": _time,
-                       "domains": lambda v: isinstance(v, list), "store": _store}, {}, "status")
+                       "domains": lambda v: isinstance(v, list),
+                       "watched-certificates": lambda v: isinstance(v, list)},
+                 {"store": _store}, "status")
     for i, d in enumerate(doc["domains"]):
         check_domain(d, "domains[%d]" % i)
+    for i, w in enumerate(doc["watched-certificates"]):
+        check_watched(w, "watched-certificates[%d]" % i)
 
 
 # ------------------------------------------------------------------ metrics
@@ -256,6 +275,8 @@ def test_status_outputs(httpd, pebble, acme_proxy):
     assert b["retry-after-active"] and b["next"] == "retry"
     assert b["certificates"] == [] and "days-left" not in b
     assert c["state"] == "missing-config" and not c["driven"] and c["next"] == "none"
+    assert (a["served"], b["served"], c["served"]) == ("managed", "temporary", "none")
+    assert doc["watched-certificates"] == []    # no vhost has a certificate file of its own
 
     # one domain, by any of its names, with its events
     for name in (OK_NAME, OK_ALIAS.upper(), OK_NAME + "/"):
@@ -333,7 +354,7 @@ def test_status_outputs(httpd, pebble, acme_proxy):
     assert rc == 0 and out.strip() == "", out
     samples = parse_metrics(text)
     assert metric(samples, "acme_certificate_not_after_seconds", domain=OK_NAME,
-                  key_type="P-256") == int(not_after)
+                  key_type="P-256", managed="true") == int(not_after)
     assert not any(n == "acme_certificate_not_after_seconds" and ("domain", BAD_NAME) in l
                    for n, l in samples)
     left_a = metric(samples, "acme_renewal_next_attempt_seconds", domain=OK_NAME)

@@ -350,7 +350,7 @@ static int dns_option(publisher_t *pub, int ch, const char *arg)
         pub->dns->check = apr_array_make(pub->pool, 2, sizeof(acme_dns_server_t *));
     }
     if (ch == OPT_DNS_KEY) {
-        if (acme_dns_tsig_load(&key, pub->pool, arg, &err) != APR_SUCCESS) {
+        if (acme_dns_tsig_load(&key, pub->pool, arg, ACME_KEYFILE_ANY_OWNER, &err) != APR_SUCCESS) {
             fprintf(stderr, "acmeclient: %s\n", err);
             return 0;
         }

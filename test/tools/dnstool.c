@@ -10,6 +10,7 @@
 
 #include "acme_util.h"
 #include "acme_result.h"
+#include "acme_crypto.h"
 #include "acme_dns.h"
 
 static void usage(void)
@@ -116,7 +117,7 @@ int main(int argc, const char *const *argv)
     value = g->ind + 2 < argc ? argv[g->ind + 2] : NULL;
     acme_log_set(log_stderr, NULL, verbose ? ACME_LOG_DEBUG : ACME_LOG_INFO);
     if (key_file) {
-        if (acme_dns_tsig_load(&key, p, key_file, &err) != APR_SUCCESS) {
+        if (acme_dns_tsig_load(&key, p, key_file, ACME_KEYFILE_ANY_OWNER, &err) != APR_SUCCESS) {
             fprintf(stderr, "dnstool: %s\n", err);
             return 2;
         }

@@ -368,7 +368,7 @@ int main(int argc, const char *const *argv)
         case 'c': conf.cert_file = arg; break;
         case 'k': conf.key_file = arg; break;
         case 'u': conf.user = arg; break;
-        case 'P': conf.password_file = arg; break;
+        case 'P': conf.password_file = arg; conf.password_flags = ACME_KEYFILE_ANY_OWNER; break;
         case 't': conf.timeout = apr_time_from_sec(num(arg)); break;
         case 'm': conf.max_value = (apr_size_t)num(arg); break;
         case 'v': ++verbose; break;

@@ -1057,6 +1057,75 @@ START_TEST(client_authz_failure_carries_challenge_problem)
 }
 END_TEST
 
+
+static int published_count;
+
+static apr_status_t count_publish(void *baton, const char *type, const char *name,
+                                  const char *token, const char *key_authz, apr_pool_t *p,
+                                  acme_result_t *r)
+{
+    (void)baton; (void)type; (void)name; (void)token; (void)key_authz; (void)p; (void)r;
+    ++published_count;
+    return APR_SUCCESS;
+}
+
+/* The CA chooses the authorization's identifier: one the order did not ask
+ * for (here with a newline, as a hook's argument would get it) is refused
+ * before anything is published. */
+START_TEST(authz_for_a_name_not_asked_for_is_refused)
+{
+    static const char *bodies[] = {
+        "{\"identifier\":{\"type\":\"dns\",\"value\":\"other.example\"},"
+        "\"status\":\"pending\",\"challenges\":[{\"type\":\"http-01\","
+        "\"url\":\"https://c/1\",\"status\":\"pending\",\"token\":\"tok\"}]}",
+        "{\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\\n-x\"},"
+        "\"status\":\"pending\",\"challenges\":[{\"type\":\"http-01\","
+        "\"url\":\"https://c/1\",\"status\":\"pending\",\"token\":\"tok\"}]}",
+        /* a wildcard authorization for a name asked for without one */
+        "{\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\"},\"wildcard\":true,"
+        "\"status\":\"pending\",\"challenges\":[{\"type\":\"dns-01\","
+        "\"url\":\"https://c/1\",\"status\":\"pending\",\"token\":\"tok\"}]}",
+    };
+    apr_array_header_t *names = apr_array_make(pool, 1, sizeof(const char *));
+    apr_array_header_t *types = apr_array_make(pool, 2, sizeof(const char *));
+    acme_order_params_t params;
+    acme_order_t order, *out = NULL;
+    apr_size_t i;
+
+    APR_ARRAY_PUSH(names, const char *) = "example.org";
+    APR_ARRAY_PUSH(types, const char *) = "http-01";
+    APR_ARRAY_PUSH(types, const char *) = "dns-01";
+    memset(&params, 0, sizeof(params));
+    params.names = names;
+    params.challenges = types;
+    params.publish = count_publish;
+    memset(&order, 0, sizeof(order));
+    order.url = "https://ca/order/1";
+    order.status = ACME_STATE_PENDING;
+    order.authorizations = apr_array_make(pool, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(order.authorizations, const char *) = "https://ca/authz/0";
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); ++i) {
+        canned_t script[] = {
+            {200, AJSON, DIR_JSON, {NULL}, {NULL}},
+            {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+            {200, AJSON, bodies[i], {"Replay-Nonce"}, {"n1"}},
+        };
+        fake_t f;
+        acme_client_t *c = fake_client(&f, script, 3, 1);
+        acme_result_t *r = acme_result_make(pool);
+
+        published_count = 0;
+        ck_assert_int_ne(acme_order_authorize(&out, c, &order, &params,
+                                              apr_time_now() + apr_time_from_sec(10), pool, r),
+                         APR_SUCCESS);
+        ck_assert_int_eq(published_count, 0);
+        ck_assert_str_eq(r->problem, "acme:malformed-response");
+        ck_assert_msg(contains(r->detail, "did not ask for"), "%s", r->detail);
+        ck_assert_ptr_null(strchr(r->detail, '\n'));
+    }
+}
+END_TEST
+
 START_TEST(client_certificate_content_type_checked)
 {
     static const canned_t script[] = {
@@ -1131,6 +1200,7 @@ static Suite *acme_suite(void)
     tcase_add_test(tcc, client_order_needs_location_and_known_profile);
     tcase_add_test(tcc, client_poll_follows_states_and_stops_at_deadline);
     tcase_add_test(tcc, client_authz_failure_carries_challenge_problem);
+    tcase_add_test(tcc, authz_for_a_name_not_asked_for_is_refused);
     tcase_add_test(tcc, client_certificate_content_type_checked);
     tcase_add_test(tcc, client_post_needs_account);
     suite_add_tcase(s, tcc);

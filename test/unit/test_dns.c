@@ -4,6 +4,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
@@ -174,6 +175,7 @@ static const char *write_tmp(const char *text)
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
     fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
     return path;
 }
 
@@ -181,20 +183,54 @@ START_TEST(tsig_load)
 {
     acme_dns_tsig_t *key;
     const char *err, *path;
+    const int any = ACME_KEYFILE_ANY_OWNER;
 
-    ck_assert_int_ne(acme_dns_tsig_load(&key, pool, "/nonexistent/acme.key", &err), APR_SUCCESS);
-    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/acme.key: cannot read"));
-    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, "/tmp", &err), APR_EINVAL);
-    ck_assert_ptr_nonnull(strstr(err, "/tmp: not a TSIG key file"));
+    ck_assert_int_ne(acme_dns_tsig_load(&key, pool, "/nonexistent/acme.key", any, &err),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(err, "cannot read the TSIG key file /nonexistent/acme.key"));
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, "/tmp", any, &err), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "the TSIG key file /tmp is not a regular file"));
 
     path = write_tmp("key \"k\" { algorithm hmac-sha256; };\n");
-    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, &err), APR_EINVAL);
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, any, &err), APR_EINVAL);
     ck_assert_str_eq(err, apr_pstrcat(pool, path, ": line 1: key 'k' has no secret", NULL));
 
     path = write_tmp("key \"k\" { algorithm hmac-sha256; secret \"" SECRET "\"; };\n");
-    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, &err), APR_SUCCESS);
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, any, &err), APR_SUCCESS);
     ck_assert_str_eq(key->name, "k");
     ck_assert_str_eq(key->secret, SECRET);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(tsig_load_checks_owner_and_mode)
+{
+    /* the check of ManagedStoreEncryptionKey (acme_secret_file_read): others
+     * who read the key could sign changes to the zone */
+    const char *path = write_tmp("key \"k\" { algorithm hmac-sha256; secret \"" SECRET
+                                 "\"; };\n");
+    acme_dns_tsig_t *key;
+    const char *err;
+
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_ptr_null(key);
+    ck_assert_msg(strstr(err, "the TSIG key file") && strstr(err, path)
+                  && strstr(err, "group or others") && strstr(err, "chmod 0400"), "%s", err);
+    ck_assert_ptr_null(strstr(err, SECRET));
+    ck_assert_int_eq(chmod(path, 0604), 0);
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_EINVAL);
+    ck_assert_int_eq(chmod(path, 0400), 0);
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, ACME_KEYFILE_ANY_OWNER, &err),
+                     APR_SUCCESS);
+    /* a file root does not own: as root, give it away first */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(path, 65534, 65534), 0);
+    }
+    ck_assert_int_eq(acme_dns_tsig_load(&key, pool, path, 0, &err), APR_EINVAL);
+    ck_assert_msg(strstr(err, "is not owned by root") && strstr(err, "chown root"), "%s", err);
     unlink(path);
 }
 END_TEST
@@ -458,7 +494,9 @@ START_TEST(update_errors)
     acme_result_t *r = acme_result_make(pool);
     acme_dns_msg_t *m;
 
+    /* a refusal signed with our key and verified: the configuration is wrong */
     m = msg(5);
+    m->tsig_verified = 1;
     acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.",
                            "_acme-challenge.example.org.");
     ck_assert_int_eq(r->status, APR_EACCES);
@@ -468,26 +506,19 @@ START_TEST(update_errors)
     ck_assert_ptr_nonnull(strstr(r->detail, "ns1:53"));
     ck_assert_ptr_nonnull(strstr(r->detail, "example.org."));
     ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_CONFIG);
-
-    m = msg(9);
+    m->rcode = 9;
     acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
     ck_assert_ptr_nonnull(strstr(r->detail, "NOTAUTH"));
     ck_assert_ptr_nonnull(strstr(r->detail, "'acme-key'"));
-    m->tsig_error = 16;
-    acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
-    ck_assert_ptr_nonnull(strstr(r->detail, "NOTAUTH/BADSIG"));
-    ck_assert_ptr_nonnull(strstr(r->detail, "'acme-key'"));
     ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_CONFIG);
-    m->tsig_error = 17;
+    m->tsig_error = 18; /* BADTIME answers are signed */
     acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
-    ck_assert_ptr_nonnull(strstr(r->detail, "BADKEY"));
-    m->tsig_error = 18;
-    acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
-    ck_assert_ptr_nonnull(strstr(r->detail, "BADTIME"));
+    ck_assert_ptr_nonnull(strstr(r->detail, "NOTAUTH/BADTIME"));
     ck_assert_ptr_nonnull(strstr(r->detail, "clock"));
-
-    /* a server that failed is worth another try later, not a config problem */
+    ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_CONFIG);
+    /* a server that failed is worth another try later, signed or not */
     m = msg(2);
+    m->tsig_verified = 1;
     acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
     ck_assert_ptr_nonnull(strstr(r->detail, "SERVFAIL"));
     ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_TRANSIENT);
@@ -495,6 +526,184 @@ START_TEST(update_errors)
     ck_assert_str_eq(acme_dns_rcode_name(pool, 10), "NOTZONE");
     ck_assert_str_eq(acme_dns_rcode_name(pool, 23), "RCODE 23");
     ck_assert_str_eq(acme_dns_tsig_error_name(pool, 99), "TSIG error 99");
+}
+END_TEST
+
+START_TEST(unsigned_refusals_are_transient)
+{
+    /* anyone who can send this host a packet can send these: one must not
+     * stop renewals for 24 hours. BADSIG and BADKEY answers are unsigned by
+     * design (RFC 8945 5.3.2). */
+    static const int rcodes[] = {5, 9, 10, 4, 1, 6};
+    static const int tsig_errors[] = {16, 17, 18, 22};
+    acme_result_t *r = acme_result_make(pool);
+    acme_dns_msg_t *m;
+    size_t i;
+
+    for (i = 0; i < sizeof(rcodes) / sizeof(rcodes[0]); ++i) {
+        m = msg(rcodes[i]);
+        ck_assert_int_ne(acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.",
+                                                "x."), APR_SUCCESS);
+        ck_assert_str_eq(r->problem, ACME_DNS_PROBLEM);
+        ck_assert_msg(acme_result_classify(r) == ACME_ERRCLASS_TRANSIENT, "rcode %d: %s",
+                      rcodes[i], r->detail);
+        ck_assert_ptr_nonnull(strstr(r->detail, "unsigned answer"));
+    }
+    for (i = 0; i < sizeof(tsig_errors) / sizeof(tsig_errors[0]); ++i) {
+        m = msg(9);
+        m->tsig_error = tsig_errors[i];
+        acme_dns_update_failed(r, m, "acme-key", "ns1:53", "example.org.", "x.");
+        ck_assert_int_eq(acme_result_classify(r), ACME_ERRCLASS_TRANSIENT);
+        ck_assert_ptr_nonnull(strstr(r->detail, "'acme-key'"));
+    }
+    /* PowerDNS answers a badly signed update with a plain REFUSED */
+    acme_dns_update_failed(r, msg(5), "acme-key", "ns1:53", "example.org.", "x.");
+    ck_assert_ptr_nonnull(strstr(r->detail, "ACL or update-policy"));
+    ck_assert_ptr_nonnull(strstr(r->detail, "secret"));
+}
+END_TEST
+
+/* ---- does an answer answer the question? ---- */
+
+static acme_dns_msg_t *question(int id, int opcode, const char *qname, int qtype)
+{
+    acme_dns_msg_t *m = msg(0);
+
+    m->id = id;
+    m->opcode = opcode;
+    m->qdcount = 1;
+    m->qname = qname;
+    m->qtype = qtype;
+    m->qclass = 1;
+    return m;
+}
+
+static acme_dns_msg_t *answer_to(const acme_dns_msg_t *q)
+{
+    acme_dns_msg_t *a = apr_pmemdup(pool, q, sizeof(*q));
+
+    a->qr = 1;
+    return a;
+}
+
+START_TEST(answer_must_match_id_and_question)
+{
+    const char *name = "_acme-challenge.example.org.", *why;
+    acme_dns_msg_t *q = question(0x4d2, 0, name, ACME_DNS_T_TXT), *a;
+
+    a = answer_to(q);
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_SUCCESS);
+    ck_assert_ptr_null(why);
+
+    a = answer_to(q);
+    a->id = 0x4d3;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    ck_assert_str_eq(why, "an answer with another message id");
+    a = answer_to(q);
+    a->id = 0;                                      /* what every query had before */
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+
+    a = answer_to(q);
+    a->qname = "_acme-challenge.example.net.";
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    ck_assert_str_eq(why, "an answer to another question");
+    a = answer_to(q);
+    a->qtype = ACME_DNS_T_CNAME;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    a = answer_to(q);
+    a->qclass = 3;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    a = answer_to(q);
+    a->qdcount = 2;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    /* a query's answer that leaves the question out */
+    a = answer_to(q);
+    a->qdcount = 0;
+    a->qname = NULL;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    /* the query itself, echoed back */
+    a = answer_to(q);
+    a->qr = 0;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    ck_assert_str_eq(why, "a message that is not an answer");
+    a = answer_to(q);
+    a->opcode = 5;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+}
+END_TEST
+
+START_TEST(update_answer_may_omit_the_zone)
+{
+    const char *why;
+    acme_dns_msg_t *q = question(0xbeef, 5, "example.org.", ACME_DNS_T_SOA), *a;
+
+    a = answer_to(q);
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_SUCCESS);
+    a->qdcount = 0;     /* RFC 2136 3.8 */
+    a->qname = NULL;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_SUCCESS);
+    a = answer_to(q);
+    a->qname = "example.net.";
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+    a = answer_to(q);
+    a->id = 0xbeee;
+    a->qdcount = 0;
+    ck_assert_int_eq(acme_dns_msg_answers(q, a, &why), APR_EGENERAL);
+}
+END_TEST
+
+/* ---- what the CA's question shows ---- */
+
+START_TEST(txt_view_follows_the_cname)
+{
+    const char *rec = "_acme-challenge.example.org.", *tgt = "example-org.acme.example.net.";
+    acme_dns_msg_t *m;
+
+    /* no CNAME: the value at the name, or not */
+    m = msg(0);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_ANSWER, rec, ACME_DNS_T_TXT, "v");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_SHOWN);
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "w"), ACME_DNS_TXT_MISSING);
+    /* the server chased the CNAME into a zone it serves */
+    m = msg(0);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_ANSWER, rec, ACME_DNS_T_CNAME, tgt);
+    rr(m, ACME_DNS_SEC_ANSWER, tgt, ACME_DNS_T_TXT, "v");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_SHOWN);
+    /* ... and its cache still holds the older value: the CA would see that */
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "new"), ACME_DNS_TXT_MISSING);
+    /* ... or the older "no TXT there" (NODATA with the target zone's SOA) */
+    m = msg(0);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_ANSWER, rec, ACME_DNS_T_CNAME, tgt);
+    rr(m, ACME_DNS_SEC_AUTHORITY, "acme.example.net.", ACME_DNS_T_SOA, "ns.example.net.");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_MISSING);
+    /* only the CNAME: the target's servers answer for it (checked on their own) */
+    m = msg(0);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_ANSWER, rec, ACME_DNS_T_CNAME, tgt);
+    rr(m, ACME_DNS_SEC_AUTHORITY, "example.org.", ACME_DNS_T_NS, "ns1.example.org.");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_ELSEWHERE);
+    /* the CNAME's own zone says the name does not exist: not there yet */
+    m = msg(3);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_AUTHORITY, "example.org.", ACME_DNS_T_SOA, "ns1.example.org.");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_MISSING);
+    /* servers that do not serve the name */
+    ck_assert_int_eq(acme_dns_msg_txt_view(msg(5), rec, "v"), ACME_DNS_TXT_ELSEWHERE);
+    ck_assert_int_eq(acme_dns_msg_txt_view(msg(9), rec, "v"), ACME_DNS_TXT_ELSEWHERE);
+    m = msg(0);
+    rr(m, ACME_DNS_SEC_AUTHORITY, "org.", ACME_DNS_T_NS, "a.gtld.example.");
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_ELSEWHERE);
+    /* a server that fails is not yet showing it */
+    ck_assert_int_eq(acme_dns_msg_txt_view(msg(2), rec, "v"), ACME_DNS_TXT_MISSING);
+    /* a CNAME loop ends */
+    m = msg(0);
+    m->aa = 1;
+    rr(m, ACME_DNS_SEC_ANSWER, rec, ACME_DNS_T_CNAME, tgt);
+    rr(m, ACME_DNS_SEC_ANSWER, tgt, ACME_DNS_T_CNAME, rec);
+    ck_assert_int_eq(acme_dns_msg_txt_view(m, rec, "v"), ACME_DNS_TXT_MISSING);
 }
 END_TEST
 
@@ -552,6 +761,15 @@ START_TEST(wire_real_answers)
     ck_assert_int_eq(acme_dns_msg_cname(&target, m, "_acme-challenge.cname.example.test."),
                      APR_SUCCESS);
     ck_assert_str_eq(target, "cname.acme.delegated.test.");
+    /* its header and question, as the answer check reads them */
+    ck_assert_int_eq(m->id, 0xe7a2);
+    ck_assert_int_eq(m->qr, 1);
+    ck_assert_int_eq(m->opcode, 0);
+    ck_assert_int_eq(m->qdcount, 1);
+    ck_assert_str_eq(m->qname, "_acme-challenge.cname.example.test.");
+    ck_assert_int_eq(m->qtype, ACME_DNS_T_CNAME);
+    ck_assert_int_eq(m->qclass, 1);
+    ck_assert_int_eq(m->tsig_verified, 0);
     /* example.test NS */
     ck_assert_int_eq(acme_dns_msg_from_wire(&m, pool, wire_ns, sizeof(wire_ns)), APR_SUCCESS);
     ns = acme_dns_msg_data(pool, m, "example.test.", ACME_DNS_T_NS);
@@ -614,6 +832,7 @@ static Suite *dns_suite(void)
     tcase_add_loop_test(tc, tsig_malformed, 0, (int)(sizeof(bad_keys) / sizeof(bad_keys[0])));
     tcase_add_test(tc, tsig_error_names_line);
     tcase_add_test(tc, tsig_load);
+    tcase_add_test(tc, tsig_load_checks_owner_and_mode);
     tcase_add_test(tc, tsig_usable);
     tcase_add_test(tc, server_spec);
     tcase_add_test(tc, check_args);
@@ -624,6 +843,10 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, cname_follow);
     tcase_add_test(tc, txt_present);
     tcase_add_test(tc, update_errors);
+    tcase_add_test(tc, unsigned_refusals_are_transient);
+    tcase_add_test(tc, answer_must_match_id_and_question);
+    tcase_add_test(tc, update_answer_may_omit_the_zone);
+    tcase_add_test(tc, txt_view_follows_the_cname);
     tcase_add_test(tc, wire_messages);
     tcase_add_test(tc, wire_real_answers);
     tcase_add_test(tc, wait_stops_on_abort);

@@ -444,6 +444,7 @@ START_TEST(auth_token_is_fetched_sent_and_renewed_when_invalid)
 
     conf.user = "mod_acme";
     conf.password_file = pw;
+    conf.password_flags = ACME_KEYFILE_ANY_OWNER;
     e = fake_etcd(&f, script, 5, 1);
     apr_file_remove(pw, pool);
     ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
@@ -474,6 +475,7 @@ START_TEST(auth_with_a_wrong_password_is_a_config_error)
 
     conf.user = "mod_acme";
     conf.password_file = pw;
+    conf.password_flags = ACME_KEYFILE_ANY_OWNER;
     e = fake_etcd(&f, script, 1, 2);
     apr_file_remove(pw, pool);
     ck_assert_int_ne(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_SUCCESS);
@@ -495,6 +497,7 @@ START_TEST(auth_token_with_a_newline_is_refused)
 
     conf.user = "u";
     conf.password_file = pw;
+    conf.password_flags = ACME_KEYFILE_ANY_OWNER;
     e = fake_etcd(&f, script, 1, 1);
     apr_file_remove(pw, pool);
     ck_assert_int_eq(acme_etcd_put(NULL, e, "k", "v", 1, 0, pool, r), APR_EINVAL);
@@ -523,13 +526,31 @@ START_TEST(config_errors)
     c.user = "u";
     ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
     ck_assert_msg(contains(r->detail, "needs a password file"), "%s", r->detail);
+    c.password_flags = ACME_KEYFILE_ANY_OWNER;
     c.password_file = "/nonexistent/pw";
     ck_assert_int_ne(acme_etcd_create(&e, pool, &c, &http, r), APR_SUCCESS);
     ck_assert_msg(contains(r->detail, "/nonexistent/pw"), "%s", r->detail);
     c.password_file = password_file("\n");
     ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
-    apr_file_remove(c.password_file, pool);
     ck_assert_msg(contains(r->detail, "on one line"), "%s", r->detail);
+    /* the encryption key's rule: a password others can read is refused */
+    c.password_file = password_file("pw\n");
+    ck_assert_int_eq(apr_file_perms_set(c.password_file, APR_FPROT_UREAD | APR_FPROT_WREAD),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, c.password_file) && contains(r->detail, "group or others")
+                  && contains(r->detail, "chmod 0400"), "%s", r->detail);
+    /* and one of another owner than root, unless the caller allows it */
+    ck_assert_int_eq(apr_file_perms_set(c.password_file, APR_FPROT_UREAD), APR_SUCCESS);
+    if (getuid() == 0) {
+        ck_assert_int_eq(chown(c.password_file, 65534, 65534), 0);
+    }
+    c.password_flags = 0;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
+    ck_assert_msg(contains(r->detail, "not owned by root"), "%s", r->detail);
+    c.password_flags = ACME_KEYFILE_ANY_OWNER;
+    ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_SUCCESS);
+    apr_file_remove(c.password_file, pool);
     c.user = NULL;
     c.cert_file = "/c.pem";
     ck_assert_int_eq(acme_etcd_create(&e, pool, &c, &http, r), APR_EINVAL);
@@ -849,6 +870,24 @@ static const char *range_answer(const char *key, const char *value, apr_size_t l
                         acme_etcd_b64_encode(pool, value, len));
 }
 
+/* value as a store with store_key writes data at key */
+static const char *item(const char *key, const char *data, int secret, apr_time_t mtime,
+                        apr_size_t *plen)
+{
+    static const canned_t none[] = {{200, "{" HDR "}"}};
+    fake_t f;
+    acme_store_t *st = fake_store(&f, none, 1);
+    const char *v;
+    apr_size_t len;
+
+    ck_assert_int_eq(acme_store_etcd_item_encode(&v, &len, st, key, data, strlen(data), secret,
+                                                 mtime, pool), APR_SUCCESS);
+    if (plen) {
+        *plen = len;
+    }
+    return v;
+}
+
 /* ---- watch ------------------------------------------------------------------------- */
 
 #define WHDR "\"header\":{\"cluster_id\":\"77\",\"revision\":\"9\"}"
@@ -1004,7 +1043,7 @@ static apr_status_t record_item(void *baton, const char *name, const char *aspec
     return APR_SUCCESS;
 }
 
-START_TEST(store_watch_opens_sealed_items_and_skips_foreign_keys)
+START_TEST(store_watch_opens_authenticated_items_and_skips_foreign_keys)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
     canned_t script[2] = {{200, "{" HDR "}"}, {200, NULL}};
@@ -1019,7 +1058,12 @@ START_TEST(store_watch_opens_sealed_items_and_skips_foreign_keys)
     sealed = put_value(&f, 0, &len);
     script[0].body = apr_pstrcat(pool, CREATED,
                                  event(NULL, "pfx/challenges/tls-alpn-01/a.org.key", sealed),
-                                 event(NULL, "pfx/challenges/http-01/tok", "acme-item 1 5 p\nka"),
+                                 event(NULL, "pfx/challenges/http-01/tok",
+                                       item("pfx/challenges/http-01/tok", "ka", 0, 5, NULL)),
+                                 /* planted: plain, or the MAC of another key's item */
+                                 event(NULL, "pfx/challenges/http-01/t2", "acme-item 1 5 p\nka"),
+                                 event(NULL, "pfx/challenges/http-01/t3",
+                                       item("pfx/challenges/http-01/tok", "ka", 0, 5, NULL)),
                                  event(NULL, "pfx/challenges/stray", "acme-item 1 5 p\nx"),
                                  event(NULL, "pfx/challenges/http-01/.hidden", "acme-item 1 5 p\nx"),
                                  event(NULL, "pfx/challenges/http-01/raw", "not an item"),
@@ -1045,16 +1089,17 @@ START_TEST(store_snapshot_answers_a_names_reads_in_one_request_until_a_write)
     canned_t script[4] = {{200, NULL}, {200, "{" HDR "}"}, {200, NULL}, {200, NULL}};
     fake_t f;
     acme_store_t *st;
-    const char *data;
-    apr_size_t len;
+    const char *data, *v = item("pfx/domains/a.org/cert.pem", "C", 0, 77, NULL);
+    apr_size_t len, vlen = strlen(v);
     apr_time_t mt;
     apr_pool_t *sp;
 
     script[0].body = apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":"
                                   "\"3\",\"mod_revision\":\"4\",\"value\":\"%s\"}]}",
                                   acme_etcd_b64_encode(pool, "pfx/domains/a.org/cert.pem", 26),
-                                  acme_etcd_b64_encode(pool, "acme-item 1 77 p\nC", 18));
-    script[2].body = range_answer("pfx/domains/a.org/cert.pem", "acme-item 1 78 p\nD", 18);
+                                  acme_etcd_b64_encode(pool, v, vlen));
+    v = item("pfx/domains/a.org/cert.pem", "D", 0, 78, &vlen);
+    script[2].body = range_answer("pfx/domains/a.org/cert.pem", v, vlen);
     st = fake_store(&f, script, 4);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, "a.org", sp), APR_SUCCESS);
@@ -1080,10 +1125,11 @@ START_TEST(store_snapshot_answers_a_names_reads_in_one_request_until_a_write)
     ck_assert_int_eq(f.next, 4);
     apr_pool_destroy(sp);
     /* the whole group: every name's items from one listing */
+    v = item("pfx/domains/b.org/meta.json", "{}", 0, 9, NULL);
     script[0].body = apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":"
                                   "\"3\",\"mod_revision\":\"4\",\"value\":\"%s\"}]}",
                                   acme_etcd_b64_encode(pool, "pfx/domains/b.org/meta.json", 27),
-                                  acme_etcd_b64_encode(pool, "acme-item 1 9 p\n{}", 18));
+                                  acme_etcd_b64_encode(pool, v, strlen(v)));
     st = fake_store(&f, script, 1);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
@@ -1110,7 +1156,7 @@ START_TEST(store_seals_secrets_under_their_key_name)
     canned_t script[4] = {{200, "{" HDR "}"}, {200, "{" HDR "}"}, {200, NULL}, {200, NULL}};
     fake_t f;
     acme_store_t *st = fake_store(&f, script, 2);
-    const char *v, *data, *key = "pfx/domains/example.org/privkey.pem";
+    const char *v, *v2, *data, *key = "pfx/domains/example.org/privkey.pem";
     apr_size_t vlen, len;
 
     ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "privkey.pem", pem,
@@ -1118,12 +1164,14 @@ START_TEST(store_seals_secrets_under_their_key_name)
     ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL),
                      acme_etcd_b64_encode(pool, key, strlen(key)));
     v = put_value(&f, 0, &vlen);
-    ck_assert_msg(!strncmp(v, "acme-item 1 ", 12) && strstr(v, " s\nv1:"), "%s", v);
+    ck_assert_msg(!strncmp(v, "acme-item 2 ", 12) && strstr(v, " s\nv1:"), "%s", v);
     ck_assert_ptr_null(strstr(v, "PRIVATE"));
     ck_assert_ptr_null(strstr(v, "MIGH"));
     ck_assert_int_eq(st->save(st, ACME_SG_DOMAINS, "example.org", "cert.pem", "C", 1, 0, pool),
                      APR_SUCCESS);
-    ck_assert_msg(strstr(put_value(&f, 1, &len), " p\nC"), "plain items stay plain");
+    v2 = put_value(&f, 1, &len);
+    ck_assert_msg(!strncmp(v2, "acme-item 2 ", 12) && strstr(v2, " m ") && v2[len - 2] == '\n'
+                  && v2[len - 1] == 'C', "the rest carries a MAC: %s", v2);
 
     /* back from etcd: it opens under its own name only */
     script[0].body = range_answer(key, v, vlen);
@@ -1262,11 +1310,308 @@ END_TEST
 /* An envelope as the store writes it, sealed for key. */
 static const char *sealed_item(const char *key, const char *data)
 {
+    return item(key, data, 1, 1000, NULL);
+}
+
+/* An envelope as version 1 wrote it: sealed with the store key itself, or plain. */
+static const char *v1_item(const char *key, const char *data, int secret)
+{
     const char *sealed;
 
+    if (!secret) {
+        return apr_pstrcat(pool, "acme-item 1 1000 p\n", data, NULL);
+    }
     ck_assert_int_eq(acme_seal(&sealed, pool, store_key, key, data, strlen(data)), APR_SUCCESS);
     return apr_pstrcat(pool, "acme-item 1 1000 s\n", sealed, NULL);
 }
+
+/* A range answer holding n keys, of mod revisions 10, 11, ... */
+static const char *kvs_answer(int n, const char *const *keys, const char *const *values)
+{
+    const char *kvs = "";
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        kvs = apr_psprintf(pool, "%s%s{\"key\":\"%s\",\"create_revision\":\"3\","
+                           "\"mod_revision\":\"%d\",\"version\":\"1\",\"value\":\"%s\"}", kvs,
+                           i ? "," : "", acme_etcd_b64_encode(pool, keys[i], strlen(keys[i])),
+                           10 + i, acme_etcd_b64_encode(pool, values[i], strlen(values[i])));
+    }
+    return apr_psprintf(pool, "{" HDR ",\"kvs\":[%s]}", kvs);
+}
+
+START_TEST(item_envelope_refuses_plain_tampered_moved_and_foreign_key_items)
+{
+    static const unsigned char other_key[32] = "0123456789abcdefghijklmnopqrstuv";
+    static const canned_t none[] = {{200, "{" HDR "}"}};
+    const char *k = "pfx/jobs/a.org/privkey.p256.pem", *data, *v, *err;
+    fake_t f;
+    acme_store_t *st = fake_store(&f, none, 1), *other;
+    apr_size_t len, vlen, i;
+    apr_time_t mt;
+    int secret;
+
+    ck_assert_int_eq(acme_store_etcd_create(&other, pool, fake_etcd(&f, none, 1, 1), "pfx",
+                                            other_key, &err), APR_SUCCESS);
+    for (secret = 0; secret < 2; ++secret) {
+        v = item(k, "the data", secret, 1234, &vlen);
+        ck_assert_msg((strstr(v, "the data") == NULL) == secret, "%s", v);
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, vlen, pool),
+                         APR_SUCCESS);
+        ck_assert_str_eq(data, "the data");
+        ck_assert_uint_eq(len, 8);
+        ck_assert_int_eq(mt, 1234);
+        /* moved to another key name */
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st,
+                                                   "pfx/jobs/b.org/privkey.p256.pem", v, vlen,
+                                                   pool), APR_EINVAL);
+        ck_assert_ptr_null(data);
+        /* written with another store key */
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, other, k, v, vlen, pool),
+                         APR_EINVAL);
+        /* any byte altered, the time and the form included */
+        for (i = 0; i < vlen; ++i) {
+            char *t = apr_pmemdup(pool, v, vlen + 1);
+
+            t[i] ^= 0x01;
+            ck_assert_msg(acme_store_etcd_item_open(&data, &len, &mt, st, k, t, vlen, pool)
+                          == APR_EINVAL, "byte %d altered of %s", (int)i, v);
+        }
+        /* cut short, or longer */
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, vlen - 1, pool),
+                         APR_EINVAL);
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k,
+                                                   apr_pstrcat(pool, v, "x", NULL), vlen + 1,
+                                                   pool), APR_EINVAL);
+    }
+    /* plain, in the earlier format or made up in the current one */
+    v = "acme-item 1 1234 p\nthe data";
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, strlen(v), pool),
+                     APR_EINVAL);
+    v = "acme-item 2 1234 p\nthe data";
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, strlen(v), pool),
+                     APR_EINVAL);
+    v = "acme-item 2 1234 m AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nthe data";
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, strlen(v), pool),
+                     APR_EINVAL);
+    /* a sealed value of the store key itself (as version 1 sealed) in the
+     * current form: the sealing key is derived, not the store key */
+    ck_assert_int_eq(acme_seal(&data, pool, store_key, k, "x", 1), APR_SUCCESS);
+    v = apr_pstrcat(pool, "acme-item 2 1234 s\n", data, NULL);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, k, v, strlen(v), pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(f.next, 0);    /* all of it without asking etcd */
+}
+END_TEST
+
+/* A name's items as version 1 left them: the sealed key, a plain
+ * certificate of that key and its meta.json, a plain job file. */
+typedef struct {
+    const char *kpem, *cpem, *ppem, *pcert;
+} pki_t;
+
+static void make_pki(pki_t *k)
+{
+    acme_pkey_t *key;
+    apr_array_header_t *names = apr_array_make(pool, 1, sizeof(const char *));
+
+    APR_ARRAY_PUSH(names, const char *) = "a.org";
+    ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_to_pem(&k->kpem, pool, key), APR_SUCCESS);
+    ck_assert_int_eq(acme_cert_self_signed_pem(&k->cpem, pool, key, names, NULL,
+                                               apr_time_from_sec(3600)), APR_SUCCESS);
+    /* the attacker's */
+    ck_assert_int_eq(acme_pkey_gen(&key, pool, ACME_KEY_P256), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_to_pem(&k->ppem, pool, key), APR_SUCCESS);
+    ck_assert_int_eq(acme_cert_self_signed_pem(&k->pcert, pool, key, names, NULL,
+                                               apr_time_from_sec(3600)), APR_SUCCESS);
+}
+
+START_TEST(store_takes_over_version_1_items_only_where_a_sealed_key_vouches)
+{
+    const char *keys[] = {"pfx/domains/a.org/cert.p256.pem", "pfx/domains/a.org/job.json",
+                          "pfx/domains/a.org/meta.json", "pfx/domains/a.org/privkey.p256.pem"};
+    const char *values[4], *data;
+    canned_t script[8];
+    fake_t f;
+    acme_store_t *st;
+    acme_json_t *b, *c;
+    apr_size_t len;
+    apr_time_t mt;
+    pki_t k;
+    int i;
+
+    make_pki(&k);
+    values[0] = v1_item(keys[0], k.cpem, 0);
+    values[1] = v1_item(keys[1], "{\"orders\":{}}", 0);
+    values[2] = v1_item(keys[2], "{\"names\":[\"a.org\"]}", 0);
+    values[3] = v1_item(keys[3], k.kpem, 1);
+    for (i = 0; i < 8; ++i) {
+        script[i].status = 200;
+    }
+    script[0].body = range_answer(keys[0], values[0], strlen(values[0]));
+    script[1].body = kvs_answer(4, keys, values);
+    script[2].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}},"
+                     "{\"response_put\":{}},{\"response_put\":{}}]}";
+    script[3].body = range_answer(keys[1], values[1], strlen(values[1]));
+    script[4].body = kvs_answer(4, keys, values);
+    script[5].body = "{" HDR ",\"succeeded\":false}";
+    st = fake_store(&f, script, 6);
+    /* the certificate is its sealed key's: taken over */
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "cert.p256.pem", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, k.cpem);
+    /* and written anew with its key and meta.json, each only if unchanged */
+    ck_assert_str_eq(f.urls[2], "http://e1:2379/v3/kv/txn");
+    b = js(f.bodies[2]);
+    c = acme_json_getj(b, pool, "compare", NULL);
+    ck_assert_uint_eq(acme_json_array_len(c), 3);
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "target", NULL), "MOD");
+    ck_assert_str_eq(acme_json_gets(acme_json_array_at(c, pool, 0), "mod_revision", NULL), "10");
+    c = acme_json_getj(b, pool, "success", NULL);
+    ck_assert_uint_eq(acme_json_array_len(c), 3);
+    for (i = 0; i < 3; ++i) {
+        unsigned char *raw, *rk;
+        apr_size_t rlen, klen;
+        static const int which[] = {0, 2, 3};
+
+        ck_assert_int_eq(acme_etcd_b64_decode(&rk, &klen, pool, acme_json_gets(
+            acme_json_array_at(c, pool, i), "request_put", "key", NULL)), APR_SUCCESS);
+        ck_assert_str_eq((const char *)rk, keys[which[i]]);
+        ck_assert_int_eq(acme_etcd_b64_decode(&raw, &rlen, pool, acme_json_gets(
+            acme_json_array_at(c, pool, i), "request_put", "value", NULL)), APR_SUCCESS);
+        ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, &mt, st, keys[which[i]],
+                                                   (const char *)raw, rlen, pool), APR_SUCCESS);
+        ck_assert_int_eq(mt, 1000);
+    }
+    ck_assert_ptr_null(strstr(f.bodies[2], "PRIVATE"));
+    /* a plain job file: nothing vouches for it */
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "job.json", &data, &len, pool),
+                     APR_EINVAL);
+    ck_assert_ptr_null(data);
+
+    /* Once a name is in the current form, a plain certificate is never
+     * taken again, not even one of its own key. */
+    values[3] = item(keys[3], k.kpem, 1, 1000, NULL);
+    script[0].body = range_answer(keys[0], values[0], strlen(values[0]));
+    script[1].body = kvs_answer(4, keys, values);
+    script[2].body = script[0].body;
+    script[3].body = script[1].body;
+    st = fake_store(&f, script, 4);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "cert.p256.pem", &data, &len, pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(st->mtime(st, ACME_SG_DOMAINS, "a.org", "cert.p256.pem", &mt, pool),
+                     APR_EINVAL);
+    /* nor a planted certificate beside a sealed key of version 1 */
+    values[0] = v1_item(keys[0], k.pcert, 0);
+    values[3] = v1_item(keys[3], k.kpem, 1);
+    script[0].body = range_answer(keys[0], values[0], strlen(values[0]));
+    script[1].body = kvs_answer(4, keys, values);
+    script[2].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    st = fake_store(&f, script, 3);
+    ck_assert_int_eq(st->load(st, ACME_SG_DOMAINS, "a.org", "cert.p256.pem", &data, &len, pool),
+                     APR_EINVAL);
+    ck_assert_ptr_null(strstr(f.bodies[2], acme_etcd_b64_encode(pool, keys[0], strlen(keys[0]))));
+    /* nor a planted plain private key: the job makes its own */
+    keys[0] = "pfx/jobs/a.org/privkey.p256.pem";
+    values[0] = v1_item(keys[0], k.ppem, 0);
+    script[0].body = range_answer(keys[0], values[0], strlen(values[0]));
+    script[1].body = kvs_answer(1, keys, values);
+    st = fake_store(&f, script, 2);
+    ck_assert_int_eq(st->load(st, ACME_SG_JOBS, "a.org", "privkey.p256.pem", &data, &len, pool),
+                     APR_EINVAL);
+    ck_assert_int_eq(f.next, 2);    /* and nothing written */
+}
+END_TEST
+
+typedef struct {
+    const char *key;
+    int errors, debugs;
+} refusals_t;
+
+static void count_refusals(void *baton, const char *file, int line, int level, apr_status_t rv,
+                           const char *msg)
+{
+    refusals_t *r = baton;
+
+    (void)file; (void)line; (void)rv;
+    if (strstr(msg, "ACME1400: ") && strstr(msg, r->key)) {
+        r->errors += level == ACME_LOG_ERR;
+        r->debugs += level == ACME_LOG_DEBUG;
+    }
+}
+
+START_TEST(a_refused_item_is_an_error_once_per_value_not_at_every_poll)
+{
+    /* the parent polls the batch markers every second: a plain one that a
+     * server before the authenticated format left must not fill the log */
+    const char *keys[] = {"pfx/staging/_batch/staged"}, *values[] = {"acme-item 1 5 p\n"};
+    const char *bad_mac = "acme-item 2 5 m AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", *data;
+    canned_t script[6];
+    refusals_t r = {"pfx/staging/_batch/staged", 0, 0};
+    fake_t f;
+    acme_store_t *st;
+    apr_size_t len;
+    apr_time_t mt;
+    int i;
+
+    for (i = 0; i < 6; i += 2) {
+        script[i].status = script[i + 1].status = 200;
+        script[i].body = range_answer(keys[0], values[0], strlen(values[0]));
+        script[i + 1].body = kvs_answer(1, keys, values);
+    }
+    st = fake_store(&f, script, 6);
+    acme_log_set(count_refusals, &r, ACME_LOG_DEBUG);
+    for (i = 0; i < 3; ++i) {
+        ck_assert_int_eq(st->mtime(st, ACME_SG_STAGING, "_batch", "staged", &mt, pool),
+                         APR_EINVAL);
+    }
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_int_eq(r.debugs, 2);
+    /* another value at the key is news, and so is the first one after it */
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], bad_mac,
+                                               strlen(bad_mac), pool), APR_EINVAL);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], bad_mac,
+                                               strlen(bad_mac), pool), APR_EINVAL);
+    ck_assert_int_eq(r.errors, 2);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, keys[0], values[0],
+                                               strlen(values[0]), pool), APR_EINVAL);
+    ck_assert_int_eq(r.errors, 3);
+    ck_assert_int_eq(r.debugs, 3);
+    acme_log_set(NULL, NULL, 0);
+}
+END_TEST
+
+START_TEST(store_verify_takes_over_a_version_1_schema_item)
+{
+    canned_t script[3];
+    fake_t f;
+    acme_store_t *st;
+    const char *err, *v = v1_item("pfx/store", "{\"schema\": 1}", 1), *data;
+    unsigned char *raw;
+    apr_size_t rlen, len;
+    acme_json_t *put;
+
+    script[0].status = script[1].status = script[2].status = 200;
+    script[0].body = range_answer("pfx/store", v, strlen(v));
+    script[1].body = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}";
+    st = fake_store(&f, script, 2);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);
+    put = acme_json_array_at(acme_json_getj(js(f.bodies[1]), pool, "success", NULL), pool, 0);
+    ck_assert_int_eq(acme_etcd_b64_decode(&raw, &rlen, pool,
+                                          acme_json_gets(put, "request_put", "value", NULL)),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_store_etcd_item_open(&data, &len, NULL, st, "pfx/store",
+                                               (const char *)raw, rlen, pool), APR_SUCCESS);
+    ck_assert_str_eq(data, "{\"schema\": 1}");
+    /* a plain one was never written by mod_acme */
+    v = v1_item("pfx/store", "{\"schema\": 1}", 0);
+    script[0].body = range_answer("pfx/store", v, strlen(v));
+    st = fake_store(&f, script, 1);
+    ck_assert_int_eq(acme_store_etcd_verify(st, pool, &err), APR_EACCES);
+}
+END_TEST
 
 START_TEST(store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt)
 {
@@ -1335,13 +1680,17 @@ static Suite *etcd_suite(void)
     tc = tcase_create("store");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, store_seals_secrets_under_their_key_name);
-    tcase_add_test(tc, store_watch_opens_sealed_items_and_skips_foreign_keys);
+    tcase_add_test(tc, store_watch_opens_authenticated_items_and_skips_foreign_keys);
     tcase_add_test(tc, store_snapshot_answers_a_names_reads_in_one_request_until_a_write);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
     tcase_add_test(tc, store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt);
     tcase_add_test(tc, store_fenced_save_compares_the_token_and_is_refused_when_stale);
+    tcase_add_test(tc, item_envelope_refuses_plain_tampered_moved_and_foreign_key_items);
+    tcase_add_test(tc, store_takes_over_version_1_items_only_where_a_sealed_key_vouches);
+    tcase_add_test(tc, store_verify_takes_over_a_version_1_schema_item);
+    tcase_add_test(tc, a_refused_item_is_an_error_once_per_value_not_at_every_poll);
     suite_add_tcase(s, tc);
     return s;
 }

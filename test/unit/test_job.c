@@ -1139,6 +1139,26 @@ START_TEST(kept_answers_outlive_the_authorizations_of_the_resumed_run)
 }
 END_TEST
 
+/* job.json is the child's: a "ca-index" outside the configured CAs counts
+ * as the first, also where a failover computes the next one. */
+START_TEST(failover_with_a_hostile_ca_index)
+{
+    static const char job[] = "{\"ca-index\": -8, \"ca-errors\": 2}";
+    apr_time_t at = W.now + apr_time_from_sec(3600);
+    char date[APR_RFC822_DATE_LEN];
+
+    W.spec.ca_urls = strs(CA "/dir", CA "/other");
+    ck_assert_int_eq(W.store->save(W.store, ACME_SG_JOBS, DOMAIN, ACME_JOB_STATE, job,
+                                   sizeof(job) - 1, 0, W.p), APR_SUCCESS);
+    ck_assert_str_eq(acme_job_current_ca(&W.spec, job_json()), CA "/dir");
+    apr_rfc822_date(date, at);
+    W.ca.retry_after = date;   /* the first CA fails a third time */
+    ck_assert_int_ne(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(acme_json_getl(job_json(), ACME_JK_CA_INDEX, NULL), 1);
+    ck_assert_str_eq(acme_job_current_ca(&W.spec, job_json()), CA "/other");
+}
+END_TEST
+
 START_TEST(retry_after_sets_the_next_attempt)
 {
     apr_time_t at = W.now + apr_time_from_sec(2 * 86400);
@@ -1425,6 +1445,7 @@ static Suite *job_suite(void)
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);
     tcase_add_test(tc, retry_after_sets_the_next_attempt);
+    tcase_add_test(tc, failover_with_a_hostile_ca_index);
     tcase_add_test(tc, a_rate_limit_pauses_every_domain_of_the_ca);
     tcase_add_test(tc, settings_that_differ_from_the_stored_ones_are_named);
     tcase_add_test(tc, unwritable_store_asks_nothing_of_the_ca);

@@ -165,6 +165,7 @@ END_TEST
 
 typedef struct {
     int serve;                 /* 1: answers what the store publishes; 0: 404 */
+    const char *redirect;      /* the challenge URL answers 302 to this */
     int calls;
     const char *connect_to;    /* as the job configured the client */
     const char *url;
@@ -190,7 +191,12 @@ static apr_status_t fake_perform(acme_http_t *http, acme_http_response_t **presp
     n->url = apr_pstrdup(pool, req->url);
     resp->headers = apr_table_make(p, 1);
     resp->remote_ip = "203.0.113.5";
-    if (n->serve && n->store->load(n->store, ACME_SG_CHALLENGES, "http-01", token, &data, &len,
+    if (n->redirect && strstr(req->url, "/.well-known/acme-challenge/")) {
+        resp->status = 302;
+        resp->body = "";
+        apr_table_set(resp->headers, "Location", n->redirect);
+    }
+    else if (n->serve && n->store->load(n->store, ACME_SG_CHALLENGES, "http-01", token, &data, &len,
                                    p) == APR_SUCCESS) {
         resp->status = 200;
         resp->body = data;
@@ -291,6 +297,54 @@ START_TEST(failing_alone_is_a_diagnosis)
 }
 END_TEST
 
+/* Redirects are followed only where the CA follows them. */
+START_TEST(redirects_only_where_the_ca_goes)
+{
+    static const struct {
+        const char *location;
+        int calls;
+        const char *diagnosis;
+    } cases[] = {
+        {"http://" D ":8080/x", 1, "port 8080, which the CA does not follow"},
+        {"ftp://" D "/x", 1, "scheme other than http and https"},
+        {"https://" D ":22/x", 1, "port 22"},
+        {"/elsewhere", 2, "gave 404"},              /* same host: followed */
+        {"https://other.example/x", 2, "gave 404"}, /* another host on 443: followed */
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        acme_json_t *job = acme_json_new_object(pool);
+        acme_result_t *r = acme_result_make(pool);
+        const char *diag;
+
+        net.calls = 0;
+        net.redirect = cases[i].location;
+        ck_assert_int_eq(acme_preflight_run(job, store, &spec, T0, pool, r), APR_SUCCESS);
+        ck_assert_int_eq(net.calls, cases[i].calls);
+        diag = acme_json_gets(job, ACME_JK_PREFLIGHT, ACME_JK_PF_DIAGNOSIS, NULL);
+        ck_assert_msg(diag && strstr(diag, cases[i].diagnosis), "%s: %s", cases[i].location,
+                      diag ? diag : "(none)");
+    }
+}
+END_TEST
+
+/* A redirect loop ends after as many hops as the CA follows. */
+START_TEST(redirect_loops_end)
+{
+    acme_json_t *job = acme_json_new_object(pool);
+    acme_result_t *r = acme_result_make(pool);
+    const char *diag;
+
+    net.redirect = "/.well-known/acme-challenge/again";
+    ck_assert_int_eq(acme_preflight_run(job, store, &spec, T0, pool, r), APR_SUCCESS);
+    ck_assert_int_eq(net.calls, 11);
+    diag = acme_json_gets(job, ACME_JK_PREFLIGHT, ACME_JK_PF_DIAGNOSIS, NULL);
+    ck_assert_ptr_nonnull(diag);
+    ck_assert_ptr_nonnull(strstr(diag, "more than 10 redirects"));
+}
+END_TEST
+
 START_TEST(after_failed_validation_it_holds_back)
 {
     acme_json_t *job = job_after_failed_validation();
@@ -367,6 +421,8 @@ static Suite *preflight_suite(void)
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(tp, policy_setup, teardown);
     tcase_add_test(tp, failing_alone_is_a_diagnosis);
+    tcase_add_test(tp, redirects_only_where_the_ca_goes);
+    tcase_add_test(tp, redirect_loops_end);
     tcase_add_test(tp, after_failed_validation_it_holds_back);
     tcase_add_test(tp, off_and_unchecked_types_ask_nothing);
     suite_add_tcase(s, tp);

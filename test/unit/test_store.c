@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <fcntl.h>
 #include <utime.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -900,6 +902,162 @@ START_TEST(set_owner_hands_child_groups_over)
 }
 END_TEST
 
+
+/* ---- what the child's account may have left: never followed, never blocks ---- */
+
+static char decoy[256];
+
+static void decoy_setup(void)
+{
+    setup();
+    apr_cpystrn(decoy, "/tmp/acme-store-decoy-XXXXXX", sizeof(decoy));
+    ck_assert_ptr_nonnull(mkdtemp(decoy));
+    ck_assert_int_eq(mkdir(apr_pstrcat(pool, decoy, "/sub", NULL), 0700), 0);
+    {
+        FILE *f = fopen(apr_pstrcat(pool, decoy, "/secret", NULL), "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("root only", f);
+        fclose(f);
+    }
+}
+
+static void decoy_teardown(void)
+{
+    rm_tree(decoy);
+    teardown();
+}
+
+static int decoy_has(const char *rel)
+{
+    struct stat sb;
+    return lstat(apr_pstrcat(pool, decoy, "/", rel, NULL), &sb) == 0;
+}
+
+START_TEST(load_refuses_fifo_symlink_and_giant)
+{
+    const char *data = NULL;
+    apr_size_t len = 0;
+    int fd;
+
+    save_str(ACME_SG_STAGING, "a.org", "meta.json", "{}", 0);
+    ck_assert_int_eq(mkfifo(bpath("staging/a.org/fifo.json"), 0644), 0);
+    ck_assert_int_eq(st->load(st, ACME_SG_STAGING, "a.org", "fifo.json", &data, &len, pool),
+                     APR_EINVAL);  /* and at once: a blocking open would hang here */
+    ck_assert_int_eq(symlink(apr_pstrcat(pool, decoy, "/secret", NULL),
+                             bpath("staging/a.org/link.pem")), 0);
+    ck_assert_int_ne(st->load(st, ACME_SG_STAGING, "a.org", "link.pem", &data, &len, pool),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(data);
+    fd = open(bpath("staging/a.org/giant.pem"), O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, (off_t)64 << 30), 0); /* sparse: 64 GiB */
+    close(fd);
+    ck_assert_int_eq(st->load(st, ACME_SG_STAGING, "a.org", "giant.pem", &data, &len, pool),
+                     APR_EINVAL);
+    /* a symlinked name directory is not entered either */
+    ck_assert_int_eq(symlink(apr_pstrcat(pool, decoy, "/sub", NULL), bpath("staging/b.org")), 0);
+    ck_assert_int_ne(st->load(st, ACME_SG_STAGING, "b.org", "secret", &data, &len, pool),
+                     APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(writes_never_go_through_a_symlink)
+{
+    ck_assert_int_eq(symlink(decoy, bpath("staging/b.org")), 0);
+    ck_assert_int_ne(st->save(st, ACME_SG_STAGING, "b.org", "privkey.pem", "k", 1,
+                              ACME_STORE_SECRET, pool), APR_SUCCESS);
+    ck_assert(!decoy_has("privkey.pem"));
+    /* removing the name removes the link, not what it points to */
+    ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "b.org", NULL, pool), APR_SUCCESS);
+    ck_assert(!exists("staging/b.org"));
+    ck_assert(decoy_has("secret") && decoy_has("sub"));
+}
+END_TEST
+
+START_TEST(locks_symlink_is_replaced_not_followed)
+{
+    const char *err = NULL;
+    acme_store_t *again;
+
+    rm_tree(bpath("jobs/.locks"));
+    ck_assert_int_eq(symlink(decoy, bpath("jobs/.locks")), 0);
+    ck_assert_int_eq(acme_store_fs_create(&again, pool, base, &err), APR_SUCCESS);
+    ck_assert_ptr_null(err);
+    ck_assert(!decoy_has(".guard"));
+    ck_assert_int_eq(mode_of("jobs/.locks") & 0777, 0755);
+    ck_assert(S_ISDIR(mode_of("jobs/.locks") | S_IFDIR) && !S_ISLNK(mode_of("jobs/.locks")));
+    claim_ok("a.org", "me", SEC(60));
+    ck_assert(!decoy_has("a.org"));
+}
+END_TEST
+
+START_TEST(sweep_removes_links_not_targets)
+{
+    struct timeval old[2] = {{1000, 0}, {1000, 0}};
+
+    ck_assert_int_eq(symlink(decoy, bpath("staging/.del.0123456789abcdef")), 0);
+    ck_assert_int_eq(lutimes(bpath("staging/.del.0123456789abcdef"), old), 0);
+    ck_assert_int_eq(acme_store_fs_sweep(st, SEC(60), pool), 1);
+    ck_assert(!exists("staging/.del.0123456789abcdef"));
+    ck_assert(decoy_has("secret") && decoy_has("sub"));
+}
+END_TEST
+
+/* Between owners a move copies: what lands in root's domains/ is root's,
+ * and only regular files land there. */
+START_TEST(move_between_owners_copies_regular_files)
+{
+    const uid_t nobody = 65534;
+
+    ck_assert_int_eq(acme_store_fs_set_owner(st, nobody, nobody, pool), APR_SUCCESS);
+    save_str(ACME_SG_STAGING, "d.org", "cert.pem", "c", 0);
+    save_str(ACME_SG_STAGING, "d.org", "privkey.pem", "k", 1);
+    ck_assert_int_eq(owner_of("staging/d.org/privkey.pem"), nobody);
+    ck_assert_int_eq(mkfifo(bpath("staging/d.org/meta.json"), 0644), 0);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "d.org", 3, pool), APR_EINVAL);
+    ck_assert(!exists("domains/d.org"));
+    ck_assert_int_eq(count_dotfiles("domains"), 0);
+    ck_assert_int_eq(unlink(bpath("staging/d.org/meta.json")), 0);
+    ck_assert_int_eq(symlink(apr_pstrcat(pool, decoy, "/secret", NULL),
+                             bpath("staging/d.org/meta.json")), 0);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "d.org", 3, pool), APR_EINVAL);
+    ck_assert(!exists("domains/d.org"));
+    ck_assert_int_eq(unlink(bpath("staging/d.org/meta.json")), 0);
+    save_str(ACME_SG_STAGING, "d.org", "meta.json", "{}", 0);
+    ck_assert_int_eq(st->move(st, ACME_SG_STAGING, ACME_SG_DOMAINS, "d.org", 3, pool),
+                     APR_SUCCESS);
+    ck_assert(!exists("staging/d.org"));
+    ck_assert_int_eq(owner_of("domains/d.org"), 0);
+    ck_assert_int_eq(owner_of("domains/d.org/privkey.pem"), 0);
+    ck_assert_int_eq(mode_of("domains/d.org/privkey.pem"), 0600);
+    ck_assert_int_eq(mode_of("domains/d.org/cert.pem"), 0644);
+    ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "d.org", "privkey.pem"), "k");
+}
+END_TEST
+
+/* The hand-off walk changes owners only of what it opened itself: no
+ * symlink, and no file with a second link (which could be anyone's). */
+START_TEST(set_owner_walk_leaves_links_alone)
+{
+    const uid_t nobody = 65534;
+    struct stat sb;
+
+    ck_assert_int_eq(symlink(decoy, bpath("staging/x.org")), 0);
+    ck_assert_int_eq(mkdir(bpath("staging/h.org"), 0755), 0);
+    ck_assert_int_eq(link(apr_pstrcat(pool, decoy, "/secret", NULL), bpath("staging/h.org/f")), 0);
+    ck_assert_int_eq(acme_store_fs_set_owner(st, nobody, nobody, pool), APR_SUCCESS);
+    ck_assert_int_eq(owner_of("staging/h.org"), nobody);
+    ck_assert_int_eq(lstat(apr_pstrcat(pool, decoy, "/secret", NULL), &sb), 0);
+    ck_assert_int_eq(sb.st_uid, 0);
+    ck_assert_int_eq(lstat(decoy, &sb), 0);
+    ck_assert_int_eq(sb.st_uid, 0);
+    /* handed over once: the next pass walks nothing */
+    ck_assert_int_eq(chown(bpath("staging/h.org"), 0, 0), 0);
+    ck_assert_int_eq(acme_store_fs_set_owner(st, nobody, nobody, pool), APR_SUCCESS);
+    ck_assert_int_eq(owner_of("staging/h.org"), 0);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -952,6 +1110,18 @@ static Suite *store_suite(void)
     tcase_add_test(tc, schema_newer_refused);
     tcase_add_test(tc, schema_corrupt_names_file);
     tcase_add_test(tc, create_in_new_nested_dir);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hostile");
+    tcase_add_checked_fixture(tc, decoy_setup, decoy_teardown);
+    tcase_add_test(tc, load_refuses_fifo_symlink_and_giant);
+    tcase_add_test(tc, writes_never_go_through_a_symlink);
+    tcase_add_test(tc, locks_symlink_is_replaced_not_followed);
+    tcase_add_test(tc, sweep_removes_links_not_targets);
+    if (geteuid() == 0) {
+        tcase_add_test(tc, move_between_owners_copies_regular_files);
+        tcase_add_test(tc, set_owner_walk_leaves_links_alone);
+    }
     suite_add_tcase(s, tc);
 
     if (geteuid() == 0) {

@@ -272,6 +272,21 @@ START_TEST(result_json_roundtrip)
 }
 END_TEST
 
+/* What reaches a terminal or a log from the CA or the store. */
+START_TEST(printable_escapes_controls_and_bidi)
+{
+    ck_assert_str_eq(acme_str_printable(pool, "plain \xc3\xa9t\xc3\xa9"), "plain \xc3\xa9t\xc3\xa9");
+    ck_assert_str_eq(acme_str_printable(pool, "a\nb\x1b[31m"), "a\\x0Ab\\x1B[31m");
+    ck_assert_str_eq(acme_str_printable(pool, "bad \xff\xc3"), "bad \\xFF\\xC3");
+    ck_assert_str_eq(acme_str_printable(pool, "\xc2\x9b"), "\\xC2\\x9B");  /* C1 CSI */
+    /* RIGHT-TO-LEFT OVERRIDE, LEFT-TO-RIGHT ISOLATE, POP DIRECTIONAL ISOLATE, ALM */
+    ck_assert_str_eq(acme_str_printable(pool, "gro.\xe2\x80\xae" "elpmaxe"), "gro.\\u202Eelpmaxe");
+    ck_assert_str_eq(acme_str_printable(pool, "\xe2\x81\xa6x\xe2\x81\xa9\xd8\x9c"),
+                     "\\u2066x\\u2069\\u061C");
+    ck_assert_str_eq(acme_str_printable(pool, NULL), "");
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
     Suite *s = suite_create("util");
@@ -291,6 +306,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, problem_malformed);
     tcase_add_test(tc, classify);
     tcase_add_test(tc, result_json_roundtrip);
+    tcase_add_test(tc, printable_escapes_controls_and_bidi);
     suite_add_tcase(s, tc);
     return s;
 }

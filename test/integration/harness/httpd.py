@@ -316,13 +316,15 @@ class Httpd:
         """Kill, by pid, parents we started that are still alive, and their children."""
         for pid in list(self._pids):
             if util.pid_alive(pid):
-                for child in util.child_pids(pid):
-                    util.kill_pid(child, signal.SIGKILL)
-                util.kill_pid(pid, signal.SIGKILL)
+                util.kill_tree(pid)
                 deadline = time.monotonic() + 5
                 while util.pid_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.05)
             self._pids.discard(pid)
+        # children whose parent was killed belong to init now: found by
+        # their ServerRoot argument
+        for pid in util.pids_with_arg(self.root):
+            util.kill_pid(pid, signal.SIGKILL)
 
     def wait_for(self, predicate, timeout=10.0, what="condition"):
         return util.wait_for(predicate, timeout, what)

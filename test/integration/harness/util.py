@@ -114,6 +114,35 @@ def pid_alive(pid):
         return False
 
 
+def kill_tree(pid, sig=signal.SIGKILL):
+    """Kills pid and its children so that no child survives: the parent is
+    stopped first, so it cannot fork a new child between the listing of its
+    children and its own death (an httpd child whose parent died keeps
+    serving, and its ports, for as long as a sibling holds the pipe)."""
+    kill_pid(pid, signal.SIGSTOP)
+    for child in child_pids(pid):
+        kill_pid(child, sig)
+    kill_pid(pid, sig)
+    if sig != signal.SIGKILL:
+        kill_pid(pid, signal.SIGCONT)
+
+
+def pids_with_arg(needle):
+    """Processes whose command line has needle as one of its arguments."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle.encode() in args:
+            out.append(int(name))
+    return out
+
+
 def child_pids(ppid):
     """Direct children of ppid, from /proc."""
     out = []
