@@ -761,6 +761,11 @@ def test_a_key_planted_in_etcd_without_the_encryption_key_is_never_certified(
         (lambda: dict(c.etcd_values(raw=True))[domain_key_item],
          r"ACME1104: .*%s.*does not decrypt"),
     ]
+    if not os.environ.get("MOD_ACME_LONG"):
+        # the MAC forms are the unit test's too (test_etcd.c,
+        # item_envelope_refuses_plain_tampered_moved_and_foreign_key_items):
+        # here the plain form (the reproduction) and the copied key
+        forms = [forms[0], forms[3]]
     for value, logged in forms:
         before = served_by_ca(s, name)
         log_before = len(s.error_log())
