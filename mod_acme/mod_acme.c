@@ -932,7 +932,7 @@ static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acm
     }
     rv = acme_store_etcd_create(pst, p, *petcd, g->store.prefix, g->store.key, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0010)
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0015)
                      "ManagedStore etcd: %s (see ManagedStorePrefix)", err ? err : "error");
     }
     return rv;

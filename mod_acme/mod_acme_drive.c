@@ -1496,7 +1496,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
             rv = wd_register(wd, apr_time_from_sec(10), dc, jobs_watchdog);
         }
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0332)
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0346)
                          "cannot start the renewal watchdog");
             return rv;
         }
