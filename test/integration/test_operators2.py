@@ -2,10 +2,13 @@
 # certificate), ManagedRenewMode (certificates for names no vhost serves,
 # or none at all) and ManagedInstallCmd (root hands a new certificate to
 # another daemon). Real apache2 and real pebble on loopback.
+import hashlib
 import http.client
 import json
 import os
+import re
 import stat
+import subprocess
 import time
 
 from cryptography import x509
@@ -234,3 +237,113 @@ def test_failing_or_hanging_install_cmd_blocks_nothing(httpd, pebble):
         assert f.read() == "run\n"
     assert httpd.error_log().count("ACME2003") == 1
 
+
+# ------------------------------------------------------------------ acmectl import certbot
+def acmectl(build_dir, *args):
+    proc = subprocess.run([os.path.join(build_dir, "tools", "acmectl")] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+    out = proc.stdout.decode(errors="replace")
+    assert "PRIVATE KEY" not in out and "-----BEGIN" not in out, out
+    return proc.returncode, out
+
+
+def tree_digest(top):
+    """Every file under top with its content's hash and mode, and every link."""
+    out = {}
+    for d, dirs, files in os.walk(top):
+        for n in sorted(dirs + files):
+            path = os.path.join(d, n)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                out[path] = "-> " + os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    out[path] = (hashlib.sha256(f.read()).hexdigest(), st.st_mode)
+    return out
+
+
+def run_certbot(httpd, pebble, test_dir, names):
+    """Debian's certbot, standalone on the port where pebble's VA connects,
+    makes a real certbot tree in test_dir/letsencrypt."""
+    top = os.path.join(test_dir, "letsencrypt")
+    cmd = ["certbot", "certonly", "--standalone", "--non-interactive", "--agree-tos",
+           "-m", "ops@certbot.test", "--server", pebble.dir_url,
+           "--http-01-port", str(httpd.http_port), "--http-01-address", "127.0.0.1",
+           "--config-dir", top, "--work-dir", os.path.join(test_dir, "certbot-work"),
+           "--logs-dir", os.path.join(test_dir, "certbot-logs")]
+    for n in names:
+        cmd += ["-d", n]
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "REQUESTS_CA_BUNDLE": pebble.ca_file}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout.decode(errors="replace")
+    return top
+
+
+def test_import_certbot_serves_at_once_and_renews_with_certbots_account(
+        httpd, pebble, test_dir, build_dir):
+    name, www = "import.certbot.test", "www.import.certbot.test"
+    other = "notmanaged.certbot.test"
+    top = run_certbot(httpd, pebble, test_dir, [name, www])
+    run_certbot(httpd, pebble, test_dir, [other])
+    with open(os.path.join(top, "live", name, "cert.pem"), "rb") as f:
+        certbot_leaf = x509.load_pem_x509_certificate(f.read())
+    accounts = pebble.count_accounts()
+    before = tree_digest(top)
+
+    # the migration: the domains first with ManagedRenewMode manual (the
+    # store is made, nothing is ordered), the import, then renewals on
+    def config(mode):
+        text = httpd.acme_config(pebble) + "ManagedRetryDelay 2s\nManagedChallenges http-01\n"
+        text += "ManagedRenewMode %s\n" % mode
+        text += "ManagedDomain %s %s\n" % (name, www)
+        text += httpd.vhost(name, tls=True, aliases=[www])
+        text += httpd.vhost(name, aliases=[www])
+        return text
+    httpd.write_config(config("manual"))
+    httpd.start()
+    mark = pebble.log_mark()
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "import", "certbot", top)
+    assert rc == 0, out
+    assert re.search(r"imported +%s: P-256 certificate of %s \(%s %s\)" % (
+        re.escape(name), re.escape(name), re.escape(name), re.escape(www)), out), out
+    assert re.search(r"skipped +%s: no ManagedDomain whose names its certificate covers"
+                     % re.escape(other), out), out
+    assert re.search(r"imported +account \S+: https://localhost:\d+/my-account/\S+ at %s"
+                     % re.escape(pebble.dir_url), out), out
+    httpd.write_config(config("auto"))
+    httpd.graceful()
+    served = httpd.wait_for(lambda: served_by_ca(httpd, name), 30, "certbot's certificate")
+    assert served.serial_number == certbot_leaf.serial_number
+    assert httpd.get_cert(www).serial_number == certbot_leaf.serial_number
+    assert pebble.count_orders(mark) == 0
+
+    # idempotent, and certbot's tree is untouched
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "import", "certbot", top)
+    assert rc == 0, out
+    assert re.search(r"skipped +%s: the store's P-256 certificate of %s is this one, "
+                     r"imported already" % (re.escape(name), re.escape(name)), out), out
+    assert "imported already (https://localhost" in out, out
+    assert tree_digest(top) == before
+
+    # a forced renewal uses certbot's account: an order, no new account
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "renew", name)
+    assert rc == 0, out
+    renewed = httpd.wait_for(
+        lambda: (served_by_ca(httpd, name) or None) and
+        (httpd.get_cert(name).serial_number != certbot_leaf.serial_number or None),
+        ISSUE_TIMEOUT, "the renewed certificate")
+    assert renewed
+    assert pebble.count_orders(mark) == 1
+    assert pebble.count_accounts() == accounts
+    assert "ACME0405" not in httpd.error_log()  # "created ACME account"
+
+    # never over a newer certificate
+    rc, out = acmectl(build_dir, "-f", httpd.conf_file, "import", "certbot", top)
+    assert rc == 0, out
+    assert re.search(r"skipped +%s: the store's P-256 certificate of %s is newer"
+                     % (re.escape(name), re.escape(name)), out), out
+    assert httpd.get_cert(name).serial_number != certbot_leaf.serial_number
+    assert tree_digest(top) == before
