@@ -1,6 +1,7 @@
 /* mod_acme_install.c: ManagedInstallCmd. The root parent runs it, without a
  * shell, once per activated certificate, from a detached process: a slow or
  * hanging program never holds up the restart, and httpd goes on serving. */
+#include <errno.h>
 #include <unistd.h>
 #include <sys/wait.h>
 #include <apr_strings.h>
@@ -175,21 +176,30 @@ void acme_install_start(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
     pid_t pid;
     int i;
 
-    if (!st || geteuid() != 0) {
-        return; /* a server not started as root has no daemon's files to hand over */
+    if (!st) {
+        return;
     }
     for (i = 0; i < g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
         const char *staged = install_due(st, d, ptemp);
         if (staged) {
-            /* before the fork: a restart from now on sees it running */
-            install_record(st, d, staged, 1, 0, NULL, s, ptemp);
             APR_ARRAY_PUSH(due, acme_domain_t *) = d;
             APR_ARRAY_PUSH(marks, const char *) = staged;
         }
     }
     if (due->nelts == 0) {
         return;
+    }
+    if (geteuid() != 0) {
+        /* the program is documented to run as root: not as something else */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(2006)
+                     "ManagedInstallCmd is not run: httpd was not started as root");
+        return;
+    }
+    for (i = 0; i < due->nelts; ++i) {
+        /* before the fork: a restart from now on sees it running */
+        install_record(st, APR_ARRAY_IDX(due, i, acme_domain_t *),
+                       APR_ARRAY_IDX(marks, i, const char *), 1, 0, NULL, s, ptemp);
     }
     /* Twice forked: the helper belongs to init, so httpd never reaps it
      * and its restarts never wait for it. */
@@ -198,6 +208,10 @@ void acme_install_start(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, ACMELOG(2005)
                      "cannot start a process for ManagedInstallCmd; it runs at the next "
                      "restart");
+        for (i = 0; i < due->nelts; ++i) {
+            st->remove(st, ACME_SG_DOMAINS, APR_ARRAY_IDX(due, i, acme_domain_t *)->name,
+                       ACME_INSTALL_JSON, ptemp);
+        }
         return;
     }
     if (pid > 0) {
