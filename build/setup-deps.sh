@@ -9,7 +9,8 @@ python3-cryptography python3-pytest-xdist python3-requests curl openssl ca-certi
 build-essential dpkg-dev fakeroot debhelper lintian
 etcd-server etcd-client
 libldns-dev ldnsutils knot knot-dnsutils bind9 bind9-utils bind9-dnsutils faketime
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev
+certbot"
 
 missing=""
 for p in $PACKAGES; do

@@ -28,6 +28,7 @@
 #include "acme_job.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
+#include "mod_acme_install.h"
 
 acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
@@ -90,8 +91,33 @@ acme_domain_t *acme_mod_domain_for_name(acme_global_t *g, const char *name, apr_
     return d;
 }
 
+/* A wildcard name can only be validated with dns-01 and a way to set the
+ * TXT records. */
+static int dns01_possible(const acme_settings_t *st)
+{
+    return ap_array_str_contains(st->challenges, "dns-01") && (st->dns_hook || st->dns_update);
+}
+
+/* ManagedMembers auto: name, of a vhost that uses d, joins d's names when
+ * no domain has it yet (exactly or by a wildcard). A wildcard that d could
+ * not validate stays out, so the other names still get their certificate
+ * (check_config said why). */
+static void add_member(acme_global_t *g, acme_domain_t *d, const char *name, apr_pool_t *p)
+{
+    char *lc;
+
+    if (acme_mod_domain_for_name(g, name, p)
+        || (acme_name_is_wildcard(name) && !dns01_possible(d->settings))) {
+        return;
+    }
+    lc = apr_pstrdup(g->pool, name);
+    ap_str_tolower(lc);
+    APR_ARRAY_PUSH(d->names, const char *) = lc;
+    apr_hash_set(g->names, lc, APR_HASH_KEY_STRING, d);
+}
+
 /* Each virtual host gets the managed domain of its ServerName (or, failing
- * that, of its first ServerAlias that is managed). */
+ * that, of its first ServerAlias that is managed). Settings are resolved. */
 static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
 {
     apr_pool_t *pv;
@@ -109,8 +135,42 @@ static void match_servers(acme_global_t *g, server_rec *base, apr_pool_t *p)
         for (i = 0; i < names->nelts && !sc->domain; ++i) {
             sc->domain = acme_mod_domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), pv);
         }
+        for (i = 0; sc->domain && sc->domain->settings->members && i < names->nelts; ++i) {
+            add_member(g, sc->domain, APR_ARRAY_IDX(names, i, const char *), pv);
+        }
     }
     apr_pool_destroy(pv);
+}
+
+/* ManagedMembers auto with a wildcard alias that only dns-01 could
+ * validate: said at `apachectl -t`, which runs no post_config. */
+static void check_members(acme_global_t *g, server_rec *base, apr_pool_t *p)
+{
+    server_rec *s;
+    int i;
+
+    for (s = base; s; s = s->next) {
+        apr_array_header_t *names;
+        acme_domain_t *d = NULL;
+
+        server_names(&names, s, p);
+        for (i = 0; i < names->nelts && !d; ++i) {
+            d = acme_mod_domain_for_name(g, APR_ARRAY_IDX(names, i, const char *), p);
+        }
+        for (i = 0; d && d->settings->members && i < names->nelts; ++i) {
+            const char *n = APR_ARRAY_IDX(names, i, const char *);
+            if (acme_name_is_wildcard(n) && !dns01_possible(d->settings)
+                && !acme_mod_domain_for_name(g, n, p)) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(2000)
+                             "%s: ManagedMembers auto leaves out the wildcard alias %s of the "
+                             "virtual host %s (line %u of %s): only dns-01 can validate it. Add "
+                             "dns-01 to ManagedChallenges with ManagedDNSUpdate or "
+                             "ManagedDNSHook, or list the names in the ManagedDomain.",
+                             d->name, n, s->server_hostname ? s->server_hostname : "-",
+                             s->defn_line_number, s->defn_name ? s->defn_name : "-");
+            }
+        }
+    }
 }
 
 /* ---- which challenges can work here -------------------------------------- */
@@ -984,10 +1044,17 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 {
     acme_global_t *g = acme_config_global(s);
     const char *err = g ? acme_config_check_store(g, ptemp) : NULL;
+    int i;
 
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ACMELOG(0014) "%s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (i = 0; g && i < g->domains->nelts; ++i) {
+        acme_config_resolve(g, APR_ARRAY_IDX(g->domains, i, acme_domain_t *), s, pconf);
+    }
+    if (g) {
+        check_members(g, s, ptemp);
     }
     return OK;
 }
@@ -1063,11 +1130,12 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (i = 0; i < g->domains->nelts; ++i) {
-        acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-        acme_config_resolve(g, d, s, pconf);
-        compute_challenges(g, d, s, pconf);
+        acme_config_resolve(g, APR_ARRAY_IDX(g->domains, i, acme_domain_t *), s, pconf);
     }
-    match_servers(g, s, ptemp);
+    match_servers(g, s, ptemp); /* ManagedMembers auto adds names: before the challenges */
+    for (i = 0; i < g->domains->nelts; ++i) {
+        compute_challenges(g, APR_ARRAY_IDX(g->domains, i, acme_domain_t *), s, pconf);
+    }
     pairs_pass(s, 1, ptemp);
     if (!acme_mod_store_down) {
         acme_drive_activate(g, s, ptemp);
@@ -1119,14 +1187,23 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (!first) {
         for (i = 0; i < g->domains->nelts; ++i) {
             acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
-            if (!d->driven) {
+            if (!d->driven && d->settings->renew_mode != ACME_RENEW_AUTO) {
+                ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ACMELOG(2001)
+                             "ManagedDomain %s is used by no SSL virtual host; ManagedRenewMode "
+                             "%s: %s", d->name,
+                             d->settings->renew_mode == ACME_RENEW_ALWAYS ? "always" : "manual",
+                             d->settings->renew_mode == ACME_RENEW_ALWAYS
+                                 ? "its certificate is obtained and renewed all the same"
+                                 : "no certificate is ordered for it");
+            }
+            else if (!d->driven) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ACMELOG(0003)
                              "ManagedDomain %s (line %d of %s) is not used by any SSL virtual "
                              "host: no <VirtualHost> with SSLEngine on has one of its names as "
                              "ServerName or ServerAlias. No certificate is requested for it.",
                              d->name, d->line, d->file);
             }
-            else if (d->eff_challenges->nelts == 0) {
+            if (acme_config_renews(d) && d->eff_challenges->nelts == 0) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0004)
                              "%s: no challenge type can work: ManagedChallenges allows %s, but "
                              "httpd does not listen where the CA connects (port %d for http-01, "
@@ -1169,6 +1246,7 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     }
     acme_challenge_setup_protocols(g, pconf);
     if (!first) {
+        acme_install_start(g, s, ptemp); /* before the activation thread exists: it forks */
         acme_drive_start(g, s, pconf);
     }
     return OK;

@@ -42,6 +42,8 @@ static acme_settings_t *settings_make(apr_pool_t *p)
     st->profile_mandatory = ACME_UNSET;
     st->ari = ACME_UNSET;
     st->require_https = ACME_UNSET;
+    st->members = ACME_UNSET;
+    st->renew_mode = ACME_UNSET;
     return st;
 }
 
@@ -786,6 +788,40 @@ static const char *cmd_notify(cmd_parms *cmd, void *dc, int argc, char *const ar
     return err ? err : parse_program(cmd, argc, argv, &global_of(cmd)->notify_argv);
 }
 
+static const char *cmd_members(cmd_parms *cmd, void *dc, const char *mode)
+{
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    if (!strcasecmp(mode, "auto")) target_settings(cmd)->members = 1;
+    else if (!strcasecmp(mode, "manual")) target_settings(cmd)->members = 0;
+    else return apr_psprintf(cmd->pool, "ManagedMembers: '%s' is not auto or manual", mode);
+    return NULL;
+}
+
+static const char *cmd_renew_mode(cmd_parms *cmd, void *dc, const char *mode)
+{
+    acme_settings_t *st = target_settings(cmd);
+    const char *err = check_context(cmd, 1);
+
+    if (err) return err;
+    if (!strcasecmp(mode, "auto")) st->renew_mode = ACME_RENEW_AUTO;
+    else if (!strcasecmp(mode, "always")) st->renew_mode = ACME_RENEW_ALWAYS;
+    else if (!strcasecmp(mode, "manual")) st->renew_mode = ACME_RENEW_MANUAL;
+    else {
+        return apr_psprintf(cmd->pool, "ManagedRenewMode: '%s' is not auto, always or manual",
+                            mode);
+    }
+    return NULL;
+}
+
+static const char *cmd_install_cmd(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    const char *err = check_context(cmd, 1);
+
+    return err ? err : parse_program(cmd, argc, argv, &target_settings(cmd)->install_cmd);
+}
+
 static const char *cmd_dns_hook(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     const char *err = check_context(cmd, 1);
@@ -905,6 +941,15 @@ const command_rec acme_cmds[] = {
                  "follow the CA's ACME Renewal Information (RFC 9773)"),
     AP_INIT_TAKE_ARGV("ManagedNotifyCmd", cmd_notify, NULL, RSRC_CONF,
                       "program run (without a shell) with the event and the domain"),
+    AP_INIT_TAKE1("ManagedMembers", cmd_members, NULL, RSRC_CONF,
+                  "auto: the ServerName and ServerAlias names of the domain's virtual hosts "
+                  "join its certificate; manual (default): only the ManagedDomain's names"),
+    AP_INIT_TAKE1("ManagedRenewMode", cmd_renew_mode, NULL, RSRC_CONF,
+                  "auto (default): certificates for domains an SSL vhost uses; always: for "
+                  "every domain; manual: none is ordered"),
+    AP_INIT_TAKE_ARGV("ManagedInstallCmd", cmd_install_cmd, NULL, RSRC_CONF,
+                      "program run by root (without a shell) after a new certificate of the "
+                      "domain has been activated"),
     AP_INIT_TAKE_ARGV("ManagedDNSHook", cmd_dns_hook, NULL, RSRC_CONF,
                       "program that sets and removes the dns-01 TXT records"),
     AP_INIT_TAKE2("ManagedDNSUpdate", cmd_dns_update, NULL, RSRC_CONF,
@@ -954,6 +999,9 @@ static void settings_merge(acme_settings_t *st, const acme_settings_t *base)
         st->require_https = base->require_https;
         st->hsts_max_age = base->hsts_max_age;
     }
+    if (st->members == ACME_UNSET) st->members = base->members;
+    if (st->renew_mode == ACME_UNSET) st->renew_mode = base->renew_mode;
+    if (!st->install_cmd) st->install_cmd = base->install_cmd;
 }
 
 /* Sets what is still unset to the built-in defaults; changes nothing the
@@ -990,6 +1038,8 @@ static void resolve_builtins(acme_settings_t *st, server_rec *base, apr_pool_t *
     if (st->profile_mandatory == ACME_UNSET) st->profile_mandatory = 0;
     if (st->ari == ACME_UNSET) st->ari = 1;
     if (st->require_https == ACME_UNSET) st->require_https = ACME_HTTPS_OFF;
+    if (st->members == ACME_UNSET) st->members = 0;
+    if (st->renew_mode == ACME_UNSET) st->renew_mode = ACME_RENEW_AUTO;
     if (st->renew_is_percent == ACME_UNSET) {
         st->renew_is_percent = 1;
         st->renew_percent = ACME_DEFAULT_RENEW_PERCENT;
@@ -1005,6 +1055,15 @@ void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, a
     }
     settings_merge(d->settings, g->defaults);
     resolve_builtins(d->settings, base, p); /* "ManagedEAB none" of its own */
+}
+
+int acme_config_renews(const acme_domain_t *d)
+{
+    switch (d->settings->renew_mode) {
+    case ACME_RENEW_ALWAYS: return 1;
+    case ACME_RENEW_MANUAL: return 0;
+    default: return d->driven;
+    }
 }
 
 apr_array_header_t *acme_config_publishers(apr_pool_t *p, const acme_settings_t *st)

@@ -38,7 +38,17 @@ typedef struct acme_settings_t {
     const char *http_proxy_ca_file; /* its trust anchors, NULL = the system's */
     int require_https;              /* ACME_UNSET or acme_require_https_t */
     apr_int64_t hsts_max_age;       /* seconds, with ACME_HTTPS_PERMANENT */
+    int members;                    /* ManagedMembers: ACME_UNSET, 0 manual, 1 auto */
+    int renew_mode;                 /* ACME_UNSET or acme_renew_mode_t */
+    apr_array_header_t *install_cmd; /* ManagedInstallCmd program + args, NULL = none */
 } acme_settings_t;
+
+/* ManagedRenewMode */
+typedef enum {
+    ACME_RENEW_AUTO = 0,    /* certificates for domains that an SSL vhost uses */
+    ACME_RENEW_ALWAYS,      /* also without one (a mail server's name) */
+    ACME_RENEW_MANUAL       /* never ordered; a certificate in the store is still served */
+} acme_renew_mode_t;
 
 /* ManagedRequireHttps */
 typedef enum {
@@ -114,6 +124,10 @@ acme_global_t *acme_config_global(server_rec *s);
  * built-in defaults. A domain with no settings of its own gets the
  * globals' object itself, shared with every such domain: read only. */
 void acme_config_resolve(acme_global_t *g, acme_domain_t *d, server_rec *base, apr_pool_t *p);
+
+/* Whether the module orders and renews d's certificates: its renew mode
+ * and whether an SSL vhost uses it (d->driven). */
+int acme_config_renews(const acme_domain_t *d);
 
 /* What is missing for the configured store (checked after parsing, so
  * that `apachectl -t` says it), or NULL. */

@@ -509,7 +509,7 @@ static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr
         const char *staged;
         acme_json_t *meta;
 
-        if (!d->driven
+        if (!acme_config_renews(d)
             || acme_store_load_json(st, ACME_SG_DOMAINS, d->name, ACME_JOB_META, &meta, ptemp)
                    != APR_SUCCESS
             || !(staged = acme_json_gets(meta, "staged", NULL))
@@ -788,10 +788,11 @@ static apr_status_t clear_restart_ctx(void *data)
 
 /* ---- child: the renewal jobs ---------------------------------------------- */
 
-/* A domain gets a job when an SSL vhost uses it and a challenge can work. */
+/* A domain gets a job when its renew mode wants a certificate (an SSL vhost
+ * uses it, or ManagedRenewMode always) and a challenge can work. */
 static int has_job(const acme_domain_t *d)
 {
-    return d->driven && d->eff_challenges->nelts > 0;
+    return acme_config_renews(d) && d->eff_challenges->nelts > 0;
 }
 
 struct drive_ctx_t;

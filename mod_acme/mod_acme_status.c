@@ -24,6 +24,7 @@
 #include "acme_status.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
+#include "mod_acme_install.h"
 
 #define STATUS_HANDLER "acme-status"
 #define METRICS_HANDLER "acme-metrics"
@@ -45,7 +46,10 @@ static const char *state_of(const dom_status_t *ds)
 /* Why the settings keep the domain's renewal from running, or NULL. */
 static const char *config_problem(const acme_domain_t *d)
 {
-    if (!d->driven) {
+    if (d->settings->renew_mode == ACME_RENEW_MANUAL) {
+        return "ManagedRenewMode manual: the module orders no certificate for it";
+    }
+    if (!acme_config_renews(d)) {
         return "no SSL virtual host uses one of its names as ServerName or ServerAlias";
     }
     if (!d->eff_challenges || d->eff_challenges->nelts == 0) {
@@ -223,6 +227,11 @@ static acme_json_t *domain_json(const dom_status_t *ds, int with_events, apr_tim
     acme_json_sets(j, served_of(ds->d), "served", NULL);
     if (ds->d->vhost_cert) {
         acme_json_sets(j, ds->d->vhost_cert, "served-file", NULL);
+    }
+    if (s->install_cmd && acme_mod_cache
+        && acme_store_load_json(acme_mod_cache, ACME_SG_DOMAINS, ds->d->name, ACME_INSTALL_JSON,
+                                &set, p) == APR_SUCCESS) {
+        acme_json_setj(j, set, "install", NULL); /* how ManagedInstallCmd last ran */
     }
 
     set = acme_json_new_object(p);

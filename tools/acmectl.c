@@ -30,6 +30,7 @@
 #include "acme_etcd.h"
 #include "acme_store_etcd.h"
 #include "acme_conf.h"
+#include "acmectl_import.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -64,6 +65,7 @@ typedef struct {
     const char *conf_window;
     const char *conf_proxy, *conf_proxy_ca;   /* ManagedHttpProxy */
     const char *conf_eab_kid, *conf_eab_file; /* ManagedEAB KID ..., or file:PATH */
+    apr_array_header_t *conf_domains;         /* each ManagedDomain's names */
     /* ManagedStore etcd and its settings (store migrate) */
     apr_array_header_t *conf_etcd_urls;
     const char *conf_store_key, *conf_store_prefix;
@@ -157,6 +159,7 @@ static const char usage_main[] =
     "  revoke DOMAIN [--reason R]  revoke DOMAIN's certificates at the CA, then renew\n"
     "  account [show|rollover|deactivate] [--ca URL]  the ACME account(s)\n"
     "  store migrate --to etcd  copy the file store into etcd (ManagedStore etcd)\n"
+    "  import certbot [DIR]     take certbot's certificates and account (-f needed)\n"
     "  help [COMMAND]           this text, or a command's\n"
     "\n"
     "options:\n"
@@ -217,6 +220,15 @@ static const char usage_account[] =
     "  --ca URL     the CA's directory URL (when the store has several accounts)\n"
     "  --ca-file F  trust anchors for the CA's HTTPS\n";
 
+static const char usage_import[] =
+    "usage: acmectl -f HTTPD.CONF import certbot [DIR]\n"
+    "\n"
+    "Imports each certbot lineage under DIR (default " ACMECTL_CERTBOT_DIR ") whose\n"
+    "certificate covers the names of a ManagedDomain of the config: its certificate,\n"
+    "chain and key become the domain's active ones (unless the store's are newer),\n"
+    "and certbot's ACME account of its CA becomes the module's (unless the store\n"
+    "has one). Nothing of certbot's is changed. Run 'apachectl graceful' after it.\n";
+
 static const char usage_store[] =
     "usage: acmectl -f HTTPD.CONF store migrate --to etcd\n"
     "\n"
@@ -237,6 +249,7 @@ static const char *usage_of(const char *cmd)
     if (!strcmp(cmd, "revoke")) return usage_revoke;
     if (!strcmp(cmd, "account")) return usage_account;
     if (!strcmp(cmd, "store")) return usage_store;
+    if (!strcmp(cmd, "import")) return usage_import;
     return NULL;
 }
 
@@ -439,6 +452,7 @@ static int setup(ctl_t *ctl, int need_store)
         ctl->conf_ca_file_any = cs.ca_file_any;
         ctl->conf_ca_url = cs.ca_url;
         ctl->conf_window = cs.window;
+        ctl->conf_domains = cs.domains;
         ctl->conf_proxy = cs.http_proxy;
         ctl->conf_proxy_ca = cs.http_proxy_ca;
         ctl->conf_eab_kid = cs.eab_kid;
@@ -1738,6 +1752,28 @@ static int cmd_store(ctl_t *ctl)
     return mc.failed ? EXIT_FAILED : EXIT_OK;
 }
 
+static int cmd_import(ctl_t *ctl)
+{
+    const char *what = ctl->args->nelts ? APR_ARRAY_IDX(ctl->args, 0, const char *) : NULL;
+
+    if (!what || strcmp(what, "certbot") || ctl->args->nelts > 2) {
+        return usage_error("import", "import certbot [DIR]");
+    }
+    if (!ctl->conf_domains) {
+        return usage_error("import", "give the server's config with -f: its ManagedDomain "
+                           "names decide what is imported");
+    }
+    if (ctl->etcd_prefix) {
+        err_printf("import works on the file store; with ManagedStore etcd, import into a "
+                   "file store (--store) and use 'acmectl store migrate'");
+        return EXIT_FAILED;
+    }
+    return acmectl_import_certbot(ctl->store, ctl->conf_domains,
+                                  ctl->args->nelts > 1 ? APR_ARRAY_IDX(ctl->args, 1, const char *)
+                                                       : ACMECTL_CERTBOT_DIR,
+                                  ctl->pool) ? EXIT_FAILED : EXIT_OK;
+}
+
 int main(int argc, const char *const *argv)
 {
     apr_pool_t *pool;
@@ -1778,7 +1814,7 @@ int main(int argc, const char *const *argv)
         return EXIT_USAGE;
     }
     if (!usage_of(ctl.cmd)) {
-        return usage_error(NULL, "no command '%s' (status, show, renew, revoke, account, store)",
+        return usage_error(NULL, "no command '%s' (status, show, renew, revoke, account, store, import)",
                            ctl.cmd);
     }
     rc = setup(&ctl, 1);
@@ -1797,5 +1833,6 @@ int main(int argc, const char *const *argv)
     if (!strcmp(ctl.cmd, "renew")) return cmd_renew(&ctl);
     if (!strcmp(ctl.cmd, "revoke")) return cmd_revoke(&ctl);
     if (!strcmp(ctl.cmd, "store")) return cmd_store(&ctl);
+    if (!strcmp(ctl.cmd, "import")) return cmd_import(&ctl);
     return cmd_account(&ctl);
 }

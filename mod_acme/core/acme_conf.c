@@ -161,6 +161,7 @@ void acme_conf_scan_init(acme_conf_scan_t *cs, apr_pool_t *p, const char *server
     memset(cs, 0, sizeof(*cs));
     cs->pool = p;
     cs->defines = apr_table_make(p, 8);
+    cs->domains = apr_array_make(p, 4, sizeof(apr_array_header_t *));
     cs->server_root = server_root;
 }
 
@@ -332,6 +333,22 @@ static apr_status_t scan_include(acme_conf_scan_t *cs, const char *arg, int opti
     return rv;
 }
 
+/* A ManagedDomain's names, lower case, in the order given. */
+static void add_domain(acme_conf_scan_t *cs, const char *words)
+{
+    apr_array_header_t *names = apr_array_make(cs->pool, 4, sizeof(const char *));
+    const char *w;
+
+    while ((w = next_word(&words, cs->pool))) {
+        char *lc = apr_pstrdup(cs->pool, w), *c;
+        for (c = lc; *c; ++c) *c = (char)apr_tolower(*c);
+        APR_ARRAY_PUSH(names, const char *) = lc;
+    }
+    if (names->nelts > 0) {
+        APR_ARRAY_PUSH(cs->domains, apr_array_header_t *) = names;
+    }
+}
+
 static apr_status_t scan_line(acme_conf_scan_t *cs, const char *line, int depth,
                               const char *where)
 {
@@ -345,6 +362,10 @@ static apr_status_t scan_line(acme_conf_scan_t *cs, const char *line, int depth,
         const char *name = s + 1 + closing, *e = name;
         while (*e && !apr_isspace(*e) && *e != '>') ++e;
         name = apr_pstrndup(p, name, (apr_size_t)(e - name));
+        if (!closing && !strcasecmp(name, "ManagedDomain")) {
+            const char *rest = expand_vars(cs, e), *close = strchr(rest, '>');
+            add_domain(cs, close ? apr_pstrndup(p, rest, (apr_size_t)(close - rest)) : rest);
+        }
         if (!is_conditional_section(name)) {
             cs->section_depth += closing ? -1 : 1;
             if (cs->section_depth < 0) cs->section_depth = 0;
@@ -353,6 +374,10 @@ static apr_status_t scan_line(acme_conf_scan_t *cs, const char *line, int depth,
     }
     s = expand_vars(cs, s);
     dir = next_word(&s, p);
+    if (dir && !strcasecmp(dir, "ManagedDomain")) {
+        add_domain(cs, s);
+        return APR_SUCCESS;
+    }
     a1 = next_word(&s, p);
     a2 = a1 ? next_word(&s, p) : NULL;
     if (!dir || !a1) return APR_SUCCESS;

@@ -52,6 +52,8 @@ typedef struct acme_conf_scan_t {
     const char *http_proxy_ca; /* its CA file, resolved */
     const char *eab_kid;      /* ManagedEAB's key id outside any section */
     const char *eab_file;     /* or its file:PATH, resolved (read by the caller) */
+    apr_array_header_t *domains; /* each ManagedDomain's names (an apr_array_header_t * of
+                                  * const char *, lower case, the first the domain's id) */
     /* ManagedStore etcd URL... and its settings (acmectl store migrate) */
     apr_array_header_t *etcd_urls;
     const char *store_key, *store_prefix, *store_ca, *store_cert, *store_cert_key;

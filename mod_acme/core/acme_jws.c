@@ -198,16 +198,33 @@ static apr_status_t b64_member(unsigned char **pd, apr_size_t *plen, apr_pool_t 
     return acme_b64url_decode(pd, plen, p, s);
 }
 
-apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_json_t *jwk)
+/* RSA's private members (RFC 7518 6.3.2) with their OpenSSL names: all
+ * required (the CRT members, which RFC 7518 makes optional, are what
+ * OpenSSL's pairwise check needs; certbot writes them). */
+static const struct {
+    const char *member, *param;
+} rsa_private[] = {
+    {"d", OSSL_PKEY_PARAM_RSA_D},
+    {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+    {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
+    {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+    {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
+    {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
+};
+#define RSA_PRIVATE_N (sizeof(rsa_private) / sizeof(rsa_private[0]))
+
+/* The key of a JWK: with_private, its private part too (required). */
+static apr_status_t pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_json_t *jwk,
+                                  int with_private)
 {
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL, *cctx = NULL;
     EVP_PKEY *evp = NULL;
-    BIGNUM *n = NULL, *e = NULL;
+    BIGNUM *n = NULL, *e = NULL, *priv[RSA_PRIVATE_N] = {NULL};
     const char *kty, *crv, *alg_name;
-    unsigned char *x, *y, *pub;
-    apr_size_t xlen, ylen, fs;
+    unsigned char *x, *y, *pub, *d;
+    apr_size_t xlen, ylen, dlen, fs, i;
     apr_status_t rv;
 
     *pkey = NULL;
@@ -243,6 +260,18 @@ apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_js
             rv = APR_ENOMEM;
             goto leave;
         }
+        if (with_private) {
+            /* RFC 7518 6.2.2.1: d is as long as the coordinates */
+            if ((rv = b64_member(&d, &dlen, p, jwk, "d")) != APR_SUCCESS || dlen != fs) {
+                rv = APR_EINVAL;
+                goto leave;
+            }
+            if (!(priv[0] = BN_bin2bn(d, (int)dlen, NULL))
+                || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv[0])) {
+                rv = APR_ENOMEM;
+                goto leave;
+            }
+        }
     }
     else if (!strcmp(kty, "RSA")) {
         alg_name = "RSA";
@@ -261,6 +290,18 @@ apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_js
             rv = APR_ENOMEM;
             goto leave;
         }
+        for (i = 0; with_private && i < RSA_PRIVATE_N; ++i) {
+            if ((rv = b64_member(&d, &dlen, p, jwk, rsa_private[i].member)) != APR_SUCCESS
+                || dlen > 1024) {
+                rv = APR_EINVAL;
+                goto leave;
+            }
+            if (!(priv[i] = BN_bin2bn(d, (int)dlen, NULL))
+                || !OSSL_PARAM_BLD_push_BN(bld, rsa_private[i].param, priv[i])) {
+                rv = APR_ENOMEM;
+                goto leave;
+            }
+        }
     }
     else {
         rv = APR_EINVAL;
@@ -269,17 +310,20 @@ apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_js
     params = OSSL_PARAM_BLD_to_param(bld);
     ctx = EVP_PKEY_CTX_new_from_name(NULL, alg_name, NULL);
     if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0
-        || EVP_PKEY_fromdata(ctx, &evp, EVP_PKEY_PUBLIC_KEY, params) <= 0 || !evp) {
+        || EVP_PKEY_fromdata(ctx, &evp, with_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+                             params) <= 0
+        || !evp) {
         rv = APR_EINVAL;
         goto leave;
     }
     /* A point off the curve would make every verification meaningless. */
     cctx = EVP_PKEY_CTX_new_from_pkey(NULL, evp, NULL);
-    if (!cctx || EVP_PKEY_public_check(cctx) != 1) {
+    if (!cctx || EVP_PKEY_public_check(cctx) != 1
+        || (with_private && EVP_PKEY_pairwise_check(cctx) != 1)) {
         rv = APR_EINVAL;
         goto leave;
     }
-    rv = acme_pkey_wrap(pkey, p, evp, 0);
+    rv = acme_pkey_wrap(pkey, p, evp, with_private);
     evp = NULL; /* owned by *pkey now, or freed by acme_pkey_wrap */
 leave:
     ssl_errors_drain("acme_pkey_from_jwk");
@@ -290,7 +334,21 @@ leave:
     OSSL_PARAM_BLD_free(bld);
     BN_free(n);
     BN_free(e);
+    for (i = 0; i < RSA_PRIVATE_N; ++i) {
+        BN_clear_free(priv[i]);
+    }
     return rv;
+}
+
+apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const acme_json_t *jwk)
+{
+    return pkey_from_jwk(pkey, p, jwk, 0);
+}
+
+apr_status_t acme_pkey_from_private_jwk(acme_pkey_t **pkey, apr_pool_t *p,
+                                        const acme_json_t *jwk)
+{
+    return pkey_from_jwk(pkey, p, jwk, 1);
 }
 
 /* ---- signatures ------------------------------------------------------------------ */

@@ -15,6 +15,12 @@ apr_status_t acme_jwk_make(struct acme_json_t **pjwk, apr_pool_t *p, const acme_
  * private members are ignored. APR_EINVAL for anything malformed, an EC
  * point not on the curve or an unsupported key. */
 apr_status_t acme_pkey_from_jwk(acme_pkey_t **pkey, apr_pool_t *p, const struct acme_json_t *jwk);
+/* A private key from a JWK with its private members (EC "d"; RSA "d", "p",
+ * "q", "dp", "dq" and "qi"): another client's account key, as
+ * certbot keeps it. APR_EINVAL as above, and for a private part that does
+ * not match the public one. Secret: never log the JWK. */
+apr_status_t acme_pkey_from_private_jwk(acme_pkey_t **pkey, apr_pool_t *p,
+                                        const struct acme_json_t *jwk);
 /* RFC 7638 thumbprint: base64url(SHA-256(canonical JWK)). */
 apr_status_t acme_jwk_thumbprint(const char **pthumb, apr_pool_t *p, const acme_pkey_t *key);
 /* "ES256" / "ES384" / "RS256" for the key type. */

@@ -149,6 +149,31 @@ START_TEST(scan_text_values)
 }
 END_TEST
 
+/* acmectl import matches lineages to the ManagedDomain names of both forms */
+START_TEST(scan_domains)
+{
+    acme_conf_scan_t cs;
+    apr_array_header_t *d;
+
+    cs = scan("Define W www.b.test\n"
+              "ManagedDomain A.test www.a.test\n"
+              "<ManagedDomain b.test ${W}>\nManagedKeys RSA-2048\n</ManagedDomain>\n"
+              "# ManagedDomain commented.test\n"
+              "<ManagedDomain \"c.test\">\n</ManagedDomain>\nManagedDomain\n");
+    ck_assert_int_eq(cs.domains->nelts, 3);
+    d = APR_ARRAY_IDX(cs.domains, 0, apr_array_header_t *);
+    ck_assert_int_eq(d->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(d, 0, const char *), "a.test");
+    ck_assert_str_eq(APR_ARRAY_IDX(d, 1, const char *), "www.a.test");
+    d = APR_ARRAY_IDX(cs.domains, 1, apr_array_header_t *);
+    ck_assert_int_eq(d->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(d, 1, const char *), "www.b.test");
+    d = APR_ARRAY_IDX(cs.domains, 2, apr_array_header_t *);
+    ck_assert_int_eq(d->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(d, 0, const char *), "c.test");
+}
+END_TEST
+
 START_TEST(scan_file_includes_itself)
 {
     char dir[] = "/tmp/acme-conf-test-XXXXXX";
@@ -253,6 +278,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, http_proxy_values);
     tcase_add_test(tc, eab_file_values);
     tcase_add_test(tc, scan_text_values);
+    tcase_add_test(tc, scan_domains);
     tcase_add_test(tc, scan_file_includes_itself);
     suite_add_tcase(s, tc);
     return s;

@@ -433,6 +433,85 @@ START_TEST(pkey_from_jwk_rejects_malformed)
 }
 END_TEST
 
+/* A private JWK, as another client (certbot) keeps its account key. A
+ * 2048-bit RSA key made for this test, with its CRT members. */
+static const char RSA_PRIVATE_JWK[] =
+    "{"
+    "\"kty\":\"" "RSA" "\""
+    ",\"n\":\"" "6b4dKVm34Ta1HGq7bWviyXAabf2WGUOmJFNVoCyLk0TEWqSEVEg7eVud8KSpHRSQ7YiAGbGmm-tXKgR6jmcg-vMaUK2x9WWDq9Cobalqb90ZimfyzCRCG_4ZDWoCI4W3C1fYygRcdvILDKyngqhs5NVySOJ5nOu5Wfg-cY5O7jHq4eqWwSDh2Elfmp9LtRr85TRHhxVFqi-I2l-ETA9Cml_pvpoWOcF9dSsma8KC9QSQ7I0hxG2llrHJbYh2xR8mo8mwUMp3kBi5OGN4bvaPjQ8S3yYIEOQJkWoe95WPp65AnLEuoOHpbrZN7emJfUPmxvriGdUrrlmjCHTTFtNT4Q" "\""
+    ",\"e\":\"" "AQAB" "\""
+    ",\"d\":\"" "DmFMii8Di1H7zQtBJUEZaAFcrUtufaoC4Y8IIHBzh83-Jhtv-EvXVabnlEn1DR2nF7Rc0sSldns0ihiFCuS_JS4DZPCpFze1flw6BUEcE-5UzdLv7FPT7PfyRgTkq8qXd8jh3lye7NxrbJsX1SFHTcHwVxnDyv3yxPbrFIsuQb4aiR7rrkXElgm0ekjKocTLvFhDI92hNLzRNmN2P36IpBFq9v8wFYP9Wma9eh0pxqL14nWVmNidu5z-67TVU2_JvB3zlYFF_GHAckH6Cpz6JSHrzfMo0Dgpuuai2ROoHvbj8GBX9unZjoNCleFjLP4hI9OpOSh8BS5rV_aXtxgy5w" "\""
+    ",\"p\":\"" "-Mg037_DEe_grFm-CUZrhPatYksh7M9l8mk31kGDLZZpHGyq8KVFUUSDhlmog0gYDgBLx3RUBYfAdGN4plYuFHpJrwLVkRbNV21xlodkU4XcBdbgqoC-BaTn-jvojUvet0PLsOkZbL8pLuEflCtP6kRexmU03hD9EVlTUHj6t4c" "\""
+    ",\"q\":\"" "8IY0RTGEVhuNvcznhnmEA14Xe-8-7oR_hOeaoFxxRDkPYNpabub6R4Fui74y0ayixmCT3ZPkM_il9OwowKAXWmLEC3j9LjFVsQt_U8fzQWLpajyI7M_660clztTtS_JIlkBTVR3PZ0WPbRzhQcLqDcvCwO1wls5U7ECmUJwco1c" "\""
+    ",\"dp\":\"" "FlIgLFMQNXPIPK5wlnRzASMAu2jySkTxaKZ4FAkcs-Ji2-IEFEM_zOLQyiURMXYuclMkeWi-gSCE6-xgzsu8pqmyIrmmX7YkBkwTfOX44mWIMB3vWlzir670AUeOvd6oxNiYVe8UEOW11DbulmSsbuBjgHlkHOh5TC0vhHDWTdE" "\""
+    ",\"dq\":\"" "sD83GCjjtxEzuQvn7-MlOC5_eOJkM_VFWAc6iB2VJg_F1AvMzo1Ugoc2kRHLPVeKY2ErmOchBnBCc4mFhzkIQ8QxsdJze6DNERHCuIrBFn27WoyHLThtvnABJWFjjQ454Fe8eJeCfkM7iRHrgfuo9HkF-cdDhE4nboMlG9Z5Kbs" "\""
+    ",\"qi\":\"" "BCWWhF25ZHc1LgxAzhBNJGPzRwKJZxAOnSOw1UsTqd31uFI7vF3JL5fP8kD_WYp8veEdY5iiN0SHTq2QbzKRZrff7rmrq7YU-I7dh_uXH0cGvwYPlmcpRPAW8zQTw4_d5VoXij_Sf88VbN4SmwO9H2s86Uj7OWLHmkQqv67X4Qk" "\""
+    "}";
+
+START_TEST(private_jwk_imports_a_usable_key)
+{
+    acme_pkey_t *key, *pub;
+    acme_json_t *jwk;
+    const char *pem, *out, *t1, *t2;
+    unsigned char *d;
+    apr_size_t dlen;
+
+    /* RFC 7515 A.3's EC key with its d */
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\","
+        "\"d\":\"" A3_D "\"}")), APR_SUCCESS);
+    ck_assert(acme_pkey_is_private(key));
+    ck_assert_int_eq(acme_pkey_to_pem(&pem, pool, key), APR_SUCCESS);
+    ck_assert_int_eq(acme_jwk_thumbprint(&t1, pool, key), APR_SUCCESS);
+    ck_assert_int_eq(acme_jwk_thumbprint(&t2, pool, rfc_a3_public_key()), APR_SUCCESS);
+    ck_assert_str_eq(t1, t2);
+    ck_assert_int_eq(acme_jws_sign(&out, pool, key, NULL, "n", "https://ca.example/x", "{}", 2),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_jws_verify(out, rfc_a3_public_key(), pool), APR_SUCCESS);
+
+    /* RSA with the CRT members; d alone is refused */
+    jwk = json_of(RSA_PRIVATE_JWK);
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, jwk), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_type(key), ACME_KEY_RSA2048);
+    ck_assert_int_eq(acme_pkey_to_pem(&pem, pool, key), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_from_jwk(&pub, pool, jwk), APR_SUCCESS);
+    ck_assert_int_eq(acme_jws_sign(&out, pool, key, NULL, "n", "https://ca.example/x", "{}", 2),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_jws_verify(out, pub, pool), APR_SUCCESS);
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(apr_psprintf(pool,
+        "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\",\"d\":\"%s\"}",
+        acme_json_gets(jwk, "n", NULL), acme_json_gets(jwk, "e", NULL),
+        acme_json_gets(jwk, "d", NULL)))), APR_EINVAL);
+
+    /* a public JWK is no private key; a d that does not match is refused */
+    key = (acme_pkey_t *)1;
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\"}")),
+        APR_EINVAL);
+    ck_assert_ptr_null(key);
+    ck_assert_int_eq(acme_b64url_decode(&d, &dlen, pool, A3_D), APR_SUCCESS);
+    d[dlen - 1] ^= 0x01;
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(apr_psprintf(pool,
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" A3_X "\",\"y\":\"" A3_Y "\","
+        "\"d\":\"%s\"}", acme_b64url_encode(pool, d, dlen)))), APR_EINVAL);
+    ck_assert_int_eq(acme_b64url_decode(&d, &dlen, pool, acme_json_gets(jwk, "p", NULL)),
+                     APR_SUCCESS);
+    d[dlen - 1] ^= 0x02;
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(apr_psprintf(pool,
+        "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\",\"d\":\"%s\",\"p\":\"%s\","
+        "\"q\":\"%s\",\"dp\":\"%s\",\"dq\":\"%s\",\"qi\":\"%s\"}",
+        acme_json_gets(jwk, "n", NULL), acme_json_gets(jwk, "e", NULL),
+        acme_json_gets(jwk, "d", NULL), acme_b64url_encode(pool, d, dlen),
+        acme_json_gets(jwk, "q", NULL), acme_json_gets(jwk, "dp", NULL),
+        acme_json_gets(jwk, "dq", NULL), acme_json_gets(jwk, "qi", NULL)))), APR_EINVAL);
+    /* all of them */
+    ck_assert_int_eq(acme_pkey_from_private_jwk(&key, pool, json_of(apr_psprintf(pool,
+        "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"%s\",\"d\":\"%s\",\"p\":\"%s\"}",
+        acme_json_gets(jwk, "n", NULL), acme_json_gets(jwk, "e", NULL),
+        acme_json_gets(jwk, "d", NULL), acme_json_gets(jwk, "p", NULL)))), APR_EINVAL);
+}
+END_TEST
+
 /* ---- EAB -------------------------------------------------------------------------------------- */
 
 START_TEST(eab_structure_and_hmac)
@@ -523,6 +602,7 @@ static Suite *jws_suite(void)
     tcase_add_loop_test(tc, jws_sign_verify_round_trip, 0, (int)(sizeof(sign_cases) / sizeof(sign_cases[0])));
     tcase_add_test(tc, jws_verify_rejects_malformed);
     tcase_add_test(tc, pkey_from_jwk_rejects_malformed);
+    tcase_add_test(tc, private_jwk_imports_a_usable_key);
     tcase_add_test(tc, eab_structure_and_hmac);
     tcase_add_test(tc, keychange_inner_structure);
     suite_add_tcase(s, tc);
