@@ -12,7 +12,7 @@
 /* When one staged result stops waiting: at once, or at its bound while a
  * job it waits for is in flight. */
 static apr_time_t item_due(const acme_restart_item_t *s, int first_running, int any_running,
-                           apr_time_t now)
+                           apr_time_t last, apr_time_t now)
 {
     apr_time_t at = s->at < now ? s->at : now;
     int blocked = s->first ? first_running : any_running;
@@ -20,12 +20,20 @@ static apr_time_t item_due(const acme_restart_item_t *s, int first_running, int 
     if (!blocked) {
         return now;
     }
-    at += s->first ? ACME_RESTART_FIRST_BOUND : ACME_RESTART_RENEWAL_BOUND;
+    if (s->first) {
+        at += ACME_RESTART_FIRST_BOUND;
+        if (last && last <= now && last + ACME_RESTART_FIRST_SPACING > at) {
+            at = last + ACME_RESTART_FIRST_SPACING;
+        }
+    }
+    else {
+        at += ACME_RESTART_RENEWAL_BOUND;
+    }
     return at > now ? at : now;
 }
 
 apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_header_t *staged,
-                            int informed, apr_time_t now)
+                            int informed, apr_time_t last, apr_time_t now)
 {
     apr_time_t due = 0, newest = 0, oldest = 0, t;
     int i, first_running = 0, any_running = 0;
@@ -46,7 +54,7 @@ apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_h
             if (!oldest || t < oldest) oldest = t;
             continue;
         }
-        t = item_due(s, first_running, any_running, now);
+        t = item_due(s, first_running, any_running, last, now);
         if (!due || t < due) due = t;
     }
     if (!informed) {

@@ -10,8 +10,11 @@
 
 /* A first certificate (the site answers 503 until it is active) waits for
  * the other first-certificate jobs in flight, at most this long after it
- * was staged. */
+ * was staged; but within FIRST_SPACING of the module's last restart, up to
+ * the end of that spacing: a long batch gets one early restart for the
+ * sites that are ready, and one at its end, not one every 10 s. */
 #define ACME_RESTART_FIRST_BOUND apr_time_from_sec(10)
+#define ACME_RESTART_FIRST_SPACING apr_time_from_sec(60)
 /* A renewal (the old certificate is valid for days) waits for every job in
  * flight, at most this long after it was staged. */
 #define ACME_RESTART_RENEWAL_BOUND apr_time_from_sec(300)
@@ -32,10 +35,11 @@ typedef struct acme_restart_item_t {
  * later, look again then (a job that ends makes the child say so, and the
  * caller decides again at once); 0, nothing is staged. running and staged
  * hold acme_restart_item_t. informed: the child reports its jobs (else
- * running is not known, and the quiet period applies). Times after now
- * count as now: whatever the child claims, it cannot push the bounds. */
+ * running is not known, and the quiet period applies). last: when the
+ * module last restarted to activate (0: never). Times after now count as
+ * now: whatever the child claims, it cannot push the bounds. */
 apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_header_t *staged,
-                            int informed, apr_time_t now);
+                            int informed, apr_time_t last, apr_time_t now);
 
 /* ---- the child's messages (one datagram each) --------------------------------
  * "acme-job <event> <kind> <domain>": event is begin, end or staged, kind is

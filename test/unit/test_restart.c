@@ -45,7 +45,7 @@ static void add(apr_array_header_t *a, int first, apr_time_t at)
  * hand-over lets them). Returns the number of restarts. */
 static int simulate(int n, int slots, const int *dur_ms, int first, int informed)
 {
-    apr_time_t start[64], now;
+    apr_time_t start[64], now, last = 0;
     int i, next = 0, done = 0, restarts = 0, ended[64];
     apr_array_header_t *staged = items();
 
@@ -72,9 +72,10 @@ static int simulate(int n, int slots, const int *dur_ms, int first, int informed
         for (i = 0; i < next; ++i) {
             if (!ended[i]) add(running, first, start[i]);
         }
-        due = acme_restart_due(running, staged, informed, now);
+        due = acme_restart_due(running, staged, informed, last, now);
         if (due && due <= now) {
             restarts++;
+            last = now;
             apr_array_clear(staged);
         }
         ck_assert_int_lt(now, T0 + SEC(3600));
@@ -87,8 +88,8 @@ START_TEST(nothing_staged_no_restart)
     apr_array_header_t *running = items();
 
     add(running, 1, T0);
-    ck_assert_int_eq(acme_restart_due(running, items(), 1, T0), 0);
-    ck_assert_int_eq(acme_restart_due(NULL, NULL, 0, T0), 0);
+    ck_assert_int_eq(acme_restart_due(running, items(), 1, 0, T0), 0);
+    ck_assert_int_eq(acme_restart_due(NULL, NULL, 0, 0, T0), 0);
 }
 END_TEST
 
@@ -115,6 +116,38 @@ START_TEST(batch_of_slow_renewals_one_restart)
 }
 END_TEST
 
+START_TEST(long_batch_of_first_certificates_two_restarts)
+{
+    /* 30 new domains, 8 slots, 8 to 12 s each: about 40 s. The sites ready
+     * first are served after 10 s; the rest at the end, not every 10 s. */
+    int dur[30], i;
+
+    for (i = 0; i < 30; ++i) dur[i] = 8000 + 1000 * (i % 5);
+    ck_assert_int_eq(simulate(30, 8, dur, 1, 1), 2);
+}
+END_TEST
+
+START_TEST(first_certificates_after_a_restart_wait_for_the_spacing)
+{
+    apr_array_header_t *running = items(), *staged = items();
+    apr_time_t last = T0 - SEC(20);
+
+    add(running, 1, T0 - SEC(15));
+    add(staged, 1, T0);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, last, T0),
+                     last + ACME_RESTART_FIRST_SPACING);
+    /* the spacing is over: the 10 s bound again */
+    last = T0 - SEC(300);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, last, T0),
+                     T0 + ACME_RESTART_FIRST_BOUND);
+    /* no first job in flight: at once, spacing or not */
+    ck_assert_int_eq(acme_restart_due(items(), staged, 1, T0 - SEC(1), T0), T0);
+    /* a restart time "after now" (a clock step) is ignored, not waited for */
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + SEC(3600), T0),
+                     T0 + ACME_RESTART_FIRST_BOUND);
+}
+END_TEST
+
 START_TEST(first_certificate_not_held_back_by_renewals)
 {
     apr_array_header_t *running = items(), *staged = items();
@@ -122,7 +155,7 @@ START_TEST(first_certificate_not_held_back_by_renewals)
     add(running, 0, T0 - SEC(5));
     add(running, 0, T0 - SEC(1));
     add(staged, 1, T0 - MSEC(10));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0), T0);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0), T0);
 }
 END_TEST
 
@@ -132,13 +165,13 @@ START_TEST(first_certificate_waits_for_first_jobs_within_bound)
 
     add(running, 1, T0 - SEC(2));
     add(staged, 1, T0 - SEC(3));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0),
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0),
                      T0 - SEC(3) + ACME_RESTART_FIRST_BOUND);
     /* the bound is from the staging, however long the other job runs */
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + SEC(7)), T0 + SEC(7));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + SEC(60)), T0 + SEC(60));
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0 + SEC(7)), T0 + SEC(7));
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0 + SEC(60)), T0 + SEC(60));
     /* the other job ends: at once */
-    ck_assert_int_eq(acme_restart_due(items(), staged, 1, T0 + SEC(1)), T0 + SEC(1));
+    ck_assert_int_eq(acme_restart_due(items(), staged, 1, 0, T0 + SEC(1)), T0 + SEC(1));
 }
 END_TEST
 
@@ -148,18 +181,18 @@ START_TEST(renewal_waits_for_the_batch_within_bound)
 
     add(staged, 0, T0);
     add(running, 0, T0 - SEC(1));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0), T0 + ACME_RESTART_RENEWAL_BOUND);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0), T0 + ACME_RESTART_RENEWAL_BOUND);
     apr_array_clear(running);
     add(running, 1, T0 - SEC(1)); /* a first certificate is part of the batch too */
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + SEC(10)),
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0 + SEC(10)),
                      T0 + ACME_RESTART_RENEWAL_BOUND);
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + ACME_RESTART_RENEWAL_BOUND),
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0 + ACME_RESTART_RENEWAL_BOUND),
                      T0 + ACME_RESTART_RENEWAL_BOUND);
-    ck_assert_int_eq(acme_restart_due(items(), staged, 1, T0 + SEC(10)), T0 + SEC(10));
+    ck_assert_int_eq(acme_restart_due(items(), staged, 1, 0, T0 + SEC(10)), T0 + SEC(10));
     /* a first certificate staged beside it is activated at its own bound,
      * and takes the renewal with it */
     add(staged, 1, T0 + SEC(20));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0 + SEC(21)),
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0 + SEC(21)),
                      T0 + SEC(20) + ACME_RESTART_FIRST_BOUND);
 }
 END_TEST
@@ -171,15 +204,15 @@ START_TEST(times_from_the_child_cannot_push_the_bounds)
     /* a staged time an hour ahead (an mtime the child set) counts as now */
     add(running, 1, T0);
     add(staged, 1, T0 + SEC(3600));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0), T0 + ACME_RESTART_FIRST_BOUND);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0), T0 + ACME_RESTART_FIRST_BOUND);
     apr_array_clear(staged);
     add(staged, 0, T0 + SEC(3600));
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0), T0 + ACME_RESTART_RENEWAL_BOUND);
-    ck_assert_int_eq(acme_restart_due(running, staged, 0, T0), T0 + ACME_RESTART_QUIET);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0), T0 + ACME_RESTART_RENEWAL_BOUND);
+    ck_assert_int_eq(acme_restart_due(running, staged, 0, 0, T0), T0 + ACME_RESTART_QUIET);
     /* a staged time of 0 (the epoch) is long ago, not "nothing staged" */
     apr_array_clear(staged);
     add(staged, 0, 0);
-    ck_assert_int_eq(acme_restart_due(running, staged, 1, T0), T0);
+    ck_assert_int_eq(acme_restart_due(running, staged, 1, 0, T0), T0);
 }
 END_TEST
 
@@ -188,11 +221,11 @@ START_TEST(uninformed_falls_back_to_quiet_period)
     apr_array_header_t *staged = items();
 
     add(staged, 1, T0);
-    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, T0 + SEC(1)), T0 + ACME_RESTART_QUIET);
-    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, T0 + SEC(3)), T0 + SEC(3));
+    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, 0, T0 + SEC(1)), T0 + ACME_RESTART_QUIET);
+    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, 0, T0 + SEC(3)), T0 + SEC(3));
     /* results keep coming: at the latest MAX_WAIT after the oldest */
     add(staged, 0, T0 + SEC(29));
-    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, T0 + SEC(29)),
+    ck_assert_int_eq(acme_restart_due(NULL, staged, 0, 0, T0 + SEC(29)),
                      T0 + ACME_RESTART_MAX_WAIT);
 }
 END_TEST
@@ -273,6 +306,8 @@ static Suite *restart_suite(void)
     tcase_add_test(tc, nothing_staged_no_restart);
     tcase_add_test(tc, batch_of_slow_first_certificates_one_restart);
     tcase_add_test(tc, batch_of_slow_renewals_one_restart);
+    tcase_add_test(tc, long_batch_of_first_certificates_two_restarts);
+    tcase_add_test(tc, first_certificates_after_a_restart_wait_for_the_spacing);
     tcase_add_test(tc, first_certificate_not_held_back_by_renewals);
     tcase_add_test(tc, first_certificate_waits_for_first_jobs_within_bound);
     tcase_add_test(tc, renewal_waits_for_the_batch_within_bound);
