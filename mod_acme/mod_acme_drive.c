@@ -373,7 +373,16 @@ static restart_ctx_t *restart_ctx;
 /* Shared store: another server activated a certificate of one of our
  * domains (domains/<d>/meta.json is not the one this server handed to
  * mod_ssl). Read only after the marker changed. */
-static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr_pool_t *ptemp)
+static void staged_item(apr_array_header_t *staged, int first, apr_time_t at)
+{
+    acme_restart_item_t *it = apr_array_push(staged);
+
+    it->first = first;
+    it->at = at;
+}
+
+static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready,
+                               apr_array_header_t *items, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
     int i;
@@ -394,6 +403,9 @@ static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr
             continue; /* the restart that the operator makes copies it */
         }
         APR_ARRAY_PUSH(ready, const char *) = apr_pstrcat(ptemp, d->name, "@cluster", NULL);
+        /* no word of the other server's jobs: timed from when this batch was
+         * first seen here */
+        staged_item(items, !d->has_cert, rc->first_seen ? rc->first_seen : apr_time_now());
     }
 }
 
@@ -472,14 +484,6 @@ static int staged_good(restart_ctx_t *rc, acme_domain_t *d, const char *key, apr
     return 1;
 }
 
-static void staged_item(apr_array_header_t *staged, int first, apr_time_t at)
-{
-    acme_restart_item_t *it = apr_array_push(staged);
-
-    it->first = first;
-    it->at = at;
-}
-
 /* The jobs the child says are in flight. */
 static apr_array_header_t *running_items(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
@@ -546,7 +550,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         staged_item(staged, !d->has_cert, mt);
     }
     if (st != acme_mod_cache) {
-        changed_in_cluster(rc, ready, ptemp);
+        changed_in_cluster(rc, ready, staged, ptemp);
     }
     if (ready->nelts == 0) {
         rc->first_seen = 0;
@@ -556,9 +560,6 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     }
     if (!rc->first_seen) {
         rc->first_seen = now;
-    }
-    while (staged->nelts < ready->nelts) {
-        staged_item(staged, 0, rc->first_seen); /* another server's: no word of its jobs */
     }
     due = acme_restart_due(running_items(rc, ptemp), staged, rc->informed,
                            rc->budget->next ? rc->budget->at[(rc->budget->next - 1)
