@@ -31,6 +31,7 @@
 #include "acme_job.h"
 #include "acme_status.h"
 #include "acme_proc.h"
+#include "acme_restart.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 
@@ -43,21 +44,17 @@ APLOG_USE_MODULE(acme);
  * thread's own teardown on that stack for an overflow. A thread's pool goes
  * with the pool it was made from. */
 #define ACME_KEEP_ARCHIVED 5
-/* Staged results are activated together: wait until none came for this
- * long, but not longer than the cap, before restarting. */
-#define ACME_RESTART_QUIET apr_time_from_sec(2)
-#define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
-/* The renewal child wakes the parent's thread the moment it stages a
- * result; without a wake-up (results staged by acmectl, or by another server
- * of a cluster) the thread looks this often. */
+/* When staged results are activated: acme_restart_due(), from what the
+ * renewal child says of its jobs. It tells the parent's thread when a job
+ * begins and ends and when it stages a result; without word from it
+ * (results staged by acmectl, or by another server of a cluster) the
+ * thread looks this often. */
 #define ACME_RESTART_POLL apr_time_from_sec(1)
 /* Wake-ups closer than this are taken together: one scan per burst. */
 #define ACME_RESTART_COALESCE apr_time_from_msec(20)
 /* With etcd: restarts spread over the fleet. */
 #define ACME_RESTART_JITTER apr_time_from_sec(4)
-/* The child's mark: nothing runs or waits, everything staged is final. */
 #define ACME_BATCH_NAME "_batch"
-#define ACME_BATCH_DONE "done"
 /* Touched by the child whenever it stages a result: the parent scans the
  * domains only when this changes, not every poll. */
 #define ACME_BATCH_STAGED "staged"
@@ -486,9 +483,25 @@ typedef struct {
     volatile apr_uint32_t *self_restart; /* self_restart_word() */
     restart_budget_t *budget; /* across generations; this thread's alone */
     int wake[2];             /* socket pair: the children write, the thread reads */
+    /* What the renewal child says is in flight (d->name -> acme_restart_item_t*,
+     * one per managed domain at most; the thread's alone). */
+    apr_hash_t *inflight;
+    int informed;            /* the child said something in this generation */
+    int garbled;             /* a message that does not parse was logged */
     volatile apr_uint32_t stop;
     volatile apr_uint32_t running; /* the thread has started (see acme_drive_start) */
+    apr_time_t held_until;   /* the restart was held back until then (logged once) */
 } restart_ctx_t;
+
+/* A job the child said is in flight; kept (inactive) after its end, so that
+ * a child cannot grow the table beyond one entry per managed domain. */
+typedef struct {
+    acme_restart_item_t item;
+    int active;
+} inflight_t;
+
+/* Messages taken from the child per look. */
+#define ACME_RESTART_MSGS_PER_LOOK 1024
 
 /* Staged results we already restarted for, across generations: if a
  * restart did not consume them, restarting again would loop. */
@@ -499,7 +512,16 @@ static restart_ctx_t *restart_ctx;
 /* Shared store: another server activated a certificate of one of our
  * domains (domains/<d>/meta.json is not the one this server handed to
  * mod_ssl). Read only after the marker changed. */
-static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr_pool_t *ptemp)
+static void staged_item(apr_array_header_t *staged, int first, apr_time_t at)
+{
+    acme_restart_item_t *it = apr_array_push(staged);
+
+    it->first = first;
+    it->at = at;
+}
+
+static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready,
+                               apr_array_header_t *items, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
     int i;
@@ -520,6 +542,9 @@ static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready, apr
             continue; /* the restart that the operator makes copies it */
         }
         APR_ARRAY_PUSH(ready, const char *) = apr_pstrcat(ptemp, d->name, "@cluster", NULL);
+        /* no word of the other server's jobs: timed from when this batch was
+         * first seen here */
+        staged_item(items, !d->has_cert, rc->first_seen ? rc->first_seen : apr_time_now());
     }
 }
 
@@ -598,11 +623,24 @@ static int staged_good(restart_ctx_t *rc, acme_domain_t *d, const char *key, apr
     return 1;
 }
 
+/* The jobs the child says are in flight. */
+static apr_array_header_t *running_items(restart_ctx_t *rc, apr_pool_t *ptemp)
+{
+    apr_array_header_t *running = apr_array_make(ptemp, 8, sizeof(acme_restart_item_t));
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(ptemp, rc->inflight); hi; hi = apr_hash_next(hi)) {
+        const inflight_t *job = apr_hash_this_val(hi);
+        if (job->active) *(acme_restart_item_t *)apr_array_push(running) = job->item;
+    }
+    return running;
+}
+
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
-    apr_array_header_t *ready;
-    apr_time_t now = apr_time_now(), newest = 0;
+    apr_array_header_t *ready, *staged;
+    apr_time_t now = apr_time_now(), due;
     int i;
 
     rc->check_at = 0;
@@ -620,6 +658,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         rc->marker_seen = marker;
     }
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
+    staged = apr_array_make(ptemp, 5, sizeof(acme_restart_item_t));
     for (i = 0; i < rc->g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
         apr_time_t mt, *refused_at;
@@ -648,32 +687,36 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
             continue;
         }
         APR_ARRAY_PUSH(ready, const char *) = key;
-        if (mt > newest) newest = mt;
+        staged_item(staged, !d->has_cert, mt);
     }
     if (st != acme_mod_cache) {
-        changed_in_cluster(rc, ready, ptemp);
+        changed_in_cluster(rc, ready, staged, ptemp);
     }
     if (ready->nelts == 0) {
         rc->first_seen = 0;
         rc->restart_at = 0;
+        rc->held_until = 0;
         return APR_SUCCESS;
     }
     if (!rc->first_seen) {
         rc->first_seen = now;
     }
-    if (now - newest < ACME_RESTART_QUIET && now - rc->first_seen < ACME_RESTART_MAX_WAIT) {
-        apr_time_t batch;
-        /* More may finish: one restart for the batch, unless the child says
-         * nothing is left to wait for. */
-        if (st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, &batch, ptemp)
-                != APR_SUCCESS
-            || batch < newest) {
-            rc->check_at = newest + ACME_RESTART_QUIET;
-            if (rc->check_at > rc->first_seen + ACME_RESTART_MAX_WAIT) {
-                rc->check_at = rc->first_seen + ACME_RESTART_MAX_WAIT;
-            }
-            return APR_SUCCESS;
+    due = acme_restart_due(running_items(rc, ptemp), staged, rc->informed,
+                           rc->budget->next ? rc->budget->at[(rc->budget->next - 1)
+                                                             % ACME_RESTART_BUDGET] : 0,
+                           now);
+    if (due > now) {
+        if (due != rc->held_until) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, rc->s, ACMELOG(1952)
+                         "%d new certificate(s) ready; %s: restarting when they end, at the "
+                         "latest in %d s", ready->nelts,
+                         rc->informed ? "the renewal child has jobs in flight"
+                                      : "more may be staged",
+                         (int)apr_time_sec(due - now + apr_time_from_sec(1) - 1));
+            rc->held_until = due;
         }
+        rc->check_at = due;
+        return APR_SUCCESS;
     }
     if (st != acme_mod_cache) {
         /* The whole fleet sees the change at once: spread the restarts. */
@@ -705,12 +748,52 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     return APR_SUCCESS;
 }
 
-/* Sleeps until a child's wake-up, the stop, or the time of the next look. */
+/* A message from the renewal child, which is not trusted: bounded (one
+ * entry per managed domain), and whatever it says only moves a restart
+ * within the bounds of acme_restart_due(). */
+static void child_said(restart_ctx_t *rc, const char *buf, apr_size_t len)
+{
+    acme_restart_msg_t m;
+    acme_domain_t *d = NULL;
+    inflight_t *job;
+
+    if (acme_restart_msg_parse(&m, buf, len) == APR_SUCCESS) {
+        d = apr_hash_get(rc->g->names, m.domain, APR_HASH_KEY_STRING);
+    }
+    if (!d || strcmp(d->name, m.domain)) {
+        if (!rc->garbled) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rc->s, ACMELOG(1950)
+                         "a message from the renewal child is not one of its job messages, "
+                         "or names no managed domain: ignored (%s)",
+                         acme_str_printable(rc->own, apr_pstrmemdup(rc->own, buf,
+                                                                    len < 80 ? len : 80)));
+            rc->garbled = 1;
+        }
+        return;
+    }
+    rc->informed = 1;
+    job = apr_hash_get(rc->inflight, d->name, APR_HASH_KEY_STRING);
+    if (m.event == ACME_RESTART_BEGIN) {
+        if (!job) {
+            job = apr_pcalloc(rc->own, sizeof(*job));
+            apr_hash_set(rc->inflight, d->name, APR_HASH_KEY_STRING, job);
+        }
+        job->item.first = m.first;
+        job->item.at = apr_time_now();
+        job->active = 1;
+    }
+    else if (m.event == ACME_RESTART_END && job) {
+        job->active = 0;
+    }
+}
+
+/* Sleeps until a child's message, the stop, or the time of the next look. */
 static void wait_for_wake(restart_ctx_t *rc)
 {
     apr_time_t now = apr_time_now(), until = now + ACME_RESTART_POLL;
     struct pollfd pfd;
-    char buf[64];
+    char buf[ACME_RESTART_MSG_MAX];
+    int i;
 
     if (rc->check_at && rc->check_at < until) {
         until = rc->check_at;
@@ -719,17 +802,26 @@ static void wait_for_wake(restart_ctx_t *rc)
     pfd.events = POLLIN;
     if (until > now && poll(&pfd, 1, (int)((until - now + 999) / 1000)) > 0) {
         if (!apr_atomic_read32(&rc->stop)) apr_sleep(ACME_RESTART_COALESCE);
-        while (recv(rc->wake[0], buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+        /* a child that keeps writing does not keep the thread from deciding */
+        for (i = 0; i < ACME_RESTART_MSGS_PER_LOOK; ++i) {
+            ssize_t n = recv(rc->wake[0], buf, sizeof(buf), MSG_DONTWAIT);
+            if (n < 0) break;
+            if (!apr_atomic_read32(&rc->stop)) child_said(rc, buf, (apr_size_t)n);
         }
     }
 }
 
-/* The renewal child: a result is staged, or the batch is complete. Never
- * blocks; a lost wake-up costs at most ACME_RESTART_POLL. */
-static void wake_parent(void)
+/* The renewal child tells the parent's thread what it does. Never blocks;
+ * a lost message costs at most a bound of acme_restart_due() (or, for a
+ * begin, an order cut by the restart, which the next generation resumes). */
+static void tell_parent(acme_restart_event_t event, int first, const char *domain)
 {
-    if (restart_ctx && restart_ctx->wake[1] >= 0) {
-        (void)send(restart_ctx->wake[1], "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    char buf[ACME_RESTART_MSG_MAX];
+    apr_size_t len;
+
+    if (restart_ctx && restart_ctx->wake[1] >= 0
+        && acme_restart_msg_format(buf, &len, event, first, domain) == APR_SUCCESS) {
+        (void)send(restart_ctx->wake[1], buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
 }
 
@@ -818,6 +910,10 @@ typedef struct drive_job_t {
     int ari_unwritable;            /* so did the last renewal information query */
     const char *ca_url;            /* the CA of the last run */
     acme_job_memo_t memo;          /* the backoff, also when job.json cannot be saved */
+    int told;                      /* the parent was told that this job began */
+    int told_first;                /* ... a first certificate */
+    int tell_end;                  /* the parent is told that it ended, after the tick's
+                                    * new jobs: a freed slot refilled is no gap */
 } drive_job_t;
 
 typedef struct drive_ctx_t {
@@ -842,7 +938,6 @@ typedef struct drive_ctx_t {
     int self_restart;              /* this generation comes from our activation restart */
     apr_time_t next_sweep, next_request_look, next_claim_renewal;
     apr_time_t requests_seen;      /* mtime of acmectl's request marker */
-    int staged_since_mark;         /* results staged since the last batch mark */
     /* The scheduler's thread and the stoppers (mod_watchdog's STOPPING, the
      * child's exit) must not interleave. */
     apr_thread_mutex_t *mutex;
@@ -1005,8 +1100,9 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
         /* only the renewal information was asked, or reported above */
     }
     else if (job->rv == APR_EBUSY) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0336) "%s",
-                     acme_result_describe(job->result, job->pool));
+        /* a hand-over is looked at 5 times a second: said once */
+        ap_log_error(APLOG_MARK, job->memo.busy_looks > 1 ? APLOG_DEBUG : APLOG_INFO, 0, dc->s,
+                     ACMELOG(0336) "%s", acme_result_describe(job->result, job->pool));
     }
     else if (job->rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, dc->s, ACMELOG(0321)
@@ -1036,11 +1132,12 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
         }
     }
     if (job->ran && job->rv == APR_SUCCESS) {
-        dc->staged_since_mark = 1;
         acme_mod_store->save(acme_mod_store, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED,
                              "1", 1, ACME_STORE_VOLATILE, job->pool);
-        wake_parent();
+        tell_parent(ACME_RESTART_STAGED, job->told_first, job->d->name);
     }
+    /* A job that waits for a claim being handed over is still in flight. */
+    job->tell_end = job->told && !(job->rv == APR_EBUSY && job->memo.handover);
     apr_pool_destroy(job->pool);
     job->pool = NULL;
     job->next_check = now; /* re-evaluate from the store */
@@ -1174,7 +1271,12 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
             job->next_check = now + apr_time_from_sec(60);
             return;
         }
-        if (job->want_run && !job->unwritable) {
+        if (job->want_run && !job->told) {
+            job->told = 1;
+            job->told_first = !st->renew_at;
+            tell_parent(ACME_RESTART_BEGIN, job->told_first, job->d->name);
+        }
+        if (job->want_run && !job->unwritable && job->memo.busy_looks == 0) {
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
                          "%s: %s", job->d->name,
                          st->renew_requested ? "renewing the certificate as requested"
@@ -1265,13 +1367,12 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
             next = job->next_check;
         }
     }
-    if (dc->staged_since_mark && dc->running == 0) {
-        /* Nothing runs and nothing waits for a slot: the parent need not
-         * wait for more results before restarting. */
-        st->save(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_DONE, "1", 1,
-                 ACME_STORE_VOLATILE, ptemp);
-        dc->staged_since_mark = 0;
-        wake_parent();
+    for (i = 0; i < dc->jobs->nelts; ++i) {
+        drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
+        if (job->tell_end) {
+            tell_parent(ACME_RESTART_END, job->told_first, job->d->name);
+            job->tell_end = job->told = 0;
+        }
     }
     return next;
 }
@@ -1436,6 +1537,21 @@ static apr_status_t drive_child_exit(void *data)
     return APR_SUCCESS;
 }
 
+/* A graceful restart: the old child may serve its connections for a long
+ * while yet, but its jobs stop now. Each releases its claim as it ends, and
+ * the new generation, which looks every ACME_JOB_HANDOVER_POLL, takes it
+ * over within a second (the order resumes there). The threads are joined
+ * at the child's exit, as always. */
+static void drive_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    (void)graceful;
+    if (drive_ctx) {
+        apr_atomic_set32(&drive_ctx->stop, 1);
+        drive_wake(drive_ctx);
+    }
+}
+
 static void drive_child_init(apr_pool_t *pchild, server_rec *s)
 {
     (void)s;
@@ -1516,6 +1632,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
     }
     rc->announced = apr_hash_make(rc->own);
     rc->checked = apr_hash_make(rc->own);
+    rc->inflight = apr_hash_make(rc->own);
     restart_ctx = rc;
     apr_pool_cleanup_register(p, &restart_ctx, clear_restart_ctx, apr_pool_cleanup_null);
     /* httpd runs the monitor hook only every 10 seconds; a thread sees
@@ -1566,4 +1683,5 @@ void acme_drive_register_hooks(void)
 {
     ap_hook_monitor(hook_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(drive_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(drive_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
 }

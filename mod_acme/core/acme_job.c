@@ -1123,21 +1123,52 @@ static const apr_array_header_t *settings_filter(acme_store_t *store,
     return keep;
 }
 
+/* Another process of this host (same "@host" as ours, another pid)? */
+static int held_here(const char *holder, const char *owner)
+{
+    const char *h = strrchr(holder, '@'), *o = strrchr(owner, '@');
+
+    return h && o && !strcmp(h, o) && strcmp(holder, owner);
+}
+
 /* Claims the domain for this process: no other job (an old child after a
  * graceful restart, another server, acmectl) works on it at the same time,
- * and every write carries the claim's token. */
+ * and every write carries the claim's token. A holder on this host that
+ * stops (the old generation's child) releases it at once: it is looked at
+ * again within ACME_JOB_HANDOVER_POLL, not ACME_JOB_BUSY_WAIT. */
 static apr_status_t run_claim(acme_store_claim_t **pclaim, acme_store_t *store,
                               const acme_job_spec_t *spec, apr_pool_t *p, acme_result_t *r)
 {
-    const char *owner = claim_owner(p);
+    const char *owner = claim_owner(p), *holder;
+    acme_job_memo_t *memo = spec->memo;
+    apr_time_t now = job_now(spec);
     apr_status_t rv;
 
     rv = store->claim(store, pclaim, spec->domain, owner, ACME_JOB_LEASE, p);
     if (rv == APR_EBUSY) {
-        acme_result_set(r, rv, ACME_PROBLEM_BUSY, "%s is being worked on by %s; waiting for it",
-                        spec->domain, *pclaim ? (*pclaim)->owner : "another process");
+        holder = *pclaim ? (*pclaim)->owner : "another process";
+        if (memo) {
+            if (!memo->busy_since) memo->busy_since = now;
+            memo->busy_looks++;
+            memo->handover = held_here(holder, owner)
+                             && now - memo->busy_since < ACME_JOB_HANDOVER_WINDOW;
+        }
+        acme_result_set(r, rv, ACME_PROBLEM_BUSY, "%s is being worked on by %s; waiting for it "
+                        "(looking again %s)", spec->domain, holder,
+                        memo && memo->handover ? "every 0.2 s while it stops" : "in 10 s");
+        return rv;
     }
-    else if (rv != APR_SUCCESS) {
+    if (memo && memo->busy_since) {
+        if (rv == APR_SUCCESS) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(1951) "%s: claim taken over after "
+                     "waiting %d ms for its previous holder", spec->domain,
+                     (int)apr_time_as_msec(now - memo->busy_since));
+        }
+        memo->busy_since = 0;
+        memo->busy_looks = 0;
+        memo->handover = 0;
+    }
+    if (rv != APR_SUCCESS) {
         acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE, "cannot claim %s in the store: it "
                         "cannot be written", spec->domain);
     }
@@ -1161,7 +1192,9 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     if (rv != APR_SUCCESS) {
         if (spec->memo) {
             spec->memo->next_attempt = job_now(spec)
-                                       + (rv == APR_EBUSY ? ACME_JOB_BUSY_WAIT : spec->retry_delay);
+                                       + (rv != APR_EBUSY          ? spec->retry_delay
+                                          : spec->memo->handover ? ACME_JOB_HANDOVER_POLL
+                                                                 : ACME_JOB_BUSY_WAIT);
         }
         return rv;
     }

@@ -29,6 +29,10 @@ typedef struct acme_job_memo_t {
     apr_time_t ari_next;         /* no renewal information asked before this */
     struct acme_store_claim_t *volatile claim; /* held while a run works, for renewal */
     int settings_warned;         /* the settings difference was logged (once per generation) */
+    apr_time_t busy_since;       /* the claim was first found held by another (0: not waiting) */
+    int busy_looks;              /* claims tried and found held since then */
+    int handover;                /* the holder is stopping here: looking again within
+                                  * ACME_JOB_HANDOVER_POLL */
 } acme_job_memo_t;
 
 /* The clock and the HTTP client a job uses: tests give their own. */
@@ -127,6 +131,12 @@ void acme_job_settings_warn(const char *domain, const char *diff);
 /* A run's claim on its domain: renewed by the scheduler while it runs. */
 #define ACME_JOB_LEASE apr_time_from_sec(30)   /* renewed every 10 s (TTL/3) */
 #define ACME_JOB_BUSY_WAIT apr_time_from_sec(10)
+/* A claim held by another process of this host (the old child after a
+ * graceful restart, acmectl) is released when that process stops its job:
+ * looked at this often, for at most ACME_JOB_HANDOVER_WINDOW, then every
+ * ACME_JOB_BUSY_WAIT. */
+#define ACME_JOB_HANDOVER_POLL apr_time_from_msec(200)
+#define ACME_JOB_HANDOVER_WINDOW apr_time_from_sec(15)
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);

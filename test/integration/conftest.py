@@ -13,6 +13,9 @@
 #                            intermediates_pem() cert_status() log_text() log_mark()
 #                            count_orders(since) issued_serials(since) count_accounts()
 #   pebble_factory (function) pebble_factory(env={...}, config={...}) -> another Pebble
+#   pebble_with_delays (function) a Pebble with its own validation delays on (a random
+#                            0..PEBBLE_VA_SLEEPTIME s before each validation, like a
+#                            real CA's), where the others run with PEBBLE_VA_NOSLEEP=1
 #   httpd         (function) harness.httpd.Httpd, not started; teardown stops it and
 #                            fails on unexpected [error]+ lines (httpd.expect_errors)
 #   dns_servers, knot, named (function) Knot/BIND on loopback for dns-01; dnstool
@@ -242,6 +245,13 @@ def pebble_factory(test_dir, listener_pki, pebble_dns, acme_ports):
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def pebble_with_delays(pebble_factory):
+    # pebble sleeps unless PEBBLE_VA_NOSLEEP is "1" or "true"; 5 s is its default
+    return pebble_factory(env={"PEBBLE_VA_NOSLEEP": "", "PEBBLE_VA_SLEEPTIME": "5"},
+                          name="pebble-delays")
 
 
 # ------------------------------------------------------------------ httpd

@@ -139,13 +139,24 @@ def test_hanging_ca_never_delays_stop_or_overlaps_runners(httpd, acme_proxy):
     httpd.expect_errors(r"ACME0322: hang\.test")
     httpd.start()
     util.wait_for(lambda: acme_proxy.requests, 20, "a connection to the CA")
-    # the old child's job is stuck in a transfer: the new child must not
-    # start a second runner for the domain while it lives
-    mark = len(acme_proxy.requests)
+    # the old child's job is stuck in a transfer: the graceful restart stops
+    # it (child_stopping aborts the transfer) and it releases its claim; the
+    # new child's runner follows it with the next token, never beside it
+    lease = os.path.join(httpd.store_dir, "jobs", ".locks", name)
+
+    def holder():
+        with open(lease) as f:
+            fields = dict(l.split(" ", 1) for l in f.read().splitlines()[1:])
+        return int(fields["token"]), int(fields["pid"]), int(fields["expires"])
+
+    util.wait_for(lambda: os.path.exists(lease) and holder()[2] > 0, 10, "the claim")
+    token, old_pid, _ = holder()
     httpd.graceful()
-    time.sleep(3)
-    connects = [r for r in acme_proxy.requests[mark:] if r.method == "CONNECT"]
-    assert len(connects) <= 1, acme_proxy.requests[mark:]
+    util.wait_for(lambda: holder()[1] != old_pid, 5, "the new child's claim")
+    new_token, new_pid, _ = holder()
+    assert new_token == token + 1
+    assert "being worked on by mod_acme-pid-%d" % old_pid not in httpd.error_log() \
+        or "looking again every 0.2 s" in httpd.error_log()
     started = time.monotonic()
     httpd.stop()
     took = time.monotonic() - started

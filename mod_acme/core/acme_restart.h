@@ -1,0 +1,71 @@
+/* acme_restart.h: when the parent restarts to activate staged certificates,
+ * and the messages in which the renewal child tells it what is in flight.
+ * The decision is a pure function of (jobs in flight, staged results, now). */
+#ifndef ACME_RESTART_H
+#define ACME_RESTART_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+/* A first certificate (the site answers 503 until it is active) waits for
+ * the other first-certificate jobs in flight, at most this long after it
+ * was staged; but within FIRST_SPACING of the module's last restart, up to
+ * the end of that spacing: a long batch gets one early restart for the
+ * sites that are ready, and one at its end, not one every 10 s. */
+#define ACME_RESTART_FIRST_BOUND apr_time_from_sec(10)
+#define ACME_RESTART_FIRST_SPACING apr_time_from_sec(60)
+/* A renewal (the old certificate is valid for days) waits for every job in
+ * flight, at most this long after it was staged. */
+#define ACME_RESTART_RENEWAL_BOUND apr_time_from_sec(300)
+/* Without word from the child (acmectl staged it, another server of a
+ * cluster activated it, a child of an older module): restart once nothing
+ * new was staged for QUIET, at the latest MAX_WAIT after the oldest. */
+#define ACME_RESTART_QUIET apr_time_from_sec(2)
+#define ACME_RESTART_MAX_WAIT apr_time_from_sec(30)
+
+/* A job in flight (at: when it started) or a staged result (at: when it
+ * was staged). */
+typedef struct acme_restart_item_t {
+    int first;          /* a first certificate, not a renewal */
+    apr_time_t at;
+} acme_restart_item_t;
+
+/* The moment from which the restart is due: at or before now, restart now;
+ * later, look again then (a job that ends makes the child say so, and the
+ * caller decides again at once); 0, nothing is staged. running and staged
+ * hold acme_restart_item_t. informed: the child reports its jobs (else
+ * running is not known, and the quiet period applies). last: when the
+ * module last restarted to activate (0: never). Times after now count as
+ * now: whatever the child claims, it cannot push the bounds. */
+apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_header_t *staged,
+                            int informed, apr_time_t last, apr_time_t now);
+
+/* ---- the child's messages (one datagram each) --------------------------------
+ * "acme-job <event> <kind> <domain>": event is begin, end or staged, kind is
+ * first or renewal. The parent treats them as untrusted: a message that
+ * does not parse is dropped, and one about a domain it does not manage is
+ * ignored. */
+#define ACME_RESTART_MSG_MAX 300
+
+typedef enum {
+    ACME_RESTART_BEGIN,
+    ACME_RESTART_END,
+    ACME_RESTART_STAGED
+} acme_restart_event_t;
+
+typedef struct acme_restart_msg_t {
+    acme_restart_event_t event;
+    int first;
+    char domain[256];
+} acme_restart_msg_t;
+
+/* Formats a message into buf (ACME_RESTART_MSG_MAX bytes); *plen its length
+ * (no NUL sent). APR_EINVAL when the domain is not a name. */
+apr_status_t acme_restart_msg_format(char *buf, apr_size_t *plen, acme_restart_event_t event,
+                                     int first, const char *domain);
+
+/* Parses len bytes of a datagram. APR_EINVAL when it is not a message. */
+apr_status_t acme_restart_msg_parse(acme_restart_msg_t *msg, const char *buf, apr_size_t len);
+
+#endif /* ACME_RESTART_H */
