@@ -133,6 +133,8 @@ class Httpd:
             "MinSpareThreads 4",
             "MaxSpareThreads 24",
             "GracefulShutdownTimeout 5",
+            # a crashed child leaves a core here, for gdb (with ulimit -c)
+            'CoreDumpDirectory "%s"' % self.run_dir,
             "Listen 127.0.0.1:%d" % self.http_port,
             "Listen 127.0.0.1:%d https" % self.tls_port,
             'SSLSessionCache "shmcb:%s/ssl_scache(512000)"' % self.run_dir,
