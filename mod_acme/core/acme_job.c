@@ -134,6 +134,11 @@ static acme_rate_guard_t *guard_of(acme_job_guard_t *guard, const char *ca_url)
     return g;
 }
 
+/* What a record is read up to: far above any configuration, so that only
+ * a damaged one is cut. */
+#define GUARD_CAS_MAX 64
+#define GUARD_TIMES_MAX 100000
+
 typedef struct {
     acme_job_guard_t *guard;
     apr_pool_t *p;
@@ -146,8 +151,12 @@ static int guard_read_ca(void *baton, const char *ca_url, acme_json_t *arr)
     apr_time_t *times;
     int k = 0;
 
-    if (n > 10000) {
-        n = 10000; /* a cap on a damaged record: far above any limit */
+    if (!apr_hash_get(gr->guard->cas, ca_url, APR_HASH_KEY_STRING)
+        && apr_hash_count(gr->guard->cas) >= GUARD_CAS_MAX) {
+        return 0; /* a damaged record: more CAs than any configuration names */
+    }
+    if (n > GUARD_TIMES_MAX) {
+        n = GUARD_TIMES_MAX;
     }
     times = apr_palloc(gr->p, sizeof(apr_time_t) * (n + 1));
     for (i = 0; i < n; ++i) {

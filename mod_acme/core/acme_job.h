@@ -148,8 +148,10 @@ const char *acme_job_settings_diff(struct acme_store_t *store, const acme_job_sp
 #define ACME_JOB_BUSY_WAIT apr_time_from_sec(10)
 /* A run that ends before the CA was asked (the store or etcd fails, the
  * claim is busy) waits twice as long each time in a row, up to these: no
- * CA error is counted, no order charged, and no tight loop either. */
-#define ACME_JOB_BUSY_WAIT_MAX apr_time_from_sec(60)
+ * CA error is counted, no order charged, and no tight loop either. A busy
+ * claim's bound stays below the lease: a dead holder's domain is taken
+ * soon after its lease ends. */
+#define ACME_JOB_BUSY_WAIT_MAX apr_time_from_sec(20)
 #define ACME_JOB_STORE_WAIT_MAX apr_time_from_sec(300)
 
 /* File names inside domains/<d>/ and staging/<d>/ */

@@ -1562,6 +1562,33 @@ START_TEST(a_damaged_guard_record_counts_from_zero)
     /* the newest two: room again when the one of 20 s ago leaves the hour */
     ck_assert(acme_job_guard_fits(g, W.spec.ca_url, W.now, 1)
               == W.now - apr_time_from_sec(20) + ACME_RATE_GUARD_WINDOW);
+    /* a record naming a thousand CAs is read up to a bound */
+    {
+        acme_json_t *j = acme_json_new_object(W.p), *back;
+        for (i = 0; i < 1000; ++i) {
+            acme_json_t *arr = acme_json_new_array(W.p);
+            acme_json_array_appendl(arr, apr_time_sec(W.now));
+            acme_json_setj(j, arr, "orders", apr_psprintf(W.p, "https://ca%d.test/dir", i), NULL);
+        }
+        ck_assert_int_eq(acme_store_save_json(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json",
+                                              j, W.p), APR_SUCCESS);
+        g = guard_make("here", 2);
+        ck_assert_int_eq(acme_job_guard_take(g, W.spec.ca_url, W.now, W.p,
+                                             acme_result_make(W.p)), APR_SUCCESS);
+        ck_assert_int_eq(acme_store_load_json(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json",
+                                              &back, W.p), APR_SUCCESS);
+        data = acme_json_dump(acme_json_getj(back, W.p, "orders", NULL), W.p, 1);
+        ck_assert_ptr_nonnull(strstr(data, W.spec.ca_url));
+        {
+            const char *at;
+            int cas = 0;
+            for (at = strstr(data, "https://ca"); at; at = strstr(at + 1, "https://ca")) {
+                cas++;
+            }
+            ck_assert_int_gt(cas, 0);
+            ck_assert_int_lt(cas, 100);
+        }
+    }
 }
 END_TEST
 
