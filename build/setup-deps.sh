@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="apache2 apache2-dev libssl-dev libjansson-dev libcurl4-openssl-dev
 pkg-config autoconf automake libtool make gcc check pebble python3 python3-pytest
-python3-cryptography python3-requests curl openssl ca-certificates prometheus
+python3-cryptography python3-pytest-xdist python3-requests curl openssl ca-certificates prometheus
 build-essential dpkg-dev fakeroot debhelper lintian
 etcd-server etcd-client
 libldns-dev ldnsutils knot knot-dnsutils bind9 bind9-utils bind9-dnsutils faketime

@@ -32,7 +32,9 @@ fi
 export MOD_ACME_BUILD_DIR="$bdir"
 cd "$top/test/integration" || exit 1
 int_rc=0
-/usr/bin/python3 -m pytest -ra "$@" || int_rc=$?
+# Two processes, a test file each at a time (its module fixtures stay
+# together): the tests mostly wait on servers, so two share the 2 cores well.
+/usr/bin/python3 -m pytest -ra -n 2 --dist loadfile "$@" || int_rc=$?
 
 # ---- sanitizers and fuzzing: ASan+UBSan unit tests in their own build, the
 # module's end-to-end test with that mod_acme.so in apache2 (libasan

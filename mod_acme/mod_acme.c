@@ -430,11 +430,16 @@ static void note_served(acme_domain_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
 }
 
 /* A domain is served by what it has: a key type added later must not take
- * the site back to the fallback until its certificate arrives. */
+ * the site back to the fallback until its certificate arrives. In a shared
+ * store, a server none of whose key types is stored (the fleet made the
+ * certificates with other settings, in a rolling change) serves the stored
+ * ones: the fleet does not order its types at once (ACME0410), and the
+ * temporary certificate would serve nobody better. One per key algorithm:
+ * mod_ssl takes one RSA and one ECDSA certificate. */
 static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf,
                               apr_pool_t *ptemp)
 {
-    int i;
+    int i, rsa = 0, ec = 0, borrow;
 
     note_served(d, pconf, ptemp);
     d->served_types = apr_array_make(pconf, 2, sizeof(acme_key_type_t));
@@ -442,6 +447,14 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
         acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
         if (has_cert_of_type(d, t, s, ptemp)) {
             APR_ARRAY_PUSH(d->served_types, acme_key_type_t) = t;
+        }
+    }
+    borrow = !d->served_types->nelts && acme_mod_store != acme_mod_cache;
+    for (i = ACME_KEY_P256; borrow && i <= ACME_KEY_RSA4096; ++i) {
+        int is_rsa = i >= ACME_KEY_RSA2048;
+        if (!(is_rsa ? rsa : ec) && has_cert_of_type(d, (acme_key_type_t)i, s, ptemp)) {
+            APR_ARRAY_PUSH(d->served_types, acme_key_type_t) = (acme_key_type_t)i;
+            *(is_rsa ? &rsa : &ec) = 1;
         }
     }
     d->has_cert = d->served_types->nelts > 0;
@@ -919,7 +932,7 @@ static apr_status_t etcd_store_make(acme_store_t **pst, acme_etcd_t **petcd, acm
     }
     rv = acme_store_etcd_create(pst, p, *petcd, g->store.prefix, g->store.key, &err);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0010)
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ACMELOG(0015)
                      "ManagedStore etcd: %s (see ManagedStorePrefix)", err ? err : "error");
     }
     return rv;

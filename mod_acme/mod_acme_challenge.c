@@ -10,6 +10,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_proc.h>
 #include <apr_atomic.h>
@@ -20,6 +21,7 @@
 #include <http_connection.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_ssl.h>
@@ -36,11 +38,30 @@ APLOG_USE_MODULE(acme);
 #define ACME_TOKEN_MAX 256
 
 /* With etcd, another server may have published: a key not in the cache is
- * looked up, at most this often per second and process (bogus tokens must
- * not flood etcd), and the answer is kept for a while. tls-alpn-01 data is
- * named after the domain, so a new publication replaces it: kept briefly. */
+ * looked up. A child has one etcd client for lookups, which serves them one
+ * at a time, and a lookup may wait ACME_LOOKUP_TIMEOUT per endpoint; so an
+ * internet client asking for made-up tokens must not be able to make
+ * threads wait on it (DESIGN.md: "pin worker threads"). At most
+ * ACME_LOOKUP_WAITERS threads of a child are in a lookup, at most
+ * ACME_LOOKUPS_PER_SEC lookups start per second, and after a lookup failed
+ * none starts for ACME_LOOKUP_PAUSE, then one alone tries again. A CA
+ * validates from several places at once: a request for a key that is being
+ * looked up waits for that answer, up to ACME_LOOKUP_FOLLOWERS threads. A
+ * request that may do neither is answered from the cache at once (a miss:
+ * 404). */
+#define ACME_LOOKUP_WAITERS 2
+#define ACME_LOOKUP_FOLLOWERS 4
 #define ACME_LOOKUPS_PER_SEC 50
-#define ACME_LOOKUP_KEEP 2000          /* entries made; the table starts over beyond */
+#define ACME_LOOKUP_PAUSE apr_time_from_sec(5)
+/* What the store holds (brought by the watch or found by a lookup) is kept
+ * apart from the misses, so that no flood of misses can push out an answer.
+ * Answers are as many as the store holds; a replaced one stays in the pool
+ * until it is compacted, and one neither current nor recent is then let go.
+ * Misses are two generations of ACME_MISSES_HALF: when the newer is full,
+ * the older is dropped, so the newest misses always stay. */
+#define ACME_ANSWERS_SLACK 64
+#define ACME_ANSWER_RECENT apr_time_from_sec(600)
+#define ACME_MISSES_HALF 1000
 /* A watch is made again this often (a connection that died quietly ends
  * with it); after a failure, the next try waits 1 s, doubling up to 30 s. */
 #define ACME_WATCH_SPAN apr_time_from_sec(300)
@@ -48,10 +69,16 @@ APLOG_USE_MODULE(acme);
 
 typedef struct {
     apr_time_t at;
-    const char *value;           /* NULL: not published when asked */
+    const char *value;           /* NULL in the misses */
     apr_uint32_t watch;          /* the watch that brought it (0: a lookup): current
                                   * while that watch runs, whatever its age */
-} lookup_t;
+} entry_t;
+
+typedef struct {
+    apr_pool_t *pool;            /* holds the hash, keys and entries */
+    apr_hash_t *hash;            /* key -> entry_t */
+    int made;                    /* entries made in pool, replaced ones included */
+} table_t;
 
 /* A copy of one challenge directory, reloaded when the directory's mtime
  * changes (every publish is a rename into it). */
@@ -59,23 +86,65 @@ typedef struct {
     const char *dir;             /* "http-01" or "tls-alpn-01" */
     apr_interval_time_t keep_found, keep_missing;   /* shared store: lookups kept so long */
     apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *answered; /* shared store: a lookup ended */
+    const char *asked[ACME_LOOKUP_WAITERS];   /* shared store: keys being looked up */
     apr_pool_t *root;
     apr_pool_t *pool;            /* holds entries; replaced on reload */
     apr_hash_t *entries;         /* aspect -> content */
     apr_time_t mtime;
     int loaded;
-    apr_pool_t *lpool;           /* shared store: lookups (lookup_t) */
-    apr_hash_t *lookups;
-    int made;                    /* entries made in lpool */
+    table_t answers;             /* shared store: what it holds */
+    table_t misses[2];           /* shared store: keys it did not hold; [0] the newer */
     apr_uint32_t watch;          /* the running watch's number, 0: none */
+} chall_cache_t;
+
+/* The lookups of a child, shared by both caches (they share the client). */
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    int looking;                 /* threads in a lookup now */
+    int following;               /* threads waiting for another's lookup */
+    int failing;                 /* the last lookup failed: one alone, after retry_at */
+    apr_time_t retry_at;
     apr_time_t window;           /* start of the second being counted */
     int window_lookups;
-} chall_cache_t;
+} lookup_gate_t;
 
 static chall_cache_t http_cache = {.dir = "http-01", .keep_found = apr_time_from_sec(30),
                                    .keep_missing = apr_time_from_sec(2)};
 static chall_cache_t alpn_cache = {.dir = "tls-alpn-01", .keep_found = apr_time_from_sec(1),
                                    .keep_missing = apr_time_from_sec(1)};
+static lookup_gate_t gate;
+
+static void table_init(table_t *t, apr_pool_t *p)
+{
+    apr_pool_create(&t->pool, p);
+    t->hash = apr_hash_make(t->pool);
+    t->made = 0;
+}
+
+static entry_t *table_get(const table_t *t, const char *key)
+{
+    return apr_hash_get(t->hash, key, APR_HASH_KEY_STRING);
+}
+
+static void table_set(table_t *t, const char *key, const char *value, apr_size_t len,
+                      apr_uint32_t watch, apr_time_t at)
+{
+    entry_t *e = apr_palloc(t->pool, sizeof(*e));
+
+    e->at = at;
+    e->value = value ? apr_pstrmemdup(t->pool, value, len) : NULL;
+    e->watch = watch;
+    apr_hash_set(t->hash, apr_pstrdup(t->pool, key), APR_HASH_KEY_STRING, e);
+    t->made++;
+}
+
+/* An entry is current while the watch that brought it runs, or for keep. */
+static int entry_current(const chall_cache_t *cc, const entry_t *e, apr_interval_time_t keep,
+                         apr_time_t now)
+{
+    return (e->watch && e->watch == cc->watch) || now - e->at < keep;
+}
 
 static void cache_init(chall_cache_t *cc, apr_pool_t *p)
 {
@@ -83,15 +152,15 @@ static void cache_init(chall_cache_t *cc, apr_pool_t *p)
     cc->pool = NULL;
     cc->entries = NULL;
     cc->loaded = 0;
-    if (apr_thread_mutex_create(&cc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+    if (apr_thread_mutex_create(&cc->mutex, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS
+        || apr_thread_cond_create(&cc->answered, p) != APR_SUCCESS) {
         cc->mutex = NULL;
     }
-    apr_pool_create(&cc->lpool, p);
-    cc->lookups = apr_hash_make(cc->lpool);
-    cc->made = 0;
+    memset(cc->asked, 0, sizeof(cc->asked));
+    table_init(&cc->answers, p);
+    table_init(&cc->misses[0], p);
+    table_init(&cc->misses[1], p);
     cc->watch = 0;
-    cc->window = 0;
-    cc->window_lookups = 0;
 }
 
 static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
@@ -119,24 +188,140 @@ static void cache_reload(chall_cache_t *cc, acme_store_t *st, apr_time_t mtime)
     cc->loaded = 1;
 }
 
-/* Shared store: remembers what key holds (value NULL: nothing). With the
- * mutex held. */
+/* Replaced answers pile up in the pool: once they outnumber the live ones,
+ * the live ones move to a new pool. One that is neither current nor recent
+ * was withdrawn long ago or never asked for again: it is let go. */
+static void answers_compact(chall_cache_t *cc, apr_time_t now)
+{
+    table_t fresh;
+    apr_hash_index_t *hi;
+
+    if (cc->answers.made < 2 * (int)apr_hash_count(cc->answers.hash) + ACME_ANSWERS_SLACK) {
+        return;
+    }
+    table_init(&fresh, cc->root);
+    for (hi = apr_hash_first(NULL, cc->answers.hash); hi; hi = apr_hash_next(hi)) {
+        const entry_t *e = apr_hash_this_val(hi);
+        if (entry_current(cc, e, ACME_ANSWER_RECENT, now)) {
+            table_set(&fresh, apr_hash_this_key(hi), e->value, strlen(e->value), e->watch,
+                      e->at);
+        }
+    }
+    apr_pool_destroy(cc->answers.pool);
+    cc->answers = fresh;
+}
+
+/* Shared store: remembers what key holds (value NULL: nothing), from the
+ * watch (its number) or a lookup (0). With the mutex held. */
 static void entry_set(chall_cache_t *cc, const char *key, const char *value, apr_size_t len,
                       apr_uint32_t watch, apr_time_t now)
 {
-    lookup_t *e;
+    table_t older;
 
-    if (cc->made >= ACME_LOOKUP_KEEP) {
-        apr_pool_clear(cc->lpool);
-        cc->lookups = apr_hash_make(cc->lpool);
-        cc->made = 0;
+    if (value) {
+        apr_hash_set(cc->misses[0].hash, key, APR_HASH_KEY_STRING, NULL);
+        apr_hash_set(cc->misses[1].hash, key, APR_HASH_KEY_STRING, NULL);
+        answers_compact(cc, now);
+        table_set(&cc->answers, key, value, len, watch, now);
+        return;
     }
-    cc->made++;
-    e = apr_palloc(cc->lpool, sizeof(*e));
-    e->at = now;
-    e->value = value ? apr_pstrmemdup(cc->lpool, value, len) : NULL;
-    e->watch = watch;
-    apr_hash_set(cc->lookups, apr_pstrdup(cc->lpool, key), APR_HASH_KEY_STRING, e);
+    apr_hash_set(cc->answers.hash, key, APR_HASH_KEY_STRING, NULL);
+    if (cc->misses[0].made >= ACME_MISSES_HALF) {
+        older = cc->misses[1];
+        apr_pool_clear(older.pool);
+        older.hash = apr_hash_make(older.pool);
+        older.made = 0;
+        cc->misses[1] = cc->misses[0];
+        cc->misses[0] = older;
+    }
+    table_set(&cc->misses[0], key, NULL, 0, watch, now);
+}
+
+static entry_t *miss_get(const chall_cache_t *cc, const char *key)
+{
+    entry_t *m = table_get(&cc->misses[0], key);
+
+    return m ? m : table_get(&cc->misses[1], key);
+}
+
+/* Whether this thread may look up now (follow: wait for another's
+ * lookup); if so, it calls gate_leave after. */
+static int gate_enter(lookup_gate_t *g, int follow, apr_time_t now)
+{
+    int ok;
+
+    apr_thread_mutex_lock(g->mutex);
+    if (now - g->window >= apr_time_from_sec(1)) {
+        g->window = now;
+        g->window_lookups = 0;
+    }
+    if (follow) {
+        ok = g->following < ACME_LOOKUP_FOLLOWERS;
+        g->following += ok;
+    }
+    else {
+        ok = g->window_lookups < ACME_LOOKUPS_PER_SEC
+             && (g->failing ? !g->looking && now >= g->retry_at
+                 : g->looking < ACME_LOOKUP_WAITERS);
+        g->looking += ok;
+        g->window_lookups += ok;
+    }
+    apr_thread_mutex_unlock(g->mutex);
+    return ok;
+}
+
+/* Whether etcd answered a lookup: a value that does not open (EINVAL; the
+ * store logs it, naming the key) is a miss, not a sign that etcd fails. */
+static int lookup_answered(apr_status_t rv)
+{
+    return rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv) || rv == APR_EINVAL;
+}
+
+static void gate_leave(lookup_gate_t *g, int follow, apr_status_t rv)
+{
+    int answered = lookup_answered(rv);
+
+    apr_thread_mutex_lock(g->mutex);
+    if (follow) {
+        g->following--;
+        goto leave;
+    }
+    g->looking--;
+    if (!answered) {
+        g->retry_at = apr_time_now() + ACME_LOOKUP_PAUSE;
+    }
+    if (answered == !g->failing) {
+        goto leave;
+    }
+    /* once per change: a flood of requests makes no flood of lines */
+    g->failing = !answered;
+    if (g->failing) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf, ACMELOG(1600)
+                     "challenge lookups in etcd fail (the store's error says why): until one "
+                     "succeeds again, a challenge not in this child's cache is answered 404 at "
+                     "once, and one lookup is tried every %d s",
+                     (int)apr_time_sec(ACME_LOOKUP_PAUSE));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf, ACMELOG(1601)
+                     "challenge lookups in etcd answer again");
+    }
+leave:
+    apr_thread_mutex_unlock(g->mutex);
+}
+
+/* The slot of key among the keys being looked up, or -1 (key NULL: a
+ * free slot). */
+static int asked_slot(const chall_cache_t *cc, const char *key)
+{
+    int i;
+
+    for (i = 0; i < ACME_LOOKUP_WAITERS; ++i) {
+        if (key ? cc->asked[i] && !strcmp(cc->asked[i], key) : !cc->asked[i]) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 /* Shared store: the cached answer for key, or one from etcd. Called with
@@ -144,34 +329,56 @@ static void entry_set(chall_cache_t *cc, const char *key, const char *value, apr
 static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *key,
                               apr_pool_t *p)
 {
-    lookup_t *e = apr_hash_get(cc->lookups, key, APR_HASH_KEY_STRING);
+    entry_t *e = table_get(&cc->answers, key), *m = miss_get(cc, key);
     apr_time_t now = apr_time_now();
     const char *data = NULL;
-    apr_size_t len;
+    apr_size_t len = 0;
     apr_status_t rv;
+    int slot;
 
-    if (e && ((e->watch && e->watch == cc->watch)
-              || now - e->at < (e->value ? cc->keep_found : cc->keep_missing))) {
-        return e->value ? apr_pstrdup(p, e->value) : NULL;
+    if (e && entry_current(cc, e, cc->keep_found, now)) {
+        return apr_pstrdup(p, e->value);
     }
-    if (now - cc->window >= apr_time_from_sec(1)) {
-        cc->window = now;
-        cc->window_lookups = 0;
+    if (m && entry_current(cc, m, cc->keep_missing, now)) {
+        return NULL;
     }
-    if (cc->window_lookups >= ACME_LOOKUPS_PER_SEC) {
-        return e && e->value ? apr_pstrdup(p, e->value) : NULL;
+    if (asked_slot(cc, key) >= 0) {
+        if (gate_enter(&gate, 1, now)) {
+            do {
+                apr_thread_cond_wait(cc->answered, cc->mutex);
+            } while (asked_slot(cc, key) >= 0);
+            gate_leave(&gate, 1, APR_SUCCESS);
+        }
+        e = table_get(&cc->answers, key);
+        return e ? apr_pstrdup(p, e->value) : NULL;
     }
-    cc->window_lookups++;
+    /* a slot frees only after its lookup left the gate: both are checked */
+    slot = asked_slot(cc, NULL);
+    if (slot < 0 || !gate_enter(&gate, 0, now)) {
+        /* etcd is failing or busy: what we had, at once */
+        return e ? apr_pstrdup(p, e->value) : NULL;
+    }
+    cc->asked[slot] = key;
     apr_thread_mutex_unlock(cc->mutex);
     rv = st->load(st, ACME_SG_CHALLENGES, cc->dir, key, &data, &len, p);
+    gate_leave(&gate, 0, rv);
     apr_thread_mutex_lock(cc->mutex);
-    /* the table may have started over meanwhile (the watch, other requests) */
-    e = apr_hash_get(cc->lookups, key, APR_HASH_KEY_STRING);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
-        /* etcd unreachable: what we had, and no new lookup for a moment */
-        data = e && e->value ? apr_pstrdup(p, e->value) : NULL;
+    cc->asked[slot] = NULL;
+    apr_thread_cond_broadcast(cc->answered);
+    /* the tables may have changed meanwhile (the watch, other requests) */
+    e = table_get(&cc->answers, key);
+    m = miss_get(cc, key);
+    if (!lookup_answered(rv)) {
+        return e ? apr_pstrdup(p, e->value) : NULL;
     }
-    entry_set(cc, key, data, data ? strlen(data) : 0, 0, now);
+    if (rv != APR_SUCCESS) {
+        data = NULL;
+        len = 0;
+    }
+    /* what the running watch brought during the lookup is newer */
+    if (!(e && e->watch && e->watch == cc->watch) && !(m && m->watch && m->watch == cc->watch)) {
+        entry_set(cc, key, data, len, 0, now);
+    }
     return data;
 }
 
@@ -186,6 +393,9 @@ static const char *cache_get(chall_cache_t *cc, const char *key, apr_pool_t *p)
         return NULL;
     }
     if (acme_mod_lookup_store) {
+        if (!gate.mutex) {
+            return NULL;
+        }
         apr_thread_mutex_lock(cc->mutex);
         v = lookup_get(cc, acme_mod_lookup_store, key, p);
         apr_thread_mutex_unlock(cc->mutex);
@@ -239,6 +449,7 @@ static const char *sni_identifier(apr_pool_t *p, const char *sni)
 static int hook_http01(request_rec *r)
 {
     const char *token, *authz;
+    acme_domain_t *d;
     apr_size_t len;
 
     /* The common case costs one prefix compare. */
@@ -246,19 +457,30 @@ static int hook_http01(request_rec *r)
         || strncmp(r->parsed_uri.path, ACME_CHALLENGE_PREFIX, sizeof(ACME_CHALLENGE_PREFIX) - 1)) {
         return DECLINED;
     }
-    if (!managed_domain(r->server, r->hostname)) {
+    /* In a cluster, a token the store holds is answered whatever the Host:
+     * during a rolling change, the CA may ask a server that does not have
+     * the name yet. For other names, what the store lacks is left to other
+     * modules and files. */
+    d = managed_domain(r->server, r->hostname);
+    if (!d && !acme_mod_lookup_store) {
         return DECLINED; /* not ours: other modules or files may serve it */
     }
+    token = r->parsed_uri.path + sizeof(ACME_CHALLENGE_PREFIX) - 1;
     if (r->method_number != M_GET) { /* HEAD is M_GET with header_only */
+        if (!d) {
+            return DECLINED;
+        }
         apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD");
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    token = r->parsed_uri.path + sizeof(ACME_CHALLENGE_PREFIX) - 1;
     if (r->parsed_uri.query || !acme_b64url_is_token(token, ACME_TOKEN_MAX)) {
-        return HTTP_NOT_FOUND;
+        return d ? HTTP_NOT_FOUND : DECLINED;
     }
     authz = cache_get(&http_cache, token, r->pool);
     if (!authz) {
+        if (!d) {
+            return DECLINED;
+        }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ACMELOG(0201)
                       "http-01: no challenge for token %s on %s", token, r->hostname);
         return HTTP_NOT_FOUND;
@@ -504,6 +726,10 @@ static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
 
     cache_init(&http_cache, pchild);
     cache_init(&alpn_cache, pchild);
+    memset(&gate, 0, sizeof(gate));
+    if (apr_thread_mutex_create(&gate.mutex, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) {
+        gate.mutex = NULL;
+    }
     watch_thread = NULL;
     if (!acme_mod_watch_store || !acme_mod_watch_store->watch || !http_cache.mutex
         || !alpn_cache.mutex) {

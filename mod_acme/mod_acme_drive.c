@@ -66,7 +66,11 @@ APLOG_USE_MODULE(acme);
 
 /* ---- activation (parent, post_config) ------------------------------------- */
 
-/* Is the staged pair of type t usable? *ppresent: is there one at all.
+/* Is the staged pair of type t usable? *ppresent: 0 there is none (or it
+ * is the active one), 1 there is one, -1 (a shared store only) there is
+ * one for other names: another server of the fleet, configured otherwise
+ * (a rolling change), made it, and it is neither this server's to activate
+ * nor to remove.
  * The child wrote it, and the child's account is every web application's:
  * a result must be a pair for d's names, and newer than what is active (a
  * certificate staged again would otherwise be a restart at the child's
@@ -91,6 +95,11 @@ static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key
         || chain->nelts < 1) {
         *perr = "the certificate file cannot be read";
         return rv != APR_SUCCESS ? rv : APR_EINVAL;
+    }
+    if (st != acme_mod_cache
+        && !acme_cert_covers(APR_ARRAY_IDX(chain, 0, const acme_cert_t *), d->names)) {
+        *ppresent = -1;
+        return APR_SUCCESS;
     }
     if (st->load(st, ACME_SG_STAGING, d->name, acme_job_key_file(p, t), &keypem, &klen, p)
             != APR_SUCCESS
@@ -117,23 +126,47 @@ static apr_status_t validate_staged(acme_domain_t *d, acme_store_t *st, acme_key
     return rv;
 }
 
+/* The key types activation looks at. A local store holds this server's
+ * results; a shared one the fleet's, and a server whose key types differ
+ * (a rolling change) checks, activates and keeps every type the others
+ * made: it never drops what the fleet serves. */
+static const apr_array_header_t *activation_types(acme_domain_t *d, acme_store_t *st,
+                                                  apr_pool_t *p)
+{
+    apr_array_header_t *types;
+    int t;
+
+    if (st == acme_mod_cache) {
+        return d->settings->key_types;
+    }
+    types = apr_array_make(p, ACME_KEY_RSA4096, sizeof(acme_key_type_t));
+    for (t = ACME_KEY_P256; t <= ACME_KEY_RSA4096; ++t) {
+        APR_ARRAY_PUSH(types, acme_key_type_t) = (acme_key_type_t)t;
+    }
+    return types;
+}
+
 /* Checks every key type d has staged: 0 when none is, 1 when all staged
- * ones are good, -1 (with *perr, and the type in *pbad) when one is not. */
+ * ones are good, 2 when they are another server's, for other names (a
+ * shared store only), -1 (with *perr, and the type in *pbad) when one is
+ * not good. */
 static int staged_check(acme_domain_t *d, acme_store_t *st, const char **perr,
                         acme_key_type_t *pbad, apr_status_t *prv, server_rec *s, apr_pool_t *p)
 {
-    int i, present, staged = 0;
+    const apr_array_header_t *types = activation_types(d, st, p);
+    int i, present, staged = 0, other = 0;
 
-    for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+    for (i = 0; i < types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
         *prv = validate_staged(d, st, t, &present, perr, s, p);
         if (*prv != APR_SUCCESS) {
             *pbad = t;
             return -1;
         }
-        staged += present;
+        other |= present < 0;
+        staged += present > 0;
     }
-    return staged > 0;
+    return other ? 2 : staged > 0;
 }
 
 /* A staged result that fails its checks is refused once: logged, and
@@ -154,11 +187,15 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
     apr_size_t len;
     apr_status_t rv = APR_SUCCESS;
     acme_key_type_t bad = 0;
+    const apr_array_header_t *types = activation_types(d, st, p);
     int i, staged = staged_check(d, st, &err, &bad, &rv, s, p);
 
     if (staged < 0) {
         refuse_staged(d, st, bad, rv, err, s, p);
         return 0;
+    }
+    if (staged == 2) {
+        return 0;   /* its maker activates it; acme_drive_activate logs the difference */
     }
     if (!staged) {
         st->remove(st, ACME_SG_STAGING, d->name, NULL, p);
@@ -166,8 +203,8 @@ static int activate_domain(acme_domain_t *d, acme_store_t *st, server_rec *s, ap
     }
     /* Key types not renewed this time keep their active files: copy them
      * so the domain's directory is replaced as one complete set. */
-    for (i = 0; i < d->settings->key_types->nelts; ++i) {
-        acme_key_type_t t = APR_ARRAY_IDX(d->settings->key_types, i, acme_key_type_t);
+    for (i = 0; i < types->nelts; ++i) {
+        acme_key_type_t t = APR_ARRAY_IDX(types, i, acme_key_type_t);
         const char *cf = acme_job_cert_file(p, t), *kf = acme_job_key_file(p, t);
 
         if (st->load(st, ACME_SG_STAGING, d->name, cf, &data, &len, p) == APR_SUCCESS) continue;
@@ -214,14 +251,71 @@ static apr_hash_t *refused_activations(server_rec *s)
     return acme_mod_process_hash(s, "acme-refused-activations");
 }
 
+/* Staged results whose activation found the domain claimed by another
+ * process (domain -> busy_activation_t). A server killed right after
+ * staging holds its claim until the lease runs out, and nothing else would
+ * bring its result up: the restart thread tries again then. A claim that
+ * stays held (a long job of acmectl's, or a hostile child's) doubles the
+ * wait each time, so it cannot turn the retries into a restart every lease.
+ * Entries are made by the main thread in post_config; the restart thread
+ * only reads and clears the times. */
+#define ACME_BUSY_ACTIVATIONS "acme-busy-activations"
+#define ACME_BUSY_MAX_WAIT apr_time_from_sec(3600)
+typedef struct {
+    apr_time_t at;              /* look again then; 0: nothing to look at */
+    apr_interval_time_t wait;   /* the last wait, doubled while the claim stays */
+} busy_activation_t;
+
+static apr_hash_t *busy_activations(server_rec *s, int make)
+{
+    apr_hash_t **h = NULL;
+
+    if (make) {
+        return acme_mod_process_hash(s, ACME_BUSY_ACTIVATIONS);
+    }
+    apr_pool_userdata_get((void **)&h, ACME_BUSY_ACTIVATIONS, s->process->pool);
+    return h ? *h : NULL;
+}
+
+/* The restart thread: is d's activation waiting for another's claim? */
+static int busy_activation_waits(server_rec *s, const char *name, apr_time_t now)
+{
+    apr_hash_t *busy = busy_activations(s, 0);
+    busy_activation_t *b = busy ? apr_hash_get(busy, name, APR_HASH_KEY_STRING) : NULL;
+
+    return b && b->at > now;
+}
+
+/* The restart thread: has a claim that held an activation back run out?
+ * Each one is reported once: a scan follows, whose activation tries again. */
+static int busy_activation_due(server_rec *s, apr_time_t now)
+{
+    apr_hash_t *busy = busy_activations(s, 0);
+    apr_hash_index_t *hi;
+    int due = 0;
+
+    for (hi = busy ? apr_hash_first(NULL, busy) : NULL; hi; hi = apr_hash_next(hi)) {
+        busy_activation_t *b = apr_hash_this_val(hi);
+        if (b->at && b->at <= now) {
+            b->at = 0;
+            due = 1;
+        }
+    }
+    return due;
+}
+
 /* Activates d's staged result, if there is one: 1 when the domain's
- * certificate is now the staged one. */
-static int activate_one(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
+ * certificate is now the staged one. *pbusy (if not NULL): another process
+ * held the domain's claim. */
+static int activate_one(acme_domain_t *d, acme_store_t *st, server_rec *s, int *pbusy,
+                        apr_pool_t *p)
 {
     acme_store_claim_t *c = NULL;
     const char *data;
     apr_size_t len;
     int n;
+
+    if (pbusy) *pbusy = 0;
 
     if (st->load(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &data, &len, p) != APR_SUCCESS) {
         return 0;
@@ -236,7 +330,8 @@ static int activate_one(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_p
         if (st->claim(st, &c, d->name,
                       apr_psprintf(p, "mod_acme-parent-%d@%s", (int)getpid(), host),
                       apr_time_from_sec(30), p) != APR_SUCCESS) {
-            return 0;   /* another server is at it; its marker tells us */
+            if (pbusy) *pbusy = 1;
+            return 0;   /* another server is at it, or was: see busy_activations() */
         }
         /* the staged items, read once for the checks below */
         acme_store_etcd_snapshot(st, ACME_SG_STAGING, d->name, p);
@@ -277,25 +372,69 @@ static void note_cluster_activation(acme_store_t *st, apr_pool_t *p)
     }
 }
 
+/* A result left staged for another server's names: its difference from
+ * this server's settings is logged once per difference and process, not at
+ * every restart of the fleet. */
+static void note_other_settings(acme_domain_t *d, acme_store_t *st, server_rec *s, apr_pool_t *p)
+{
+    apr_hash_t *said = acme_mod_process_hash(s, "acme-staged-settings-diff");
+    const char *diff, *last = apr_hash_get(said, d->name, APR_HASH_KEY_STRING);
+    acme_job_spec_t spec;
+    apr_time_t at;
+
+    acme_config_job_spec(&spec, d);
+    diff = acme_job_settings_diff(st, ACME_SG_STAGING, &spec, &at, p);
+    if (diff && (!last || strcmp(last, diff))) {
+        acme_job_settings_warn(d->name, diff);
+        apr_hash_set(said, apr_pstrdup(s->process->pool, d->name), APR_HASH_KEY_STRING,
+                     apr_pstrdup(s->process->pool, diff));
+    }
+}
+
 int acme_drive_activate(acme_global_t *g, server_rec *s, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store;
-    apr_hash_t *staged = staged_names(st, ptemp);
+    apr_hash_t *staged = staged_names(st, ptemp), *busy = busy_activations(s, 1);
     apr_pool_t *p;
     int i, n = 0;
 
     apr_pool_create(&p, ptemp); /* one domain at a time */
     for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        busy_activation_t *b = apr_hash_get(busy, d->name, APR_HASH_KEY_STRING);
+        int held = 0;
+
         if (apr_hash_get(staged, d->name, APR_HASH_KEY_STRING)) {
-            n += activate_one(d, st, s, p);
+            n += activate_one(d, st, s, &held, p);
+        }
+        if (held && !b) {
+            b = apr_pcalloc(s->process->pool, sizeof(*b));
+            apr_hash_set(busy, apr_pstrdup(s->process->pool, d->name), APR_HASH_KEY_STRING, b);
+        }
+        if (b && !held) {
+            b->at = b->wait = 0;
+        }
+        else if (b && !b->at) {
+            /* first the longest a claim outlives its holder, then doubled
+             * after each look that found it held (not at every pass: a
+             * start makes two) */
+            b->wait = !b->wait ? ACME_JOB_LEASE
+                      : b->wait * 2 < ACME_BUSY_MAX_WAIT ? b->wait * 2 : ACME_BUSY_MAX_WAIT;
+            b->at = apr_time_now() + b->wait;
         }
     }
     for (i = 0; i < g->domains->nelts; ++i, apr_pool_clear(p)) {
         acme_domain_t *d = APR_ARRAY_IDX(g->domains, i, acme_domain_t *);
+        busy_activation_t *b = apr_hash_get(busy, d->name, APR_HASH_KEY_STRING);
         apr_time_t mt;
+        if (b && b->at) {
+            continue;   /* not refused: tried again when the claim runs out */
+        }
         if (apr_hash_get(staged, d->name, APR_HASH_KEY_STRING)
             && st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, p) == APR_SUCCESS) {
+            if (st != acme_mod_cache) {
+                note_other_settings(d, st, s, p);
+            }
             /* Still there: this restart could not activate it. One entry
              * per domain, so the table is as large as the configuration. */
             apr_hash_t *refused = refused_activations(s);
@@ -402,7 +541,7 @@ static void activate_before_restart(restart_ctx_t *rc, const apr_array_header_t 
 
         if (!at || !strcmp(at, "@cluster")) continue;   /* activated elsewhere */
         d = apr_hash_get(rc->g->names, key, (apr_ssize_t)(at - key));
-        if (d) n += activate_one(d, st, rc->s, p);
+        if (d) n += activate_one(d, st, rc->s, NULL, p);
     }
     if (n > 0) {
         note_cluster_activation(st, p);
@@ -473,7 +612,8 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     {
         apr_time_t marker = 0;
         st->mtime(st, ACME_SG_STAGING, ACME_BATCH_NAME, ACME_BATCH_STAGED, &marker, ptemp);
-        if (rc->scanned && !rc->first_seen && marker == rc->marker_seen) {
+        if (rc->scanned && !rc->first_seen && marker == rc->marker_seen
+            && !busy_activation_due(rc->s, now)) {
             return APR_SUCCESS; /* nothing staged since the last look */
         }
         rc->scanned = 1;
@@ -490,7 +630,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         }
         key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
         refused_at = apr_hash_get(rc->refused, d->name, APR_HASH_KEY_STRING);
-        if (refused_at && *refused_at == mt) {
+        if ((refused_at && *refused_at == mt) || busy_activation_waits(rc->s, d->name, now)) {
             continue; /* a restart did not activate it: reported at that restart */
         }
         if (st == acme_mod_cache && rc->g->auto_restart && !staged_good(rc, d, key, ptemp)) {
@@ -1339,7 +1479,7 @@ apr_status_t acme_drive_start(acme_global_t *g, server_rec *s, apr_pool_t *p)
             rv = wd_register(wd, apr_time_from_sec(10), dc, jobs_watchdog);
         }
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0332)
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, ACMELOG(0346)
                          "cannot start the renewal watchdog");
             return rv;
         }

@@ -1257,8 +1257,9 @@ static const char *names_missing(apr_pool_t *p, const apr_array_header_t *a,
     return out->nelts ? apr_array_pstrcat(p, out, ' ') : NULL;
 }
 
-const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *spec,
-                                   apr_time_t *pstaged, apr_pool_t *p)
+const char *acme_job_settings_diff(acme_store_t *store, acme_store_group_t g,
+                                   const acme_job_spec_t *spec, apr_time_t *pstaged,
+                                   apr_pool_t *p)
 {
     apr_array_header_t *names, *types, *cas, *diffs = apr_array_make(p, 3, sizeof(const char *));
     apr_array_header_t *ours = type_names(p, spec->key_types);
@@ -1266,7 +1267,7 @@ const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *s
     const char *ca, *only_here, *only_there, *t;
 
     *pstaged = 0;
-    if (acme_store_load_json(store, ACME_SG_DOMAINS, spec->domain, ACME_JOB_META, &meta, p)
+    if (acme_store_load_json(store, g, spec->domain, ACME_JOB_META, &meta, p)
         != APR_SUCCESS) {
         return NULL;
     }
@@ -1302,6 +1303,13 @@ const char *acme_job_settings_diff(acme_store_t *store, const acme_job_spec_t *s
     return diffs->nelts ? apr_array_pstrcat(p, diffs, ';') : NULL;
 }
 
+void acme_job_settings_warn(const char *domain, const char *diff)
+{
+    acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0410) "%s: this server's settings "
+             "differ from those the stored certificates were made with (%s). Give every "
+             "server of the cluster the same Managed* settings for the domain.", domain, diff);
+}
+
 /* In a shared store, only what is due by time (or asked for by an operator)
  * replaces another server's young certificates made with other settings. */
 static const apr_array_header_t *settings_filter(acme_store_t *store,
@@ -1315,15 +1323,13 @@ static const apr_array_header_t *settings_filter(acme_store_t *store,
     int i;
 
     *puntil = 0;
-    diff = strcmp(store->kind, "file") ? acme_job_settings_diff(store, spec, &staged, p) : NULL;
+    diff = strcmp(store->kind, "file")
+               ? acme_job_settings_diff(store, ACME_SG_DOMAINS, spec, &staged, p) : NULL;
     if (!diff) {
         return types;
     }
     if (!spec->memo || !spec->memo->settings_warned) {
-        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0410) "%s: this server's settings "
-                 "differ from those the stored certificates were made with (%s). Give every "
-                 "server of the cluster the same Managed* settings for the domain.",
-                 spec->domain, diff);
+        acme_job_settings_warn(spec->domain, diff);
         if (spec->memo) spec->memo->settings_warned = 1;
     }
     if (now - staged >= ACME_JOB_SETTINGS_GRACE

@@ -13,6 +13,7 @@
 #include "acme_crypto.h"
 #include "acme_renew.h"
 #include "acme_names.h"
+#include "acme_store.h"
 
 struct acme_store_t;
 struct acme_result_t;
@@ -129,11 +130,14 @@ apr_status_t acme_job_ca_pause_set(struct acme_store_t *store, const char *ca_ur
 apr_time_t acme_job_ca_pause_until(struct acme_store_t *store, const char *ca_url,
                                    apr_pool_t *p);
 /* How this server's settings for the domain (names, CA, key types) differ
- * from those the stored certificates were made with (domains/<d>/meta.json),
- * for a log line; NULL when they do not (or nothing is stored). *pstaged:
- * when the stored set was staged. */
-const char *acme_job_settings_diff(struct acme_store_t *store, const acme_job_spec_t *spec,
-                                   apr_time_t *pstaged, apr_pool_t *p);
+ * from those the certificates in group g (domains or staging) were made
+ * with (their meta.json), for a log line; NULL when they do not (or nothing
+ * is there). *pstaged: when that set was staged. */
+const char *acme_job_settings_diff(struct acme_store_t *store, acme_store_group_t g,
+                                   const acme_job_spec_t *spec, apr_time_t *pstaged,
+                                   apr_pool_t *p);
+/* Logs that difference (ACME0410); the caller says how often. */
+void acme_job_settings_warn(const char *domain, const char *diff);
 /* In a shared store, another server's certificates younger than this are
  * not replaced because this server's settings differ from theirs: servers
  * that differ for good take turns at most this often, not at every check. */

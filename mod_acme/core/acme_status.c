@@ -23,18 +23,34 @@ const char *acme_status_state_name(acme_domain_state_t s)
     return s < ACME_DS_COUNT ? state_names[s] : "unknown";
 }
 
+/* In a shared store, how long a staged result for other names (another
+ * server's, in a rolling change) holds this server's order back: its maker
+ * activates it at its next restart; one left by a maker that is gone for
+ * good must not block the domain for ever. */
+#define ACME_STATUS_OTHERS_STAGED_WAIT apr_time_from_sec(3600)
+
 /* A staged result counts only when it covers every configured name: one
- * for an older set of names is replaced, not activated. */
-static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr_pool_t *p)
+ * for an older set of names is replaced, not activated. In a shared store
+ * one for other names counts for a while too: ordering over it would be
+ * the fight docs/cluster.md ("Rolling changes") rules out. */
+static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr_time_t now,
+                           apr_pool_t *p)
 {
     acme_json_t *meta;
     apr_array_header_t *names;
+    apr_time_t at = 0;
+    const char *t;
     int i, j, found;
 
     if (acme_store_load_json(store, ACME_SG_STAGING, spec->domain, ACME_JOB_META, &meta, p)
             != APR_SUCCESS
         || acme_json_getsa(&names, meta, p, ACME_MK_NAMES, NULL) != APR_SUCCESS) {
         return 0;
+    }
+    t = acme_json_gets(meta, ACME_MK_STAGED, NULL);
+    if (strcmp(store->kind, "file") && t && acme_time_parse_rfc3339(&at, t) == APR_SUCCESS
+        && now - at < ACME_STATUS_OTHERS_STAGED_WAIT) {
+        return 1;
     }
     for (i = 0; i < spec->names->nelts; ++i) {
         const char *n = APR_ARRAY_IDX(spec->names, i, const char *);
@@ -410,7 +426,7 @@ apr_status_t acme_status_get(acme_status_t **pst, acme_store_t *store,
 
     st->due = apr_array_make(p, 2, sizeof(acme_key_type_t));
     st->certs = apr_array_make(p, 2, sizeof(acme_status_cert_t *));
-    st->staged = staged_complete(store, spec, p);
+    st->staged = staged_complete(store, spec, now, p);
     if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
         == APR_SUCCESS) {
         job_read(st, job, p);

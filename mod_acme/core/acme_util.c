@@ -42,6 +42,12 @@ void acme_log(const char *file, int line, int level, apr_status_t rv, const char
     va_start(ap, fmt);
     apr_vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    /* The core's own codes (ACME_STORE_EFENCED ...) mean nothing to
+     * apr_strerror() ("APR does not understand this error code"): the
+     * message itself says what went wrong. */
+    if (rv >= APR_OS_START_USERERR && rv < APR_OS_START_USERERR + APR_OS_ERRSPACE_SIZE) {
+        rv = APR_SUCCESS;
+    }
     log_cb(log_baton, file, line, level, rv, buf);
 }
 

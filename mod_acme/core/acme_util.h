@@ -48,7 +48,7 @@ apr_status_t acme_file_read(const char **pdata, apr_size_t *plen, const char *pa
 apr_status_t acme_file_read_at(const char **pdata, apr_size_t *plen, int dirfd,
                                const char *name, apr_size_t max, apr_pool_t *p);
 
-/* A log line's stable message id, ACMELOG(0403) -> "ACME0403: ": ids are
+/* A log line's stable message id, n = 0403 gives "ACME0403: ": ids are
  * grepped by operators and never reused. */
 #define ACMELOG(n) "ACME" #n ": "
 

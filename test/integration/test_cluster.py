@@ -284,6 +284,131 @@ def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build
     assert sum(sent) > 200, sent
 
 
+def etcd_reads(etcd):
+    """Range requests (reads) that the etcd members have started so far."""
+    total = 0
+    for url in etcd.endpoints:
+        text = etcd.http.get(url + "/metrics", timeout=10).text
+        total += sum(int(float(v)) for v in re.findall(
+            r'^grpc_server_started_total\{[^}]*grpc_method="Range"[^}]*\} (\S+)$', text, re.M))
+    return total
+
+
+@pytest.mark.time_limit(300)
+def test_misses_never_push_out_an_answer_the_watch_brought(cluster_factory, build_dir,
+                                                         etcd_cluster):
+    """More made-up tokens than the miss cache holds, then etcd lost: the
+    token the watch brought is still answered (the cache used to start over
+    at 2,000 entries, answers included)."""
+    import threading
+    name = "keep.cluster.test"
+    c = cluster_factory(1)
+    s = c.servers[0]
+    # one child process: every lookup fills the same cache
+    one_child = "ServerLimit 1\nThreadsPerChild 16\nMaxRequestWorkers 16\n"
+    s.write_config(c.config(s, [name], extra=one_child)
+                   .replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
+    s.expect_errors(r"ACME0322", *OUTAGE_ERRORS)
+    s.start()
+    token = "K" + uuid.uuid4().hex
+    publish_token(c, build_dir, token)
+    util.wait_for(lambda: token_status(s, name, token) == 200, 10, "the token served")
+    stop = threading.Event()
+    statuses = {}
+
+    def flood(k):
+        i = 0
+        while not stop.is_set():
+            status = token_status(s, name, "Miss%d_%d" % (k, i))
+            statuses[status] = statuses.get(status, 0) + 1
+            i += 1
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(4)]
+    reads = etcd_reads(etcd_cluster)
+    for t in threads:
+        t.start()
+    try:
+        # each lookup is one read; 300 more for the server's other reads
+        util.wait_for(lambda: etcd_reads(etcd_cluster) - reads >= 2100 + 300, 120,
+                      "2,100 lookups of made-up tokens", interval=1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert list(statuses) == [404], statuses
+    etcd_cluster.kill_all()
+    assert token_status(s, name, token) == 200
+
+
+def test_a_challenge_value_that_does_not_open_is_a_miss_not_an_etcd_failure(cluster_factory):
+    """A value written to etcd by something else is refused, naming the key;
+    etcd answered, so the lookups do not stop as they do when etcd fails."""
+    name = "garbage.cluster.test"
+    c = token_cluster(cluster_factory, name, n=1)
+    s = c.servers[0]
+    s.expect_errors(r"ACME1105")
+    token = "B" + uuid.uuid4().hex
+    c.etcd.etcdctl("put", c.prefix + "challenges/http-01/" + token, "garbage")
+    for _ in range(3):
+        assert token_status(s, name, token) == 404
+    assert re.search(r"ACME1105: .*challenges/http-01/%s" % token, s.error_log())
+    assert "ACME1600" not in s.error_log()
+
+
+def test_a_server_without_the_name_answers_a_token_the_store_holds(cluster_factory, build_dir):
+    """In a rolling change the CA may ask a server that does not have the new
+    name yet: a token in the store is answered whatever the Host, and for a
+    name not configured here, what the store lacks is left to the files."""
+    configured, new = "here.rolling.test", "elsewhere.rolling.test"
+    c = token_cluster(cluster_factory, configured, n=1)
+    s = c.servers[0]
+    token = "N" + uuid.uuid4().hex
+    publish_token(c, build_dir, token)
+    resp = s.http_get("/.well-known/acme-challenge/" + token, new)
+    assert resp.status == 200 and resp.text == token + ".thumb", resp
+    assert "http-01: answering the challenge for %s" % new in s.error_log()
+    # another ACME client's file for a name that is not ours is still served
+    own = os.path.join(s.docroot, ".well-known", "acme-challenge")
+    os.makedirs(own)
+    with open(os.path.join(own, "FileToken1"), "w") as f:
+        f.write("from a file")
+    for d in (os.path.dirname(own), own):
+        os.chmod(d, 0o755)
+    os.chmod(os.path.join(own, "FileToken1"), 0o644)
+    resp = s.http_get("/.well-known/acme-challenge/FileToken1", new)
+    assert resp.status == 200 and resp.text == "from a file", resp
+    assert token_status(s, new, "Unpublished" + uuid.uuid4().hex) == 404
+    assert token_status(s, configured, "Unpublished" + uuid.uuid4().hex) == 404
+
+
+@pytest.mark.time_limit(300)
+def test_rolling_change_the_ca_validates_at_a_server_without_the_new_name(cluster_factory,
+                                                                          pebble):
+    c = cluster_factory(2)
+    a, b = c.servers
+    fleet, new = "fleet.rolling.test", "first.rolling.test"
+    c.write_configs([fleet])
+    c.start()
+    c.wait_served_everywhere([fleet])
+    # the new name reaches server A first; the balancer sends every
+    # validation to B, which does not have it yet
+    c.forwarders[0].set_backends([b.http_port])
+    a.write_config(c.config(a, [fleet, new]))
+    mark = pebble.log_mark()
+    a.graceful()
+
+    def issued():
+        # an invalid authorization fails A's job (ACME0322): no use waiting on
+        assert "ACME0322" not in a.error_log(), util.tail(a.error_log(), 20)
+        return served_by_ca(a, new)
+
+    util.wait_for(issued, ISSUE_TIMEOUT, "server A's certificate for %s" % new, interval=0.5,
+                  fatal=(AssertionError,))
+    assert "http-01: answering the challenge for %s" % new in b.error_log()
+    assert c.forwarders[0].counts[0] > 0
+    assert pebble.count_orders(since=mark) == 1, pebble.log_text()[mark:][-3000:]
+
+
 def secrets_in_etcd(c):
     return [k for k, v in c.etcd_values() if "PRIVATE KEY" in v or "BEGIN EC" in v
             or "BEGIN RSA" in v]
@@ -480,6 +605,8 @@ def test_fencing_a_paused_holder_cannot_overwrite_the_new_holders_work(cluster_f
     assert serial == cert.serial_number, "the stored certificate is the new holder's"
     refused = [l for l in paused.error_log().splitlines() if "ACME1107" in l]
     assert name in refused[0], refused[0]
+    # the lines say what went wrong, not APR's words for a private code
+    assert "APR does not understand" not in paused.error_log(), refused[0]
 
 
 OUTAGE_ERRORS = (r"ACME0011", r"ACME0329", r"ACME1102", r"ACME0322", r"ACME0403")
@@ -602,7 +729,7 @@ def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
     assert re.search(r"ACME0908: .*domains/%s/meta.json" % name, log)
     util.wait_for(lambda: re.search(r"larger than the limit.*jobs/%s/job.json|jobs/%s/job.json"
                                     r".*larger than the limit" % (name, name), s.error_log()),
-                  30, "the too large job.json refused by name")
+                  60, "the too large job.json refused by name")
     assert s.is_running()
 
 
@@ -675,6 +802,11 @@ def test_a_key_planted_in_etcd_without_the_encryption_key_is_never_certified(
         (lambda: dict(c.etcd_values(raw=True))[domain_key_item],
          r"ACME1104: .*%s.*does not decrypt"),
     ]
+    if not os.environ.get("MOD_ACME_LONG"):
+        # the MAC forms are the unit test's too (test_etcd.c,
+        # item_envelope_refuses_plain_tampered_moved_and_foreign_key_items):
+        # here the plain form (the issue's reproduction) and the copied key
+        forms = [forms[0], forms[3]]
     for value, logged in forms:
         before = served_by_ca(s, name)
         log_before = len(s.error_log())
@@ -853,3 +985,114 @@ def test_a_server_with_other_settings_warns_and_does_not_fight(cluster_factory, 
     assert served_by_ca(b, name).serial_number == serial
     assert served_by_ca(a, name).serial_number == serial
     assert "ACME0410" not in a.error_log()
+
+
+# ---- a fleet whose servers differ, and a holder killed after staging -------
+
+def stored_items(c, group, name):
+    """The etcd keys of name's items in group ("staging" or "domains")."""
+    return [k for k, _ in c.etcd_values() if k.startswith("%s%s/%s/" % (c.prefix, group, name))]
+
+
+def differing_pair(c, name, maker_extra, other_config):
+    """Server 0 (the maker, with maker_extra) stages name's certificate alone;
+    ManagedAutoRestart is off everywhere, so it stays staged until a graceful.
+    Then server 1 starts with its own configuration: its configuration pass
+    is the one that used to throw the staged result away."""
+    maker, other = c.servers
+    off = "ManagedAutoRestart off\n"
+    maker.write_config(c.config(maker, [name], extra=off + maker_extra))
+    other.write_config(other_config(off))
+    maker.start()
+    util.wait_for(lambda: staged_by(c, name) == [0], ISSUE_TIMEOUT, "server 0 to stage %s"
+                  % name, interval=0.5)
+    staged = stored_items(c, "staging", name)
+    assert staged
+    other.start()
+    return maker, other, staged
+
+
+def gracefuls_serve_the_one_certificate(c, name, staged, mark, pebble):
+    """The staged result is activated, not thrown away, by the gracefuls of
+    each server, and every server serves it, with the one order."""
+    assert stored_items(c, "staging", name) in (staged, []), "the staged result was changed"
+    assert len(stored_items(c, "domains", name)) + len(stored_items(c, "staging", name)) \
+        >= len(staged), "the staged result was removed by the server that did not make it"
+    for s in c.servers:  # the maker first: its activation, then the other's copy
+        s.graceful()
+    util.wait_for(lambda: None not in c.serials(name), 60, "every server serving %s" % name,
+                  interval=0.5)
+    assert len(set(c.serials(name))) == 1, c.serials(name)
+    util.wait_for(lambda: "ACME0410" in c.servers[1].error_log(), 30,
+                  "the difference logged by server 1")
+    assert pebble.count_orders(since=mark) == 1, pebble.log_text()[mark:][-3000:]
+    assert len(staged_by(c, name)) == 1, staged_by(c, name)
+
+
+@pytest.mark.time_limit(300)
+def test_a_server_with_other_key_types_keeps_and_serves_the_fleets_certificate(
+        cluster_factory, pebble):
+    c = cluster_factory(2)
+    name = "keys.cluster.test"
+    mark = pebble.log_mark()
+    maker, other, staged = differing_pair(
+        c, name, "", lambda off: c.config(c.servers[1], [name],
+                                          extra=off + "ManagedKeys P-384\n"))
+    gracefuls_serve_the_one_certificate(c, name, staged, mark, pebble)
+    # the P-384 server serves the stored P-256 certificate, not its 503
+    assert other.https_get("/", name).status != 503
+    assert "key types: here P-384, stored P-256" in other.error_log()
+
+
+@pytest.mark.time_limit(300)
+def test_a_server_with_other_names_leaves_the_staged_result_to_its_maker(cluster_factory,
+                                                                        pebble):
+    c = cluster_factory(2)
+    name = "names.cluster.test"
+    alias = "www." + name
+    mark = pebble.log_mark()
+
+    def more_names(off):
+        s = c.servers[1]
+        return (c.config(s, [], extra=off) + "ManagedDomain %s %s\n" % (name, alias)
+                + s.vhost(name, tls=True, aliases=(alias,))
+                + s.vhost(name, tls=False, aliases=(alias,)))
+    maker, other, staged = differing_pair(c, name, "", more_names)
+    util.wait_for(lambda: "ACME0410" in other.error_log(), 30,
+                  "server 1's parent to log the difference")
+    gracefuls_serve_the_one_certificate(c, name, staged, mark, pebble)
+    # once per difference, not at every graceful of the parent
+    said = [l for l in other.error_log().splitlines()
+            if "ACME0410" in l and "only here %s" % alias in l]
+    parent = [l for l in said if re.search(r"\[pid (\d+):tid \1\]", l)]  # main thread
+    assert len(parent) == 1, said
+    assert "ACME0301" not in other.error_log()
+
+
+@pytest.mark.time_limit(300)
+def test_a_holder_killed_after_staging_leaves_no_domain_stuck(cluster_factory, pebble,
+                                                              build_dir):
+    c = cluster_factory(3)
+    holder, rest = c.servers[0], c.servers[1:]
+    name = "stuck.cluster.test"
+    mark = pebble.log_mark()
+    holder.write_config(c.config(holder, [name], extra="ManagedAutoRestart off\n"))
+    for s in rest:
+        s.write_config(c.config(s, [name]))
+    holder.start()
+    util.wait_for(lambda: staged_by(c, name) == [0], ISSUE_TIMEOUT, "the holder to stage %s"
+                  % name, interval=0.5)
+    # The holder dies between staging and releasing its claim: the claim
+    # stays until its lease runs out (30 s, as a job's). The window is
+    # milliseconds wide, so the claim is taken for it, and the holder killed.
+    claim = c.tool(build_dir, "store-claim", name, "mod_acme-pid-1@killed.example", "30")
+    assert claim.returncode == 0, claim.stderr
+    t0 = time.monotonic()
+    kill_server(holder)
+    for s in rest:
+        s.start()
+    util.wait_for(lambda: all(served_by_ca(s, name) for s in rest), 30 + 30,
+                  "the staged %s activated by the others without a manual restart" % name,
+                  interval=0.5)
+    assert time.monotonic() - t0 < 30 + 30
+    assert pebble.count_orders(since=mark) == 1, pebble.log_text()[mark:][-3000:]

@@ -1235,17 +1235,21 @@ START_TEST(settings_that_differ_from_the_stored_ones_are_named)
     apr_time_t staged;
     const char *diff;
 
-    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, ACME_SG_DOMAINS, &W.spec, &staged, W.p));
     ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    /* the staged result, before its activation: the parent's view */
+    staged = 0;
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, ACME_SG_STAGING, &W.spec, &staged, W.p));
+    ck_assert(staged == W.now);
     ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
                      APR_SUCCESS);
-    ck_assert_ptr_null(acme_job_settings_diff(W.store, &W.spec, &staged, W.p));
+    ck_assert_ptr_null(acme_job_settings_diff(W.store, ACME_SG_DOMAINS, &W.spec, &staged, W.p));
     ck_assert(staged == W.now);
     other.names = strs(DOMAIN, "api." DOMAIN);
     APR_ARRAY_PUSH(types, acme_key_type_t) = ACME_KEY_P384;
     other.key_types = types;
     other.ca_url = "https://other.ca.test/dir";
-    diff = acme_job_settings_diff(W.store, &other, &staged, W.p);
+    diff = acme_job_settings_diff(W.store, ACME_SG_DOMAINS, &other, &staged, W.p);
     ck_assert_ptr_nonnull(diff);
     ck_assert_str_eq(diff, "names: only here api." DOMAIN ", only stored www." DOMAIN
                      ";key types: here P-384, stored P-256"

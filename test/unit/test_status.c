@@ -258,6 +258,26 @@ START_TEST(staged_result_is_renewing_until_activation)
 }
 END_TEST
 
+/* A shared store: another server's result for other names (a rolling
+ * change) holds the order back for an hour, not for ever. */
+START_TEST(others_staged_result_waits_an_hour_in_a_shared_store)
+{
+    acme_store_t *file = st, *shared = apr_pmemdup(pool, st, sizeof(*st));
+    acme_status_t *s;
+
+    shared->kind = "etcd";
+    put(ACME_SG_STAGING, ACME_JOB_META, apr_psprintf(pool, "{\"names\": [\"" D "\"], "
+        "\"staged\": \"%s\"}", acme_time_rfc3339(pool, t0)));
+    st = shared;
+    s = status_at(0);
+    ck_assert_int_eq(s->staged, 1);
+    ck_assert_int_eq(s->due->nelts, 0);
+    ck_assert_int_eq(status_at(apr_time_from_sec(3600))->staged, 0);
+    st = file;
+    ck_assert_int_eq(status_at(0)->staged, 0);
+}
+END_TEST
+
 START_TEST(renewal_request_is_due_for_every_type)
 {
     acme_status_t *s;
@@ -346,6 +366,7 @@ static Suite *status_suite(void)
     tcase_add_test(tc, error_outranks_pending);
     tcase_add_test(tc, order_in_flight_or_run_under_way_is_renewing);
     tcase_add_test(tc, staged_result_is_renewing_until_activation);
+    tcase_add_test(tc, others_staged_result_waits_an_hour_in_a_shared_store);
     tcase_add_test(tc, renewal_request_is_due_for_every_type);
     tcase_add_test(tc, config_problem_outranks_everything);
     tcase_add_test(tc, memo_keeps_backoff_the_store_could_not_save);

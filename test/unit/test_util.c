@@ -23,6 +23,28 @@ static void teardown(void)
     apr_pool_destroy(pool);
 }
 
+static void keep_status(void *baton, const char *file, int line, int level, apr_status_t rv,
+                        const char *msg)
+{
+    (void)file; (void)line; (void)level; (void)msg;
+    *(apr_status_t *)baton = rv;
+}
+
+/* The core's own codes reach the logger as 0: apr_strerror() has no words
+ * for them ("APR does not understand this error code"); APR's are kept. */
+START_TEST(log_passes_no_private_status_code)
+{
+    apr_status_t seen = 1;
+
+    acme_log_set(keep_status, &seen, ACME_LOG_ERR);
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_OS_START_USERERR + 71, "fenced");
+    ck_assert_int_eq(seen, APR_SUCCESS);
+    acme_log(ACME_LOG_MARK, ACME_LOG_ERR, APR_ENOENT, "missing");
+    ck_assert_int_eq(seen, APR_ENOENT);
+    acme_log_set(NULL, NULL, 0);
+}
+END_TEST
+
 START_TEST(b64url_rfc4648_vectors)
 {
     /* RFC 4648 section 10 vectors, without padding */
@@ -294,6 +316,7 @@ static Suite *util_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, b64url_rfc4648_vectors);
+    tcase_add_test(tc, log_passes_no_private_status_code);
     tcase_add_test(tc, b64url_url_alphabet);
     tcase_add_test(tc, b64url_malformed);
     tcase_add_test(tc, b64url_tokens);

@@ -20,6 +20,13 @@ class Forwarder:
         self._sock = None
         self._threads = []
 
+    def set_backends(self, backends):
+        """Forward later connections to these ports instead."""
+        with self._lock:
+            self.backends = list(backends)
+            self.counts = [0] * len(self.backends)
+            self._next = 0
+
     def start(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
