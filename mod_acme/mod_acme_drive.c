@@ -931,7 +931,7 @@ typedef struct drive_ctx_t {
     apr_interval_time_t check_interval;
     int started;
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
-    apr_hash_t *ca_guard;          /* CA URL -> acme_rate_guard_t*: orders in the last hour */
+    acme_job_guard_t *ca_guard;    /* new orders per CA in the last hour, persisted */
     acme_ca_shared_t *shared;      /* directories, nonces and poll timing per CA */
     int guard_limit;               /* orders per CA per hour, from the domain count */
     int store_unwritable;          /* reported once until a write works again */
@@ -1190,29 +1190,6 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
     notify(dc, "installed", job->d->name, p);
 }
 
-/* Counts 'count' new orders to the CA, or returns when they would fit under
- * the guard (and says so loudly: something is looping). */
-static apr_time_t guard_take(drive_ctx_t *dc, const char *ca_url, int count, apr_time_t now)
-{
-    acme_rate_guard_t *g = apr_hash_get(dc->ca_guard, ca_url, APR_HASH_KEY_STRING);
-    apr_time_t fits;
-
-    if (!g) {
-        g = apr_palloc(dc->pool, sizeof(*g));
-        acme_rate_guard_init(g, dc->pool, dc->guard_limit);
-        apr_hash_set(dc->ca_guard, apr_pstrdup(dc->pool, ca_url), APR_HASH_KEY_STRING, g);
-    }
-    fits = acme_rate_guard_take(g, now, count);
-    if (fits) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0335)
-                     "SAFETY STOP: %d orders went to the CA %s in the last hour, the most this "
-                     "server allows for its %d domain(s); no new order goes to it before "
-                     "%s. Something keeps failing: see the errors logged before this line.",
-                     g->n, ca_url, dc->njobs, acme_time_rfc3339(dc->pool, fits));
-    }
-    return fits;
-}
-
 static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
 {
     acme_status_t *st;
@@ -1244,7 +1221,9 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     job->ari_due = st->ari_due;
     job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
     if (job->want_run && dc->running < dc->parallel) {
-        apr_time_t fits = guard_take(dc, st->ca_url, st->due->nelts, now);
+        /* Only a look: the job counts its newOrder requests itself (a run
+         * that fails before one, at its claim or the store, costs none). */
+        apr_time_t fits = acme_job_guard_fits(dc->ca_guard, st->ca_url, now, st->due->nelts);
         if (fits) {
             job->want_run = 0;
             if (!job->ari_due) {
@@ -1452,7 +1431,10 @@ static apr_status_t make_jobs(drive_ctx_t *dc)
         return rv;
     }
     dc->ca_pause = apr_hash_make(dc->pool);
-    dc->ca_guard = apr_hash_make(dc->pool);
+    if ((rv = acme_job_guard_create(&dc->ca_guard, dc->pool, acme_mod_store, NULL,
+                                    dc->guard_limit)) != APR_SUCCESS) {
+        return rv;
+    }
     dc->jobs = apr_array_make(dc->pool, dc->njobs, sizeof(drive_job_t *));
     slab = apr_pcalloc(dc->pool, sizeof(*slab) * (apr_size_t)(dc->njobs + 1));
     for (i = 0; i < dc->g->domains->nelts; ++i) {
@@ -1469,6 +1451,7 @@ static apr_status_t make_jobs(drive_ctx_t *dc)
         job->spec.stop = &dc->stop;
         job->spec.memo = &job->memo;
         job->spec.shared = dc->shared;
+        job->spec.guard = dc->ca_guard;
         job->spec.recheck = 1;
         if (d->settings != last) { /* domains without settings of their own share them */
             last = d->settings;

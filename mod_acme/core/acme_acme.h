@@ -312,6 +312,10 @@ typedef void acme_challenge_withdraw_cb(void *baton, const char *type, const cha
 /* Called once the order URL is known (new order), so it can be persisted
  * and the order resumed with acme_order_params_t.order_url. */
 typedef void acme_order_created_cb(void *baton, const char *order_url);
+/* Called right before a newOrder is posted (never for a resumed order):
+ * the place to count what reaches the CA. A failure (r filled) makes no
+ * order and ends the run with it. */
+typedef apr_status_t acme_order_new_cb(void *baton, apr_pool_t *p, struct acme_result_t *r);
 
 typedef struct acme_order_params_t {
     const apr_array_header_t *names;       /* const char*; required */
@@ -319,6 +323,7 @@ typedef struct acme_order_params_t {
     acme_challenge_publish_cb *publish;
     acme_challenge_withdraw_cb *withdraw;  /* may be NULL */
     acme_order_created_cb *created;        /* may be NULL */
+    acme_order_new_cb *before_new;         /* may be NULL */
     void *baton;
     const acme_pkey_t *cert_key;           /* required */
     const char *profile;                   /* may be NULL */

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_network_io.h>
 #include <unistd.h>
@@ -110,6 +111,193 @@ apr_status_t acme_job_ca_pause_set(acme_store_t *store, const char *ca_url, apr_
                                 ca_pause_item(p, ca_url), j, p);
 }
 
+/* ---- the order guard ---------------------------------------------------------- */
+
+struct acme_job_guard_t {
+    apr_pool_t *pool;
+    apr_thread_mutex_t *mutex;    /* jobs take from their own threads */
+    acme_store_t *store;
+    const char *item;             /* <server>.json in jobs/_guard/ */
+    int limit;
+    apr_hash_t *cas;              /* CA URL -> acme_rate_guard_t* */
+};
+
+static acme_rate_guard_t *guard_of(acme_job_guard_t *guard, const char *ca_url)
+{
+    acme_rate_guard_t *g = apr_hash_get(guard->cas, ca_url, APR_HASH_KEY_STRING);
+
+    if (!g) {
+        g = apr_palloc(guard->pool, sizeof(*g));
+        acme_rate_guard_init(g, guard->pool, guard->limit);
+        apr_hash_set(guard->cas, apr_pstrdup(guard->pool, ca_url), APR_HASH_KEY_STRING, g);
+    }
+    return g;
+}
+
+/* What a record is read up to: far above any configuration, so that only
+ * a damaged one is cut. */
+#define GUARD_CAS_MAX 64
+#define GUARD_TIMES_MAX 100000
+
+typedef struct {
+    acme_job_guard_t *guard;
+    apr_pool_t *p;
+} guard_read_t;
+
+static int guard_read_ca(void *baton, const char *ca_url, acme_json_t *arr)
+{
+    guard_read_t *gr = baton;
+    apr_size_t i, n = acme_json_array_len(arr);
+    apr_time_t *times;
+    int k = 0;
+
+    if (!apr_hash_get(gr->guard->cas, ca_url, APR_HASH_KEY_STRING)
+        && apr_hash_count(gr->guard->cas) >= GUARD_CAS_MAX) {
+        return 0; /* a damaged record: more CAs than any configuration names */
+    }
+    if (n > GUARD_TIMES_MAX) {
+        n = GUARD_TIMES_MAX;
+    }
+    times = apr_palloc(gr->p, sizeof(apr_time_t) * (n + 1));
+    for (i = 0; i < n; ++i) {
+        apr_time_t t = acme_json_gett(acme_json_array_at(arr, gr->p, i), NULL);
+        if (t > 0) times[k++] = t; /* anything else is damage: skipped */
+    }
+    acme_rate_guard_merge(guard_of(gr->guard, ca_url), times, k, gr->p);
+    return 0;
+}
+
+/* Merges the stored record into memory: another process of this server
+ * (the previous generation's child) may have counted orders meanwhile. */
+static void guard_read(acme_job_guard_t *guard, apr_pool_t *p)
+{
+    acme_json_t *j;
+    guard_read_t gr;
+    apr_status_t rv;
+
+    rv = acme_store_load_json(guard->store, ACME_SG_JOBS, ACME_GUARD_NAME, guard->item, &j, p);
+    if (rv == APR_EINVAL) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(1900) "the order guard's record "
+                 "jobs/%s/%s is damaged: counting this server's orders from zero (it is "
+                 "rewritten at the next order)", ACME_GUARD_NAME, guard->item);
+    }
+    if (rv != APR_SUCCESS) {
+        return;
+    }
+    gr.guard = guard;
+    gr.p = p;
+    acme_json_iter(acme_json_getj(j, p, ACME_GK_ORDERS, NULL), p, guard_read_ca, &gr);
+}
+
+static void guard_write(acme_job_guard_t *guard, apr_pool_t *p)
+{
+    acme_json_t *j = acme_json_new_object(p), *orders = acme_json_new_object(p);
+    apr_hash_index_t *hi;
+    const char *data;
+    apr_status_t rv;
+
+    for (hi = apr_hash_first(p, guard->cas); hi; hi = apr_hash_next(hi)) {
+        const void *ca_url;
+        void *v;
+        acme_rate_guard_t *g;
+        acme_json_t *arr = acme_json_new_array(p);
+        int i;
+
+        apr_hash_this(hi, &ca_url, NULL, &v);
+        g = v;
+        for (i = 0; i < g->n; ++i) {
+            acme_json_array_appendl(arr, apr_time_sec(g->times[i]));
+        }
+        acme_json_setj(orders, arr, (const char *)ca_url, NULL);
+    }
+    acme_json_setj(j, orders, ACME_GK_ORDERS, NULL);
+    data = acme_json_dump(j, p, 0);
+    /* Can be lost without harm (the guard is a cap), hence volatile. */
+    rv = guard->store->save(guard->store, ACME_SG_JOBS, ACME_GUARD_NAME, guard->item, data,
+                            strlen(data), ACME_STORE_VOLATILE, p);
+    if (rv != APR_SUCCESS) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, rv, "the order guard's record jobs/%s/%s "
+                 "cannot be written: the count holds in memory", ACME_GUARD_NAME, guard->item);
+    }
+}
+
+apr_status_t acme_job_guard_create(acme_job_guard_t **pguard, apr_pool_t *p, acme_store_t *store,
+                                   const char *server, int limit)
+{
+    acme_job_guard_t *guard = apr_pcalloc(p, sizeof(*guard));
+    char host[APRMAXHOSTLEN + 1], *c;
+    apr_pool_t *ptemp;
+    apr_status_t rv;
+
+    *pguard = NULL;
+    if (!server) {
+        if (apr_gethostname(host, sizeof(host), p) != APR_SUCCESS) {
+            apr_cpystrn(host, "localhost", sizeof(host));
+        }
+        server = host;
+    }
+    if ((rv = apr_thread_mutex_create(&guard->mutex, APR_THREAD_MUTEX_DEFAULT, p))
+        != APR_SUCCESS) {
+        goto leave;
+    }
+    guard->pool = p;
+    guard->store = store;
+    guard->limit = limit;
+    guard->cas = apr_hash_make(p);
+    /* a store name: the host name's letters, digits, '-' and '.' */
+    guard->item = c = apr_pstrcat(p, apr_pstrndup(p, server, 64), ".json", NULL);
+    for (; *c; ++c) {
+        if (!apr_isalnum(*c) && *c != '-' && *c != '.') *c = '_';
+    }
+    apr_pool_create(&ptemp, p);
+    guard_read(guard, ptemp);
+    apr_pool_destroy(ptemp);
+    *pguard = guard;
+leave:
+    return rv;
+}
+
+apr_time_t acme_job_guard_fits(acme_job_guard_t *guard, const char *ca_url, apr_time_t now,
+                               int count)
+{
+    apr_time_t fits;
+
+    apr_thread_mutex_lock(guard->mutex);
+    fits = acme_rate_guard_fits(guard_of(guard, ca_url), now, count);
+    apr_thread_mutex_unlock(guard->mutex);
+    return fits;
+}
+
+apr_status_t acme_job_guard_take(acme_job_guard_t *guard, const char *ca_url, apr_time_t now,
+                                 apr_pool_t *p, acme_result_t *r)
+{
+    acme_rate_guard_t *g;
+    apr_time_t fits;
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_thread_mutex_lock(guard->mutex);
+    guard_read(guard, p);
+    g = guard_of(guard, ca_url);
+    /* whole seconds, as the record keeps them: a merge finds them again */
+    fits = acme_rate_guard_take(g, apr_time_from_sec(apr_time_sec(now)), 1);
+    if (fits) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_ERR, 0, ACMELOG(0335) "SAFETY STOP: %d new orders went "
+                 "to the CA %s from this server in the last hour, the most it allows for its "
+                 "certificates; no new order goes to it before %s. Something keeps failing: see "
+                 "the errors logged before this line.", g->n, ca_url,
+                 acme_time_rfc3339(p, fits));
+        rv = acme_result_set(r, APR_EAGAIN, ACME_PROBLEM_SAFETY_STOP, "SAFETY STOP: %d new "
+                             "orders went to the CA %s from this server in the last hour; no "
+                             "new order before %s", g->n, ca_url, acme_time_rfc3339(p, fits));
+        r->retry_after = fits;
+    }
+    else {
+        guard_write(guard, p);
+    }
+    apr_thread_mutex_unlock(guard->mutex);
+    return rv;
+}
+
 /* The CA in use: failover moves through spec->ca_urls. */
 /* job.json's "ca-index", within the configured CAs (the file is the
  * child's: anything else counts as the first). */
@@ -136,6 +324,25 @@ static apr_time_t job_now(const acme_job_spec_t *spec)
 static int stopping(const acme_job_spec_t *spec)
 {
     return spec->stop && apr_atomic_read32(spec->stop);
+}
+
+/* When a run that ended before the CA was asked tries again: base, twice
+ * as long with each such run in a row, at most max (or base if longer). */
+static apr_time_t wait_next(const acme_job_spec_t *spec, apr_interval_time_t base,
+                            apr_interval_time_t max)
+{
+    int n = spec->memo ? ++spec->memo->waits : 1;
+    double frac = (double)acme_random_below(1000000) / 1000000.0;
+    apr_time_t now = job_now(spec), next;
+
+    if (base <= 0) {
+        base = ACME_JOB_BUSY_WAIT;
+    }
+    if (max < base) {
+        max = base;
+    }
+    next = acme_backoff_next(now, n, base, frac, 0, 0);
+    return next > now + max ? now + max : next;
 }
 
 void acme_job_event(acme_json_t *job, apr_pool_t *p, const char *type, const char *detail)
@@ -268,7 +475,7 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                         "the store cannot be written (jobs/%s/%s): the CA's renewal information "
                         "is not asked until it can", spec->domain, ACME_JOB_STATE);
         if (spec->memo) {
-            spec->memo->ari_next = job_now(spec) + spec->retry_delay;
+            spec->memo->ari_next = wait_next(spec, spec->retry_delay, ACME_JOB_STORE_WAIT_MAX);
         }
         goto leave;
     }
@@ -484,6 +691,19 @@ static void run_created(void *baton, const char *order_url)
     order_created_cb(((run_baton_t *)baton)->job, order_url);
 }
 
+/* The guard counts what reaches the CA: a newOrder, not a run that failed
+ * before it (claim, store) and not a resumed order. */
+static apr_status_t run_before_new(void *baton, apr_pool_t *p, acme_result_t *r)
+{
+    run_baton_t *rb = baton;
+
+    if (!rb->spec->guard) {
+        return APR_SUCCESS;
+    }
+    return acme_job_guard_take(rb->spec->guard, rb->job->ca_url, job_now(rb->spec), p, r);
+}
+
+
 /* ---- account ---------------------------------------------------------------- */
 
 /* Who holds a claim, as other processes and servers see it (no spaces: the
@@ -698,6 +918,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     params.publish = run_publish;
     params.withdraw = run_withdraw;
     params.created = run_created;
+    params.before_new = run_before_new;
     params.baton = &rb;
     params.cert_key = key;
     params.order_url = acme_json_gets(jc->json, ACME_JK_ORDERS, jc->tag, NULL);
@@ -961,6 +1182,16 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
             spec->memo->settings_warned = warned;
         }
     }
+    else if (r->problem && !strcmp(r->problem, ACME_PROBLEM_SAFETY_STOP)) {
+        /* Held back by this server's own guard: not the CA's failure, so
+         * no error counted (and no failover), just no order before then. */
+        apr_time_t next = apr_time_from_sec(apr_time_sec(r->retry_after) + 1);
+
+        acme_json_setl(jc->json, apr_time_sec(next), ACME_JK_NEXT_ATTEMPT, NULL);
+        if (spec->memo) spec->memo->next_attempt = next;
+        acme_json_setj(jc->json, acme_result_to_json(r, p), ACME_JK_LAST_ERROR, NULL);
+        acme_job_event(jc->json, p, "held", acme_result_describe(r, p));
+    }
     else if (rv != APR_EINTR) {
         int errors = (int)acme_json_getl(jc->json, ACME_JK_ERRORS, NULL);
         double frac = (double)acme_random_below(1000000) / 1000000.0;
@@ -1191,10 +1422,10 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     rv = run_claim(&claim, store, spec, p, r);
     if (rv != APR_SUCCESS) {
         if (spec->memo) {
-            spec->memo->next_attempt = job_now(spec)
-                                       + (rv != APR_EBUSY          ? spec->retry_delay
-                                          : spec->memo->handover ? ACME_JOB_HANDOVER_POLL
-                                                                 : ACME_JOB_BUSY_WAIT);
+            spec->memo->next_attempt =
+                rv != APR_EBUSY        ? wait_next(spec, spec->retry_delay, ACME_JOB_STORE_WAIT_MAX)
+                : spec->memo->handover ? job_now(spec) + ACME_JOB_HANDOVER_POLL
+                                       : wait_next(spec, ACME_JOB_BUSY_WAIT, ACME_JOB_BUSY_WAIT_MAX);
         }
         return rv;
     }
@@ -1243,9 +1474,13 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     /* Read after claiming: whoever held it before may have finished. */
     rv = run_begin(&jc, spec, types, r);
     if (rv != APR_SUCCESS) {
-        if (spec->memo) spec->memo->next_attempt = job_now(spec) + spec->retry_delay;
+        if (spec->memo) {
+            spec->memo->next_attempt = wait_next(spec, spec->retry_delay,
+                                                 ACME_JOB_STORE_WAIT_MAX);
+        }
         goto leave;
     }
+    if (spec->memo) spec->memo->waits = 0;
     /* Held back by a failing pre-flight: not the CA's failure, no backoff of its. */
     if (acme_preflight_run(jc.json, jc.store, spec, job_now(spec), p, r) != APR_SUCCESS) {
         rv = APR_EAGAIN;

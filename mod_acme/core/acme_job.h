@@ -33,7 +33,29 @@ typedef struct acme_job_memo_t {
     int busy_looks;              /* claims tried and found held since then */
     int handover;                /* the holder is stopping here: looking again within
                                   * ACME_JOB_HANDOVER_POLL */
+    int waits;                   /* runs in a row that ended before the CA was asked */
 } acme_job_memo_t;
+
+/* The last line of defence against flooding a CA (acme_rate_guard_t), per
+ * CA and per server: it counts the newOrder requests this server sends,
+ * nothing else, and keeps them in the store (jobs/_guard/<server>.json), so
+ * a restart (a new child) does not reset it. It is a cap only: a record
+ * that is missing or damaged counts from zero. Thread-safe. */
+typedef struct acme_job_guard_t acme_job_guard_t;
+/* server: this server's name in the record; NULL: the host name. The
+ * record is read now (and again at every take). */
+apr_status_t acme_job_guard_create(acme_job_guard_t **pguard, apr_pool_t *p,
+                                   struct acme_store_t *store, const char *server, int limit);
+/* When 'count' new orders to ca_url would fit (0: now), counting none. */
+apr_time_t acme_job_guard_fits(acme_job_guard_t *guard, const char *ca_url, apr_time_t now,
+                               int count);
+/* Counts one new order to ca_url at now and persists it; or, with the
+ * hour's orders used up, fails with ACME_PROBLEM_SAFETY_STOP, r's
+ * retry_after set to when one fits again, and logs ACME0335. */
+apr_status_t acme_job_guard_take(acme_job_guard_t *guard, const char *ca_url, apr_time_t now,
+                                 apr_pool_t *p, struct acme_result_t *r);
+#define ACME_PROBLEM_SAFETY_STOP "acme:safety-stop"
+
 
 /* The clock and the HTTP client a job uses: tests give their own. */
 typedef apr_time_t acme_job_clock_cb(void *baton);
@@ -71,6 +93,7 @@ typedef struct acme_job_spec_t {
     acme_job_http_cb *http;                 /* NULL: libcurl */
     void *http_baton;
     const struct acme_preflight_conf_t *preflight; /* ManagedPreflight; NULL: none */
+    acme_job_guard_t *guard;                /* counts new orders; NULL: none */
     /* Re-decide after claiming: the run was decided before the claim, and
      * another server (or process) may have renewed the domain meanwhile. */
     int recheck;
@@ -137,6 +160,13 @@ void acme_job_settings_warn(const char *domain, const char *diff);
  * ACME_JOB_BUSY_WAIT. */
 #define ACME_JOB_HANDOVER_POLL apr_time_from_msec(200)
 #define ACME_JOB_HANDOVER_WINDOW apr_time_from_sec(15)
+/* A run that ends before the CA was asked (the store or etcd fails, the
+ * claim is busy) waits twice as long each time in a row, up to these: no
+ * CA error is counted, no order charged, and no tight loop either. A busy
+ * claim's bound stays below the lease: a dead holder's domain is taken
+ * soon after its lease ends. */
+#define ACME_JOB_BUSY_WAIT_MAX apr_time_from_sec(20)
+#define ACME_JOB_STORE_WAIT_MAX apr_time_from_sec(300)
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);

@@ -378,6 +378,15 @@ apr_status_t acme_json_array_appends(acme_json_t *arr, const char *value)
     return json_array_append_new(arr->j, json_string(value)) ? APR_ENOMEM : APR_SUCCESS;
 }
 
+apr_status_t acme_json_array_appendl(acme_json_t *arr, long long value)
+{
+    if (!json_is_array(arr->j)) {
+        return APR_EINVAL;
+    }
+    return json_array_append_new(arr->j, json_integer((json_int_t)value)) ? APR_ENOMEM
+                                                                          : APR_SUCCESS;
+}
+
 int acme_json_iter(const acme_json_t *aj, apr_pool_t *p, acme_json_iter_cb *cb, void *baton)
 {
     const char *key;

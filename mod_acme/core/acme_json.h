@@ -62,6 +62,7 @@ apr_size_t acme_json_array_len(const acme_json_t *j);
 acme_json_t *acme_json_array_at(const acme_json_t *j, apr_pool_t *p, apr_size_t i);
 apr_status_t acme_json_array_append(acme_json_t *arr, const acme_json_t *value);
 apr_status_t acme_json_array_appends(acme_json_t *arr, const char *value);
+apr_status_t acme_json_array_appendl(acme_json_t *arr, long long value);
 
 /* Object iteration: calls cb for each key; stops on non-zero return. */
 typedef int acme_json_iter_cb(void *baton, const char *key, acme_json_t *value);

@@ -29,6 +29,10 @@
 #define ACME_PK_CA "ca"                    /* the CA's directory URL */
 #define ACME_PK_UNTIL "until"              /* no order before (unix seconds) */
 #define ACME_PK_DETAIL "detail"            /* what the CA said */
+/* jobs/_guard/<server>.json: one server's new orders of the last hour per
+ * CA (acme_job_guard_t), {"orders": {CA URL: [unix seconds, ...]}} */
+#define ACME_GUARD_NAME "_guard"
+#define ACME_GK_ORDERS "orders"
 #define ACME_ACCOUNT_JSON "account.json"   /* accounts/<ca-id>/ */
 #define ACME_ACCOUNT_KEY "account.key.pem"
 #define ACME_ACCOUNT_KEY_OLD "account.key.pem.old" /* an unfinished key rollover */

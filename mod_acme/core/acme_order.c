@@ -728,7 +728,13 @@ apr_status_t acme_order_run(const char **ppem, const char **porder_url, acme_cli
     if (!order && rv == APR_SUCCESS) {
         acme_result_activity(r, "creating an order for %s",
                              apr_array_pstrcat(p, params->names, ','));
-        rv = acme_order_new(&order, c, params->names, params->profile, params->replaces, p, r);
+        if (params->before_new) {
+            rv = params->before_new(params->baton, p, r);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = acme_order_new(&order, c, params->names, params->profile, params->replaces, p,
+                                r);
+        }
         if (rv == APR_SUCCESS && params->created) {
             params->created(params->baton, order->url);
         }

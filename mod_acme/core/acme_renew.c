@@ -3,6 +3,7 @@
 
 #include <apr_strings.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "acme_renew.h"
@@ -235,9 +236,10 @@ int acme_rate_guard_limit(int orders)
     return 2 * (orders > 0 ? orders : 1) + 12;
 }
 
-apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count)
+/* Drops what left the window and says when 'count' more fit (0: now). */
+apr_time_t acme_rate_guard_fits(acme_rate_guard_t *g, apr_time_t now, int count)
 {
-    int i, old = 0;
+    int old = 0;
 
     while (old < g->n && g->times[old] <= now - ACME_RATE_GUARD_WINDOW) {
         old++;
@@ -253,8 +255,58 @@ apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count)
         /* Fits once the oldest entries that are in the way leave the window. */
         return g->times[g->n + count - g->limit - 1] + ACME_RATE_GUARD_WINDOW;
     }
-    for (i = 0; i < count; ++i) {
+    return 0;
+}
+
+apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count)
+{
+    apr_time_t fits = acme_rate_guard_fits(g, now, count);
+    int i;
+
+    if (fits) {
+        return fits;
+    }
+    for (i = 0; i < count && g->n < g->limit; ++i) {
         g->times[g->n++] = now;
     }
     return 0;
+}
+
+static int time_cmp(const void *a, const void *b)
+{
+    apr_time_t x = *(const apr_time_t *)a, y = *(const apr_time_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void acme_rate_guard_merge(acme_rate_guard_t *g, const apr_time_t *times, int n, apr_pool_t *p)
+{
+    apr_time_t *in, *out;
+    int i = 0, j = 0, k = 0;
+
+    if (n <= 0) {
+        return;
+    }
+    in = apr_pmemdup(p, times, sizeof(apr_time_t) * (apr_size_t)n);
+    qsort(in, (size_t)n, sizeof(apr_time_t), time_cmp);
+    out = apr_palloc(p, sizeof(apr_time_t) * (apr_size_t)(g->n + n));
+    /* A sorted union of multisets: an entry both lists hold is one entry. */
+    while (i < g->n || j < n) {
+        if (j >= n || (i < g->n && g->times[i] < in[j])) {
+            out[k++] = g->times[i++];
+        }
+        else if (i >= g->n || in[j] < g->times[i]) {
+            out[k++] = in[j++];
+        }
+        else {
+            out[k++] = g->times[i++];
+            j++;
+        }
+    }
+    if (k > g->limit) {
+        memmove(out, out + (k - g->limit), sizeof(apr_time_t) * (apr_size_t)g->limit);
+        k = g->limit;
+    }
+    memcpy(g->times, out, sizeof(apr_time_t) * (apr_size_t)k);
+    g->n = k;
 }

@@ -121,5 +121,12 @@ int acme_rate_guard_limit(int orders);
 /* Takes 'count' orders at now and returns 0, or takes none and returns the
  * time from which they fit. */
 apr_time_t acme_rate_guard_take(acme_rate_guard_t *g, apr_time_t now, int count);
+/* The same answer as take, counting nothing. */
+apr_time_t acme_rate_guard_fits(acme_rate_guard_t *g, apr_time_t now, int count);
+/* Adds the times another process (or an earlier generation) counted, in
+ * any order: a time both hold is counted as often as the one that holds it
+ * more often, so merging a record back in never counts an order twice.
+ * Keeps the newest 'limit' entries; p is for scratch. */
+void acme_rate_guard_merge(acme_rate_guard_t *g, const apr_time_t *times, int n, apr_pool_t *p);
 
 #endif /* ACME_RENEW_H */

@@ -654,6 +654,45 @@ def test_etcd_member_loss_changes_nothing_and_total_outage_serves_the_cache(clus
     assert c.serials(first) == [serial, serial]
 
 
+# How long etcd stays down below: twenty ManagedRetryDelay periods (2 s).
+# The old scheduler charged the order guard (16 orders an hour for two
+# domains) at every attempt and tripped it well within that.
+OUTAGE_SECONDS = 40
+
+
+@pytest.mark.time_limit(500)
+def test_an_etcd_outage_with_a_domain_added_meanwhile_orders_nothing_until_etcd_returns(
+        cluster_factory, etcd_cluster, pebble):
+    c = cluster_factory(2)
+    first, added = "one.guard.test", "two.guard.test"
+    c.write_configs([first])
+    c.start()
+    c.wait_served_everywhere([first])
+    serial = c.serials(first)[0]
+    etcd_cluster.kill_all()
+    down = time.monotonic()
+    for s in c.servers:
+        s.expect_errors(*OUTAGE_ERRORS)
+    mark = pebble.log_mark()
+    # a domain added while etcd is down: a new generation that cannot claim it
+    c.write_configs([first, added])
+    for s in c.servers:
+        s.graceful()
+    # the fault's length, not a wait for a state: the outage lasts this long
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down)))
+    assert pebble.count_orders(mark) == 0
+    for s in c.servers:
+        assert served_by_ca(s, first).serial_number == serial
+        assert served_by_ca(s, added) is None
+    # etcd back: the added domain is ordered once, by itself, and served
+    etcd_cluster.start_all()
+    c.wait_served_everywhere([added], timeout=120)
+    assert c.serials(first) == [serial, serial]
+    assert pebble.count_orders(mark) == 1
+    for i, s in enumerate(c.servers):
+        assert "ACME0335" not in s.error_log(), "server %d: SAFETY STOP" % i
+
+
 @pytest.mark.time_limit(300)
 def test_bad_values_in_etcd_are_refused_naming_the_key_and_the_cache_serves(
         cluster_factory, build_dir, test_dir):

@@ -721,6 +721,12 @@ static int count_items(acme_store_group_t g, const char *name)
     return items->nelts;
 }
 
+/* A first wait before the CA was asked: base, jittered by +-20%. */
+static int first_wait(apr_time_t at, apr_interval_time_t base)
+{
+    return at >= W.now + base * 8 / 10 && at <= W.now + base * 12 / 10 + 1;
+}
+
 /* ---- the cases ----------------------------------------------------------------------- */
 
 START_TEST(happy_path_stages_key_chain_then_meta)
@@ -1266,7 +1272,7 @@ START_TEST(unwritable_store_asks_nothing_of_the_ca)
     ck_assert_int_ne(run(&r), APR_SUCCESS);
     ck_assert_str_eq(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
     ck_assert_int_eq(W.ca.requests, 0);
-    ck_assert(W.memo.next_attempt == W.now + W.spec.retry_delay);
+    ck_assert(first_wait(W.memo.next_attempt, W.spec.retry_delay));
 }
 END_TEST
 
@@ -1309,7 +1315,7 @@ START_TEST(failures_the_store_cannot_record_stay_in_the_memo)
     ck_assert_str_eq(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
     ck_assert_int_eq(W.ca.requests, requests);
     ck_assert_int_eq(W.memo.errors, 1);
-    ck_assert(W.memo.next_attempt == W.now + W.spec.retry_delay);
+    ck_assert(first_wait(W.memo.next_attempt, W.spec.retry_delay));
 }
 END_TEST
 
@@ -1324,7 +1330,7 @@ START_TEST(a_domain_claimed_by_another_owner_is_left_alone)
     ck_assert_str_eq(r->problem, ACME_PROBLEM_BUSY);
     ck_assert_ptr_nonnull(strstr(r->detail, "acmectl pid 1 on elsewhere"));
     ck_assert_int_eq(W.ca.requests, 0);
-    ck_assert(W.memo.next_attempt == W.now + ACME_JOB_BUSY_WAIT);
+    ck_assert(first_wait(W.memo.next_attempt, ACME_JOB_BUSY_WAIT));
     ck_assert_int_eq(count_items(ACME_SG_JOBS, DOMAIN), 0);
     /* released, the job runs */
     ck_assert_int_eq(W.store->release(W.store, other, W.p), APR_SUCCESS);
@@ -1426,7 +1432,212 @@ START_TEST(ari_refresh_on_an_unwritable_store_asks_nothing)
     ck_assert_int_ne(acme_job_ari_refresh(W.store, &W.spec, W.p, r), APR_SUCCESS);
     ck_assert_str_eq(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
     ck_assert_int_eq(W.ca.requests, 0);
-    ck_assert(W.memo.ari_next == W.now + W.spec.retry_delay);
+    ck_assert(first_wait(W.memo.ari_next, W.spec.retry_delay));
+}
+END_TEST
+
+
+/* ---- the per-CA order guard --------------------------------------------------------- */
+
+static acme_job_guard_t *guard_make(const char *server, int limit)
+{
+    acme_job_guard_t *g;
+
+    ck_assert_int_eq(acme_job_guard_create(&g, W.p, W.store, server, limit), APR_SUCCESS);
+    return g;
+}
+
+/* No room for one more order at the CA of the spec. */
+static int guard_full(acme_job_guard_t *g)
+{
+    return acme_job_guard_fits(g, W.spec.ca_url, W.now, 1) != 0;
+}
+
+/* The claim is busy, again and again (etcd holds another's lease, or is
+ * down): nothing reached the CA, so nothing is counted. */
+START_TEST(a_run_that_fails_at_its_claim_costs_the_guard_nothing)
+{
+    acme_store_claim_t *other;
+    acme_result_t *r;
+    int i;
+
+    W.spec.guard = guard_make("here", 1);
+    ck_assert_int_eq(W.store->claim(W.store, &other, DOMAIN, "another-server",
+                                    apr_time_from_sec(300), W.p), APR_SUCCESS);
+    for (i = 0; i < 20; ++i) {
+        ck_assert_int_eq(run(&r), APR_EBUSY);
+        W.now += apr_time_from_sec(10); /* within the other's lease */
+    }
+    ck_assert_int_eq(W.ca.new_orders, 0);
+    ck_assert(!guard_full(W.spec.guard));
+    ck_assert_int_eq(W.store->release(W.store, other, W.p), APR_SUCCESS);
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert(guard_full(W.spec.guard));
+}
+END_TEST
+
+/* Resuming an order sends no newOrder: with room for one order in the
+ * hour, the order made before the crash is still finished. */
+START_TEST(a_resumed_order_is_not_counted)
+{
+    acme_result_t *r;
+
+    W.spec.guard = guard_make("here", 1);
+    crash_event = "order-created";
+    W.ca.hook = crash_hook;
+    ck_assert_int_ne(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert(guard_full(W.spec.guard));
+    W.ca.hook = NULL;
+    W.ca.fail_from = 0;
+    W.now += apr_time_from_sec(60);
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 1);
+}
+END_TEST
+
+/* A new order is counted, in the store: the guard of a new child (after
+ * a restart) still holds it, stops the next new order before the CA sees
+ * it, and lets it through an hour later. Another server counts its own. */
+START_TEST(the_guard_counts_new_orders_and_outlives_a_restart)
+{
+    apr_time_t t0 = W.now, next;
+    acme_result_t *r;
+    acme_json_t *j;
+
+    W.spec.guard = guard_make("here", 1);
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.store->move(W.store, ACME_SG_STAGING, ACME_SG_DOMAINS, DOMAIN, 1, W.p),
+                     APR_SUCCESS);
+    W.now += apr_time_from_sec(120);
+    W.spec.guard = guard_make("here", 1); /* a new child */
+    ck_assert(guard_full(W.spec.guard));
+    ck_assert(!guard_full(guard_make("elsewhere", 1)));
+    ck_assert_int_ne(run(&r), APR_SUCCESS);
+    ck_assert_str_eq(r->problem, ACME_PROBLEM_SAFETY_STOP);
+    ck_assert_ptr_nonnull(strstr(r->detail, "SAFETY STOP"));
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    /* not the CA's failure: no error counted, no order before the hour is over */
+    j = job_json();
+    ck_assert_int_eq(acme_json_getl(j, "errors", NULL), 0);
+    next = acme_json_gett(j, "next-attempt", NULL);
+    ck_assert(next > t0 + ACME_RATE_GUARD_WINDOW && next <= t0 + ACME_RATE_GUARD_WINDOW
+                                                               + apr_time_from_sec(2));
+    ck_assert(W.memo.next_attempt == next);
+    W.now = next;
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    ck_assert_int_eq(W.ca.new_orders, 2);
+}
+END_TEST
+
+/* The record is a cap only: damaged, it counts from zero; entries that
+ * are not times are skipped; more than the limit keeps the newest. */
+START_TEST(a_damaged_guard_record_counts_from_zero)
+{
+    static const char *const bad[] = {
+        "not json",
+        "[1, 2, 3]",
+        "{\"orders\": 7}",
+        "{\"orders\": {\"" CA "/dir\": \"x\"}}",
+        "{\"orders\": {\"" CA "/dir\": [-5, \"1\", null, 1e300, 99999999999999999]}}",
+    };
+    acme_job_guard_t *g;
+    const char *data;
+    int i;
+
+    for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); ++i) {
+        ck_assert_int_eq(W.store->save(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json",
+                                       bad[i], strlen(bad[i]), 0, W.p), APR_SUCCESS);
+        g = guard_make("here", 1);
+        ck_assert_msg(!guard_full(g), "record %d blocks", i);
+        ck_assert_int_eq(acme_job_guard_take(g, W.spec.ca_url, W.now, W.p,
+                                             acme_result_make(W.p)), APR_SUCCESS);
+        ck_assert(guard_full(g));
+    }
+    data = apr_psprintf(W.p, "{\"orders\": {\"%s\": [%" APR_TIME_T_FMT ", %" APR_TIME_T_FMT
+                        ", %" APR_TIME_T_FMT "]}}", W.spec.ca_url, apr_time_sec(W.now) - 30,
+                        apr_time_sec(W.now) - 20, apr_time_sec(W.now) - 10);
+    ck_assert_int_eq(W.store->save(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json", data,
+                                   strlen(data), 0, W.p), APR_SUCCESS);
+    g = guard_make("here", 2);
+    /* the newest two: room again when the one of 20 s ago leaves the hour */
+    ck_assert(acme_job_guard_fits(g, W.spec.ca_url, W.now, 1)
+              == W.now - apr_time_from_sec(20) + ACME_RATE_GUARD_WINDOW);
+    /* a record naming a thousand CAs is read up to a bound */
+    {
+        acme_json_t *j = acme_json_new_object(W.p), *back;
+        for (i = 0; i < 1000; ++i) {
+            acme_json_t *arr = acme_json_new_array(W.p);
+            acme_json_array_appendl(arr, apr_time_sec(W.now));
+            acme_json_setj(j, arr, "orders", apr_psprintf(W.p, "https://ca%d.test/dir", i), NULL);
+        }
+        ck_assert_int_eq(acme_store_save_json(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json",
+                                              j, W.p), APR_SUCCESS);
+        g = guard_make("here", 2);
+        ck_assert_int_eq(acme_job_guard_take(g, W.spec.ca_url, W.now, W.p,
+                                             acme_result_make(W.p)), APR_SUCCESS);
+        ck_assert_int_eq(acme_store_load_json(W.store, ACME_SG_JOBS, ACME_GUARD_NAME, "here.json",
+                                              &back, W.p), APR_SUCCESS);
+        data = acme_json_dump(acme_json_getj(back, W.p, "orders", NULL), W.p, 1);
+        ck_assert_ptr_nonnull(strstr(data, W.spec.ca_url));
+        {
+            const char *at;
+            int cas = 0;
+            for (at = strstr(data, "https://ca"); at; at = strstr(at + 1, "https://ca")) {
+                cas++;
+            }
+            ck_assert_int_gt(cas, 0);
+            ck_assert_int_lt(cas, 100);
+        }
+    }
+}
+END_TEST
+
+static apr_status_t unreachable_claim(acme_store_t *s, acme_store_claim_t **pclaim,
+                                      const char *name, const char *owner,
+                                      apr_interval_time_t lease, apr_pool_t *p)
+{
+    (void)s; (void)name; (void)owner; (void)lease; (void)p;
+    *pclaim = NULL;
+    return APR_ECONNREFUSED;
+}
+
+/* etcd down: every run fails at its claim. It waits longer each time, up
+ * to a bound, asks nothing of the CA, counts no CA error and no order;
+ * back, the next run orders. */
+START_TEST(a_store_outage_backs_off_without_counting)
+{
+    apr_status_t (*claim)(acme_store_t *, acme_store_claim_t **, const char *, const char *,
+                          apr_interval_time_t, apr_pool_t *) = W.store->claim;
+    apr_interval_time_t expect = apr_time_from_sec(10);
+    acme_result_t *r;
+    int i;
+
+    W.spec.retry_delay = apr_time_from_sec(10);
+    W.spec.guard = guard_make("here", 1);
+    W.store->claim = unreachable_claim;
+    for (i = 0; i < 12; ++i) {
+        apr_interval_time_t wait;
+
+        ck_assert_int_ne(run(&r), APR_SUCCESS);
+        ck_assert_str_eq(r->problem, ACME_PROBLEM_STORE_UNWRITABLE);
+        wait = W.memo.next_attempt - W.now;
+        ck_assert_msg(wait >= expect * 8 / 10 && wait <= expect * 12 / 10 + 1
+                      && wait <= ACME_JOB_STORE_WAIT_MAX,
+                      "wait %d: %" APR_TIME_T_FMT " s", i, apr_time_sec(wait));
+        expect = expect * 2 > ACME_JOB_STORE_WAIT_MAX ? ACME_JOB_STORE_WAIT_MAX : expect * 2;
+        W.now = W.memo.next_attempt;
+    }
+    ck_assert_int_eq(W.ca.requests, 0);
+    ck_assert_int_eq(W.memo.errors, 0);
+    ck_assert(!guard_full(W.spec.guard));
+    W.store->claim = claim;
+    ck_assert_msg(run(&r) == APR_SUCCESS, "%s", acme_result_describe(r, W.p));
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.memo.waits, 0);
 }
 END_TEST
 
@@ -1459,6 +1670,11 @@ static Suite *job_suite(void)
     tcase_add_test(tc, ari_refresh_stores_the_window);
     tcase_add_test(tc, ari_refresh_remembers_a_ca_without_it_for_a_day);
     tcase_add_test(tc, ari_refresh_on_an_unwritable_store_asks_nothing);
+    tcase_add_test(tc, a_run_that_fails_at_its_claim_costs_the_guard_nothing);
+    tcase_add_test(tc, a_resumed_order_is_not_counted);
+    tcase_add_test(tc, the_guard_counts_new_orders_and_outlives_a_restart);
+    tcase_add_test(tc, a_damaged_guard_record_counts_from_zero);
+    tcase_add_test(tc, a_store_outage_backs_off_without_counting);
     suite_add_tcase(s, tc);
     return s;
 }

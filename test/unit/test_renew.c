@@ -444,6 +444,39 @@ START_TEST(rate_guard_bounds_orders_per_hour)
 }
 END_TEST
 
+/* A record read back (or written by the previous child) adds what it holds
+ * that memory lacks, and counts no order twice. */
+START_TEST(rate_guard_merge_counts_a_shared_order_once)
+{
+    acme_rate_guard_t g;
+    apr_time_t t0 = apr_time_from_sec(1700000000);
+    apr_time_t rec[] = {t0 + 30, t0 + 10, t0 + 20, t0 + 20};
+    apr_time_t more[] = {t0 + 40, t0 + 50, t0 + 5};
+
+    acme_rate_guard_init(&g, pool, 5);
+    ck_assert_int_eq(acme_rate_guard_take(&g, t0 + 10, 1), 0);
+    ck_assert_int_eq(acme_rate_guard_take(&g, t0 + 20, 1), 0);
+    acme_rate_guard_merge(&g, rec, 4, pool);
+    ck_assert_int_eq(g.n, 4);
+    ck_assert_int_eq(g.times[0], t0 + 10);
+    ck_assert_int_eq(g.times[1], t0 + 20);
+    ck_assert_int_eq(g.times[2], t0 + 20);
+    ck_assert_int_eq(g.times[3], t0 + 30);
+    acme_rate_guard_merge(&g, rec, 4, pool); /* read again: nothing new */
+    ck_assert_int_eq(g.n, 4);
+    /* beyond the limit: the newest stay */
+    acme_rate_guard_merge(&g, more, 3, pool);
+    ck_assert_int_eq(g.n, 5);
+    ck_assert_int_eq(g.times[0], t0 + 20);
+    ck_assert_int_eq(g.times[4], t0 + 50);
+    /* fits only looks */
+    ck_assert_int_eq(acme_rate_guard_fits(&g, t0 + 60, 1), t0 + 20 + ACME_RATE_GUARD_WINDOW);
+    ck_assert_int_eq(g.n, 5);
+    ck_assert_int_eq(acme_rate_guard_fits(&g, t0 + 21 + ACME_RATE_GUARD_WINDOW, 1), 0);
+    ck_assert_int_eq(g.n, 3); /* both of t0 + 20 left the hour */
+}
+END_TEST
+
 START_TEST(rate_guard_limit_leaves_room_for_retries)
 {
     /* One failing certificate retrying with a 2 s base backoff doubles its
@@ -498,6 +531,7 @@ static Suite *renew_suite(void)
     tcase_add_test(tc, backoff_config_error_waits_a_day);
     tcase_add_test(tc, rate_guard_bounds_orders_per_hour);
     tcase_add_test(tc, rate_guard_limit_leaves_room_for_retries);
+    tcase_add_test(tc, rate_guard_merge_counts_a_shared_order_once);
     suite_add_tcase(s, tc);
     return s;
 }
