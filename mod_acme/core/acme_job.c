@@ -485,6 +485,11 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         rv = acme_client_directory(&dir, client, r);
     }
     if (rv != APR_SUCCESS) {
+        /* The CA is down or answers garbage: asked again after a growing
+         * wait (the renewal window applies meanwhile), never at once. */
+        if (spec->memo) {
+            spec->memo->ari_next = wait_next(spec, spec->retry_delay, ACME_JOB_ARI_WAIT_MAX);
+        }
         goto leave;
     }
     if (!dir->renewal_info) {

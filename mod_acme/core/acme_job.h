@@ -166,6 +166,9 @@ void acme_job_settings_warn(const char *domain, const char *diff);
  * claim's bound stays below the lease: a dead holder's domain is taken
  * soon after its lease ends. */
 #define ACME_JOB_BUSY_WAIT_MAX apr_time_from_sec(20)
+/* The CA's directory cannot be fetched for renewal information: asked
+ * again after ManagedRetryDelay, doubling, up to this. */
+#define ACME_JOB_ARI_WAIT_MAX apr_time_from_sec(3600)
 #define ACME_JOB_STORE_WAIT_MAX apr_time_from_sec(300)
 
 /* File names inside domains/<d>/ and staging/<d>/ */

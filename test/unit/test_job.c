@@ -1436,6 +1436,18 @@ START_TEST(ari_refresh_on_an_unwritable_store_asks_nothing)
 }
 END_TEST
 
+/* A CA that cannot be reached is not asked for renewal information again at
+ * once (the scheduler looked every few milliseconds). */
+START_TEST(ari_refresh_with_the_ca_down_waits)
+{
+    acme_result_t *r = acme_result_make(W.p);
+
+    W.spec.ari = 1;
+    W.ca.fail_from = 1;
+    ck_assert_int_ne(acme_job_ari_refresh(W.store, &W.spec, W.p, r), APR_SUCCESS);
+    ck_assert(first_wait(W.memo.ari_next, W.spec.retry_delay));
+}
+END_TEST
 
 /* ---- the per-CA order guard --------------------------------------------------------- */
 
@@ -1670,6 +1682,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, ari_refresh_stores_the_window);
     tcase_add_test(tc, ari_refresh_remembers_a_ca_without_it_for_a_day);
     tcase_add_test(tc, ari_refresh_on_an_unwritable_store_asks_nothing);
+    tcase_add_test(tc, ari_refresh_with_the_ca_down_waits);
     tcase_add_test(tc, a_run_that_fails_at_its_claim_costs_the_guard_nothing);
     tcase_add_test(tc, a_resumed_order_is_not_counted);
     tcase_add_test(tc, the_guard_counts_new_orders_and_outlives_a_restart);
