@@ -32,9 +32,10 @@ fi
 export MOD_ACME_BUILD_DIR="$bdir"
 cd "$top/test/integration" || exit 1
 int_rc=0
-# Two processes, a test file each at a time (its module fixtures stay
-# together): the tests mostly wait on servers, so two share the 2 cores well.
-/usr/bin/python3 -m pytest -ra -n 2 --dist loadfile "$@" || int_rc=$?
+# Three processes (pytest-xdist): the tests mostly wait on servers, so
+# three share the 2 cores well; a module's fixtures are made in each
+# process that runs one of its tests.
+/usr/bin/python3 -m pytest -ra -n 3 --dist load "$@" || int_rc=$?
 
 # ---- sanitizers and fuzzing: ASan+UBSan unit tests in their own build, the
 # module's end-to-end test with that mod_acme.so in apache2 (libasan
@@ -64,7 +65,7 @@ else
         test_module.py::test_http01_issuance_without_manual_restart || san_rc=1
 fi
 unset UBSAN_OPTIONS LSAN_OPTIONS
-FUZZ_JOBS=2 "$top/build/fuzz.sh" "${MOD_ACME_FUZZ_SECONDS:-10}" || san_rc=1
+FUZZ_JOBS=2 "$top/build/fuzz.sh" "${MOD_ACME_FUZZ_SECONDS:-5}" || san_rc=1
 
 if [ "$unit_rc" != 0 ] || [ "$int_rc" != 0 ] || [ "$san_rc" != 0 ]; then
     exit 1
