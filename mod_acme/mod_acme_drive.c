@@ -912,8 +912,6 @@ typedef struct drive_job_t {
     acme_job_memo_t memo;          /* the backoff, also when job.json cannot be saved */
     int told;                      /* the parent was told that this job began */
     int told_first;                /* ... a first certificate */
-    int tell_end;                  /* the parent is told that it ended, after the tick's
-                                    * new jobs: a freed slot refilled is no gap */
 } drive_job_t;
 
 typedef struct drive_ctx_t {
@@ -1136,8 +1134,6 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
                              "1", 1, ACME_STORE_VOLATILE, job->pool);
         tell_parent(ACME_RESTART_STAGED, job->told_first, job->d->name);
     }
-    /* A job that waits for a claim being handed over is still in flight. */
-    job->tell_end = job->told && !(job->rv == APR_EBUSY && job->memo.handover);
     apr_pool_destroy(job->pool);
     job->pool = NULL;
     job->next_check = now; /* re-evaluate from the store */
@@ -1219,6 +1215,9 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
         expiring_notice(dc, job, st, ptemp);
     }
     job->ari_due = st->ari_due;
+    if (st->due->nelts == 0) {
+        job->memo.handover = 0; /* the claim's holder did the work: nothing to wait for */
+    }
     job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
     if (job->want_run && dc->running < dc->parallel) {
         /* Only a look: the job counts its newOrder requests itself (a run
@@ -1348,9 +1347,12 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     }
     for (i = 0; i < dc->jobs->nelts; ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
-        if (job->tell_end) {
+        /* Said after the tick's new jobs: a job started again at once is no
+         * gap, nor one that looks again at a claim being handed over. One
+         * that the schedule no longer wants (its holder did the work) ends. */
+        if (job->told && !job->running && !job->memo.handover) {
             tell_parent(ACME_RESTART_END, job->told_first, job->d->name);
-            job->tell_end = job->told = 0;
+            job->told = 0;
         }
     }
     return next;
