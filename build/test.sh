@@ -35,7 +35,7 @@ int_rc=0
 # Three processes (pytest-xdist): the tests mostly wait on servers, so
 # three share the 2 cores well; a module's fixtures are made in each
 # process that runs one of its tests.
-/usr/bin/python3 -m pytest -ra -n 3 --dist load "$@" || int_rc=$?
+/usr/bin/python3 -m pytest -ra -n 3 --dist load --durations=15 "$@" || int_rc=$?
 
 # ---- sanitizers and fuzzing: ASan+UBSan unit tests in their own build, the
 # module's end-to-end test with that mod_acme.so in apache2 (libasan
