@@ -116,6 +116,12 @@ apr_status_t acme_jobrec_read(acme_jobrec_t **prec, acme_store_t *store, const c
     else if (APR_STATUS_IS_ENOENT(rv)) {
         *prec = rec_empty(p);
     }
+    else if (rv == APR_EINVAL) {
+        /* not a regular file, or larger than the store reads */
+        *prec = rec_empty(p);
+        fail(r, rv, "jobs/%s/%s is damaged: not a file the store can read", domain,
+             ACME_JOB_STATE);
+    }
     else {
         fail(r, rv, "cannot read jobs/%s/%s", domain, ACME_JOB_STATE);
     }
@@ -162,7 +168,7 @@ static apr_status_t load_for_write(acme_jobrec_t **prec, acme_store_t *store,
     acme_result_t *why = acme_result_make(p);
     apr_status_t rv = acme_jobrec_read(prec, store, domain, p, why);
 
-    if (rv == APR_EINVAL) {
+    if (rv == APR_EINVAL && *prec) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, ACMELOG(2350) "%s: %s; it is written "
                  "again from scratch", domain, why->detail);
     }

@@ -3,6 +3,7 @@
  * writer's claim, or by a brief one, so no writer overwrites another. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <apr_strings.h>
 
 #include "acme_test.h"
@@ -59,6 +60,8 @@ static acme_json_t *stored(void)
                      APR_SUCCESS);
     return j;
 }
+
+static apr_status_t add_error(acme_jobrec_t *rec, void *baton, apr_pool_t *p);
 
 /* ---- the reader ------------------------------------------------------------ */
 
@@ -140,6 +143,15 @@ START_TEST(read_missing_and_damaged)
         /* the message names the item */
         ck_assert_ptr_nonnull(strstr(r->detail, "jobs/" DOMAIN "/" ACME_JOB_STATE));
     }
+    /* not a file at all (a directory in its place) */
+    st->remove(st, ACME_SG_JOBS, DOMAIN, NULL, pool);
+    ck_assert_int_eq(mkdir(apr_pstrcat(pool, base, "/jobs/" DOMAIN, NULL), 0755), 0);
+    ck_assert_int_eq(mkdir(apr_pstrcat(pool, base, "/jobs/" DOMAIN "/" ACME_JOB_STATE, NULL),
+                           0755), 0);
+    ck_assert_int_eq(acme_jobrec_read(&rec, st, DOMAIN, pool, r), APR_EINVAL);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_int_ne(acme_jobrec_update(st, NULL, DOMAIN, add_error, "x", pool, NULL),
+                     APR_SUCCESS);
     big = apr_palloc(pool, ACME_JOBREC_MAX + 16);
     memset(big, ' ', ACME_JOBREC_MAX + 15);
     big[0] = '{';
