@@ -116,11 +116,11 @@ apr_status_t acme_jobrec_read(acme_jobrec_t **prec, acme_store_t *store, const c
     else if (APR_STATUS_IS_ENOENT(rv)) {
         *prec = rec_empty(p);
     }
-    else if (rv == APR_EINVAL) {
+    else if (rv == APR_EINVAL || rv == APR_ENOSPC) {
         /* not a regular file, or larger than the store reads */
         *prec = rec_empty(p);
-        fail(r, rv, "jobs/%s/%s is damaged: not a file the store can read", domain,
-             ACME_JOB_STATE);
+        rv = fail(r, APR_EINVAL, "jobs/%s/%s is damaged: not a file or value the store can "
+                  "read", domain, ACME_JOB_STATE);
     }
     else {
         fail(r, rv, "cannot read jobs/%s/%s", domain, ACME_JOB_STATE);
