@@ -161,14 +161,17 @@ static void view_store(acme_jobrec_t *rec, const acme_jobrec_t *was)
 }
 
 /* Reads the record for a write: a missing or damaged one is replaced
- * (a damaged record would otherwise stop the domain for good). */
+ * (a damaged record would otherwise stop the domain for good); warn: say
+ * so (the write, not the look before it). */
 static apr_status_t load_for_write(acme_jobrec_t **prec, acme_store_t *store,
-                                   const char *domain, apr_pool_t *p, acme_result_t *r)
+                                   const char *domain, int warn, apr_pool_t *p,
+                                   acme_result_t *r)
 {
     acme_result_t *why = acme_result_make(p);
     apr_status_t rv = acme_jobrec_read(prec, store, domain, p, why);
 
     if (rv == APR_EINVAL && *prec) {
+        if (!warn) return APR_SUCCESS;
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, rv, ACMELOG(2350) "%s: %s; it is written "
                  "again from scratch", domain, why->detail);
     }
@@ -186,7 +189,7 @@ static apr_status_t rmw(acme_store_t *store, const char *domain, acme_jobrec_fn 
     acme_jobrec_t *rec, was;
     apr_status_t rv;
 
-    if ((rv = load_for_write(&rec, store, domain, p, r)) != APR_SUCCESS) {
+    if ((rv = load_for_write(&rec, store, domain, 1, p, r)) != APR_SUCCESS) {
         return rv;
     }
     was = *rec;
@@ -231,7 +234,7 @@ apr_status_t acme_jobrec_update(acme_store_t *store, const acme_store_claim_t *c
         return rmw(acme_store_fenced(p, store, claim), domain, fn, baton, p, r);
     }
     /* A look without the claim first: most calls change nothing. */
-    if ((rv = load_for_write(&rec, store, domain, p, r)) != APR_SUCCESS) {
+    if ((rv = load_for_write(&rec, store, domain, 0, p, r)) != APR_SUCCESS) {
         return rv;
     }
     rv = fn(rec, baton, p);
