@@ -29,6 +29,7 @@
 #include "acme_renew.h"
 #include "acme_acme.h"
 #include "acme_job.h"
+#include "acme_jobrec.h"
 #include "acme_status.h"
 #include "acme_proc.h"
 #include "acme_restart.h"
@@ -912,6 +913,8 @@ typedef struct drive_job_t {
     acme_job_memo_t memo;          /* the backoff, also when job.json cannot be saved */
     int told;                      /* the parent was told that this job began */
     int told_first;                /* ... a first certificate */
+    int installed_again;           /* a run held the domain at the "installed" notice */
+    apr_time_t expiring_told;      /* the expiry an "expiring" notice was sent for */
 } drive_job_t;
 
 typedef struct drive_ctx_t {
@@ -1143,21 +1146,22 @@ static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
 static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_status_t *st,
                             apr_pool_t *p)
 {
-    acme_store_t *store = acme_mod_store;
-    acme_json_t *jj;
+    int due;
+    apr_status_t rv = acme_jobrec_expiring_mark(&due, acme_mod_store, job->d->name,
+                                                st->not_after, p, NULL);
 
-    if (acme_store_load_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
-        != APR_SUCCESS) {
-        jj = acme_json_new_object(p);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EBUSY(rv)) {
+        /* the mark cannot be written (the store is down or full): the
+         * operator still hears of it, once per certificate and process */
+        due = job->expiring_told != st->not_after;
     }
-    if (acme_json_getl(jj, ACME_JK_EXPIRING_NOTIFIED, NULL) == apr_time_sec(st->not_after)) {
+    if (!due) {
         return;
     }
+    job->expiring_told = st->not_after;
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, dc->s, ACMELOG(0328)
                  "%s: the certificate expires at %s and has not been renewed yet", job->d->name,
                  acme_time_rfc3339(p, st->not_after));
-    acme_json_setl(jj, apr_time_sec(st->not_after), ACME_JK_EXPIRING_NOTIFIED, NULL);
-    acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "expiring", job->d->name, p);
 }
 
@@ -1165,24 +1169,20 @@ static void expiring_notice(drive_ctx_t *dc, drive_job_t *job, acme_status_t *st
 static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
 {
     acme_store_t *store = acme_mod_store;
-    acme_json_t *meta, *jj;
-    const char *staged, *known;
+    acme_json_t *meta;
+    const char *staged;
+    apr_status_t rv;
+    int due;
 
     if (acme_store_load_json(store, ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta, p)
         != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
         return;
     }
-    if (acme_store_load_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
-        != APR_SUCCESS) {
-        jj = acme_json_new_object(p);
-    }
-    known = acme_json_gets(jj, ACME_JK_INSTALLED_NOTIFIED, NULL);
-    if (known && !strcmp(known, staged)) {
+    rv = acme_jobrec_installed_mark(&due, store, job->d->name, staged, p, NULL);
+    job->installed_again = rv == APR_EBUSY; /* schedule() tries again */
+    if (rv != APR_SUCCESS || !due) {
         return;
     }
-    acme_json_sets(jj, staged, ACME_JK_INSTALLED_NOTIFIED, NULL);
-    acme_job_event(jj, p, "installed", NULL);
-    acme_store_save_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, jj, p);
     notify(dc, "installed", job->d->name, p);
 }
 
@@ -1191,6 +1191,9 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     acme_status_t *st;
     apr_time_t next;
 
+    if (job->installed_again) {
+        installed_notice(dc, job, ptemp);
+    }
     if (acme_status_get(&st, acme_mod_store, &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
         job->next_check = now + apr_time_from_sec(60);
         return;

@@ -18,6 +18,7 @@
 #include "acme_store.h"
 #include "acme_renew.h"
 #include "acme_job.h"
+#include "acme_jobrec.h"
 #include "acme_publish.h"
 #include "acme_preflight.h"
 #include "acme_status.h"
@@ -453,9 +454,42 @@ static apr_status_t ari_ask(acme_json_t *job, acme_http_t *http, const char *bas
     return APR_SUCCESS;
 }
 
+/* The refresh's part of job.json ("ari"); baton NULL: the record as it is. */
+static apr_status_t ari_put(acme_jobrec_t *rec, void *baton, apr_pool_t *p)
+{
+    (void)p;
+    if (baton) acme_json_setj(rec->json, baton, ACME_JK_ARI, NULL);
+    return APR_SUCCESS;
+}
+
+/* The refresh writes without the claim (acme_jobrec_update takes it for
+ * the write): while a run holds it, the refresh waits for the run. */
+static apr_status_t ari_write(acme_store_t *store, const acme_job_spec_t *spec,
+                              acme_json_t *ari, apr_pool_t *p, acme_result_t *r)
+{
+    acme_result_t *wr = acme_result_make(p);
+    apr_status_t rv = acme_jobrec_update(store, NULL, spec->domain, ari_put, ari, p, wr);
+
+    if (rv == APR_EBUSY) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, ACMELOG(2351) "%s: %s; renewal information "
+                 "asked again later", spec->domain, wr->detail);
+        if (spec->memo) spec->memo->ari_next = job_now(spec) + ACME_JOB_BUSY_WAIT;
+    }
+    else if (rv != APR_SUCCESS) {
+        acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
+                        "the store cannot be written (jobs/%s/%s): the CA's renewal information "
+                        "is not asked until it can", spec->domain, ACME_JOB_STATE);
+        if (spec->memo) {
+            spec->memo->ari_next = wait_next(spec, spec->retry_delay, ACME_JOB_STORE_WAIT_MAX);
+        }
+    }
+    return rv;
+}
+
 apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *spec,
                                   apr_pool_t *p, acme_result_t *r)
 {
+    acme_jobrec_t *rec;
     acme_json_t *job;
     acme_client_t *client;
     acme_http_t *http;
@@ -464,21 +498,13 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
     apr_status_t rv = APR_SUCCESS;
     int i;
 
-    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
-        != APR_SUCCESS) {
-        job = acme_json_new_object(p);
-    }
     /* An answer that cannot be kept would be asked for again at once. */
-    rv = acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, job, p);
+    rv = ari_write(store, spec, NULL, p, r);
     if (rv != APR_SUCCESS) {
-        acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
-                        "the store cannot be written (jobs/%s/%s): the CA's renewal information "
-                        "is not asked until it can", spec->domain, ACME_JOB_STATE);
-        if (spec->memo) {
-            spec->memo->ari_next = wait_next(spec, spec->retry_delay, ACME_JOB_STORE_WAIT_MAX);
-        }
-        goto leave;
+        return rv == APR_EBUSY ? APR_SUCCESS : rv;
     }
+    acme_jobrec_read(&rec, store, spec->domain, p, NULL);
+    job = rec ? rec->json : acme_json_new_object(p);
     ca = acme_job_current_ca(spec, job);
     rv = make_client(&client, &http, spec, ca, p, r);
     if (rv == APR_SUCCESS) {
@@ -490,11 +516,11 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
         if (spec->memo) {
             spec->memo->ari_next = wait_next(spec, spec->retry_delay, ACME_JOB_ARI_WAIT_MAX);
         }
-        goto leave;
+        return rv;
     }
     if (!dir->renewal_info) {
-        acme_json_setl(job, apr_time_sec(job_now(spec)) + 86400, "ari", "unsupported-until",
-                       NULL);
+        acme_json_setl(job, apr_time_sec(job_now(spec)) + 86400, ACME_JK_ARI,
+                       ACME_JK_ARI_UNSUPPORTED, NULL);
         goto save;
     }
     acme_json_del(job, ACME_JK_ARI, ACME_JK_ARI_UNSUPPORTED, NULL);
@@ -511,23 +537,18 @@ apr_status_t acme_job_ari_refresh(acme_store_t *store, const acme_job_spec_t *sp
                       APR_ARRAY_IDX(chain, 0, acme_cert_t *), p, r);
         if (rv2 != APR_SUCCESS) {
             /* Ask again later; the window rule stays in force meanwhile. */
-            acme_json_setl(job, apr_time_sec(job_now(spec)) + 3600, "ari",
-                           acme_key_type_file_tag(t), "next-poll", NULL);
+            acme_json_setl(job, apr_time_sec(job_now(spec)) + 3600, ACME_JK_ARI,
+                           acme_key_type_file_tag(t), ACME_JK_ARI_NEXT_POLL, NULL);
             rv = rv2;
         }
     }
 save:
-    {
-        /* The job thread may have written job.json meanwhile: merge ours in. */
-        acme_json_t *cur;
-        if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &cur, p)
-            != APR_SUCCESS) {
-            cur = acme_json_new_object(p);
-        }
-        acme_json_setj(cur, acme_json_getj(job, p, ACME_JK_ARI, NULL), ACME_JK_ARI, NULL);
-        acme_store_save_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, cur, p);
+    if (acme_json_type(job, ACME_JK_ARI, NULL) == ACME_JSON_OBJECT) {
+        /* Only "ari": a run may have written the rest meanwhile. */
+        apr_status_t wrv = ari_write(store, spec, acme_json_getj(job, p, ACME_JK_ARI, NULL), p,
+                                     rv == APR_SUCCESS ? r : acme_result_make(p));
+        if (rv == APR_SUCCESS && wrv != APR_EBUSY) rv = wrv;
     }
-leave:
     return rv;
 }
 
@@ -535,6 +556,7 @@ leave:
 
 typedef struct {
     acme_store_t *store;       /* fenced by the job's claim */
+    const acme_store_claim_t *claim;
     const char *domain;
     const char *ca_url;        /* the CA of this run */
     acme_json_t *json;
@@ -542,10 +564,11 @@ typedef struct {
     apr_pool_t *pool;
 } job_ctx_t;
 
+/* The job holds the claim: its copy is the record (acme_jobrec.h). */
 static apr_status_t job_save(job_ctx_t *jc)
 {
-    apr_status_t rv = acme_store_save_json(jc->store, ACME_SG_JOBS, jc->domain, ACME_JOB_STATE,
-                                           jc->json, jc->pool);
+    apr_status_t rv = acme_jobrec_update(jc->store, jc->claim, jc->domain, acme_jobrec_put,
+                                         jc->json, jc->pool, NULL);
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0403) "%s: cannot save the job state", jc->domain);
     }
@@ -1021,17 +1044,23 @@ static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
                               const apr_array_header_t *types, acme_result_t *r)
 {
     apr_pool_t *p = jc->pool;
+    acme_jobrec_t *rec;
     apr_status_t rv;
 
-    if (acme_store_load_json(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &jc->json, p)
-        != APR_SUCCESS) {
-        jc->json = acme_json_new_object(p);
+    /* missing or damaged: a new record; unreadable: nothing done */
+    rv = acme_jobrec_read(&rec, jc->store, spec->domain, p, NULL);
+    if (!rec) {
+        return acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE, "the store cannot be read "
+                               "(jobs/%s/%s): nothing is asked of the CA until it can",
+                               spec->domain, ACME_JOB_STATE);
     }
+    jc->json = rec->json;
     jc->ca_url = acme_job_current_ca(spec, jc->json);
     acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-run", NULL);
     acme_json_sets(jc->json, jc->ca_url, ACME_JK_CA, NULL);
     acme_job_event(jc->json, p, "renewing", apr_array_pstrcat(p, type_names(p, types), ' '));
-    rv = acme_store_save_json(jc->store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, jc->json, p);
+    rv = acme_jobrec_update(jc->store, jc->claim, spec->domain, acme_jobrec_put, jc->json, p,
+                            NULL);
     if (rv != APR_SUCCESS) {
         acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
                         "the store cannot be written (jobs/%s/%s): nothing is asked of the CA "
@@ -1436,6 +1465,7 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     if (spec->memo) spec->memo->claim = claim;
     jc.store = acme_store_fenced(p, store, claim);
+    jc.claim = claim;
     {
         /* The decision to run was made before the claim: in a cluster,
          * another server may have renewed and activated it meanwhile. */
@@ -1450,12 +1480,12 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     {
         /* Another server may have hit the CA's rate limit since the decision. */
-        acme_json_t *j = NULL;
+        acme_jobrec_t *rec;
         const char *ca;
         apr_time_t paused;
 
-        acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &j, p);
-        ca = acme_job_current_ca(spec, j);
+        acme_jobrec_read(&rec, store, spec->domain, p, NULL);
+        ca = acme_job_current_ca(spec, rec ? rec->json : NULL);
         paused = acme_job_ca_pause_until(store, ca, p);
         if (paused > job_now(spec)) {
             rv = acme_result_set(r, APR_EBUSY, ACME_PROBLEM_BUSY, "%s: the CA %s asked to wait "

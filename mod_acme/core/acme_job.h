@@ -115,7 +115,9 @@ apr_status_t acme_job_run(struct acme_store_t *store, const acme_job_spec_t *spe
 /* Asks the CA's renewalInfo (RFC 9773) about the active certificates and
  * persists the answer (window, chosen time, next poll) in job.json. A CA
  * without ARI is remembered for a day. Failures are returned, not counted
- * as renewal errors. */
+ * as renewal errors. While another process holds the domain's claim
+ * nothing is asked or written (APR_SUCCESS): it looks again after
+ * ACME_JOB_BUSY_WAIT. */
 apr_status_t acme_job_ari_refresh(struct acme_store_t *store, const acme_job_spec_t *spec,
                                   apr_pool_t *p, struct acme_result_t *r);
 

@@ -50,7 +50,7 @@
 #define ACME_MK_CA "ca"                    /* the CA that issued them */
 #define ACME_MK_STAGED "staged"            /* when the result was staged */
 
-/* job.json, written by the renewal job and the scheduler's notices; times
+/* job.json, read and written only through acme_jobrec.h; times
  * are unix seconds unless said otherwise. */
 #define ACME_JK_STATE "state"              /* "staged" | "error" | "config-error" */
 #define ACME_JK_CA "ca"                    /* CA directory URL of the last run */

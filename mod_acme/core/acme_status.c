@@ -13,6 +13,7 @@
 #include "acme_renew.h"
 #include "acme_names.h"
 #include "acme_status.h"
+#include "acme_jobrec.h"
 
 static const char *const state_names[ACME_DS_COUNT] = {
     "missing-config", "renewing", "expiring", "error", "pending", "due", "ok"
@@ -293,41 +294,27 @@ window:
     return c;
 }
 
-static void job_read(acme_status_t *st, const acme_json_t *job, apr_pool_t *p)
+static void job_read(acme_status_t *st, const acme_jobrec_t *rec, apr_pool_t *p)
 {
-    st->errors = (int)acme_json_getl(job, ACME_JK_ERRORS, NULL);
-    if (st->errors < 0) st->errors = 0;
-    st->next_attempt = acme_json_gett(job, ACME_JK_NEXT_ATTEMPT, NULL);
-    if (st->errors && acme_json_type(job, ACME_JK_LAST_ERROR, NULL) == ACME_JSON_OBJECT) {
-        st->last_error = acme_result_make(p);
-        acme_result_from_json(st->last_error, acme_json_getj(job, p, ACME_JK_LAST_ERROR, NULL));
-    }
-    st->preflight = acme_json_gets(job, ACME_JK_PREFLIGHT, ACME_JK_PF_DIAGNOSIS, NULL);
+    st->errors = rec->errors;
+    st->next_attempt = rec->next_attempt;
+    st->last_error = rec->errors ? rec->last_error : NULL;
+    st->preflight = rec->preflight_diagnosis;
     if (st->preflight) {
-        st->preflight_time = acme_json_gett(job, ACME_JK_PREFLIGHT,
-                                                              ACME_JK_PF_TIME, NULL);
-        st->preflight_holding = acme_json_getb(job, ACME_JK_PREFLIGHT, ACME_JK_PF_HOLDING, NULL);
+        st->preflight_time = rec->preflight_time;
+        st->preflight_holding = rec->preflight_holding;
     }
-    st->job_state = acme_json_gets(job, ACME_JK_STATE, NULL);
-    st->job_ca = acme_json_gets(job, ACME_JK_CA, NULL);
-    st->last_success = acme_json_gett(job, ACME_JK_LAST_SUCCESS, NULL);
-    st->last_run = acme_json_gett(job, ACME_JK_LAST_RUN, NULL);
-    /* Counters never go down: a damaged value counts as 0. */
-    st->renewals_ok = acme_json_getl(job, ACME_JK_RENEWALS_OK, NULL);
-    st->renewals_failed = acme_json_getl(job, ACME_JK_RENEWALS_FAILED, NULL);
-    if (st->renewals_ok < 0) st->renewals_ok = 0;
-    if (st->renewals_failed < 0) st->renewals_failed = 0;
-    if (acme_json_type(job, ACME_JK_ORDERS, NULL) == ACME_JSON_OBJECT) {
-        st->orders = acme_json_getj(job, p, ACME_JK_ORDERS, NULL);
-        acme_json_iter(st->orders, p, count_orders, &st->in_flight);
-    }
-    if (acme_json_type(job, ACME_JK_EVENTS, NULL) == ACME_JSON_ARRAY) {
-        st->events = acme_json_getj(job, p, ACME_JK_EVENTS, NULL);
-        st->run_in_progress = run_in_progress(st->events, p);
-    }
-    if (acme_json_type(job, ACME_JK_ARI, NULL) == ACME_JSON_OBJECT) {
-        st->ari = acme_json_getj(job, p, ACME_JK_ARI, NULL);
-    }
+    st->job_state = rec->state;
+    st->job_ca = rec->ca;
+    st->last_success = rec->last_success;
+    st->last_run = rec->last_run;
+    st->renewals_ok = rec->renewals_ok;
+    st->renewals_failed = rec->renewals_failed;
+    st->orders = rec->orders;
+    if (st->orders) acme_json_iter(st->orders, p, count_orders, &st->in_flight);
+    st->events = rec->events;
+    if (st->events) st->run_in_progress = run_in_progress(st->events, p);
+    st->ari = rec->ari;
 }
 
 static void meta_read(acme_status_t *st, acme_store_t *store, const char *domain, apr_pool_t *p)
@@ -421,18 +408,16 @@ apr_status_t acme_status_get(acme_status_t **pst, acme_store_t *store,
 {
     acme_status_t *st = apr_pcalloc(p, sizeof(*st));
     acme_json_t *job = NULL;
+    acme_jobrec_t *rec;
     apr_time_t mt;
     int i;
 
     st->due = apr_array_make(p, 2, sizeof(acme_key_type_t));
     st->certs = apr_array_make(p, 2, sizeof(acme_status_cert_t *));
     st->staged = staged_complete(store, spec, now, p);
-    if (acme_store_load_json(store, ACME_SG_JOBS, spec->domain, ACME_JOB_STATE, &job, p)
-        == APR_SUCCESS) {
-        job_read(st, job, p);
-    }
-    else {
-        job = NULL;
+    if (acme_jobrec_read(&rec, store, spec->domain, p, NULL) == APR_SUCCESS) {
+        job_read(st, rec, p);
+        job = rec->json;
     }
     meta_read(st, store, spec->domain, p);
     st->ca_url = acme_job_current_ca(spec, job);

@@ -1436,6 +1436,30 @@ START_TEST(ari_refresh_on_an_unwritable_store_asks_nothing)
 }
 END_TEST
 
+/* While another holds the domain (a run here or on another server), the
+ * refresh writes nothing and asks nothing: it looks again soon. */
+START_TEST(ari_refresh_while_a_run_holds_the_domain_waits_for_it)
+{
+    static const char rec[] = "{\"state\":  \"error\", \"errors\": 2}";
+    acme_result_t *r = acme_result_make(W.p);
+    acme_store_claim_t *c;
+    const char *data;
+    apr_size_t len;
+
+    ck_assert_int_eq(W.store->save(W.store, ACME_SG_JOBS, DOMAIN, ACME_JOB_STATE, rec,
+                                   strlen(rec), 0, W.p), APR_SUCCESS);
+    ck_assert_int_eq(W.store->claim(W.store, &c, DOMAIN, "mod_acme-pid-1@other.test",
+                                    ACME_JOB_LEASE, W.p), APR_SUCCESS);
+    W.spec.ari = 1;
+    ck_assert_int_eq(acme_job_ari_refresh(W.store, &W.spec, W.p, r), APR_SUCCESS);
+    ck_assert_int_eq(W.ca.requests, 0);
+    ck_assert(W.memo.ari_next == W.now + ACME_JOB_BUSY_WAIT);
+    ck_assert_int_eq(W.store->load(W.store, ACME_SG_JOBS, DOMAIN, ACME_JOB_STATE, &data, &len,
+                                   W.p), APR_SUCCESS);
+    ck_assert_str_eq(data, rec);
+}
+END_TEST
+
 /* A CA that cannot be reached is not asked for renewal information again at
  * once (the scheduler looked every few milliseconds). */
 START_TEST(ari_refresh_with_the_ca_down_waits)
@@ -1682,6 +1706,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, ari_refresh_stores_the_window);
     tcase_add_test(tc, ari_refresh_remembers_a_ca_without_it_for_a_day);
     tcase_add_test(tc, ari_refresh_on_an_unwritable_store_asks_nothing);
+    tcase_add_test(tc, ari_refresh_while_a_run_holds_the_domain_waits_for_it);
     tcase_add_test(tc, ari_refresh_with_the_ca_down_waits);
     tcase_add_test(tc, a_run_that_fails_at_its_claim_costs_the_guard_nothing);
     tcase_add_test(tc, a_resumed_order_is_not_counted);
