@@ -77,6 +77,13 @@ def status_of(httpd, name):
         conn.close()
 
 
+def holding_metric(httpd, name):
+    text = httpd.http_get("/metrics", name).text
+    m = re.search(r'^acme_preflight_holding\{domain="%s"\} (\d+)$' % re.escape(name), text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
 def config(httpd, ca, name, preflight):
     text = httpd.acme_config(ca, preflight=preflight)
     text += "ManagedRetryDelay 1s\nManagedChallenges http-01\n"
@@ -84,7 +91,9 @@ def config(httpd, ca, name, preflight):
     text += httpd.vhost(name, tls=True)
     text += httpd.vhost(name, extra="<Location /.acme-status>\nSetHandler acme-status\n"
                                     "</Location>\n<Location /server-status>\n"
-                                    "SetHandler server-status\n</Location>")
+                                    "SetHandler server-status\n</Location>\n"
+                                    "<Location /metrics>\nSetHandler acme-metrics\n"
+                                    "</Location>")
     return text
 
 
@@ -121,6 +130,7 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         assert want in st["preflight"]["diagnosis"], st
         assert st["preflight"]["holding"] is True
         assert st["state"] == "error" and "last-error" in st, st
+        assert holding_metric(httpd, name) == 1
         page = httpd.http_get("/server-status", name).text
         assert "pre-flight (holds back the CA): http-01 for %s: fetching it from here gave 404 " \
                "from %s" % (name, OTHER_ADDR) in page, page
@@ -140,6 +150,7 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         assert len(acme_proxy.orders) == orders + 1
         assert "ACME0431: %s: pre-flight passed (http-01)" % name in httpd.error_log()
         assert "preflight" not in job_of(httpd, name)
+        assert holding_metric(httpd, name) == 0
     finally:
         other.stop()
 
