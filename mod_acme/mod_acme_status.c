@@ -116,7 +116,7 @@ typedef struct {
     const char *problem;         /* the last error's type, or NULL */
     apr_time_t next, first_not_after;
     apr_int64_t ok, failed;
-    int errors, in_flight, retry_after, expiring, has_first, ncerts;
+    int errors, in_flight, retry_after, preflight_holding, expiring, has_first, ncerts;
     facts_cert_t *certs;         /* the covering ones */
 } facts_t;
 
@@ -139,6 +139,7 @@ static void keep_facts(request_rec *r, const dom_status_t *ds, apr_time_t now, v
     f->errors = ds->st->errors;
     f->in_flight = ds->st->in_flight;
     f->retry_after = ds->st->retry_after_active;
+    f->preflight_holding = ds->st->preflight && ds->st->preflight_holding;
     f->expiring = ds->st->expiring;
     f->has_first = ds->st->first != NULL;
     f->first_not_after = ds->st->first ? ds->st->first->not_after : 0;
@@ -647,7 +648,7 @@ static void cert_times(request_rec *r, const apr_array_header_t *all, const char
 }
 
 /* One line per domain of a gauge read from its facts by field. */
-typedef enum { F_ERRORS, F_IN_FLIGHT, F_RETRY_AFTER } facts_field_t;
+typedef enum { F_ERRORS, F_IN_FLIGHT, F_RETRY_AFTER, F_PREFLIGHT_HOLDING } facts_field_t;
 
 static void per_domain(request_rec *r, const apr_array_header_t *all, const char *name,
                        const char *help, facts_field_t field)
@@ -659,7 +660,7 @@ static void per_domain(request_rec *r, const apr_array_header_t *all, const char
         const facts_t *f = &APR_ARRAY_IDX(all, i, facts_t);
         ap_rprintf(r, "%s{domain=\"%s\"} %d\n", name, label_esc(r->pool, f->name),
                    field == F_ERRORS ? f->errors : field == F_IN_FLIGHT ? f->in_flight
-                   : f->retry_after);
+                   : field == F_RETRY_AFTER ? f->retry_after : f->preflight_holding);
     }
 }
 
@@ -714,6 +715,9 @@ static void metrics(request_rec *r, apr_time_t now)
     per_domain(r, all, "acme_ca_retry_after_active",
                "1 while a Retry-After the CA sent with the last error lies in the future.",
                F_RETRY_AFTER);
+    per_domain(r, all, "acme_preflight_holding",
+               "1 while a failing pre-flight holds the CA back after a refused validation.",
+               F_PREFLIGHT_HOLDING);
     {
         int up;
         apr_uint32_t errors;

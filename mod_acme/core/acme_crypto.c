@@ -5,6 +5,12 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -1846,71 +1852,254 @@ apr_status_t acme_store_key_load(const unsigned char **pkey, apr_pool_t *p, cons
 
 /* ---- tls-alpn-01 probe (the pre-flight) --------------------------------------- */
 
-static apr_status_t probe_connect(apr_socket_t **psock, const char **premote, apr_pool_t *p,
-                                  const char *host, apr_port_t port,
-                                  apr_interval_time_t timeout, const char **pdetail)
+/* How often the probe looks at the stop flag while it waits. */
+#define PROBE_SLICE_MS 100
+
+static int probe_stopped(volatile apr_uint32_t *stop)
 {
-    apr_sockaddr_t *sa = NULL;
-    apr_socket_t *s = NULL;
+    return stop && apr_atomic_read32(stop);
+}
+
+/* Waits until fd is ready for events: APR_TIMEUP after the deadline,
+ * APR_EINTR when *stop is set. */
+static apr_status_t probe_wait(int fd, short events, apr_time_t deadline,
+                               volatile apr_uint32_t *stop)
+{
+    for (;;) {
+        struct pollfd pfd;
+        apr_time_t now = apr_time_now();
+        int ms, n;
+
+        if (probe_stopped(stop)) return APR_EINTR;
+        if (now >= deadline) return APR_TIMEUP;
+        ms = (int)apr_time_as_msec(deadline - now) + 1;
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, ms < PROBE_SLICE_MS ? ms : PROBE_SLICE_MS);
+        if (n > 0) return APR_SUCCESS;
+        if (n < 0 && errno != EINTR) return APR_FROM_OS_ERROR(errno);
+    }
+}
+
+/* getaddrinfo() has no timeout and cannot be interrupted, so it runs in a
+ * detached thread that the caller may give up on. The job is malloc'd and
+ * owned by both; whoever lets go last frees it, so an abandoned thread
+ * touches nothing of the caller's. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    int done;
+    int err;                 /* getaddrinfo()'s */
+    struct addrinfo *ai;
+    char service[8];
+    char host[];
+} resolve_job_t;
+
+static void resolve_release(resolve_job_t *job)
+{
+    int last;
+
+    pthread_mutex_lock(&job->mu);
+    last = --job->refs == 0;
+    pthread_mutex_unlock(&job->mu);
+    if (last) {
+        if (job->ai) freeaddrinfo(job->ai);
+        pthread_cond_destroy(&job->cv);
+        pthread_mutex_destroy(&job->mu);
+        free(job);
+    }
+}
+
+static void *resolve_thread(void *data)
+{
+    resolve_job_t *job = data;
+    struct addrinfo hints, *ai = NULL;
+    int err;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+    err = getaddrinfo(job->host, job->service, &hints, &ai);
+    pthread_mutex_lock(&job->mu);
+    job->err = err;
+    job->ai = ai;
+    job->done = 1;
+    pthread_cond_signal(&job->cv);
+    pthread_mutex_unlock(&job->mu);
+    resolve_release(job);
+    return NULL;
+}
+
+/* host's addresses, in the order getaddrinfo() gives them, as numeric
+ * strings in p; APR_TIMEUP or APR_EINTR when it gave up waiting. */
+static apr_status_t probe_resolve(apr_array_header_t **paddrs, apr_pool_t *p, const char *host,
+                                  apr_port_t port, apr_time_t deadline,
+                                  volatile apr_uint32_t *stop, const char **pdetail)
+{
+    apr_size_t len = strlen(host);
+    resolve_job_t *job = malloc(sizeof(*job) + len + 1);
+    apr_status_t rv = APR_SUCCESS;
+    struct addrinfo *ai;
+    pthread_attr_t attr;
+    pthread_t tid;
+
+    *paddrs = apr_array_make(p, 4, sizeof(const char *));
+    if (!job) return APR_ENOMEM;
+    memset(job, 0, sizeof(*job));
+    memcpy(job->host, host, len + 1);
+    apr_snprintf(job->service, sizeof(job->service), "%d", (int)port);
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cv, NULL);
+    job->refs = 2;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&tid, &attr, resolve_thread, job) != 0) {
+        job->refs = 1;
+        job->done = 1;
+        job->err = EAI_SYSTEM;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_mutex_lock(&job->mu);
+    while (!job->done) {
+        apr_time_t now = apr_time_now();
+        apr_time_t until = now + apr_time_from_msec(PROBE_SLICE_MS);
+        struct timespec ts;
+
+        if (probe_stopped(stop) || now >= deadline) {
+            rv = probe_stopped(stop) ? APR_EINTR : APR_TIMEUP;
+            break;
+        }
+        if (until > deadline) until = deadline;
+        /* the condition's clock is CLOCK_REALTIME, as apr_time_now() */
+        ts.tv_sec = (time_t)apr_time_sec(until);
+        ts.tv_nsec = (long)apr_time_usec(until) * 1000;
+        pthread_cond_timedwait(&job->cv, &job->mu, &ts);
+    }
+    pthread_mutex_unlock(&job->mu);
+    if (rv != APR_SUCCESS) {
+        *pdetail = apr_psprintf(p, "resolving %s %s", host, rv == APR_EINTR
+                                ? "was stopped" : "took too long");
+    }
+    else if (job->err) {
+        rv = APR_EGENERAL;
+        *pdetail = apr_psprintf(p, "cannot resolve %s: %s", host,
+                                job->err == EAI_SYSTEM ? "no resolver thread"
+                                                       : gai_strerror(job->err));
+    }
+    for (ai = rv == APR_SUCCESS ? job->ai : NULL; ai; ai = ai->ai_next) {
+        char ip[NI_MAXHOST];
+
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0,
+                        NI_NUMERICHOST) == 0) {
+            APR_ARRAY_PUSH(*paddrs, const char *) = apr_pstrdup(p, ip);
+        }
+    }
+    resolve_release(job);
+    return rv;
+}
+
+/* A non-blocking TCP connection to one of host's addresses, within the
+ * deadline and the stop flag; -1 with *pdetail when none answers. */
+static int probe_connect(const char **premote, apr_pool_t *p, const char *host, apr_port_t port,
+                         apr_time_t deadline, volatile apr_uint32_t *stop, const char **pdetail)
+{
+    apr_array_header_t *addrs;
     apr_status_t rv;
     char buf[120];
+    int i;
 
-    *psock = NULL;
-    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, port, 0, p);
-    if (rv != APR_SUCCESS) {
-        *pdetail = apr_psprintf(p, "cannot resolve %s: %s", host,
-                                apr_strerror(rv, buf, sizeof(buf)));
-        return rv;
+    if (probe_resolve(&addrs, p, host, port, deadline, stop, pdetail) != APR_SUCCESS) {
+        return -1;
     }
-    for (; sa; sa = sa->next) {
-        char *ip = NULL;
-        apr_sockaddr_ip_get(&ip, sa);
-        *premote = ip;
-        rv = apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP, p);
-        if (rv == APR_SUCCESS) {
-            apr_socket_timeout_set(s, timeout);
-            rv = apr_socket_connect(s, sa);
+    for (i = 0; i < addrs->nelts; ++i) {
+        const char *ip = APR_ARRAY_IDX(addrs, i, const char *);
+        struct addrinfo hints, *ai = NULL;
+        char service[8];
+        int fd = -1, soerr = 0;
+        socklen_t elen = sizeof(soerr);
+
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV; /* no resolver here */
+        apr_snprintf(service, sizeof(service), "%d", (int)port);
+        rv = APR_EGENERAL;
+        if (getaddrinfo(ip, service, &hints, &ai) == 0) {
+            fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            rv = fd < 0 ? APR_FROM_OS_ERROR(errno) : APR_SUCCESS;
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+                rv = errno == EINPROGRESS ? probe_wait(fd, POLLOUT, deadline, stop)
+                                          : APR_FROM_OS_ERROR(errno);
+                if (rv == APR_SUCCESS
+                    && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) != 0 || soerr)) {
+                    rv = APR_FROM_OS_ERROR(soerr ? soerr : errno);
+                }
+            }
+            freeaddrinfo(ai);
         }
         if (rv == APR_SUCCESS) {
-            *psock = s;
-            return APR_SUCCESS;
+            *premote = ip;
+            return fd;
         }
-        *pdetail = apr_psprintf(p, "connecting to %s port %d: %s", ip ? ip : host, (int)port,
-                                apr_strerror(rv, buf, sizeof(buf)));
-        if (s) apr_socket_close(s);
-        s = NULL;
+        if (fd >= 0) close(fd);
+        *pdetail = apr_psprintf(p, "connecting to %s port %d: %s", ip, (int)port,
+                                rv == APR_EINTR ? "stopped" : apr_strerror(rv, buf, sizeof(buf)));
+        if (rv == APR_EINTR || rv == APR_TIMEUP) break;
     }
-    return rv;
+    if (!addrs->nelts) {
+        *pdetail = apr_psprintf(p, "cannot resolve %s: no address", host);
+    }
+    return -1;
+}
+
+/* SSL_connect() on a non-blocking socket, waiting within the deadline and the stop flag. */
+static int probe_handshake(SSL *ssl, int fd, apr_time_t deadline, volatile apr_uint32_t *stop,
+                           const char **pwhy)
+{
+    for (;;) {
+        int rc = SSL_connect(ssl), e;
+        apr_status_t rv;
+
+        if (rc == 1) return 1;
+        e = SSL_get_error(ssl, rc);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            *pwhy = NULL; /* OpenSSL's own error says it */
+            return 0;
+        }
+        rv = probe_wait(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, stop);
+        if (rv != APR_SUCCESS) {
+            *pwhy = rv == APR_EINTR ? "stopped" : rv == APR_TIMEUP ? "it took too long"
+                                                                   : "the connection failed";
+            return 0;
+        }
+    }
 }
 
 apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const char *host,
                                    apr_port_t port, const char *sni, const char *key_authz,
-                                   apr_interval_time_t timeout)
+                                   apr_interval_time_t connect_timeout,
+                                   apr_interval_time_t timeout, volatile apr_uint32_t *stop)
 {
     static const unsigned char alpn[] = "\x0a" "acme-tls/1";
     const unsigned char *chosen = NULL, *digest;
+    apr_time_t start = apr_time_now();
+    apr_time_t deadline = start + timeout;
+    apr_time_t connect_deadline = start + (connect_timeout < timeout ? connect_timeout : timeout);
     unsigned char want[32];
     unsigned int chosen_len = 0;
-    apr_socket_t *sock = NULL;
-    apr_os_sock_t fd;
+    const char *why = NULL;
     SSL_CTX *ctx = NULL;
     SSL *ssl = NULL;
     X509 *x;
-    struct timeval tv;
-    apr_status_t rv;
-    int critical;
+    apr_status_t rv = APR_EGENERAL;
+    int critical, fd;
 
     memset(res, 0, sizeof(*res));
-    rv = probe_connect(&sock, &res->remote, p, host, port, timeout, &res->detail);
-    if (rv != APR_SUCCESS) goto leave;
+    fd = probe_connect(&res->remote, p, host, port, connect_deadline, stop, &res->detail);
+    if (fd < 0) goto leave;
     res->stage = ACME_ALPN_PROBE_NO_HANDSHAKE;
-    /* OpenSSL wants a blocking socket; the time limit stays through SO_*TIMEO. */
-    apr_socket_timeout_set(sock, -1);
-    apr_os_sock_get(&fd, sock);
-    tv.tv_sec = (time_t)apr_time_sec(timeout);
-    tv.tv_usec = (suseconds_t)apr_time_usec(timeout);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)
         || SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0
@@ -1921,11 +2110,11 @@ apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const 
         goto leave;
     }
     SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-    if (SSL_connect(ssl) != 1) {
+    if (!probe_handshake(ssl, fd, deadline, stop, &why)) {
         unsigned long e = ERR_peek_error();
         char buf[256];
         ERR_error_string_n(e, buf, sizeof(buf));
-        res->detail = e ? apr_pstrdup(p, buf) : "the connection was closed or timed out";
+        res->detail = why ? why : e ? apr_pstrdup(p, buf) : "the connection was closed";
         rv = APR_EGENERAL;
         goto leave;
     }
@@ -1959,7 +2148,7 @@ apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const 
 leave:
     if (ssl) SSL_free(ssl);
     if (ctx) SSL_CTX_free(ctx);
-    if (sock) apr_socket_close(sock);
+    if (fd >= 0) close(fd);
     ssl_errors_drain("tls-alpn-01 probe");
     return rv;
 }

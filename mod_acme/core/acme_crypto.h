@@ -123,7 +123,9 @@ apr_status_t acme_cert_get_acme_id(const unsigned char **pdigest, int *pcritical
 /* tls-alpn-01 as the CA checks it (RFC 8737 3): connect to host:port (the
  * system's resolver), offer only acme-tls/1 with SNI sni, and compare the
  * certificate's acmeIdentifier with SHA-256(key_authz). No trust check: the
- * certificate is self-signed. res->stage says how far it got. */
+ * certificate is self-signed. res->stage says how far it got. Resolving and
+ * connecting end after connect_timeout, all of it after timeout, and every
+ * wait (the resolution too) within 0.1 s of *stop becoming non-zero. */
 typedef enum {
     ACME_ALPN_PROBE_NO_CONNECT = 0,
     ACME_ALPN_PROBE_NO_HANDSHAKE,
@@ -138,7 +140,8 @@ typedef struct acme_alpn_probe_t {
 } acme_alpn_probe_t;
 apr_status_t acme_tls_alpn01_probe(acme_alpn_probe_t *res, apr_pool_t *p, const char *host,
                                    apr_port_t port, const char *sni, const char *key_authz,
-                                   apr_interval_time_t timeout);
+                                   apr_interval_time_t connect_timeout,
+                                   apr_interval_time_t timeout, volatile apr_uint32_t *stop);
 
 /* SHA-256 */
 void acme_sha256(unsigned char out[32], const void *data, apr_size_t len);

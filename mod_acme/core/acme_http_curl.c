@@ -234,6 +234,13 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* A transfer stopped while the threaded resolver works would otherwise
+     * wait for getaddrinfo() to return (curl joins the thread, 5 s and more
+     * with a name server that does not answer); this leaves the thread to
+     * finish and clean up on its own. */
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

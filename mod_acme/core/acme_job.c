@@ -1516,9 +1516,10 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
         goto leave;
     }
     if (spec->memo) spec->memo->waits = 0;
-    /* Held back by a failing pre-flight: not the CA's failure, no backoff of its. */
-    if (acme_preflight_run(jc.json, jc.store, spec, job_now(spec), p, r) != APR_SUCCESS) {
-        rv = APR_EAGAIN;
+    /* Held back by a failing pre-flight (APR_EAGAIN): not the CA's failure, no
+     * backoff of its; or stopped during it (APR_EINTR). */
+    rv = acme_preflight_run(jc.json, jc.store, spec, job_now(spec), p, r);
+    if (rv != APR_SUCCESS) {
         job_save(&jc);
         goto leave;
     }

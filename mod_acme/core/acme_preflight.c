@@ -18,6 +18,9 @@
 #include "acme_preflight.h"
 
 #define PREFLIGHT_TIMEOUT apr_time_from_sec(10)
+/* Resolving and connecting: a name server that does not answer is a finding,
+ * not a reason to hold a job (curl's connect timeout includes the resolution). */
+#define PREFLIGHT_CONNECT_TIMEOUT apr_time_from_sec(5)
 /* As many as the CAs follow (Let's Encrypt: 10). */
 #define PREFLIGHT_MAX_REDIRECTS 10
 
@@ -237,12 +240,13 @@ static void fetch_http01(acme_preflight_result_t *res, acme_http_t *http, const 
 }
 
 static void probe_tlsalpn01(acme_preflight_result_t *res, const acme_preflight_conf_t *conf,
-                            const char *name, const char *key_authz, apr_pool_t *p)
+                            const char *name, const char *key_authz,
+                            volatile apr_uint32_t *stop, apr_pool_t *p)
 {
     acme_alpn_probe_t pr;
 
     acme_tls_alpn01_probe(&pr, p, conf->address ? conf->address : name, conf->tls_port, name,
-                          key_authz, PREFLIGHT_TIMEOUT);
+                          key_authz, PREFLIGHT_CONNECT_TIMEOUT, PREFLIGHT_TIMEOUT, stop);
     res->remote = pr.remote;
     res->detail = pr.detail;
     switch (pr.stage) {
@@ -306,7 +310,7 @@ apr_status_t acme_preflight_check(acme_preflight_result_t **pres,
         fetch_http01(res, http, name, a.token, a.key_authz, p);
     }
     else {
-        probe_tlsalpn01(res, conf, name, a.key_authz, p);
+        probe_tlsalpn01(res, conf, name, a.key_authz, stop, p);
     }
     pub->withdraw(pub, store, &a, p);
     return res->kind == ACME_PF_PASSED ? APR_SUCCESS : APR_EGENERAL;
@@ -338,7 +342,7 @@ static apr_status_t make_http(acme_http_t **phttp, const acme_job_spec_t *spec, 
     acme_http_config_init(&hconf);
     hconf.connect_to = acme_preflight_connect_to(p, spec->preflight);
     hconf.abort = spec->stop;
-    hconf.connect_timeout = apr_time_from_sec(5);
+    hconf.connect_timeout = PREFLIGHT_CONNECT_TIMEOUT;
     hconf.timeout = PREFLIGHT_TIMEOUT;
     hconf.max_body = 64 * 1024;
     return spec->http ? spec->http(phttp, p, &hconf, spec->http_baton)
@@ -353,19 +357,27 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
     apr_array_header_t *msgs = apr_array_make(p, 2, sizeof(const char *));
     acme_json_t *rec = acme_json_new_object(p);
     acme_http_t *http = NULL;
-    int gated, i, j, blocks;
+    int i, j, blocks;
     const char *diag;
 
     if (!spec->preflight || !spec->preflight->enabled || !spec->challenges) {
         return APR_SUCCESS;
     }
-    gated = after_failed_validation(job, p);
+    if (!after_failed_validation(job, p)) {
+        /* Nothing to decide: the CA is asked straight away. A diagnosis from
+         * before stays for the status, but no longer holds anything back. */
+        if (acme_json_getb(job, ACME_JK_PREFLIGHT, ACME_JK_PF_HOLDING, NULL)) {
+            acme_json_setb(job, 0, ACME_JK_PREFLIGHT, ACME_JK_PF_HOLDING, NULL);
+        }
+        return APR_SUCCESS;
+    }
     for (i = 0; i < spec->challenges->nelts; ++i) {
         const char *type = APR_ARRAY_IDX(spec->challenges, i, const char *);
         const acme_publisher_t *pub = acme_publisher_find(spec->publishers, type);
         int ok = 1, checked = 0;
 
         if (!pub || !acme_preflight_checks(type)) continue;
+        if (spec->stop && apr_atomic_read32(spec->stop)) break;
         if (!http && !strcmp(type, "http-01") && make_http(&http, spec, p) != APR_SUCCESS) {
             continue;
         }
@@ -386,6 +398,11 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
             APR_ARRAY_PUSH(ok ? passed : failed, const char *) = type;
         }
     }
+    if (spec->stop && apr_atomic_read32(spec->stop)) {
+        /* what it saw was cut short: no diagnosis, no hold */
+        return acme_result_set(r, APR_EINTR, "acme:stopped", "stopped by a server restart "
+                               "during the pre-flight");
+    }
     if (!passed->nelts && !failed->nelts) {
         acme_json_del(job, ACME_JK_PREFLIGHT, NULL);
         return APR_SUCCESS; /* nothing we can look at (dns-01 checks itself) */
@@ -403,17 +420,14 @@ apr_status_t acme_preflight_run(acme_json_t *job, acme_store_t *store, const acm
         acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0431) "%s: pre-flight passed (%s)",
                  spec->domain, apr_array_pstrcat(p, passed, ' '));
     }
-    else if (!gated || passed->nelts) {
+    else if (passed->nelts) {
         acme_log(ACME_LOG_MARK, ACME_LOG_WARNING, 0, ACMELOG(0432) "%s: pre-flight: %s The CA "
-                 "is asked anyway%s.", spec->domain, diag, passed->nelts
-                 ? apr_psprintf(p, ", with %s", APR_ARRAY_IDX(passed, 0, const char *))
-                 : " (a server often cannot reach its own public address, the CA can)");
-        if (gated && passed->nelts) {
-            /* steer the order to a type that can pass */
-            acme_json_setsa(job, failed, ACME_JK_FAILED_CHALLENGES, NULL);
-        }
+                 "is asked again with %s.", spec->domain, diag,
+                 APR_ARRAY_IDX(passed, 0, const char *));
+        /* steer the order to a type that can pass */
+        acme_json_setsa(job, failed, ACME_JK_FAILED_CHALLENGES, NULL);
     }
-    if (!gated || passed->nelts) {
+    if (passed->nelts) {
         acme_json_setj(job, rec, ACME_JK_PREFLIGHT, NULL);
         return APR_SUCCESS;
     }

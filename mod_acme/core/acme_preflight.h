@@ -73,10 +73,13 @@ apr_interval_time_t acme_preflight_retry(apr_interval_time_t retry_delay, int bl
 #define ACME_PROBLEM_PREFLIGHT "acme:preflight"
 
 /* The job's policy, between loading job.json and the first request to the CA.
- * A failed pre-flight is only a diagnosis, unless the CA already refused a
- * validation (failed-challenges, or a last error of class VALIDATION): then
- * the attempt ends here (APR_EAGAIN, r says why, next-attempt is a short
- * retry) until some allowed type passes. The outcome is job[ACME_JK_PREFLIGHT]. */
+ * It looks only where it decides something: after the CA refused a validation
+ * (failed-challenges, or a last error of class VALIDATION). A first attempt or
+ * a renewal goes straight to the CA, and a diagnosis from before stays in
+ * job[ACME_JK_PREFLIGHT] (no longer holding) until a pre-flight passes or an
+ * order succeeds. After a refusal, the types that fail here are steered
+ * around (failed-challenges) while another passes; when none passes, the
+ * attempt ends here (APR_EAGAIN, r says why, next-attempt is a short retry). */
 struct acme_json_t;
 struct acme_job_spec_t;
 struct acme_result_t;

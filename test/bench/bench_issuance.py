@@ -30,7 +30,9 @@ from benchlib import say, util
 from harness.httpd import Httpd  # noqa: E402
 from harness.pki import cert_issuer_cn, load_pem_certs  # noqa: E402
 
-PRODUCTS = ("mod_acme", "mod_md", "floor")
+# mod_acme runs with the harness' ManagedPreflight off (the names resolve only in
+# pebble's DNS); mod_acme-preflight has it on, pointed at this server's ports.
+PRODUCTS = ("mod_acme", "mod_acme-preflight", "mod_md", "floor")
 # pebble's defaults reject 5% of nonces and reuse 50% of authorizations:
 # both would make runs differ by luck, not by the product.
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
@@ -47,8 +49,11 @@ KEYS = {"P-256": "secp256r1", "RSA-2048": "RSA 2048"}  # mod_acme name -> MDPriv
 def product_config(product, httpd, pebble, names, module, parallel, debug=False, keys="P-256"):
     """Text after the harness' base config: the product's lines + one SSL vhost per name."""
     lines = []
-    if product == "mod_acme":
-        lines.append(httpd.acme_config(pebble).rstrip("\n"))
+    if product.startswith("mod_acme"):
+        preflight = "off"
+        if product == "mod_acme-preflight":
+            preflight = "127.0.0.1 80:%d 443:%d" % (httpd.http_port, httpd.tls_port)
+        lines.append(httpd.acme_config(pebble, preflight=preflight).rstrip("\n"))
         lines += ["ManagedContact admin@example.org",
                   "ManagedChallenges http-01",
                   "ManagedKeys %s" % keys,
@@ -95,7 +100,7 @@ def run_one(product, n, work, pebble, http_port, tls_port, module, timeout, para
     httpd = Httpd(root, http_port, tls_port, module_path=module)
     httpd.write_config(product_config(product, httpd, pebble, names, module, parallel, debug,
                                       keys),
-                       with_module=(product == "mod_acme"))
+                       with_module=product.startswith("mod_acme"))
     rc, out = httpd.check_config()
     if rc != 0:
         raise RuntimeError("%s config rejected:\n%s" % (product, out))
@@ -247,7 +252,7 @@ def analyse_acme(res):
             durs.sort()
             out.append("job duration start->staged: min %.2fs median %.2fs max %.2fs"
                        % (durs[0], durs[len(durs) // 2], durs[-1]))
-        span = staged[-1][0] - starts[0][0]
+        span = res["jobs_span"] = staged[-1][0] - starts[0][0]
         if span > 0:
             out.append("throughput %.1f domains/s over %.1fs of jobs" % (len(staged) / span, span))
     for t, line in restarts:
@@ -302,7 +307,7 @@ def main():
         if p not in PRODUCTS:
             ap.error("unknown product %r" % p)
     module = args.module or benchlib.module_path(args.build)
-    if "mod_acme" in products and not os.path.isfile(module):
+    if any(p.startswith("mod_acme") for p in products) and not os.path.isfile(module):
         ap.error("%s not found: build first and set MOD_ACME_BUILD_DIR or --build" % module)
     if os.geteuid() != 0:
         ap.error("run as root (httpd binds, switches user and owns its store)")
@@ -347,7 +352,8 @@ def main():
                     % (state, res.get("seconds", -1), res.get("started", -1), res["restarts"],
                        res["orders"], res["peak_rss"] / 1024.0, res["peak_procs"],
                        res["peak_hwm"] / 1024.0))
-                analyse = {"mod_acme": analyse_acme, "mod_md": analyse_md}.get(product)
+                analyse = {"mod_acme": analyse_acme, "mod_acme-preflight": analyse_acme,
+                           "mod_md": analyse_md}.get(product)
                 for line in (analyse(res) if analyse else []):
                     say("   " + line)
                 for line in res["errors"][:10]:
@@ -386,6 +392,11 @@ def main():
                    "faster" if ratio >= 1 else "slower"))
         if a and f and a["ok"] and f["ok"]:
             say("N=%d: mod_acme time / floor time = %.2f" % (n, a["seconds"] / f["seconds"]))
+        on = by.get(("mod_acme-preflight", n))
+        if a and on and a.get("jobs_span") and on.get("jobs_span"):
+            say("N=%d: jobs with the pre-flight on %.2fs, off %.2fs: on adds %+.0f%%"
+                % (n, on["jobs_span"], a["jobs_span"],
+                   100.0 * (on["jobs_span"] / a["jobs_span"] - 1)))
     if not args.keep and not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if all(r["ok"] for r in results) else 1

@@ -1,6 +1,7 @@
 # What operators coming from certbot or mod_md expect (issue 26): the module's
 # own log level, an outbound proxy to the CA, EAB from a root-only file, and
 # the redirect to https with HSTS. Real apache2 and real pebble on loopback.
+import json
 import os
 import re
 import select
@@ -189,7 +190,17 @@ def unreachable_ca(pebble):
     return ca, {target: ("127.0.0.1", pebble.port)}
 
 
-def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, test_dir,
+def _validation_refused(httpd, name):
+    try:
+        with open(os.path.join(httpd.store_dir, "jobs", name, "job.json")) as f:
+            problem = json.load(f).get("last-error", {}).get("problem", "")
+    except (OSError, ValueError):
+        return False
+    return problem.rsplit(":", 1)[-1] in ("unauthorized", "incorrectResponse", "dns",
+                                          "connection", "tls")
+
+
+def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, dns, test_dir,
                                                                build_dir):
     name = "proxy.operators.test"
     ca, routes = unreachable_ca(pebble)
@@ -211,12 +222,17 @@ def test_ca_reached_only_through_an_https_proxy_with_its_own_ca(httpd, pebble, t
         assert proxy.connects == [] and proxy.refused == []
         # the same config with ManagedHttpProxy: every request goes through it
         # and the pre-flight, on, looks at this server directly: through the
-        # proxy it would be refused (and recorded)
+        # proxy it would be refused (and recorded). It runs after a refused
+        # validation: first the CA finds nothing where the name's DNS points.
+        dns.add_a(name, "127.0.0.3")
         httpd.write_config(managed_site(
             httpd, ca, [name], extra_global="ManagedHttpProxy https://localhost:%d %s\n"
             "ManagedPreflight 127.0.0.1 80:%d 443:%d\n"
             % (proxy.port, pki.ca_file, httpd.http_port, httpd.tls_port)))
         httpd.graceful()
+        httpd.wait_for(lambda: _validation_refused(httpd, name), ISSUE_TIMEOUT,
+                       "the CA's refused validation")
+        dns.clear_a(name)  # pebble's default: 127.0.0.1, this server
         wait_issued(httpd, name)
         assert proxy.connects and proxy.refused == [], (proxy.connects, proxy.refused)
         assert set(proxy.connects) == {"CONNECT %s HTTP/1.1" % t for t in routes}

@@ -1,9 +1,11 @@
-# The pre-flight check (ManagedPreflight, issue 14 part 2) with real apache2 and pebble:
-# after a failed validation no CA request until it passes; a failing one alone never stops issuance.
+# The pre-flight check (ManagedPreflight, issue 14 part 2, issue 24) with real apache2 and
+# pebble: it runs only after the CA refused a validation; then no CA request until some type
+# passes, and a type that fails here is steered around. A first order never waits for it.
 import http.client
 import http.server
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -75,6 +77,13 @@ def status_of(httpd, name):
         conn.close()
 
 
+def holding_metric(httpd, name):
+    text = httpd.http_get("/metrics", name).text
+    m = re.search(r'^acme_preflight_holding\{domain="%s"\} (\d+)$' % re.escape(name), text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
 def config(httpd, ca, name, preflight):
     text = httpd.acme_config(ca, preflight=preflight)
     text += "ManagedRetryDelay 1s\nManagedChallenges http-01\n"
@@ -82,7 +91,9 @@ def config(httpd, ca, name, preflight):
     text += httpd.vhost(name, tls=True)
     text += httpd.vhost(name, extra="<Location /.acme-status>\nSetHandler acme-status\n"
                                     "</Location>\n<Location /server-status>\n"
-                                    "SetHandler server-status\n</Location>")
+                                    "SetHandler server-status\n</Location>\n"
+                                    "<Location /metrics>\nSetHandler acme-metrics\n"
+                                    "</Location>")
     return text
 
 
@@ -100,7 +111,7 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         httpd.wait_for(lambda: job_of(httpd, name).get("errors", 0) >= 1, 60,
                        "the CA's failed validation")
         first = job_of(httpd, name)
-        assert "preflight" not in first or not first["preflight"].get("holding"), first
+        assert "preflight" not in first, first  # the first order went straight to the CA
         mark = len(acme_proxy.requests)
         # orders the CA made (a badNonce retry of pebble's is not one)
         orders = len(acme_proxy.orders)
@@ -119,6 +130,7 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         assert want in st["preflight"]["diagnosis"], st
         assert st["preflight"]["holding"] is True
         assert st["state"] == "error" and "last-error" in st, st
+        assert holding_metric(httpd, name) == 1
         page = httpd.http_get("/server-status", name).text
         assert "pre-flight (holds back the CA): http-01 for %s: fetching it from here gave 404 " \
                "from %s" % (name, OTHER_ADDR) in page, page
@@ -138,6 +150,7 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
         assert len(acme_proxy.orders) == orders + 1
         assert "ACME0431: %s: pre-flight passed (http-01)" % name in httpd.error_log()
         assert "preflight" not in job_of(httpd, name)
+        assert holding_metric(httpd, name) == 0
     finally:
         other.stop()
 
@@ -145,7 +158,8 @@ def test_failed_validation_holds_back_the_ca_until_the_preflight_passes(
 def test_hairpin_preflight_failure_does_not_stop_issuance(httpd, pebble, dns):
     name = "preflight.hairpin.test"
     # The CA reaches httpd (pebble's DNS: 127.0.0.1); from here the name leads
-    # to another server, as behind NAT without hairpinning.
+    # to another server, as behind NAT without hairpinning. The first order
+    # goes straight to the CA: the pre-flight, which would fail, does not look.
     other = OtherServer(httpd.http_port, None)
     try:
         httpd.write_config(config(httpd, pebble, name,
@@ -153,16 +167,19 @@ def test_hairpin_preflight_failure_does_not_stop_issuance(httpd, pebble, dns):
         httpd.start()
         httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
         log = httpd.error_log()
-        assert ("ACME0432: %s: pre-flight: http-01 for %s: fetching it from here gave 404 "
-                "from %s" % (name, name, OTHER_ADDR)) in log, util.tail(log, 30)
-        assert "The CA is asked anyway" in log
-        assert other.hits >= 1
+        assert not re.search(r"ACME043[12]: %s: pre-flight" % re.escape(name), log), \
+            util.tail(log, 30)
+        assert other.hits == 0
+        assert "preflight" not in job_of(httpd, name)
     finally:
         other.stop()
 
 
 def test_tls_alpn01_preflight_checks_the_handshake(httpd, pebble, dns):
     good, bad = "preflight.alpn.test", "preflight.alpn-bad.test"
+    # First the CA finds nothing where the names' DNS points, and refuses.
+    for n in (good, bad):
+        dns.add_a(n, OTHER_ADDR)
     text = httpd.acme_config(pebble, preflight="127.0.0.1 80:%d 443:%d"
                              % (httpd.http_port, httpd.tls_port))
     text += "ManagedRetryDelay 1s\nManagedChallenges tls-alpn-01 http-01\n"
@@ -172,10 +189,18 @@ def test_tls_alpn01_preflight_checks_the_handshake(httpd, pebble, dns):
              "</ManagedDomain>\n" % (bad, httpd.http_port, httpd.http_port))
     text += httpd.vhost(bad, tls=True)
     httpd.write_config(text)
+    httpd.expect_errors(r"ACME\d+: preflight\.alpn(-bad)?\.test: ")
     httpd.start()
+    httpd.wait_for(lambda: all(job_of(httpd, n).get("errors", 0) >= 1 for n in (good, bad)),
+                   60, "the CA's failed validations")
+    # the first orders did not wait for a pre-flight
+    assert not re.search(r"ACME043[12]: ", httpd.error_log())
+    for n in (good, bad):
+        dns.clear_a(n)  # pebble's default: 127.0.0.1, this server
     httpd.wait_for(lambda: served_by_ca(httpd, good) and served_by_ca(httpd, bad),
                    ISSUE_TIMEOUT, "both certificates")
     log = httpd.error_log()
     assert "ACME0431: %s: pre-flight passed (tls-alpn-01 http-01)" % good in log
     assert ("ACME0432: %s: pre-flight: tls-alpn-01 for %s: the TLS handshake from here failed"
             " from 127.0.0.1" % (bad, bad)) in log, util.tail(log, 30)
+    assert "The CA is asked again with http-01." in log

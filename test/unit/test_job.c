@@ -849,7 +849,7 @@ static apr_status_t split_http(acme_http_t **phttp, apr_pool_t *p,
     return APR_SUCCESS;
 }
 
-START_TEST(after_a_failed_validation_the_ca_waits_for_the_preflight)
+START_TEST(only_after_a_failed_validation_the_ca_waits_for_the_preflight)
 {
     acme_preflight_conf_t pf;
     acme_result_t *r;
@@ -863,22 +863,22 @@ START_TEST(after_a_failed_validation_the_ca_waits_for_the_preflight)
     W.spec.http = split_http;
     W.spec.challenges = strs("http-01", NULL);
     W.ca.refuse = "http-01";
-    /* a failing pre-flight alone: the CA is asked (and refuses) */
+    /* a first attempt goes straight to the CA (and is refused): no pre-flight */
     ck_assert_int_ne(run(&r), APR_SUCCESS);
     ck_assert_int_eq(W.ca.new_orders, 1);
     ck_assert_int_eq(W.ca.refused, 2);
-    ck_assert_int_eq(pf_net.fetches, 1);
-    job = job_json();
-    ck_assert_ptr_nonnull(strstr(acme_json_gets(job, "preflight", "diagnosis", NULL),
-                                 "gave 404 from 203.0.113.5"));
-    ck_assert(!acme_json_getb(job, "preflight", "holding", NULL));
+    ck_assert_int_eq(pf_net.fetches, 0);
+    ck_assert(!acme_json_has(job_json(), "preflight", NULL));
 
-    /* now it holds the CA back: not one request, the CA's error stays */
+    /* now it looks, and holds the CA back: not one request, the CA's error stays */
     requests = W.ca.requests;
     ck_assert_int_eq(run(&r), APR_EAGAIN);
     ck_assert_str_eq(r->problem, ACME_PROBLEM_PREFLIGHT);
     ck_assert_int_eq(W.ca.requests, requests);
+    ck_assert_int_eq(pf_net.fetches, 1);
     job = job_json();
+    ck_assert_ptr_nonnull(strstr(acme_json_gets(job, "preflight", "diagnosis", NULL),
+                                 "gave 404 from 203.0.113.5"));
     ck_assert(acme_json_getb(job, "preflight", "holding", NULL));
     ck_assert_int_eq(acme_json_getl(job, "errors", NULL), 1);
     ck_assert_str_eq(acme_json_gets(job, "last-error", "problem", NULL),
@@ -1687,7 +1687,7 @@ static Suite *job_suite(void)
     tcase_add_test(tc, happy_path_stages_key_chain_then_meta);
     tcase_add_test(tc, bad_nonce_is_retried_within_one_order);
     tcase_add_test(tc, invalid_authorization_is_recorded_and_the_other_type_used_next);
-    tcase_add_test(tc, after_a_failed_validation_the_ca_waits_for_the_preflight);
+    tcase_add_test(tc, only_after_a_failed_validation_the_ca_waits_for_the_preflight);
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_test(tc, an_order_left_by_a_kill_after_staging_is_not_taken_again);

@@ -1094,6 +1094,7 @@ static Suite *store_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lock");
+    tcase_set_timeout(tc, 60); /* 200 processes racing: slow on a loaded machine, not wrong */
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, claim_busy_expiry_owner_token);
     tcase_add_test(tc, claim_stale_holder_write_refused);
