@@ -26,6 +26,7 @@
 #include "acme_proc.h"
 #include "acme_activate.h"
 #include "acme_restart.h"
+#include "acme_sched.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 #include "mod_acme_store.h"
@@ -228,14 +229,6 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
 }
 
-static apr_time_t jittered(apr_time_t now, apr_interval_time_t interval)
-{
-    /* +-10% so that many servers do not ask the CA at the same second */
-    apr_interval_time_t j = interval / 10;
-
-    return now + interval - j + (apr_interval_time_t)acme_random_below((apr_uint64_t)(2 * j + 1));
-}
-
 static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
 {
     apr_status_t trv;
@@ -358,87 +351,65 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
 static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool_t *ptemp)
 {
     acme_status_t *st;
-    apr_time_t next;
+    acme_sched_in_t in;
+    acme_sched_t out;
+    apr_time_t *until;
 
     if (acme_status_get(&st, acme_mod_store, &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
-    if (job->first && !dc->self_restart && st->errors && st->last_error
-        && acme_result_classify(st->last_error) == ACME_ERRCLASS_CONFIG) {
-        /* A configuration problem waits a day, or for the restart that
-         * brings the corrected configuration: this may be that one. Not
-         * the module's own activation restarts: a domain that cannot work
-         * would be ordered again with every other domain's renewal. */
-        st->next_attempt = 0;
+    memset(&in, 0, sizeof(in));
+    in.st = st;
+    in.first_look = job->first;
+    in.self_restart = dc->self_restart;
+    until = apr_hash_get(dc->ca_pause, st->ca_url, APR_HASH_KEY_STRING);
+    in.ca_pause = until ? *until : 0;
+    in.slot_free = dc->running < dc->parallel;
+    if (st->due->nelts > 0 && in.slot_free) {
+        in.guard_fits = acme_job_guard_fits(dc->ca_guard, st->ca_url, now, st->due->nelts);
     }
+    in.check_interval = dc->check_interval;
+    in.jitter = acme_sched_jitter(dc->check_interval);
+    in.now = now;
+    acme_sched_decide(&out, &in);
     job->first = 0;
-    {
-        apr_time_t *until = apr_hash_get(dc->ca_pause, st->ca_url, APR_HASH_KEY_STRING);
-        if (until && *until > now) {
-            job->next_check = *until;
-            return;
-        }
-    }
-    if (st->expiring) {
+    if (out.expiring) {
         expiring_notice(dc, job, st, ptemp);
     }
-    job->ari_due = st->ari_due;
-    job->want_run = st->due->nelts > 0 && st->next_attempt <= now;
-    if (job->want_run && dc->running < dc->parallel) {
-        /* Only a look: the job counts its newOrder requests itself (a run
-         * that fails before one, at its claim or the store, costs none). */
-        apr_time_t fits = acme_job_guard_fits(dc->ca_guard, st->ca_url, now, st->due->nelts);
-        if (fits) {
-            job->want_run = 0;
-            if (!job->ari_due) {
-                job->next_check = fits;
-                return;
-            }
-        }
-    }
-    if (job->want_run || job->ari_due) {
-        if (dc->running >= dc->parallel) {
-            job->next_check = now; /* a slot frees up: the next tick tries again */
-            return;
-        }
-        apr_pool_create(&job->pool, NULL);
-        apr_pool_tag(job->pool, "acme_job");
-        job->types = apr_array_copy(job->pool, st->due);
-        job->ca_url = apr_pstrdup(job->pool, st->ca_url);
-        apr_atomic_set32(&job->done, 0);
-        if (apr_thread_create(&job->thread, NULL, job_thread, job, job->pool) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0323)
-                         "%s: cannot start the renewal thread", job->d->name);
-            apr_pool_destroy(job->pool);
-            job->pool = NULL;
-            job->next_check = now + apr_time_from_sec(60);
-            return;
-        }
-        if (job->want_run && !job->told) {
-            job->told = 1;
-            job->told_first = !st->renew_at;
-            acme_mod_restart_tell(ACME_RESTART_BEGIN, job->told_first, job->d->name);
-        }
-        if (job->want_run && !job->unwritable && job->memo.busy_looks == 0) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
-                         "%s: %s", job->d->name,
-                         st->renew_requested ? "renewing the certificate as requested"
-                         : st->renew_at ? "renewing the certificate"
-                                        : "getting a first certificate");
-        }
-        job->running = 1;
-        dc->running++;
+    if (out.action != ACME_SCHED_START) {
+        job->next_check = out.next;
         return;
     }
-    next = jittered(now, dc->check_interval);
-    if (st->due->nelts > 0 && st->next_attempt > now && st->next_attempt < next) {
-        next = st->next_attempt;
+    job->ari_due = out.ari;
+    job->want_run = out.order;
+    apr_pool_create(&job->pool, NULL);
+    apr_pool_tag(job->pool, "acme_job");
+    job->types = apr_array_copy(job->pool, st->due);
+    job->ca_url = apr_pstrdup(job->pool, st->ca_url);
+    apr_atomic_set32(&job->done, 0);
+    if (apr_thread_create(&job->thread, NULL, job_thread, job, job->pool) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, dc->s, ACMELOG(0323)
+                     "%s: cannot start the renewal thread", job->d->name);
+        apr_pool_destroy(job->pool);
+        job->pool = NULL;
+        job->next_check = now + apr_time_from_sec(60);
+        return;
     }
-    if (st->renew_at > now && st->renew_at < next) {
-        next = st->renew_at;
+    if (job->want_run && !job->told) {
+        job->told = 1;
+        job->told_first = !st->renew_at;
+        acme_mod_restart_tell(ACME_RESTART_BEGIN, job->told_first, job->d->name);
     }
-    job->next_check = next;
+    if (job->want_run && !job->unwritable && job->memo.busy_looks == 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, dc->s, ACMELOG(0324)
+                     "%s: %s", job->d->name,
+                     st->renew_requested ? "renewing the certificate as requested"
+                     : st->renew_at ? "renewing the certificate"
+                                    : "getting a first certificate");
+    }
+    job->running = 1;
+    dc->running++;
 }
 
 /* One pass of the scheduler: reaps finished jobs, starts due ones in free
