@@ -372,12 +372,12 @@ static int staged_good(restart_ctx_t *rc, acme_domain_t *d, const char *key, apr
     const char *err = NULL;
     acme_key_type_t bad = 0;
     apr_status_t rv = APR_SUCCESS;
+    acme_activate_t *a;
 
     if (apr_hash_get(rc->checked, key, APR_HASH_KEY_STRING)) {
         return 1;
     }
-    acme_activate_t *a = activation_of(d, NULL, ptemp);
-
+    a = activation_of(d, NULL, ptemp);
     switch (acme_activate_check(a, &err, &bad, &rv, ptemp)) {
     case ACME_STAGED_BAD:
         acme_activate_refuse(a, bad, rv, err, ptemp);
