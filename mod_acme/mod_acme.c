@@ -26,9 +26,13 @@
 #include "acme_etcd.h"
 #include "acme_result.h"
 #include "acme_job.h"
+#include "acme_activate.h"
 #include "mod_acme.h"
 #include "mod_acme_config.h"
 #include "mod_acme_install.h"
+#include "mod_acme_store.h"
+#include "mod_acme_restart.h"
+#include "mod_acme_sched.h"
 
 acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
@@ -442,7 +446,7 @@ static int has_cert_of_type(acme_domain_t *d, acme_key_type_t t, server_rec *s, 
     if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
     }
-    if (rv != APR_SUCCESS && st != acme_mod_cache) {
+    if (rv != APR_SUCCESS && (st->flags & ACME_STORE_SHARED)) {
         /* etcd unreachable or a bad value in it: the local copy of last time */
         const char *why2;
         if (stored_pair_check(acme_mod_cache, d->name, cf, kf, s, &why2, p) == APR_SUCCESS) {
@@ -469,7 +473,7 @@ static void note_served(acme_domain_t *d, apr_pool_t *pconf, apr_pool_t *ptemp)
     acme_json_t *meta = NULL;
 
     d->served_staged = NULL;
-    if (acme_mod_store == acme_mod_cache) {
+    if (!(acme_mod_store->flags & ACME_STORE_SHARED)) {
         return;
     }
     if (!acme_mod_store_down
@@ -509,7 +513,7 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
             APR_ARRAY_PUSH(d->served_types, acme_key_type_t) = t;
         }
     }
-    borrow = !d->served_types->nelts && acme_mod_store != acme_mod_cache;
+    borrow = !d->served_types->nelts && (acme_mod_store->flags & ACME_STORE_SHARED);
     for (i = ACME_KEY_P256; borrow && i <= ACME_KEY_RSA4096; ++i) {
         int is_rsa = i >= ACME_KEY_RSA2048;
         if (!(is_rsa ? rsa : ec) && has_cert_of_type(d, (acme_key_type_t)i, s, ptemp)) {
@@ -685,8 +689,8 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
  * configuration pass (several per domain); p NULL ends it. */
 static void snapshot_domains(apr_pool_t *p)
 {
-    if (acme_mod_store && acme_mod_store != acme_mod_cache && !acme_mod_store_down) {
-        acme_store_etcd_snapshot(acme_mod_store, ACME_SG_DOMAINS, NULL, p);
+    if (acme_mod_store && acme_mod_store->snapshot && !acme_mod_store_down) {
+        acme_mod_store->snapshot(acme_mod_store, ACME_SG_DOMAINS, NULL, p);
     }
 }
 
@@ -956,12 +960,12 @@ void acme_mod_store_state(int *pup, apr_uint32_t *perrors, server_rec *s, apr_po
 
     *perrors = 0;
     *pup = 1;
-    if (!st || st == acme_mod_cache) {
+    if (!st || !(st->flags & ACME_STORE_SHARED)) {
         return; /* the file store: no other process that could be down */
     }
     *perrors = apr_atomic_read32(store_errors(s));
     /* one small read: the batch marker */
-    rv = st->mtime(st, ACME_SG_STAGING, "_batch", "staged", &mt, p);
+    rv = st->mtime(st, ACME_SG_STAGING, ACME_ACTIVATE_BATCH_NAME, ACME_ACTIVATE_BATCH_STAGED, &mt, p);
     *pup = rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv);
 }
 
@@ -1138,7 +1142,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     }
     pairs_pass(s, 1, ptemp);
     if (!acme_mod_store_down) {
-        acme_drive_activate(g, s, ptemp);
+        acme_mod_activate(g, s, ptemp);
     }
     snapshot_domains(ptemp);    /* until post_config_late: mod_ssl's hook reads it too */
     for (i = 0; i < g->domains->nelts; ++i) {
@@ -1247,7 +1251,9 @@ static int post_config_late(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     acme_challenge_setup_protocols(g, pconf);
     if (!first) {
         acme_install_start(g, s, ptemp); /* before the activation thread exists: it forks */
-        acme_drive_start(g, s, pconf);
+        if (acme_mod_sched_start(g, s, pconf) == APR_SUCCESS) {
+            acme_mod_restart_start(g, s, pconf);
+        }
     }
     return OK;
 }
@@ -1289,7 +1295,8 @@ static void acme_register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(hook_fallback_503, NULL, before_ssl, APR_HOOK_MIDDLE);
     acme_challenge_register_hooks();
     acme_https_register_hooks();
-    acme_drive_register_hooks();
+    acme_mod_sched_register_hooks();
+    acme_mod_restart_register_hooks();
     acme_status_register_hooks();
 }
 

@@ -29,6 +29,7 @@
 #include "acme_util.h"
 #include "acme_store.h"
 #include "mod_acme.h"
+#include "mod_acme_store.h"
 #include "mod_acme_config.h"
 
 APLOG_USE_MODULE(acme);
@@ -704,7 +705,7 @@ static void *APR_THREAD_FUNC watch_main(apr_thread_t *t, void *data)
         }
     }
     apr_pool_destroy(p);
-    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN in mod_acme_drive.c */
+    return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN in mod_acme_sched.c */
 }
 
 static apr_status_t watch_child_exit(void *data)

@@ -17,6 +17,7 @@
 #include "acme_proc.h"
 #include "acme_store.h"
 #include "mod_acme.h"
+#include "mod_acme_store.h"
 #include "mod_acme_install.h"
 
 APLOG_USE_MODULE(acme);

@@ -23,6 +23,7 @@
 #include "acme_job.h"
 #include "acme_status.h"
 #include "mod_acme.h"
+#include "mod_acme_store.h"
 #include "mod_acme_config.h"
 #include "mod_acme_install.h"
 

@@ -1357,7 +1357,7 @@ static const apr_array_header_t *settings_filter(acme_store_t *store,
     int i;
 
     *puntil = 0;
-    diff = strcmp(store->kind, "file")
+    diff = store->flags & ACME_STORE_SHARED
                ? acme_job_settings_diff(store, ACME_SG_DOMAINS, spec, &staged, p) : NULL;
     if (!diff) {
         return types;

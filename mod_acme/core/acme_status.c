@@ -49,7 +49,8 @@ static int staged_complete(acme_store_t *store, const acme_job_spec_t *spec, apr
         return 0;
     }
     t = acme_json_gets(meta, ACME_MK_STAGED, NULL);
-    if (strcmp(store->kind, "file") && t && acme_time_parse_rfc3339(&at, t) == APR_SUCCESS
+    if ((store->flags & ACME_STORE_SHARED) && t
+        && acme_time_parse_rfc3339(&at, t) == APR_SUCCESS
         && now - at < ACME_STATUS_OTHERS_STAGED_WAIT) {
         return 1;
     }
@@ -244,7 +245,7 @@ static acme_status_cert_t *cert_read(acme_status_t *st, acme_store_t *store,
 
     c->type = t;
     /* only where a version costs a stat: elsewhere (etcd) it costs a read */
-    if (spec->status_cache && store->path(store, ACME_SG_DOMAINS, spec->domain, file, p)
+    if (spec->status_cache && (store->flags & ACME_STORE_CHEAP_MTIME)
         && store->mtime(store, ACME_SG_DOMAINS, spec->domain, file, &mt, p) == APR_SUCCESS) {
         id = apr_pstrcat(p, store->where ? store->where : store->kind, "/", spec->domain, "/",
                          file, NULL);

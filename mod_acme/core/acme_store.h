@@ -53,9 +53,16 @@ typedef struct acme_store_claim_t {
 #define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
 #define ACME_STORE_VOLATILE 2    /* can be made again: atomic, but no fsync */
 
+/* What a store is (acme_store_t.flags): callers ask these, never which
+ * backend it is. */
+#define ACME_STORE_LOCAL 0       /* this server's alone (the file store) */
+#define ACME_STORE_SHARED 1      /* the fleet's: several servers read and write it (etcd) */
+#define ACME_STORE_CHEAP_MTIME 2 /* an item's version (mtime) costs a stat, not a request */
+
 struct acme_store_t {
     void *baton;
-    const char *kind;            /* "file", "etcd" */
+    const char *kind;            /* "file", "etcd": for messages and status only */
+    int flags;                   /* ACME_STORE_SHARED, ACME_STORE_CHEAP_MTIME */
     const char *where;           /* the directory or the endpoints, for messages */
     /* Set on a fenced view (acme_store_fenced): save, remove and move are
      * refused with ACME_STORE_EFENCED unless the claim is still current. */
@@ -112,6 +119,15 @@ struct acme_store_t {
      * its duration: give it a store of its own. */
     apr_status_t (*watch)(acme_store_t *s, acme_store_group_t g, apr_interval_time_t duration,
                           acme_store_watch_fn *fn, void *baton, apr_pool_t *p);
+    /* Optional (NULL: nothing to do). Reads the items of one name (or, name
+     * NULL, of the whole group) at once and answers loads and mtimes of them
+     * from memory until p goes or a write comes; p NULL ends it. For a
+     * backend whose reads are requests (etcd). */
+    apr_status_t (*snapshot)(acme_store_t *s, acme_store_group_t g, const char *name,
+                             apr_pool_t *p);
+    /* Optional (NULL: nothing to sweep). Removes what interrupted writes
+     * left that is older than age; returns how many (the file store). */
+    int (*sweep)(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);
 };
 
 /* A view of s whose writes carry the claim c (allocated from p). */

@@ -1558,6 +1558,8 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     s->release = es_release;
     s->path = es_path;
     s->watch = es_watch;
+    s->snapshot = acme_store_etcd_snapshot;
+    s->flags = ACME_STORE_SHARED;
     s->kind = "etcd";
     s->where = acme_etcd_endpoints(etcd, p);
     *pstore = s;

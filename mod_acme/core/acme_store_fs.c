@@ -1318,8 +1318,10 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     s->renew = fs_renew;
     s->release = fs_release;
     s->kind = "file";
+    s->flags = ACME_STORE_LOCAL | ACME_STORE_CHEAP_MTIME;
     s->where = base;
     s->path = fs_path;
+    s->sweep = acme_store_fs_sweep;
     *pstore = s;
 leave:
     fd_close(&basefd);

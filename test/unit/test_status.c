@@ -266,6 +266,7 @@ START_TEST(others_staged_result_waits_an_hour_in_a_shared_store)
     acme_status_t *s;
 
     shared->kind = "etcd";
+    shared->flags = ACME_STORE_SHARED;
     put(ACME_SG_STAGING, ACME_JOB_META, apr_psprintf(pool, "{\"names\": [\"" D "\"], "
         "\"staged\": \"%s\"}", acme_time_rfc3339(pool, t0)));
     st = shared;
