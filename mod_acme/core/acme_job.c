@@ -723,8 +723,11 @@ static apr_status_t run_posting(void *baton, const char *url, apr_pool_t *p, acm
 }
 
 /* Answers kept by earlier runs: withdrawn once their authorization is
- * final, gone from the CA, or a day old; the others stay for a later run. */
-static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec)
+ * final, gone from the CA, or a day old; the others stay for a later run.
+ * A run that got its certificates withdraws all (even while the server
+ * stops, when the CA cannot be asked): nothing runs for the domain again
+ * before its renewal, and its names' authorizations are valid. */
+static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec, int all)
 {
     apr_pool_t *p = jc->pool;
     acme_json_t *kept = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL), *a;
@@ -748,7 +751,7 @@ static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec)
         name = acme_json_gets(a, "name", NULL);
         token = acme_json_gets(a, "token", NULL);
         authz = acme_json_gets(a, ACME_JK_KA_AUTHZ, NULL);
-        if (authz && acme_json_getl(a, ACME_JK_KA_SINCE, NULL) > stale
+        if (!all && authz && acme_json_getl(a, ACME_JK_KA_SINCE, NULL) > stale
             && !(jc->client && acme_authz_final(jc->client, authz, p))) {
             acme_json_array_append(left, a);
         }
@@ -1316,8 +1319,8 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
                        NULL);
         acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
     }
-    if (rv != APR_EINTR && !stopping(spec)) {
-        kept_answers_withdraw(jc, spec);
+    if (rv == APR_SUCCESS || (rv != APR_EINTR && !stopping(spec))) {
+        kept_answers_withdraw(jc, spec, rv == APR_SUCCESS);
         /* A run that ended by itself (not a restart's stop) was not cut
          * off mid-POST: its orders are done or failed, and a challenge
          * still pending after it never reached the CA (a network error):
