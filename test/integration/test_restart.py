@@ -2,6 +2,7 @@
 # seconds to validate (pebble's own delays): one restart per batch, and a
 # claim of a generation that stopped taken over within a second.
 import datetime
+import json
 import os
 import re
 import socket
@@ -177,3 +178,8 @@ def test_graceful_every_two_seconds_posts_each_challenge_once(httpd, pebble_with
     answers = os.path.join(httpd.store_dir, "challenges", "http-01")
     util.wait_for(lambda: not os.path.isdir(answers) or not os.listdir(answers), 30,
                   "the answers withdrawn from %s" % answers)
+    # and nothing left noted for later in any job's state
+    for n in names:
+        with open(os.path.join(httpd.store_dir, "jobs", n, "job.json")) as f:
+            job = json.load(f)
+        assert not job.get("kept-answers") and not job.get("posted-challenges"), (n, job)
