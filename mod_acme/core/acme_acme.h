@@ -309,6 +309,19 @@ typedef apr_status_t acme_challenge_publish_cb(void *baton, const char *type, co
                                                apr_pool_t *p, struct acme_result_t *r);
 typedef void acme_challenge_withdraw_cb(void *baton, const char *type, const char *name,
                                         const char *token, const char *key_authz, apr_pool_t *p);
+/* Called instead of withdraw for an answer the CA may still be checking
+ * (its challenge was POSTed, its authorization at authz_url is not final):
+ * it stays published, and whoever keeps it withdraws it once it is final. */
+typedef void acme_challenge_keep_cb(void *baton, const char *type, const char *name,
+                                    const char *token, const char *key_authz,
+                                    const char *authz_url, apr_pool_t *p);
+/* Called right before a pending challenge is POSTed (a request to
+ * validate): APR_SUCCESS once the POST of challenge_url is recorded where a
+ * resumed run finds it; APR_EEXIST when a run of this order POSTed it
+ * already (the CA may show it "pending" while it validates): it is not
+ * POSTed again, only polled. Anything else (r filled) ends the run. */
+typedef apr_status_t acme_challenge_posting_cb(void *baton, const char *challenge_url,
+                                               apr_pool_t *p, struct acme_result_t *r);
 /* Called once the order URL is known (new order), so it can be persisted
  * and the order resumed with acme_order_params_t.order_url. */
 typedef void acme_order_created_cb(void *baton, const char *order_url);
@@ -322,6 +335,8 @@ typedef struct acme_order_params_t {
     const apr_array_header_t *challenges;  /* allowed types, preference order */
     acme_challenge_publish_cb *publish;
     acme_challenge_withdraw_cb *withdraw;  /* may be NULL */
+    acme_challenge_keep_cb *keep;          /* may be NULL: withdrawn anyway */
+    acme_challenge_posting_cb *posting;    /* may be NULL: every pending one POSTed */
     acme_order_created_cb *created;        /* may be NULL */
     acme_order_new_cb *before_new;         /* may be NULL */
     void *baton;
@@ -333,8 +348,14 @@ typedef struct acme_order_params_t {
     apr_interval_time_t timeout;           /* for all polling; 0 = 5 minutes */
 } acme_order_params_t;
 
-/* Answers every pending authorization of order (publish, respond), polls
- * the order until it leaves "pending" (*porder), and withdraws. */
+/* Is the authorization at url final (valid, invalid, expired... or gone
+ * from the CA)? Unknown (stopping, the CA not answering) counts as not. */
+int acme_authz_final(acme_client_t *c, const char *url, apr_pool_t *p);
+
+/* Answers every pending authorization of order (publish, respond unless
+ * posting says it was), polls the order until it leaves "pending"
+ * (*porder), and withdraws each answer whose authorization is final or
+ * whose challenge was never POSTed; the others go to keep. */
 apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
                                   const acme_order_t *order, const acme_order_params_t *params,
                                   apr_time_t deadline, apr_pool_t *p, struct acme_result_t *r);

@@ -21,6 +21,10 @@ typedef struct {
 
 /* How often a transfer looks at the stop flag, in every phase of it. */
 #define ABORT_CHECK_MS 100
+/* A POST sent in full when the stop comes may have changed something at
+ * the CA (an order made, a validation started): its answer is waited for
+ * this long, so that the job can note what it got (the order URL). */
+#define ABORT_GRACE apr_time_from_msec(1000)
 
 /* State of one exchange, shared by the header and body callbacks. */
 typedef struct {
@@ -175,12 +179,17 @@ static apr_status_t status_of(CURLcode rc)
 /* curl_easy_perform() calls a progress callback only now and then, and not
  * at all in some phases (a TLS handshake that hangs took 10 s to notice):
  * our own loop looks at the stop flag every ABORT_CHECK_MS instead. */
-static CURLcode perform_abortable(curl_http_t *ch)
+static CURLcode perform_abortable(curl_http_t *ch, apr_size_t body_len)
 {
     CURLcode rc = CURLE_OK;
     CURLMsg *msg;
+    curl_off_t sent = 0;
+    apr_time_t grace_end = 0;
     int running = 1, left;
 
+    if (ch->conf.abort && apr_atomic_read32(ch->conf.abort)) {
+        return CURLE_ABORTED_BY_CALLBACK; /* no new request once stopping */
+    }
     if (curl_multi_add_handle(ch->multi, ch->curl) != CURLM_OK) {
         return CURLE_FAILED_INIT;
     }
@@ -189,9 +198,16 @@ static CURLcode perform_abortable(curl_http_t *ch)
             rc = CURLE_FAILED_INIT;
             break;
         }
-        if (ch->conf.abort && apr_atomic_read32(ch->conf.abort)) {
-            rc = CURLE_ABORTED_BY_CALLBACK;
-            break;
+        if (running && ch->conf.abort && apr_atomic_read32(ch->conf.abort)) {
+            if (!grace_end) {
+                curl_easy_getinfo(ch->curl, CURLINFO_SIZE_UPLOAD_T, &sent);
+                grace_end = body_len && sent >= (curl_off_t)body_len
+                                ? apr_time_now() + ABORT_GRACE : 1;
+            }
+            if (apr_time_now() >= grace_end) {
+                rc = CURLE_ABORTED_BY_CALLBACK;
+                break;
+            }
         }
         if (running && curl_multi_poll(ch->multi, NULL, 0, ABORT_CHECK_MS, NULL) != CURLM_OK) {
             rc = CURLE_FAILED_INIT;
@@ -329,7 +345,7 @@ static apr_status_t curl_perform(acme_http_t *http, acme_http_response_t **presp
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hc.list);
 
     acme_log(ACME_LOG_MARK, ACME_LOG_TRACE1, 0, "http: %s %s", req->method, req->url);
-    rc = perform_abortable(ch);
+    rc = perform_abortable(ch, req->body ? req->body_len : 0);
     if (rc != CURLE_OK) {
         if (x.stream_rv != APR_SUCCESS) {
             rv = x.stream_rv;   /* on_data ended it, and said why in its own words */

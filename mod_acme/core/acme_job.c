@@ -561,6 +561,7 @@ typedef struct {
     const char *ca_url;        /* the CA of this run */
     acme_json_t *json;
     const char *tag;   /* key type tag of the order in flight */
+    acme_client_t *client;     /* NULL until the CA is set up */
     apr_pool_t *pool;
 } job_ctx_t;
 
@@ -619,52 +620,61 @@ static apr_status_t run_publish(void *baton, const char *type, const char *name,
     return pub->publish(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p, r);
 }
 
-static int answer_is_kept(job_ctx_t *jc, const char *type, const char *token)
-{
-    acme_json_t *kept = acme_json_getj(jc->json, jc->pool, ACME_JK_KEPT_ANSWERS, NULL), *a;
-    apr_size_t n = acme_json_array_len(kept), i;
-    const char *t, *k;
-
-    for (i = 0; i < n; ++i) {
-        a = acme_json_array_at(kept, jc->pool, i);
-        t = acme_json_gets(a, "type", NULL);
-        k = acme_json_gets(a, "token", NULL);
-        if (t && k && !strcmp(t, type) && !strcmp(k, token)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* A run stopped by a restart may have asked the CA to validate, and the CA
- * may still be at it: in a cluster it asks the other servers, which read
- * the answer from the store. Withdrawn it would fail the order, so it stays
- * published, noted in job.json, until a later run has finished its order. */
-static void answer_keep(job_ctx_t *jc, const char *type, const char *name, const char *token,
-                        const char *key_authz)
+/* The kept answers other than type/token; *pfound: whether it was one. */
+static acme_json_t *kept_without(job_ctx_t *jc, const char *type, const char *token,
+                                 int *pfound)
 {
     apr_pool_t *p = jc->pool;
     acme_json_t *old = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL);
     acme_json_t *kept = acme_json_new_array(p), *a;
     apr_size_t n = acme_json_array_len(old), i;
+    const char *t, *k;
 
-    if (answer_is_kept(jc, type, token)) {
-        return;
-    }
+    *pfound = 0;
     for (i = 0; i < n; ++i) {
-        acme_json_array_append(kept, acme_json_array_at(old, p, i));
+        a = acme_json_array_at(old, p, i);
+        t = acme_json_gets(a, "type", NULL);
+        k = acme_json_gets(a, "token", NULL);
+        if (t && k && !strcmp(t, type) && !strcmp(k, token)) {
+            *pfound = 1;
+        }
+        else {
+            acme_json_array_append(kept, a);
+        }
     }
-    a = acme_json_new_object(p);
+    return kept;
+}
+
+/* The CA was asked to validate this answer and its authorization is not
+ * final (a restart stopped the run, or it timed out): withdrawn it would
+ * fail the validation (in a cluster the CA may ask another server, which
+ * reads it from the store). It stays published, noted in job.json, until
+ * a later run finds the authorization final. */
+static void run_keep(void *baton, const char *type, const char *name, const char *token,
+                     const char *key_authz, const char *authz_url, apr_pool_t *p)
+{
+    run_baton_t *rb = baton;
+    job_ctx_t *jc = rb->job;
+    acme_json_t *kept, *a;
+    int found;
+
+    (void)p;
+    kept = kept_without(jc, type, token, &found);
+    a = acme_json_new_object(jc->pool);
     acme_json_sets(a, type, "type", NULL);
     acme_json_sets(a, name, "name", NULL);
     acme_json_sets(a, token, "token", NULL);
     acme_json_sets(a, key_authz, "key-authz", NULL);
+    acme_json_sets(a, authz_url, ACME_JK_KA_AUTHZ, NULL);
+    acme_json_setl(a, apr_time_sec(job_now(rb->spec)), ACME_JK_KA_SINCE, NULL);
     acme_json_array_append(kept, a);
     acme_json_setj(jc->json, kept, ACME_JK_KEPT_ANSWERS, NULL);
     job_save(jc);
-    acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0409) "%s: stopped while the CA may be "
-             "validating %s for %s: the answer stays published until the order is over",
-             jc->domain, type, name);
+    if (!found) {
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, 0, ACMELOG(0409) "%s: the CA may still be "
+                 "validating %s for %s: the answer stays published until its authorization "
+                 "is over", jc->domain, type, name);
+    }
 }
 
 static void run_withdraw(void *baton, const char *type, const char *name, const char *token,
@@ -672,46 +682,114 @@ static void run_withdraw(void *baton, const char *type, const char *name, const 
 {
     run_baton_t *rb = baton;
     const acme_publisher_t *pub = acme_publisher_find(rb->spec->publishers, type);
+    acme_json_t *kept;
+    int found;
 
     if (!pub) {
         return;
     }
-    if (stopping(rb->spec)) {
-        answer_keep(rb->job, type, name, token, key_authz);
-        return;
-    }
-    if (answer_is_kept(rb->job, type, token)) {
-        return; /* the CA may still validate an earlier run's request: at the order's end */
-    }
     pub->withdraw(pub, rb->job->store, answer_make(rb, name, token, key_authz, p), p);
+    kept = kept_without(rb->job, type, token, &found);
+    if (found) {
+        acme_json_setj(rb->job->json, kept, ACME_JK_KEPT_ANSWERS, NULL);
+        job_save(rb->job);
+    }
 }
 
-/* What answer_keep left published, once the orders are over. */
-static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec)
+typedef struct {
+    acme_json_t *posted;
+    apr_time_t fresh;          /* unix seconds */
+} posted_keep_t;
+
+static int posted_copy_fresh(void *baton, const char *url, acme_json_t *when)
+{
+    posted_keep_t *pk = baton;
+    long long t = acme_json_getl(when, NULL);
+
+    if (t > pk->fresh) {
+        acme_json_setl(pk->posted, t, url, NULL);
+    }
+    return 0;
+}
+
+/* Before a challenge is POSTed: noted in job.json (saved, or no POST), so
+ * that the run resuming the order after a restart does not ask the CA to
+ * validate again (a second validation, which a withdrawn answer fails). */
+static apr_status_t run_posting(void *baton, const char *url, apr_pool_t *p, acme_result_t *r)
+{
+    run_baton_t *rb = baton;
+    job_ctx_t *jc = rb->job;
+    acme_json_t *old = acme_json_getj(jc->json, jc->pool, ACME_JK_POSTED, NULL);
+    acme_json_t *posted = acme_json_new_object(jc->pool);
+    apr_time_t now = job_now(rb->spec);
+    apr_time_t fresh = apr_time_sec(now - ACME_JOB_POSTED_FRESH);
+    posted_keep_t pk;
+    apr_status_t rv;
+
+    (void)p;
+    if (acme_json_getl(old, url, NULL) > fresh) {
+        return APR_EEXIST;
+    }
+    /* older ones say nothing any more: dropped, the object stays small */
+    pk.posted = posted;
+    pk.fresh = fresh;
+    acme_json_iter(old, jc->pool, posted_copy_fresh, &pk);
+    acme_json_setl(posted, apr_time_sec(now), url, NULL);
+    acme_json_setj(jc->json, posted, ACME_JK_POSTED, NULL);
+    rv = job_save(jc);
+    if (rv != APR_SUCCESS) {
+        rv = acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE, "the store cannot be "
+                             "written (jobs/%s/%s): the challenge %s is not answered until it "
+                             "can", jc->domain, ACME_JOB_STATE, url);
+    }
+    return rv;
+}
+
+/* Answers kept by earlier runs: withdrawn once their authorization is
+ * final, gone from the CA, or a day old; the others stay for a later run.
+ * A run that got its certificates withdraws all (even while the server
+ * stops, when the CA cannot be asked): nothing runs for the domain again
+ * before its renewal, and its names' authorizations are valid. */
+static void kept_answers_withdraw(job_ctx_t *jc, const acme_job_spec_t *spec, int all)
 {
     apr_pool_t *p = jc->pool;
     acme_json_t *kept = acme_json_getj(jc->json, p, ACME_JK_KEPT_ANSWERS, NULL), *a;
+    acme_json_t *left = acme_json_new_array(p);
     apr_size_t n = acme_json_array_len(kept), i;
+    apr_time_t stale = apr_time_sec(job_now(spec) - ACME_JOB_ANSWER_STALE);
     run_baton_t rb;
 
+    if (!n) {
+        return;
+    }
     rb.job = jc;
     rb.spec = spec;
     for (i = 0; i < n; ++i) {
         const acme_publisher_t *pub;
-        const char *name, *token;
+        const char *type, *name, *token, *authz;
 
         a = acme_json_array_at(kept, p, i);
-        pub = acme_json_gets(a, "type", NULL)
-                  ? acme_publisher_find(spec->publishers, acme_json_gets(a, "type", NULL)) : NULL;
+        type = acme_json_gets(a, "type", NULL);
+        pub = type ? acme_publisher_find(spec->publishers, type) : NULL;
         name = acme_json_gets(a, "name", NULL);
         token = acme_json_gets(a, "token", NULL);
-        if (pub && name && token) {
+        authz = acme_json_gets(a, ACME_JK_KA_AUTHZ, NULL);
+        if (!all && authz && acme_json_getl(a, ACME_JK_KA_SINCE, NULL) > stale
+            && !(jc->client && acme_authz_final(jc->client, authz, p))) {
+            acme_json_array_append(left, a);
+        }
+        else if (pub && name && token) {
             pub->withdraw(pub, jc->store, answer_make(&rb, name, token,
                                                       acme_json_gets(a, "key-authz", NULL), p),
                           p);
         }
     }
-    acme_json_del(jc->json, ACME_JK_KEPT_ANSWERS, NULL);
+    if (acme_json_array_len(left)) {
+        acme_json_setj(jc->json, left, ACME_JK_KEPT_ANSWERS, NULL);
+    }
+    else {
+        acme_json_del(jc->json, ACME_JK_KEPT_ANSWERS, NULL);
+    }
 }
 
 static void run_created(void *baton, const char *order_url)
@@ -945,6 +1023,8 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     params.challenges = usable_challenges(jc, spec, p);
     params.publish = run_publish;
     params.withdraw = run_withdraw;
+    params.keep = run_keep;
+    params.posting = run_posting;
     params.created = run_created;
     params.before_new = run_before_new;
     params.baton = &rb;
@@ -1268,8 +1348,13 @@ static void run_record(job_ctx_t *jc, const acme_job_spec_t *spec, apr_status_t 
                        NULL);
         acme_job_event(jc->json, p, "errored", acme_result_describe(r, p));
     }
-    if (rv != APR_EINTR && !stopping(spec)) {
-        kept_answers_withdraw(jc, spec);
+    if (rv == APR_SUCCESS || (rv != APR_EINTR && !stopping(spec))) {
+        kept_answers_withdraw(jc, spec, rv == APR_SUCCESS);
+        /* A run that ended by itself (not a restart's stop) was not cut
+         * off mid-POST: its orders are done or failed, and a challenge
+         * still pending after it never reached the CA (a network error):
+         * a later run may ask for it. */
+        acme_json_del(jc->json, ACME_JK_POSTED, NULL);
     }
     job_save(jc);
 }
@@ -1525,6 +1610,7 @@ apr_status_t acme_job_run(acme_store_t *store, const acme_job_spec_t *spec,
     }
     rv = make_client(&client, NULL, spec, jc.ca_url, p, r);
     if (rv == APR_SUCCESS) {
+        jc.client = client;
         rv = ensure_account(client, jc.store, spec, jc.ca_url, p, r);
     }
     done = apr_array_make(p, 2, sizeof(acme_key_type_t));

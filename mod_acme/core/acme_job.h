@@ -172,6 +172,13 @@ void acme_job_settings_warn(const char *domain, const char *diff);
  * again after ManagedRetryDelay, doubling, up to this. */
 #define ACME_JOB_ARI_WAIT_MAX apr_time_from_sec(3600)
 #define ACME_JOB_STORE_WAIT_MAX apr_time_from_sec(300)
+/* A challenge POSTed less than this long ago is not POSTed again (the CA
+ * may show it "pending" while it validates); one still pending after it
+ * never reached the CA. */
+#define ACME_JOB_POSTED_FRESH apr_time_from_sec(600)
+/* A kept answer (job.json "kept-answers") is withdrawn after this even if
+ * the CA cannot say whether its authorization is over. */
+#define ACME_JOB_ANSWER_STALE apr_time_from_sec(86400)
 
 /* File names inside domains/<d>/ and staging/<d>/ */
 const char *acme_job_cert_file(apr_pool_t *p, acme_key_type_t t);

@@ -61,9 +61,15 @@
 #define ACME_JK_LAST_ERROR "last-error"    /* acme_result_to_json() of the last failure */
 #define ACME_JK_ORDERS "orders"            /* {key-type tag: order URL} in flight */
 #define ACME_JK_FAILED_CHALLENGES "failed-challenges" /* types to avoid next time */
-/* [{type, name, token, key-authz}]: answers a stopped run left published,
- * withdrawn when a later run has finished its order */
+/* [{type, name, token, key-authz, authz, since}]: answers a run left
+ * published because the CA may still validate them; withdrawn once their
+ * authorization is final (or gone, or older than a day) */
 #define ACME_JK_KEPT_ANSWERS "kept-answers"
+#define ACME_JK_KA_AUTHZ "authz"          /*   the authorization's URL */
+#define ACME_JK_KA_SINCE "since"          /*   when it was kept */
+/* {challenge URL: when}: challenges POSTed (written before the POST); a
+ * run that resumes the order does not POST them again */
+#define ACME_JK_POSTED "posted-challenges"
 #define ACME_JK_CA_INDEX "ca-index"        /* the configured CA in use (failover) */
 #define ACME_JK_CA_ERRORS "ca-errors"      /* consecutive failures with it */
 #define ACME_JK_RENEWALS_OK "renewals-ok"  /* counted over the job's life */

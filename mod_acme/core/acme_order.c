@@ -521,6 +521,7 @@ typedef struct {
     const char *name;
     const char *key_authz;
     const char *url;           /* the authorization */
+    int posted;                /* the CA was asked to validate (by this run or before) */
 } published_t;
 
 /* The CA chose the authorization's identifier: it must be one of the names
@@ -544,6 +545,49 @@ static int authz_asked_for(const acme_authz_t *a, const apr_array_header_t *name
     return 0;
 }
 
+int acme_authz_final(acme_client_t *c, const char *url, apr_pool_t *p)
+{
+    volatile apr_uint32_t *abort_flag = acme_client_abort(c);
+    acme_result_t *ar;
+    acme_authz_t *a;
+
+    if (abort_flag && apr_atomic_read32(abort_flag)) {
+        return 0;
+    }
+    ar = acme_result_make(p);
+    if (acme_authz_get(&a, c, url, p, ar) != APR_SUCCESS) {
+        return ar->http_status == 404;
+    }
+    return a->status != ACME_STATE_PENDING && a->status != ACME_STATE_PROCESSING;
+}
+
+/* An answer goes once the CA can no longer look at it: never asked to
+ * (not POSTed), or its authorization is final. The others stay published
+ * (keep): the CA may still validate them, after a restart as well. */
+static void answers_end(acme_client_t *c, const apr_array_header_t *published,
+                        const acme_order_t *result, const acme_order_params_t *params,
+                        apr_pool_t *p)
+{
+    /* ready and beyond: every authorization is valid */
+    int all_final = result && (result->status == ACME_STATE_READY
+                               || result->status == ACME_STATE_PROCESSING
+                               || result->status == ACME_STATE_VALID);
+    int i;
+
+    for (i = 0; i < published->nelts; ++i) {
+        const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
+
+        if (pub->posted && !all_final && params->keep && !acme_authz_final(c, pub->url, p)) {
+            params->keep(params->baton, pub->ch->type, pub->name, pub->ch->token,
+                         pub->key_authz, pub->url, p);
+        }
+        else if (params->withdraw) {
+            params->withdraw(params->baton, pub->ch->type, pub->name, pub->ch->token,
+                             pub->key_authz, p);
+        }
+    }
+}
+
 apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
                                   const acme_order_t *order, const acme_order_params_t *params,
                                   apr_time_t deadline, apr_pool_t *p, acme_result_t *r)
@@ -556,6 +600,7 @@ apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
     apr_status_t rv = APR_SUCCESS;
     int i;
 
+    *porder = NULL;
     /* Publish everything first: a dns-01 publisher waits for propagation,
      * once for all records rather than once per authorization. */
     for (i = 0; i < order->authorizations->nelts; ++i) {
@@ -599,30 +644,40 @@ apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
         pub->name = a->identifier.value;
         pub->key_authz = key_authz;
         pub->url = url;
+        /* not pending: the CA is at it (processing) or done with it */
+        pub->posted = ch->status != ACME_STATE_PENDING;
     }
     for (i = 0; i < published->nelts; ++i) {
-        const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
+        published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
 
-        if (pub->ch->status == ACME_STATE_PENDING) {
-            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", pub->url,
-                     pub->ch->type, pub->name);
-            if ((rv = acme_challenge_respond(&answered, c, pub->ch, p, r)) != APR_SUCCESS) {
-                goto leave;
-            }
+        if (pub->posted) {
+            continue;
+        }
+        /* Some CAs (pebble before 2.5) show a POSTed challenge "pending"
+         * until its validation ends, and take a second POST as a second
+         * validation: only the record of the first one tells. */
+        rv = params->posting ? params->posting(params->baton, pub->ch->url, p, r) : APR_SUCCESS;
+        pub->posted = APR_STATUS_IS_EEXIST(rv) || rv == APR_SUCCESS;
+        if (APR_STATUS_IS_EEXIST(rv)) {
+            acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: %s for %s was answered before, "
+                     "waiting for the CA", pub->url, pub->ch->type, pub->name);
+            rv = APR_SUCCESS;
+            continue;
+        }
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", pub->url,
+                 pub->ch->type, pub->name);
+        if ((rv = acme_challenge_respond(&answered, c, pub->ch, p, r)) != APR_SUCCESS) {
+            goto leave;
         }
     }
     /* One poll of the order, not one per authorization: the order is
      * ready once all of them are valid, and an invalid one says why. */
     rv = acme_order_poll(porder, c, order->url, 1, deadline, p, r);
 leave:
-    if (params->withdraw) {
-        for (i = 0; i < published->nelts; ++i) {
-            const published_t *pub = &APR_ARRAY_IDX(published, i, published_t);
-
-            params->withdraw(params->baton, pub->ch->type, pub->name, pub->ch->token,
-                             pub->key_authz, p);
-        }
-    }
+    answers_end(c, published, *porder, params, p);
     return rv;
 }
 

@@ -158,8 +158,11 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
                                      apr_pool_t *p);
 /* Removes temporary files and directories of interrupted writes that are
- * older than age (a write in progress is younger); returns how many. */
+ * older than age (a write in progress is younger), and answers in
+ * challenges/ older than ACME_STORE_ANSWER_STALE (left by a run that died:
+ * a job withdraws its own, kept ones within a day); returns how many. */
 #define ACME_STORE_STALE_AGE apr_time_from_sec(15 * 60)
+#define ACME_STORE_ANSWER_STALE apr_time_from_sec(86400)
 int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);
 /* Removes the whole store, base directory included (temporary stores). */
 apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p);

@@ -1336,11 +1336,13 @@ leave:
 
 /* Removes what interrupted writes left: ".tmp.*" files and ".del.*"
  * directories last changed before 'before'; descends depth levels into
- * names. */
+ * names. With files_before set (challenges/), also the files (answers)
+ * written before it: what a run that died left published. */
 typedef struct {
     apr_time_t before;
     int depth;
     int removed;
+    apr_time_t files_before;
 } sweep_t;
 
 static apr_status_t sweep_entry(int dirfd, const char *name, void *baton, apr_pool_t *p)
@@ -1352,11 +1354,12 @@ static apr_status_t sweep_entry(int dirfd, const char *name, void *baton, apr_po
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         return APR_SUCCESS;
     }
-    if (stale && apr_time_from_sec(st.st_mtime) < sw->before) {
+    if ((stale && apr_time_from_sec(st.st_mtime) < sw->before)
+        || (S_ISREG(st.st_mode) && apr_time_from_sec(st.st_mtime) < sw->files_before)) {
         sw->removed += rm_at(dirfd, name, FS_WALK_DEPTH, p) == APR_SUCCESS;
     }
     else if (!stale && sw->depth > 0 && S_ISDIR(st.st_mode) && acme_store_name_is_valid(name)) {
-        sweep_t below = {sw->before, sw->depth - 1, 0};
+        sweep_t below = {sw->before, sw->depth - 1, 0, sw->files_before};
         int fd = dir_open_at(dirfd, name);
         if (fd >= 0) {
             each_entry(fd, sweep_entry, &below, p);
@@ -1382,12 +1385,14 @@ int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
     for (g = 0; g < ACME_SG_COUNT; ++g) {
         if (dir_open(&fd, fs, (acme_store_group_t)g, NULL, 0) == APR_SUCCESS) {
             sw.depth = 1;
+            sw.files_before = g == ACME_SG_CHALLENGES ? fs_now(fs) - ACME_STORE_ANSWER_STALE : 0;
             each_entry(fd, sweep_entry, &sw, p);
         }
         fd_close(&fd);
     }
     if (base_open(&fd, fs) == APR_SUCCESS) {
         sw.depth = 0;
+        sw.files_before = 0;
         each_entry(fd, sweep_entry, &sw, p);
     }
     fd_close(&fd);

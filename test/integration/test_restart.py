@@ -2,9 +2,13 @@
 # seconds to validate (pebble's own delays): one restart per batch, and a
 # claim of a generation that stopped taken over within a second.
 import datetime
+import json
 import os
 import re
 import socket
+import time
+
+import pytest
 
 from harness import util
 from harness.httpd import served_by_ca
@@ -137,3 +141,45 @@ def test_claim_polled_sub_second_while_its_holder_here_stops(httpd, pebble):
     assert len(taken) == 1 and (stamp(taken[0]) - gone).total_seconds() < 1.0, taken
     assert not lines_with(httpd, "looking again in 10 s")
     httpd.wait_for(lambda: served_by_ca(httpd, name), ISSUE_TIMEOUT, "the certificate")
+
+
+@pytest.mark.time_limit(420)
+def test_graceful_every_two_seconds_posts_each_challenge_once(httpd, pebble_with_delays):
+    # A deploy script restarts httpd every 2 s while 30 new domains are
+    # ordered and pebble takes 0-5 s per validation: the job of a new
+    # generation resumes its order and must not POST a challenge that the
+    # old generation's job POSTed (a second validation, which finds the
+    # answer withdrawn), nor withdraw an answer the CA may still check.
+    ca = pebble_with_delays
+    names = ["deploy%02d.restart.test" % i for i in range(30)]
+    httpd.write_config(config_for(httpd, ca, names))
+    mark = ca.log_mark()
+    httpd.start()
+    served = set()
+    restarts = [0, time.monotonic()]
+
+    def all_served_restarting():
+        served.update(n for n in names if n not in served and served_by_ca(httpd, n))
+        if len(served) == len(names):
+            return True
+        if time.monotonic() - restarts[1] >= 2.0:
+            httpd.graceful()
+            restarts[0] += 1
+            restarts[1] = time.monotonic()
+        return False
+
+    util.wait_for(all_served_restarting, 300, "all 30 domains served while httpd is "
+                  "restarted every 2 s", fatal=(RuntimeError,))
+    invalid = invalid_authorizations(ca, mark)
+    assert restarts[0] >= 3, "the jobs ran through too few restarts to prove anything"
+    assert not invalid, "\n".join(invalid)
+    assert ca.count_orders(mark) == len(names)
+    # every answer withdrawn once its authorization was final: none left
+    answers = os.path.join(httpd.store_dir, "challenges", "http-01")
+    util.wait_for(lambda: not os.path.isdir(answers) or not os.listdir(answers), 30,
+                  "the answers withdrawn from %s" % answers)
+    # and nothing left noted for later in any job's state
+    for n in names:
+        with open(os.path.join(httpd.store_dir, "jobs", n, "job.json")) as f:
+            job = json.load(f)
+        assert not job.get("kept-answers") and not job.get("posted-challenges"), (n, job)

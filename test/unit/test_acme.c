@@ -1126,6 +1126,106 @@ START_TEST(authz_for_a_name_not_asked_for_is_refused)
 }
 END_TEST
 
+/* What the engine did with each answer at the end of acme_order_authorize. */
+static const char *withdrawn_token, *kept_token, *kept_authz;
+
+static void note_withdraw(void *baton, const char *type, const char *name, const char *token,
+                          const char *key_authz, apr_pool_t *p)
+{
+    (void)baton; (void)type; (void)name; (void)key_authz; (void)p;
+    withdrawn_token = apr_pstrdup(pool, token);
+}
+
+static void note_keep(void *baton, const char *type, const char *name, const char *token,
+                      const char *key_authz, const char *authz_url, apr_pool_t *p)
+{
+    (void)baton; (void)type; (void)name; (void)key_authz; (void)p;
+    kept_token = apr_pstrdup(pool, token);
+    kept_authz = apr_pstrdup(pool, authz_url);
+}
+
+/* https://c/a was POSTed by an earlier run (of a generation that stopped) */
+static apr_status_t posted_before(void *baton, const char *url, apr_pool_t *p, acme_result_t *r)
+{
+    (void)baton; (void)p; (void)r;
+    return strcmp(url, "https://c/a") ? APR_SUCCESS : APR_EEXIST;
+}
+
+#define AUTHZ_JSON(name, st, chall, cst)                                                      \
+    "{\"identifier\":{\"type\":\"dns\",\"value\":\"" name "\"},\"status\":\"" st "\","         \
+    "\"challenges\":[{\"type\":\"http-01\",\"url\":\"https://c/" chall "\",\"status\":\"" cst   \
+    "\",\"token\":\"t" chall "\"}]}"
+
+/* A challenge an earlier run POSTed is not POSTed again, even though the CA
+ * shows it "pending" (pebble 2.4 does until the validation ends); at the
+ * end an answer goes once its authorization is final and stays published
+ * while the CA may still validate it. */
+START_TEST(authorize_posts_once_and_withdraws_only_final_answers)
+{
+    static const canned_t script[] = {
+        {200, AJSON, DIR_JSON, {NULL}, {NULL}},
+        {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+        {200, AJSON, AUTHZ_JSON("example.org", "pending", "a", "pending"),
+         {"Replay-Nonce"}, {"n1"}},
+        {200, AJSON, AUTHZ_JSON("www.example.org", "pending", "b", "pending"),
+         {"Replay-Nonce"}, {"n2"}},
+        /* the one POST: b's challenge */
+        {200, AJSON, "{\"type\":\"http-01\",\"url\":\"https://c/b\",\"status\":\"pending\","
+                     "\"token\":\"tb\"}", {"Replay-Nonce"}, {"n3"}},
+        /* a's first validation failed; b's is still running */
+        {200, AJSON, "{\"status\":\"invalid\",\"identifiers\":[],"
+                     "\"authorizations\":[\"https://ca/authz/0\",\"https://ca/authz/1\"],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce"}, {"n4"}},
+        {200, AJSON, AUTHZ_JSON("example.org", "invalid", "a", "invalid"),
+         {"Replay-Nonce"}, {"n5"}},
+        /* at the end: a is final, b is not */
+        {200, AJSON, AUTHZ_JSON("example.org", "invalid", "a", "invalid"),
+         {"Replay-Nonce"}, {"n6"}},
+        {200, AJSON, AUTHZ_JSON("www.example.org", "pending", "b", "pending"),
+         {"Replay-Nonce"}, {"n7"}},
+    };
+    apr_array_header_t *names = apr_array_make(pool, 2, sizeof(const char *));
+    apr_array_header_t *types = apr_array_make(pool, 1, sizeof(const char *));
+    acme_order_params_t params;
+    acme_order_t order, *out = NULL;
+    fake_t f;
+    acme_client_t *c = fake_client(&f, script, 9, 1);
+    acme_result_t *r = acme_result_make(pool);
+    int i;
+
+    APR_ARRAY_PUSH(names, const char *) = "example.org";
+    APR_ARRAY_PUSH(names, const char *) = "www.example.org";
+    APR_ARRAY_PUSH(types, const char *) = "http-01";
+    memset(&params, 0, sizeof(params));
+    params.names = names;
+    params.challenges = types;
+    params.publish = count_publish;
+    params.withdraw = note_withdraw;
+    params.keep = note_keep;
+    params.posting = posted_before;
+    memset(&order, 0, sizeof(order));
+    order.url = "https://ca/order/1";
+    order.status = ACME_STATE_PENDING;
+    order.authorizations = apr_array_make(pool, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(order.authorizations, const char *) = "https://ca/authz/0";
+    APR_ARRAY_PUSH(order.authorizations, const char *) = "https://ca/authz/1";
+    published_count = 0;
+    withdrawn_token = kept_token = kept_authz = NULL;
+    ck_assert_int_eq(acme_order_authorize(&out, c, &order, &params,
+                                          apr_time_now() + apr_time_from_sec(10), pool, r),
+                     APR_EGENERAL);
+    ck_assert_int_eq(f.next, 9);
+    for (i = 0; i < f.next; ++i) {
+        ck_assert_msg(strcmp(f.urls[i], "https://c/a"), "request %d POSTed a again", i);
+    }
+    ck_assert_str_eq(f.urls[4], "https://c/b");
+    ck_assert_int_eq(published_count, 2);
+    ck_assert_str_eq(withdrawn_token, "ta");
+    ck_assert_str_eq(kept_token, "tb");
+    ck_assert_str_eq(kept_authz, "https://ca/authz/1");
+}
+END_TEST
+
 START_TEST(client_certificate_content_type_checked)
 {
     static const canned_t script[] = {
@@ -1201,6 +1301,7 @@ static Suite *acme_suite(void)
     tcase_add_test(tcc, client_poll_follows_states_and_stops_at_deadline);
     tcase_add_test(tcc, client_authz_failure_carries_challenge_problem);
     tcase_add_test(tcc, authz_for_a_name_not_asked_for_is_refused);
+    tcase_add_test(tcc, authorize_posts_once_and_withdraws_only_final_answers);
     tcase_add_test(tcc, client_certificate_content_type_checked);
     tcase_add_test(tcc, client_post_needs_account);
     suite_add_tcase(s, tcc);

@@ -52,10 +52,11 @@ struct ca_t {
     const char *retry_after;     /* newOrder answers 429 with this Retry-After */
     int ari;                     /* the directory offers renewalInfo */
     int defer;                   /* validations wait for ca_validate_deferred() */
-    void (*hook)(ca_t *ca, const char *event); /* "order-created", "responded", "finalized" */
+    void (*hook)(ca_t *ca, const char *event); /* "order-created", "responded", "polled",
+                                                  "finalized" */
     /* what happened */
     int requests, posts, bad_nonces, url_mismatches, accounts, new_orders, finalizes,
-        downloads, ari_asks, refused, validated[2];
+        downloads, ari_asks, refused, validated[2], challenge_posts;
     /* state */
     apr_hash_t *nonces;
     int nonce_seq;
@@ -395,6 +396,7 @@ static acme_http_response_t *respond(ca_t *ca, int n, int i, int t, apr_pool_t *
 {
     ca_order_t *o = &ca->orders[n];
 
+    ++ca->challenge_posts;
     if (o->authz[i] == ACME_STATE_PENDING && ca->defer) {
         o->used[i] = t;
         if (ca->hook) ca->hook(ca, "responded");
@@ -460,6 +462,7 @@ static acme_http_response_t *ca_post(ca_t *ca, const acme_http_request_t *req, c
         if (ca->orders[n].status == ACME_STATE_PROCESSING) {
             ca->orders[n].status = ACME_STATE_VALID; /* processing is seen once */
         }
+        if (ca->hook) ca->hook(ca, "polled");
         return json_answer(ca, p, 200, order_json(ca, n, p), NULL);
     }
     if (sscanf(path, "/authz/%d/%d", &n, &i) == 2 && n >= 0 && n < ca->norders && i >= 0
@@ -1114,32 +1117,78 @@ START_TEST(a_stop_while_the_ca_validates_keeps_the_answers_and_the_order)
 }
 END_TEST
 
-/* The resumed run answers the same challenges again, and the CA may still
- * be validating the first answers (pebble and multi-perspective CAs
- * validate each POST on their own): the kept answers stay published until
- * the order is over, not only until the authorizations are valid. */
-static int published_at_finalize;
-static void count_on_finalize(ca_t *ca, const char *event)
+/* The resumed run must not POST a challenge the stopped run POSTed: a CA
+ * like pebble 2.4 shows it "pending" until its validation ends and takes a
+ * second POST as a second validation (which fails once the first answer is
+ * withdrawn). It polls the CA, which validates meanwhile, and withdraws the
+ * answers once the authorizations are final. */
+static int count_key(void *baton, const char *key, acme_json_t *value)
 {
-    (void)ca;
-    if (!strcmp(event, "finalized")) {
-        published_at_finalize = count_items(ACME_SG_CHALLENGES, "http-01");
-    }
+    (void)key; (void)value;
+    ++*(int *)baton;
+    return 0;
 }
 
-START_TEST(kept_answers_outlive_the_authorizations_of_the_resumed_run)
+static void validate_on_poll(ca_t *ca, const char *event)
 {
+    if (!strcmp(event, "polled")) ca_validate_deferred(ca);
+}
+
+START_TEST(a_resumed_order_does_not_post_a_challenge_again)
+{
+    int posted = 0;
+
     W.spec.stop = &stop_flag;
     W.ca.defer = 1;
     W.ca.hook = stop_on_response;
     ck_assert_int_eq(run(NULL), APR_EINTR);
+    ck_assert_int_eq(W.ca.challenge_posts, NAMES);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), NAMES);
+    /* noted before they were POSTed */
+    acme_json_iter(acme_json_getj(job_json(), W.p, "posted-challenges", NULL), W.p, count_key,
+                   &posted);
+    ck_assert_int_eq(posted, NAMES);
     apr_atomic_set32(&stop_flag, 0);
-    W.ca.defer = 0;
-    W.ca.hook = count_on_finalize;
-    published_at_finalize = -1;
+    W.ca.hook = validate_on_poll;
     ck_assert_int_eq(run(NULL), APR_SUCCESS);
     assert_staged();
-    ck_assert_int_eq(published_at_finalize, NAMES);
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.ca.challenge_posts, NAMES);
+    ck_assert_int_eq(W.ca.validated[0], NAMES);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
+    ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
+    ck_assert(!acme_json_has(job_json(), "posted-challenges", NULL));
+}
+END_TEST
+
+/* A run that ends by itself (here a network failure right after the
+ * challenge POSTs, the CA validating later) withdraws no answer the CA may
+ * still check; the next run withdraws them once the CA says the
+ * authorizations are final, without POSTing them again. */
+static void fail_after_response(ca_t *ca, const char *event)
+{
+    if (!strcmp(event, "responded") && ca->challenge_posts == NAMES) {
+        ca->fail_from = ca->requests + 1;
+    }
+}
+
+START_TEST(answers_stay_published_until_the_authorization_is_final)
+{
+    W.ca.defer = 1;
+    W.ca.hook = fail_after_response;
+    ck_assert_int_ne(run(NULL), APR_SUCCESS);
+    ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), NAMES);
+    ck_assert_int_eq(acme_json_array_len(acme_json_getj(job_json(), W.p, "kept-answers", NULL)),
+                     NAMES);
+    /* the CA validates what it was asked, with the answers still there */
+    W.ca.fail_from = 0;
+    W.ca.hook = NULL;
+    ca_validate_deferred(&W.ca);
+    ck_assert_int_eq(W.ca.validated[0], NAMES);
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.ca.challenge_posts, NAMES);
     ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
     ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
 }
@@ -1691,7 +1740,8 @@ static Suite *job_suite(void)
     tcase_add_test(tc, resume_after_a_crash_at_every_request);
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_test(tc, an_order_left_by_a_kill_after_staging_is_not_taken_again);
-    tcase_add_test(tc, kept_answers_outlive_the_authorizations_of_the_resumed_run);
+    tcase_add_test(tc, a_resumed_order_does_not_post_a_challenge_again);
+    tcase_add_test(tc, answers_stay_published_until_the_authorization_is_final);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
     tcase_add_test(tc, a_stop_while_the_ca_validates_keeps_the_answers_and_the_order);

@@ -991,6 +991,31 @@ START_TEST(locks_symlink_is_replaced_not_followed)
 }
 END_TEST
 
+/* An answer a run that died left published goes after a day, a younger
+ * one (the CA may be validating it) stays. */
+START_TEST(sweep_removes_answers_older_than_a_day)
+{
+    struct utimbuf old;
+
+    save_str(ACME_SG_CHALLENGES, "http-01", "old-token", "old.thumb", 0);
+    save_str(ACME_SG_CHALLENGES, "http-01", "young-token", "young.thumb", 0);
+    save_str(ACME_SG_CHALLENGES, "tls-alpn-01", "a.org.crt", "pem", 0);
+    old.actime = old.modtime = (time_t)apr_time_sec(T0 - ACME_STORE_ANSWER_STALE) - 60;
+    ck_assert_int_eq(utime(bpath("challenges/http-01/old-token"), &old), 0);
+    ck_assert_int_eq(utime(bpath("challenges/tls-alpn-01/a.org.crt"), &old), 0);
+    old.actime = old.modtime = (time_t)apr_time_sec(T0) - 3600;
+    ck_assert_int_eq(utime(bpath("challenges/http-01/young-token"), &old), 0);
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "{}", 0);
+    ck_assert_int_eq(utime(bpath("jobs/a.org/job.json"), &old), 0);
+    fake_now = T0;
+    ck_assert_int_eq(acme_store_fs_sweep(st, ACME_STORE_STALE_AGE, pool), 2);
+    ck_assert(!exists("challenges/http-01/old-token"));
+    ck_assert(!exists("challenges/tls-alpn-01/a.org.crt"));
+    ck_assert(exists("challenges/http-01/young-token"));
+    ck_assert(exists("jobs/a.org/job.json"));
+}
+END_TEST
+
 START_TEST(sweep_removes_links_not_targets)
 {
     struct timeval old[2] = {{1000, 0}, {1000, 0}};
@@ -1119,6 +1144,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, writes_never_go_through_a_symlink);
     tcase_add_test(tc, locks_symlink_is_replaced_not_followed);
     tcase_add_test(tc, sweep_removes_links_not_targets);
+    tcase_add_test(tc, sweep_removes_answers_older_than_a_day);
     if (geteuid() == 0) {
         tcase_add_test(tc, move_between_owners_copies_regular_files);
         tcase_add_test(tc, set_owner_walk_leaves_links_alone);
