@@ -201,6 +201,10 @@ apr_interval_time_t acme_client_poll_guess(const acme_client_t *c, acme_poll_kin
 /* The order was done after 'took', found by poll number 'attempt'. */
 void acme_client_poll_learn(acme_client_t *c, acme_poll_kind_t kind, int attempt,
                             apr_interval_time_t took);
+/* The wait before poll number 'attempt' (0: the first) when the CA gave no
+ * Retry-After: the guess, then a quarter of it (at least 50 ms) growing by
+ * half per poll, within [10 ms, 10 s]. */
+apr_interval_time_t acme_poll_interval(apr_interval_time_t guess, int attempt);
 
 /* Fetches the directory once and caches it for the client's lifetime. */
 apr_status_t acme_client_directory(const acme_directory_t **pdir, acme_client_t *c,

@@ -18,6 +18,7 @@
  * decides when it sends one. */
 #define POLL_MIN apr_time_from_msec(10)
 #define POLL_MAX apr_time_from_sec(10)
+#define POLL_STEP_MIN apr_time_from_msec(50)
 #define ORDER_TIMEOUT_DEFAULT apr_time_from_sec(300)
 #define PEM_CHAIN_TYPE "application/pem-certificate-chain"
 
@@ -208,9 +209,26 @@ apr_status_t acme_challenge_key_authz(const char **pkey_authz, acme_client_t *c,
 
 /* ---- polling ------------------------------------------------------------------------- */
 
-/* Sleeps before poll number 'attempt': the CA's Retry-After, else the
- * guess, doubling per attempt, always within [POLL_MIN, POLL_MAX]. Fails
- * (APR_TIMEUP) when the poll would be past the deadline. */
+apr_interval_time_t acme_poll_interval(apr_interval_time_t guess, int attempt)
+{
+    apr_interval_time_t w = guess;
+    int i;
+
+    if (attempt > 0) {
+        /* The guess was a little short: look again soon, in steps that grow
+         * by half. Doubling the guess would see a validation that took 10%
+         * longer than the last one a whole guess late. */
+        w = guess / 4 > POLL_STEP_MIN ? guess / 4 : POLL_STEP_MIN;
+        for (i = 1; i < attempt && w < POLL_MAX; ++i) {
+            w += w / 2;
+        }
+    }
+    return w < POLL_MIN ? POLL_MIN : w > POLL_MAX ? POLL_MAX : w;
+}
+
+/* Sleeps before poll number 'attempt': the CA's Retry-After, else
+ * acme_poll_interval(). Fails (APR_TIMEUP) when the poll would be past the
+ * deadline. */
 static apr_status_t poll_wait(acme_client_t *c, acme_poll_kind_t kind, apr_time_t retry_after, int attempt,
                               apr_time_t deadline, const char *what, const char *state,
                               acme_result_t *r)
@@ -224,10 +242,7 @@ static apr_status_t poll_wait(acme_client_t *c, acme_poll_kind_t kind, apr_time_
         wait = retry_after - now;
     }
     else {
-        wait = acme_client_poll_guess(c, kind) << (attempt < 10 ? attempt : 10);
-    }
-    if (wait < POLL_MIN) {
-        wait = POLL_MIN;
+        wait = acme_poll_interval(acme_client_poll_guess(c, kind), attempt);
     }
     if (wait > POLL_MAX) {
         wait = POLL_MAX;

@@ -76,6 +76,31 @@ START_TEST(directory_full)
 }
 END_TEST
 
+/* A validation that takes a little longer than the guess is seen a short
+ * step later, not a doubled guess later; the steps grow and are bounded. */
+START_TEST(poll_interval_steps_after_the_guess)
+{
+    apr_interval_time_t g = apr_time_from_msec(3200), total = 0;
+    int i;
+
+    ck_assert_int_eq(acme_poll_interval(g, 0), g);
+    ck_assert_int_eq(acme_poll_interval(g, 1), apr_time_from_msec(800));
+    ck_assert_int_eq(acme_poll_interval(g, 2), apr_time_from_msec(1200));
+    /* at least 50 ms between polls, at least 10 ms before the first */
+    ck_assert_int_eq(acme_poll_interval(0, 0), apr_time_from_msec(10));
+    ck_assert_int_eq(acme_poll_interval(0, 1), apr_time_from_msec(50));
+    /* a CA that never finishes is asked ever more rarely, at most every 10 s */
+    for (i = 1; i < 40; ++i) {
+        apr_interval_time_t w = acme_poll_interval(g, i);
+        ck_assert(w >= acme_poll_interval(g, i - 1) || i == 1);
+        ck_assert(w <= apr_time_from_sec(10));
+        total += w;
+    }
+    ck_assert_int_eq(acme_poll_interval(g, 39), apr_time_from_sec(10));
+    ck_assert(total > apr_time_from_sec(300)); /* 39 polls span minutes, not seconds */
+}
+END_TEST
+
 START_TEST(directory_minimal)
 {
     acme_directory_t *d;
@@ -863,7 +888,7 @@ START_TEST(client_shared_directory_nonces_and_poll_timing)
     /* done at the first poll: the next first poll comes sooner, for c1 too */
     ck_assert(acme_client_poll_guess(c1, ACME_POLL_CERT) < g0);
     acme_client_poll_learn(c1, ACME_POLL_CERT, 3, apr_time_from_sec(2));
-    ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_CERT), apr_time_from_sec(2));
+    ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_CERT), apr_time_from_msec(1750));
     acme_client_poll_learn(c1, ACME_POLL_CERT, 3, apr_time_from_sec(3600));
     ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_CERT), apr_time_from_sec(5));
     ck_assert_int_eq(acme_client_poll_guess(c2, ACME_POLL_AUTHZ), apr_time_from_msec(50));
@@ -1272,6 +1297,7 @@ static Suite *acme_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, directory_full);
+    tcase_add_test(tc, poll_interval_steps_after_the_guess);
     tcase_add_test(tc, directory_minimal);
     tcase_add_test(tc, directory_malformed);
     tcase_add_test(tc, order_full);
