@@ -432,13 +432,15 @@ def analyse_acme(res):
             out.append("pebble's validation delay: mean %.2fs per authorization (max %ds, %d "
                        "authorizations)" % (sum(delays) / float(len(delays)), max(delays),
                                             len(delays)))
-        # jobs in flight at once (a start to the next staged line)
-        events = sorted([(t, 1) for t, _ in starts] + [(t, -1) for t, _ in staged])
-        level = peak = 0
-        for _, step in events:
-            level += step
-            peak = max(peak, level)
-        out.append("jobs in flight at once: at most %d; job starts that staged nothing "
+        # domains in flight at once (a start to the domain's staged line;
+        # a job cut off by a restart and started again counts once)
+        events = sorted([(t, 1, _after(line, "ACME0324: ")) for t, line in starts]
+                        + [(t, 0, _after(line, "ACME0321: ")) for t, line in staged])
+        flying, peak = set(), 0
+        for _, begin, d in events:
+            (flying.add if begin else flying.discard)(d)
+            peak = max(peak, len(flying))
+        out.append("domains in flight at once: at most %d; job starts that staged nothing "
                    "(cut off, busy, failed): %d" % (peak, len(starts) - len(staged)))
         span = staged[-1][0] - starts[0][0]
         if span > 0:
