@@ -212,7 +212,8 @@ def table(headers, rows):
 
 def start_pebble(work, http_port, tls_port, env=None):
     """pebble-challtestsrv and pebble in work/, on loopback; (dns, pebble),
-    both started: the caller stops them."""
+    both started: the caller stops them. env: pebble's environment on top of
+    the harness's; a value None unsets the variable."""
     from harness.pebble import Pebble, PebbleDNS
     from harness.pki import ListenerPKI
     dns = PebbleDNS(os.path.join(work, "dns"))
@@ -221,7 +222,11 @@ def start_pebble(work, http_port, tls_port, env=None):
     pki_dir = os.path.join(work, "pki")
     os.makedirs(pki_dir, exist_ok=True)
     os.chmod(pki_dir, 0o755)
+    env = dict(env or {})
     pebble = Pebble(work, "pebble", ListenerPKI(pki_dir).generate(), dns, http_port, tls_port,
-                    env=env)
+                    env={k: v for k, v in env.items() if v is not None})
+    for k, v in env.items():
+        if v is None:  # None: unset (the harness sets PEBBLE_VA_NOSLEEP=1)
+            pebble.env.pop(k, None)
     pebble.start()
     return dns, pebble
