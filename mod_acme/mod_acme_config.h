@@ -146,7 +146,7 @@ void acme_config_job_spec(acme_job_spec_t *spec, const acme_domain_t *d);
 #define ACME_DEFAULT_RETRY_DELAY apr_time_from_sec(30)
 #define ACME_DEFAULT_CHECK_INTERVAL apr_time_from_sec(3600)
 #define ACME_DEFAULT_RENEW_PERCENT 33.0
-#define ACME_DEFAULT_PARALLEL 8
+#define ACME_DEFAULT_PARALLEL 32
 #define ACME_DEFAULT_HSTS_MAX_AGE 15768000   /* half a year, in seconds */
 #define ACME_HSTS_MAX_AGE_MAX 315360000      /* ten years */
 

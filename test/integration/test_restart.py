@@ -49,7 +49,7 @@ def test_thirty_domains_with_validation_delays_one_or_two_restarts(httpd, pebble
     # waves with gaps that the old 2 s quiet period took for the batch's end
     ca = pebble_with_delays
     names = ["slow%02d.restart.test" % i for i in range(30)]
-    httpd.write_config(config_for(httpd, ca, names))
+    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 8\n"))
     mark = ca.log_mark()
     httpd.start()
     for n in names:
