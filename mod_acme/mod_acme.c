@@ -1020,6 +1020,8 @@ static apr_status_t open_etcd_store(acme_global_t *g, server_rec *s, apr_pool_t 
         return rv;
     }
     acme_mod_store = st;
+    /* what the configuration pass read, for the next one: a restart reads what changed */
+    acme_store_etcd_keep(st, s->process->pool);
     if (acme_etcd_revision(&rev, etcd, ptemp, r) != APR_SUCCESS) {
         acme_mod_store_down = 1;
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0011)

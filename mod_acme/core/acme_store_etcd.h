@@ -43,6 +43,15 @@ apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char *
 apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
                                       apr_pool_t *p);
 
+/* keep: a pool that outlives the configuration (the process pool), where a
+ * snapshot of a whole group keeps what it read, with etcd's revision then.
+ * The next snapshot of that group (in this or a later generation of the
+ * configuration, through a store made anew) reads only the values of the
+ * keys written since, and drops the keys deleted since. Its memory is what
+ * a snapshot holds anyway, at most twice (replaced items are copied out
+ * once they outweigh the rest), and nothing above 512 MiB. */
+void acme_store_etcd_keep(acme_store_t *s, apr_pool_t *keep);
+
 /* The item envelope, for tests and the fuzz target. encode: the value that
  * the store writes for data at key (sealed when secret). open: the data of
  * a value read at key; APR_EINVAL (logged, naming key) when it does not
