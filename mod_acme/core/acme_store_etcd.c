@@ -1423,7 +1423,8 @@ static void kept_compact(kept_t *k, apr_pool_t *keep)
  * that k lacks are all among the changed ones (created since), so when
  * count minus those is not k's size, keys were deleted: then one listing of
  * the keys (no values) says which. APR_EGENERAL: k cannot be brought up to
- * date (etcd restored from an older backup, an answer that does not add up):
+ * date (another cluster, or one restored from an older backup, an answer
+ * that does not add up):
  * read everything. */
 static apr_status_t kept_update(int *pchanged, int *pdropped, kept_t *k, const es_t *es,
                                 const char *pre, apr_pool_t *p, acme_result_t *r)
@@ -1431,6 +1432,7 @@ static apr_status_t kept_update(int *pchanged, int *pdropped, kept_t *k, const e
     apr_array_header_t *kvs, *keys;
     apr_hash_t *present;
     apr_hash_index_t *hi;
+    const char *cluster;
     apr_int64_t rev = 0, count, fresh = 0;
     apr_status_t rv;
     int i;
@@ -1440,8 +1442,9 @@ static apr_status_t kept_update(int *pchanged, int *pdropped, kept_t *k, const e
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (rev < k->revision) {
-        return APR_EGENERAL;
+    cluster = acme_etcd_cluster_id(es->etcd);
+    if (rev < k->revision || !cluster || !k->cluster || strcmp(cluster, k->cluster)) {
+        return APR_EGENERAL;    /* another cluster, or one restored from a backup */
     }
     for (i = 0; i < kvs->nelts; ++i) {
         const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
@@ -1489,7 +1492,7 @@ apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, con
     acme_result_t *r;
     apr_array_header_t *kvs;
     apr_hash_t *items;
-    apr_int64_t rev = 0, count;
+    apr_int64_t rev = 0, count, since;
     kept_t *k;
     int i, changed = 0, dropped = 0;
 
@@ -1502,13 +1505,12 @@ apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, con
     }
     r = acme_result_make(p);
     k = name ? NULL : kept_of(es, pre, p);
-    cluster = acme_etcd_cluster_id(es->etcd);
-    if (k && k->revision && cluster && k->cluster && !strcmp(cluster, k->cluster)
-        && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
+    since = k ? k->revision : 0;
+    if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
         kept_compact(k, es->keep);
         acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(2400) "store: %s read: "
                  "%d item(s) written since revision %" APR_INT64_T_FMT " of %u, %d removed",
-                 pre, changed, k->revision, apr_hash_count(k->items), dropped);
+                 pre, changed, since, apr_hash_count(k->items), dropped);
         es->snap = k->items;
         es->snap_from_kept = 1;
     }
@@ -1525,6 +1527,7 @@ apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, con
             apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
         }
         es->snap = items;
+        cluster = acme_etcd_cluster_id(es->etcd);
         if (k) {
             /* the next snapshot reads what changed after this one */
             kept_reset(k, es->keep);
