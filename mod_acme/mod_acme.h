@@ -21,6 +21,14 @@ extern acme_store_t *acme_mod_lookup_store;
 /* With etcd, in a child: the challenges' change feed (a client of its own),
  * and the word that ends it. */
 extern acme_store_t *acme_mod_watch_store;
+/* With etcd, in a child: the scheduler's store, whose reads of each
+ * domain's status come from a view of the store at most
+ * ACME_SCHED_VIEW_AGE old (acme_store_etcd_view). NULL otherwise. */
+extern acme_store_t *acme_mod_sched_store;
+/* With etcd, in the parent: the restart thread's store, whose scans of
+ * every domain's staged and active meta data read from a view of the
+ * store that it keeps up to date (copies of its own). NULL otherwise. */
+extern acme_store_t *acme_mod_scan_store;
 extern volatile apr_uint32_t acme_mod_watch_stop;
 /* Parsed certificate facts of this generation, for every acme_status_get. */
 extern struct acme_status_cache_t *acme_mod_status_cache;

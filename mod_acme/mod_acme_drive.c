@@ -520,10 +520,9 @@ static void staged_item(apr_array_header_t *staged, int first, apr_time_t at)
     it->at = at;
 }
 
-static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready,
+static void changed_in_cluster(restart_ctx_t *rc, acme_store_t *st, apr_array_header_t *ready,
                                apr_array_header_t *items, apr_pool_t *ptemp)
 {
-    acme_store_t *st = acme_mod_store;
     int i;
 
     for (i = 0; i < rc->g->domains->nelts; ++i) {
@@ -636,9 +635,23 @@ static apr_array_header_t *running_items(restart_ctx_t *rc, apr_pool_t *ptemp)
     return running;
 }
 
+/* A scan looks at every domain's staged and active meta data: with etcd,
+ * in a view of the two groups (one request each for what changed since the
+ * last scan), not a read per domain. Else the store itself. */
+static acme_store_t *scan_view(apr_pool_t *ptemp)
+{
+    static const acme_store_group_t groups[] = {ACME_SG_STAGING, ACME_SG_DOMAINS};
+
+    if (acme_mod_scan_store
+        && acme_store_etcd_view(acme_mod_scan_store, groups, 2, 0, ptemp) == APR_SUCCESS) {
+        return acme_mod_scan_store;
+    }
+    return acme_mod_store;
+}
+
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
-    acme_store_t *st = acme_mod_store;
+    acme_store_t *st = acme_mod_store, *view;
     apr_array_header_t *ready, *staged;
     apr_time_t now = apr_time_now(), due;
     int i;
@@ -659,12 +672,14 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     }
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
     staged = apr_array_make(ptemp, 5, sizeof(acme_restart_item_t));
+    view = scan_view(ptemp);
     for (i = 0; i < rc->g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
         apr_time_t mt, *refused_at;
         const char *key, *seen;
 
-        if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp) != APR_SUCCESS) {
+        if (view->mtime(view, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp)
+            != APR_SUCCESS) {
             continue;
         }
         key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
@@ -690,7 +705,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         staged_item(staged, !d->has_cert, mt);
     }
     if (st != acme_mod_cache) {
-        changed_in_cluster(rc, ready, staged, ptemp);
+        changed_in_cluster(rc, view, ready, staged, ptemp);
     }
     if (ready->nelts == 0) {
         rc->first_seen = 0;
@@ -1071,6 +1086,26 @@ static apr_time_t jittered(apr_time_t now, apr_interval_time_t interval)
     return now + interval - j + (apr_interval_time_t)acme_random_below((apr_uint64_t)(2 * j + 1));
 }
 
+/* The scheduler's looks at the domains' status: with etcd, from a view of
+ * the store (acme_store_etcd_view) that the tick renews, so that a look at
+ * every domain costs a few requests, not several per domain. A job reads
+ * under its claim what it decides on, from acme_mod_store. */
+#define ACME_SCHED_VIEW_AGE apr_time_from_sec(5)
+
+static acme_store_t *sched_store(void)
+{
+    return acme_mod_sched_store ? acme_mod_sched_store : acme_mod_store;
+}
+
+static void sched_view(apr_interval_time_t max_age, apr_pool_t *ptemp)
+{
+    static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS};
+
+    if (acme_mod_sched_store) {
+        acme_store_etcd_view(acme_mod_sched_store, groups, 3, max_age, ptemp);
+    }
+}
+
 static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
 {
     apr_status_t trv;
@@ -1172,11 +1207,11 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
     acme_json_t *meta, *jj;
     const char *staged, *known;
 
-    if (acme_store_load_json(store, ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta, p)
-        != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
+    if (acme_store_load_json(sched_store(), ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta,
+                             p) != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
         return;
     }
-    if (acme_store_load_json(store, ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
+    if (acme_store_load_json(sched_store(), ACME_SG_JOBS, job->d->name, ACME_JOB_STATE, &jj, p)
         != APR_SUCCESS) {
         jj = acme_json_new_object(p);
     }
@@ -1195,7 +1230,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     acme_status_t *st;
     apr_time_t next;
 
-    if (acme_status_get(&st, acme_mod_store, &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
+    if (acme_status_get(&st, sched_store(), &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
@@ -1284,14 +1319,16 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     acme_store_t *st = acme_mod_store;
     apr_time_t now = apr_time_now(), next;
     apr_pool_t *pj;
-    int i;
+    int i, reaped = 0;
 
     for (i = 0; i < dc->jobs->nelts; ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
         if (job->running && apr_atomic_read32(&job->done)) {
             reap(dc, job, now);
+            reaped = 1;
         }
     }
+    sched_view(reaped ? 0 : ACME_SCHED_VIEW_AGE, ptemp);   /* a job's end is seen at once */
     if (now >= dc->next_sweep) {
         /* hourly: what interrupted writes left behind */
         acme_store_fs_sweep(st, ACME_STORE_STALE_AGE, ptemp);
@@ -1482,10 +1519,14 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
                              "renewal jobs start for %d domain(s), at most %d at a time",
                              dc->jobs->nelts, dc->parallel);
+                apr_pool_t *pv;
+                apr_pool_create(&pv, dc->pool);
+                sched_view(0, pv);
                 for (i = 0; i < dc->jobs->nelts; ++i) {
                     installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
                     apr_pool_clear(ptemp);
                 }
+                apr_pool_destroy(pv);   /* ends the view */
                 rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
             }
             dc->thread = rv == APR_SUCCESS ? t : NULL;

@@ -58,27 +58,38 @@ typedef struct {
     /* per slot (by the hash of an etcd key): the hashes of the key and the
      * value last refused there (see refusal_level) */
     volatile apr_uint64_t *refusals;
-    /* acme_store_etcd_snapshot(): the items of one name, read at once */
-    const char *snap_prefix;     /* NULL: none */
-    apr_hash_t *snap;            /* etcd key -> acme_etcd_kv_t* */
-    int snap_from_kept;          /* snap is the kept copy: loads copy what they answer */
+    /* acme_store_etcd_snapshot(), _view(): items read at once, per prefix */
+    int nsnap;
+    const char *snap_prefix[ACME_SG_COUNT];
+    apr_hash_t *snap[ACME_SG_COUNT];    /* etcd key -> acme_etcd_kv_t* */
+    int snap_from_kept;          /* snap is kept copies: loads copy what they answer */
     apr_pool_t *keep;            /* acme_store_etcd_keep(): NULL, nothing is kept */
+    int keep_make;               /* kept copies are made in keep, else found there */
+    apr_pool_t *own;             /* unmanaged: the kept copies not found in keep */
+    apr_hash_t *own_kept;        /* KEPT_KEY... -> kept_t, in own */
 } es_t;
 
 /* The snapshot's answer for key: *pin is set when key is of the snapshot's
  * name, and then NULL means absent. */
 static const acme_etcd_kv_t *snap_get(const es_t *es, const char *key, int *pin)
 {
-    *pin = es->snap_prefix && !strncmp(key, es->snap_prefix, strlen(es->snap_prefix));
-    return *pin ? apr_hash_get(es->snap, key, APR_HASH_KEY_STRING) : NULL;
+    int i;
+
+    for (i = 0; i < es->nsnap; ++i) {
+        if (!strncmp(key, es->snap_prefix[i], strlen(es->snap_prefix[i]))) {
+            *pin = 1;
+            return apr_hash_get(es->snap[i], key, APR_HASH_KEY_STRING);
+        }
+    }
+    *pin = 0;
+    return NULL;
 }
 
 static void snap_drop(const es_t *es)
 {
     es_t *w = (es_t *)es;   /* the store's own state, not the caller's data */
 
-    w->snap_prefix = NULL;
-    w->snap = NULL;
+    w->nsnap = 0;
     w->snap_from_kept = 0;
 }
 
@@ -1331,16 +1342,59 @@ static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *na
 #define KEPT_MAX ((apr_size_t)512 * 1024 * 1024)   /* beyond it, nothing is kept */
 
 typedef struct {
+    apr_pool_t *parent;     /* where pool is made */
     apr_pool_t *pool;       /* the items and the cluster id */
     apr_hash_t *items;      /* etcd key -> acme_etcd_kv_t *, with values */
     const char *cluster;    /* etcd's cluster id when they were read */
     apr_int64_t revision;   /* items is what the group held at it; 0: nothing kept */
+    apr_time_t at;          /* when they were brought up to date */
     apr_size_t live, dead;  /* bytes of the items, and of items since replaced */
 } kept_t;
 
-void acme_store_etcd_keep(acme_store_t *s, apr_pool_t *keep)
+static apr_status_t own_destroy(void *data)
 {
-    ((es_t *)s->baton)->keep = keep;
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* The copies of a store of its own: an unmanaged pool, so that a thread
+ * that must not touch httpd's pools (the parent's restart thread) can use
+ * it; with ACME_KEEP_OWN, one that keep holds across generations. */
+typedef struct {
+    apr_pool_t *pool;
+    apr_hash_t *kept;       /* KEPT_KEY... -> kept_t, in pool */
+} own_t;
+
+void acme_store_etcd_keep(acme_store_t *s, apr_pool_t *keep, acme_keep_mode_t mode)
+{
+    es_t *es = s->baton;
+    own_t *own = NULL;
+    const char *key;
+
+    es->keep = mode == ACME_KEEP_OWN ? NULL : keep;
+    es->keep_make = mode == ACME_KEEP_MAKE && keep;
+    if (mode == ACME_KEEP_OWN && keep) {
+        key = apr_pstrcat(es->pool, KEPT_KEY "own ", es->prefix, NULL);
+        apr_pool_userdata_get((void **)&own, key, keep);
+        if (!own) {
+            own = apr_pcalloc(keep, sizeof(*own));
+            if (apr_pool_create_unmanaged_ex(&own->pool, NULL, NULL) != APR_SUCCESS) {
+                return;
+            }
+            own->kept = apr_hash_make(own->pool);
+            apr_pool_userdata_set(own, apr_pstrdup(keep, key), apr_pool_cleanup_null, keep);
+        }
+    }
+    else {
+        own = apr_pcalloc(es->pool, sizeof(*own));
+        if (apr_pool_create_unmanaged_ex(&own->pool, NULL, NULL) != APR_SUCCESS) {
+            return;
+        }
+        own->kept = apr_hash_make(own->pool);
+        apr_pool_cleanup_register(es->pool, own->pool, own_destroy, apr_pool_cleanup_null);
+    }
+    es->own = own->pool;
+    es->own_kept = own->kept;
 }
 
 static kept_t *kept_of(const es_t *es, const char *pre, apr_pool_t *p)
@@ -1348,23 +1402,35 @@ static kept_t *kept_of(const es_t *es, const char *pre, apr_pool_t *p)
     const char *key = apr_pstrcat(p, KEPT_KEY, pre, NULL);
     kept_t *k = NULL;
 
-    if (!es->keep) {
+    if (!es->own_kept) {
         return NULL;
     }
-    apr_pool_userdata_get((void **)&k, key, es->keep);
+    if (es->keep) {
+        apr_pool_userdata_get((void **)&k, key, es->keep);
+    }
     if (!k) {
+        k = apr_hash_get(es->own_kept, key, APR_HASH_KEY_STRING);
+    }
+    if (!k && es->keep_make) {
         k = apr_pcalloc(es->keep, sizeof(*k));
+        k->parent = es->keep;
         apr_pool_userdata_set(k, apr_pstrdup(es->keep, key), apr_pool_cleanup_null, es->keep);
+    }
+    else if (!k) {
+        /* not made by keep's owner: this store's own */
+        k = apr_pcalloc(es->own, sizeof(*k));
+        k->parent = es->own;
+        apr_hash_set(es->own_kept, apr_pstrdup(es->own, key), APR_HASH_KEY_STRING, k);
     }
     return k;
 }
 
-static void kept_reset(kept_t *k, apr_pool_t *keep)
+static void kept_reset(kept_t *k)
 {
     if (k->pool) {
         apr_pool_destroy(k->pool);
     }
-    apr_pool_create(&k->pool, keep);
+    apr_pool_create(&k->pool, k->parent);
     k->items = apr_hash_make(k->pool);
     k->cluster = NULL;
     k->revision = 0;
@@ -1397,7 +1463,7 @@ static void kept_put(kept_t *k, const acme_etcd_kv_t *kv, int remove)
 }
 
 /* Replaced items are garbage in k's pool: copied out once they outweigh the rest. */
-static void kept_compact(kept_t *k, apr_pool_t *keep)
+static void kept_compact(kept_t *k)
 {
     apr_pool_t *old = k->pool;
     apr_hash_t *items = k->items;
@@ -1409,7 +1475,7 @@ static void kept_compact(kept_t *k, apr_pool_t *keep)
         return;
     }
     k->pool = NULL;
-    kept_reset(k, keep);
+    kept_reset(k);
     for (hi = apr_hash_first(NULL, items); hi; hi = apr_hash_next(hi)) {
         kept_put(k, apr_hash_this_val(hi), 0);
     }
@@ -1484,40 +1550,41 @@ static apr_status_t kept_update(int *pchanged, int *pdropped, kept_t *k, const e
     return APR_SUCCESS;
 }
 
-apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
-                                      apr_pool_t *p)
+/* One group (or one name of it) into the view: from its kept copy when
+ * there is one, brought up to date unless that was done within max_age. */
+static apr_status_t view_add(es_t *es, acme_store_group_t g, const char *name,
+                             apr_interval_time_t max_age, apr_pool_t *p)
 {
-    es_t *es = s->baton;
     const char *pre, *cluster;
-    acme_result_t *r;
+    acme_result_t *r = acme_result_make(p);
     apr_array_header_t *kvs;
     apr_hash_t *items;
     apr_int64_t rev = 0, count, since;
+    apr_time_t now = apr_time_now();
     kept_t *k;
     int i, changed = 0, dropped = 0;
 
-    snap_drop(es);
-    if (!p) {
-        return APR_SUCCESS;
-    }
-    if (!(pre = name_prefix(es, g, name, p))) {
+    if (!(pre = name_prefix(es, g, name, p)) || es->nsnap >= ACME_SG_COUNT) {
         return APR_EINVAL;
     }
-    r = acme_result_make(p);
     k = name ? NULL : kept_of(es, pre, p);
     since = k ? k->revision : 0;
-    if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
-        kept_compact(k, es->keep);
-        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(2400) "store: %s read: "
-                 "%d item(s) written since revision %" APR_INT64_T_FMT " of %u, %d removed",
-                 pre, changed, since, apr_hash_count(k->items), dropped);
-        es->snap = k->items;
-        es->snap_from_kept = 1;
+    if (since && k->at <= now && now - k->at < max_age) {
+        items = k->items;   /* fresh enough for this caller */
+    }
+    else if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
+        kept_compact(k);
+        k->at = now;
+        acme_log(ACME_LOG_MARK, changed || dropped ? ACME_LOG_INFO : ACME_LOG_DEBUG, APR_SUCCESS,
+                 ACMELOG(2400) "store: %s read: %d item(s) written since revision %"
+                 APR_INT64_T_FMT " of %u, %d removed", pre, changed, since,
+                 apr_hash_count(k->items), dropped);
+        items = k->items;
     }
     else {
         if (read_pages(&kvs, &count, &rev, es, pre, 0, 0, p, r) != APR_SUCCESS) {
             if (k) {
-                kept_reset(k, es->keep);
+                kept_reset(k);
             }
             return r->status != APR_SUCCESS ? r->status : APR_EGENERAL;
         }
@@ -1526,29 +1593,73 @@ apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, con
             acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
             apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
         }
-        es->snap = items;
         cluster = acme_etcd_cluster_id(es->etcd);
         if (k) {
-            /* the next snapshot reads what changed after this one */
-            kept_reset(k, es->keep);
+            /* the next view reads what changed after this one */
+            kept_reset(k);
             for (i = 0; i < kvs->nelts && k->live <= KEPT_MAX; ++i) {
                 kept_put(k, APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *), 0);
             }
             if (k->live <= KEPT_MAX && rev && cluster) {
                 k->revision = rev;
+                k->at = now;
                 k->cluster = apr_pstrdup(k->pool, cluster);
-                es->snap = k->items;
-                es->snap_from_kept = 1;
+                items = k->items;
             }
             else {
-                kept_reset(k, es->keep);
+                kept_reset(k);
             }
             acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(2401) "store: %s read: "
                      "all %d item(s), as of revision %" APR_INT64_T_FMT "%s", pre, kvs->nelts,
-                     rev, k->revision ? "" : "; too large to keep for the next restart");
+                     rev, k->revision ? "" : "; too large to keep for the next view");
         }
     }
-    es->snap_prefix = pre;
+    es->snap_from_kept |= k && items == k->items;
+    es->snap_prefix[es->nsnap] = pre;
+    es->snap[es->nsnap++] = items;
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
+                                      apr_pool_t *p)
+{
+    es_t *es = s->baton;
+    apr_status_t rv;
+
+    snap_drop(es);
+    if (!p) {
+        return APR_SUCCESS;
+    }
+    if ((rv = view_add(es, g, name, 0, p)) != APR_SUCCESS) {
+        snap_drop(es);
+        return rv;
+    }
+    apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_etcd_view(acme_store_t *s, const acme_store_group_t *groups, int n,
+                                  apr_interval_time_t max_age, apr_pool_t *p)
+{
+    es_t *es;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!s || strcmp(s->kind, "etcd")) {
+        return APR_ENOTIMPL;    /* files: every read is local anyway */
+    }
+    es = s->baton;
+    snap_drop(es);
+    if (!p) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < n && rv == APR_SUCCESS; ++i) {
+        rv = view_add(es, groups[i], NULL, max_age, p);
+    }
+    if (rv != APR_SUCCESS) {
+        snap_drop(es);      /* every read asks etcd, as without a view */
+        return rv;
+    }
     apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }

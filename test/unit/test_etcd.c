@@ -1198,7 +1198,7 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
     /* the first pass reads everything, and keeps it with the revision */
     script[0].body = items_answer(10, 3, 3, abc, d1, m1);
     st = fake_store(&f, script, 1);
-    acme_store_etcd_keep(st, keep);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
     ck_assert_int_eq(f.next, 1);
@@ -1209,7 +1209,7 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
     /* the next generation: what was written after revision 10 only */
     script[0].body = items_answer(12, 3, 1, b, b2, m2);
     st = fake_store(&f, script, 1);
-    acme_store_etcd_keep(st, keep);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
     q = js(f.bodies[0]);
@@ -1226,7 +1226,7 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
     script[0].body = items_answer(15, 3, 1, d, dd, m3);
     script[1].body = items_answer(15, 3, 3, abd, NULL, m3k);
     st = fake_store(&f, script, 2);
-    acme_store_etcd_keep(st, keep);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
     ck_assert_int_eq(f.next, 2);
@@ -1243,7 +1243,7 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
     script[0].body = items_answer(8, 3, 0, NULL, NULL, NULL);
     script[1].body = items_answer(8, 3, 3, abc, d1, m1);
     st = fake_store(&f, script, 2);
-    acme_store_etcd_keep(st, keep);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
     ck_assert_int_eq(f.next, 2);
@@ -1259,7 +1259,7 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
                                   acme_etcd_b64_encode(pool, "pfx/domains/a.org/cert.pem", 26),
                                   acme_etcd_b64_encode(pool, "forged", 6));
     st = fake_store(&f, script, 1);
-    acme_store_etcd_keep(st, keep);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
     apr_pool_create(&sp, pool);
     ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
     ck_assert_str_eq(cert_of(st, "a.org"), "(error)");
