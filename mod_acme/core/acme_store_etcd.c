@@ -1575,7 +1575,9 @@ static apr_status_t view_add(es_t *es, acme_store_group_t g, const char *name,
     else if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
         kept_compact(k);
         k->at = now;
-        acme_log(ACME_LOG_MARK, changed || dropped ? ACME_LOG_INFO : ACME_LOG_DEBUG, APR_SUCCESS,
+        /* a tick's look that found nothing new is not worth a line */
+        acme_log(ACME_LOG_MARK, changed || dropped || !max_age ? ACME_LOG_INFO : ACME_LOG_DEBUG,
+                 APR_SUCCESS,
                  ACMELOG(2400) "store: %s read: %d item(s) written since revision %"
                  APR_INT64_T_FMT " of %u, %d removed", pre, changed, since,
                  apr_hash_count(k->items), dropped);

@@ -1114,10 +1114,14 @@ def domains_reads(proxy, prefix, since):
 
 
 def snapshot_line(server, since):
-    """The group snapshot that the last configuration pass after log offset
-    `since` logged: (items read, items kept, items removed), or None."""
-    found = re.findall(r"ACME2400: store: \S+domains/ read: (\d+) item\(s\) written since "
-                       r"revision \d+ of (\d+), (\d+) removed", server.error_log()[since:])
+    """What the last configuration pass after log offset `since` logged of
+    its view of domains/ (the parent's main thread: pid = tid; the
+    children's scheduler and the parent's restart thread have views too):
+    (items read, items kept, items removed), or None."""
+    found = [m.groups()[2:] for m in re.finditer(
+        r"\[pid (\d+):tid (\d+)\] ACME2400: store: \S+domains/ read: (\d+) item\(s\) written "
+        r"since revision \d+ of (\d+), (\d+) removed", server.error_log()[since:])
+        if m.group(1) == m.group(2)]
     return tuple(int(v) for v in found[-1]) if found else None
 
 
