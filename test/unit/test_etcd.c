@@ -1270,6 +1270,53 @@ START_TEST(store_snapshot_kept_reads_only_what_changed_since)
 }
 END_TEST
 
+START_TEST(store_view_of_two_groups_asks_again_only_when_older_than_max_age)
+{
+    static const char *const a[] = {"a.org"}, *const a1[] = {"A1"};
+    static const int m1[] = {5};
+    static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_JOBS};
+    canned_t script[4] = {{200, NULL}, {200, NULL}, {200, NULL}, {200, NULL}};
+    const char *data;
+    apr_size_t len;
+    apr_pool_t *keep, *vp;
+    acme_store_t *st;
+    fake_t f;
+
+    apr_pool_create(&keep, pool);
+    script[0].body = items_answer(10, 1, 1, a, a1, m1);
+    script[1].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"10\"}}";
+    script[2].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"11\"},\"count\":\"1\"}";
+    script[3].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"11\"}}";
+    st = fake_store(&f, script, 4);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_FIND);
+    apr_pool_create(&vp, pool);
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, apr_time_from_sec(60), vp),
+                     APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);    /* both groups read whole: nothing was kept */
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    ck_assert_int_eq(st->load(st, ACME_SG_JOBS, "a.org", "job.json", &data, &len, pool),
+                     APR_ENOENT);
+    ck_assert_int_eq(f.next, 2);
+    apr_pool_clear(vp);
+    /* within max_age: no request at all */
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, apr_time_from_sec(60), vp),
+                     APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    apr_pool_clear(vp);
+    /* max_age 0: one request per group, for what changed since */
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, 0, vp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 4);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[2]), "min_mod_revision", NULL), "11");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[3]), "min_mod_revision", NULL), "11");
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    apr_pool_destroy(vp);
+    /* the view ended with its pool: a load asks etcd (the script is over) */
+    ck_assert_str_eq(cert_of(st, "a.org"), "(error)");
+    apr_pool_destroy(keep);
+}
+END_TEST
+
 START_TEST(store_seals_secrets_under_their_key_name)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
@@ -1803,6 +1850,7 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_watch_opens_authenticated_items_and_skips_foreign_keys);
     tcase_add_test(tc, store_snapshot_answers_a_names_reads_in_one_request_until_a_write);
     tcase_add_test(tc, store_snapshot_kept_reads_only_what_changed_since);
+    tcase_add_test(tc, store_view_of_two_groups_asks_again_only_when_older_than_max_age);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);
