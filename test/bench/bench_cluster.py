@@ -186,6 +186,9 @@ def seed_file_store(root, names, ca_url):
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     staged = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    os.makedirs(root, mode=0o755)
+    with open(os.path.join(root, "store.json"), "w") as f:
+        f.write('{"schema": 1}\n')
     for n in names:
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, n)]))
