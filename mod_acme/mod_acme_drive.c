@@ -1319,7 +1319,7 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     acme_store_t *st = acme_mod_store;
     apr_time_t now = apr_time_now(), next;
     apr_pool_t *pj;
-    int i, reaped = 0;
+    int i, reaped = 0;  /* or an operator's request seen: the view is renewed now */
 
     for (i = 0; i < dc->jobs->nelts; ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
@@ -1328,7 +1328,6 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
             reaped = 1;
         }
     }
-    sched_view(reaped ? 0 : ACME_SCHED_VIEW_AGE, ptemp);   /* a job's end is seen at once */
     if (now >= dc->next_sweep) {
         /* hourly: what interrupted writes left behind */
         acme_store_fs_sweep(st, ACME_STORE_STALE_AGE, ptemp);
@@ -1351,6 +1350,7 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
                 }
             }
             dc->requests_seen = marker;
+            reaped = 1;     /* the requests are seen by the view too */
         }
         dc->next_request_look = now + (st != acme_mod_cache ? apr_time_from_sec(30)
                                                             : apr_time_from_sec(3));
@@ -1365,6 +1365,8 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
         }
         dc->next_claim_renewal = now + apr_time_from_sec(10);
     }
+    /* a job's end, and an operator's request, are seen at once */
+    sched_view(reaped ? 0 : ACME_SCHED_VIEW_AGE, ptemp);
     next = now + ACME_DRIVE_IDLE;
     if (dc->next_request_look < next) next = dc->next_request_look;
     if (dc->running > 0 && dc->next_claim_renewal < next) next = dc->next_claim_renewal;

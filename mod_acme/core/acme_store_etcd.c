@@ -1575,6 +1575,9 @@ static apr_status_t view_add(es_t *es, acme_store_group_t g, const char *name,
     else if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
         kept_compact(k);
         k->at = now;
+        if (k->live > KEPT_MAX) {
+            k->revision = 0;    /* grown too large: read whole, and not kept, next time */
+        }
         /* a tick's look that found nothing new is not worth a line */
         acme_log(ACME_LOG_MARK, changed || dropped || !max_age ? ACME_LOG_INFO : ACME_LOG_DEBUG,
                  APR_SUCCESS,
