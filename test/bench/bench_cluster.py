@@ -305,7 +305,7 @@ def run_restart(work, pebble, module, n, etcd, nservers, vhosts, idle_seconds):
             out[run + "_bytes"] = c1[1] - c0[1]
             out[run + "_after30s_requests"] = c2[0] - c1[0]
             out[run + "_after30s_bytes"] = c2[1] - c1[1]
-            out[run + "_lines"] = [m.group(1) for m in re.finditer(
+            out[run + "_lines"] = [m.group(2) for m in re.finditer(
                 r"\[pid (\d+):tid \1\] ACME240[01]: store: \S+?/(.*)", s.error_log()[at:])][:3]
         out["orders"] = pebble.count_orders(since=mark)
     finally:
