@@ -235,7 +235,7 @@ def run_restart(work, pebble, module, n, etcd, nservers, vhosts, idle_seconds):
     during it, and in the 30 s after, when its new children start) and the
     idle requests per minute of each server."""
     # the first start of 10,000 domains takes longer than the harness's 60 s
-    Httpd._cmd.__defaults__ = (1800.0,)
+    Httpd._cmd.__kwdefaults__ = {"timeout": 1800.0}
     prefix = "restart-%d/" % n
     key = os.path.join(work, "store-%d.key" % n)
     subprocess.run(["openssl", "rand", "-out", key, "32"], check=True)
