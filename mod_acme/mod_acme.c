@@ -38,6 +38,8 @@ acme_store_t *acme_mod_store;
 acme_store_t *acme_mod_cache;
 acme_store_t *acme_mod_lookup_store;
 acme_store_t *acme_mod_watch_store;
+acme_store_t *acme_mod_sched_store;
+acme_store_t *acme_mod_scan_store;
 volatile apr_uint32_t acme_mod_watch_stop;
 acme_status_cache_t *acme_mod_status_cache;
 int acme_mod_store_down;
@@ -46,6 +48,7 @@ int acme_mod_store_down;
 static acme_store_t *child_store;
 static acme_store_t *child_lookup_store;
 static acme_store_t *child_watch_store;
+static acme_store_t *child_sched_store;
 
 /* ---- logging bridge ---------------------------------------------------- */
 
@@ -685,12 +688,17 @@ static apr_status_t ensure_fallback(acme_store_t **pst, acme_domain_t *d, server
     return rv;
 }
 
-/* With etcd: every domain's items in a few requests, for the reads of the
- * configuration pass (several per domain); p NULL ends it. */
+/* With etcd: the items of every domain, for the reads of the configuration
+ * pass (several per domain), as one view: what changed since the last pass
+ * (the parent keeps what it read), in a few requests. Jobs and staging are
+ * in it for the children's scheduler, which starts from these copies.
+ * p NULL ends it. */
 static void snapshot_domains(apr_pool_t *p)
 {
-    if (acme_mod_store && acme_mod_store->snapshot && !acme_mod_store_down) {
-        acme_mod_store->snapshot(acme_mod_store, ACME_SG_DOMAINS, NULL, p);
+    static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS};
+
+    if (acme_mod_store && acme_mod_store->view && !acme_mod_store_down) {
+        acme_mod_store->view(acme_mod_store, groups, p ? 3 : 0, 0, p);
     }
 }
 
@@ -1020,10 +1028,18 @@ static apr_status_t open_etcd_store(acme_global_t *g, server_rec *s, apr_pool_t 
         || (rv = etcd_store_make(&child_lookup_store, &other, g, ACME_LOOKUP_TIMEOUT, NULL, s,
                                  pconf)) != APR_SUCCESS
         || (rv = etcd_store_make(&child_watch_store, &other, g, 0, &acme_mod_watch_stop, s,
-                                 pconf)) != APR_SUCCESS) {
+                                 pconf)) != APR_SUCCESS
+        || (rv = etcd_store_make(&child_sched_store, &other, g, 0, NULL, s, pconf))
+               != APR_SUCCESS
+        || (rv = etcd_store_make(&acme_mod_scan_store, &other, g, 0, NULL, s, pconf))
+               != APR_SUCCESS) {
         return rv;
     }
     acme_mod_store = st;
+    /* what the configuration pass read, for the next one: a restart reads what changed */
+    acme_store_etcd_keep(st, s->process->pool, ACME_KEEP_MAKE);
+    acme_store_etcd_keep(child_sched_store, s->process->pool, ACME_KEEP_FIND);
+    acme_store_etcd_keep(acme_mod_scan_store, s->process->pool, ACME_KEEP_OWN);
     if (acme_etcd_revision(&rev, etcd, ptemp, r) != APR_SUCCESS) {
         acme_mod_store_down = 1;
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0011)
@@ -1070,6 +1086,7 @@ static void store_child_init(apr_pool_t *pchild, server_rec *s)
     if (child_store) {
         acme_mod_store = child_store;
         acme_mod_lookup_store = child_lookup_store;
+        acme_mod_sched_store = child_sched_store;
         acme_mod_watch_store = child_watch_store;
     }
 }

@@ -287,10 +287,9 @@ static void staged_item(apr_array_header_t *staged, int first, apr_time_t at)
     it->at = at;
 }
 
-static void changed_in_cluster(restart_ctx_t *rc, apr_array_header_t *ready,
+static void changed_in_cluster(restart_ctx_t *rc, acme_store_t *st, apr_array_header_t *ready,
                                apr_array_header_t *items, apr_pool_t *ptemp)
 {
-    acme_store_t *st = acme_mod_store;
     int i;
 
     for (i = 0; i < rc->g->domains->nelts; ++i) {
@@ -407,9 +406,24 @@ static apr_array_header_t *running_items(restart_ctx_t *rc, apr_pool_t *ptemp)
     return running;
 }
 
+/* A scan looks at every domain's staged and active meta data: with a store
+ * that keeps views (etcd), in a view of the two groups (one request each
+ * for what changed since the last scan), not a read per domain. Else the
+ * store itself. */
+static acme_store_t *scan_view(apr_pool_t *ptemp)
+{
+    static const acme_store_group_t groups[] = {ACME_SG_STAGING, ACME_SG_DOMAINS};
+    acme_store_t *v = acme_mod_scan_store;
+
+    if (v && v->view && v->view(v, groups, 2, 0, ptemp) == APR_SUCCESS) {
+        return v;
+    }
+    return acme_mod_store;
+}
+
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
-    acme_store_t *st = acme_mod_store;
+    acme_store_t *st = acme_mod_store, *view;
     apr_array_header_t *ready, *staged;
     apr_time_t now = apr_time_now(), due;
     int i;
@@ -431,12 +445,14 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     }
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
     staged = apr_array_make(ptemp, 5, sizeof(acme_restart_item_t));
+    view = scan_view(ptemp);
     for (i = 0; i < rc->g->domains->nelts; ++i) {
         acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
         apr_time_t mt, *refused_at;
         const char *key, *seen;
 
-        if (st->mtime(st, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp) != APR_SUCCESS) {
+        if (view->mtime(view, ACME_SG_STAGING, d->name, ACME_JOB_META, &mt, ptemp)
+            != APR_SUCCESS) {
             continue;
         }
         key = apr_psprintf(ptemp, "%s@%" APR_TIME_T_FMT, d->name, mt);
@@ -462,7 +478,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         staged_item(staged, !d->has_cert, mt);
     }
     if (st->flags & ACME_STORE_SHARED) {
-        changed_in_cluster(rc, ready, staged, ptemp);
+        changed_in_cluster(rc, view, ready, staged, ptemp);
     }
     if (ready->nelts == 0) {
         rc->first_seen = 0;

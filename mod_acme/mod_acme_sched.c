@@ -230,6 +230,27 @@ static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
     return NULL; /* not apr_thread_exit(): see ACME_THREAD_RETURN */
 }
 
+/* The scheduler's looks at the domains' status: with a store that keeps
+ * views (etcd), from a view that the tick renews, so that a look at every
+ * domain costs a few requests, not several per domain. A job reads under
+ * its claim what it decides on, from acme_mod_store. */
+#define ACME_SCHED_VIEW_AGE apr_time_from_sec(5)
+
+static acme_store_t *sched_store(void)
+{
+    return acme_mod_sched_store ? acme_mod_sched_store : acme_mod_store;
+}
+
+static void sched_view(apr_interval_time_t max_age, apr_pool_t *ptemp)
+{
+    static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS};
+    acme_store_t *v = acme_mod_sched_store;
+
+    if (v && v->view) {
+        v->view(v, groups, 3, max_age, ptemp);
+    }
+}
+
 static void reap(drive_ctx_t *dc, drive_job_t *job, apr_time_t now)
 {
     apr_status_t trv;
@@ -332,8 +353,8 @@ static void installed_notice(drive_ctx_t *dc, drive_job_t *job, apr_pool_t *p)
     apr_status_t rv;
     int due;
 
-    if (acme_store_load_json(store, ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta, p)
-        != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
+    if (acme_store_load_json(sched_store(), ACME_SG_DOMAINS, job->d->name, ACME_JOB_META, &meta,
+                             p) != APR_SUCCESS || !(staged = acme_json_gets(meta, "staged", NULL))) {
         return;
     }
     rv = acme_jobrec_installed_mark(&due, store, job->d->name, staged, p, NULL);
@@ -354,7 +375,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     if (job->installed_again) {
         installed_notice(dc, job, ptemp);
     }
-    if (acme_status_get(&st, acme_mod_store, &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
+    if (acme_status_get(&st, sched_store(), &job->spec, NULL, now, ptemp) != APR_SUCCESS) {
         job->next_check = now + apr_time_from_sec(60);
         return;
     }
@@ -422,12 +443,13 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     acme_store_t *st = acme_mod_store;
     apr_time_t now = apr_time_now(), next;
     apr_pool_t *pj;
-    int i;
+    int i, reaped = 0;  /* or an operator's request seen: the view is renewed now */
 
     for (i = 0; i < dc->jobs->nelts; ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
         if (job->running && apr_atomic_read32(&job->done)) {
             reap(dc, job, now);
+            reaped = 1;
         }
     }
     if (now >= dc->next_sweep) {
@@ -452,6 +474,7 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
                 }
             }
             dc->requests_seen = marker;
+            reaped = 1;     /* the requests are seen by the view too */
         }
         dc->next_request_look = now + (st->flags & ACME_STORE_SHARED ? apr_time_from_sec(30)
                                                                      : apr_time_from_sec(3));
@@ -466,6 +489,8 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
         }
         dc->next_claim_renewal = now + apr_time_from_sec(10);
     }
+    /* a job's end, and an operator's request, are seen at once */
+    sched_view(reaped ? 0 : ACME_SCHED_VIEW_AGE, ptemp);
     next = now + ACME_DRIVE_IDLE;
     if (dc->next_request_look < next) next = dc->next_request_look;
     if (dc->running > 0 && dc->next_claim_renewal < next) next = dc->next_claim_renewal;
@@ -623,9 +648,15 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
                              "renewal jobs start for %d domain(s), at most %d at a time",
                              dc->jobs->nelts, dc->parallel);
-                for (i = 0; i < dc->jobs->nelts; ++i) {
-                    installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
-                    apr_pool_clear(ptemp);
+                {
+                    apr_pool_t *pv;
+                    apr_pool_create(&pv, dc->pool);
+                    sched_view(0, pv);
+                    for (i = 0; i < dc->jobs->nelts; ++i) {
+                        installed_notice(dc, APR_ARRAY_IDX(dc->jobs, i, drive_job_t *), ptemp);
+                        apr_pool_clear(ptemp);
+                    }
+                    apr_pool_destroy(pv);   /* ends the view */
                 }
                 rv = apr_thread_create(&t, NULL, drive_thread, dc, dc->g->pool);
             }

@@ -21,6 +21,14 @@ extern acme_store_t *acme_mod_lookup_store;
  * and the word that ends it. */
 extern acme_store_t *acme_mod_watch_store;
 extern volatile apr_uint32_t acme_mod_watch_stop;
+/* With etcd, in a child: the scheduler's store, whose reads of each
+ * domain's status come from a view of the store at most
+ * ACME_SCHED_VIEW_AGE old (its view slot). NULL otherwise. */
+extern acme_store_t *acme_mod_sched_store;
+/* With etcd, in the parent: the restart thread's store, whose scans of
+ * every domain's staged and active meta data read from a view of the
+ * store that it keeps up to date (copies of its own). NULL otherwise. */
+extern acme_store_t *acme_mod_scan_store;
 #define ACME_LOOKUP_TIMEOUT apr_time_from_msec(1500)
 /* etcd could not be reached at start-up: this generation serves the cache. */
 extern int acme_mod_store_down;

@@ -777,37 +777,86 @@ apr_status_t acme_etcd_get_prefix_from(apr_array_header_t **pkvs, int *pmore, ac
                                        const char *prefix, const char *from, int keys_only,
                                        apr_int64_t limit, apr_pool_t *p, acme_result_t *r)
 {
+    acme_etcd_range_t q;
+    acme_etcd_range_result_t res;
+    apr_status_t rv;
+
+    memset(&q, 0, sizeof(q));
+    q.prefix = prefix;
+    q.from = from;
+    q.keys_only = keys_only;
+    q.limit = limit;
+    rv = acme_etcd_range(&res, e, &q, p, r);
+    *pkvs = res.kvs;
+    if (pmore) {
+        *pmore = res.more;
+    }
+    return rv;
+}
+
+apr_status_t acme_etcd_range(acme_etcd_range_result_t *res, acme_etcd_t *e,
+                             const acme_etcd_range_t *q, apr_pool_t *p, acme_result_t *r)
+{
     acme_json_t *req = acme_json_new_object(p), *ans;
-    const char *what = apr_pstrcat(p, "list ", prefix, "*", NULL), *end;
+    const char *what = apr_pstrcat(p, "list ", q->prefix, "*", NULL), *end;
     apr_size_t elen;
     apr_status_t rv;
 
-    *pkvs = NULL;
-    if ((rv = check_key(prefix, what, r)) != APR_SUCCESS) {
+    memset(res, 0, sizeof(*res));
+    if ((rv = check_key(q->prefix, what, r)) != APR_SUCCESS) {
         return rv;
     }
-    if (from && (strncmp(from, prefix, strlen(prefix)) || strlen(from) > ACME_ETCD_MAX_KEY)) {
+    if (q->from && (strncmp(q->from, q->prefix, strlen(q->prefix))
+                    || strlen(q->from) > ACME_ETCD_MAX_KEY)) {
         return acme_result_set(r, APR_EINVAL, "acme:internal", "etcd %s: the start key is "
                                "outside the prefix", what);
     }
-    end = prefix_end(p, prefix, &elen);
-    acme_json_sets(req, b64s(p, from ? from : prefix), "key", NULL);
+    end = prefix_end(p, q->prefix, &elen);
+    acme_json_sets(req, b64s(p, q->from ? q->from : q->prefix), "key", NULL);
     acme_json_sets(req, acme_etcd_b64_encode(p, end, elen), "range_end", NULL);
-    if (limit > 0) {
-        acme_json_sets(req, i64s(p, limit), "limit", NULL);
+    if (q->limit > 0) {
+        acme_json_sets(req, i64s(p, q->limit), "limit", NULL);
     }
-    if (keys_only) {
+    if (q->revision > 0) {
+        acme_json_sets(req, i64s(p, q->revision), "revision", NULL);
+    }
+    if (q->min_mod_revision > 0) {
+        acme_json_sets(req, i64s(p, q->min_mod_revision), "min_mod_revision", NULL);
+    }
+    if (q->keys_only) {
         acme_json_setb(req, 1, "keys_only", NULL);
     }
     rv = call(&ans, e, "/v3/kv/range", req, what, p, r);
     if (rv == APR_SUCCESS) {
-        rv = parse_range(pkvs, pmore, e, ans, prefix, 0, keys_only, what, p, r);
+        rv = parse_range(&res->kvs, &res->more, e, ans, q->prefix, 0, q->keys_only, what, p, r);
     }
-    if (rv == APR_SUCCESS && limit > 0 && (*pkvs)->nelts > limit) {
+    /* the header's revision, which a plain listing does without */
+    if (rv == APR_SUCCESS && (q->revision || q->min_mod_revision
+                              || acme_json_has(ans, "header", NULL))) {
+        rv = header_revision(&res->revision, ans, what, p, r);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = get_i64(&res->count, ans, "count", what, p, r);
+    }
+    if (rv == APR_SUCCESS && q->limit > 0 && res->kvs->nelts > q->limit) {
         rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response", "etcd answer to %s: "
                              "more entries than the limit", what);
     }
+    if (rv == APR_SUCCESS && q->revision > 0 && res->revision < q->revision) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response", "etcd answer to %s: "
+                             "revision %" APR_INT64_T_FMT " is older than the one asked for",
+                             what, res->revision);
+    }
+    if (rv == APR_SUCCESS && q->min_mod_revision && res->count < res->kvs->nelts) {
+        rv = acme_result_set(r, APR_EINVAL, "acme:malformed-response", "etcd answer to %s: "
+                             "a count below the entries", what);
+    }
     return rv;
+}
+
+const char *acme_etcd_cluster_id(const acme_etcd_t *e)
+{
+    return e->cluster_id;
 }
 
 apr_status_t acme_etcd_put(apr_int64_t *prevision, acme_etcd_t *e, const char *key,

@@ -74,6 +74,31 @@ apr_status_t acme_etcd_get_prefix_from(apr_array_header_t **pkvs, int *pmore, ac
                                        const char *prefix, const char *from, int keys_only,
                                        apr_int64_t limit, apr_pool_t *p,
                                        struct acme_result_t *r);
+/* A range over the keys starting with prefix, as the restart's snapshot
+ * reads them: from key `from` on (NULL: the prefix), as of revision
+ * (0: now), only keys written at or after min_mod_revision (0: all; etcd
+ * still counts every key of the range), at most limit (0: all). */
+typedef struct acme_etcd_range_t {
+    const char *prefix;
+    const char *from;
+    int keys_only;
+    apr_int64_t limit;
+    apr_int64_t revision;
+    apr_int64_t min_mod_revision;
+} acme_etcd_range_t;
+
+typedef struct acme_etcd_range_result_t {
+    apr_array_header_t *kvs;    /* acme_etcd_kv_t *, in key order */
+    int more;                   /* the limit cut the answer */
+    apr_int64_t count;          /* keys in [from, end of prefix) as of revision, unfiltered */
+    apr_int64_t revision;       /* the revision the answer is of */
+} acme_etcd_range_result_t;
+
+apr_status_t acme_etcd_range(acme_etcd_range_result_t *res, acme_etcd_t *e,
+                             const acme_etcd_range_t *q, apr_pool_t *p, struct acme_result_t *r);
+/* The cluster id of the first answer (NULL before one came). */
+const char *acme_etcd_cluster_id(const acme_etcd_t *e);
+
 /* lease 0: none. *prevision (may be NULL): the revision of the write. */
 apr_status_t acme_etcd_put(apr_int64_t *prevision, acme_etcd_t *e, const char *key,
                            const char *value, apr_size_t len, apr_int64_t lease, apr_pool_t *p,

@@ -125,6 +125,13 @@ struct acme_store_t {
      * backend whose reads are requests (etcd). */
     apr_status_t (*snapshot)(acme_store_t *s, acme_store_group_t g, const char *name,
                              apr_pool_t *p);
+    /* Optional (NULL: every read is the store's own). The items of several
+     * whole groups (n of them; 0 ends it) from copies the store keeps across
+     * generations, brought up to date when older than max_age (for etcd:
+     * only what changed since, acme_store_etcd_view). For readers that may
+     * see a state max_age old, never for one that decides under a claim. */
+    apr_status_t (*view)(acme_store_t *s, const acme_store_group_t *groups, int n,
+                         apr_interval_time_t max_age, apr_pool_t *p);
     /* Optional (NULL: nothing to sweep). Removes what interrupted writes
      * left that is older than age; returns how many (the file store). */
     int (*sweep)(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);

@@ -58,25 +58,39 @@ typedef struct {
     /* per slot (by the hash of an etcd key): the hashes of the key and the
      * value last refused there (see refusal_level) */
     volatile apr_uint64_t *refusals;
-    /* acme_store_etcd_snapshot(): the items of one name, read at once */
-    const char *snap_prefix;     /* NULL: none */
-    apr_hash_t *snap;            /* etcd key -> acme_etcd_kv_t* */
+    /* acme_store_etcd_snapshot(), _view(): items read at once, per prefix */
+    int nsnap;
+    const char *snap_prefix[ACME_SG_COUNT];
+    apr_hash_t *snap[ACME_SG_COUNT];    /* etcd key -> acme_etcd_kv_t* */
+    int snap_from_kept;          /* snap is kept copies: loads copy what they answer */
+    apr_pool_t *keep;            /* acme_store_etcd_keep(): NULL, nothing is kept */
+    int keep_make;               /* kept copies are made in keep, else found there */
+    apr_pool_t *own;             /* unmanaged: the kept copies not found in keep */
+    apr_hash_t *own_kept;        /* KEPT_KEY... -> kept_t, in own */
 } es_t;
 
 /* The snapshot's answer for key: *pin is set when key is of the snapshot's
  * name, and then NULL means absent. */
 static const acme_etcd_kv_t *snap_get(const es_t *es, const char *key, int *pin)
 {
-    *pin = es->snap_prefix && !strncmp(key, es->snap_prefix, strlen(es->snap_prefix));
-    return *pin ? apr_hash_get(es->snap, key, APR_HASH_KEY_STRING) : NULL;
+    int i;
+
+    for (i = 0; i < es->nsnap; ++i) {
+        if (!strncmp(key, es->snap_prefix[i], strlen(es->snap_prefix[i]))) {
+            *pin = 1;
+            return apr_hash_get(es->snap[i], key, APR_HASH_KEY_STRING);
+        }
+    }
+    *pin = 0;
+    return NULL;
 }
 
 static void snap_drop(const es_t *es)
 {
     es_t *w = (es_t *)es;   /* the store's own state, not the caller's data */
 
-    w->snap_prefix = NULL;
-    w->snap = NULL;
+    w->nsnap = 0;
+    w->snap_from_kept = 0;
 }
 
 static apr_status_t snap_cleanup(void *data)
@@ -588,7 +602,12 @@ static apr_status_t es_load(acme_store_t *s, acme_store_group_t g, const char *n
     if (rv != APR_SUCCESS) {
         return report(r, p);
     }
-    return open_any(pdata, plen, es, kv, p);
+    rv = open_any(pdata, plen, es, kv, p);
+    if (rv == APR_SUCCESS && in_snap && es->snap_from_kept) {
+        /* the kept copy changes at the next snapshot; p's caller keeps its own */
+        *pdata = apr_pstrmemdup(p, *pdata, *plen);
+    }
+    return rv;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -624,6 +643,46 @@ static void add_entries(apr_array_header_t *names, apr_hash_t *seen,
     }
 }
 
+/* The keys below pre, in pages (a large fleet's listing never hits an
+ * answer limit), all as of one revision: *prev
+ * (0: now, then set to the answer's). min: only keys written at or after
+ * it. *pcount: every key of the group then, changed or not. */
+static apr_status_t read_pages(apr_array_header_t **pkvs, apr_int64_t *pcount, apr_int64_t *prev,
+                               const es_t *es, const char *pre, int keys_only, apr_int64_t min,
+                               apr_pool_t *p, acme_result_t *r)
+{
+    apr_array_header_t *all = apr_array_make(p, 64, sizeof(acme_etcd_kv_t *));
+    acme_etcd_range_t q;
+    acme_etcd_range_result_t res;
+    int first = 1;
+
+    memset(&q, 0, sizeof(q));
+    q.prefix = pre;
+    q.keys_only = keys_only;
+    q.limit = LIST_PAGE;
+    q.revision = *prev;
+    q.min_mod_revision = min;
+    *pkvs = all;
+    *pcount = 0;
+    do {
+        if (acme_etcd_range(&res, es->etcd, &q, p, r) != APR_SUCCESS) {
+            return report(r, p);
+        }
+        if (first) {
+            *pcount = res.count;
+            *prev = q.revision = res.revision;   /* the next pages as of the same */
+            first = 0;
+        }
+        apr_array_cat(all, res.kvs);
+        if (res.kvs->nelts) {
+            /* the smallest key after the last one */
+            q.from = apr_pstrcat(p, APR_ARRAY_IDX(res.kvs, res.kvs->nelts - 1,
+                                                  acme_etcd_kv_t *)->key, "\x01", NULL);
+        }
+    } while (res.more && res.kvs->nelts);
+    return APR_SUCCESS;
+}
+
 static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *name,
                             apr_array_header_t **pnames, apr_pool_t *p)
 {
@@ -631,29 +690,17 @@ static apr_status_t es_list(acme_store_t *s, acme_store_group_t g, const char *n
     const char *pre = name_prefix(es, g, name, p);
     acme_result_t *r = acme_result_make(p);
     apr_array_header_t *kvs, *names = apr_array_make(p, 16, sizeof(const char *));
-    apr_hash_t *seen = apr_hash_make(p);
-    const char *from = NULL;
-    apr_size_t plen;
-    int more = 0;
+    apr_int64_t rev = 0, count;
+    apr_status_t rv;
 
     *pnames = names;
     if (!pre) {
         return APR_EINVAL;
     }
-    plen = strlen(pre);
-    /* in pages, so that a large fleet's listing never hits the answer limit */
-    do {
-        if (acme_etcd_get_prefix_from(&kvs, &more, es->etcd, pre, from, 1, LIST_PAGE, p, r)
-            != APR_SUCCESS) {
-            return report(r, p);
-        }
-        if (kvs->nelts) {
-            /* the smallest key after the last one */
-            from = apr_pstrcat(p, APR_ARRAY_IDX(kvs, kvs->nelts - 1, acme_etcd_kv_t *)->key,
-                               "\x01", NULL);
-        }
-        add_entries(names, seen, kvs, plen, name != NULL, p);
-    } while (more && kvs->nelts);
+    if ((rv = read_pages(&kvs, &count, &rev, es, pre, 1, 0, p, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    add_entries(names, apr_hash_make(p), kvs, strlen(pre), name != NULL, p);
     qsort(names->elts, (size_t)names->nelts, sizeof(const char *), cmp_str);
     return name && !names->nelts ? APR_ENOENT : APR_SUCCESS;
 }
@@ -1285,41 +1332,339 @@ static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *na
 
 /* ---- snapshot ----------------------------------------------------------------------- */
 
+/* What the last snapshot of a group read, kept for the next one in a pool
+ * of the caller's that outlives the configuration (acme_store_etcd_keep),
+ * found there under KEPT_KEY and the group's prefix. Nothing in it points
+ * into the module (no cleanup, no function): httpd unloads the module at a
+ * restart and loads it again. The values are kept as etcd sent them, and
+ * opened (MAC checked, unsealed) at every load, as a fresh read is. */
+#define KEPT_KEY "mod_acme etcd snapshot 1 "     /* bump when kept_t changes */
+#define KEPT_MAX ((apr_size_t)512 * 1024 * 1024)   /* beyond it, nothing is kept */
+
+typedef struct {
+    apr_pool_t *parent;     /* where pool is made */
+    apr_pool_t *pool;       /* the items and the cluster id */
+    apr_hash_t *items;      /* etcd key -> acme_etcd_kv_t *, with values */
+    const char *cluster;    /* etcd's cluster id when they were read */
+    apr_int64_t revision;   /* items is what the group held at it; 0: nothing kept */
+    apr_time_t at;          /* when they were brought up to date */
+    apr_size_t live, dead;  /* bytes of the items, and of items since replaced */
+} kept_t;
+
+static apr_status_t own_destroy(void *data)
+{
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* The copies of a store of its own: an unmanaged pool, so that a thread
+ * that must not touch httpd's pools (the parent's restart thread) can use
+ * it; with ACME_KEEP_OWN, one that keep holds across generations. */
+typedef struct {
+    apr_pool_t *pool;
+    apr_hash_t *kept;       /* KEPT_KEY... -> kept_t, in pool */
+} own_t;
+
+void acme_store_etcd_keep(acme_store_t *s, apr_pool_t *keep, acme_keep_mode_t mode)
+{
+    es_t *es = s->baton;
+    own_t *own = NULL;
+    const char *key;
+
+    es->keep = mode == ACME_KEEP_OWN ? NULL : keep;
+    es->keep_make = mode == ACME_KEEP_MAKE && keep;
+    if (mode == ACME_KEEP_OWN && keep) {
+        key = apr_pstrcat(es->pool, KEPT_KEY "own ", es->prefix, NULL);
+        apr_pool_userdata_get((void **)&own, key, keep);
+        if (!own) {
+            own = apr_pcalloc(keep, sizeof(*own));
+            if (apr_pool_create_unmanaged_ex(&own->pool, NULL, NULL) != APR_SUCCESS) {
+                return;
+            }
+            own->kept = apr_hash_make(own->pool);
+            apr_pool_userdata_set(own, apr_pstrdup(keep, key), apr_pool_cleanup_null, keep);
+        }
+    }
+    else {
+        own = apr_pcalloc(es->pool, sizeof(*own));
+        if (apr_pool_create_unmanaged_ex(&own->pool, NULL, NULL) != APR_SUCCESS) {
+            return;
+        }
+        own->kept = apr_hash_make(own->pool);
+        apr_pool_cleanup_register(es->pool, own->pool, own_destroy, apr_pool_cleanup_null);
+    }
+    es->own = own->pool;
+    es->own_kept = own->kept;
+}
+
+static kept_t *kept_of(const es_t *es, const char *pre, apr_pool_t *p)
+{
+    const char *key = apr_pstrcat(p, KEPT_KEY, pre, NULL);
+    kept_t *k = NULL;
+
+    if (!es->own_kept) {
+        return NULL;
+    }
+    if (es->keep) {
+        apr_pool_userdata_get((void **)&k, key, es->keep);
+    }
+    if (!k) {
+        k = apr_hash_get(es->own_kept, key, APR_HASH_KEY_STRING);
+    }
+    if (!k && es->keep_make) {
+        k = apr_pcalloc(es->keep, sizeof(*k));
+        k->parent = es->keep;
+        apr_pool_userdata_set(k, apr_pstrdup(es->keep, key), apr_pool_cleanup_null, es->keep);
+    }
+    else if (!k) {
+        /* not made by keep's owner: this store's own */
+        k = apr_pcalloc(es->own, sizeof(*k));
+        k->parent = es->own;
+        apr_hash_set(es->own_kept, apr_pstrdup(es->own, key), APR_HASH_KEY_STRING, k);
+    }
+    return k;
+}
+
+static void kept_reset(kept_t *k)
+{
+    if (k->pool) {
+        apr_pool_destroy(k->pool);
+    }
+    apr_pool_create(&k->pool, k->parent);
+    k->items = apr_hash_make(k->pool);
+    k->cluster = NULL;
+    k->revision = 0;
+    k->live = k->dead = 0;
+}
+
+static apr_size_t kv_size(const acme_etcd_kv_t *kv)
+{
+    return sizeof(*kv) + strlen(kv->key) + 1 + kv->value_len + 1;
+}
+
+/* kv into k (replacing what was there), or out of it when value is NULL */
+static void kept_put(kept_t *k, const acme_etcd_kv_t *kv, int remove)
+{
+    acme_etcd_kv_t *old = apr_hash_get(k->items, kv->key, APR_HASH_KEY_STRING), *c;
+
+    if (old) {
+        k->live -= kv_size(old);
+        k->dead += kv_size(old);
+    }
+    if (remove) {
+        apr_hash_set(k->items, kv->key, APR_HASH_KEY_STRING, NULL);
+        return;
+    }
+    c = apr_pmemdup(k->pool, kv, sizeof(*kv));
+    c->key = old ? old->key : apr_pstrdup(k->pool, kv->key);
+    c->value = kv->value ? apr_pstrmemdup(k->pool, kv->value, kv->value_len) : NULL;
+    apr_hash_set(k->items, c->key, APR_HASH_KEY_STRING, c);
+    k->live += kv_size(c);
+}
+
+/* Replaced items are garbage in k's pool: copied out once they outweigh the rest. */
+static void kept_compact(kept_t *k)
+{
+    apr_pool_t *old = k->pool;
+    apr_hash_t *items = k->items;
+    const char *cluster = k->cluster;
+    apr_int64_t revision = k->revision;
+    apr_hash_index_t *hi;
+
+    if (k->dead <= k->live) {
+        return;
+    }
+    k->pool = NULL;
+    kept_reset(k);
+    for (hi = apr_hash_first(NULL, items); hi; hi = apr_hash_next(hi)) {
+        kept_put(k, apr_hash_this_val(hi), 0);
+    }
+    k->cluster = cluster ? apr_pstrdup(k->pool, cluster) : NULL;
+    k->revision = revision;
+    apr_pool_destroy(old);
+}
+
+/* Brings k up to now, reading the values of what changed since k->revision
+ * only. etcd counts the group's keys as of the answer's revision; the keys
+ * that k lacks are all among the changed ones (created since), so when
+ * count minus those is not k's size, keys were deleted: then one listing of
+ * the keys (no values) says which. APR_EGENERAL: k cannot be brought up to
+ * date (another cluster, or one restored from an older backup, an answer
+ * that does not add up):
+ * read everything. */
+static apr_status_t kept_update(int *pchanged, int *pdropped, kept_t *k, const es_t *es,
+                                const char *pre, apr_pool_t *p, acme_result_t *r)
+{
+    apr_array_header_t *kvs, *keys;
+    apr_hash_t *present;
+    apr_hash_index_t *hi;
+    const char *cluster;
+    apr_int64_t rev = 0, count, fresh = 0;
+    apr_status_t rv;
+    int i;
+
+    *pchanged = *pdropped = 0;
+    rv = read_pages(&kvs, &count, &rev, es, pre, 0, k->revision + 1, p, r);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cluster = acme_etcd_cluster_id(es->etcd);
+    if (rev < k->revision || !cluster || !k->cluster || strcmp(cluster, k->cluster)) {
+        return APR_EGENERAL;    /* another cluster, or one restored from a backup */
+    }
+    for (i = 0; i < kvs->nelts; ++i) {
+        const acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+        if (kv->mod_revision <= k->revision || kv->mod_revision > rev) {
+            return APR_EGENERAL;    /* not what was asked for */
+        }
+        fresh += !apr_hash_get(k->items, kv->key, APR_HASH_KEY_STRING);
+    }
+    if (count - fresh != (apr_int64_t)apr_hash_count(k->items)) {
+        rv = read_pages(&keys, &count, &rev, es, pre, 1, 0, p, r);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        present = apr_hash_make(p);
+        for (i = 0; i < keys->nelts; ++i) {
+            const acme_etcd_kv_t *kv = APR_ARRAY_IDX(keys, i, acme_etcd_kv_t *);
+            const acme_etcd_kv_t *had = apr_hash_get(k->items, kv->key, APR_HASH_KEY_STRING);
+            if (kv->mod_revision <= k->revision
+                && (!had || had->mod_revision != kv->mod_revision)) {
+                return APR_EGENERAL;    /* unchanged, but not what k holds */
+            }
+            apr_hash_set(present, kv->key, APR_HASH_KEY_STRING, kv);
+        }
+        for (hi = apr_hash_first(p, k->items); hi; hi = apr_hash_next(hi)) {
+            const acme_etcd_kv_t *kv = apr_hash_this_val(hi);
+            if (!apr_hash_get(present, kv->key, APR_HASH_KEY_STRING)) {
+                kept_put(k, kv, 1);     /* setting an entry to NULL during iteration is fine */
+                ++*pdropped;
+            }
+        }
+    }
+    for (i = 0; i < kvs->nelts; ++i) {
+        kept_put(k, APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *), 0);
+    }
+    *pchanged = kvs->nelts;
+    k->revision = rev;
+    return APR_SUCCESS;
+}
+
+/* One group (or one name of it) into the view: from its kept copy when
+ * there is one, brought up to date unless that was done within max_age. */
+static apr_status_t view_add(es_t *es, acme_store_group_t g, const char *name,
+                             apr_interval_time_t max_age, apr_pool_t *p)
+{
+    const char *pre, *cluster;
+    acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs;
+    apr_hash_t *items;
+    apr_int64_t rev = 0, count, since;
+    apr_time_t now = apr_time_now();
+    kept_t *k;
+    int i, changed = 0, dropped = 0;
+
+    if (!(pre = name_prefix(es, g, name, p)) || es->nsnap >= ACME_SG_COUNT) {
+        return APR_EINVAL;
+    }
+    k = name ? NULL : kept_of(es, pre, p);
+    since = k ? k->revision : 0;
+    if (since && k->at <= now && now - k->at < max_age) {
+        items = k->items;   /* fresh enough for this caller */
+    }
+    else if (since && kept_update(&changed, &dropped, k, es, pre, p, r) == APR_SUCCESS) {
+        kept_compact(k);
+        k->at = now;
+        if (k->live > KEPT_MAX) {
+            k->revision = 0;    /* grown too large: read whole, and not kept, next time */
+        }
+        /* a tick's look that found nothing new is not worth a line */
+        acme_log(ACME_LOG_MARK, changed || dropped || !max_age ? ACME_LOG_INFO : ACME_LOG_DEBUG,
+                 APR_SUCCESS,
+                 ACMELOG(2400) "store: %s read: %d item(s) written since revision %"
+                 APR_INT64_T_FMT " of %u, %d removed", pre, changed, since,
+                 apr_hash_count(k->items), dropped);
+        items = k->items;
+    }
+    else {
+        if (read_pages(&kvs, &count, &rev, es, pre, 0, 0, p, r) != APR_SUCCESS) {
+            if (k) {
+                kept_reset(k);
+            }
+            return r->status != APR_SUCCESS ? r->status : APR_EGENERAL;
+        }
+        items = apr_hash_make(p);
+        for (i = 0; i < kvs->nelts; ++i) {
+            acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
+            apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
+        }
+        cluster = acme_etcd_cluster_id(es->etcd);
+        if (k) {
+            /* the next view reads what changed after this one */
+            kept_reset(k);
+            for (i = 0; i < kvs->nelts && k->live <= KEPT_MAX; ++i) {
+                kept_put(k, APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *), 0);
+            }
+            if (k->live <= KEPT_MAX && rev && cluster) {
+                k->revision = rev;
+                k->at = now;
+                k->cluster = apr_pstrdup(k->pool, cluster);
+                items = k->items;
+            }
+            else {
+                kept_reset(k);
+            }
+            acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(2401) "store: %s read: "
+                     "all %d item(s), as of revision %" APR_INT64_T_FMT "%s", pre, kvs->nelts,
+                     rev, k->revision ? "" : "; too large to keep for the next view");
+        }
+    }
+    es->snap_from_kept |= k && items == k->items;
+    es->snap_prefix[es->nsnap] = pre;
+    es->snap[es->nsnap++] = items;
+    return APR_SUCCESS;
+}
+
 apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
                                       apr_pool_t *p)
 {
     es_t *es = s->baton;
-    const char *pre, *from = NULL;
-    acme_result_t *r;
-    apr_array_header_t *kvs;
-    apr_hash_t *items;
-    int i, more = 0;
+    apr_status_t rv;
 
     snap_drop(es);
     if (!p) {
         return APR_SUCCESS;
     }
-    if (!(pre = name_prefix(es, g, name, p))) {
-        return APR_EINVAL;
+    if ((rv = view_add(es, g, name, 0, p)) != APR_SUCCESS) {
+        snap_drop(es);
+        return rv;
     }
-    r = acme_result_make(p);
-    items = apr_hash_make(p);
-    do {    /* in pages, as es_list */
-        if (acme_etcd_get_prefix_from(&kvs, &more, es->etcd, pre, from, 0, LIST_PAGE, p, r)
-            != APR_SUCCESS) {
-            return report(r, p);
-        }
-        for (i = 0; i < kvs->nelts; ++i) {
-            acme_etcd_kv_t *kv = APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *);
-            apr_hash_set(items, kv->key, APR_HASH_KEY_STRING, kv);
-        }
-        if (kvs->nelts) {
-            from = apr_pstrcat(p, APR_ARRAY_IDX(kvs, kvs->nelts - 1, acme_etcd_kv_t *)->key,
-                               "\x01", NULL);
-        }
-    } while (more && kvs->nelts);
-    es->snap = items;
-    es->snap_prefix = pre;
+    apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_etcd_view(acme_store_t *s, const acme_store_group_t *groups, int n,
+                                  apr_interval_time_t max_age, apr_pool_t *p)
+{
+    es_t *es;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    if (!s || strcmp(s->kind, "etcd")) {
+        return APR_ENOTIMPL;    /* files: every read is local anyway */
+    }
+    es = s->baton;
+    snap_drop(es);
+    if (!p) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < n && rv == APR_SUCCESS; ++i) {
+        rv = view_add(es, groups[i], NULL, max_age, p);
+    }
+    if (rv != APR_SUCCESS) {
+        snap_drop(es);      /* every read asks etcd, as without a view */
+        return rv;
+    }
     apr_pool_cleanup_register(p, es, snap_cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }
@@ -1559,6 +1904,7 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     s->path = es_path;
     s->watch = es_watch;
     s->snapshot = acme_store_etcd_snapshot;
+    s->view = acme_store_etcd_view;
     s->flags = ACME_STORE_SHARED;
     s->kind = "etcd";
     s->where = acme_etcd_endpoints(etcd, p);

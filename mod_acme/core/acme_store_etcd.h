@@ -43,6 +43,36 @@ apr_status_t acme_store_etcd_verify(acme_store_t *s, apr_pool_t *p, const char *
 apr_status_t acme_store_etcd_snapshot(acme_store_t *s, acme_store_group_t g, const char *name,
                                       apr_pool_t *p);
 
+/* keep: a pool that outlives the configuration (the process pool), where a
+ * snapshot of a whole group keeps what it read, with etcd's revision then.
+ * The next snapshot of that group (in this or a later generation of the
+ * configuration, through a store made anew, or in a child that inherited
+ * keep) reads only the values of the keys written since, and drops the
+ * keys deleted since. The memory is what a snapshot holds anyway, at most
+ * twice (replaced items are copied out once they outweigh the rest), and
+ * nothing above 512 MiB per group. */
+typedef enum {
+    ACME_KEEP_MAKE,     /* the copies are made in keep: its owner only (the parent's main
+                         * thread, at the configuration pass) */
+    ACME_KEEP_FIND,     /* found in keep (a child's, inherited), else made in an unmanaged
+                         * pool of the store's own, gone with the store */
+    ACME_KEEP_OWN       /* copies of the store's own only, in an unmanaged pool that keep
+                         * holds across generations: for a thread that must not touch
+                         * httpd's pools (the parent's restart thread); keep NULL: gone
+                         * with the store */
+} acme_keep_mode_t;
+void acme_store_etcd_keep(acme_store_t *s, apr_pool_t *keep, acme_keep_mode_t mode);
+
+/* The snapshot of several whole groups at once, each from its kept copy
+ * (acme_store_etcd_keep) when that was brought up to date less than
+ * max_age ago, else brought up to date now (one request per group when
+ * nothing was deleted). For readers that may see a state max_age old (the
+ * scheduler's look at each domain's status), not for those that decide on
+ * what they read (a job under its claim). APR_ENOTIMPL: s is no etcd store
+ * (then every read is the store's own). A failure leaves no view. */
+apr_status_t acme_store_etcd_view(acme_store_t *s, const acme_store_group_t *groups, int n,
+                                  apr_interval_time_t max_age, apr_pool_t *p);
+
 /* The item envelope, for tests and the fuzz target. encode: the value that
  * the store writes for data at key (sealed when secret). open: the data of
  * a value read at key; APR_EINVAL (logged, naming key) when it does not

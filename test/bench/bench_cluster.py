@@ -162,6 +162,160 @@ def run_cluster(work, pebble, ports, module, names, timeout, etcd, nservers):
             "lag_median": lag[len(lag) // 2] if lag else None, "lag_max": lag[-1] if lag else None}
 
 
+# ---- restart mode: what a graceful restart costs with many valid domains ----
+
+def seed_file_store(root, names, ca_url):
+    """A file store under root with a valid certificate, key and meta.json
+    for each name (one local CA, one key): what migrate copies to etcd."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench restart CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    staged = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    os.makedirs(root, mode=0o755)
+    with open(os.path.join(root, "store.json"), "w") as f:
+        f.write('{"schema": 1}\n')
+    for n in names:
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, n)]))
+                .issuer_name(ca_name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=90))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n)]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        d = os.path.join(root, "domains", n)
+        os.makedirs(d, mode=0o700)
+        with open(os.path.join(d, "cert.p256.pem"), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
+        fd = os.open(os.path.join(d, "privkey.p256.pem"), os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key_pem)
+        with open(os.path.join(d, "meta.json"), "w") as f:
+            json.dump({"ca": ca_url, "key-types": ["P-256"], "names": [n], "staged": staged}, f)
+
+
+def proxy_counts(proxies):
+    return [(len(p.requests), p.bytes_out) for p in proxies]
+
+
+def restart_config(httpd, pebble, names, store_lines, vhosts):
+    text = httpd.acme_config(pebble) + store_lines
+    # each domain's status looked at every minute, not every hour: the idle
+    # requests per minute that grow with N show within the measured minutes
+    text += "ManagedChallenges http-01\nLogLevel info acme:info\nManagedCheckInterval 60s\n"
+    if not vhosts:
+        text += "ManagedRenewMode always\n"
+    for n in names:
+        text += "ManagedDomain %s\n" % n
+        if vhosts:
+            text += httpd.vhost(n, tls=True)
+    return text
+
+
+def run_restart(work, pebble, module, n, etcd, nservers, vhosts, idle_seconds):
+    """N valid domains seeded into etcd (a file store, then acmectl store
+    migrate); nservers servers, each talking to etcd through a counting
+    proxy of its own. Measures a graceful restart of server 0 (seconds until
+    the new generation serves; requests and bytes read through its proxy
+    during it, and in the 30 s after, when its new children start) and the
+    idle requests per minute of each server."""
+    # the first start of 10,000 domains takes longer than the harness's 60 s
+    Httpd._cmd.__kwdefaults__ = {"timeout": 1800.0}
+    prefix = "restart-%d/" % n
+    key = os.path.join(work, "store-%d.key" % n)
+    subprocess.run(["openssl", "rand", "-out", key, "32"], check=True)
+    os.chmod(key, 0o400)
+    members = [int(u.rsplit(":", 1)[1]) for u in etcd.endpoints]
+    proxies = [Forwarder(util.free_port(), members, http=True).start() for _ in range(nservers)]
+    servers = [Httpd(os.path.join(work, "r%d-srv%d" % (n, i)), util.free_port(),
+                     util.free_port(), module_path=module) for i in range(nservers)]
+    names = ["r%05d.bench.example.org" % i for i in range(1, n + 1)]
+    for s, p in zip(servers, proxies):
+        store = ("ManagedStore etcd http://127.0.0.1:%d\nManagedStoreEncryptionKey %s\n"
+                 "ManagedStorePrefix %s\n" % (p.listen_port, key, prefix))
+        s.write_config(restart_config(s, pebble, names, store, vhosts))
+    out = {"n": n}
+    try:
+        seed = os.path.join(work, "seed-%d" % n)
+        t = time.monotonic()
+        seed_file_store(seed, names, pebble.dir_url)
+        out["seed_gen_s"] = time.monotonic() - t
+        conf = os.path.join(work, "migrate-%d.conf" % n)
+        with open(servers[0].conf_file) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r'ManagedStoreDir "[^"]*"', 'ManagedStoreDir "%s"' % seed, text))
+        t = time.monotonic()
+        res = subprocess.run([os.path.join(os.path.dirname(os.path.dirname(module)), "tools",
+                                           "acmectl"), "-f", conf, "store", "migrate", "--to",
+                              "etcd"], capture_output=True, text=True, timeout=3600)
+        out["migrate_s"] = time.monotonic() - t
+        if res.returncode != 0:
+            raise RuntimeError("migrate: %s" % (res.stdout + res.stderr)[-2000:])
+        say("   seeded %d domains: certificates %.1f s, acmectl store migrate %.1f s (%s)"
+            % (n, out["seed_gen_s"], out["migrate_s"], res.stdout.strip().splitlines()[-1]))
+        mark = pebble.log_mark()
+        t = time.monotonic()
+        for s in servers:
+            s.start(timeout=1800)
+        out["start_s"] = time.monotonic() - t
+        # settled: the first look at each domain asks the CA for its renewal
+        # information (a job per domain, which writes the domain's job.json)
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            res = etcd.etcdctl("get", "--prefix", prefix + "jobs/", "--keys-only", timeout=120)
+            done = sum(1 for line in res.stdout.splitlines() if line.endswith("/job.json"))
+            if done >= n:
+                break
+            time.sleep(5)
+        out["settled_s"] = time.monotonic() - t
+        time.sleep(30)
+        c0 = proxy_counts(proxies)
+        time.sleep(idle_seconds)
+        c1 = proxy_counts(proxies)
+        out["idle_per_min"] = [round((b[0] - a[0]) * 60.0 / idle_seconds) for a, b in zip(c0, c1)]
+        s = servers[0]
+        # the first graceful after the start: every domain's job.json was
+        # written since (the renewal information); the second: nothing was
+        for run in ("graceful1", "graceful2"):
+            at = len(s.error_log())
+            c0 = proxy_counts(proxies)[0]
+            t = time.monotonic()
+            s.graceful(timeout=1800)
+            out[run + "_s"] = round(time.monotonic() - t, 2)
+            c1 = proxy_counts(proxies)[0]
+            time.sleep(30)
+            c2 = proxy_counts(proxies)[0]
+            out[run + "_requests"] = c1[0] - c0[0]
+            out[run + "_bytes"] = c1[1] - c0[1]
+            out[run + "_after30s_requests"] = c2[0] - c1[0]
+            out[run + "_after30s_bytes"] = c2[1] - c1[1]
+            out[run + "_lines"] = [m.group(2) for m in re.finditer(
+                r"\[pid (\d+):tid \1\] ACME240[01]: store: \S+?/(.*)", s.error_log()[at:])][:3]
+        out["orders"] = pebble.count_orders(since=mark)
+    finally:
+        out["errors"] = [l for s in servers for l in s.unexpected_errors()][:5]
+        stop_all(servers)
+        for p in proxies:
+            p.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=300, help="domains")
@@ -169,6 +323,13 @@ def main():
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run")
     ap.add_argument("--build", help="mod_acme build dir (default $MOD_ACME_BUILD_DIR)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    ap.add_argument("--restart", help="restart mode: comma-separated domain counts (e.g. "
+                    "1000,10000) of valid domains seeded into etcd; measures a graceful "
+                    "restart of one server and the idle requests per minute, then exits")
+    ap.add_argument("--vhosts", action="store_true", help="restart mode: a TLS vhost per "
+                    "domain (default: ManagedRenewMode always, no vhost: mod_ssl's own "
+                    "loading of the certificates left out)")
+    ap.add_argument("--idle", type=float, default=120, help="restart mode: idle seconds measured")
     args = ap.parse_args()
     benchlib.exit_on_sigterm()
     module = benchlib.module_path(args.build)
@@ -192,6 +353,13 @@ def main():
         ports = (util.free_port(), util.free_port())
         pebble = Pebble(work, "pebble", pki, dns, ports[0], ports[1], env=PEBBLE_ENV).start()
         etcd = EtcdCluster(os.path.join(work, "etcd"), size=3).start()
+        if args.restart:
+            for n in [int(v) for v in args.restart.split(",")]:
+                say("== restart, etcd store, %d servers, N=%d valid domains" % (args.servers, n))
+                r = run_restart(work, pebble, module, n, etcd, args.servers, args.vhosts,
+                                args.idle)
+                say("   %s" % json.dumps(r))
+            return 0
         say("== file store, 1 server, N=%d" % args.n)
         f = run_file(work, pebble, ports, module, names, args.timeout)
         say("   %s" % f)

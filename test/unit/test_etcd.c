@@ -1150,6 +1150,173 @@ START_TEST(store_snapshot_answers_a_names_reads_in_one_request_until_a_write)
 }
 END_TEST
 
+/* A range answer as of rev, counting count keys: n items "<name>/cert.pem"
+ * with their data and mod revisions (data NULL: keys only). */
+static const char *items_answer(int rev, int count, int n, const char *const *names,
+                                const char *const *data, const int *mods)
+{
+    const char *kvs = "";
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        const char *key = apr_pstrcat(pool, "pfx/domains/", names[i], "/cert.pem", NULL);
+        const char *v = data ? item(key, data[i], 0, 1, NULL) : NULL;
+        kvs = apr_psprintf(pool, "%s%s{\"key\":\"%s\",\"create_revision\":\"2\","
+                           "\"mod_revision\":\"%d\",\"version\":\"1\"%s%s%s}", kvs, i ? "," : "",
+                           acme_etcd_b64_encode(pool, key, strlen(key)), mods[i],
+                           v ? ",\"value\":\"" : "",
+                           v ? acme_etcd_b64_encode(pool, v, strlen(v)) : "", v ? "\"" : "");
+    }
+    return apr_psprintf(pool, "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"%d\"},"
+                        "\"kvs\":[%s],\"count\":\"%d\"}", rev, kvs, count);
+}
+
+/* The certificate that a store made anew (a new generation) loads for name. */
+static const char *cert_of(acme_store_t *st, const char *name)
+{
+    const char *data;
+    apr_size_t len;
+    apr_status_t rv = st->load(st, ACME_SG_DOMAINS, name, "cert.pem", &data, &len, pool);
+
+    return rv == APR_SUCCESS ? data : rv == APR_ENOENT ? "(absent)" : "(error)";
+}
+
+START_TEST(store_snapshot_kept_reads_only_what_changed_since)
+{
+    static const char *const abc[] = {"a.org", "b.org", "c.org"}, *const d1[] = {"A1", "B1",
+                                                                                "C1"};
+    static const char *const b[] = {"b.org"}, *const b2[] = {"B2"}, *const d[] = {"d.org"},
+                             *const dd[] = {"D1"}, *const abd[] = {"a.org", "b.org", "d.org"};
+    static const int m1[] = {5, 6, 7}, m2[] = {11}, m3[] = {14}, m3k[] = {5, 11, 14};
+    canned_t script[3] = {{200, NULL}, {200, NULL}, {200, NULL}};
+    apr_pool_t *keep, *sp;
+    acme_store_t *st;
+    acme_json_t *q;
+    fake_t f;
+
+    apr_pool_create(&keep, pool);
+    /* the first pass reads everything, and keeps it with the revision */
+    script[0].body = items_answer(10, 3, 3, abc, d1, m1);
+    st = fake_store(&f, script, 1);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 1);
+    ck_assert(!acme_json_has(js(f.bodies[0]), "min_mod_revision", NULL));
+    ck_assert_str_eq(cert_of(st, "b.org"), "B1");
+    apr_pool_destroy(sp);
+
+    /* the next generation: what was written after revision 10 only */
+    script[0].body = items_answer(12, 3, 1, b, b2, m2);
+    st = fake_store(&f, script, 1);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    q = js(f.bodies[0]);
+    ck_assert_str_eq(acme_json_gets(q, "min_mod_revision", NULL), "11");
+    ck_assert(!acme_json_has(q, "keys_only", NULL));
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    ck_assert_str_eq(cert_of(st, "b.org"), "B2");     /* never the kept B1 */
+    ck_assert_str_eq(cert_of(st, "c.org"), "C1");
+    ck_assert_int_eq(f.next, 1);
+    apr_pool_destroy(sp);
+
+    /* c.org deleted, d.org created: the count (3) minus the one new key is
+     * not the 3 kept, so the keys (no values) say which is gone */
+    script[0].body = items_answer(15, 3, 1, d, dd, m3);
+    script[1].body = items_answer(15, 3, 3, abd, NULL, m3k);
+    st = fake_store(&f, script, 2);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);
+    q = js(f.bodies[1]);
+    ck_assert(acme_json_getb(q, "keys_only", NULL));
+    ck_assert_str_eq(acme_json_gets(q, "revision", NULL), "15");
+    ck_assert_str_eq(cert_of(st, "c.org"), "(absent)");
+    ck_assert_str_eq(cert_of(st, "d.org"), "D1");
+    ck_assert_str_eq(cert_of(st, "b.org"), "B2");
+    ck_assert_int_eq(f.next, 2);
+    apr_pool_destroy(sp);
+
+    /* etcd restored from an older backup (revision 8 < 15): all is read again */
+    script[0].body = items_answer(8, 3, 0, NULL, NULL, NULL);
+    script[1].body = items_answer(8, 3, 3, abc, d1, m1);
+    st = fake_store(&f, script, 2);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);
+    ck_assert(!acme_json_has(js(f.bodies[1]), "min_mod_revision", NULL));
+    ck_assert_str_eq(cert_of(st, "b.org"), "B1");
+    ck_assert_str_eq(cert_of(st, "d.org"), "(absent)");
+    apr_pool_destroy(sp);
+
+    /* a key written since that does not authenticate is refused, as a fresh read is */
+    script[0].body = apr_psprintf(pool, "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"9\"},"
+                                  "\"kvs\":[{\"key\":\"%s\",\"create_revision\":\"2\","
+                                  "\"mod_revision\":\"9\",\"value\":\"%s\"}],\"count\":\"3\"}",
+                                  acme_etcd_b64_encode(pool, "pfx/domains/a.org/cert.pem", 26),
+                                  acme_etcd_b64_encode(pool, "forged", 6));
+    st = fake_store(&f, script, 1);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_MAKE);
+    apr_pool_create(&sp, pool);
+    ck_assert_int_eq(acme_store_etcd_snapshot(st, ACME_SG_DOMAINS, NULL, sp), APR_SUCCESS);
+    ck_assert_str_eq(cert_of(st, "a.org"), "(error)");
+    ck_assert_str_eq(cert_of(st, "c.org"), "C1");
+    ck_assert_int_eq(f.next, 1);
+    apr_pool_destroy(sp);
+    apr_pool_destroy(keep);
+}
+END_TEST
+
+START_TEST(store_view_of_two_groups_asks_again_only_when_older_than_max_age)
+{
+    static const char *const a[] = {"a.org"}, *const a1[] = {"A1"};
+    static const int m1[] = {5};
+    static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_JOBS};
+    canned_t script[4] = {{200, NULL}, {200, NULL}, {200, NULL}, {200, NULL}};
+    const char *data;
+    apr_size_t len;
+    apr_pool_t *keep, *vp;
+    acme_store_t *st;
+    fake_t f;
+
+    apr_pool_create(&keep, pool);
+    script[0].body = items_answer(10, 1, 1, a, a1, m1);
+    script[1].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"10\"}}";
+    script[2].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"11\"},\"count\":\"1\"}";
+    script[3].body = "{\"header\":{\"cluster_id\":\"77\",\"revision\":\"11\"}}";
+    st = fake_store(&f, script, 4);
+    acme_store_etcd_keep(st, keep, ACME_KEEP_FIND);
+    apr_pool_create(&vp, pool);
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, apr_time_from_sec(60), vp),
+                     APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);    /* both groups read whole: nothing was kept */
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    ck_assert_int_eq(st->load(st, ACME_SG_JOBS, "a.org", "job.json", &data, &len, pool),
+                     APR_ENOENT);
+    ck_assert_int_eq(f.next, 2);
+    apr_pool_clear(vp);
+    /* within max_age: no request at all */
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, apr_time_from_sec(60), vp),
+                     APR_SUCCESS);
+    ck_assert_int_eq(f.next, 2);
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    apr_pool_clear(vp);
+    /* max_age 0: one request per group, for what changed since */
+    ck_assert_int_eq(acme_store_etcd_view(st, groups, 2, 0, vp), APR_SUCCESS);
+    ck_assert_int_eq(f.next, 4);
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[2]), "min_mod_revision", NULL), "11");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[3]), "min_mod_revision", NULL), "11");
+    ck_assert_str_eq(cert_of(st, "a.org"), "A1");
+    apr_pool_destroy(vp);
+    /* the view ended with its pool: a load asks etcd (the script is over) */
+    ck_assert_str_eq(cert_of(st, "a.org"), "(error)");
+    apr_pool_destroy(keep);
+}
+END_TEST
+
 START_TEST(store_seals_secrets_under_their_key_name)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
@@ -1682,6 +1849,8 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_seals_secrets_under_their_key_name);
     tcase_add_test(tc, store_watch_opens_authenticated_items_and_skips_foreign_keys);
     tcase_add_test(tc, store_snapshot_answers_a_names_reads_in_one_request_until_a_write);
+    tcase_add_test(tc, store_snapshot_kept_reads_only_what_changed_since);
+    tcase_add_test(tc, store_view_of_two_groups_asks_again_only_when_older_than_max_age);
     tcase_add_test(tc, store_refuses_invalid_names_without_asking_etcd);
     tcase_add_test(tc, store_list_keeps_only_item_names_sorted_once);
     tcase_add_test(tc, store_claim_held_by_another_owner_is_busy_and_says_who);

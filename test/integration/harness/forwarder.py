@@ -1,5 +1,6 @@
 # A round-robin TCP forwarder on loopback: the load balancer in front of a test
 # cluster. Each accepted connection goes to the next backend port in turn.
+import json
 import select
 import socket
 import threading
@@ -8,11 +9,18 @@ import threading
 class Forwarder:
     """Listens on 127.0.0.1:listen_port and forwards each connection, whole, to
     the next of `backends` (ports on 127.0.0.1). A backend that refuses is
-    skipped for that connection. .counts[i]: connections given to backend i."""
+    skipped for that connection. .counts[i]: connections given to backend i.
+    With http=True it also reads the HTTP/1.1 requests that pass (an etcd
+    gateway's): .requests lists (path, JSON body or None) in order, and
+    .bytes_in / .bytes_out count what went to / came from the backends."""
 
-    def __init__(self, listen_port, backends):
+    def __init__(self, listen_port, backends, http=False):
         self.listen_port = listen_port
         self.backends = list(backends)
+        self.http = http
+        self.requests = []
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.counts = [0] * len(self.backends)
         self._next = 0
         self._lock = threading.Lock()
@@ -78,6 +86,7 @@ class Forwarder:
             client.close()
             return
         socks = [client, upstream]
+        pending = b""
         try:
             while not self._stop.is_set():
                 readable, _, _ = select.select(socks, [], [], 0.5)
@@ -85,9 +94,41 @@ class Forwarder:
                     data = s.recv(65536)
                     if not data:
                         return
+                    if self.http:
+                        with self._lock:
+                            if s is client:
+                                self.bytes_in += len(data)
+                            else:
+                                self.bytes_out += len(data)
+                        if s is client:
+                            pending = self._parse_requests(pending + data)
                     (upstream if s is client else client).sendall(data)
         except OSError:
             return
         finally:
             client.close()
             upstream.close()
+
+    def _parse_requests(self, buf):
+        """Records the complete requests at the start of buf; returns the rest."""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return buf
+            head = buf[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            if len(buf) < end + 4 + length:
+                return buf
+            body = buf[end + 4:end + 4 + length]
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:
+                parsed = None
+            parts = head[0].split(" ")
+            with self._lock:
+                self.requests.append((parts[1] if len(parts) > 1 else "", parsed))
+            buf = buf[end + 4 + length:]
