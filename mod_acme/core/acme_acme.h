@@ -326,6 +326,11 @@ typedef void acme_challenge_keep_cb(void *baton, const char *type, const char *n
  * POSTed again, only polled. Anything else (r filled) ends the run. */
 typedef apr_status_t acme_challenge_posting_cb(void *baton, const char *challenge_url,
                                                apr_pool_t *p, struct acme_result_t *r);
+/* The POST that posting announced did not get the CA's answer (not sent:
+ * the run stopping; refused; cut off): the note goes, so that a resumed
+ * run answers the challenge instead of waiting for a validation that the
+ * CA most likely never started. */
+typedef void acme_challenge_unposted_cb(void *baton, const char *challenge_url);
 /* Called once the order URL is known (new order), so it can be persisted
  * and the order resumed with acme_order_params_t.order_url. */
 typedef void acme_order_created_cb(void *baton, const char *order_url);
@@ -341,6 +346,7 @@ typedef struct acme_order_params_t {
     acme_challenge_withdraw_cb *withdraw;  /* may be NULL */
     acme_challenge_keep_cb *keep;          /* may be NULL: withdrawn anyway */
     acme_challenge_posting_cb *posting;    /* may be NULL: every pending one POSTed */
+    acme_challenge_unposted_cb *unposted;  /* may be NULL */
     acme_order_created_cb *created;        /* may be NULL */
     acme_order_new_cb *before_new;         /* may be NULL */
     void *baton;

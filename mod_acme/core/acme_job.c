@@ -745,6 +745,15 @@ static apr_status_t run_posting(void *baton, const char *url, apr_pool_t *p, acm
     return rv;
 }
 
+static void run_unposted(void *baton, const char *url)
+{
+    run_baton_t *rb = baton;
+    job_ctx_t *jc = rb->job;
+
+    acme_json_del(jc->json, ACME_JK_POSTED, url, NULL);
+    job_save(jc);
+}
+
 /* Answers kept by earlier runs: withdrawn once their authorization is
  * final, gone from the CA, or a day old; the others stay for a later run.
  * A run that got its certificates withdraws all (even while the server
@@ -1025,6 +1034,7 @@ static apr_status_t get_cert(const char **ppem, acme_client_t *client, acme_stor
     params.withdraw = run_withdraw;
     params.keep = run_keep;
     params.posting = run_posting;
+    params.unposted = run_unposted;
     params.created = run_created;
     params.before_new = run_before_new;
     params.baton = &rb;

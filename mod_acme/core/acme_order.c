@@ -685,6 +685,8 @@ apr_status_t acme_order_authorize(acme_order_t **porder, acme_client_t *c,
         acme_log(ACME_LOG_MARK, ACME_LOG_DEBUG, 0, "authz %s: answering %s for %s", pub->url,
                  pub->ch->type, pub->name);
         if ((rv = acme_challenge_respond(&answered, c, pub->ch, p, r)) != APR_SUCCESS) {
+            pub->posted = 0; /* its answer is withdrawn, and the note goes */
+            if (params->unposted) params->unposted(params->baton, pub->ch->url);
             goto leave;
         }
     }

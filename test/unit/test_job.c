@@ -47,6 +47,8 @@ struct ca_t {
     acme_store_t *store;         /* where the answers to challenges are read */
     /* what the test sets */
     int fail_from;               /* requests from this number on fail in the network (0: never) */
+    int stop_at;                 /* the server stops as this request is about to start: it
+                                  * is not sent (0: never) */
     int bad_nonce_every;         /* every n-th POST is refused with badNonce */
     const char *refuse;          /* validations of this type fail */
     const char *retry_after;     /* newOrder answers 429 with this Retry-After */
@@ -502,6 +504,9 @@ static acme_http_response_t *ca_get(ca_t *ca, const char *path, apr_pool_t *p)
     return problem(ca, p, 404, "malformed", "no such resource");
 }
 
+/* The server's stop flag, as the tests set it (a graceful restart). */
+static volatile apr_uint32_t stop_flag;
+
 static apr_status_t ca_perform(acme_http_t *http, acme_http_response_t **presp,
                                const acme_http_request_t *req, apr_pool_t *p, acme_result_t *r)
 {
@@ -510,6 +515,11 @@ static apr_status_t ca_perform(acme_http_t *http, acme_http_response_t **presp,
 
     *presp = NULL;
     ++ca->requests;
+    if (ca->stop_at && ca->requests == ca->stop_at) {
+        apr_atomic_set32(&stop_flag, 1);
+        return acme_result_set(r, APR_EINTR, "acme:stopped", "%s %s: stopped", req->method,
+                               req->url);
+    }
     if (ca->fail_from && ca->requests >= ca->fail_from) {
         return acme_result_set(r, APR_ECONNREFUSED, "acme:network", "%s %s: connection refused",
                                req->method, req->url);
@@ -1041,7 +1051,6 @@ END_TEST
 
 /* The second key type's order is cut off, by the network or by a stopping
  * server: the first type's staged result is kept, not ordered again. */
-static volatile apr_uint32_t stop_flag;
 static int cut_by_stop;
 static void cut_second_type(ca_t *ca, const char *event)
 {
@@ -1158,6 +1167,37 @@ START_TEST(a_resumed_order_does_not_post_a_challenge_again)
     ck_assert_int_eq(count_items(ACME_SG_CHALLENGES, "http-01"), 0);
     ck_assert(!acme_json_has(job_json(), "kept-answers", NULL));
     ck_assert(!acme_json_has(job_json(), "posted-challenges", NULL));
+}
+END_TEST
+
+/* A challenge POST that never left (the server stopping at that moment)
+ * leaves no note: the run resuming the order answers it, and does not wait
+ * for a validation that the CA never started. */
+static void stop_at_first_challenge_post(ca_t *ca, const char *event)
+{
+    if (!strcmp(event, "order-created")) {
+        ca->stop_at = ca->requests + NAMES + 1; /* the authorizations, then the POST */
+    }
+}
+
+START_TEST(a_challenge_post_that_failed_is_answered_by_the_next_run)
+{
+    int posted = 0;
+
+    W.spec.stop = &stop_flag;
+    W.ca.hook = stop_at_first_challenge_post;
+    ck_assert_int_eq(run(NULL), APR_EINTR);
+    ck_assert_int_eq(W.ca.challenge_posts, 0);
+    acme_json_iter(acme_json_getj(job_json(), W.p, "posted-challenges", NULL), W.p, count_key,
+                   &posted);
+    ck_assert_int_eq(posted, 0);
+    apr_atomic_set32(&stop_flag, 0);
+    W.ca.stop_at = 0;
+    W.ca.hook = NULL;
+    ck_assert_int_eq(run(NULL), APR_SUCCESS);
+    assert_staged();
+    ck_assert_int_eq(W.ca.new_orders, 1);
+    ck_assert_int_eq(W.ca.challenge_posts, NAMES);
 }
 END_TEST
 
@@ -1741,6 +1781,7 @@ static Suite *job_suite(void)
     tcase_add_loop_test(tc, crash_between_two_steps_resumes_the_order, 0, 2);
     tcase_add_test(tc, an_order_left_by_a_kill_after_staging_is_not_taken_again);
     tcase_add_test(tc, a_resumed_order_does_not_post_a_challenge_again);
+    tcase_add_test(tc, a_challenge_post_that_failed_is_answered_by_the_next_run);
     tcase_add_test(tc, answers_stay_published_until_the_authorization_is_final);
     tcase_add_loop_test(tc, an_order_that_cannot_be_finished_is_replaced, 0, 2);
     tcase_add_loop_test(tc, a_cut_between_key_types_keeps_the_first_result, 0, 2);
