@@ -924,13 +924,22 @@ static int cmd_show(ctl_t *ctl)
 
 #define CTL_LEASE apr_time_from_sec(120)
 
+/* A claim held for a moment (a server writing a domain's job record) is
+ * waited for this long, looked at every 200 ms; a renewal job's is not. */
+#define CTL_CLAIM_WAIT apr_time_from_sec(5)
+
 /* Claims name for acmectl; when another holds it, says who, and fails. */
 static int claim_take(acme_store_claim_t **pc, ctl_t *ctl, const char *name)
 {
     /* no blanks: the etcd store takes printable owners without them */
     const char *owner = apr_psprintf(ctl->pool, "acmectl-pid-%ld", (long)getpid());
-    apr_status_t rv = ctl->store->claim(ctl->store, pc, name, owner, CTL_LEASE, ctl->pool);
+    apr_time_t until = apr_time_now() + CTL_CLAIM_WAIT;
+    apr_status_t rv;
 
+    while ((rv = ctl->store->claim(ctl->store, pc, name, owner, CTL_LEASE, ctl->pool))
+               == APR_EBUSY && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(200));
+    }
     if (rv == APR_EBUSY) {
         err_printf("%s is working on %s right now; try again in a minute",
                    *pc && (*pc)->owner ? (*pc)->owner : "another process", name);
