@@ -41,6 +41,7 @@ acme_store_t *acme_mod_watch_store;
 acme_store_t *acme_mod_sched_store;
 acme_store_t *acme_mod_scan_store;
 volatile apr_uint32_t acme_mod_watch_stop;
+volatile apr_uint32_t acme_mod_sched_stop;
 acme_status_cache_t *acme_mod_status_cache;
 int acme_mod_store_down;
 /* With etcd: the children's store, on clients the parent never uses, so
@@ -1029,7 +1030,8 @@ static apr_status_t open_etcd_store(acme_global_t *g, server_rec *s, apr_pool_t 
                                  pconf)) != APR_SUCCESS
         || (rv = etcd_store_make(&child_watch_store, &other, g, 0, &acme_mod_watch_stop, s,
                                  pconf)) != APR_SUCCESS
-        || (rv = etcd_store_make(&child_sched_store, &other, g, 0, NULL, s, pconf))
+        || (rv = etcd_store_make(&child_sched_store, &other, g, 0, &acme_mod_sched_stop, s,
+                                 pconf))
                != APR_SUCCESS
         || (rv = etcd_store_make(&acme_mod_scan_store, &other, g, 0, NULL, s, pconf))
                != APR_SUCCESS) {

@@ -560,6 +560,7 @@ static void drive_stop(drive_ctx_t *dc)
     int i;
 
     apr_atomic_set32(&dc->stop, 1); /* aborts transfers, ends jobs at their next step */
+    apr_atomic_set32(&acme_mod_sched_stop, 1); /* and the scheduler's own reads */
     drive_wake(dc);
     if ((t = apr_atomic_xchgptr((volatile void **)&dc->thread, NULL)) != NULL) {
         apr_thread_join(&trv, t);
@@ -701,6 +702,7 @@ static void drive_child_stopping(apr_pool_t *pchild, int graceful)
 {
     (void)pchild;
     (void)graceful;
+    apr_atomic_set32(&acme_mod_sched_stop, 1); /* the scheduler's reads of etcd */
     if (drive_ctx) {
         apr_atomic_set32(&drive_ctx->stop, 1);
         drive_wake(drive_ctx);

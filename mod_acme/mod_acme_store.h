@@ -25,6 +25,9 @@ extern volatile apr_uint32_t acme_mod_watch_stop;
  * domain's status come from a view of the store at most
  * ACME_SCHED_VIEW_AGE old (its view slot). NULL otherwise. */
 extern acme_store_t *acme_mod_sched_store;
+/* Ends the scheduler store's requests when the child stops (a hanging etcd
+ * must not hold the child past httpd's patience). */
+extern volatile apr_uint32_t acme_mod_sched_stop;
 /* With etcd, in the parent: the restart thread's store, whose scans of
  * every domain's staged and active meta data read from a view of the
  * store that it keeps up to date (copies of its own). NULL otherwise. */
