@@ -246,8 +246,8 @@ static void sched_view(apr_interval_time_t max_age, apr_pool_t *ptemp)
     static const acme_store_group_t groups[] = {ACME_SG_DOMAINS, ACME_SG_STAGING, ACME_SG_JOBS};
     acme_store_t *v = acme_mod_sched_store;
 
-    if (v && v->view) {
-        v->view(v, groups, 3, max_age, ptemp);
+    if (v && v->view && !apr_atomic_read32(&acme_mod_sched_stop)) {
+        v->view(v, groups, 3, max_age, ptemp); /* none once stopping: the child's pools go */
     }
 }
 

@@ -1589,7 +1589,9 @@ static apr_status_t view_add(es_t *es, acme_store_group_t g, const char *name,
     else {
         if (read_pages(&kvs, &count, &rev, es, pre, 0, 0, p, r) != APR_SUCCESS) {
             if (k) {
-                kept_reset(k);
+                /* read whole next time; no pool is made here: a failure
+                 * comes at a child's stop too, while its pools go */
+                k->revision = 0;
             }
             return r->status != APR_SUCCESS ? r->status : APR_EGENERAL;
         }
