@@ -132,8 +132,9 @@ def test_symlinks_in_the_store_never_lead_root_outside(httpd, pebble, decoy):
     etc = os.path.join(decoy, "etc")
     # root would make its lock guard through this one, and read a staged
     # result through the others
-    as_user("rm -rf {j}/.locks && ln -s {etc} {j}/.locks".format(
-        j=os.path.join(store, "jobs"), etc=etc))
+    # (the child makes lock files in it meanwhile: tried until the swap holds)
+    as_user("for i in $(seq 50); do rm -rf {j}/.locks; ln -sT {etc} {j}/.locks && break; "
+            "sleep 0.1; done; [ -L {j}/.locks ]".format(j=os.path.join(store, "jobs"), etc=etc))
     as_user("ln -s {sub} {st}/{a} && mkdir -p {st}/{b} && ln -s {etc}/shadow {st}/{b}/cert.p256.pem"
             " && ln -s {sub}/meta.json {st}/{b}/meta.json && ln -s {etc} {st}/{b}/privkey.p256.pem"
             .format(sub=os.path.join(etc, "sub"), st=os.path.join(store, "staging"), etc=etc,

@@ -238,7 +238,9 @@ class Httpd:
         return self.error_log().count(RESUMING)
 
     def start(self, timeout=START_TIMEOUT):
-        if self.is_running():
+        # a pid file's pid alive but no process of this ServerRoot: the pid
+        # was taken by another process since (a busy machine wraps pids)
+        if self.is_running() and util.pids_with_arg(self.root):
             raise RuntimeError("httpd already running (pid %s)" % self.pid())
         if os.path.exists(self.pid_file):
             os.unlink(self.pid_file)
