@@ -54,6 +54,14 @@ APLOG_USE_MODULE(acme);
 #define ACME_LOOKUP_FOLLOWERS 4
 #define ACME_LOOKUPS_PER_SEC 50
 #define ACME_LOOKUP_PAUSE apr_time_from_sec(5)
+/* Each watch first feeds what etcd holds, so a child knows every answer
+ * published before it started without a lookup each (a CA's validations
+ * of a whole batch reach a new child at once). In a child's first
+ * ACME_PRIME_WINDOW, while its first watch is being made, up to
+ * ACME_PRIME_WAITERS requests wait for it, at most ACME_PRIME_WAIT each. */
+#define ACME_PRIME_WINDOW apr_time_from_sec(5)
+#define ACME_PRIME_WAIT apr_time_from_sec(1)
+#define ACME_PRIME_WAITERS 16
 /* What the store holds (brought by the watch or found by a lookup) is kept
  * apart from the misses, so that no flood of misses can push out an answer.
  * Answers are as many as the store holds; a replaced one stays in the pool
@@ -97,6 +105,7 @@ typedef struct {
     table_t answers;             /* shared store: what it holds */
     table_t misses[2];           /* shared store: keys it did not hold; [0] the newer */
     apr_uint32_t watch;          /* the running watch's number, 0: none */
+    int priming;                 /* requests waiting for the child's first watch */
 } chall_cache_t;
 
 /* The lookups of a child, shared by both caches (they share the client). */
@@ -115,6 +124,7 @@ static chall_cache_t http_cache = {.dir = "http-01", .keep_found = apr_time_from
 static chall_cache_t alpn_cache = {.dir = "tls-alpn-01", .keep_found = apr_time_from_sec(1),
                                    .keep_missing = apr_time_from_sec(1)};
 static lookup_gate_t gate;
+static apr_time_t watch_began;   /* when the child started its watch thread (0: none) */
 
 static void table_init(table_t *t, apr_pool_t *p)
 {
@@ -342,6 +352,19 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
     }
     if (m && entry_current(cc, m, cc->keep_missing, now)) {
         return NULL;
+    }
+    if (!cc->watch && watch_began && now - watch_began < ACME_PRIME_WINDOW
+        && cc->priming < ACME_PRIME_WAITERS) {
+        cc->priming++;
+        while (!cc->watch && apr_time_now() - now < ACME_PRIME_WAIT) {
+            apr_thread_cond_timedwait(cc->answered, cc->mutex,
+                                      ACME_PRIME_WAIT - (apr_time_now() - now));
+        }
+        cc->priming--;
+        e = table_get(&cc->answers, key);
+        if (e && entry_current(cc, e, cc->keep_found, now)) {
+            return apr_pstrdup(p, e->value);
+        }
     }
     if (asked_slot(cc, key) >= 0) {
         if (gate_enter(&gate, 1, now)) {
@@ -647,24 +670,33 @@ static void watch_number(apr_uint32_t n)
     for (i = 0; i < 2; ++i) {
         apr_thread_mutex_lock(caches[i]->mutex);
         caches[i]->watch = n;
+        apr_thread_cond_broadcast(caches[i]->answered);
         apr_thread_mutex_unlock(caches[i]->mutex);
     }
 }
 
+/* The watch thread's numbers: what a watch feeds before it is established
+ * (what etcd held) already belongs to it. */
+typedef struct {
+    apr_uint32_t current;        /* the last established watch */
+    apr_uint32_t next;           /* the watch being made (current once established) */
+} watch_count_t;
+
 static apr_status_t watch_change(void *baton, const char *dir, const char *key,
                                  const char *data, apr_size_t len, apr_pool_t *p)
 {
-    apr_uint32_t *number = baton;
+    watch_count_t *wc = baton;
     chall_cache_t *cc;
 
     (void)p;
     if (!dir) {
-        watch_number(++*number ? *number : ++*number);
+        wc->current = wc->next;
+        watch_number(wc->current);
         return APR_SUCCESS;
     }
     if ((cc = cache_of(dir)) != NULL) {
         apr_thread_mutex_lock(cc->mutex);
-        entry_set(cc, key, data, len, cc->watch, apr_time_now());
+        entry_set(cc, key, data, len, wc->next, apr_time_now());
         apr_thread_mutex_unlock(cc->mutex);
     }
     return APR_SUCCESS;
@@ -674,7 +706,7 @@ static void *APR_THREAD_FUNC watch_main(apr_thread_t *t, void *data)
 {
     acme_store_t *st = data;
     apr_interval_time_t pause = 0;
-    apr_uint32_t number = 0;
+    watch_count_t wc = {0, 0};
     apr_pool_t *p;
     apr_time_t began;
     apr_status_t rv;
@@ -689,7 +721,8 @@ static void *APR_THREAD_FUNC watch_main(apr_thread_t *t, void *data)
     }
     while (!apr_atomic_read32(&acme_mod_watch_stop)) {
         began = apr_time_now();
-        rv = st->watch(st, ACME_SG_CHALLENGES, ACME_WATCH_SPAN, watch_change, &number, p);
+        wc.next = wc.current + 1 ? wc.current + 1 : 1;
+        rv = st->watch(st, ACME_SG_CHALLENGES, ACME_WATCH_SPAN, watch_change, &wc, p);
         watch_number(0);
         apr_pool_clear(p);
         if (rv == APR_EINTR) {
@@ -732,6 +765,7 @@ static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
         gate.mutex = NULL;
     }
     watch_thread = NULL;
+    watch_began = 0;
     if (!acme_mod_watch_store || !acme_mod_watch_store->watch || !http_cache.mutex
         || !alpn_cache.mutex) {
         return;
@@ -744,6 +778,7 @@ static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
                      "the challenges in etcd: this child looks each one up when asked");
         return;
     }
+    watch_began = apr_time_now();
     /* before the child's own pools go: the thread uses the store's */
     apr_pool_cleanup_register(pchild, NULL, watch_child_exit, apr_pool_cleanup_null);
 }

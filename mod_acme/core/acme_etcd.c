@@ -1389,9 +1389,9 @@ static apr_status_t watch_data(void *baton, const char *data, apr_size_t n)
     return rv;
 }
 
-apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_interval_time_t duration,
-                             acme_etcd_watch_fn *fn, void *baton, apr_pool_t *p,
-                             acme_result_t *r)
+apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_int64_t start_revision,
+                             apr_interval_time_t duration, acme_etcd_watch_fn *fn, void *baton,
+                             apr_pool_t *p, acme_result_t *r)
 {
     acme_json_t *req = acme_json_new_object(p);
     const char *what = apr_pstrcat(p, "watch ", prefix, "*", NULL), *end, *body, *last = "";
@@ -1409,6 +1409,9 @@ apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_interval_ti
     end = prefix_end(p, prefix, &elen);
     acme_json_sets(req, b64s(p, prefix), "create_request", "key", NULL);
     acme_json_sets(req, acme_etcd_b64_encode(p, end, elen), "create_request", "range_end", NULL);
+    if (start_revision > 0) {
+        acme_json_sets(req, i64s(p, start_revision), "create_request", "start_revision", NULL);
+    }
     body = acme_json_dump(req, p, 1);
     memset(&w, 0, sizeof(w));
     w.e = e;

@@ -155,8 +155,9 @@ apr_status_t acme_etcd_lease_keepalive(apr_int64_t *pttl, acme_etcd_t *e, apr_in
 apr_status_t acme_etcd_lease_revoke(acme_etcd_t *e, apr_int64_t id, apr_pool_t *p,
                                     struct acme_result_t *r);
 
-/* Watches every key starting with prefix from now on, for at most duration:
- * fn gets each change in order (deleted: kv holds the key only), and once,
+/* Watches every key starting with prefix from start_revision on (0: from
+ * now; after a range read of revision R, R + 1 misses nothing), for at most
+ * duration: fn gets each change in order (deleted: kv holds the key only), and once,
  * with kv NULL, when the watch is established. Returns APR_SUCCESS when the
  * duration ran out or etcd ended the stream (watch again: changes in
  * between are not replayed), APR_EINTR on stop, else the failure (a
@@ -164,9 +165,9 @@ apr_status_t acme_etcd_lease_revoke(acme_etcd_t *e, apr_int64_t id, apr_pool_t *
  * for the whole duration: give the watch an acme_etcd_t of its own. */
 typedef apr_status_t acme_etcd_watch_fn(void *baton, const acme_etcd_kv_t *kv, int deleted,
                                         apr_pool_t *p);
-apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_interval_time_t duration,
-                             acme_etcd_watch_fn *fn, void *baton, apr_pool_t *p,
-                             struct acme_result_t *r);
+apr_status_t acme_etcd_watch(acme_etcd_t *e, const char *prefix, apr_int64_t start_revision,
+                             apr_interval_time_t duration, acme_etcd_watch_fn *fn, void *baton,
+                             apr_pool_t *p, struct acme_result_t *r);
 
 /* Standard base64 with padding, as etcd's gateway speaks it. decode is
  * strict: APR_EINVAL on any other character, bad padding or length. */

@@ -111,9 +111,11 @@ struct acme_store_t {
      * local cache then. Nothing else uses paths. */
     const char *(*path)(acme_store_t *s, acme_store_group_t g, const char *name,
                         const char *aspect, apr_pool_t *p);
-    /* Feeds every change to the items of group g to fn as it happens, for at
-     * most duration; returns APR_SUCCESS when that ran out (watch again:
-     * changes in between are not replayed), APR_EINTR on stop, else the
+    /* Feeds every item that group g holds to fn, then (name NULL) says the
+     * watch is established, then feeds every change as it happens, for at
+     * most duration: nothing between the items and the changes is missed.
+     * Returns APR_SUCCESS when that ran out (watch again: a new watch feeds
+     * the items again), APR_EINTR on stop, else the
      * failure. NULL when the backend has no change feed (the filesystem
      * store: readers look at mtimes). It holds the store's connection for
      * its duration: give it a store of its own. */

@@ -1726,8 +1726,11 @@ static apr_status_t es_watch(acme_store_t *s, acme_store_group_t g, apr_interval
     const es_t *es = s->baton;
     const char *pre = name_prefix(es, g, NULL, p);
     acme_result_t *r = acme_result_make(p);
+    apr_array_header_t *kvs;
+    apr_int64_t rev = 0, count;
     es_watch_t w;
     apr_status_t rv;
+    int i;
 
     if (!pre) {
         return APR_EINVAL;
@@ -1736,7 +1739,18 @@ static apr_status_t es_watch(acme_store_t *s, acme_store_group_t g, apr_interval
     w.skip = strlen(pre);
     w.fn = fn;
     w.baton = baton;
-    rv = acme_etcd_watch(es->etcd, pre, duration, es_watch_event, &w, p, r);
+    /* what the group holds first (a new child knows every answer at once,
+     * not one lookup at a time), then the changes after that revision */
+    if ((rv = read_pages(&kvs, &count, &rev, es, pre, 0, 0, p, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < kvs->nelts; ++i) {
+        if ((rv = es_watch_event(&w, APR_ARRAY_IDX(kvs, i, acme_etcd_kv_t *), 0, p))
+            != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    rv = acme_etcd_watch(es->etcd, pre, rev + 1, duration, es_watch_event, &w, p, r);
     return rv == APR_SUCCESS || rv == APR_EINTR ? rv : report(r, p);
 }
 

@@ -174,7 +174,7 @@ static void run_client(acme_etcd_t *e, const char *cmd, const char *args, apr_po
         acme_etcd_lease_revoke(e, arg_num(args), p, r);
     }
     else if (!strcmp(cmd, "watch")) {
-        acme_etcd_watch(e, FUZZ_PREFIX, apr_time_from_sec(1), watch_kv, NULL, p, r);
+        acme_etcd_watch(e, FUZZ_PREFIX, 0, apr_time_from_sec(1), watch_kv, NULL, p, r);
     }
 }
 

@@ -230,6 +230,35 @@ def test_any_server_answers_a_token_published_elsewhere(cluster_factory, build_d
     assert c.servers[1].http_get("/index.html", name).status == 200
 
 
+def test_new_children_answer_a_whole_batch_published_before_them(cluster_factory, build_dir):
+    """A CA validates a whole batch at once: a server's new children (after a
+    start or a restart) must answer every token published before they
+    started, not two lookups at a time and 404 for the rest (each 404 is a
+    failed validation at the CA and a new order). The watch first feeds what
+    etcd holds."""
+    import threading
+    name = "batch.cluster.test"
+    c = token_cluster(cluster_factory, name, n=2)
+    tokens = ["B%02d" % i + uuid.uuid4().hex for i in range(16)]
+    for t in tokens:
+        publish_token(c, build_dir, t)
+    target = c.servers[1]
+    target.graceful()   # new children: nothing in their cache yet
+    ready = threading.Barrier(len(tokens))
+    status = {}
+
+    def ask(t):
+        ready.wait()
+        status[t] = token_status(target, name, t)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(status.values()) == [200] * len(tokens), status
+
+
 def test_the_watch_withdraws_a_token_everywhere_at_once(cluster_factory, build_dir):
     name = "gone.cluster.test"
     c = token_cluster(cluster_factory, name)

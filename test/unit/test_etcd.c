@@ -937,7 +937,7 @@ START_TEST(watch_follows_puts_and_deletes_in_order_across_split_lines)
                                  "{\"result\":{" WHDR ",\"events\":[{\"type\":\"DELETE\","
                                  "\"kv\":{\"key\":\"dy9h\",\"mod_revision\":\"7\"}}]}}\n", NULL);
     e = fake_etcd(&f, script, 1, 1);
-    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", 0, apr_time_from_sec(5), record_change, &w, pool, r),
                      APR_SUCCESS);
     ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/watch");
     req = js(f.bodies[0]);
@@ -979,7 +979,7 @@ START_TEST(watch_refuses_malformed_messages_naming_them)
         acme_result_t *r = acme_result_make(pool);
         acme_etcd_t *e = fake_etcd(&f, script, 1, 1);
 
-        ck_assert_int_ne(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool,
+        ck_assert_int_ne(acme_etcd_watch(e, "w/", 0, apr_time_from_sec(5), record_change, &w, pool,
                                          r), APR_SUCCESS);
         ck_assert_msg(contains(r->detail, why[i]), "%d: %s", (int)i, r->detail);
         ck_assert_int_le(w.calls, 1);
@@ -996,14 +996,14 @@ START_TEST(watch_fails_over_and_a_line_over_the_limit_ends_it)
     acme_etcd_t *e = fake_etcd(&f, script, 2, 2);
     char *big;
 
-    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", 0, apr_time_from_sec(5), record_change, &w, pool, r),
                      APR_SUCCESS);
     ck_assert_str_eq(f.urls[1], "http://e2:2379/v3/watch");
     ck_assert_str_eq(acme_etcd_endpoint(e), "http://e2:2379");
     /* all members down: a network error naming the prefix */
     script[1].status = -1;
     e = fake_etcd(&f, script, 2, 2);
-    ck_assert_int_ne(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+    ck_assert_int_ne(acme_etcd_watch(e, "w/", 0, apr_time_from_sec(5), record_change, &w, pool, r),
                      APR_SUCCESS);
     ck_assert_str_eq(r->problem, "acme:network");
     ck_assert_msg(contains(r->detail, "watch w/*"), "%s", r->detail);
@@ -1018,7 +1018,7 @@ START_TEST(watch_fails_over_and_a_line_over_the_limit_ends_it)
     e = fake_etcd(&f, script, 1, 1);
     conf.max_value = 0;
     r = acme_result_make(pool);
-    ck_assert_int_eq(acme_etcd_watch(e, "w/", apr_time_from_sec(5), record_change, &w, pool, r),
+    ck_assert_int_eq(acme_etcd_watch(e, "w/", 0, apr_time_from_sec(5), record_change, &w, pool, r),
                      APR_ENOSPC);
 }
 END_TEST
@@ -1047,6 +1047,7 @@ START_TEST(store_watch_opens_authenticated_items_and_skips_foreign_keys)
 {
     static const char pem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
     canned_t script[2] = {{200, "{" HDR "}"}, {200, NULL}};
+    const char *held = item("pfx/challenges/http-01/held", "kh", 0, 5, NULL);
     store_rec_t w = {0};
     fake_t f;
     acme_store_t *st = fake_store(&f, script, 1);
@@ -1056,7 +1057,12 @@ START_TEST(store_watch_opens_authenticated_items_and_skips_foreign_keys)
     ck_assert_int_eq(st->save(st, ACME_SG_CHALLENGES, "tls-alpn-01", "a.org.key", pem,
                               strlen(pem), ACME_STORE_SECRET, pool), APR_SUCCESS);
     sealed = put_value(&f, 0, &len);
-    script[0].body = apr_pstrcat(pool, CREATED,
+    /* first what the group holds (as of revision 42), then the changes after it */
+    script[0].body = apr_psprintf(pool, "{" HDR ",\"kvs\":[{\"key\":\"%s\",\"create_revision\":"
+                                  "\"3\",\"mod_revision\":\"4\",\"value\":\"%s\"}],\"count\":\"1\"}",
+                                  acme_etcd_b64_encode(pool, "pfx/challenges/http-01/held", 27),
+                                  acme_etcd_b64_encode(pool, held, strlen(held)));
+    script[1].body = apr_pstrcat(pool, CREATED,
                                  event(NULL, "pfx/challenges/tls-alpn-01/a.org.key", sealed),
                                  event(NULL, "pfx/challenges/http-01/tok",
                                        item("pfx/challenges/http-01/tok", "ka", 0, 5, NULL)),
@@ -1070,17 +1076,21 @@ START_TEST(store_watch_opens_authenticated_items_and_skips_foreign_keys)
                                  "{\"result\":{" WHDR ",\"events\":[{\"type\":\"DELETE\",\"kv\":{"
                                  "\"key\":\"", acme_etcd_b64_encode(pool, "pfx/challenges/http-01/tok", 26),
                                  "\"}}]}}\n", NULL);
-    st = fake_store(&f, script, 1);
+    st = fake_store(&f, script, 2);
     ck_assert_int_eq(st->watch(st, ACME_SG_CHALLENGES, apr_time_from_sec(5), record_item, &w,
                                pool), APR_SUCCESS);
-    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/watch");
-    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "create_request", "key", NULL),
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/range");
+    ck_assert_str_eq(f.urls[1], "http://e1:2379/v3/watch");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "create_request", "key", NULL),
                      acme_etcd_b64_encode(pool, "pfx/challenges/", 15));
-    ck_assert_int_eq(w.calls, 4);
-    ck_assert_str_eq(w.seen[0], "created");
-    ck_assert_str_eq(w.seen[1], apr_pstrcat(pool, "tls-alpn-01/a.org.key=", pem, NULL));
-    ck_assert_str_eq(w.seen[2], "http-01/tok=ka");
-    ck_assert_str_eq(w.seen[3], "http-01/tok=(gone)");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[1]), "create_request", "start_revision", NULL),
+                     "43");
+    ck_assert_int_eq(w.calls, 5);
+    ck_assert_str_eq(w.seen[0], "http-01/held=kh");
+    ck_assert_str_eq(w.seen[1], "created");
+    ck_assert_str_eq(w.seen[2], apr_pstrcat(pool, "tls-alpn-01/a.org.key=", pem, NULL));
+    ck_assert_str_eq(w.seen[3], "http-01/tok=ka");
+    ck_assert_str_eq(w.seen[4], "http-01/tok=(gone)");
 }
 END_TEST
 
