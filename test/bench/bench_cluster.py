@@ -68,14 +68,21 @@ def wait_all(servers, names, timeout, t0):
     return seen
 
 
-def grpc_total(cluster):
-    total = 0
+def grpc_by_method(cluster):
+    """{gRPC method: requests handled}, summed over the members."""
+    out = {}
     for m in cluster.members:
         text = cluster.http.get(m.client_url + "/metrics", timeout=5).text
         for line in text.splitlines():
             if line.startswith("grpc_server_handled_total{"):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
+                method = re.search(r'grpc_method="([^"]*)"', line)
+                key = method.group(1) if method else "?"
+                out[key] = out.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def grpc_total(cluster):
+    return sum(grpc_by_method(cluster).values())
 
 
 def etcd_bytes(cluster):
@@ -93,6 +100,61 @@ def staged_times(httpd, w0):
         if m:
             out[m.group(1)] = t - w0
     return out
+
+
+def quantiles(values):
+    """'median / max' of values in seconds, or '-'."""
+    v = sorted(values)
+    return "%.1f / %.1f" % (v[len(v) // 2], v[-1]) if v else "-"
+
+
+def breakdown(servers, names, seen, staged, w0):
+    """Where the time from stored to served everywhere goes, per domain,
+    from the servers' error logs (seconds since w0): staged -> activated
+    (ACME0303 on the server that moved it: the restart's hold and the
+    activations before it in the same thread), activated -> the last
+    server's new generation that followed its restart signal (ACME0312),
+    and that generation -> the probe saw it served (the probe's own lag).
+    Also the restarts of each server and the activations' pace."""
+    activated, restarts, gens = {}, [], []
+    for i, s in enumerate(servers):
+        log = s.error_log()
+        for t, line in benchlib.timed_lines(log, "ACME0303: "):
+            m = re.search(r"ACME0303: (\S+): new certificate activated", line)
+            if m:
+                activated.setdefault(m.group(1), t - w0)
+        sig = [(t - w0, set(re.findall(r"(\S+)@\S+", line.split("ready (", 1)[-1])))
+               for t, line in benchlib.timed_lines(log, "ACME0312: ")]
+        gen = sorted(t - w0 for t, _ in benchlib.timed_lines(log, "resuming normal operations"))
+        restarts.append(sig)
+        gens.append(gen)
+    hold, restart, probe = [], [], []
+    for n in names:
+        if n not in staged or n not in activated:
+            continue
+        last_gen = 0
+        for i in range(len(servers)):
+            at = next((t for t, items in restarts[i] if n in items), None)
+            g = next((t for t in gens[i] if at is not None and t > at), None)
+            if g is None:
+                last_gen = None
+                break
+            last_gen = max(last_gen, g)
+        served = max([seen.get((i, n), 0) for i in range(len(servers))])
+        hold.append(activated[n] - staged[n])
+        if last_gen is not None:
+            restart.append(last_gen - activated[n])
+            probe.append(served - last_gen)
+    acts = sorted(activated.values())
+    say("   stored -> served everywhere, by component (median / max s): staged -> activated "
+        "%s; activated -> the last server's new generation %s; -> the probe saw it %s"
+        % (quantiles(hold), quantiles(restart), quantiles(probe)))
+    for i, sig in enumerate(restarts):
+        say("   server %d: restart signals at %s s (items %s); new generations at %s s"
+            % (i, ", ".join("%.1f" % t for t, _ in sig), ", ".join(str(len(x)) for _, x in sig),
+               ", ".join("%.1f" % t for t in gens[i])))
+    if acts:
+        say("   activations: %d, from %.1f to %.1f s" % (len(acts), acts[0], acts[-1]))
 
 
 def stop_all(servers):
@@ -117,31 +179,78 @@ def run_file(work, pebble, ports, module, names, timeout):
             "orders": pebble.count_orders(since=mark), "served": len(seen)}
 
 
-def run_cluster(work, pebble, ports, module, names, timeout, etcd, nservers):
+def request_kind(path, body):
+    """'group operation' of one etcd gateway request: the group is the first
+    name below the prefix of the key it reads or writes (a txn: its first
+    compare's or operation's key)."""
+    op = path.rsplit("/", 1)[-1]
+    key = None
+    if isinstance(body, dict):
+        key = body.get("key") or (body.get("create_request") or {}).get("key")
+        for part in (body.get("compare") or []) + (body.get("success") or []):
+            if key:
+                break
+            if isinstance(part, dict):
+                key = part.get("key") or next((v.get("key") for v in part.values()
+                                               if isinstance(v, dict) and v.get("key")), None)
+    group = "-"
+    if key:
+        try:
+            k = base64.b64decode(key).decode("utf-8", "replace")
+            group = k[len(PREFIX):].split("/", 1)[0] if k.startswith(PREFIX) else "(other)"
+            if group == "staging" and "/_batch/" in k:
+                group = "staging/_batch"
+        except ValueError:
+            group = "?"
+    return "%s %s" % (group, op)
+
+
+def run_cluster(work, pebble, ports, module, names, timeout, etcd, nservers, count_keys=False):
     key = os.path.join(work, "store.key")
     subprocess.run(["openssl", "rand", "-out", key, "32"], check=True)
     os.chmod(key, 0o400)
     servers = [Httpd(os.path.join(work, "srv%d" % i), util.free_port(), util.free_port(),
                      module_path=module) for i in range(nservers)]
-    store = ("ManagedStore etcd %s\nManagedStoreEncryptionKey %s\nManagedStorePrefix %s\n"
-             % (" ".join(etcd.endpoints), key, PREFIX))
-    for s in servers:
+    members = [int(u.rsplit(":", 1)[1]) for u in etcd.endpoints]
+    proxies = [Forwarder(util.free_port(), members, http=True).start()
+               for _ in range(nservers if count_keys else 0)]
+    for i, s in enumerate(servers):
+        where = ("http://127.0.0.1:%d" % proxies[i].listen_port if count_keys
+                 else " ".join(etcd.endpoints))
+        store = ("ManagedStore etcd %s\nManagedStoreEncryptionKey %s\nManagedStorePrefix %s\n"
+                 % (where, key, PREFIX))
         s.write_config(config(s, pebble, names, store))
     fwd = [Forwarder(ports[0], [s.http_port for s in servers]).start(),
            Forwarder(ports[1], [s.tls_port for s in servers]).start()]
     mark = pebble.log_mark()
-    req0 = grpc_total(etcd)
+    by0 = grpc_by_method(etcd)
+    req0 = sum(by0.values())
     w0 = time.time()
     t0 = time.monotonic()
     try:
         for s in servers:
             s.start(timeout=120)
         seen = wait_all(servers, names, timeout, t0)
-        reqs = grpc_total(etcd) - req0
+        by1 = grpc_by_method(etcd)
+        reqs = sum(by1.values()) - req0
+        say("   etcd requests per domain by method: %s" % ", ".join(
+            "%s %.1f" % (k, (v - by0.get(k, 0)) / len(names))
+            for k, v in sorted(by1.items(), key=lambda kv: by0.get(kv[0], 0) - kv[1])
+            if v - by0.get(k, 0) > 0))
         nbytes = etcd_bytes(etcd)
         staged = {}
         for s in servers:
             staged.update(staged_times(s, w0))
+        breakdown(servers, names, seen, staged, w0)
+        if count_keys:
+            kinds = {}
+            for px in proxies:
+                for path, body in list(px.requests):
+                    k = request_kind(path, body)
+                    kinds[k] = kinds.get(k, 0) + 1
+            say("   requests per domain by group and operation (through the counting proxies, "
+                "all servers): %s" % ", ".join("%s %.1f" % (k, v / len(names)) for k, v in
+                                               sorted(kinds.items(), key=lambda kv: -kv[1])))
         lag = []
         for n in names:
             got = [seen.get((i, n)) for i in range(nservers)]
@@ -150,6 +259,8 @@ def run_cluster(work, pebble, ports, module, names, timeout, etcd, nservers):
     finally:
         errors = [l for s in servers for l in s.unexpected_errors()]
         stop_all(servers)
+        for px in proxies:
+            px.stop()
         for f in fwd:
             f.stop()
     for line in errors[:8]:
@@ -320,6 +431,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=300, help="domains")
     ap.add_argument("--servers", type=int, default=3)
+    ap.add_argument("--count-keys", action="store_true", help="each server talks to etcd "
+                    "through a counting proxy: requests by key group and operation")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run")
     ap.add_argument("--build", help="mod_acme build dir (default $MOD_ACME_BUILD_DIR)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -364,7 +477,8 @@ def main():
         f = run_file(work, pebble, ports, module, names, args.timeout)
         say("   %s" % f)
         say("== etcd store, %d servers, N=%d" % (args.servers, args.n))
-        c = run_cluster(work, pebble, ports, module, names, args.timeout, etcd, args.servers)
+        c = run_cluster(work, pebble, ports, module, names, args.timeout, etcd, args.servers,
+                        args.count_keys)
         say("   %s" % c)
     finally:
         for proc in (pebble, dns):
