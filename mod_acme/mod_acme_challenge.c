@@ -779,8 +779,10 @@ static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
         return;
     }
     watch_began = apr_time_now();
-    /* before the child's own pools go: the thread uses the store's */
-    apr_pool_cleanup_register(pchild, NULL, watch_child_exit, apr_pool_cleanup_null);
+    /* A pre-cleanup: APR destroys pchild's subpools (the caches' tables
+     * among them) before it runs pchild's cleanups, and the thread writes
+     * into those tables until it is joined. */
+    apr_pool_pre_cleanup_register(pchild, NULL, watch_child_exit);
 }
 
 void acme_challenge_register_hooks(void)

@@ -713,7 +713,9 @@ static void drive_child_init(apr_pool_t *pchild, server_rec *s)
 {
     (void)s;
     if (drive_ctx) {
-        apr_pool_cleanup_register(pchild, drive_ctx, drive_child_exit, apr_pool_cleanup_null);
+        /* before pchild's subpools go too (APR destroys them before its
+         * cleanups): the jobs may use what lives there */
+        apr_pool_pre_cleanup_register(pchild, drive_ctx, drive_child_exit);
     }
 }
 

@@ -259,6 +259,38 @@ def test_new_children_answer_a_whole_batch_published_before_them(cluster_factory
     assert sorted(status.values()) == [200] * len(tokens), status
 
 
+def test_a_child_exits_cleanly_while_the_watch_brings_changes(cluster_factory, build_dir):
+    """A child's exit destroys its pools while the challenge watch may still
+    be writing what etcd sends into the caches there: the watch thread must
+    be joined first (before: a segfault at most gracefuls of a busy cluster,
+    and the jobs in flight cut off without their answers: orders made again)."""
+    import threading
+    name = "exit.cluster.test"
+    c = token_cluster(cluster_factory, name, n=2)
+    target = c.servers[1]
+    stop = threading.Event()
+
+    def churn():
+        i = 0
+        while not stop.is_set():
+            token = "X%d" % i + uuid.uuid4().hex
+            publish_token(c, build_dir, token)
+            publish_token(c, build_dir, token, "remove")
+            i += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(6):
+            target.graceful()
+    finally:
+        stop.set()
+        worker.join()
+    target.graceful()   # the last generation's children have exited too
+    crashes = [l for l in target.error_lines() if "exit signal" in l]
+    assert crashes == [], crashes
+
+
 def test_the_watch_withdraws_a_token_everywhere_at_once(cluster_factory, build_dir):
     name = "gone.cluster.test"
     c = token_cluster(cluster_factory, name)
