@@ -536,13 +536,26 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
     }
 }
 
-static apr_status_t remove_tmp_store(void *data)
+/* Removes the temporary store when the server exits: a cleanup of pconf,
+ * registered by each generation. What a process keeps across generations
+ * (in s->process->pool) must be plain memory: the process pool's own
+ * cleanups run at exit after the module was unloaded, so one of this
+ * module's functions there would be called unmapped (a segfault at every
+ * stop). */
+static apr_status_t remove_tmp_store_at_exit(void *data)
 {
+    server_rec *s = data;
+    acme_store_t *tmp = NULL;
     apr_pool_t *p;
 
-    apr_pool_create(&p, NULL);
-    acme_store_fs_remove_all(data, p);
-    apr_pool_destroy(p);
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING) {
+        return APR_SUCCESS; /* a restart: the next generation uses it */
+    }
+    apr_pool_userdata_get((void **)&tmp, "acme-fallback-store", s->process->pool);
+    if (tmp && apr_pool_create(&p, NULL) == APR_SUCCESS) {
+        acme_store_fs_remove_all(tmp, p);
+        apr_pool_destroy(p);
+    }
     return APR_SUCCESS;
 }
 
@@ -570,7 +583,7 @@ static acme_store_t *fallback_tmp_store(server_rec *s)
                      dir);
         return NULL;
     }
-    apr_pool_userdata_set(tmp, "acme-fallback-store", remove_tmp_store, pp);
+    apr_pool_userdata_set(tmp, "acme-fallback-store", apr_pool_cleanup_null, pp);
     return tmp;
 }
 
@@ -582,11 +595,12 @@ static acme_store_t *fallback_tmp_store(server_rec *s)
  * is decoded again only when its file's mtime changes, and each
  * certificate goes through the memo of checked pairs above. */
 typedef struct {
-    acme_pkey_t *key;
-    const char *key_pem;           /* its file's content */
+    const char *key_pem;           /* its file's content: plain memory, kept */
     apr_size_t key_len;
     acme_store_t *key_store;       /* where key was last seen or written */
     apr_time_t key_mtime;
+    acme_pkey_t *key;              /* key_pem decoded in generation key_gen's pconf */
+    int key_gen;
 } fallback_mem_t;
 
 static fallback_mem_t *fallback_mem(server_rec *s)
@@ -594,40 +608,57 @@ static fallback_mem_t *fallback_mem(server_rec *s)
     return acme_mod_process_mem(s, "acme-fallback-mem", sizeof(fallback_mem_t));
 }
 
+/* Keeps pem as the key (a plain copy in the process pool) and key, this
+ * generation's object (in pconf: see remove_tmp_store_at_exit). */
+static void fallback_keep(fallback_mem_t *m, server_rec *s, const char *pem, apr_size_t len,
+                          acme_pkey_t *key)
+{
+    m->key_pem = apr_pmemdup(s->process->pool, pem, len + 1);
+    m->key_len = len;
+    m->key = key;
+    m->key_gen = ap_state_query(AP_SQ_CONFIG_GEN);
+}
+
 /* The shared key, present in st. */
 static apr_status_t fallback_key(fallback_mem_t *m, acme_store_t *st, server_rec *s,
                                  apr_pool_t *p)
 {
-    apr_pool_t *pp = s->process->pool;
+    apr_pool_t *pconf = s->process->pconf;
     apr_time_t mt;
     const char *pem;
     apr_size_t len;
     acme_pkey_t *key;
     apr_status_t rv;
 
+    if (m->key_pem && m->key_gen != ap_state_query(AP_SQ_CONFIG_GEN)) {
+        if (acme_pkey_from_pem(&key, pconf, m->key_pem, m->key_len) == APR_SUCCESS) {
+            fallback_keep(m, s, m->key_pem, m->key_len, key);
+        }
+        else {
+            m->key_pem = NULL;
+            m->key = NULL;
+        }
+    }
     if (st->mtime(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &mt, p)
         == APR_SUCCESS) {
         if (m->key && m->key_store == st && m->key_mtime == mt) {
             return APR_SUCCESS;
         }
-        if (st->load(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &pem, &len, pp)
+        if (st->load(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, &pem, &len, p)
                 == APR_SUCCESS
-            && acme_pkey_from_pem(&key, pp, pem, len) == APR_SUCCESS) {
-            m->key = key;
-            m->key_pem = pem;
-            m->key_len = len;
+            && acme_pkey_from_pem(&key, pconf, pem, len) == APR_SUCCESS) {
+            fallback_keep(m, s, pem, len, key);
             m->key_store = st;
             m->key_mtime = mt;
             return APR_SUCCESS;
         }
     }
     if (!m->key) {
-        if ((rv = acme_pkey_gen(&m->key, pp, ACME_KEY_P256)) != APR_SUCCESS
-            || (rv = acme_pkey_to_pem(&m->key_pem, pp, m->key)) != APR_SUCCESS) {
-            m->key = NULL;
+        if ((rv = acme_pkey_gen(&key, pconf, ACME_KEY_P256)) != APR_SUCCESS
+            || (rv = acme_pkey_to_pem(&pem, p, key)) != APR_SUCCESS) {
             return rv;
         }
-        m->key_len = strlen(m->key_pem);
+        fallback_keep(m, s, pem, strlen(pem), key);
     }
     if ((rv = st->save(st, ACME_SG_DOMAINS, ACME_FALLBACK_NAME, ACME_FALLBACK_KEY, m->key_pem,
                        m->key_len, ACME_STORE_SECRET | ACME_STORE_VOLATILE, p)) != APR_SUCCESS
@@ -1105,6 +1136,7 @@ static int post_config_early(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
      * acme:debug), not the server's global one, decides what the core
      * formats; ap_log_error then filters with the same module index. */
     acme_log_set(log_bridge, s, ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX));
+    apr_pool_cleanup_register(pconf, s, remove_tmp_store_at_exit, apr_pool_cleanup_null);
     acme_mod_store = NULL;
     if (!g || g->domains->nelts == 0) {
         return OK;

@@ -393,3 +393,35 @@ def test_mismatched_key_in_store_does_not_stop_the_server(httpd, pebble):
         lambda: (lambda c: c if c is not None and c.serial_number != first.serial_number
                  else None)(served_by_ca(httpd, name)), ISSUE_TIMEOUT, "a new certificate")
     assert second is not None
+
+
+def test_the_server_exits_cleanly_at_stop(httpd, pebble):
+    """What the module keeps across restarts lives in the process pool,
+    whose cleanups run after the module is unloaded: none of them may be the
+    module's (before: the fallback key's, a segfault of the parent at every
+    stop, seen only as its exit status or a core). httpd runs in the
+    foreground here so that its exit status is seen."""
+    import signal
+    import subprocess
+    from harness import util
+    from harness.httpd import APACHE_BIN
+    name = "exit.test"
+    text = httpd.acme_config(pebble, port_map=False) + "ManagedPortMap 80:- 443:-\n"
+    text += "ManagedDomain %s\n" % name + httpd.vhost(name, tls=True)
+    httpd.write_config(text)
+    httpd.expect_errors(r"no challenge type can work")
+    proc = subprocess.Popen([APACHE_BIN, "-d", httpd.root, "-f", httpd.conf_file, "-DFOREGROUND"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        util.wait_for(lambda: httpd.resuming_count() == 1 and util.port_accepts(httpd.tls_port),
+                      30, "httpd in the foreground serving")
+        assert "mod_acme fallback" in cert_issuer_cn(httpd.get_cert(name))
+        proc.send_signal(signal.SIGUSR1)    # a graceful restart: a second generation
+        util.wait_for(lambda: httpd.resuming_count() == 2, 30, "the second generation")
+        assert "mod_acme fallback" in cert_issuer_cn(httpd.get_cert(name))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
