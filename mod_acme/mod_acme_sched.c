@@ -453,7 +453,7 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
         }
     }
     if (now >= dc->next_sweep) {
-        /* hourly: what interrupted writes left behind */
+        /* hourly: what interrupted writes and runs that died left behind */
         if (st->sweep) st->sweep(st, ACME_STORE_STALE_AGE, ptemp);
         dc->next_sweep = now + apr_time_from_sec(3600);
     }

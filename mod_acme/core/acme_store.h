@@ -135,9 +135,16 @@ struct acme_store_t {
     apr_status_t (*view)(acme_store_t *s, const acme_store_group_t *groups, int n,
                          apr_interval_time_t max_age, apr_pool_t *p);
     /* Optional (NULL: nothing to sweep). Removes what interrupted writes
-     * left that is older than age; returns how many (the file store). */
+     * left that is older than age (the file store), and the answers in
+     * challenges/ written more than ACME_STORE_ANSWER_STALE ago (a run that
+     * died left them: a job withdraws its own, kept ones within a day);
+     * returns how many. Safe while jobs publish, and, in a shared store,
+     * while other servers sweep: an answer written again meanwhile stays. */
     int (*sweep)(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);
 };
+
+/* An answer in challenges/ older than this goes with the sweep. */
+#define ACME_STORE_ANSWER_STALE apr_time_from_sec(86400)
 
 /* A view of s whose writes carry the claim c (allocated from p). */
 acme_store_t *acme_store_fenced(apr_pool_t *p, const acme_store_t *s,
@@ -166,12 +173,10 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
  * keeps DOMAINS and ARCHIVE owned by root. */
 apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t gid,
                                      apr_pool_t *p);
-/* Removes temporary files and directories of interrupted writes that are
- * older than age (a write in progress is younger), and answers in
- * challenges/ older than ACME_STORE_ANSWER_STALE (left by a run that died:
- * a job withdraws its own, kept ones within a day); returns how many. */
+/* The sweep slot of the filesystem store: temporary files and directories
+ * of interrupted writes older than age (a write in progress is younger),
+ * and stale answers. */
 #define ACME_STORE_STALE_AGE apr_time_from_sec(15 * 60)
-#define ACME_STORE_ANSWER_STALE apr_time_from_sec(86400)
 int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p);
 /* Removes the whole store, base directory included (temporary stores). */
 apr_status_t acme_store_fs_remove_all(acme_store_t *s, apr_pool_t *p);

@@ -1321,6 +1321,94 @@ static apr_status_t es_move(acme_store_t *s, acme_store_group_t from, acme_store
     return rv;
 }
 
+/* ---- the sweep of stale answers --------------------------------------------------------- */
+
+/* Is kv a stale answer: a key <pre><type>/<aspect> of ours whose header
+ * says it was written before 'before'? The header's time is taken without
+ * its MAC: the delete that follows compares the value's mod_revision, so
+ * it removes this value and no other, and a writer to etcd that made the
+ * time up could have deleted its own value anyway. So what no longer
+ * authenticates (answers of the earlier format) goes too. */
+static int answer_is_stale(const acme_etcd_kv_t *kv, apr_size_t plen, apr_time_t before)
+{
+    const char *rest = kv->key + plen, *slash = strchr(rest, '/');
+    char type[256];
+    head_t h;
+
+    if (!slash || (apr_size_t)(slash - rest) >= sizeof(type)
+        || !acme_store_name_is_valid(slash + 1)) {
+        return 0;
+    }
+    apr_cpystrn(type, rest, (apr_size_t)(slash - rest) + 1);
+    return acme_store_name_is_valid(type) && kv->value
+           && parse_head(&h, kv->value, kv->value_len) && h.mtime < before;
+}
+
+/* Removes the answers in challenges/ written more than ACME_STORE_ANSWER_STALE
+ * ago (a job withdraws its own, kept ones within a day: these are what a
+ * run that died, a domain taken out of the configuration or a server gone
+ * left). Every server sweeps: each delete is a txn on the mod_revision
+ * read, so an answer that a job published again meanwhile stays, and of
+ * servers sweeping at once one deletes it. A page at a time, so a fleet's
+ * years of leftovers never sit in memory at once. (age is for temporary
+ * files, which etcd's atomic writes never leave.) */
+static int es_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
+{
+    const es_t *es = s->baton;
+    const char *pre = name_prefix(es, ACME_SG_CHALLENGES, NULL, p);
+    apr_time_t before = apr_time_now() - ACME_STORE_ANSWER_STALE;
+    acme_result_t *r = acme_result_make(p);
+    acme_etcd_range_t q;
+    acme_etcd_range_result_t res;
+    acme_etcd_txn_result_t *done;
+    apr_pool_t *page;
+    int i, removed = 0, failed = 0;
+
+    (void)age;
+    memset(&q, 0, sizeof(q));
+    q.prefix = pre;
+    q.limit = LIST_PAGE;
+    apr_pool_create(&page, p);
+    do {
+        apr_pool_clear(page);
+        if (acme_etcd_range(&res, es->etcd, &q, page, r) != APR_SUCCESS) {
+            failed = 1;
+            break;
+        }
+        for (i = 0; i < res.kvs->nelts && !failed; ++i) {
+            const acme_etcd_kv_t *kv = APR_ARRAY_IDX(res.kvs, i, acme_etcd_kv_t *);
+            acme_etcd_txn_t *t;
+
+            if (!answer_is_stale(kv, strlen(pre), before)) {
+                continue;
+            }
+            t = acme_etcd_txn_make(page);
+            acme_etcd_txn_if_mod(t, kv->key, kv->mod_revision);
+            acme_etcd_txn_delete(t, ACME_ETCD_THEN, kv->key, 0);
+            failed = acme_etcd_txn_commit(&done, es->etcd, t, page, r) != APR_SUCCESS;
+            removed += !failed && done->succeeded;
+        }
+        if (res.kvs->nelts) {
+            /* the smallest key after the last one */
+            q.from = apr_pstrcat(p, APR_ARRAY_IDX(res.kvs, res.kvs->nelts - 1,
+                                                  acme_etcd_kv_t *)->key, "\x01", NULL);
+        }
+    } while (!failed && res.more && res.kvs->nelts);
+    apr_pool_destroy(page);
+    if (removed) {
+        snap_drop(es);   /* what it read may have changed */
+        acme_log(ACME_LOG_MARK, ACME_LOG_INFO, APR_SUCCESS, ACMELOG(2500) "store: removed %d "
+                 "challenge answer(s) older than a day from %s", removed, pre);
+    }
+    if (failed) {
+        int quiet = r->problem && !strcmp(r->problem, "acme:stopped");
+        acme_log(ACME_LOG_MARK, quiet ? ACME_LOG_DEBUG : ACME_LOG_WARNING, r->status,
+                 ACMELOG(2501) "store: the sweep of challenge answers older than a day in %s "
+                 "stopped (tried again at the next sweep): %s", pre, acme_result_describe(r, p));
+    }
+    return removed;
+}
+
 static const char *es_path(acme_store_t *s, acme_store_group_t g, const char *name,
                            const char *aspect, apr_pool_t *p)
 {
@@ -1921,6 +2009,7 @@ apr_status_t acme_store_etcd_create(acme_store_t **pstore, apr_pool_t *p,
     s->watch = es_watch;
     s->snapshot = acme_store_etcd_snapshot;
     s->view = acme_store_etcd_view;
+    s->sweep = es_sweep;
     s->flags = ACME_STORE_SHARED;
     s->kind = "etcd";
     s->where = acme_etcd_endpoints(etcd, p);

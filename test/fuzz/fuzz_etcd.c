@@ -236,6 +236,9 @@ static void run_store(acme_etcd_t *e, const char *cmd, const char *args, apr_poo
     else if (!strcmp(cmd, "store-watch")) {
         st->watch(st, ACME_SG_CHALLENGES, apr_time_from_sec(1), watch_item, NULL, p);
     }
+    else if (!strcmp(cmd, "store-sweep")) {
+        st->sweep(st, ACME_STORE_STALE_AGE, p);
+    }
     else if (!strcmp(cmd, "store-verify")) {
         acme_store_etcd_verify(st, p, &err);
         if (fuzz_verbose) {

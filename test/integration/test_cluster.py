@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from harness import util
+from harness.etcd import item_mac_value
 from harness.forwarder import Forwarder
 from harness.httpd import Httpd, served_by_ca
 
@@ -303,6 +304,52 @@ def test_the_watch_withdraws_a_token_everywhere_at_once(cluster_factory, build_d
     for s in c.servers:
         util.wait_for(lambda: token_status(s, name, token) == 404, 3,
                       "withdrawn token gone on server %d" % c.servers.index(s))
+
+
+def test_answers_older_than_a_day_leave_etcd_and_younger_ones_stay_served(cluster_factory,
+                                                                        build_dir):
+    """Issue 24: an answer that a run which died left in etcd (its server gone,
+    its domain taken out of the configuration, job.json lost) stayed there for
+    good, and every server kept serving it. Each server's renewal child sweeps
+    challenges/ when it starts and every hour: answers written more than a day
+    ago go, each removed once though both servers sweep at once; a younger
+    one and one published now stay, and are served."""
+    name = "sweep.cluster.test"
+    c = cluster_factory(2)
+    with open(c.key_file, "rb") as f:
+        store_key = f.read()
+    now = int(time.time() * 1e6)
+    day = 86400 * 10 ** 6
+
+    def plant(rest, mtime, data):
+        key = c.prefix + "challenges/" + rest
+        res = c.etcd.etcdctl("put", key, item_mac_value(store_key, key, mtime, data).decode())
+        assert res.returncode == 0, res.stderr
+        return key
+
+    old, young, fresh = ("%s%s" % (k, uuid.uuid4().hex) for k in "OYF")
+    stale = [plant("http-01/" + old, now - day - 60 * 10 ** 6, old.encode() + b".thumb"),
+             plant("tls-alpn-01/gone.cluster.test.crt", now - 2 * day, b"a certificate")]
+    plant("http-01/" + young, now - day + 3600 * 10 ** 6, young.encode() + b".thumb")
+    publish_token(c, build_dir, fresh)
+    for s in c.servers:
+        s.write_config(c.config(s, [name]).replace(c.ca.dir_url, "https://127.0.0.1:9/dir"))
+        s.expect_errors(r"ACME0322")
+    c.start()
+
+    def removed():
+        return sum(int(n) for s in c.servers
+                   for n in re.findall(r"ACME2500: store: removed (\d+) challenge answer",
+                                       s.error_log()))
+    # the sweeps' count ends each pass: then the answers after them were looked at too
+    util.wait_for(lambda: removed() >= len(stale), 30, "the stale answers swept")
+    assert removed() == len(stale)
+    keys = [k for k, _ in c.etcd_values()]
+    assert not set(stale) & set(keys), keys
+    for s in c.servers:
+        assert token_status(s, name, old) == 404
+        assert token_status(s, name, young) == 200
+        assert token_status(s, name, fresh) == 200
 
 
 def test_a_flood_of_bogus_tokens_does_not_hide_a_real_one(cluster_factory, build_dir):
@@ -798,21 +845,6 @@ def public_der(obj):
     from cryptography.hazmat.primitives import serialization
     return obj.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def item_mac_value(store_key, key_name, mtime, data):
-    """An etcd value with a MAC as docs/etcd.md describes it, under store_key
-    (32 bytes): HKDF-SHA256 (no salt) derives the MAC key, the HMAC covers
-    the item's context, the etcd key, the time and the data."""
-    import base64
-    import hashlib
-    import hmac
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-    mac_key = HKDF(hashes.SHA256(), 32, None, b"mod_acme etcd item mac v2").derive(store_key)
-    msg = b"acme-item 2 m\0%s\0%d\0%s" % (key_name.encode(), mtime, data)
-    mac = base64.urlsafe_b64encode(hmac.new(mac_key, msg, hashlib.sha256).digest()).rstrip(b"=")
-    return b"acme-item 2 %d m %s\n%s" % (mtime, mac, data)
 
 
 @pytest.mark.time_limit(420)

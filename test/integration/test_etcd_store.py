@@ -298,3 +298,44 @@ def test_verify_refuses_another_key_and_a_moved_schema_item(store, test_dir):
     newer.put_raw(fresh + "store", newer.raw(newer.key("domains", "x", "y")))
     rc, _, err = newer("store-verify")
     assert rc == 1 and "another ManagedStoreEncryptionKey" in err, err
+
+
+def test_sweeps_at_once_remove_each_stale_answer_once_and_keep_the_rest(store):
+    """Issue 24: answers that no run will withdraw (its server gone, its
+    domain taken out) stayed in etcd for good. A sweep removes the answers of
+    challenges/ written more than a day ago, by the time in their header,
+    each by a delete that holds only while the value is the one it read:
+    three sweeps at once remove each once. Younger answers, one published
+    now, and stale items elsewhere (another group, a key that is no item)
+    stay."""
+    import concurrent.futures
+    from harness.etcd import item_mac_value
+    with open(store.key_file, "rb") as f:
+        store_key = f.read()
+    now = int(time.time() * 1e6)
+    day = 86400 * 10 ** 6
+
+    def plant(rest, mtime):
+        key = store.prefix + rest
+        store.put_raw(key, item_mac_value(store_key, key, mtime, b"answer").decode())
+        return key
+
+    stale = [plant("challenges/http-01/S%02d" % i, now - day - 60 * 10 ** 6) for i in range(30)]
+    stale.append(plant("challenges/tls-alpn-01/old.example.crt", now - 3 * day))
+    stale.append(store.prefix + "challenges/http-01/V1")
+    store.put_raw(stale[-1], "acme-item 1 %d p\nleft by a server of the earlier format"
+                  % (now - 2 * day))
+    kept = [plant("challenges/http-01/Y%d" % i, now - day + 3600 * 10 ** 6) for i in range(3)]
+    kept.append(plant("domains/old.example/cert.p256.pem", now - 30 * day))
+    kept.append(plant("challenges/stray", now - 2 * day))
+    store.ok("store-save", "challenges", "http-01", "Fresh", "Fresh.thumb")
+    kept.append(store.key("challenges", "http-01", "Fresh"))
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        swept = list(pool.map(lambda _: store.ok("store-sweep")["removed"], range(3)))
+    assert sum(swept) == len(stale), swept
+    keys = store.cluster.etcdctl("get", "--prefix", "--keys-only", store.prefix).stdout.split()
+    assert not set(stale) & set(keys), sorted(set(stale) & set(keys))
+    assert set(kept) <= set(keys), sorted(set(kept) - set(keys))
+    assert store.ok("store-load", "challenges", "http-01", "Fresh")["data"] == "Fresh.thumb"
+    assert store.ok("store-sweep")["removed"] == 0

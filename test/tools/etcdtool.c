@@ -45,6 +45,7 @@ static void usage(void)
         "  store-remove GROUP NAME [ASPECT] | store-move FROM TO NAME KEEP\n"
         "  store-claim NAME OWNER SECS | store-renew NAME OWNER TOKEN SECS\n"
         "  store-release NAME OWNER TOKEN SECS | store-key GROUP NAME ASPECT | store-verify\n"
+        "  store-sweep                  removes answers older than a day: {\"removed\": n}\n"
         "  --fence NAME,OWNER,TOKEN: writes through a view fenced by that claim (exit 3:\n"
         "  refused)\n");
 }
@@ -282,6 +283,10 @@ static int cmd_store(acme_store_t *st, int argc, const char *const *argv, apr_po
         c.lease = apr_time_from_sec(num(argv[4]));
         rv = !strcmp(cmd, "store-renew") ? st->renew(st, &c, p) : st->release(st, &c, p);
         acme_json_setl(out, (long long)c.token, "token", NULL);
+    }
+    else if (!strcmp(cmd, "store-sweep")) {
+        acme_json_setl(out, st->sweep(st, ACME_STORE_STALE_AGE, p), "removed", NULL);
+        rv = APR_SUCCESS;
     }
     else if (!strcmp(cmd, "store-verify")) {
         const char *err;

@@ -1822,6 +1822,158 @@ START_TEST(store_verify_writes_the_schema_once_and_refuses_newer_or_corrupt)
 }
 END_TEST
 
+/* ---- the sweep of stale answers ------------------------------------------------------- */
+
+typedef struct {
+    const char *id;
+    int level, count;
+    const char *last;
+} logged_t;
+
+static void record_log(void *baton, const char *file, int line, int level, apr_status_t rv,
+                       const char *msg)
+{
+    logged_t *l = baton;
+
+    (void)file; (void)line; (void)rv;
+    if (strstr(msg, l->id)) {
+        l->level = level;
+        l->count++;
+        l->last = apr_pstrdup(pool, msg);
+    }
+}
+
+/* The txn of request i: deletes key if its mod_revision is still mod. */
+static void assert_guarded_delete(fake_t *f, int i, const char *key, const char *mod)
+{
+    acme_json_t *b = js(f->bodies[i]), *cmp, *del;
+    const char *k = acme_etcd_b64_encode(pool, key, strlen(key));
+
+    ck_assert_str_eq(f->urls[i], "http://e1:2379/v3/kv/txn");
+    ck_assert_uint_eq(acme_json_array_len(acme_json_getj(b, pool, "compare", NULL)), 1);
+    cmp = acme_json_array_at(acme_json_getj(b, pool, "compare", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(cmp, "target", NULL), "MOD");
+    ck_assert_str_eq(acme_json_gets(cmp, "result", NULL), "EQUAL");
+    ck_assert_str_eq(acme_json_gets(cmp, "key", NULL), k);
+    ck_assert_str_eq(acme_json_gets(cmp, "mod_revision", NULL), mod);
+    ck_assert_uint_eq(acme_json_array_len(acme_json_getj(b, pool, "success", NULL)), 1);
+    del = acme_json_array_at(acme_json_getj(b, pool, "success", NULL), pool, 0);
+    ck_assert_str_eq(acme_json_gets(del, "request_delete_range", "key", NULL), k);
+    ck_assert(!acme_json_has(del, "request_delete_range", "range_end", NULL));
+    ck_assert(!acme_json_has(b, "failure", NULL)
+              || !acme_json_array_len(acme_json_getj(b, pool, "failure", NULL)));
+}
+
+/* Answers a run that died left in etcd go after a day, each by a delete
+ * that holds only while the value is the one read: one a job published
+ * again meanwhile (the compare fails) stays, and is not counted. Younger
+ * answers, keys that are no items of ours and values without a time stay
+ * without a request. Pages are read one after the other. */
+START_TEST(store_sweep_removes_answers_older_than_a_day_unless_written_again)
+{
+    apr_time_t now = apr_time_now();
+    apr_time_t stale = now - ACME_STORE_ANSWER_STALE - apr_time_from_sec(60);
+    apr_time_t young = now - ACME_STORE_ANSWER_STALE + apr_time_from_sec(3600);
+    const char *stale_s = apr_psprintf(pool, "%" APR_TIME_T_FMT, stale);
+    const char *keys[] = {
+        "pfx/challenges/http-01/.hidden",           /* 10: not an item name */
+        "pfx/challenges/http-01/garbage",           /* 11: no envelope, no time */
+        "pfx/challenges/http-01/old",               /* 12: stale */
+        "pfx/challenges/http-01/v1old",             /* 13: the earlier format, stale */
+        "pfx/challenges/http-01/young",             /* 14: less than a day old */
+        "pfx/challenges/stray",                     /* 15: not <type>/<aspect> */
+        "pfx/challenges/tls-alpn-01/a.org.crt",     /* 16: stale, published again meanwhile */
+        "pfx/challenges/tls-alpn-01/a.org.key",     /* 17: stale, sealed */
+    };
+    const char *values[8], *page2_keys[1], *page2_values[1], *page1;
+    const char *deleted = "{" HDR ",\"succeeded\":true,\"responses\":[{\"response_delete_range\""
+                          ":{\"header\":{},\"deleted\":\"1\"}}]}";
+    canned_t script[8];
+    logged_t l = {"ACME2500: ", 0, 0, NULL};
+    fake_t f;
+    acme_store_t *st;
+
+    values[0] = item(keys[0], "t.thumb", 0, stale, NULL);
+    values[1] = "t.thumb";
+    values[2] = item(keys[2], "old.thumb", 0, stale, NULL);
+    values[3] = apr_pstrcat(pool, "acme-item 1 ", stale_s, " p\nv1.thumb", NULL);
+    values[4] = item(keys[4], "young.thumb", 0, young, NULL);
+    values[5] = item("pfx/challenges/http-01/stray", "x", 0, stale, NULL);
+    values[6] = item(keys[6], "CERT", 0, stale, NULL);
+    values[7] = item(keys[7], "KEY", 1, stale, NULL);
+    page1 = kvs_answer(8, keys, values);
+    page1 = apr_psprintf(pool, "%.*s,\"more\":true}", (int)strlen(page1) - 1, page1);
+    page2_keys[0] = "pfx/challenges/tls-alpn-01/z.org.crt";
+    page2_values[0] = item(page2_keys[0], "CERT", 0, stale, NULL);
+    script[0].status = script[1].status = script[2].status = script[3].status = 200;
+    script[4].status = script[5].status = script[6].status = script[7].status = 200;
+    script[0].body = page1;
+    script[1].body = deleted;                                    /* old */
+    script[2].body = deleted;                                    /* v1old */
+    script[3].body = "{" HDR ",\"responses\":[]}";               /* a.org.crt: written again */
+    script[4].body = deleted;                                    /* a.org.key */
+    script[5].body = kvs_answer(1, page2_keys, page2_values);
+    script[6].body = deleted;                                    /* z.org.crt */
+    st = fake_store(&f, script, 7);
+    ck_assert_ptr_nonnull(st->sweep);
+    acme_log_set(record_log, &l, ACME_LOG_DEBUG);
+    ck_assert_int_eq(st->sweep(st, ACME_STORE_STALE_AGE, pool), 4);
+    acme_log_set(NULL, NULL, 0);
+    ck_assert_int_eq(f.next, 7);
+    ck_assert_str_eq(f.urls[0], "http://e1:2379/v3/kv/range");
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[0]), "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/challenges/", 15));
+    ck_assert(!acme_json_getb(js(f.bodies[0]), "keys_only", NULL));
+    assert_guarded_delete(&f, 1, keys[2], "12");
+    assert_guarded_delete(&f, 2, keys[3], "13");
+    assert_guarded_delete(&f, 3, keys[6], "16");
+    assert_guarded_delete(&f, 4, keys[7], "17");
+    /* the next page starts after the last key of the first */
+    ck_assert_str_eq(acme_json_gets(js(f.bodies[5]), "key", NULL),
+                     acme_etcd_b64_encode(pool, "pfx/challenges/tls-alpn-01/a.org.key\x01", 37));
+    assert_guarded_delete(&f, 6, page2_keys[0], "10");
+    ck_assert_int_eq(l.count, 1);
+    ck_assert_int_eq(l.level, ACME_LOG_INFO);
+    ck_assert(contains(l.last, "removed 4 challenge answer(s)"));
+}
+END_TEST
+
+/* etcd down: nothing removed, one warning that says why, no error; a
+ * delete that fails ends the sweep (the next one takes the rest). */
+START_TEST(store_sweep_with_etcd_down_warns_once_and_removes_nothing)
+{
+    const char *keys[] = {"pfx/challenges/http-01/a", "pfx/challenges/http-01/b"};
+    const char *values[2];
+    apr_time_t stale = apr_time_now() - ACME_STORE_ANSWER_STALE - apr_time_from_sec(1);
+    canned_t script[2];
+    logged_t l = {"ACME2501: ", 0, 0, NULL};
+    fake_t f;
+    acme_store_t *st;
+
+    script[0].status = -1;
+    st = fake_store(&f, script, 1);
+    ck_assert_ptr_nonnull(st->sweep);
+    acme_log_set(record_log, &l, ACME_LOG_DEBUG);
+    ck_assert_int_eq(st->sweep(st, ACME_STORE_STALE_AGE, pool), 0);
+    ck_assert_int_eq(l.count, 1);
+    ck_assert_int_eq(l.level, ACME_LOG_WARNING);
+    ck_assert(contains(l.last, "pfx/challenges/"));
+    ck_assert(contains(l.last, "Couldn't connect"));
+
+    values[0] = item(keys[0], "a", 0, stale, NULL);
+    values[1] = item(keys[1], "b", 0, stale, NULL);
+    script[0].status = 200;
+    script[0].body = kvs_answer(2, keys, values);
+    script[1].status = -1;
+    l.count = 0;
+    st = fake_store(&f, script, 2);
+    ck_assert_int_eq(st->sweep(st, ACME_STORE_STALE_AGE, pool), 0);
+    acme_log_set(NULL, NULL, 0);
+    ck_assert_int_eq(f.next, 2);    /* b is not tried after a's delete failed */
+    ck_assert_int_eq(l.count, 1);
+}
+END_TEST
+
 static Suite *etcd_suite(void)
 {
     Suite *s = suite_create("acme_etcd");
@@ -1870,6 +2022,8 @@ static Suite *etcd_suite(void)
     tcase_add_test(tc, store_takes_over_version_1_items_only_where_a_sealed_key_vouches);
     tcase_add_test(tc, store_verify_takes_over_a_version_1_schema_item);
     tcase_add_test(tc, a_refused_item_is_an_error_once_per_value_not_at_every_poll);
+    tcase_add_test(tc, store_sweep_removes_answers_older_than_a_day_unless_written_again);
+    tcase_add_test(tc, store_sweep_with_etcd_down_warns_once_and_removes_nothing);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,6 +15,22 @@ ETCDCTL_BIN = os.environ.get("ETCDCTL_BIN", "/usr/bin/etcdctl")
 START_TIMEOUT = 30.0
 
 
+def item_mac_value(store_key, key_name, mtime, data):
+    """An etcd value with a MAC as docs/etcd.md describes it, under store_key
+    (32 bytes), written at mtime (µs): HKDF-SHA256 (no salt) derives the MAC
+    key, the HMAC covers the item's context, the etcd key, the time and the
+    data."""
+    import base64
+    import hashlib
+    import hmac
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    mac_key = HKDF(hashes.SHA256(), 32, None, b"mod_acme etcd item mac v2").derive(store_key)
+    msg = b"acme-item 2 m\0%s\0%d\0%s" % (key_name.encode(), mtime, data)
+    mac = base64.urlsafe_b64encode(hmac.new(mac_key, msg, hashlib.sha256).digest()).rstrip(b"=")
+    return b"acme-item 2 %d m %s\n%s" % (mtime, mac, data)
+
+
 class EtcdPKI:
     """A throw-away CA, one server certificate for every member (127.0.0.1,
     localhost) and one client certificate, as PEM files in `directory`."""
