@@ -58,10 +58,12 @@ APLOG_USE_MODULE(acme);
  * published before it started without a lookup each (a CA's validations
  * of a whole batch reach a new child at once). In a child's first
  * ACME_PRIME_WINDOW, while its first watch is being made, up to
- * ACME_PRIME_WAITERS requests wait for it, at most ACME_PRIME_WAIT each. */
+ * ACME_PRIME_WAITERS requests wait for it, at most ACME_PRIME_WAIT each;
+ * none when the configuration pass found etcd down (then the watch may
+ * hang, and a flood of made-up tokens would pin the worker threads). */
 #define ACME_PRIME_WINDOW apr_time_from_sec(5)
-#define ACME_PRIME_WAIT apr_time_from_sec(1)
-#define ACME_PRIME_WAITERS 16
+#define ACME_PRIME_WAIT apr_time_from_msec(500)
+#define ACME_PRIME_WAITERS 8
 /* What the store holds (brought by the watch or found by a lookup) is kept
  * apart from the misses, so that no flood of misses can push out an answer.
  * Answers are as many as the store holds; a replaced one stays in the pool
@@ -353,8 +355,8 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
     if (m && entry_current(cc, m, cc->keep_missing, now)) {
         return NULL;
     }
-    if (!cc->watch && watch_began && now - watch_began < ACME_PRIME_WINDOW
-        && cc->priming < ACME_PRIME_WAITERS) {
+    if (!cc->watch && watch_began && !acme_mod_store_down
+        && now - watch_began < ACME_PRIME_WINDOW && cc->priming < ACME_PRIME_WAITERS) {
         cc->priming++;
         while (!cc->watch && apr_time_now() - now < ACME_PRIME_WAIT) {
             apr_thread_cond_timedwait(cc->answered, cc->mutex,
