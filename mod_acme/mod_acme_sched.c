@@ -93,7 +93,8 @@ typedef struct drive_ctx_t {
     apr_pool_t *pool;
     apr_array_header_t *jobs;      /* drive_job_t*, in pool */
     volatile apr_uint32_t stop;
-    int running;
+    int running;                   /* jobs in flight */
+    volatile apr_uint32_t waiting; /* ... of them waiting for the CA (job_waits) */
     int parallel;
     apr_interval_time_t check_interval;
     int started;
@@ -182,6 +183,27 @@ static void drive_wake(drive_ctx_t *dc)
     dc->woken = 1;
     apr_thread_cond_signal(dc->wake_cond);
     apr_thread_mutex_unlock(dc->wake_mutex);
+}
+
+/* A job begins or ends a wait for the CA: while it waits it holds no
+ * slot, and the scheduler may start another job at once. */
+static void job_waits(void *baton, int waiting)
+{
+    drive_job_t *job = baton;
+
+    if (waiting) {
+        apr_atomic_inc32(&job->dc->waiting);
+        drive_wake(job->dc);
+    }
+    else {
+        apr_atomic_dec32(&job->dc->waiting);
+    }
+}
+
+/* A slot for one more job (acme_sched_slot_free). */
+static int slot_free(drive_ctx_t *dc)
+{
+    return acme_sched_slot_free(dc->running, (int)apr_atomic_read32(&dc->waiting), dc->parallel);
 }
 
 static void *APR_THREAD_FUNC job_thread(apr_thread_t *t, void *data)
@@ -385,7 +407,7 @@ static void schedule(drive_ctx_t *dc, drive_job_t *job, apr_time_t now, apr_pool
     in.self_restart = dc->self_restart;
     until = apr_hash_get(dc->ca_pause, st->ca_url, APR_HASH_KEY_STRING);
     in.ca_pause = until ? *until : 0;
-    in.slot_free = dc->running < dc->parallel;
+    in.slot_free = slot_free(dc);
     if (st->due->nelts > 0 && in.slot_free) {
         in.guard_fits = acme_job_guard_fits(dc->ca_guard, st->ca_url, now, st->due->nelts);
     }
@@ -498,14 +520,14 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
     for (i = 0; i < dc->jobs->nelts && !apr_atomic_read32(&dc->stop); ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);
         if (job->running) continue;
-        if (job->next_check <= now && dc->running < dc->parallel) {
+        if (job->next_check <= now && slot_free(dc)) {
             /* one domain's status at a time: with thousands due at start,
              * the pool's peak would stay in the process */
             schedule(dc, job, now, pj);
             apr_pool_clear(pj);
         }
-        /* with every slot taken, a finishing job wakes us instead */
-        if (!job->running && job->next_check < next && dc->running < dc->parallel) {
+        /* with every slot taken, a job that ends or waits wakes us instead */
+        if (!job->running && job->next_check < next && slot_free(dc)) {
             next = job->next_check;
         }
     }
@@ -616,6 +638,8 @@ static apr_status_t make_jobs(drive_ctx_t *dc)
         job->dc = dc;
         job->first = 1;
         job->spec.stop = &dc->stop;
+        job->spec.on_wait = job_waits;
+        job->spec.wait_baton = job;
         job->spec.memo = &job->memo;
         job->spec.shared = dc->shared;
         job->spec.guard = dc->ca_guard;
@@ -647,8 +671,9 @@ static apr_status_t jobs_watchdog(int state, void *baton, apr_pool_t *ptemp)
             if ((rv = make_jobs(dc)) == APR_SUCCESS) {
                 acme_job_init(dc->s->process->pool); /* its mutex outlives a generation */
                 ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, dc->s, ACMELOG(0325)
-                             "renewal jobs start for %d domain(s), at most %d at a time",
-                             dc->jobs->nelts, dc->parallel);
+                             "renewal jobs start for %d domain(s), at most %d working at a "
+                             "time, %d in flight", dc->jobs->nelts, dc->parallel,
+                             acme_sched_flight_cap(dc->parallel));
                 {
                     apr_pool_t *pv;
                     apr_pool_create(&pv, dc->pool);

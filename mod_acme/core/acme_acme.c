@@ -39,6 +39,8 @@ struct acme_client_t {
     const char *kid;
     int nonce_retries;
     volatile apr_uint32_t *abort;  /* set: stop waiting between polls */
+    acme_client_wait_cb *wait_cb;  /* told of waits between polls, may be NULL */
+    void *wait_baton;
     struct ca_entry_t *shared;     /* NULL: this client keeps everything itself */
     apr_interval_time_t guess[ACME_POLL_KINDS];
     /* Fixed storage: a long-lived client must not grow its pool per request. */
@@ -986,6 +988,17 @@ void acme_client_set_abort(acme_client_t *c, volatile apr_uint32_t *abort_flag)
 volatile apr_uint32_t *acme_client_abort(const acme_client_t *c)
 {
     return c->abort;
+}
+
+void acme_client_set_wait_cb(acme_client_t *c, acme_client_wait_cb *cb, void *baton)
+{
+    c->wait_cb = cb;
+    c->wait_baton = baton;
+}
+
+void acme_client_waiting(acme_client_t *c, int waiting)
+{
+    if (c->wait_cb) c->wait_cb(c->wait_baton, waiting);
 }
 
 const char *acme_client_dir_url(const acme_client_t *c)

@@ -181,6 +181,15 @@ const char *acme_client_dir_url(const acme_client_t *c);
  * stopping server does not wait for a slow CA. May be NULL. */
 void acme_client_set_abort(acme_client_t *c, volatile apr_uint32_t *abort_flag);
 volatile apr_uint32_t *acme_client_abort(const acme_client_t *c);
+/* Told when a wait for the CA between polls begins (waiting 1) and when it
+ * ends (0), on every path, stop included; waits shorter than
+ * ACME_CLIENT_IDLE_MIN are not told. The renewal scheduler counts a job
+ * that waits as in flight but not working (acme_sched_slot_free). */
+typedef void acme_client_wait_cb(void *baton, int waiting);
+#define ACME_CLIENT_IDLE_MIN apr_time_from_msec(200)
+void acme_client_set_wait_cb(acme_client_t *c, acme_client_wait_cb *cb, void *baton);
+/* Calls the client's wait callback, if any (for the poll loops). */
+void acme_client_waiting(acme_client_t *c, int waiting);
 /* How often a badNonce rejection is retried (default 10). */
 void acme_client_set_nonce_retries(acme_client_t *c, int retries);
 

@@ -388,6 +388,7 @@ static apr_status_t make_client(acme_client_t **pclient, acme_http_t **phttp,
         return acme_result_set(r, rv, "acme:config", "cannot use the CA URL %s", ca_url);
     }
     acme_client_set_abort(*pclient, spec->stop);
+    acme_client_set_wait_cb(*pclient, spec->on_wait, spec->wait_baton);
     if (spec->shared) acme_client_share(*pclient, spec->shared);
     if (phttp) *phttp = http;
     return APR_SUCCESS;

@@ -85,6 +85,10 @@ typedef struct acme_job_spec_t {
     acme_renew_window_t window;
     apr_interval_time_t retry_delay;
     volatile apr_uint32_t *stop;            /* non-zero: stop at the next step */
+    /* Told when the job begins and ends a wait for the CA between polls
+     * (acme_client_set_wait_cb); NULL: nobody is. */
+    void (*on_wait)(void *baton, int waiting);
+    void *wait_baton;
     acme_job_memo_t *memo;                  /* in-memory backoff, may be NULL */
     acme_job_clock_cb *clock;               /* NULL: apr_time_now */
     void *clock_baton;

@@ -237,6 +237,8 @@ static apr_status_t poll_wait(acme_client_t *c, acme_poll_kind_t kind, apr_time_
     apr_time_t until;
     apr_time_t now = apr_time_now();
     apr_interval_time_t wait;
+    apr_status_t rv = APR_SUCCESS;
+    int idle;
 
     if (retry_after > now) {
         wait = retry_after - now;
@@ -251,16 +253,21 @@ static apr_status_t poll_wait(acme_client_t *c, acme_poll_kind_t kind, apr_time_
         return acme_result_set(r, APR_TIMEUP, "acme:timeout",
                                "%s is still %s, giving up after the deadline", what, state);
     }
-    /* Sleep in slices so that a stopping server is not held up. */
+    /* Sleep in slices so that a stopping server is not held up. A long
+     * wait is told: the job holds no working slot meanwhile. */
     until = now + wait;
+    idle = wait >= ACME_CLIENT_IDLE_MIN;
+    if (idle) acme_client_waiting(c, 1);
     while ((now = apr_time_now()) < until) {
         if (abort_flag && apr_atomic_read32(abort_flag)) {
-            return acme_result_set(r, APR_EINTR, "acme:stopped",
-                                   "%s: stopped while waiting for the CA", what);
+            rv = acme_result_set(r, APR_EINTR, "acme:stopped",
+                                 "%s: stopped while waiting for the CA", what);
+            break;
         }
         apr_sleep(until - now < apr_time_from_msec(100) ? until - now : apr_time_from_msec(100));
     }
-    return APR_SUCCESS;
+    if (idle) acme_client_waiting(c, 0);
+    return rv;
 }
 
 /* r filled from the failed challenge of an invalid authz. */

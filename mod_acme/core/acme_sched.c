@@ -57,6 +57,21 @@ void acme_sched_decide(acme_sched_t *out, const acme_sched_in_t *in)
     out->next = next;
 }
 
+int acme_sched_flight_cap(int parallel)
+{
+    int cap = parallel * ACME_SCHED_FLIGHT_FACTOR;
+
+    if (cap > ACME_SCHED_FLIGHT_MAX) cap = ACME_SCHED_FLIGHT_MAX;
+    return cap > parallel ? cap : parallel;
+}
+
+int acme_sched_slot_free(int in_flight, int waiting, int parallel)
+{
+    int working = in_flight - (waiting < in_flight ? waiting : in_flight);
+
+    return working < parallel && in_flight < acme_sched_flight_cap(parallel);
+}
+
 apr_interval_time_t acme_sched_jitter(apr_interval_time_t interval)
 {
     apr_interval_time_t j = interval / 10;

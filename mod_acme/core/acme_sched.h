@@ -16,7 +16,7 @@ typedef struct acme_sched_in_t {
                                      * activation restart (no new configuration) */
     apr_time_t ca_pause;            /* the CA's Retry-After in force until then (0: none) */
     apr_time_t guard_fits;          /* the order guard: 0 an order fits now, else when */
-    int slot_free;                  /* fewer jobs run than ManagedParallelRenewals */
+    int slot_free;                  /* acme_sched_slot_free() */
     apr_interval_time_t check_interval; /* the look when nothing is due */
     apr_interval_time_t jitter;     /* added to it: acme_sched_jitter() */
     apr_time_t now;
@@ -43,6 +43,23 @@ typedef struct acme_sched_t {
  * generation that is not the module's own activation restart, its backoff
  * is not held against it. */
 void acme_sched_decide(acme_sched_t *out, const acme_sched_in_t *in);
+
+/* The slots. ManagedParallelRenewals ('parallel') bounds the jobs that
+ * work (keys, requests, finalize, store writes); a job that waits for the
+ * CA between polls (seconds at a real CA) holds no slot, so a batch does
+ * not run in waves of sleepers. The jobs in flight, waiting or not, stay
+ * bounded (threads; a CA's limit on pending authorizations):
+ * acme_sched_flight_cap(). A waiting job that wakes works at once, even
+ * with every slot taken: no new job starts until the working ones are
+ * fewer than 'parallel' again. */
+#define ACME_SCHED_FLIGHT_FACTOR 4
+#define ACME_SCHED_FLIGHT_MAX 256
+/* The jobs in flight at most: ACME_SCHED_FLIGHT_FACTOR times parallel, at
+ * most ACME_SCHED_FLIGHT_MAX, never fewer than parallel. */
+int acme_sched_flight_cap(int parallel);
+/* Whether a new job may start with 'in_flight' jobs running, 'waiting' of
+ * them waiting for the CA. */
+int acme_sched_slot_free(int in_flight, int waiting, int parallel);
 
 /* A random offset within +-10% of interval, so that many servers do not ask
  * the CA at the same second. */

@@ -45,11 +45,12 @@ def invalid_authorizations(ca, since):
 
 
 def test_thirty_domains_with_validation_delays_one_or_two_restarts(httpd, pebble_with_delays):
-    # 30 new domains, 8 at a time, each validation 0-5 s: results come in
-    # waves with gaps that the old 2 s quiet period took for the batch's end
+    # 30 new domains, 8 in flight at a time (2 slots: jobs that wait for the
+    # CA hold none, up to 4 x as many), each validation 0-5 s: results come
+    # in waves with gaps that the old 2 s quiet period took for the batch's end
     ca = pebble_with_delays
     names = ["slow%02d.restart.test" % i for i in range(30)]
-    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 8\n"))
+    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 2\n"))
     mark = ca.log_mark()
     httpd.start()
     for n in names:
@@ -66,6 +67,27 @@ def test_thirty_domains_with_validation_delays_one_or_two_restarts(httpd, pebble
     # the parent held the restart back while the child's jobs were in flight
     assert lines_with(httpd, "ACME1952")
     assert not lines_with(httpd, "looking again in 10 s")
+
+
+def test_jobs_waiting_for_the_ca_hold_no_slot_up_to_four_times_the_slots(httpd,
+                                                                        pebble_with_delays):
+    # One slot, six new domains, pebble takes seconds per validation: a job
+    # that waits for the CA frees its slot, so four orders (4 x the slots,
+    # the cap on jobs in flight) are made before the first certificate is
+    # staged, and the fifth and sixth only after a job has ended. (With the
+    # slot held while waiting, one domain after the other.)
+    ca = pebble_with_delays
+    names = ["wave%d.restart.test" % i for i in range(6)]
+    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 1\n"))
+    httpd.start()
+    for n in names:
+        httpd.wait_for(lambda: served_by_ca(httpd, n), ISSUE_TIMEOUT,
+                       "the CA-issued certificate served for %s" % n)
+    created = sorted(stamp(l) for l in lines_with(httpd, "ACME0404"))
+    staged = sorted(stamp(l) for l in lines_with(httpd, "ACME0321"))
+    assert len(created) == len(names) and len(staged) == len(names), httpd.error_log()
+    assert created[3] < staged[0], (created, staged)
+    assert created[4] > staged[0] and created[5] > staged[1], (created, staged)
 
 
 def test_claim_of_a_stopped_generation_taken_over_within_a_second(httpd, pebble_factory):
@@ -152,9 +174,10 @@ def test_graceful_every_two_seconds_posts_each_challenge_once(httpd, pebble_with
     # answer withdrawn), nor withdraw an answer the CA may still check.
     ca = pebble_with_delays
     names = ["deploy%02d.restart.test" % i for i in range(30)]
-    # 8 at a time, as a busy server: jobs are in flight across several of
-    # the gracefuls (with 32 slots all 30 can be done before the third)
-    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 8\n"))
+    # 8 in flight at a time (2 slots, 4 x as many jobs waiting for the CA),
+    # as a busy server: jobs are in flight across several of the gracefuls
+    # (with all 30 in flight they can be done before the third)
+    httpd.write_config(config_for(httpd, ca, names, "ManagedParallelRenewals 2\n"))
     mark = ca.log_mark()
     httpd.start()
     served = set()

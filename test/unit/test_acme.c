@@ -1017,6 +1017,30 @@ START_TEST(client_poll_follows_states_and_stops_at_deadline)
 }
 END_TEST
 
+/* What the client's wait callback was told; a stop flag that the first
+ * wait sets stops the poll as a restart would. */
+typedef struct {
+    int begins, ends, depth;
+    volatile apr_uint32_t *stop_at_wait;
+} waits_t;
+
+static void count_waits(void *baton, int waiting)
+{
+    waits_t *w = baton;
+
+    if (waiting) {
+        ck_assert_int_eq(w->depth, 0);   /* never told twice without an end */
+        w->begins++;
+        w->depth = 1;
+        if (w->stop_at_wait) apr_atomic_set32(w->stop_at_wait, 1);
+    }
+    else {
+        ck_assert_int_eq(w->depth, 1);
+        w->ends++;
+        w->depth = 0;
+    }
+}
+
 /* A CA that says when to ask again is asked then, and not before: three
  * polls over two Retry-After seconds, whatever the learned timing says. */
 START_TEST(client_poll_waits_for_retry_after)
@@ -1046,6 +1070,55 @@ START_TEST(client_poll_waits_for_retry_after)
     ck_assert_int_eq(o->status, ACME_STATE_VALID);
     ck_assert_int_eq(f.next, 5); /* no poll between the CA's times */
     ck_assert(apr_time_now() - start >= apr_time_from_msec(1900));
+}
+END_TEST
+
+/* The scheduler hears of each wait for the CA that is long enough to free
+ * a slot, and of its end on every path: a stop included. */
+START_TEST(client_poll_tells_long_waits_and_their_end)
+{
+    static const canned_t script[] = {
+        {200, AJSON, DIR_JSON, {NULL}, {NULL}},
+        {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
+        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
+         {"n1", "1"}},
+        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
+         {"n2", "0"}},
+        {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"
+                     "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/cert/1\"}",
+         {"Replay-Nonce"}, {"n3"}},
+    };
+    fake_t f;
+    acme_client_t *c = fake_client(&f, script, 5, 1);
+    acme_order_t *o;
+    acme_result_t *r = acme_result_make(pool);
+    volatile apr_uint32_t stop = 0;
+    waits_t w = {0, 0, 0, NULL};
+    apr_time_t start;
+
+    acme_client_set_abort(c, &stop);
+    acme_client_set_wait_cb(c, count_waits, &w);
+    /* the first poll's guess (50 ms) and the step after Retry-After 0 are
+     * too short to tell; Retry-After 1 is told */
+    ck_assert_int_eq(acme_order_poll(&o, c, "https://ca/order/1", 0,
+                                     apr_time_now() + apr_time_from_sec(30), pool, r),
+                     APR_SUCCESS);
+    ck_assert_int_eq(o->status, ACME_STATE_VALID);
+    ck_assert_int_eq(w.begins, 1);
+    ck_assert_int_eq(w.ends, 1);
+    /* a stop during a told wait ends it, and the end is told */
+    w.stop_at_wait = &stop;
+    acme_client_poll_learn(c, ACME_POLL_CERT, 1, apr_time_from_sec(1)); /* first wait 875 ms */
+    start = apr_time_now();
+    ck_assert_int_eq(acme_order_poll(&o, c, "https://ca/order/1", 0,
+                                     apr_time_now() + apr_time_from_sec(30), pool, r),
+                     APR_EINTR);
+    ck_assert(apr_time_now() - start < apr_time_from_msec(800));
+    ck_assert_int_eq(f.next, 5); /* stopped before its poll */
+    ck_assert_int_eq(w.begins, 2);
+    ck_assert_int_eq(w.ends, 2);
 }
 END_TEST
 
@@ -1321,6 +1394,7 @@ static Suite *acme_suite(void)
     tcase_add_test(tcc, client_bad_nonce_retries_are_bounded);
     tcase_add_test(tcc, client_shared_directory_nonces_and_poll_timing);
     tcase_add_test(tcc, client_poll_waits_for_retry_after);
+    tcase_add_test(tcc, client_poll_tells_long_waits_and_their_end);
     tcase_add_test(tcc, client_nonce_without_header_fails_clearly);
     tcase_add_test(tcc, client_eab_required_refused_locally);
     tcase_add_test(tcc, client_order_needs_location_and_known_profile);

@@ -1,6 +1,7 @@
 /* test_sched.c: the scheduler's decision for one domain (acme_sched.c)
  * under a fake clock: due, backoff, renewal time, a CA's pause, the order
- * guard, the slots, ARI, and a configuration problem at a restart. */
+ * guard, the slots (working jobs, waiting ones, the cap on jobs in flight),
+ * ARI, and a configuration problem at a restart. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,6 +166,64 @@ START_TEST(a_config_problem_is_tried_again_at_a_restart_not_at_our_own)
 }
 END_TEST
 
+/* A batch of jobs that start, work a little and then wait for the CA:
+ * how many are in flight once the scheduler has filled every slot, and how
+ * many of them work. Each started job waits at once when 'wait' is set. */
+static int fill(int due, int parallel, int wait, int *pworking)
+{
+    int in_flight = 0, waiting = 0;
+
+    while (in_flight < due && acme_sched_slot_free(in_flight, waiting, parallel)) {
+        ++in_flight;
+        if (wait) ++waiting;
+    }
+    *pworking = in_flight - waiting;
+    return in_flight;
+}
+
+START_TEST(waiting_jobs_hold_no_slot_up_to_the_flight_cap)
+{
+    int working;
+
+    /* 100 new domains at a CA that takes seconds to validate: one wave */
+    ck_assert_int_eq(fill(100, 32, 1, &working), 100);
+    ck_assert_int_eq(working, 0);
+    /* a bigger batch stops at the cap, 4 x 32 */
+    ck_assert_int_eq(fill(1000, 32, 1, &working), 128);
+    /* jobs that work (no wait) are limited to the slots */
+    ck_assert_int_eq(fill(100, 32, 0, &working), 32);
+    ck_assert_int_eq(working, 32);
+    ck_assert_int_eq(fill(100, 1, 1, &working), 4);
+}
+END_TEST
+
+START_TEST(the_flight_cap_is_four_times_the_slots_within_bounds)
+{
+    ck_assert_int_eq(acme_sched_flight_cap(1), 4);
+    ck_assert_int_eq(acme_sched_flight_cap(8), 32);
+    ck_assert_int_eq(acme_sched_flight_cap(32), 128);
+    ck_assert_int_eq(acme_sched_flight_cap(64), ACME_SCHED_FLIGHT_MAX);
+    ck_assert_int_eq(acme_sched_flight_cap(256), 256);
+}
+END_TEST
+
+START_TEST(jobs_that_wake_work_but_no_new_job_starts_until_slots_free)
+{
+    /* 128 in flight, 100 of them woke at once: over the 32 slots for a
+     * while, and nothing new starts */
+    ck_assert(!acme_sched_slot_free(128, 28, 32));
+    ck_assert(!acme_sched_slot_free(100, 28, 32));  /* 72 work */
+    ck_assert(!acme_sched_slot_free(60, 28, 32));   /* 32 work */
+    ck_assert(acme_sched_slot_free(59, 28, 32));    /* 31 work */
+    /* at the cap, even with every job waiting */
+    ck_assert(!acme_sched_slot_free(128, 128, 32));
+    ck_assert(acme_sched_slot_free(127, 127, 32));
+    /* a count of waiters above the jobs (a race in the glue) frees no more */
+    ck_assert(!acme_sched_slot_free(128, 200, 32));
+    ck_assert(acme_sched_slot_free(0, 0, 32));
+}
+END_TEST
+
 START_TEST(jitter_stays_within_a_tenth)
 {
     int i, low = 0, high = 0;
@@ -194,6 +253,9 @@ static Suite *sched_suite(void)
     tcase_add_test(tc, no_free_slot_looks_again_when_one_frees_up);
     tcase_add_test(tc, ari_alone_starts_a_job_without_an_order);
     tcase_add_test(tc, a_config_problem_is_tried_again_at_a_restart_not_at_our_own);
+    tcase_add_test(tc, waiting_jobs_hold_no_slot_up_to_the_flight_cap);
+    tcase_add_test(tc, the_flight_cap_is_four_times_the_slots_within_bounds);
+    tcase_add_test(tc, jobs_that_wake_work_but_no_new_job_starts_until_slots_free);
     tcase_add_test(tc, jitter_stays_within_a_tenth);
     suite_add_tcase(s, tc);
     return s;
