@@ -25,6 +25,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_ssl.h>
+#include <ap_mpm.h>
 
 #include "acme_util.h"
 #include "acme_store.h"
@@ -57,13 +58,13 @@ APLOG_USE_MODULE(acme);
 /* Each watch first feeds what etcd holds, so a child knows every answer
  * published before it started without a lookup each (a CA's validations
  * of a whole batch reach a new child at once). In a child's first
- * ACME_PRIME_WINDOW, while its first watch is being made, up to
- * ACME_PRIME_WAITERS requests wait for it, at most ACME_PRIME_WAIT each;
+ * ACME_PRIME_WINDOW, while its first watch is being made, a few requests
+ * (a quarter of its threads, at most 8) wait for it, ACME_PRIME_WAIT each;
  * none when the configuration pass found etcd down (then the watch may
  * hang, and a flood of made-up tokens would pin the worker threads). */
 #define ACME_PRIME_WINDOW apr_time_from_sec(5)
 #define ACME_PRIME_WAIT apr_time_from_msec(500)
-#define ACME_PRIME_WAITERS 8
+#define ACME_PRIME_WAITERS_MAX 8     /* and a quarter of the child's threads */
 /* What the store holds (brought by the watch or found by a lookup) is kept
  * apart from the misses, so that no flood of misses can push out an answer.
  * Answers are as many as the store holds; a replaced one stays in the pool
@@ -127,6 +128,7 @@ static chall_cache_t alpn_cache = {.dir = "tls-alpn-01", .keep_found = apr_time_
                                    .keep_missing = apr_time_from_sec(1)};
 static lookup_gate_t gate;
 static apr_time_t watch_began;   /* when the child started its watch thread (0: none) */
+static int prime_waiters;        /* how many requests may wait for it */
 
 static void table_init(table_t *t, apr_pool_t *p)
 {
@@ -356,7 +358,7 @@ static const char *lookup_get(chall_cache_t *cc, acme_store_t *st, const char *k
         return NULL;
     }
     if (!cc->watch && watch_began && !acme_mod_store_down
-        && now - watch_began < ACME_PRIME_WINDOW && cc->priming < ACME_PRIME_WAITERS) {
+        && now - watch_began < ACME_PRIME_WINDOW && cc->priming < prime_waiters) {
         cc->priming++;
         while (!cc->watch && apr_time_now() - now < ACME_PRIME_WAIT) {
             apr_thread_cond_timedwait(cc->answered, cc->mutex,
@@ -779,6 +781,13 @@ static void challenge_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, ACMELOG(0205) "cannot start the watch of "
                      "the challenges in etcd: this child looks each one up when asked");
         return;
+    }
+    {
+        int threads = 0;
+        ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+        prime_waiters = threads / 4 < 1 ? 1
+                        : threads / 4 > ACME_PRIME_WAITERS_MAX ? ACME_PRIME_WAITERS_MAX
+                        : threads / 4;
     }
     watch_began = apr_time_now();
     /* A pre-cleanup: APR destroys pchild's subpools (the caches' tables
