@@ -57,13 +57,6 @@ apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_h
         t = item_due(s, first_running, any_running, last, now);
         if (!due || t < due) due = t;
     }
-    if (informed && last && last <= now && due < last + ACME_RESTART_FIRST_BOUND) {
-        /* The new generation's child tells of its jobs as its scheduler
-         * starts them: right after a restart, "nothing in flight" may only
-         * mean "not said yet" (the old generation's job that staged as it
-         * stopped, the new one's first job done at once). */
-        due = last + ACME_RESTART_FIRST_BOUND;
-    }
     if (!informed) {
         /* Nothing is known of the jobs: the batch is over when nothing new
          * came for a while. */
