@@ -253,7 +253,7 @@ typedef struct {
     /* What the renewal child says is in flight (d->name -> acme_restart_item_t*,
      * one per managed domain at most; the thread's alone). */
     apr_hash_t *inflight;
-    int informed;            /* the child said something in this generation */
+    int informed;            /* the child's scheduler said it is ready in this generation */
     int garbled;             /* a message that does not parse was logged */
     volatile apr_uint32_t stop;
     volatile apr_uint32_t running; /* the thread has started (see acme_mod_restart_start) */
@@ -559,7 +559,10 @@ static void child_said(restart_ctx_t *rc, const char *buf, apr_size_t len)
         }
         return;
     }
-    rc->informed = 1;
+    if (m.event == ACME_RESTART_READY) {
+        rc->informed = 1;   /* from now on, what is not said to run does not */
+        return;
+    }
     job = apr_hash_get(rc->inflight, d->name, APR_HASH_KEY_STRING);
     if (m.event == ACME_RESTART_BEGIN) {
         if (!job) {

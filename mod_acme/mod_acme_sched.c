@@ -98,6 +98,7 @@ typedef struct drive_ctx_t {
     int parallel;
     apr_interval_time_t check_interval;
     int started;
+    int told_ready;                /* the parent knows every job in flight is said */
     apr_hash_t *ca_pause;          /* CA URL -> apr_time_t*: Retry-After in force */
     acme_job_guard_t *ca_guard;    /* new orders per CA in the last hour, persisted */
     acme_ca_shared_t *shared;      /* directories, nonces and poll timing per CA */
@@ -530,6 +531,12 @@ static apr_time_t drive_tick(drive_ctx_t *dc, apr_pool_t *ptemp)
         if (!job->running && job->next_check < next && slot_free(dc)) {
             next = job->next_check;
         }
+    }
+    if (!dc->told_ready && i == dc->jobs->nelts && dc->jobs->nelts > 0) {
+        /* every domain looked at once: what is not said to run does not */
+        dc->told_ready = 1;
+        acme_mod_restart_tell(ACME_RESTART_READY, 1,
+                              APR_ARRAY_IDX(dc->jobs, 0, drive_job_t *)->d->name);
     }
     for (i = 0; i < dc->jobs->nelts; ++i) {
         drive_job_t *job = APR_ARRAY_IDX(dc->jobs, i, drive_job_t *);

@@ -76,6 +76,8 @@ static const char *event_word(acme_restart_event_t event)
         return "end";
     case ACME_RESTART_STAGED:
         return "staged";
+    case ACME_RESTART_READY:
+        return "ready";
     }
     return NULL;
 }
@@ -134,6 +136,7 @@ apr_status_t acme_restart_msg_parse(acme_restart_msg_t *msg, const char *buf, ap
     if (!strcmp(event, "begin")) msg->event = ACME_RESTART_BEGIN;
     else if (!strcmp(event, "end")) msg->event = ACME_RESTART_END;
     else if (!strcmp(event, "staged")) msg->event = ACME_RESTART_STAGED;
+    else if (!strcmp(event, "ready")) msg->event = ACME_RESTART_READY;
     else return APR_EINVAL;
     if (!strcmp(kind, "first")) msg->first = 1;
     else if (strcmp(kind, "renewal")) return APR_EINVAL;

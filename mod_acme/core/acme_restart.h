@@ -44,7 +44,10 @@ apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_h
 
 /* ---- the child's messages (one datagram each) --------------------------------
  * "acme-job <event> <kind> <domain>": event is begin, end or staged, kind is
- * first or renewal. The parent treats them as untrusted: a message that
+ * first or renewal; or "ready" (kind and domain then any of them), once per
+ * generation, when the scheduler has looked at every domain: from then on
+ * what is not said to be in flight is not (before, a job not started yet
+ * may not have been said). The parent treats them as untrusted: a message that
  * does not parse is dropped, and one about a domain it does not manage is
  * ignored. */
 #define ACME_RESTART_MSG_MAX 300
@@ -52,7 +55,8 @@ apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_h
 typedef enum {
     ACME_RESTART_BEGIN,
     ACME_RESTART_END,
-    ACME_RESTART_STAGED
+    ACME_RESTART_STAGED,
+    ACME_RESTART_READY
 } acme_restart_event_t;
 
 typedef struct acme_restart_msg_t {

@@ -256,6 +256,10 @@ START_TEST(msg_round_trip)
                      APR_SUCCESS);
     ck_assert_int_eq(acme_restart_msg_parse(&m, buf, len), APR_SUCCESS);
     ck_assert_int_eq(m.event, ACME_RESTART_STAGED);
+    ck_assert_int_eq(acme_restart_msg_format(buf, &len, ACME_RESTART_READY, 1, "x.test"),
+                     APR_SUCCESS);
+    ck_assert_int_eq(acme_restart_msg_parse(&m, buf, len), APR_SUCCESS);
+    ck_assert_int_eq(m.event, ACME_RESTART_READY);
     ck_assert_int_eq(acme_restart_msg_format(buf, &len, ACME_RESTART_BEGIN, 1, "bad name"),
                      APR_EINVAL);
     ck_assert_int_eq(acme_restart_msg_format(buf, &len, ACME_RESTART_BEGIN, 1, "../etc"),
