@@ -49,6 +49,7 @@
 typedef struct {
     apr_pool_t *pool;
     const char *base;
+    int basefd;             /* base, open for the store's life; -1: opened for each use */
     acme_store_clock_cb *clock;
     void *clock_baton;
     const char *unwritable; /* why the store could not be set up for writing, or NULL */
@@ -128,19 +129,25 @@ static int foreign_dir(struct stat *pst, int dirfd)
     return geteuid() == 0 && fstat(dirfd, pst) == 0 && pst->st_uid != 0;
 }
 
-/* Opens (and with mode != 0 first makes) the directory name below dirfd.
- * What exists already is used only if it is a real directory. */
+/* Opens (and with mode != 0, when it is missing, makes) the directory name
+ * below dirfd. What exists already is used only if it is a real directory. */
 static apr_status_t sub_open(int *pfd, int dirfd, const char *name, mode_t mode)
 {
     apr_status_t rv = APR_SUCCESS;
     struct stat dst;
     int made = 0;
 
-    if (mode && mkdirat(dirfd, name, mode) == 0) {
+    *pfd = dir_open_at(dirfd, name);
+    if (*pfd >= 0) {
+        return APR_SUCCESS;
+    }
+    if (!mode || errno != ENOENT) {
+        return os_err();
+    }
+    if (mkdirat(dirfd, name, mode) == 0) {
         made = 1;
     }
-    else if (mode && errno != EEXIST) {
-        *pfd = -1;
+    else if (errno != EEXIST) {
         return os_err();
     }
     *pfd = dir_open_at(dirfd, name);
@@ -191,18 +198,36 @@ static apr_status_t base_open(int *pfd, const fs_t *fs)
     return *pfd < 0 ? os_err() : APR_SUCCESS;
 }
 
+/* The store directory, for a walk below it: the descriptor kept open
+ * since the store was made; when it could not be opened then (a full or
+ * read-only disk kept it from being made), opened now into *pown, which
+ * the caller closes. */
+static apr_status_t base_get(int *pfd, int *pown, const fs_t *fs)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    *pown = -1;
+    if (fs->basefd >= 0) {
+        *pfd = fs->basefd;
+    }
+    else if ((rv = base_open(pown, fs)) == APR_SUCCESS) {
+        *pfd = *pown;
+    }
+    return rv;
+}
+
 /* Opens group g's directory, or with name its directory for name; with
  * create, makes what is missing on the way. */
 static apr_status_t dir_open(int *pfd, const fs_t *fs, acme_store_group_t g, const char *name,
                              int create)
 {
     mode_t mode = create ? name_dir_mode(g) : 0;
-    int base = -1, gfd = -1;
+    int base = -1, own = -1, gfd = -1;
     apr_status_t rv;
 
     *pfd = -1;
     if ((rv = names_check(g, name, NULL)) != APR_SUCCESS
-        || (rv = base_open(&base, fs)) != APR_SUCCESS
+        || (rv = base_get(&base, &own, fs)) != APR_SUCCESS
         || (rv = sub_open(&gfd, base, acme_store_group_name(g), mode)) != APR_SUCCESS) {
         goto leave;
     }
@@ -214,7 +239,7 @@ static apr_status_t dir_open(int *pfd, const fs_t *fs, acme_store_group_t g, con
     rv = sub_open(pfd, gfd, name, mode);
 leave:
     fd_close(&gfd);
-    fd_close(&base);
+    fd_close(&own);
     return rv;
 }
 
@@ -1233,11 +1258,19 @@ leave:
     return rv;
 }
 
+static apr_status_t base_close(void *data)
+{
+    fs_t *fs = data;
+
+    fd_close(&fs->basefd);
+    return APR_SUCCESS;
+}
+
 apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const char *base_dir,
                                   const char **perr)
 {
     acme_store_t *s = NULL;
-    fs_t *fs;
+    fs_t *fs = NULL;
     char *base;
     apr_size_t blen;
     apr_status_t rv;
@@ -1258,6 +1291,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     fs = apr_pcalloc(p, sizeof(*fs));
     fs->pool = p;
     fs->base = base;
+    fs->basefd = -1;
     rv = apr_dir_make_recursive(base, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE
                                           | APR_FPROT_GREAD | APR_FPROT_GEXECUTE
                                           | APR_FPROT_WREAD | APR_FPROT_WEXECUTE, p);
@@ -1274,6 +1308,9 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
         }
     }
     else {
+        /* every walk starts here: opened once, not by path for each item */
+        fs->basefd = basefd;
+        apr_pool_cleanup_register(p, fs, base_close, apr_pool_cleanup_null);
         rv = schema_check(basefd, base, &err, p);
         if (rv != APR_SUCCESS && !disk_refuses(rv)) {
             goto leave;
@@ -1324,8 +1361,8 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     s->sweep = acme_store_fs_sweep;
     *pstore = s;
 leave:
-    fd_close(&basefd);
     if (rv != APR_SUCCESS) {
+        if (basefd >= 0) apr_pool_cleanup_run(p, fs, base_close);
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0906) "store: %s", err ? err : "failed");
     }
     if (perr) {
@@ -1374,7 +1411,7 @@ int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
 {
     const fs_t *fs;
     sweep_t sw;
-    int g, fd = -1;
+    int g, fd = -1, own = -1;
 
     if (!s || s->load != fs_load) {
         return 0;
@@ -1390,12 +1427,12 @@ int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
         }
         fd_close(&fd);
     }
-    if (base_open(&fd, fs) == APR_SUCCESS) {
+    if (base_get(&fd, &own, fs) == APR_SUCCESS) {
         sw.depth = 0;
         sw.files_before = 0;
         each_entry(fd, sweep_entry, &sw, p);
     }
-    fd_close(&fd);
+    fd_close(&own);
     return sw.removed;
 }
 
@@ -1492,13 +1529,13 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
     const fs_t *fs;
     apr_status_t rv = APR_SUCCESS;
     apr_size_t i;
-    int base = -1;
+    int base = -1, own = -1;
 
     if (!is_fs_store(s)) {
         return APR_EINVAL;
     }
     fs = s->baton;
-    if ((rv = base_open(&base, fs)) != APR_SUCCESS) {
+    if ((rv = base_get(&base, &own, fs)) != APR_SUCCESS) {
         return rv;
     }
     for (i = 0; i < sizeof(child_groups) / sizeof(child_groups[0]); ++i) {
@@ -1520,6 +1557,6 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
             rv = rv == APR_SUCCESS ? rv2 : rv;
         }
     }
-    fd_close(&base);
+    fd_close(&own);
     return rv;
 }
