@@ -370,26 +370,45 @@ leave:
     return rv;
 }
 
-/* sync 0: for what can be made again (a temporary certificate, a lease
- * whose holders a crash ends too): atomic, but not synced. where: dirfd's
- * path, for the message. */
+/* How a write is made durable. */
+#define W_VOLATILE 0 /* can be made again (a temporary certificate, a lease whose
+                      * holders a crash ends too): atomic, not synced */
+#define W_DURABLE 1  /* the data, then the name (fsync of the file, then of its directory) */
+#define W_DATA 2     /* the data; the caller syncs the directory once for all its files */
+
+static apr_status_t fence_enter(int *pguard, acme_store_t *s, apr_pool_t *p);
+static void guard_release(int fd);
+
+/* Writes fname in dirfd atomically: a temporary file, then a rename. With
+ * fenced (a claim's view of the store), only the rename is made under the
+ * lock guard, once the claim is found current: the guard, which every job
+ * of the store takes, is held for a rename, not for a file's creation and
+ * fsync. where: dirfd's path, for the message. */
 static apr_status_t write_atomic(int dirfd, const char *where, const char *fname,
-                                 const char *data, apr_size_t len, mode_t mode, int sync,
-                                 apr_pool_t *p)
+                                 const char *data, apr_size_t len, mode_t mode, int durable,
+                                 acme_store_t *fenced, apr_pool_t *p)
 {
     apr_status_t rv;
     const char *tmp = NULL;
+    int guard = -1;
 
-    rv = write_tmp(&tmp, dirfd, data, len, mode, sync, p);
+    rv = write_tmp(&tmp, dirfd, data, len, mode, durable != W_VOLATILE, p);
     if (rv != APR_SUCCESS) {
         goto leave;
+    }
+    if (fenced && (rv = fence_enter(&guard, fenced, p)) != APR_SUCCESS) {
+        guard_release(guard);
+        unlinkat(dirfd, tmp, 0);
+        return rv; /* said by the fence */
     }
     if (renameat(dirfd, tmp, dirfd, fname) < 0) {
         rv = os_err();
         unlinkat(dirfd, tmp, 0);
-        goto leave;
     }
-    rv = sync ? sync_fd(dirfd) : APR_SUCCESS;
+    guard_release(guard);
+    if (rv == APR_SUCCESS && durable == W_DURABLE) {
+        rv = sync_fd(dirfd);
+    }
 leave:
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s/%s failed",
@@ -424,9 +443,10 @@ static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *n
     return rv;
 }
 
-static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char *name,
-                              const char *aspect, const char *data, apr_size_t len,
-                              int flags, apr_pool_t *p)
+/* Writes are fenced when s is a claim's view (acme_store_fenced). */
+static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len,
+                            int flags, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     apr_status_t rv;
@@ -439,41 +459,53 @@ static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char 
         && (rv = dir_open(&fd, fs, g, name, 1)) == APR_SUCCESS) {
         rv = write_atomic(fd, item_where(fs, g, name, NULL, p), aspect, data ? data : "", len,
                           (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                          !(flags & ACME_STORE_VOLATILE), p);
+                          (flags & ACME_STORE_VOLATILE) ? W_VOLATILE : W_DURABLE,
+                          s->fence ? s : NULL, p);
     }
     fd_close(&fd);
     return rv;
 }
 
+/* fenced: s, when the removal is a claim's (only its unlink or rename is
+ * made under the guard). */
 static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const char *name,
-                                const char *aspect, apr_pool_t *p)
+                                const char *aspect, acme_store_t *fenced, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *aside;
+    struct stat st;
     apr_status_t rv;
-    int fd = -1;
+    int fd = -1, guard = -1;
 
     if (!name) {
         return APR_EINVAL;
     }
-    if ((rv = names_check(g, name, aspect)) != APR_SUCCESS) {
+    if ((rv = names_check(g, name, aspect)) != APR_SUCCESS
+        || (rv = dir_open(&fd, fs, g, aspect ? name : NULL, 0)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (fstatat(fd, aspect ? aspect : name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rv = os_err(); /* missing: nothing to remove, nothing to fence */
+        goto leave;
+    }
+    if (fenced && (rv = fence_enter(&guard, fenced, p)) != APR_SUCCESS) {
+        guard_release(guard);
         goto leave;
     }
     if (aspect) {
-        rv = dir_open(&fd, fs, g, name, 0);
+        rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : APR_SUCCESS;
+        guard_release(guard);
         if (rv == APR_SUCCESS) {
-            rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : sync_fd(fd);
+            rv = sync_fd(fd);
         }
         goto leave;
     }
     /* Rename first so the name vanishes at once; a crash during the
      * recursive delete leaves only a dot directory that nobody lists. */
-    if ((rv = dir_open(&fd, fs, g, NULL, 0)) != APR_SUCCESS) {
-        goto leave;
-    }
     aside = tmp_name(p, "del");
-    if (renameat(fd, name, fd, aside) < 0) {
-        rv = os_err();
+    rv = renameat(fd, name, fd, aside) < 0 ? os_err() : APR_SUCCESS;
+    guard_release(guard);
+    if (rv != APR_SUCCESS) {
         goto leave;
     }
     rv = sync_fd(fd);
@@ -700,7 +732,8 @@ static apr_status_t copy_entry(int sfd, const char *name, void *baton, apr_pool_
     rv = acme_file_read_at(&data, &len, sfd, name, 0, p);
     if (rv == APR_SUCCESS) {
         /* a file only its owner may read stays so: a key */
-        rv = write_atomic(tfd, "(a copy)", name, data, len, (st.st_mode & 077) ? 0644 : 0600, 1, p);
+        rv = write_atomic(tfd, "(a copy)", name, data, len, (st.st_mode & 077) ? 0644 : 0600,
+                          W_DATA, NULL, p);   /* copy_dir syncs the directory */
     }
     return rv;
 }
@@ -801,7 +834,7 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
         || (sst.st_uid == dst.st_uid && (rv = sync_fd(sfd)) != APR_SUCCESS)) {
         goto leave;
     }
-    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, p)) != APR_SUCCESS) {
+    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, NULL, p)) != APR_SUCCESS) {
         goto leave;
     }
     rv = archive_prune(afd, name, keep_archived, p);
@@ -970,7 +1003,7 @@ static apr_status_t locks_open(int *pfd, const fs_t *fs, int create, apr_pool_t 
 static apr_status_t guard_acquire(int *pfd, const fs_t *fs, int lfd, apr_pool_t *p)
 {
     apr_time_t until = apr_time_now() + FS_GUARD_WAIT;
-    apr_interval_time_t pause = 1000;
+    apr_interval_time_t pause = 100; /* held for a rename: a short wait first */
     apr_status_t rv = APR_SUCCESS;
     struct stat st, dst;
     int fd;
@@ -1002,7 +1035,7 @@ static apr_status_t guard_acquire(int *pfd, const fs_t *fs, int lfd, apr_pool_t 
             goto leave;
         }
         apr_sleep(pause);
-        pause = pause < 20000 ? pause * 2 : pause;
+        pause = pause < 10000 ? pause * 2 : pause;
     }
     *pfd = fd;
     fd = -1;
@@ -1104,7 +1137,8 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     next.pid = (long)getpid();
     next.host = this_host(p);
     content = lease_format(&next, p);
-    rv = write_atomic(lfd, lock_where(fs, NULL, p), name, content, strlen(content), 0644, 0, p);
+    rv = write_atomic(lfd, lock_where(fs, NULL, p), name, content, strlen(content), 0644,
+                      W_VOLATILE, NULL, p);
     if (rv == APR_SUCCESS) {
         c->owner = apr_pstrdup(p, owner);
         c->token = next.token;
@@ -1142,7 +1176,8 @@ static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int re
     if (rv == APR_SUCCESS) {
         cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
-        rv = write_atomic(lfd, lock_where(fs, NULL, p), c->name, content, strlen(content), 0644, 0, p);
+        rv = write_atomic(lfd, lock_where(fs, NULL, p), c->name, content, strlen(content), 0644,
+                          W_VOLATILE, NULL, p);
     }
     else if (release && APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS; /* no locks directory, no lock */
@@ -1165,29 +1200,13 @@ static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_
 
 /* ---- writes, fenced when the view carries a claim ------------------------ */
 
-static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
-                            const char *aspect, const char *data, apr_size_t len, int flags,
-                            apr_pool_t *p)
-{
-    int guard;
-    apr_status_t rv = fence_enter(&guard, s, p);
-
-    if (rv == APR_SUCCESS) rv = save_item(s, g, name, aspect, data, len, flags, p);
-    guard_release(guard);
-    return rv;
-}
-
 static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
                               const char *aspect, apr_pool_t *p)
 {
-    int guard;
-    apr_status_t rv = fence_enter(&guard, s, p);
-
-    if (rv == APR_SUCCESS) rv = remove_item(s, g, name, aspect, p);
-    guard_release(guard);
-    return rv;
+    return remove_item(s, g, name, aspect, s->fence ? s : NULL, p);
 }
 
+/* A move (the parent's activation) is made under the guard as a whole. */
 static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
                             const char *name, int keep_archived, apr_pool_t *p)
 {
@@ -1220,7 +1239,8 @@ static apr_status_t schema_check(int basefd, const char *base, const char **perr
 
     rv = acme_file_read_at(&data, &len, basefd, FS_SCHEMA_FILE, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = write_atomic(basefd, base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
+        rv = write_atomic(basefd, base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644,
+                          W_DURABLE, NULL, p);
         if (rv != APR_SUCCESS) {
             *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
         }
