@@ -1227,13 +1227,14 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
                                why);
     }
     rv = acme_pkey_to_pem(&keypem, p, key);
+    /* parts of the staged set: durable with meta.json (run_stage) */
     if (rv == APR_SUCCESS) {
         rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t), keypem,
-                         strlen(keypem), ACME_STORE_SECRET, p);
+                         strlen(keypem), ACME_STORE_SECRET | ACME_STORE_PART, p);
     }
     if (rv == APR_SUCCESS) {
         rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t), pem,
-                         strlen(pem), 0, p);
+                         strlen(pem), ACME_STORE_PART, p);
     }
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",

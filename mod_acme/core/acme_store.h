@@ -52,6 +52,10 @@ typedef struct acme_store_claim_t {
 /* save flags */
 #define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
 #define ACME_STORE_VOLATILE 2    /* can be made again: atomic, but no fsync */
+/* One of several items of a name saved together: its data is made durable,
+ * its name with the next save of the same name without this flag (the file
+ * store syncs the directory once for all). Until then a crash may lose it. */
+#define ACME_STORE_PART 4
 
 /* What a store is (acme_store_t.flags): callers ask these, never which
  * backend it is. */

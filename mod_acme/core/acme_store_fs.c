@@ -459,7 +459,8 @@ static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *n
         && (rv = dir_open(&fd, fs, g, name, 1)) == APR_SUCCESS) {
         rv = write_atomic(fd, item_where(fs, g, name, NULL, p), aspect, data ? data : "", len,
                           (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                          (flags & ACME_STORE_VOLATILE) ? W_VOLATILE : W_DURABLE,
+                          (flags & ACME_STORE_VOLATILE) ? W_VOLATILE
+                          : (flags & ACME_STORE_PART) ? W_DATA : W_DURABLE,
                           s->fence ? s : NULL, p);
     }
     fd_close(&fd);
@@ -467,9 +468,11 @@ static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *n
 }
 
 /* fenced: s, when the removal is a claim's (only its unlink or rename is
- * made under the guard). */
+ * made under the guard). durable: the removal is synced (0: its loss in a
+ * crash costs nothing). */
 static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const char *name,
-                                const char *aspect, acme_store_t *fenced, apr_pool_t *p)
+                                const char *aspect, acme_store_t *fenced, int durable,
+                                apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *aside;
@@ -495,7 +498,7 @@ static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const cha
     if (aspect) {
         rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : APR_SUCCESS;
         guard_release(guard);
-        if (rv == APR_SUCCESS) {
+        if (rv == APR_SUCCESS && durable) {
             rv = sync_fd(fd);
         }
         goto leave;
@@ -508,7 +511,7 @@ static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const cha
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = sync_fd(fd);
+    rv = durable ? sync_fd(fd) : APR_SUCCESS;
     if (rv == APR_SUCCESS) {
         rv = rm_at(fd, aside, FS_WALK_DEPTH, p);
     }
@@ -834,7 +837,9 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
         || (sst.st_uid == dst.st_uid && (rv = sync_fd(sfd)) != APR_SUCCESS)) {
         goto leave;
     }
-    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, NULL, p)) != APR_SUCCESS) {
+    /* The copy is durable (synced above); the source's removal need not be:
+     * back after a crash, it is the active result again, nothing new. */
+    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, NULL, 0, p)) != APR_SUCCESS) {
         goto leave;
     }
     rv = archive_prune(afd, name, keep_archived, p);
@@ -1203,7 +1208,7 @@ static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_
 static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
                               const char *aspect, apr_pool_t *p)
 {
-    return remove_item(s, g, name, aspect, s->fence ? s : NULL, p);
+    return remove_item(s, g, name, aspect, s->fence ? s : NULL, 1, p);
 }
 
 /* A move (the parent's activation) is made under the guard as a whole. */

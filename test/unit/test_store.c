@@ -242,6 +242,15 @@ START_TEST(save_modes)
     /* account directories are private */
     save_str(ACME_SG_ACCOUNTS, "ca-1", "account.json", "{}", 0);
     ck_assert_int_eq(mode_of("accounts/ca-1"), 0700);
+    /* however durable a save is made, a secret is as private */
+    save_str(ACME_SG_STAGING, "a.org", "key.pem", "part", ACME_STORE_SECRET | ACME_STORE_PART);
+    save_str(ACME_SG_STAGING, "a.org", "key2.pem", "volatile",
+             ACME_STORE_SECRET | ACME_STORE_VOLATILE);
+    save_str(ACME_SG_STAGING, "a.org", "meta.json", "{}", 0);
+    ck_assert_int_eq(mode_of("staging/a.org/key.pem"), 0600);
+    ck_assert_int_eq(mode_of("staging/a.org/key2.pem"), 0600);
+    ck_assert_str_eq(load_str(ACME_SG_STAGING, "a.org", "key.pem"), "part");
+    ck_assert_int_eq(count_dotfiles("staging/a.org"), 0);
 }
 END_TEST
 
