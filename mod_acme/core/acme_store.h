@@ -199,6 +199,10 @@ apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const c
 apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const char *name,
                                   const char *aspect, const struct acme_json_t *json,
                                   apr_pool_t *p);
+/* The same with save flags (ACME_STORE_VOLATILE, ...). */
+apr_status_t acme_store_save_json_as(acme_store_t *s, acme_store_group_t g, const char *name,
+                                     const char *aspect, const struct acme_json_t *json,
+                                     int flags, apr_pool_t *p);
 
 struct acme_pkey_t;
 apr_status_t acme_store_load_chain(acme_store_t *s, acme_store_group_t g, const char *name,
