@@ -119,8 +119,9 @@ static int busy_activation_waits(server_rec *s, const char *name, apr_time_t now
 }
 
 /* The restart thread: has a claim that held an activation back run out?
- * Each one is reported once: a scan follows, whose activation tries again. */
-static int busy_activation_due(server_rec *s, apr_time_t now)
+ * With take, each one is reported once: a scan follows, whose activation
+ * tries again. */
+static int busy_activation_due(server_rec *s, apr_time_t now, int take)
 {
     apr_hash_t *busy = busy_activations(s, 0);
     apr_hash_index_t *hi;
@@ -129,7 +130,7 @@ static int busy_activation_due(server_rec *s, apr_time_t now)
     for (hi = busy ? apr_hash_first(NULL, busy) : NULL; hi; hi = apr_hash_next(hi)) {
         busy_activation_t *b = apr_hash_this_val(hi);
         if (b->at && b->at <= now) {
-            b->at = 0;
+            if (take) b->at = 0;
             due = 1;
         }
     }
@@ -258,6 +259,9 @@ typedef struct {
     volatile apr_uint32_t stop;
     volatile apr_uint32_t running; /* the thread has started (see acme_mod_restart_start) */
     apr_time_t held_until;   /* the restart was held back until then (logged once) */
+    apr_time_t looked;       /* the last look at what is staged */
+    apr_array_header_t *known; /* what it found staged (acme_restart_item_t) */
+    apr_array_header_t *told;  /* inflight_t* the child said it staged since */
 } restart_ctx_t;
 
 /* A job the child said is in flight; kept (inactive) after its end, so that
@@ -265,6 +269,8 @@ typedef struct {
 typedef struct {
     acme_restart_item_t item;
     int active;
+    acme_restart_item_t staged; /* what it said it staged since the last look */
+    int told;                   /* staged is in restart_ctx_t.told */
 } inflight_t;
 
 /* Messages taken from the child per look. */
@@ -421,10 +427,82 @@ static acme_store_t *scan_view(apr_pool_t *ptemp)
     return acme_mod_store;
 }
 
+/* The domains a look checks: with a view (answered from memory), every
+ * managed one; else those staging/ lists, so that a look costs what is
+ * staged, not what is configured (one listing, not a read per domain). */
+static apr_array_header_t *staged_domains(restart_ctx_t *rc, acme_store_t *view,
+                                          apr_pool_t *ptemp)
+{
+    apr_array_header_t *names, *out;
+    int i;
+
+    if (view != acme_mod_store) {
+        return rc->g->domains;
+    }
+    out = apr_array_make(ptemp, 8, sizeof(acme_domain_t *));
+    view->list(view, ACME_SG_STAGING, NULL, &names, ptemp);
+    for (i = 0; i < names->nelts; ++i) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        acme_domain_t *d = apr_hash_get(rc->g->names, name, APR_HASH_KEY_STRING);
+        if (d && !strcmp(d->name, name)) APR_ARRAY_PUSH(out, acme_domain_t *) = d;
+    }
+    return out;
+}
+
+static apr_time_t last_restart(const restart_ctx_t *rc)
+{
+    const restart_budget_t *b = rc->budget;
+
+    return b->next ? b->at[(b->next - 1) % ACME_RESTART_BUDGET] : 0;
+}
+
+/* While the restart is held: the decision on what is known without a look
+ * (what the last look found, what the child said it staged since) moves
+ * only when a job ends or a first certificate comes; the look waits for
+ * that (acme_restart_look_at). Returns 1 (and sets check_at) when it waits. */
+static int look_later(restart_ctx_t *rc, int changed, apr_time_t now, apr_pool_t *ptemp)
+{
+    apr_array_header_t *known;
+    apr_time_t at;
+    int i;
+
+    if (!rc->held_until || busy_activation_due(rc->s, now, 0)) {
+        return 0;
+    }
+    known = apr_array_copy(ptemp, rc->known);
+    for (i = 0; i < rc->told->nelts; ++i) {
+        *(acme_restart_item_t *)apr_array_push(known) =
+            APR_ARRAY_IDX(rc->told, i, inflight_t *)->staged;
+    }
+    at = acme_restart_look_at(rc->looked, rc->held_until,
+                              acme_restart_due(running_items(rc, ptemp), known, rc->informed,
+                                               last_restart(rc), now),
+                              changed, now);
+    if (at <= now) {
+        return 0;
+    }
+    rc->check_at = at;
+    return 1;
+}
+
+/* A look is made: what it found is what is known. */
+static void looked_at(restart_ctx_t *rc, const apr_array_header_t *staged, apr_time_t now)
+{
+    int i;
+
+    for (i = 0; i < rc->told->nelts; ++i) {
+        APR_ARRAY_IDX(rc->told, i, inflight_t *)->told = 0;
+    }
+    apr_array_clear(rc->told);
+    apr_array_clear(rc->known);
+    apr_array_cat(rc->known, staged);
+    rc->looked = now;
+}
+
 static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
 {
     acme_store_t *st = acme_mod_store, *view;
-    apr_array_header_t *ready, *staged;
+    apr_array_header_t *ready, *staged, *domains;
     apr_time_t now = apr_time_now(), due;
     int i;
 
@@ -437,8 +515,11 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
         st->mtime(st, ACME_SG_STAGING, ACME_ACTIVATE_BATCH_NAME, ACME_ACTIVATE_BATCH_STAGED, &marker,
                  ptemp);
         if (rc->scanned && !rc->first_seen && marker == rc->marker_seen
-            && !busy_activation_due(rc->s, now)) {
+            && !busy_activation_due(rc->s, now, 1)) {
             return APR_SUCCESS; /* nothing staged since the last look */
+        }
+        if (look_later(rc, marker != rc->marker_seen, now, ptemp)) {
+            return APR_SUCCESS; /* held, and nothing known makes it due sooner */
         }
         rc->scanned = 1;
         rc->marker_seen = marker;
@@ -446,8 +527,9 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     ready = apr_array_make(ptemp, 5, sizeof(const char *));
     staged = apr_array_make(ptemp, 5, sizeof(acme_restart_item_t));
     view = scan_view(ptemp);
-    for (i = 0; i < rc->g->domains->nelts; ++i) {
-        acme_domain_t *d = APR_ARRAY_IDX(rc->g->domains, i, acme_domain_t *);
+    domains = staged_domains(rc, view, ptemp);
+    for (i = 0; i < domains->nelts; ++i) {
+        acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
         apr_time_t mt, *refused_at;
         const char *key, *seen;
 
@@ -480,6 +562,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     if (st->flags & ACME_STORE_SHARED) {
         changed_in_cluster(rc, view, ready, staged, ptemp);
     }
+    looked_at(rc, staged, now);
     if (ready->nelts == 0) {
         rc->first_seen = 0;
         rc->restart_at = 0;
@@ -489,10 +572,7 @@ static apr_status_t restart_check(restart_ctx_t *rc, apr_pool_t *ptemp)
     if (!rc->first_seen) {
         rc->first_seen = now;
     }
-    due = acme_restart_due(running_items(rc, ptemp), staged, rc->informed,
-                           rc->budget->next ? rc->budget->at[(rc->budget->next - 1)
-                                                             % ACME_RESTART_BUDGET] : 0,
-                           now);
+    due = acme_restart_due(running_items(rc, ptemp), staged, rc->informed, last_restart(rc), now);
     if (due > now) {
         if (due != rc->held_until) {
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, rc->s, ACMELOG(1952)
@@ -564,16 +644,25 @@ static void child_said(restart_ctx_t *rc, const char *buf, apr_size_t len)
         return;
     }
     job = apr_hash_get(rc->inflight, d->name, APR_HASH_KEY_STRING);
+    if (!job && m.event != ACME_RESTART_END) {
+        job = apr_pcalloc(rc->own, sizeof(*job));
+        apr_hash_set(rc->inflight, d->name, APR_HASH_KEY_STRING, job);
+    }
     if (m.event == ACME_RESTART_BEGIN) {
-        if (!job) {
-            job = apr_pcalloc(rc->own, sizeof(*job));
-            apr_hash_set(rc->inflight, d->name, APR_HASH_KEY_STRING, job);
-        }
         job->item.first = m.first;
         job->item.at = apr_time_now();
         job->active = 1;
     }
-    else if (m.event == ACME_RESTART_END && job) {
+    else if (m.event == ACME_RESTART_STAGED) {
+        /* known until the next look, which sees it in the store */
+        job->staged.first = m.first;
+        job->staged.at = apr_time_now();
+        if (!job->told) {
+            job->told = 1;
+            APR_ARRAY_PUSH(rc->told, inflight_t *) = job;
+        }
+    }
+    else if (job) {
         job->active = 0;
     }
 }
@@ -694,6 +783,8 @@ apr_status_t acme_mod_restart_start(acme_global_t *g, server_rec *s, apr_pool_t 
     rc->announced = apr_hash_make(rc->own);
     rc->checked = apr_hash_make(rc->own);
     rc->inflight = apr_hash_make(rc->own);
+    rc->known = apr_array_make(rc->own, 8, sizeof(acme_restart_item_t));
+    rc->told = apr_array_make(rc->own, 8, sizeof(inflight_t *));
     restart_ctx = rc;
     apr_pool_cleanup_register(p, &restart_ctx, clear_restart_ctx, apr_pool_cleanup_null);
     /* httpd runs the monitor hook only every 10 seconds; a thread sees

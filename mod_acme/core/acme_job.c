@@ -1128,6 +1128,15 @@ static apr_array_header_t *type_names(apr_pool_t *p, const apr_array_header_t *t
     return tn;
 }
 
+/* The run's first write: that the run began is said again by every later
+ * write, so this one need not be synced (a crash that loses it leaves the
+ * record of the run before). */
+static apr_status_t begin_put(acme_jobrec_t *rec, void *baton, apr_pool_t *p)
+{
+    rec->save_flags = ACME_STORE_VOLATILE;
+    return acme_jobrec_put(rec, baton, p);
+}
+
 /* Step 1: the job state is loaded and the run recorded. An order whose URL
  * cannot be kept is lost at the next failure, and the one after it too:
  * nothing is asked of the CA before the store takes our writes. */
@@ -1150,8 +1159,7 @@ static apr_status_t run_begin(job_ctx_t *jc, const acme_job_spec_t *spec,
     acme_json_setl(jc->json, apr_time_sec(job_now(spec)), "last-run", NULL);
     acme_json_sets(jc->json, jc->ca_url, ACME_JK_CA, NULL);
     acme_job_event(jc->json, p, "renewing", apr_array_pstrcat(p, type_names(p, types), ' '));
-    rv = acme_jobrec_update(jc->store, jc->claim, spec->domain, acme_jobrec_put, jc->json, p,
-                            NULL);
+    rv = acme_jobrec_update(jc->store, jc->claim, spec->domain, begin_put, jc->json, p, NULL);
     if (rv != APR_SUCCESS) {
         acme_result_set(r, rv, ACME_PROBLEM_STORE_UNWRITABLE,
                         "the store cannot be written (jobs/%s/%s): nothing is asked of the CA "
@@ -1228,13 +1236,14 @@ static apr_status_t run_type(job_ctx_t *jc, acme_client_t *client, const acme_jo
                                why);
     }
     rv = acme_pkey_to_pem(&keypem, p, key);
+    /* parts of the staged set: durable with meta.json (run_stage) */
     if (rv == APR_SUCCESS) {
         rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_key_file(p, t), keypem,
-                         strlen(keypem), ACME_STORE_SECRET, p);
+                         strlen(keypem), ACME_STORE_SECRET | ACME_STORE_PART, p);
     }
     if (rv == APR_SUCCESS) {
         rv = store->save(store, ACME_SG_STAGING, spec->domain, acme_job_cert_file(p, t), pem,
-                         strlen(pem), 0, p);
+                         strlen(pem), ACME_STORE_PART, p);
     }
     if (rv != APR_SUCCESS) {
         return acme_result_set(r, rv, "acme:store", "cannot stage the certificate for %s",

@@ -201,7 +201,8 @@ static apr_status_t rmw(acme_store_t *store, const char *domain, acme_jobrec_fn 
         return rv;
     }
     view_store(rec, &was);
-    rv = acme_store_save_json(store, ACME_SG_JOBS, domain, ACME_JOB_STATE, rec->json, p);
+    rv = acme_store_save_json_as(store, ACME_SG_JOBS, domain, ACME_JOB_STATE, rec->json,
+                                 rec->save_flags, p);
     if (rv != APR_SUCCESS) {
         fail(r, rv, rv == ACME_STORE_EFENCED ? "jobs/%s/%s not written: the claim on the "
              "domain was lost to another process" : "cannot write jobs/%s/%s", domain,

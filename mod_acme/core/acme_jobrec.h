@@ -38,6 +38,10 @@ typedef struct acme_jobrec_t {
     struct acme_json_t *ari;       /* {key-type tag: {...}, unsupported-until} */
     /* The whole record: every member, also those this view does not know. */
     struct acme_json_t *json;
+    /* How an update writes it (acme_store.h's save flags, 0: durable): fn
+     * may make it ACME_STORE_VOLATILE when a later write repeats what it
+     * says, so that losing it in a crash loses nothing. */
+    int save_flags;
 } acme_jobrec_t;
 
 /* Up to this many bytes are read; a larger job.json is damaged. */

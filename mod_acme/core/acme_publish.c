@@ -25,8 +25,10 @@ static apr_status_t http01_publish(const acme_publisher_t *pub, acme_store_t *s,
                                "the CA sent an http-01 token for %s that is not base64url",
                                a->name);
     }
+    /* Volatile: a crash of the process keeps it (the page cache does), and
+     * one of the machine loses the CA's validation under way anyway. */
     return s->save(s, ACME_SG_CHALLENGES, "http-01", a->token, a->key_authz,
-                   strlen(a->key_authz), 0, p);
+                   strlen(a->key_authz), ACME_STORE_VOLATILE, p);
 }
 
 static void http01_withdraw(const acme_publisher_t *pub, acme_store_t *s,
@@ -55,11 +57,11 @@ static apr_status_t tlsalpn01_publish(const acme_publisher_t *pub, acme_store_t 
     /* the key first: a reader that finds the certificate finds its key */
     if (rv == APR_SUCCESS) {
         rv = s->save(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, a->name, ".key", NULL),
-                     key_pem, strlen(key_pem), ACME_STORE_SECRET, p);
+                     key_pem, strlen(key_pem), ACME_STORE_SECRET | ACME_STORE_VOLATILE, p);
     }
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS) {   /* volatile as http-01's */
         rv = s->save(s, ACME_SG_CHALLENGES, "tls-alpn-01", apr_pstrcat(p, a->name, ".crt", NULL),
-                     cert_pem, strlen(cert_pem), 0, p);
+                     cert_pem, strlen(cert_pem), ACME_STORE_VOLATILE, p);
     }
     return rv;
 }

@@ -67,6 +67,23 @@ apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_h
     return due;
 }
 
+apr_time_t acme_restart_look_at(apr_time_t looked, apr_time_t held_until, apr_time_t known_due,
+                                int changed, apr_time_t now)
+{
+    apr_time_t at = held_until;
+
+    if (!looked || !held_until) {
+        return now; /* nothing held: every change is looked at */
+    }
+    if (known_due && known_due < at) {
+        at = known_due;
+    }
+    if (changed && looked + ACME_RESTART_LOOK_SPACING < at) {
+        at = looked + ACME_RESTART_LOOK_SPACING;
+    }
+    return at > now ? at : now;
+}
+
 static const char *event_word(acme_restart_event_t event)
 {
     switch (event) {

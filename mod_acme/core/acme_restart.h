@@ -42,6 +42,22 @@ typedef struct acme_restart_item_t {
 apr_time_t acme_restart_due(const apr_array_header_t *running, const apr_array_header_t *staged,
                             int informed, apr_time_t last, apr_time_t now);
 
+/* While a restart is held (the look at the store at 'looked' found it due
+ * at held_until, later), the parent's thread wakes at every message of the
+ * child: when must it look at the store again? known_due is
+ * acme_restart_due() of what it knows without looking (what that look
+ * found staged, what the child said it staged since, the jobs in flight
+ * now). At once when known_due or held_until has come (a job ended, a
+ * bound ran out); then at the earlier of the two; and when something was
+ * staged since the look (changed: the batch marker moved; it may be a
+ * result nobody told of: acmectl's, another server's), no later than
+ * LOOK_SPACING after the look. So a batch costs a look per LOOK_SPACING,
+ * not one per staged result. Returns the time of the next look (at or
+ * before now: look now). */
+#define ACME_RESTART_LOOK_SPACING apr_time_from_msec(250)
+apr_time_t acme_restart_look_at(apr_time_t looked, apr_time_t held_until, apr_time_t known_due,
+                                int changed, apr_time_t now);
+
 /* ---- the child's messages (one datagram each) --------------------------------
  * "acme-job <event> <kind> <domain>": event is begin, end or staged, kind is
  * first or renewal; or "ready" (kind and domain then any of them), once per

@@ -73,6 +73,13 @@ apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const c
                                   const char *aspect, const struct acme_json_t *json,
                                   apr_pool_t *p)
 {
+    return acme_store_save_json_as(s, g, name, aspect, json, 0, p);
+}
+
+apr_status_t acme_store_save_json_as(acme_store_t *s, acme_store_group_t g, const char *name,
+                                     const char *aspect, const struct acme_json_t *json,
+                                     int flags, apr_pool_t *p)
+{
     const char *data;
 
     if (!json) {
@@ -83,7 +90,7 @@ apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const c
         return APR_EGENERAL;
     }
     data = apr_pstrcat(p, data, "\n", NULL);
-    return s->save(s, g, name, aspect, data, strlen(data), 0, p);
+    return s->save(s, g, name, aspect, data, strlen(data), flags, p);
 }
 
 apr_status_t acme_store_load_chain(acme_store_t *s, acme_store_group_t g, const char *name,

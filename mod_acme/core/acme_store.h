@@ -52,6 +52,10 @@ typedef struct acme_store_claim_t {
 /* save flags */
 #define ACME_STORE_SECRET 1      /* a private key: mode 0600, sealed in a shared store */
 #define ACME_STORE_VOLATILE 2    /* can be made again: atomic, but no fsync */
+/* One of several items of a name saved together: its data is made durable,
+ * its name with the next save of the same name without this flag (the file
+ * store syncs the directory once for all). Until then a crash may lose it. */
+#define ACME_STORE_PART 4
 
 /* What a store is (acme_store_t.flags): callers ask these, never which
  * backend it is. */
@@ -202,6 +206,10 @@ apr_status_t acme_store_load_json(acme_store_t *s, acme_store_group_t g, const c
 apr_status_t acme_store_save_json(acme_store_t *s, acme_store_group_t g, const char *name,
                                   const char *aspect, const struct acme_json_t *json,
                                   apr_pool_t *p);
+/* The same with save flags (ACME_STORE_VOLATILE, ...). */
+apr_status_t acme_store_save_json_as(acme_store_t *s, acme_store_group_t g, const char *name,
+                                     const char *aspect, const struct acme_json_t *json,
+                                     int flags, apr_pool_t *p);
 
 struct acme_pkey_t;
 apr_status_t acme_store_load_chain(acme_store_t *s, acme_store_group_t g, const char *name,

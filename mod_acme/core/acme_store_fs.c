@@ -49,6 +49,7 @@
 typedef struct {
     apr_pool_t *pool;
     const char *base;
+    int basefd;             /* base, open for the store's life; -1: opened for each use */
     acme_store_clock_cb *clock;
     void *clock_baton;
     const char *unwritable; /* why the store could not be set up for writing, or NULL */
@@ -128,19 +129,25 @@ static int foreign_dir(struct stat *pst, int dirfd)
     return geteuid() == 0 && fstat(dirfd, pst) == 0 && pst->st_uid != 0;
 }
 
-/* Opens (and with mode != 0 first makes) the directory name below dirfd.
- * What exists already is used only if it is a real directory. */
+/* Opens (and with mode != 0, when it is missing, makes) the directory name
+ * below dirfd. What exists already is used only if it is a real directory. */
 static apr_status_t sub_open(int *pfd, int dirfd, const char *name, mode_t mode)
 {
     apr_status_t rv = APR_SUCCESS;
     struct stat dst;
     int made = 0;
 
-    if (mode && mkdirat(dirfd, name, mode) == 0) {
+    *pfd = dir_open_at(dirfd, name);
+    if (*pfd >= 0) {
+        return APR_SUCCESS;
+    }
+    if (!mode || errno != ENOENT) {
+        return os_err();
+    }
+    if (mkdirat(dirfd, name, mode) == 0) {
         made = 1;
     }
-    else if (mode && errno != EEXIST) {
-        *pfd = -1;
+    else if (errno != EEXIST) {
         return os_err();
     }
     *pfd = dir_open_at(dirfd, name);
@@ -191,18 +198,36 @@ static apr_status_t base_open(int *pfd, const fs_t *fs)
     return *pfd < 0 ? os_err() : APR_SUCCESS;
 }
 
+/* The store directory, for a walk below it: the descriptor kept open
+ * since the store was made; when it could not be opened then (a full or
+ * read-only disk kept it from being made), opened now into *pown, which
+ * the caller closes. */
+static apr_status_t base_get(int *pfd, int *pown, const fs_t *fs)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    *pown = -1;
+    if (fs->basefd >= 0) {
+        *pfd = fs->basefd;
+    }
+    else if ((rv = base_open(pown, fs)) == APR_SUCCESS) {
+        *pfd = *pown;
+    }
+    return rv;
+}
+
 /* Opens group g's directory, or with name its directory for name; with
  * create, makes what is missing on the way. */
 static apr_status_t dir_open(int *pfd, const fs_t *fs, acme_store_group_t g, const char *name,
                              int create)
 {
     mode_t mode = create ? name_dir_mode(g) : 0;
-    int base = -1, gfd = -1;
+    int base = -1, own = -1, gfd = -1;
     apr_status_t rv;
 
     *pfd = -1;
     if ((rv = names_check(g, name, NULL)) != APR_SUCCESS
-        || (rv = base_open(&base, fs)) != APR_SUCCESS
+        || (rv = base_get(&base, &own, fs)) != APR_SUCCESS
         || (rv = sub_open(&gfd, base, acme_store_group_name(g), mode)) != APR_SUCCESS) {
         goto leave;
     }
@@ -214,7 +239,7 @@ static apr_status_t dir_open(int *pfd, const fs_t *fs, acme_store_group_t g, con
     rv = sub_open(pfd, gfd, name, mode);
 leave:
     fd_close(&gfd);
-    fd_close(&base);
+    fd_close(&own);
     return rv;
 }
 
@@ -345,26 +370,45 @@ leave:
     return rv;
 }
 
-/* sync 0: for what can be made again (a temporary certificate, a lease
- * whose holders a crash ends too): atomic, but not synced. where: dirfd's
- * path, for the message. */
+/* How a write is made durable. */
+#define W_VOLATILE 0 /* can be made again (a temporary certificate, a lease whose
+                      * holders a crash ends too): atomic, not synced */
+#define W_DURABLE 1  /* the data, then the name (fsync of the file, then of its directory) */
+#define W_DATA 2     /* the data; the caller syncs the directory once for all its files */
+
+static apr_status_t fence_enter(int *pguard, acme_store_t *s, apr_pool_t *p);
+static void guard_release(int fd);
+
+/* Writes fname in dirfd atomically: a temporary file, then a rename. With
+ * fenced (a claim's view of the store), only the rename is made under the
+ * lock guard, once the claim is found current: the guard, which every job
+ * of the store takes, is held for a rename, not for a file's creation and
+ * fsync. where: dirfd's path, for the message. */
 static apr_status_t write_atomic(int dirfd, const char *where, const char *fname,
-                                 const char *data, apr_size_t len, mode_t mode, int sync,
-                                 apr_pool_t *p)
+                                 const char *data, apr_size_t len, mode_t mode, int durable,
+                                 acme_store_t *fenced, apr_pool_t *p)
 {
     apr_status_t rv;
     const char *tmp = NULL;
+    int guard = -1;
 
-    rv = write_tmp(&tmp, dirfd, data, len, mode, sync, p);
+    rv = write_tmp(&tmp, dirfd, data, len, mode, durable != W_VOLATILE, p);
     if (rv != APR_SUCCESS) {
         goto leave;
+    }
+    if (fenced && (rv = fence_enter(&guard, fenced, p)) != APR_SUCCESS) {
+        guard_release(guard);
+        unlinkat(dirfd, tmp, 0);
+        return rv; /* said by the fence */
     }
     if (renameat(dirfd, tmp, dirfd, fname) < 0) {
         rv = os_err();
         unlinkat(dirfd, tmp, 0);
-        goto leave;
     }
-    rv = sync ? sync_fd(dirfd) : APR_SUCCESS;
+    guard_release(guard);
+    if (rv == APR_SUCCESS && durable == W_DURABLE) {
+        rv = sync_fd(dirfd);
+    }
 leave:
     if (rv != APR_SUCCESS) {
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0901) "store: writing %s/%s failed",
@@ -399,9 +443,10 @@ static apr_status_t fs_load(acme_store_t *s, acme_store_group_t g, const char *n
     return rv;
 }
 
-static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char *name,
-                              const char *aspect, const char *data, apr_size_t len,
-                              int flags, apr_pool_t *p)
+/* Writes are fenced when s is a claim's view (acme_store_fenced). */
+static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
+                            const char *aspect, const char *data, apr_size_t len,
+                            int flags, apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     apr_status_t rv;
@@ -414,44 +459,59 @@ static apr_status_t save_item(acme_store_t *s, acme_store_group_t g, const char 
         && (rv = dir_open(&fd, fs, g, name, 1)) == APR_SUCCESS) {
         rv = write_atomic(fd, item_where(fs, g, name, NULL, p), aspect, data ? data : "", len,
                           (flags & ACME_STORE_SECRET) ? 0600 : 0644,
-                          !(flags & ACME_STORE_VOLATILE), p);
+                          (flags & ACME_STORE_VOLATILE) ? W_VOLATILE
+                          : (flags & ACME_STORE_PART) ? W_DATA : W_DURABLE,
+                          s->fence ? s : NULL, p);
     }
     fd_close(&fd);
     return rv;
 }
 
+/* fenced: s, when the removal is a claim's (only its unlink or rename is
+ * made under the guard). durable: the removal is synced (0: its loss in a
+ * crash costs nothing). */
 static apr_status_t remove_item(acme_store_t *s, acme_store_group_t g, const char *name,
-                                const char *aspect, apr_pool_t *p)
+                                const char *aspect, acme_store_t *fenced, int durable,
+                                apr_pool_t *p)
 {
     const fs_t *fs = s->baton;
     const char *aside;
+    struct stat st;
     apr_status_t rv;
-    int fd = -1;
+    int fd = -1, guard = -1;
 
     if (!name) {
         return APR_EINVAL;
     }
-    if ((rv = names_check(g, name, aspect)) != APR_SUCCESS) {
+    if ((rv = names_check(g, name, aspect)) != APR_SUCCESS
+        || (rv = dir_open(&fd, fs, g, aspect ? name : NULL, 0)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (fstatat(fd, aspect ? aspect : name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rv = os_err(); /* missing: nothing to remove, nothing to fence */
+        goto leave;
+    }
+    if (fenced && (rv = fence_enter(&guard, fenced, p)) != APR_SUCCESS) {
+        guard_release(guard);
         goto leave;
     }
     if (aspect) {
-        rv = dir_open(&fd, fs, g, name, 0);
-        if (rv == APR_SUCCESS) {
-            rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : sync_fd(fd);
+        rv = unlinkat(fd, aspect, 0) < 0 ? os_err() : APR_SUCCESS;
+        guard_release(guard);
+        if (rv == APR_SUCCESS && durable) {
+            rv = sync_fd(fd);
         }
         goto leave;
     }
     /* Rename first so the name vanishes at once; a crash during the
      * recursive delete leaves only a dot directory that nobody lists. */
-    if ((rv = dir_open(&fd, fs, g, NULL, 0)) != APR_SUCCESS) {
-        goto leave;
-    }
     aside = tmp_name(p, "del");
-    if (renameat(fd, name, fd, aside) < 0) {
-        rv = os_err();
+    rv = renameat(fd, name, fd, aside) < 0 ? os_err() : APR_SUCCESS;
+    guard_release(guard);
+    if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = sync_fd(fd);
+    rv = durable ? sync_fd(fd) : APR_SUCCESS;
     if (rv == APR_SUCCESS) {
         rv = rm_at(fd, aside, FS_WALK_DEPTH, p);
     }
@@ -675,7 +735,8 @@ static apr_status_t copy_entry(int sfd, const char *name, void *baton, apr_pool_
     rv = acme_file_read_at(&data, &len, sfd, name, 0, p);
     if (rv == APR_SUCCESS) {
         /* a file only its owner may read stays so: a key */
-        rv = write_atomic(tfd, "(a copy)", name, data, len, (st.st_mode & 077) ? 0644 : 0600, 1, p);
+        rv = write_atomic(tfd, "(a copy)", name, data, len, (st.st_mode & 077) ? 0644 : 0600,
+                          W_DATA, NULL, p);   /* copy_dir syncs the directory */
     }
     return rv;
 }
@@ -776,7 +837,9 @@ static apr_status_t move_item(acme_store_t *s, acme_store_group_t from, acme_sto
         || (sst.st_uid == dst.st_uid && (rv = sync_fd(sfd)) != APR_SUCCESS)) {
         goto leave;
     }
-    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, p)) != APR_SUCCESS) {
+    /* The copy is durable (synced above); the source's removal need not be:
+     * back after a crash, it is the active result again, nothing new. */
+    if (sst.st_uid != dst.st_uid && (rv = remove_item(s, from, name, NULL, NULL, 0, p)) != APR_SUCCESS) {
         goto leave;
     }
     rv = archive_prune(afd, name, keep_archived, p);
@@ -945,7 +1008,7 @@ static apr_status_t locks_open(int *pfd, const fs_t *fs, int create, apr_pool_t 
 static apr_status_t guard_acquire(int *pfd, const fs_t *fs, int lfd, apr_pool_t *p)
 {
     apr_time_t until = apr_time_now() + FS_GUARD_WAIT;
-    apr_interval_time_t pause = 1000;
+    apr_interval_time_t pause = 100; /* held for a rename: a short wait first */
     apr_status_t rv = APR_SUCCESS;
     struct stat st, dst;
     int fd;
@@ -977,7 +1040,7 @@ static apr_status_t guard_acquire(int *pfd, const fs_t *fs, int lfd, apr_pool_t 
             goto leave;
         }
         apr_sleep(pause);
-        pause = pause < 20000 ? pause * 2 : pause;
+        pause = pause < 10000 ? pause * 2 : pause;
     }
     *pfd = fd;
     fd = -1;
@@ -1079,7 +1142,8 @@ static apr_status_t fs_claim(acme_store_t *s, acme_store_claim_t **pclaim, const
     next.pid = (long)getpid();
     next.host = this_host(p);
     content = lease_format(&next, p);
-    rv = write_atomic(lfd, lock_where(fs, NULL, p), name, content, strlen(content), 0644, 0, p);
+    rv = write_atomic(lfd, lock_where(fs, NULL, p), name, content, strlen(content), 0644,
+                      W_VOLATILE, NULL, p);
     if (rv == APR_SUCCESS) {
         c->owner = apr_pstrdup(p, owner);
         c->token = next.token;
@@ -1117,7 +1181,8 @@ static apr_status_t lease_rewrite(acme_store_t *s, acme_store_claim_t *c, int re
     if (rv == APR_SUCCESS) {
         cur.expires = release ? 0 : fs_now(fs) + c->lease;
         content = lease_format(&cur, p);
-        rv = write_atomic(lfd, lock_where(fs, NULL, p), c->name, content, strlen(content), 0644, 0, p);
+        rv = write_atomic(lfd, lock_where(fs, NULL, p), c->name, content, strlen(content), 0644,
+                          W_VOLATILE, NULL, p);
     }
     else if (release && APR_STATUS_IS_ENOENT(rv)) {
         rv = APR_SUCCESS; /* no locks directory, no lock */
@@ -1140,29 +1205,13 @@ static apr_status_t fs_release(acme_store_t *s, acme_store_claim_t *c, apr_pool_
 
 /* ---- writes, fenced when the view carries a claim ------------------------ */
 
-static apr_status_t fs_save(acme_store_t *s, acme_store_group_t g, const char *name,
-                            const char *aspect, const char *data, apr_size_t len, int flags,
-                            apr_pool_t *p)
-{
-    int guard;
-    apr_status_t rv = fence_enter(&guard, s, p);
-
-    if (rv == APR_SUCCESS) rv = save_item(s, g, name, aspect, data, len, flags, p);
-    guard_release(guard);
-    return rv;
-}
-
 static apr_status_t fs_remove(acme_store_t *s, acme_store_group_t g, const char *name,
                               const char *aspect, apr_pool_t *p)
 {
-    int guard;
-    apr_status_t rv = fence_enter(&guard, s, p);
-
-    if (rv == APR_SUCCESS) rv = remove_item(s, g, name, aspect, p);
-    guard_release(guard);
-    return rv;
+    return remove_item(s, g, name, aspect, s->fence ? s : NULL, 1, p);
 }
 
+/* A move (the parent's activation) is made under the guard as a whole. */
 static apr_status_t fs_move(acme_store_t *s, acme_store_group_t from, acme_store_group_t to,
                             const char *name, int keep_archived, apr_pool_t *p)
 {
@@ -1195,7 +1244,8 @@ static apr_status_t schema_check(int basefd, const char *base, const char **perr
 
     rv = acme_file_read_at(&data, &len, basefd, FS_SCHEMA_FILE, 64 * 1024, p);
     if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = write_atomic(basefd, base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644, 1, p);
+        rv = write_atomic(basefd, base, FS_SCHEMA_FILE, fresh, sizeof(fresh) - 1, 0644,
+                          W_DURABLE, NULL, p);
         if (rv != APR_SUCCESS) {
             *perr = apr_psprintf(p, "cannot write the store schema file %s", path);
         }
@@ -1233,11 +1283,19 @@ leave:
     return rv;
 }
 
+static apr_status_t base_close(void *data)
+{
+    fs_t *fs = data;
+
+    fd_close(&fs->basefd);
+    return APR_SUCCESS;
+}
+
 apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const char *base_dir,
                                   const char **perr)
 {
     acme_store_t *s = NULL;
-    fs_t *fs;
+    fs_t *fs = NULL;
     char *base;
     apr_size_t blen;
     apr_status_t rv;
@@ -1258,6 +1316,7 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     fs = apr_pcalloc(p, sizeof(*fs));
     fs->pool = p;
     fs->base = base;
+    fs->basefd = -1;
     rv = apr_dir_make_recursive(base, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE
                                           | APR_FPROT_GREAD | APR_FPROT_GEXECUTE
                                           | APR_FPROT_WREAD | APR_FPROT_WEXECUTE, p);
@@ -1274,6 +1333,9 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
         }
     }
     else {
+        /* every walk starts here: opened once, not by path for each item */
+        fs->basefd = basefd;
+        apr_pool_cleanup_register(p, fs, base_close, apr_pool_cleanup_null);
         rv = schema_check(basefd, base, &err, p);
         if (rv != APR_SUCCESS && !disk_refuses(rv)) {
             goto leave;
@@ -1324,8 +1386,8 @@ apr_status_t acme_store_fs_create(acme_store_t **pstore, apr_pool_t *p, const ch
     s->sweep = acme_store_fs_sweep;
     *pstore = s;
 leave:
-    fd_close(&basefd);
     if (rv != APR_SUCCESS) {
+        if (basefd >= 0) apr_pool_cleanup_run(p, fs, base_close);
         acme_log(ACME_LOG_MARK, ACME_LOG_ERR, rv, ACMELOG(0906) "store: %s", err ? err : "failed");
     }
     if (perr) {
@@ -1374,7 +1436,7 @@ int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
 {
     const fs_t *fs;
     sweep_t sw;
-    int g, fd = -1;
+    int g, fd = -1, own = -1;
 
     if (!s || s->load != fs_load) {
         return 0;
@@ -1390,12 +1452,12 @@ int acme_store_fs_sweep(acme_store_t *s, apr_interval_time_t age, apr_pool_t *p)
         }
         fd_close(&fd);
     }
-    if (base_open(&fd, fs) == APR_SUCCESS) {
+    if (base_get(&fd, &own, fs) == APR_SUCCESS) {
         sw.depth = 0;
         sw.files_before = 0;
         each_entry(fd, sweep_entry, &sw, p);
     }
-    fd_close(&fd);
+    fd_close(&own);
     return sw.removed;
 }
 
@@ -1492,13 +1554,13 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
     const fs_t *fs;
     apr_status_t rv = APR_SUCCESS;
     apr_size_t i;
-    int base = -1;
+    int base = -1, own = -1;
 
     if (!is_fs_store(s)) {
         return APR_EINVAL;
     }
     fs = s->baton;
-    if ((rv = base_open(&base, fs)) != APR_SUCCESS) {
+    if ((rv = base_get(&base, &own, fs)) != APR_SUCCESS) {
         return rv;
     }
     for (i = 0; i < sizeof(child_groups) / sizeof(child_groups[0]); ++i) {
@@ -1520,6 +1582,6 @@ apr_status_t acme_store_fs_set_owner(acme_store_t *s, apr_uid_t uid, apr_gid_t g
             rv = rv == APR_SUCCESS ? rv2 : rv;
         }
     }
-    fd_close(&base);
+    fd_close(&own);
     return rv;
 }

@@ -230,6 +230,160 @@ START_TEST(uninformed_falls_back_to_quiet_period)
 }
 END_TEST
 
+/* ---- when the parent looks at the store ------------------------------------ */
+
+START_TEST(look_at_once_unless_held)
+{
+    /* nothing held (or never looked): every wake-up looks */
+    ck_assert_int_eq(acme_restart_look_at(0, T0 + SEC(10), T0 + SEC(10), 1, T0), T0);
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(10), 0, 0, 1, T0), T0);
+    /* held, and nothing known makes it sooner: not before the bound */
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(10), T0 + SEC(10), T0 + SEC(10), 0, T0),
+                     T0 + SEC(10));
+    /* a job in flight began since: still at the bound the look found */
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(10), T0 + SEC(10), T0 + SEC(20), 0, T0),
+                     T0 + SEC(10));
+    /* the bound came */
+    ck_assert_int_eq(acme_restart_look_at(T0 - SEC(10), T0, T0 + SEC(20), 0, T0), T0);
+}
+END_TEST
+
+START_TEST(look_at_once_when_what_is_known_is_due)
+{
+    apr_array_header_t *running = items(), *staged = items();
+    apr_time_t held;
+
+    /* renewals staged while renewals run: held for the renewal bound */
+    add(running, 0, T0 - SEC(2));
+    add(staged, 0, T0 - SEC(1));
+    held = acme_restart_due(running, staged, 1, 0, T0 - SEC(1));
+    ck_assert_int_eq(held, T0 - SEC(1) + ACME_RESTART_RENEWAL_BOUND);
+    /* the child says a first certificate is staged: due at once, looked at now */
+    add(staged, 1, T0);
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(100), held,
+                                          acme_restart_due(running, staged, 1, 0, T0), 1, T0),
+                     T0);
+    /* or the last job ends */
+    apr_array_clear(staged);
+    add(staged, 0, T0 - SEC(1));
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(100), held,
+                                          acme_restart_due(items(), staged, 1, 0, T0), 0, T0),
+                     T0);
+}
+END_TEST
+
+START_TEST(look_at_what_nobody_told_of_within_the_spacing)
+{
+    /* the batch marker moved (acmectl's or another server's result, or
+     * one the child told of): looked at within the spacing, not at once */
+    ck_assert_int_eq(acme_restart_look_at(T0 - MSEC(100), T0 + SEC(10), T0 + SEC(10), 1, T0),
+                     T0 - MSEC(100) + ACME_RESTART_LOOK_SPACING);
+    ck_assert_int_eq(acme_restart_look_at(T0 - SEC(1), T0 + SEC(10), T0 + SEC(10), 1, T0), T0);
+}
+END_TEST
+
+/* The parent's thread against a batch: n jobs through `slots` slots, job i
+ * taking dur_ms[i], each first (a new domain) by first[i]; every start and
+ * end is a message that wakes the thread (10 ms steps). coalesce 0: a
+ * look at every wake-up (the old thread). Returns the number of looks;
+ * the restart times go to restarts[] (*nrestarts of them). */
+static int simulate_looks(int n, int slots, const int *dur_ms, const int *first, int coalesce,
+                          apr_time_t *restarts, int *nrestarts)
+{
+    apr_time_t start[128], now, last = 0, looked = 0, held = 0, check_at = 0;
+    int i, next = 0, done = 0, looks = 0, ended[128], changed = 0;
+    apr_array_header_t *store = items(), *known = items(), *told = items();
+
+    ck_assert_int_le(n, 128);
+    memset(ended, 0, sizeof(ended));
+    *nrestarts = 0;
+    for (now = T0; done < n || store->nelts > 0; now += MSEC(10)) {
+        apr_array_header_t *running = items(), *k;
+        int woken = 0, busy = 0;
+
+        for (i = 0; i < next; ++i) {
+            if (!ended[i] && now >= start[i] + MSEC(dur_ms[i])) {
+                ended[i] = 1;
+                done++;
+                add(store, first[i], now);
+                add(told, first[i], now);
+                changed = woken = 1;
+            }
+        }
+        for (i = 0; i < next; ++i) busy += !ended[i];
+        while (next < n && busy < slots) {
+            start[next++] = now;
+            busy++;
+            woken = 1;
+        }
+        for (i = 0; i < next; ++i) {
+            if (!ended[i]) add(running, first[i], start[i]);
+        }
+        if (!woken && !(check_at && check_at <= now)) continue;
+        check_at = 0;
+        if (!held && !changed) continue;    /* nothing staged since the last look */
+        if (coalesce && held) {
+            apr_time_t at;
+            k = apr_array_copy(pool, known);
+            apr_array_cat(k, told);
+            at = acme_restart_look_at(looked, held, acme_restart_due(running, k, 1, last, now),
+                                      changed, now);
+            if (at > now) {
+                check_at = at;
+                continue;
+            }
+        }
+        looks++;
+        looked = now;
+        changed = 0;
+        apr_array_clear(told);
+        apr_array_clear(known);
+        apr_array_cat(known, store);
+        held = acme_restart_due(running, store, 1, last, now);
+        if (held && held <= now) {
+            ck_assert_int_lt(*nrestarts, 8);
+            restarts[(*nrestarts)++] = now;
+            last = now;
+            held = 0;
+            apr_array_clear(store);
+        }
+        else if (held) {
+            check_at = held;
+        }
+        ck_assert_int_lt(now, T0 + SEC(3600));
+    }
+    return looks;
+}
+
+START_TEST(a_batch_costs_a_look_per_spacing_and_restarts_as_before)
+{
+    int dur[100], first[100], i, looks, old_looks, n, old_n;
+    apr_time_t at[8], old_at[8];
+
+    /* 100 new domains, 32 slots, 0.3 to 1.2 s each (an instant CA) */
+    for (i = 0; i < 100; ++i) {
+        dur[i] = 300 + 90 * (i % 11);
+        first[i] = 1;
+    }
+    old_looks = simulate_looks(100, 32, dur, first, 0, old_at, &old_n);
+    looks = simulate_looks(100, 32, dur, first, 1, at, &n);
+    ck_assert_int_eq(n, old_n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(at[0], old_at[0]);
+    ck_assert_int_gt(old_looks, 3 * looks);
+    ck_assert_int_le(looks, 2 + (int)((at[0] - T0) / ACME_RESTART_LOOK_SPACING));
+    /* renewals with a few new domains among them, some jobs of 12 s: the
+     * same restarts at the same moments, a look per spacing at most */
+    for (i = 0; i < 100; ++i) first[i] = i % 17 == 5;
+    for (i = 0; i < 100; ++i) dur[i] = (i % 13 == 4) ? 12000 : 300 + 90 * (i % 11);
+    old_looks = simulate_looks(100, 8, dur, first, 0, old_at, &old_n);
+    looks = simulate_looks(100, 8, dur, first, 1, at, &n);
+    ck_assert_int_eq(n, old_n);
+    for (i = 0; i < n; ++i) ck_assert_int_eq(at[i], old_at[i]);
+    ck_assert_int_le(looks, 2 * n + (int)((at[n - 1] - T0) / ACME_RESTART_LOOK_SPACING));
+}
+END_TEST
+
 /* ---- messages ------------------------------------------------------------- */
 
 START_TEST(msg_round_trip)
@@ -317,6 +471,14 @@ static Suite *restart_suite(void)
     tcase_add_test(tc, renewal_waits_for_the_batch_within_bound);
     tcase_add_test(tc, times_from_the_child_cannot_push_the_bounds);
     tcase_add_test(tc, uninformed_falls_back_to_quiet_period);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("look");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, look_at_once_unless_held);
+    tcase_add_test(tc, look_at_once_when_what_is_known_is_due);
+    tcase_add_test(tc, look_at_what_nobody_told_of_within_the_spacing);
+    tcase_add_test(tc, a_batch_costs_a_look_per_spacing_and_restarts_as_before);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("messages");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -241,6 +242,15 @@ START_TEST(save_modes)
     /* account directories are private */
     save_str(ACME_SG_ACCOUNTS, "ca-1", "account.json", "{}", 0);
     ck_assert_int_eq(mode_of("accounts/ca-1"), 0700);
+    /* however durable a save is made, a secret is as private */
+    save_str(ACME_SG_STAGING, "a.org", "key.pem", "part", ACME_STORE_SECRET | ACME_STORE_PART);
+    save_str(ACME_SG_STAGING, "a.org", "key2.pem", "volatile",
+             ACME_STORE_SECRET | ACME_STORE_VOLATILE);
+    save_str(ACME_SG_STAGING, "a.org", "meta.json", "{}", 0);
+    ck_assert_int_eq(mode_of("staging/a.org/key.pem"), 0600);
+    ck_assert_int_eq(mode_of("staging/a.org/key2.pem"), 0600);
+    ck_assert_str_eq(load_str(ACME_SG_STAGING, "a.org", "key.pem"), "part");
+    ck_assert_int_eq(count_dotfiles("staging/a.org"), 0);
 }
 END_TEST
 
@@ -374,6 +384,22 @@ START_TEST(remove_aspect_and_name)
     ck_assert_int_eq(st->remove(st, ACME_SG_STAGING, "c.org", NULL, pool), APR_SUCCESS);
     ck_assert(!exists("staging/c.org"));
     ck_assert_str_eq(load_str(ACME_SG_DOMAINS, "keep.org", "precious"), "x");
+}
+END_TEST
+
+/* The store directory is opened once, when the store is made: every walk
+ * starts from that descriptor, not from the path again. */
+START_TEST(walks_start_from_the_directory_opened_at_creation)
+{
+    const char *moved = apr_pstrcat(pool, base, ".moved", NULL);
+
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "1", 0);
+    ck_assert_int_eq(rename(base, moved), 0);
+    save_str(ACME_SG_JOBS, "a.org", "job.json", "2", 0);
+    ck_assert_str_eq(load_str(ACME_SG_JOBS, "a.org", "job.json"), "2");
+    ck_assert_int_eq(rename(moved, base), 0);
+    ck_assert_str_eq(load_str(ACME_SG_JOBS, "a.org", "job.json"), "2");
+    ck_assert_int_eq(count_dotfiles("jobs/a.org"), 0);
 }
 END_TEST
 
@@ -765,6 +791,41 @@ START_TEST(claim_takeover_race_has_one_winner)
 }
 END_TEST
 
+/* A claim's write makes and syncs its file before it takes the lock guard
+ * (which every job of the store takes): while another holds the guard, the
+ * file is there already, and the rename follows once the guard is free. */
+START_TEST(fenced_write_takes_the_guard_only_to_rename)
+{
+    acme_store_claim_t *a = claim_ok("a.org", "server-1", SEC(30));
+    acme_store_t *va = acme_store_fenced(pool, st, a);
+    int gfd, status, i;
+    pid_t pid;
+
+    ck_assert_int_eq(va->save(va, ACME_SG_STAGING, "a.org", "cert.pem", "old", 3, 0, pool),
+                     APR_SUCCESS);
+    gfd = open(bpath("jobs/.locks/.guard"), O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(gfd, 0);
+    ck_assert_int_eq(flock(gfd, LOCK_EX), 0);  /* another's change is under way */
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(gfd); /* the lock is the open file's: this copy would hold it too */
+        _exit(va->save(va, ACME_SG_STAGING, "a.org", "cert.pem", "new", 3, 0, pool)
+              == APR_SUCCESS ? 0 : 1);
+    }
+    for (i = 0; i < 500 && count_dotfiles("staging/a.org") == 0; ++i) {
+        usleep(10000);
+    }
+    ck_assert_int_eq(count_dotfiles("staging/a.org"), 1);
+    ck_assert_str_eq(load_str(ACME_SG_STAGING, "a.org", "cert.pem"), "old");
+    close(gfd);  /* drops the guard */
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_eq(load_str(ACME_SG_STAGING, "a.org", "cert.pem"), "new");
+    ck_assert_int_eq(count_dotfiles("staging/a.org"), 0);
+}
+END_TEST
+
 START_TEST(claim_bad_arguments)
 {
     acme_store_claim_t *c;
@@ -1099,6 +1160,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, list_sorted_skips_temp_and_dotfiles);
     tcase_add_test(tc, remove_aspect_and_name);
     tcase_add_test(tc, mtime_of_item);
+    tcase_add_test(tc, walks_start_from_the_directory_opened_at_creation);
     tcase_add_test(tc, json_roundtrip_and_corrupt);
     suite_add_tcase(s, tc);
 
@@ -1128,6 +1190,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, claim_corrupt_file_taken_over);
     tcase_add_test(tc, claim_takeover_race_has_one_winner);
     tcase_add_test(tc, claim_bad_arguments);
+    tcase_add_test(tc, fenced_write_takes_the_guard_only_to_rename);
     tcase_add_test(tc, sweep_removes_only_stale_temporaries);
     suite_add_tcase(s, tc);
 
