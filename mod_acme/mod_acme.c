@@ -536,24 +536,32 @@ static void find_served_types(acme_domain_t *d, server_rec *s, apr_pool_t *pconf
     }
 }
 
-/* Removes the temporary store when the server exits: a cleanup of pconf,
- * registered by each generation. What a process keeps across generations
- * (in s->process->pool) must be plain memory: the process pool's own
- * cleanups run at exit after the module was unloaded, so one of this
- * module's functions there would be called unmapped (a segfault at every
- * stop). */
+/* The temporary store's directory is kept across generations (its path, in
+ * the process pool: plain memory); each generation opens the store in
+ * pconf. What a process keeps in s->process->pool must be plain memory: the
+ * process pool's own cleanups run at exit after the module was unloaded,
+ * so one of this module's functions there would be called unmapped (a
+ * segfault at every stop). The directory is removed by a cleanup of pconf
+ * when httpd exits. */
+static const char **fallback_tmp_dir(server_rec *s)
+{
+    return acme_mod_process_mem(s, "acme-fallback-dir", sizeof(const char *));
+}
+
 static apr_status_t remove_tmp_store_at_exit(void *data)
 {
     server_rec *s = data;
-    acme_store_t *tmp = NULL;
+    const char **dir = fallback_tmp_dir(s), *err = NULL;
+    acme_store_t *tmp;
     apr_pool_t *p;
 
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING || !*dir) {
         return APR_SUCCESS; /* a restart: the next generation uses it */
     }
-    apr_pool_userdata_get((void **)&tmp, "acme-fallback-store", s->process->pool);
-    if (tmp && apr_pool_create(&p, NULL) == APR_SUCCESS) {
-        acme_store_fs_remove_all(tmp, p);
+    if (apr_pool_create(&p, NULL) == APR_SUCCESS) {
+        if (acme_store_fs_create(&tmp, p, *dir, &err) == APR_SUCCESS && !err) {
+            acme_store_fs_remove_all(tmp, p);
+        }
         apr_pool_destroy(p);
     }
     return APR_SUCCESS;
@@ -564,26 +572,26 @@ static apr_status_t remove_tmp_store_at_exit(void *data)
  * or read-only disk): httpd starts all the same. */
 static acme_store_t *fallback_tmp_store(server_rec *s)
 {
-    apr_pool_t *pp = s->process->pool;
+    apr_pool_t *pconf = s->process->pconf;
+    const char **dir = fallback_tmp_dir(s), *tdir = NULL, *err = NULL;
     acme_store_t *tmp = NULL;
-    const char *dir = NULL, *err;
     char *templ;
 
-    apr_pool_userdata_get((void **)&tmp, "acme-fallback-store", pp);
+    apr_pool_userdata_get((void **)&tmp, "acme-fallback-store", pconf);
     if (tmp) {
         return tmp;
     }
-    if (apr_temp_dir_get(&dir, pp) != APR_SUCCESS) {
-        return NULL;
+    if (!*dir && apr_temp_dir_get(&tdir, pconf) == APR_SUCCESS) {
+        templ = apr_pstrcat(s->process->pool, tdir, "/mod_acme-fallback-XXXXXX", NULL);
+        *dir = mkdtemp(templ) ? templ : NULL;
     }
-    templ = apr_pstrcat(pp, dir, "/mod_acme-fallback-XXXXXX", NULL);
-    if (!mkdtemp(templ) || acme_store_fs_create(&tmp, pp, templ, &err) != APR_SUCCESS || err) {
+    if (!*dir || acme_store_fs_create(&tmp, pconf, *dir, &err) != APR_SUCCESS || err) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, ACMELOG(0107)
                      "cannot make a temporary directory for the temporary certificates in %s",
-                     dir);
+                     *dir ? *dir : tdir ? tdir : "the temporary directory");
         return NULL;
     }
-    apr_pool_userdata_set(tmp, "acme-fallback-store", apr_pool_cleanup_null, pp);
+    apr_pool_userdata_set(tmp, "acme-fallback-store", apr_pool_cleanup_null, pconf);
     return tmp;
 }
 
