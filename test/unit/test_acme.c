@@ -1041,6 +1041,15 @@ static void count_waits(void *baton, int waiting)
     }
 }
 
+/* An order poll's answers: processing (with its Retry-After), then valid. */
+#define POLL_PROCESSING(nonce, after)                                                       \
+    {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"          \
+                 "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"}, {nonce, after}}
+#define POLL_VALID(nonce)                                                                    \
+    {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"               \
+                 "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/cert/1\"}",          \
+     {"Replay-Nonce"}, {nonce}}
+
 /* A CA that says when to ask again is asked then, and not before: three
  * polls over two Retry-After seconds, whatever the learned timing says. */
 START_TEST(client_poll_waits_for_retry_after)
@@ -1048,15 +1057,9 @@ START_TEST(client_poll_waits_for_retry_after)
     static const canned_t script[] = {
         {200, AJSON, DIR_JSON, {NULL}, {NULL}},
         {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
-        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
-         {"n1", "1"}},
-        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
-         {"n2", "1"}},
-        {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/cert/1\"}",
-         {"Replay-Nonce"}, {"n3"}},
+        POLL_PROCESSING("n1", "1"),
+        POLL_PROCESSING("n2", "1"),
+        POLL_VALID("n3"),
     };
     fake_t f;
     acme_client_t *c = fake_client(&f, script, 5, 1);
@@ -1080,15 +1083,9 @@ START_TEST(client_poll_tells_long_waits_and_their_end)
     static const canned_t script[] = {
         {200, AJSON, DIR_JSON, {NULL}, {NULL}},
         {200, NULL, NULL, {"Replay-Nonce"}, {"n0"}},
-        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
-         {"n1", "1"}},
-        {200, AJSON, "{\"status\":\"processing\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\"}", {"Replay-Nonce", "Retry-After"},
-         {"n2", "0"}},
-        {200, AJSON, "{\"status\":\"valid\",\"identifiers\":[],\"authorizations\":[],"
-                     "\"finalize\":\"https://ca/f\",\"certificate\":\"https://ca/cert/1\"}",
-         {"Replay-Nonce"}, {"n3"}},
+        POLL_PROCESSING("n1", "1"),
+        POLL_PROCESSING("n2", "0"),
+        POLL_VALID("n3"),
     };
     fake_t f;
     acme_client_t *c = fake_client(&f, script, 5, 1);
