@@ -66,10 +66,14 @@ def system_apache_pid():
 
 
 def snapshot_tree(top):
-    """{relative path: ("dir"|"link"|"file", target or bytes)} under top."""
+    """{relative path: ("dir"|"link"|"file", target or bytes)} under top.
+    A running server may be writing: its temporary files (".tmp.*", renamed
+    or removed at once) are no part of the store and are left out."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(top):
         for name in dirnames + filenames:
+            if name.startswith(".tmp."):
+                continue
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, top)
             if os.path.islink(path):
