@@ -245,6 +245,15 @@ def test_new_children_answer_a_whole_batch_published_before_them(cluster_factory
         publish_token(c, build_dir, t)
     target = c.servers[1]
     target.graceful()   # new children: nothing in their cache yet
+    # the new child's watch is made (so what it read first is in the cache):
+    # a token withdrawn now is seen gone at once, which only the watch can
+    # tell (a looked-up answer is kept 30 s). The 16 older tokens come only
+    # through what the watch read first.
+    canary = "C" + uuid.uuid4().hex
+    publish_token(c, build_dir, canary)
+    util.wait_for(lambda: token_status(target, name, canary) == 200, 10, "the canary served")
+    publish_token(c, build_dir, canary, "remove")
+    util.wait_for(lambda: token_status(target, name, canary) == 404, 10, "the watch of the new child")
     ready = threading.Barrier(len(tokens))
     status = {}
 
