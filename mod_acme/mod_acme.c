@@ -621,8 +621,10 @@ static fallback_mem_t *fallback_mem(server_rec *s)
 static void fallback_keep(fallback_mem_t *m, server_rec *s, const char *pem, apr_size_t len,
                           acme_pkey_t *key)
 {
-    m->key_pem = apr_pmemdup(s->process->pool, pem, len + 1);
-    m->key_len = len;
+    if (pem != m->key_pem) {   /* each generation re-decodes the kept PEM: no copy then */
+        m->key_pem = apr_pmemdup(s->process->pool, pem, len + 1);
+        m->key_len = len;
+    }
     m->key = key;
     m->key_gen = ap_state_query(AP_SQ_CONFIG_GEN);
 }
